@@ -1,0 +1,116 @@
+/* gguf.h - the weight container: GGUF version 3, read with mmap.
+ *
+ * Every model file and test fixture of seedx.c is one GGUF file. Tensor
+ * names are the ORIGINAL checkpoint key names; shapes are presented in
+ * PyTorch order (GGUF stores dims fastest-first; the reader reverses them).
+ * Hyperparameters live in metadata ("seedx.vit.width", ...). */
+#ifndef SEEDX_GGUF_H
+#define SEEDX_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Tensor types: values are ggml's type ids. */
+enum {
+    SX_F32 = 0,
+    SX_F16 = 1,
+    SX_Q4_0 = 2,
+    SX_Q8_0 = 8,
+    SX_BF16 = 30,
+};
+#define SX_TYPE_BIT(t) (1u << ((t) & 31))
+#define SX_ANY_FLOAT (SX_TYPE_BIT(SX_F32) | SX_TYPE_BIT(SX_F16) | SX_TYPE_BIT(SX_BF16))
+#define SX_ANY_TYPE (SX_ANY_FLOAT | SX_TYPE_BIT(SX_Q8_0) | SX_TYPE_BIT(SX_Q4_0))
+#define SX_MAX_DIMS 4
+
+const char *sx_type_name(int type); /* "F32", "F16", ... or "?" */
+/* Bytes for n elements of type (n must be a multiple of the block size for
+ * quantized types); 0 for an unknown type or a bad n. */
+size_t sx_type_nbytes(int type, int64_t n);
+
+typedef struct sx_tensor {
+    const char *name;
+    int type;
+    int ndim;
+    int64_t shape[SX_MAX_DIMS]; /* PyTorch order: shape[0] is the slowest */
+    int64_t nelem;
+    size_t nbytes;
+    uint64_t offset; /* from the start of the data section */
+    const void *data;
+} sx_tensor;
+
+/* Metadata value types (GGUF's ids). */
+enum {
+    SX_GGUF_U8 = 0, SX_GGUF_I8 = 1, SX_GGUF_U16 = 2, SX_GGUF_I16 = 3,
+    SX_GGUF_U32 = 4, SX_GGUF_I32 = 5, SX_GGUF_F32 = 6, SX_GGUF_BOOL = 7,
+    SX_GGUF_STRING = 8, SX_GGUF_ARRAY = 9, SX_GGUF_U64 = 10, SX_GGUF_I64 = 11,
+    SX_GGUF_F64 = 12,
+};
+
+typedef struct sx_gguf sx_gguf;
+
+/* Opens and validates a file (magic, version, counts, string lengths, tensor
+ * offsets/sizes inside the file, alignment, dims > 0, overflow). On failure
+ * returns -1 with an error naming the file and the field. */
+int sx_gguf_open(const char *path, sx_gguf **out);
+void sx_gguf_close(sx_gguf *g);
+const char *sx_gguf_path(const sx_gguf *g);
+uint32_t sx_gguf_version(const sx_gguf *g);
+size_t sx_gguf_alignment(const sx_gguf *g);
+
+/* --- tensors --- */
+int64_t sx_gguf_n_tensors(const sx_gguf *g);
+const sx_tensor *sx_gguf_tensor_at(const sx_gguf *g, int64_t i);
+/* NULL when absent; sets no error. */
+const sx_tensor *sx_gguf_find(const sx_gguf *g, const char *name);
+/* Checked lookup: type must be in type_mask (SX_TYPE_BIT(..) | ...), ndim
+ * must match and each of the ndim int64_t dims must match (pass -1 for
+ * "any"). NULL on failure with a message such as
+ *   model.gguf: tensor 'blocks.0.attn.qkv.weight' has shape [4992,1664],
+ *   expected [4992,1600]                                                   */
+const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type_mask,
+                               int ndim, ...);
+/* As sx_tensor_get, returning the tensor converted to float32. The pointer
+ * is into the mapping when the tensor is F32 (and 4-byte aligned), else a
+ * converted copy owned by g (freed by sx_gguf_close). */
+const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...);
+/* Converts any tensor type to float32 into dst (t->nelem floats). */
+int sx_tensor_to_f32(const sx_tensor *t, float *dst);
+
+/* --- metadata --- */
+int64_t sx_gguf_n_kv(const sx_gguf *g);
+const char *sx_gguf_key_at(const sx_gguf *g, int64_t i);
+int sx_gguf_kv_type(const sx_gguf *g, const char *key); /* -1 if absent */
+int sx_meta_has(const sx_gguf *g, const char *key);
+/* Required values: error (naming file and key) when absent or of a type
+ * that cannot be converted (ints accept any integer type and bool; floats
+ * accept f32/f64 and integers). */
+int sx_meta_int(const sx_gguf *g, const char *key, int64_t *out);
+int sx_meta_float(const sx_gguf *g, const char *key, double *out);
+int sx_meta_str(const sx_gguf *g, const char *key, const char **s, size_t *len);
+/* Optional values with a default. */
+int64_t sx_meta_int_or(const sx_gguf *g, const char *key, int64_t def);
+double sx_meta_float_or(const sx_gguf *g, const char *key, double def);
+/* Arrays: element type and count; numeric elements via sx_meta_arr_int /
+ * _float (index checked), strings via sx_meta_arr_str. */
+int sx_meta_arr(const sx_gguf *g, const char *key, int *elem_type, uint64_t *n);
+int sx_meta_arr_int(const sx_gguf *g, const char *key, uint64_t i, int64_t *out);
+int sx_meta_arr_float(const sx_gguf *g, const char *key, uint64_t i, double *out);
+int sx_meta_arr_str(const sx_gguf *g, const char *key, uint64_t i, const char **s,
+                    size_t *len);
+/* Raw pointer to a numeric array's packed elements (little-endian, GGUF
+ * element type), for bulk reads such as the tokenizer's scores. */
+const void *sx_meta_arr_data(const sx_gguf *g, const char *key);
+
+/* Writes a gguf-dump-like listing (metadata, tensor table) to f.
+ * Implemented in gguf.c; used by `seedx inspect`. */
+int sx_gguf_print(const sx_gguf *g, void *FILE_ptr, int show_all_array_items);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,75 @@
+/* main.c - the `seedx` command line: dispatches to the subcommands that each
+ * component implements next to its code (sx_cmd_* functions). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "seedx.h"
+
+/* Subcommands (one line each; implemented in the named file). */
+int sx_cmd_version(int argc, char **argv); /* main.c */
+int sx_cmd_inspect(int argc, char **argv); /* gguf.c */
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} cmds[] = {
+    {"version", sx_cmd_version, "print version, SIMD path and threads"},
+    {"inspect", sx_cmd_inspect, "list a GGUF file's metadata and tensors (or every *.gguf in a dir)"},
+    /* @@commands: add one line per subcommand above this marker */
+};
+
+int sx_cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
+           sx_threads_count());
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: seedx [--threads N] COMMAND [ARGS...]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
+    fprintf(f, "\nenvironment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512, SEEDX_TRACE=dir\n"
+               "`seedx COMMAND --help` describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    int threads = 0;
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            threads = atoi(argv[i + 1]);
+            if (threads <= 0) {
+                fprintf(stderr, "seedx: --threads needs a positive number, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            i += 2;
+        } else if (!strcmp(argv[i], "--version")) {
+            argv[i] = "version";
+            break;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "seedx: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (sx_threads_init(threads) != 0) {
+        fprintf(stderr, "seedx: %s\n", sx_errmsg());
+        return 1;
+    }
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
+        if (!strcmp(argv[i], cmds[c].name)) return cmds[c].fn(argc - i, argv + i);
+    fprintf(stderr, "seedx: unknown command '%s'\n", argv[i]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,158 @@
+/* ops.h - the kernel layer: every numeric operation the model files use.
+ *
+ * Model files (vit.c, llama.c, unet.c, vae.c, seedx.c) call only these
+ * functions; they contain no intrinsics. Each op has a scalar reference
+ * (ops.c) and, where it matters, SIMD versions (ops_avx2.c, ops_avx512.c,
+ * ops_neon.c) selected at run time (SEEDX_SIMD=scalar|avx2|avx512 forces).
+ * Every op gives bit-identical results for any thread count: each output
+ * element is computed by one thread in a fixed order.
+ *
+ * Layout: activations are float32 row-major. "Token" tensors are [T, C];
+ * "image" tensors are [C, H, W] (one sample; callers loop over batch). */
+#ifndef SEEDX_OPS_H
+#define SEEDX_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- SIMD selection ---- */
+enum { SX_SIMD_SCALAR = 0, SX_SIMD_AVX2 = 1, SX_SIMD_AVX512 = 2, SX_SIMD_NEON = 3 };
+/* Picks the best path the CPU supports, or SEEDX_SIMD if set. Called by
+ * sx_threads_init; safe to call again. Returns -1 if SEEDX_SIMD names a
+ * path this CPU or build lacks. */
+int sx_simd_init(void);
+int sx_simd_set(int level); /* -1 (with error) if unsupported */
+int sx_simd_level(void);
+const char *sx_simd_name(int level);
+int sx_simd_supported(int level);
+
+/* ---- weights ----
+ * A weight handle is how model files hand a matrix to the kernel layer. The
+ * kernel layer may pre-pack it (layout, type) and model files never look
+ * inside. Logical shape is always [N, K] (nn.Linear's [out, in]); trans=1
+ * says the stored matrix is [K, N] (e.g. Qwen's `proj`, used as x @ proj). */
+typedef struct sx_weight {
+    int type;          /* SX_F32, SX_F16, SX_BF16 (Q8_0/Q4_0 reserved) */
+    int trans;         /* 0: stored [N,K] row-major; 1: stored [K,N] */
+    int64_t N, K;
+    int64_t ld;        /* elements between stored rows (K, or N if trans) */
+    const void *data;
+    const char *name;  /* for error messages; may be NULL */
+    void *packed;      /* kernel-layer private */
+} sx_weight;
+
+/* Looks up a [N,K] matrix in the container (F32/F16/BF16) and wraps it. */
+int sx_weight_get(sx_gguf *g, const char *name, int64_t N, int64_t K, sx_weight *w);
+/* Same, for a stored [K,N] matrix used as x @ W (logical [N,K]). */
+int sx_weight_get_t(sx_gguf *g, const char *name, int64_t K, int64_t N, sx_weight *w);
+/* Wraps an F32 buffer as a weight, e.g. a conv kernel viewed [Cout, Cin*kh*kw]. */
+sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K);
+/* A row range [n0, n0+n) of a weight (e.g. one of q/k/v in a fused proj). */
+sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n);
+
+/* ---- matmul ----
+ * Y[M,N] = X[M,K] . W^T (+ bias[N]). X, Y float32 with row strides ldx, ldy
+ * (in elements). Multi-threaded over M and N. Y must not alias X. */
+int sx_matmul(float *Y, const float *X, const sx_weight *W, const float *bias, int64_t M);
+int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                 const float *bias, int64_t M);
+
+/* ---- attention ----
+ * Scaled dot-product attention over heads. q/k/v/o are float32 with a
+ * per-token stride and a per-head stride (in elements), so fused or
+ * per-head-interleaved projections are read in place. Head h of q uses kv
+ * head h / (n_heads / n_kv_heads) (GQA). Causal: query i attends keys
+ * j <= i + causal_offset (causal_offset = Tk - Tq with a KV cache).
+ * Computed in tiles of queries: scratch does not grow as Tq*Tk*heads. */
+typedef struct sx_attn {
+    int n_heads, n_kv_heads, head_dim;
+    int64_t q_tok, q_head; /* strides of q */
+    int64_t k_tok, k_head;
+    int64_t v_tok, v_head;
+    int64_t o_tok, o_head;
+    float scale;           /* usually 1/sqrt(head_dim) */
+    int causal;
+    int64_t causal_offset;
+} sx_attn;
+int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, const float *v,
+                 int64_t Tq, int64_t Tk);
+
+/* ---- normalisation (y may equal x) ---- */
+/* LayerNorm over the last dim of [rows, dim]; w/b may be NULL (no affine). */
+void sx_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,
+                  int64_t dim, float eps);
+/* RMSNorm (Llama): y = w * x / sqrt(mean(x^2) + eps). */
+void sx_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t dim, float eps);
+/* GroupNorm of one [C, HW] sample; w/b per channel (may be NULL). */
+int sx_groupnorm(float *y, const float *x, const float *w, const float *b, int64_t C,
+                 int64_t HW, int groups, float eps);
+/* Softmax over the last dim of [rows, dim], in place. */
+void sx_softmax(float *x, int64_t rows, int64_t dim);
+
+/* ---- activations / elementwise (in place allowed) ---- */
+void sx_gelu(float *y, const float *x, int64_t n);      /* exact: 0.5x(1+erf(x/sqrt2)) */
+void sx_gelu_tanh(float *y, const float *x, int64_t n); /* tanh approximation */
+void sx_silu(float *y, const float *x, int64_t n);
+void sx_add(float *y, const float *a, const float *b, int64_t n);
+void sx_mul(float *y, const float *a, const float *b, int64_t n);
+void sx_scale(float *y, const float *x, float s, int64_t n);
+/* y[r, :] += b[:] for each of rows rows (bias broadcast). */
+void sx_add_row(float *y, const float *b, int64_t rows, int64_t dim);
+/* y[c, :] += b[c] for [C, HW] (per-channel broadcast). */
+void sx_add_channel(float *y, const float *b, int64_t C, int64_t HW);
+/* Transpose [R, C] -> [C, R]. */
+void sx_transpose(float *y, const float *x, int64_t R, int64_t C);
+
+/* ---- rotary embedding (HF Llama, rotate_half layout) ----
+ * x: [T, n_heads, head_dim] with token stride tok_stride; token t has
+ * position pos0 + t. inv_freq_i = 1/theta^(2i/head_dim) in float32. */
+void sx_rope(float *x, int64_t T, int n_heads, int head_dim, int64_t tok_stride,
+             int64_t head_stride, int64_t pos0, float theta);
+
+/* ---- convolution ----
+ * One [Cin, H, W] sample -> [Cout, Ho, Wo]. Weight logical shape
+ * [Cout, Cin*kh*kw] (PyTorch's [Cout, Cin, kh, kw] flattened). Zero padding
+ * top/left/bottom/right (diffusers' asymmetric downsample pad is 0,0,1,1).
+ * Ho = (H + pt + pb - kh) / stride + 1. */
+typedef struct sx_conv {
+    int cin, cout, kh, kw, stride;
+    int pad_t, pad_l, pad_b, pad_r;
+} sx_conv;
+int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+              const sx_weight *w, const float *bias, int64_t *Ho, int64_t *Wo);
+
+/* ---- resampling ---- */
+/* torch.nn.functional.interpolate(mode="bicubic", align_corners=False) of a
+ * [C, h, w] grid to [C, oh, ow] (A = -0.75, edge-clamped taps). */
+void sx_interp_bicubic(float *y, const float *x, int64_t C, int64_t h, int64_t w, int64_t oh,
+                       int64_t ow);
+/* Nearest-neighbour x2 upsample of [C, H, W] -> [C, 2H, 2W]. */
+void sx_upsample_nearest2x(float *y, const float *x, int64_t C, int64_t H, int64_t W);
+/* Average pooling along tokens: [L, D] -> [L/k, D] (avg_pool1d over the token
+ * axis with kernel = stride = k; L % k == 0). */
+void sx_avgpool_tokens(float *y, const float *x, int64_t L, int64_t D, int64_t k);
+
+/* ---- type conversion ---- */
+float sx_f16_to_f32(uint16_t h);
+uint16_t sx_f32_to_f16(float f);   /* round to nearest even */
+float sx_bf16_to_f32(uint16_t h);
+uint16_t sx_f32_to_bf16(float f);  /* round to nearest even */
+void sx_f16_to_f32_n(float *y, const uint16_t *x, int64_t n);
+void sx_bf16_to_f32_n(float *y, const uint16_t *x, int64_t n);
+
+/* ---- deterministic test data ----
+ * Counter-based uniform/normal values shared with scripts/sxrand.py, so
+ * real-shape tests can regenerate large random weights on both sides instead
+ * of committing them: value i of stream `seed` is a pure function of (seed, i). */
+void sx_rand_uniform(float *y, int64_t n, uint64_t seed, float lo, float hi);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

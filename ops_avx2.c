@@ -1,0 +1,137 @@
+/* ops_avx2.c - AVX2+FMA+F16C kernels (see ops_impl.h for what each does).
+ * GEMM micro-tile 6x16: 12 ymm accumulators. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "ops_impl.h"
+#include "seedx.h"
+
+#define MR 6
+#define NR 16
+
+static void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int load_c) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+#define LD(i, r0, r1)                                                                        \
+    r0 = load_c ? _mm256_loadu_ps(c + (i) * ldc) : _mm256_setzero_ps();                      \
+    r1 = load_c ? _mm256_loadu_ps(c + (i) * ldc + 8) : _mm256_setzero_ps();
+    LD(0, c00, c01) LD(1, c10, c11) LD(2, c20, c21) LD(3, c30, c31) LD(4, c40, c41)
+    LD(5, c50, c51)
+#undef LD
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), av;
+#define STEP(i, r0, r1)                                                                      \
+    av = _mm256_broadcast_ss(a + i);                                                         \
+    r0 = _mm256_fmadd_ps(av, b0, r0);                                                        \
+    r1 = _mm256_fmadd_ps(av, b1, r1);
+        STEP(0, c00, c01) STEP(1, c10, c11) STEP(2, c20, c21) STEP(3, c30, c31)
+        STEP(4, c40, c41) STEP(5, c50, c51)
+#undef STEP
+        a += MR;
+        b += NR;
+    }
+#define ST(i, r0, r1)                                                                        \
+    _mm256_storeu_ps(c + (i) * ldc, r0);                                                     \
+    _mm256_storeu_ps(c + (i) * ldc + 8, r1);
+    ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41)
+    ST(5, c50, c51)
+#undef ST
+}
+
+static inline __m256 load8(const void *w, int type, int64_t k) {
+    if (type == SX_F32) return _mm256_loadu_ps((const float *)w + k);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
+    if (type == SX_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static float wval(const void *w, int type, int64_t k) {
+    if (type == SX_F32) return ((const float *)w)[k];
+    if (type == SX_F16) return sx_f16_to_f32(((const uint16_t *)w)[k]);
+    return sx_bf16_to_f32(((const uint16_t *)w)[k]);
+}
+
+static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, const void *w, int type,
+                 int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias) {
+    size_t es = type == SX_F32 ? 4 : 2;
+    for (int64_t n = n0; n < n1; n++) {
+        const char *wr = (const char *)w + (size_t)n * (size_t)ld * es;
+        __m256 acc[SX_GEMV_MAX_M][2];
+        for (int r = 0; r < m; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 16 <= K; k += 16) {
+            __m256 w0 = load8(wr, type, k), w1 = load8(wr, type, k + 8);
+            for (int r = 0; r < m; r++) {
+                acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + k), w0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + k + 8), w1, acc[r][1]);
+            }
+        }
+        for (int r = 0; r < m; r++) {
+            float s = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+            for (int64_t kk = k; kk < K; kk++) s += x[r * ldx + kk] * wval(wr, type, kk);
+            y[r * ldy + n] = s + (bias ? bias[n] : 0.0f);
+        }
+    }
+}
+
+static void f16_to_f32(float *y, const uint16_t *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    for (; i < n; i++) y[i] = sx_f16_to_f32(x[i]);
+}
+
+static void bf16_to_f32(float *y, const uint16_t *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(
+                                    _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + i))), 16)));
+    for (; i < n; i++) y[i] = sx_bf16_to_f32(x[i]);
+}
+
+/* exp(x) for the softmax: same reduction and polynomial as the AVX-512 path. */
+static inline __m256 exp256(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* 2^n: n in [-126, 0] here, build the exponent bits directly */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(under, res);
+}
+
+static float exp_sum(float *x, int64_t n, float max) {
+    __m256 s = _mm256_setzero_ps(), mx = _mm256_set1_ps(max);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    float t = hsum(s);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        t += x[i];
+    }
+    return t;
+}
+
+const sx_kernels sx_kernels_avx2 = {"avx2", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, exp_sum};

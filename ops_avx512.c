@@ -1,0 +1,144 @@
+/* ops_avx512.c - AVX-512F kernels (see ops_impl.h for what each does).
+ * GEMM micro-tile 12x32: 24 zmm accumulators, two B loads and twelve
+ * broadcasts of A per k step. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "ops_impl.h"
+#include "seedx.h"
+
+#define MR 12
+#define NR 32
+
+static void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int load_c) {
+    __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    __m512 c60, c61, c70, c71, c80, c81, c90, c91, ca0, ca1, cb0, cb1;
+#define LD(i, r0, r1)                                                                        \
+    r0 = load_c ? _mm512_loadu_ps(c + (i) * ldc) : _mm512_setzero_ps();                      \
+    r1 = load_c ? _mm512_loadu_ps(c + (i) * ldc + 16) : _mm512_setzero_ps();
+    LD(0, c00, c01) LD(1, c10, c11) LD(2, c20, c21) LD(3, c30, c31) LD(4, c40, c41)
+    LD(5, c50, c51) LD(6, c60, c61) LD(7, c70, c71) LD(8, c80, c81) LD(9, c90, c91)
+    LD(10, ca0, ca1) LD(11, cb0, cb1)
+#undef LD
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), av;
+#define STEP(i, r0, r1)                                                                      \
+    av = _mm512_set1_ps(a[i]);                                                               \
+    r0 = _mm512_fmadd_ps(av, b0, r0);                                                        \
+    r1 = _mm512_fmadd_ps(av, b1, r1);
+        STEP(0, c00, c01) STEP(1, c10, c11) STEP(2, c20, c21) STEP(3, c30, c31)
+        STEP(4, c40, c41) STEP(5, c50, c51) STEP(6, c60, c61) STEP(7, c70, c71)
+        STEP(8, c80, c81) STEP(9, c90, c91) STEP(10, ca0, ca1) STEP(11, cb0, cb1)
+#undef STEP
+        a += MR;
+        b += NR;
+    }
+#define ST(i, r0, r1)                                                                        \
+    _mm512_storeu_ps(c + (i) * ldc, r0);                                                     \
+    _mm512_storeu_ps(c + (i) * ldc + 16, r1);
+    ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41)
+    ST(5, c50, c51) ST(6, c60, c61) ST(7, c70, c71) ST(8, c80, c81) ST(9, c90, c91)
+    ST(10, ca0, ca1) ST(11, cb0, cb1)
+#undef ST
+}
+
+static inline __m512 load16(const void *w, int type, int64_t k) {
+    if (type == SX_F32) return _mm512_loadu_ps((const float *)w + k);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k));
+    if (type == SX_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __m512 load16_tail(const void *w, int type, int64_t k, int n) {
+    __mmask16 m = (__mmask16)((1u << n) - 1);
+    if (type == SX_F32) return _mm512_maskz_loadu_ps(m, (const float *)w + k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + k);
+    if (type == SX_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, const void *w, int type,
+                 int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias) {
+    size_t es = type == SX_F32 ? 4 : 2;
+    for (int64_t n = n0; n < n1; n++) {
+        const char *wr = (const char *)w + (size_t)n * (size_t)ld * es;
+        __m512 acc[SX_GEMV_MAX_M][2];
+        for (int r = 0; r < m; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
+            __m512 w0 = load16(wr, type, k), w1 = load16(wr, type, k + 16);
+            for (int r = 0; r < m; r++) {
+                acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k), w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k + 16), w1, acc[r][1]);
+            }
+        }
+        for (; k < K; k += 16) {
+            int nn = K - k < 16 ? (int)(K - k) : 16;
+            __mmask16 mk = (__mmask16)((1u << nn) - 1);
+            __m512 w0 = load16_tail(wr, type, k, nn);
+            for (int r = 0; r < m; r++)
+                acc[r][0] =
+                    _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + r * ldx + k), w0, acc[r][0]);
+        }
+        for (int r = 0; r < m; r++)
+            y[r * ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) +
+                             (bias ? bias[n] : 0.0f);
+    }
+}
+
+static void f16_to_f32(float *y, const uint16_t *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
+    for (; i < n; i++) y[i] = sx_f16_to_f32(x[i]);
+}
+
+static void bf16_to_f32(float *y, const uint16_t *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + i))), 16)));
+    for (; i < n; i++) y[i] = sx_bf16_to_f32(x[i]);
+}
+
+/* exp(x) for x <= 0 (softmax after max subtraction): Cody-Waite reduction
+ * x = n ln2 + r, degree-6 polynomial for e^r, scale by 2^n; exact 0 below
+ * -87.3 (like expf's underflow to 0 at the float range). */
+static inline __m512 exp512(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 res = _mm512_scalef_ps(p, n);
+    return _mm512_maskz_mov_ps((__mmask16)~under, res);
+}
+
+static float exp_sum(float *x, int64_t n, float max) {
+    __m512 s = _mm512_setzero_ps(), mx = _mm512_set1_ps(max);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+        _mm512_storeu_ps(x + i, e);
+        s = _mm512_add_ps(s, e);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s = _mm512_add_ps(s, _mm512_maskz_mov_ps(m, e));
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+const sx_kernels sx_kernels_avx512 = {"avx512", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, exp_sum};

@@ -1,0 +1,401 @@
+/* tests/test_ops.c - the kernel layer against PyTorch 2.0.1 outputs
+ * (tests/fixtures/ops/ops.gguf, made by scripts/fixtures_ops.py), every SIMD
+ * path against the scalar reference, and thread-count determinism. */
+#include "test.h"
+
+static sx_gguf *G;
+static int levels[4], n_levels;
+
+static const float *T_(const char *name, int64_t *n) {
+    const sx_tensor *t = sx_gguf_find(G, name);
+    if (!t) {
+        fprintf(stderr, "  fixture tensor '%s' missing\n", name);
+        return NULL;
+    }
+    if (n) *n = t->nelem;
+    return sx_get_f32(G, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+}
+
+static void test_fixture_open(void) {
+    CHECK_OK(sx_gguf_open("tests/fixtures/ops/ops.gguf", &G));
+}
+
+/* Runs body once per supported SIMD level with `lvl` set. */
+#define FOR_LEVELS(...)                                                                 \
+    for (int li_ = 0; li_ < n_levels; li_++) {                                           \
+        sx_simd_set(levels[li_]);                                                        \
+        const char *lvl = sx_simd_name(levels[li_]);                                     \
+        (void)lvl;                                                                       \
+        __VA_ARGS__                                                                      \
+    }                                                                                    \
+    sx_simd_init();
+
+static void test_matmul_vs_torch(void) {
+    uint64_t n;
+    int et;
+    if (!G || sx_meta_arr(G, "ops.matmul.cases", &et, &n) != 0) {
+        CHECK(0);
+        return;
+    }
+    FOR_LEVELS(for (uint64_t i = 0; i < n; i++) {
+        const char *c;
+        size_t len;
+        char p[128], nm[160];
+        sx_meta_arr_str(G, "ops.matmul.cases", i, &c, &len);
+        snprintf(p, sizeof p, "matmul.%.*s", (int)len, c);
+        int M, K, N;
+        sscanf(c, "%d.%d.%d", &M, &K, &N);
+        snprintf(nm, sizeof nm, "%s.w", p);
+        sx_weight w;
+        CHECK_OK(sx_weight_get(G, nm, N, K, &w));
+        snprintf(nm, sizeof nm, "%s.x", p);
+        const float *x = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.b", p);
+        const float *b = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.y", p);
+        const float *y = T_(nm, NULL);
+        float *out = malloc(sizeof(float) * M * N);
+        CHECK_OK(sx_matmul(out, x, &w, b, M));
+        snprintf(nm, sizeof nm, "%s %s", lvl, p);
+        CHECK_CLOSE(nm, out, y, (int64_t)M * N, 2e-6);
+        free(out);
+    })
+}
+
+static void test_matmul_transposed(void) {
+    FOR_LEVELS({
+        sx_weight w;
+        CHECK_OK(sx_weight_get_t(G, "matmul_t.p", 70, 45, &w));
+        float out[33 * 45];
+        CHECK_OK(sx_matmul(out, T_("matmul_t.x", NULL), &w, NULL, 33));
+        CHECK_CLOSE(lvl, out, T_("matmul_t.y", NULL), 33 * 45, 2e-6);
+    })
+}
+
+static void test_attention_vs_torch(void) {
+    uint64_t n;
+    int et;
+    if (sx_meta_arr(G, "ops.attn.cases", &et, &n) != 0) {
+        CHECK(0);
+        return;
+    }
+    FOR_LEVELS(for (uint64_t i = 0; i < n; i++) {
+        const char *c;
+        size_t len;
+        char p[64], nm[96];
+        sx_meta_arr_str(G, "ops.attn.cases", i, &c, &len);
+        snprintf(p, sizeof p, "attn.%.*s", (int)len, c);
+        int64_t d[6];
+        snprintf(nm, sizeof nm, "%s.dims", p);
+        for (int j = 0; j < 6; j++) sx_meta_arr_int(G, nm, (uint64_t)j, &d[j]);
+        int64_t Tq = d[0], Tk = d[1];
+        int H = (int)d[2], Hk = (int)d[3], D = (int)d[4];
+        sx_attn a = {H, Hk, D, (int64_t)H * D, D, (int64_t)Hk * D, D, (int64_t)Hk * D, D,
+                     (int64_t)H * D, D, 1.0f / sqrtf((float)D), (int)d[5], Tk - Tq};
+        snprintf(nm, sizeof nm, "%s.q", p);
+        const float *q = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.k", p);
+        const float *k = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.v", p);
+        const float *v = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.o", p);
+        const float *o = T_(nm, NULL);
+        float *out = malloc(sizeof(float) * Tq * H * D);
+        CHECK_OK(sx_attention(&a, out, q, k, v, Tq, Tk));
+        snprintf(nm, sizeof nm, "%s %s", lvl, p);
+        CHECK_CLOSE(nm, out, o, Tq * H * D, 2e-6);
+        free(out);
+    })
+}
+
+static void test_norms_vs_torch(void) {
+    const float *x = T_("norm.x", NULL), *w = T_("norm.w", NULL), *b = T_("norm.b", NULL);
+    float y[7 * 129];
+    sx_layernorm(y, x, w, b, 7, 129, 1e-6f);
+    CHECK_CLOSE("layernorm", y, T_("layernorm.y", NULL), 7 * 129, 1e-6);
+    sx_rmsnorm(y, x, w, 7, 129, 1e-5f);
+    CHECK_CLOSE("rmsnorm", y, T_("rmsnorm.y", NULL), 7 * 129, 1e-6);
+    FOR_LEVELS({
+        memcpy(y, x, sizeof y);
+        sx_softmax(y, 7, 129);
+        CHECK_CLOSE(lvl, y, T_("softmax.y", NULL), 7 * 129, 1e-6);
+    })
+    float *g = malloc(sizeof(float) * 64 * 63);
+    CHECK_OK(sx_groupnorm(g, T_("groupnorm.x", NULL), T_("groupnorm.w", NULL),
+                          T_("groupnorm.b", NULL), 64, 63, 32, 1e-6f));
+    CHECK_CLOSE("groupnorm", g, T_("groupnorm.y", NULL), 64 * 63, 1e-6);
+    CHECK(sx_groupnorm(g, g, NULL, NULL, 63, 10, 32, 1e-6f) != 0);
+    free(g);
+}
+
+static void test_activations_vs_torch(void) {
+    int64_t n;
+    const float *x = T_("act.x", &n);
+    float *y = malloc(sizeof(float) * n);
+    sx_gelu(y, x, n);
+    CHECK_CLOSE("gelu", y, T_("gelu.y", NULL), n, 1e-6);
+    sx_gelu_tanh(y, x, n);
+    CHECK_CLOSE("gelu_tanh", y, T_("gelu_tanh.y", NULL), n, 1e-6);
+    sx_silu(y, x, n);
+    CHECK_CLOSE("silu", y, T_("silu.y", NULL), n, 1e-6);
+    free(y);
+}
+
+static void test_conv_vs_torch(void) {
+    uint64_t n;
+    int et;
+    if (sx_meta_arr(G, "ops.conv.cases", &et, &n) != 0) {
+        CHECK(0);
+        return;
+    }
+    FOR_LEVELS(for (uint64_t i = 0; i < n; i++) {
+        const char *c;
+        size_t len;
+        char p[64], nm[96];
+        sx_meta_arr_str(G, "ops.conv.cases", i, &c, &len);
+        snprintf(p, sizeof p, "conv.%.*s", (int)len, c);
+        int64_t d[11];
+        snprintf(nm, sizeof nm, "%s.dims", p);
+        for (int j = 0; j < 11; j++) sx_meta_arr_int(G, nm, (uint64_t)j, &d[j]);
+        sx_conv cv = {(int)d[0], (int)d[1], (int)d[2], (int)d[2], (int)d[3],
+                      (int)d[4], (int)d[5], (int)d[6], (int)d[7]};
+        sx_weight w;
+        snprintf(nm, sizeof nm, "%s.w", p);
+        CHECK_OK(sx_weight_get(G, nm, d[1], d[0] * d[2] * d[2], &w));
+        snprintf(nm, sizeof nm, "%s.x", p);
+        const float *x = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.b", p);
+        const float *b = T_(nm, NULL);
+        snprintf(nm, sizeof nm, "%s.y", p);
+        int64_t ny;
+        const float *y = T_(nm, &ny);
+        float *out = malloc(sizeof(float) * ny);
+        int64_t Ho = 0, Wo = 0;
+        CHECK_OK(sx_conv2d(out, x, d[8], d[9], &cv, &w, d[10] ? b : NULL, &Ho, &Wo));
+        CHECK(Ho * Wo * d[1] == ny);
+        snprintf(nm, sizeof nm, "%s %s", lvl, p);
+        CHECK_CLOSE(nm, out, y, ny, 2e-6);
+        free(out);
+    })
+}
+
+static void test_resample_vs_torch(void) {
+    uint64_t n;
+    int et;
+    if (sx_meta_arr(G, "ops.bicubic.cases", &et, &n) != 0) {
+        CHECK(0);
+        return;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const char *c;
+        size_t len;
+        char nm[96];
+        sx_meta_arr_str(G, "ops.bicubic.cases", i, &c, &len);
+        int64_t d[5];
+        snprintf(nm, sizeof nm, "bicubic.%.*s.dims", (int)len, c);
+        for (int j = 0; j < 5; j++) sx_meta_arr_int(G, nm, (uint64_t)j, &d[j]);
+        float *y = malloc(sizeof(float) * d[0] * d[3] * d[4]);
+        snprintf(nm, sizeof nm, "bicubic.%.*s.x", (int)len, c);
+        sx_interp_bicubic(y, T_(nm, NULL), d[0], d[1], d[2], d[3], d[4]);
+        snprintf(nm, sizeof nm, "bicubic.%.*s.y", (int)len, c);
+        CHECK_CLOSE(nm, y, T_(nm, NULL), d[0] * d[3] * d[4], 1e-6);
+        free(y);
+    }
+    float up[3 * 10 * 14], pool[64 * 12];
+    sx_upsample_nearest2x(up, T_("upsample.x", NULL), 3, 5, 7);
+    CHECK_CLOSE("upsample", up, T_("upsample.y", NULL), 3 * 10 * 14, 0);
+    sx_avgpool_tokens(pool, T_("avgpool.x", NULL), 256, 12, 4);
+    CHECK_CLOSE("avgpool", pool, T_("avgpool.y", NULL), 64 * 12, 1e-6);
+}
+
+static void test_rope_vs_hf(void) {
+    int64_t d[4];
+    for (int j = 0; j < 4; j++) sx_meta_arr_int(G, "rope.dims", (uint64_t)j, &d[j]);
+    int64_t n;
+    const float *x = T_("rope.x", &n);
+    float *y = malloc(sizeof(float) * n);
+    memcpy(y, x, sizeof(float) * n);
+    sx_rope(y, d[0], (int)d[1], (int)d[2], d[1] * d[2], d[2], d[3], 10000.0f);
+    CHECK_CLOSE("rope", y, T_("rope.y", NULL), n, 1e-6);
+    free(y);
+}
+
+static void test_conversions(void) {
+    int64_t n;
+    const float *x = T_("cvt.x", &n), *f16 = T_("cvt.f16", NULL), *bf = T_("cvt.bf16", NULL);
+    int bad16 = 0, badbf = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float a = sx_f16_to_f32(sx_f32_to_f16(x[i])), b = sx_bf16_to_f32(sx_f32_to_bf16(x[i]));
+        if (memcmp(&a, &f16[i], 4)) bad16++;
+        if (memcmp(&b, &bf[i], 4)) badbf++;
+    }
+    CHECKF(bad16 == 0, "%d f16 roundings differ from numpy", bad16);
+    CHECKF(badbf == 0, "%d bf16 roundings differ from torch", badbf);
+    /* every f16 bit pattern: f16 -> f32 -> f16 is the identity (NaNs stay NaN) */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = sx_f16_to_f32((uint16_t)h);
+        if (isnan(f) ? !isnan(sx_f16_to_f32(sx_f32_to_f16(f))) : sx_f32_to_f16(f) != h) bad++;
+    }
+    CHECKF(bad == 0, "%d f16 patterns do not round-trip", bad);
+    /* vector conversions equal the scalar ones on every level */
+    uint16_t hv[1000];
+    float a[1000], b[1000];
+    for (int i = 0; i < 1000; i++) hv[i] = (uint16_t)(i * 65.537);
+    FOR_LEVELS({
+        sx_f16_to_f32_n(a, hv, 1000);
+        sx_bf16_to_f32_n(b, hv, 1000);
+        int d1 = 0, d2 = 0;
+        for (int i = 0; i < 1000; i++) {
+            float r1 = sx_f16_to_f32(hv[i]), r2 = sx_bf16_to_f32(hv[i]);
+            if (memcmp(&r1, &a[i], 4) && !(isnan(r1) && isnan(a[i]))) d1++;
+            if (memcmp(&r2, &b[i], 4)) d2++;
+        }
+        CHECKF(d1 == 0 && d2 == 0, "%s: %d f16 and %d bf16 vector conversions differ", lvl, d1, d2);
+    })
+}
+
+/* SIMD vs scalar on shapes that exercise every tile edge, all weight types. */
+static void test_simd_vs_scalar(void) {
+    const int64_t M = 67, N = 301, K = 700;
+    float *x = malloc(sizeof(float) * M * K), *wf = malloc(sizeof(float) * N * K);
+    uint16_t *wh = malloc(2 * N * K), *wb = malloc(2 * N * K);
+    float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    float bias[301];
+    sx_rand_uniform(x, M * K, 1, -1, 1);
+    sx_rand_uniform(wf, N * K, 2, -1, 1);
+    sx_rand_uniform(bias, N, 3, -1, 1);
+    for (int64_t i = 0; i < N * K; i++) {
+        wh[i] = sx_f32_to_f16(wf[i]);
+        wb[i] = sx_f32_to_bf16(wf[i]);
+    }
+    const void *data[3] = {wf, wh, wb};
+    int types[3] = {SX_F32, SX_F16, SX_BF16};
+    for (int t = 0; t < 3; t++) {
+        for (int64_t m = 1; m <= M; m += 33) { /* 1 (gemv), 34, 67 (gemm) */
+            for (int trans = 0; trans < 1; trans++) {
+                sx_weight w = sx_weight_f32(wf, N, K);
+                w.type = types[t];
+                w.data = data[t];
+                sx_simd_set(SX_SIMD_SCALAR);
+                sx_matmul(ref, x, &w, bias, m);
+                for (int li = 0; li < n_levels; li++) {
+                    if (levels[li] == SX_SIMD_SCALAR) continue;
+                    sx_simd_set(levels[li]);
+                    sx_matmul(got, x, &w, bias, m);
+                    char nm[64];
+                    snprintf(nm, sizeof nm, "%s type %d M=%lld", sx_simd_name(levels[li]),
+                             types[t], (long long)m);
+                    CHECK_CLOSE(nm, got, ref, m * N, 1e-6);
+                }
+            }
+        }
+    }
+    /* softmax over long rows, incl. -inf entries (causal masks) */
+    float row[1037], r2[1037];
+    sx_rand_uniform(row, 1037, 9, -30, 30);
+    row[5] = -INFINITY;
+    memcpy(r2, row, sizeof row);
+    sx_simd_set(SX_SIMD_SCALAR);
+    sx_softmax(r2, 1, 1037);
+    for (int li = 0; li < n_levels; li++) {
+        float r3[1037];
+        memcpy(r3, row, sizeof row);
+        sx_simd_set(levels[li]);
+        sx_softmax(r3, 1, 1037);
+        CHECK_CLOSE(sx_simd_name(levels[li]), r3, r2, 1037, 1e-6);
+        CHECK(r3[5] == 0.0f);
+    }
+    sx_simd_init();
+    free(x), free(wf), free(wh), free(wb), free(ref), free(got);
+}
+
+/* Same bytes with 1 and 2 threads: matmul (gemm and gemv), attention, conv. */
+static void test_thread_determinism(void) {
+    const int64_t M = 130, N = 257, K = 300, Mv = 3;
+    float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K);
+    float *y1 = malloc(sizeof(float) * M * N), *y2 = malloc(sizeof(float) * M * N);
+    sx_rand_uniform(x, M * K, 11, -1, 1);
+    sx_rand_uniform(w, N * K, 12, -1, 1);
+    sx_weight W = sx_weight_f32(w, N, K);
+    int nt = sx_threads_count();
+    for (int rep = 0; rep < 2; rep++) {
+        int64_t m = rep ? Mv : M;
+        sx_threads_init(1);
+        sx_matmul(y1, x, &W, NULL, m);
+        sx_threads_init(2);
+        sx_matmul(y2, x, &W, NULL, m);
+        CHECKF(!memcmp(y1, y2, sizeof(float) * m * N), "matmul M=%lld differs across threads",
+               (long long)m);
+    }
+    /* attention: 4 heads, 100 tokens, head_dim 25 from x */
+    sx_attn a = {4, 4, 25, 100, 25, 100, 25, 100, 25, 100, 25, 0.2f, 1, 0};
+    sx_threads_init(1);
+    sx_attention(&a, y1, x, x + 1000, x + 2000, 100, 100);
+    sx_threads_init(2);
+    sx_attention(&a, y2, x, x + 1000, x + 2000, 100, 100);
+    CHECK(!memcmp(y1, y2, sizeof(float) * 100 * 100));
+    sx_conv cv = {4, 9, 3, 3, 1, 1, 1, 1, 1};
+    sx_weight cw = sx_weight_f32(w, 9, 36);
+    sx_threads_init(1);
+    sx_conv2d(y1, x, 31, 33, &cv, &cw, NULL, NULL, NULL);
+    sx_threads_init(2);
+    sx_conv2d(y2, x, 31, 33, &cv, &cw, NULL, NULL, NULL);
+    CHECK(!memcmp(y1, y2, sizeof(float) * 9 * 31 * 33));
+    sx_threads_init(nt);
+    free(x), free(w), free(y1), free(y2);
+}
+
+static void test_bad_arguments(void) {
+    float y[4], x[4] = {0};
+    sx_weight w = sx_weight_f32(x, 2, 2);
+    CHECK(sx_matmul(y, NULL, &w, NULL, 1) != 0);
+    w.K = 0;
+    CHECK(sx_matmul(y, x, &w, NULL, 1) != 0);
+    sx_attn a = {3, 2, 4, 12, 4, 8, 4, 8, 4, 12, 4, 1, 0, 0};
+    CHECK(sx_attention(&a, y, x, x, x, 1, 1) != 0); /* 3 heads over 2 kv heads */
+    sx_conv cv = {1, 2, 3, 3, 1, 0, 0, 0, 0};
+    sx_weight cw = sx_weight_f32(x, 2, 9);
+    CHECK(sx_conv2d(y, x, 2, 2, &cv, &cw, NULL, NULL, NULL) != 0); /* input smaller than kernel */
+    sx_weight bad;
+    CHECK(sx_weight_get(G, "matmul.7.129.31.f32.w", 31, 128, &bad) != 0);
+    CHECKF(strstr(sx_errmsg(), "[31,129]") && strstr(sx_errmsg(), "[31,128]"), "msg: %s",
+           sx_errmsg());
+    CHECK(sx_weight_get(G, "no.such.tensor", 1, 1, &bad) != 0);
+    CHECK(strstr(sx_errmsg(), "no.such.tensor") != NULL);
+}
+
+static void test_rand_matches_python(void) {
+    /* first values of stream 7 in [-1,1) as scripts/sxrand.py gives them */
+    float v[3];
+    sx_rand_uniform(v, 3, 7, -1, 1);
+    const float *ref = T_("rand.7", NULL);
+    if (ref) CHECK_CLOSE("sxrand", v, ref, 3, 0);
+    else CHECK(0);
+}
+
+int main(void) {
+    TEST_INIT();
+    for (int l = 0; l <= SX_SIMD_NEON; l++)
+        if (sx_simd_supported(l)) levels[n_levels++] = l;
+    printf("simd levels:");
+    for (int i = 0; i < n_levels; i++) printf(" %s", sx_simd_name(levels[i]));
+    printf("\n");
+    RUN(test_fixture_open);
+    if (!G) return TEST_DONE();
+    RUN(test_matmul_vs_torch);
+    RUN(test_matmul_transposed);
+    RUN(test_attention_vs_torch);
+    RUN(test_norms_vs_torch);
+    RUN(test_activations_vs_torch);
+    RUN(test_conv_vs_torch);
+    RUN(test_resample_vs_torch);
+    RUN(test_rope_vs_hf);
+    RUN(test_conversions);
+    RUN(test_simd_vs_scalar);
+    RUN(test_thread_determinism);
+    RUN(test_bad_arguments);
+    RUN(test_rand_matches_python);
+    sx_gguf_close(G);
+    return TEST_DONE();
+}
