@@ -280,92 +280,109 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
 
 /* ======================================================================
  * GEMM: Y[M,N] = X[M,K] W^T + bias
- *   tasks = (block of MC rows) x (block of NC columns), claimed by threads;
- *   inside a task, for each KC slice: pack X rows into mr-panels and W rows
- *   into nr-panels (converting F16/BF16 to F32), then run the micro-kernel.
+ *   1. pack X into mr-row panels [M/mr][K][mr] and W into nr-row panels
+ *      [N/nr][K][nr] (converting F16/BF16 to F32), each once per call and
+ *      in parallel over panels;
+ *   2. tasks = (MC rows) x (NC columns) blocks claimed by threads; inside a
+ *      task, for each KC slice, the micro-kernel runs over the nr-panels
+ *      (kept in L1) and mr-panels (in L2).
  *   Each output element is summed over k in the same order whatever the
- *   thread count.
+ *   thread count. W is processed in column slabs so the packed copy stays
+ *   below GEMM_B_MAX floats; X in row slabs likewise.
  * ====================================================================== */
+#ifndef GEMM_KC
 #define GEMM_KC 256
+#endif
+#ifndef GEMM_MC_PANELS
 #define GEMM_MC_PANELS 16 /* MC = 16 * mr rows */
-#define GEMM_NC 128
+#endif
+#define GEMM_NC 256
+#define GEMM_B_MAX ((int64_t)8 << 20) /* floats of packed W per slab (32 MB) */
+#define GEMM_A_MAX ((int64_t)8 << 20)
 
 typedef struct {
     float *Y;
     int64_t ldy;
-    const float *X;
-    int64_t ldx;
-    const sx_weight *W;
+    const float *ap, *bp; /* packed panels */
     const float *bias;
     int64_t M, N, K, mc, nc, n_mblk, n_nblk;
     const sx_kernels *k;
 } gemm_job;
 
-/* Per-thread packing buffers, grown on demand, kept for the process. */
-static _Thread_local float *tl_buf;
-static _Thread_local size_t tl_cap;
-static float *scratch(size_t n) {
-    if (n > tl_cap) {
-        free(tl_buf);
-        tl_buf = aligned_alloc(64, ((n * 4 + 63) / 64) * 64);
-        tl_cap = tl_buf ? n : 0;
-    }
-    return tl_buf;
-}
+typedef struct {
+    float *dst;
+    const float *X;
+    int64_t ldx, M, K;
+    const sx_weight *W;
+    int64_t n0, N;
+    int r;
+    const sx_kernels *k;
+} pack_job;
 
-static void pack_a(float *ap, const float *X, int64_t ldx, int64_t m0, int64_t mc, int64_t k0,
-                   int64_t kc, int mr) {
-    for (int64_t p = 0; p < mc; p += mr) {
-        float *dst = ap + p * kc;
+/* X rows [p*mr, p*mr+mr) -> dst[p][K][mr] (zero rows past M) */
+static void pack_a_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    pack_job *J = ctx;
+    int mr = J->r;
+    for (int64_t p = b; p < e; p++) {
+        float *dst = J->dst + p * mr * J->K;
         for (int r = 0; r < mr; r++) {
-            if (p + r < mc) {
-                const float *src = X + (m0 + p + r) * ldx + k0;
-                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+            int64_t m = p * mr + r;
+            if (m < J->M) {
+                const float *src = J->X + m * J->ldx;
+                for (int64_t k = 0; k < J->K; k++) dst[k * mr + r] = src[k];
             } else {
-                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
+                for (int64_t k = 0; k < J->K; k++) dst[k * mr + r] = 0.0f;
             }
         }
     }
 }
 
-static void pack_b(float *bp, float *row, const sx_weight *W, int64_t n0, int64_t nc, int64_t k0,
-                   int64_t kc, int nr, const sx_kernels *kk) {
+/* W rows [n0 + p*nr, +nr) -> dst[p][K][nr] as F32 (zero rows past N) */
+static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    pack_job *J = ctx;
+    const sx_weight *W = J->W;
+    int nr = J->r;
     size_t es = type_size(W->type);
-    for (int64_t p = 0; p < nc; p += nr) {
-        float *dst = bp + p * kc;
-        int cols = (int)(nc - p < nr ? nc - p : nr);
+    float row[GEMM_KC];
+    for (int64_t p = b; p < e; p++) {
+        float *dst = J->dst + p * nr * J->K;
+        int64_t c0 = J->n0 + p * nr, cols = J->N - p * nr < nr ? J->N - p * nr : nr;
         if (!W->trans) {
             for (int j = 0; j < nr; j++) {
                 if (j >= cols) {
-                    for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = 0.0f;
+                    for (int64_t k = 0; k < J->K; k++) dst[k * nr + j] = 0.0f;
                     continue;
                 }
-                const char *src = (const char *)W->data +
-                                  ((size_t)(n0 + p + j) * (size_t)W->ld + (size_t)k0) * es;
-                const float *r;
-                if (W->type == SX_F32) {
-                    r = (const float *)src;
-                } else {
-                    if (W->type == SX_F16)
-                        kk->f16_to_f32(row, (const uint16_t *)src, kc);
-                    else
-                        kk->bf16_to_f32(row, (const uint16_t *)src, kc);
-                    r = row;
+                const char *src = (const char *)W->data + (size_t)(c0 + j) * (size_t)W->ld * es;
+                for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
+                    int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
+                    const float *r;
+                    if (W->type == SX_F32) {
+                        r = (const float *)src + k0;
+                    } else {
+                        if (W->type == SX_F16)
+                            J->k->f16_to_f32(row, (const uint16_t *)src + k0, kc);
+                        else
+                            J->k->bf16_to_f32(row, (const uint16_t *)src + k0, kc);
+                        r = row;
+                    }
+                    float *d = dst + k0 * nr + j;
+                    for (int64_t k = 0; k < kc; k++) d[k * nr] = r[k];
                 }
-                for (int64_t k = 0; k < kc; k++) dst[k * nr + j] = r[k];
             }
         } else {
-            for (int64_t k = 0; k < kc; k++) {
-                const char *src = (const char *)W->data +
-                                  ((size_t)(k0 + k) * (size_t)W->ld + (size_t)(n0 + p)) * es;
+            for (int64_t k = 0; k < J->K; k++) {
+                const char *src = (const char *)W->data + ((size_t)k * (size_t)W->ld + (size_t)c0) * es;
                 float *d = dst + k * nr;
                 if (W->type == SX_F32)
                     memcpy(d, src, (size_t)cols * 4);
                 else if (W->type == SX_F16)
-                    kk->f16_to_f32(d, (const uint16_t *)src, cols);
+                    J->k->f16_to_f32(d, (const uint16_t *)src, cols);
                 else
-                    kk->bf16_to_f32(d, (const uint16_t *)src, cols);
-                for (int j = cols; j < nr; j++) d[j] = 0.0f;
+                    J->k->bf16_to_f32(d, (const uint16_t *)src, cols);
+                for (int64_t j = cols; j < nr; j++) d[j] = 0.0f;
             }
         }
     }
@@ -376,26 +393,21 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
     gemm_job *J = ctx;
     const sx_kernels *kk = J->k;
     int mr = kk->mr, nr = kk->nr;
-    size_t a_sz = (size_t)J->mc * GEMM_KC, b_sz = (size_t)J->nc * GEMM_KC;
-    float *buf = scratch(a_sz + b_sz + GEMM_KC + (size_t)mr * nr + 64);
-    if (!buf) return; /* cannot happen after the driver's probe */
-    float *ap = buf, *bp = buf + a_sz, *row = bp + b_sz, *tile = row + GEMM_KC;
+    float tile[16 * 64];
     for (int64_t t = b; t < e; t++) {
         int64_t mi = t / J->n_nblk, ni = t % J->n_nblk;
         int64_t m0 = mi * J->mc, n0 = ni * J->nc;
         int64_t mc = J->M - m0 < J->mc ? J->M - m0 : J->mc;
         int64_t nc = J->N - n0 < J->nc ? J->N - n0 : J->nc;
-        int64_t mcp = (mc + mr - 1) / mr * mr, ncp = (nc + nr - 1) / nr * nr;
         for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
             int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
-            pack_a(ap, J->X, J->ldx, m0, mc, k0, kc, mr);
-            pack_b(bp, row, J->W, n0, nc, k0, kc, nr, kk);
-            for (int64_t jp = 0; jp < ncp; jp += nr) {
-                for (int64_t ip = 0; ip < mcp; ip += mr) {
+            for (int64_t jp = 0; jp < nc; jp += nr) {
+                const float *bpan = J->bp + (n0 + jp) * J->K + k0 * nr;
+                for (int64_t ip = 0; ip < mc; ip += mr) {
+                    const float *apan = J->ap + (m0 + ip) * J->K + k0 * mr;
                     float *c = J->Y + (m0 + ip) * J->ldy + n0 + jp;
-                    int full = ip + mr <= mc && jp + nr <= nc;
-                    if (full) {
-                        kk->ukr(kc, ap + ip * kc, bp + jp * kc, c, J->ldy, k0 > 0);
+                    if (ip + mr <= mc && jp + nr <= nc) {
+                        kk->ukr(kc, apan, bpan, c, J->ldy, k0 > 0);
                     } else {
                         int rows = (int)(mc - ip < mr ? mc - ip : mr);
                         int cols = (int)(nc - jp < nr ? nc - jp : nr);
@@ -403,7 +415,7 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
                             for (int j = 0; j < nr; j++)
                                 tile[i * nr + j] =
                                     (k0 > 0 && i < rows && j < cols) ? c[i * J->ldy + j] : 0.0f;
-                        kk->ukr(kc, ap + ip * kc, bp + jp * kc, tile, nr, 1);
+                        kk->ukr(kc, apan, bpan, tile, nr, 1);
                         for (int i = 0; i < rows; i++)
                             for (int j = 0; j < cols; j++) c[i * J->ldy + j] = tile[i * nr + j];
                     }
@@ -459,17 +471,45 @@ int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
         return 0;
     }
     const sx_kernels *kk = K_;
-    gemm_job J = {Y, ldy, X, ldx, W, bias, M, W->N, W->K, 0, 0, 0, 0, kk};
-    J.mc = (int64_t)GEMM_MC_PANELS * kk->mr;
-    J.nc = GEMM_NC;
-    /* enough tasks for all threads: shrink NC (multiple of nr) if needed */
-    J.n_mblk = (M + J.mc - 1) / J.mc;
-    while (J.nc > kk->nr && J.n_mblk * ((J.N + J.nc - 1) / J.nc) < 4 * sx_threads_count())
-        J.nc -= kk->nr;
-    J.n_nblk = (J.N + J.nc - 1) / J.nc;
-    if (!scratch((size_t)(J.mc + J.nc) * GEMM_KC + GEMM_KC + (size_t)kk->mr * kk->nr + 64))
-        return sx_err("sx_matmul: out of memory for packing buffers");
-    sx_parallel_for(J.n_mblk * J.n_nblk, 1, gemm_task, &J);
+    int mr = kk->mr, nr = kk->nr;
+    int64_t K = W->K;
+    /* slabs: rows of X and columns of W whose packed copies fit the caps */
+    int64_t ms = (GEMM_A_MAX / K) / mr * mr, ns = (GEMM_B_MAX / K) / nr * nr;
+    if (ms < mr) ms = mr;
+    if (ns < nr) ns = nr;
+    if (ms > M) ms = (M + mr - 1) / mr * mr;
+    if (ns > W->N) ns = (W->N + nr - 1) / nr * nr;
+    float *ap = malloc(sizeof(float) * (size_t)ms * (size_t)K);
+    float *bp = malloc(sizeof(float) * (size_t)ns * (size_t)K);
+    if (!ap || !bp) {
+        free(ap), free(bp);
+        return sx_err("sx_matmul: out of memory packing '%s' (M=%lld N=%lld K=%lld)",
+                      W->name ? W->name : "?", (long long)M, (long long)W->N, (long long)K);
+    }
+    for (int64_t m0 = 0; m0 < M; m0 += ms) {
+        int64_t mcnt = M - m0 < ms ? M - m0 : ms;
+        pack_job PA = {ap, X + m0 * ldx, ldx, mcnt, K, NULL, 0, 0, mr, kk};
+        sx_parallel_for((mcnt + mr - 1) / mr, 4, pack_a_task, &PA);
+        for (int64_t n0 = 0; n0 < W->N; n0 += ns) {
+            int64_t ncnt = W->N - n0 < ns ? W->N - n0 : ns;
+            pack_job PB = {bp, NULL, 0, 0, K, W, n0, ncnt, nr, kk};
+            sx_parallel_for((ncnt + nr - 1) / nr, 2, pack_b_task, &PB);
+            gemm_job J = {Y + m0 * ldy + n0, ldy, ap, bp, bias ? bias + n0 : NULL,
+                          mcnt, ncnt, K, (int64_t)GEMM_MC_PANELS * mr, GEMM_NC, 0, 0, kk};
+            J.n_mblk = (mcnt + J.mc - 1) / J.mc;
+            /* enough tasks for all threads: shrink the blocks (multiples of nr / mr) */
+            while (J.nc > nr && J.n_mblk * ((ncnt + J.nc - 1) / J.nc) < 4 * sx_threads_count())
+                J.nc -= nr;
+            while (J.mc > mr && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) <
+                                    4 * sx_threads_count())
+                J.mc -= mr;
+            J.n_mblk = (mcnt + J.mc - 1) / J.mc;
+            J.n_nblk = (ncnt + J.nc - 1) / J.nc;
+            sx_parallel_for(J.n_mblk * J.n_nblk, 1, gemm_task, &J);
+        }
+    }
+    free(ap);
+    free(bp);
     return 0;
 }
 
@@ -482,12 +522,12 @@ int sx_matmul(float *Y, const float *X, const sx_weight *W, const float *bias, i
  * attention: tasks = (head, block of queries); per task S = q k^T (scaled,
  * masked), softmax over keys, o = S v. Scratch: block x Tk floats.
  * ====================================================================== */
-#define ATTN_QB 32
+#define ATTN_QB_MAX 256
 typedef struct {
     const sx_attn *a;
     float *o;
     const float *q, *k, *v;
-    int64_t Tq, Tk, n_qb;
+    int64_t Tq, Tk, qb, n_qb;
 } attn_job;
 
 static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
@@ -497,8 +537,8 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
     int group = a->n_heads / a->n_kv_heads;
     for (int64_t t = b; t < e; t++) {
         int h = (int)(t / J->n_qb);
-        int64_t q0 = (t % J->n_qb) * ATTN_QB;
-        int64_t nq = J->Tq - q0 < ATTN_QB ? J->Tq - q0 : ATTN_QB;
+        int64_t q0 = (t % J->n_qb) * J->qb;
+        int64_t nq = J->Tq - q0 < J->qb ? J->Tq - q0 : J->qb;
         int hk = h / group;
         /* keys this block can see */
         int64_t nk = J->Tk;
@@ -561,10 +601,14 @@ int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, con
         return sx_err("sx_attention: bad sizes: heads %d kv_heads %d head_dim %d Tq %lld Tk %lld",
                       a->n_heads, a->n_kv_heads, a->head_dim, (long long)Tq, (long long)Tk);
     if (Tq == 0) return 0;
-    float *probe = malloc((size_t)ATTN_QB * (size_t)(Tk > 0 ? Tk : 1) * sizeof(float));
+    /* query blocks: large (the packed keys are reused by every query of a
+     * block) but enough of them to keep every thread busy */
+    int64_t qb = ATTN_QB_MAX;
+    while (qb > 16 && (int64_t)a->n_heads * ((Tq + qb - 1) / qb) < 4 * sx_threads_count()) qb /= 2;
+    float *probe = malloc((size_t)qb * (size_t)(Tk > 0 ? Tk : 1) * sizeof(float));
     if (!probe) return sx_err("sx_attention: out of memory for %lld keys", (long long)Tk);
     free(probe);
-    attn_job J = {a, o, q, k, v, Tq, Tk, (Tq + ATTN_QB - 1) / ATTN_QB};
+    attn_job J = {a, o, q, k, v, Tq, Tk, qb, (Tq + qb - 1) / qb};
     sx_parallel_for((int64_t)a->n_heads * J.n_qb, 1, attn_task, &J);
     return 0;
 }
@@ -717,54 +761,52 @@ void sx_rope(float *x, int64_t T, int n_heads, int head_dim, int64_t tok_stride,
 }
 
 /* ======================================================================
- * conv2d: threads take chunks of output pixels; each builds the im2col rows
- * of its chunk [P, Cin*kh*kw] and multiplies by the kernel (serial GEMM
- * inside the task), writing [Cout, P] back into the NCHW output.
+ * conv2d as GEMM: the output pixels are cut in chunks; for each chunk the
+ * im2col rows [P, Cin*kh*kw] are built (in parallel), multiplied by the
+ * kernel viewed [Cout, Cin*kh*kw] (the parallel GEMM) and written back
+ * transposed into the [Cout, Ho*Wo] output.
  * ====================================================================== */
+#define CONV_COL_MAX ((int64_t)6 << 20) /* floats of im2col per chunk (24 MB) */
+
+typedef struct {
+    float *col;
+    const float *x;
+    int64_t H, W, Wo, p0;
+    const sx_conv *c;
+} im2col_job;
+
+static void im2col_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    im2col_job *J = ctx;
+    const sx_conv *c = J->c;
+    int64_t Kd = (int64_t)c->cin * c->kh * c->kw;
+    for (int64_t p = b; p < e; p++) {
+        int64_t oy = (J->p0 + p) / J->Wo, ox = (J->p0 + p) % J->Wo;
+        float *r = J->col + p * Kd;
+        for (int ci = 0; ci < c->cin; ci++)
+            for (int ky = 0; ky < c->kh; ky++) {
+                int64_t iy = oy * c->stride - c->pad_t + ky;
+                const float *xr = J->x + ((int64_t)ci * J->H + iy) * J->W;
+                int inside_y = iy >= 0 && iy < J->H;
+                for (int kx = 0; kx < c->kw; kx++) {
+                    int64_t ix = ox * c->stride - c->pad_l + kx;
+                    *r++ = (inside_y && ix >= 0 && ix < J->W) ? xr[ix] : 0.0f;
+                }
+            }
+    }
+}
+
 typedef struct {
     float *y;
-    const float *x;
-    int64_t H, W, Ho, Wo;
-    const sx_conv *c;
-    const sx_weight *w;
-    const float *bias;
-    int failed;
-} conv_job;
+    const float *out;
+    int64_t np, cout, HWo, p0;
+} scatter_job;
 
-#define CONV_P 64
-
-static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
+static void conv_scatter_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
-    conv_job *J = ctx;
-    const sx_conv *c = J->c;
-    int64_t Kd = (int64_t)c->cin * c->kh * c->kw, HWo = J->Ho * J->Wo;
-    for (int64_t ch = b; ch < e; ch++) {
-        int64_t p0 = ch * CONV_P, np = HWo - p0 < CONV_P ? HWo - p0 : CONV_P;
-        float *col = malloc(sizeof(float) * (size_t)(np * Kd + np * c->cout));
-        if (!col) {
-            J->failed = 1;
-            return;
-        }
-        float *out = col + np * Kd;
-        for (int64_t p = 0; p < np; p++) {
-            int64_t oy = (p0 + p) / J->Wo, ox = (p0 + p) % J->Wo;
-            float *r = col + p * Kd;
-            for (int ci = 0; ci < c->cin; ci++)
-                for (int ky = 0; ky < c->kh; ky++) {
-                    int64_t iy = oy * c->stride - c->pad_t + ky;
-                    for (int kx = 0; kx < c->kw; kx++) {
-                        int64_t ix = ox * c->stride - c->pad_l + kx;
-                        *r++ = (iy >= 0 && iy < J->H && ix >= 0 && ix < J->W)
-                                   ? J->x[((int64_t)ci * J->H + iy) * J->W + ix]
-                                   : 0.0f;
-                    }
-                }
-        }
-        sx_matmul_ld(out, c->cout, col, Kd, J->w, J->bias, np); /* [np, Cout] */
-        for (int64_t o = 0; o < c->cout; o++)
-            for (int64_t p = 0; p < np; p++) J->y[o * HWo + p0 + p] = out[p * c->cout + o];
-        free(col);
-    }
+    scatter_job *J = ctx;
+    for (int64_t o = b; o < e; o++)
+        for (int64_t p = 0; p < J->np; p++) J->y[o * J->HWo + J->p0 + p] = J->out[p * J->cout + o];
 }
 
 int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
@@ -782,9 +824,28 @@ int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
     if (H <= 0 || W <= 0 || ho <= 0 || wo <= 0)
         return sx_err("sx_conv2d: input %lldx%lld too small for a %dx%d kernel ('%s')",
                       (long long)H, (long long)W, c->kh, c->kw, w->name ? w->name : "?");
-    conv_job J = {y, x, H, W, ho, wo, c, w, bias, 0};
-    sx_parallel_for((ho * wo + CONV_P - 1) / CONV_P, 1, conv_task, &J);
-    if (J.failed) return sx_err("sx_conv2d: out of memory ('%s')", w->name ? w->name : "?");
+    int64_t Kd = w->K, HWo = ho * wo;
+    int64_t chunk = CONV_COL_MAX / Kd;
+    if (chunk < 64) chunk = 64;
+    if (chunk > HWo) chunk = HWo;
+    float *col = malloc(sizeof(float) * (size_t)chunk * (size_t)Kd);
+    float *out = malloc(sizeof(float) * (size_t)chunk * (size_t)c->cout);
+    if (!col || !out) {
+        free(col), free(out);
+        return sx_err("sx_conv2d: out of memory ('%s')", w->name ? w->name : "?");
+    }
+    int rc = 0;
+    for (int64_t p0 = 0; p0 < HWo && rc == 0; p0 += chunk) {
+        int64_t np = HWo - p0 < chunk ? HWo - p0 : chunk;
+        im2col_job IJ = {col, x, H, W, wo, p0, c};
+        sx_parallel_for(np, 16, im2col_task, &IJ);
+        rc = sx_matmul_ld(out, c->cout, col, Kd, w, bias, np); /* [np, Cout] */
+        scatter_job SJ = {y, out, np, c->cout, HWo, p0};
+        sx_parallel_for(c->cout, 8, conv_scatter_task, &SJ);
+    }
+    free(col);
+    free(out);
+    if (rc) return rc;
     if (Ho) *Ho = ho;
     if (Wo) *Wo = wo;
     return 0;

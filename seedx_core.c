@@ -92,8 +92,8 @@ void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape) 
     size_t o = 0;
     for (int i = 0; i < ndim; i++) {
         n *= shape[i];
-        o += (size_t)snprintf(shp + o, sizeof shp - o, "%lld,%s", (long long)shape[i],
-                              (ndim > 1 && i < ndim - 1) ? " " : "");
+        o += (size_t)snprintf(shp + o, sizeof shp - o, "%s%lld%s", i ? ", " : "",
+                              (long long)shape[i], ndim == 1 ? "," : "");
     }
     int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
                       shp);
@@ -119,6 +119,14 @@ void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape) 
         return;
     }
     rename(tmp, path);
+    /* the order modules ran in, for scripts/compare.py */
+    char order[1100];
+    snprintf(order, sizeof order, "%s/trace_order.txt", trace_dir);
+    FILE *of = fopen(order, "a");
+    if (of) {
+        fprintf(of, "%s\n", name);
+        fclose(of);
+    }
 }
 
 void sx_tracef(const float *x, int ndim, const int64_t *shape, const char *fmt, ...) {
