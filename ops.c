@@ -291,10 +291,10 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
  *   below GEMM_B_MAX floats; X in row slabs likewise.
  * ====================================================================== */
 #ifndef GEMM_KC
-#define GEMM_KC 256
+#define GEMM_KC 128
 #endif
 #ifndef GEMM_MC_PANELS
-#define GEMM_MC_PANELS 16 /* MC = 16 * mr rows */
+#define GEMM_MC_PANELS 32 /* MC = 32 * mr rows */
 #endif
 #define GEMM_NC 256
 #define GEMM_B_MAX ((int64_t)8 << 20) /* floats of packed W per slab (32 MB) */
@@ -319,57 +319,62 @@ typedef struct {
     const sx_kernels *k;
 } pack_job;
 
-/* X rows [p*mr, p*mr+mr) -> dst[p][K][mr] (zero rows past M) */
+/* X rows [p*mr, p*mr+mr) -> dst[p][K][mr] (zero rows past M). Written in
+ * k order so the stores are sequential; the mr source rows are read as
+ * parallel streams. */
 static void pack_a_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     pack_job *J = ctx;
     int mr = J->r;
+    const float *rows[32];
     for (int64_t p = b; p < e; p++) {
         float *dst = J->dst + p * mr * J->K;
-        for (int r = 0; r < mr; r++) {
-            int64_t m = p * mr + r;
-            if (m < J->M) {
-                const float *src = J->X + m * J->ldx;
-                for (int64_t k = 0; k < J->K; k++) dst[k * mr + r] = src[k];
-            } else {
-                for (int64_t k = 0; k < J->K; k++) dst[k * mr + r] = 0.0f;
-            }
+        int nrow = (int)(J->M - p * mr < mr ? J->M - p * mr : mr);
+        for (int r = 0; r < nrow; r++) rows[r] = J->X + (p * mr + r) * J->ldx;
+        for (int64_t k = 0; k < J->K; k++) {
+            float *d = dst + k * mr;
+            for (int r = 0; r < nrow; r++) d[r] = rows[r][k];
+            for (int r = nrow; r < mr; r++) d[r] = 0.0f;
         }
     }
 }
 
-/* W rows [n0 + p*nr, +nr) -> dst[p][K][nr] as F32 (zero rows past N) */
+/* W rows [n0 + p*nr, +nr) -> dst[p][K][nr] as F32 (zero rows past N).
+ * F16/BF16 rows are first converted, PACK_KB columns at a time, into a
+ * small F32 block (vector conversion), then copied in k order. */
+#define PACK_KB 64
 static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     pack_job *J = ctx;
     const sx_weight *W = J->W;
     int nr = J->r;
     size_t es = type_size(W->type);
-    float row[GEMM_KC];
+    float blk[64 * PACK_KB];
+    const float *rows[64];
     for (int64_t p = b; p < e; p++) {
         float *dst = J->dst + p * nr * J->K;
-        int64_t c0 = J->n0 + p * nr, cols = J->N - p * nr < nr ? J->N - p * nr : nr;
+        int64_t c0 = J->n0 + p * nr;
+        int cols = (int)(J->N - p * nr < nr ? J->N - p * nr : nr);
         if (!W->trans) {
-            for (int j = 0; j < nr; j++) {
-                if (j >= cols) {
-                    for (int64_t k = 0; k < J->K; k++) dst[k * nr + j] = 0.0f;
-                    continue;
-                }
-                const char *src = (const char *)W->data + (size_t)(c0 + j) * (size_t)W->ld * es;
-                for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
-                    int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
-                    const float *r;
+            for (int64_t k0 = 0; k0 < J->K; k0 += PACK_KB) {
+                int64_t kb = J->K - k0 < PACK_KB ? J->K - k0 : PACK_KB;
+                for (int j = 0; j < cols; j++) {
+                    const char *src =
+                        (const char *)W->data + ((size_t)(c0 + j) * (size_t)W->ld + (size_t)k0) * es;
                     if (W->type == SX_F32) {
-                        r = (const float *)src + k0;
+                        rows[j] = (const float *)src;
                     } else {
                         if (W->type == SX_F16)
-                            J->k->f16_to_f32(row, (const uint16_t *)src + k0, kc);
+                            J->k->f16_to_f32(blk + j * PACK_KB, (const uint16_t *)src, kb);
                         else
-                            J->k->bf16_to_f32(row, (const uint16_t *)src + k0, kc);
-                        r = row;
+                            J->k->bf16_to_f32(blk + j * PACK_KB, (const uint16_t *)src, kb);
+                        rows[j] = blk + j * PACK_KB;
                     }
-                    float *d = dst + k0 * nr + j;
-                    for (int64_t k = 0; k < kc; k++) d[k * nr] = r[k];
+                }
+                for (int64_t k = 0; k < kb; k++) {
+                    float *d = dst + (k0 + k) * nr;
+                    for (int j = 0; j < cols; j++) d[j] = rows[j][k];
+                    for (int j = cols; j < nr; j++) d[j] = 0.0f;
                 }
             }
         } else {
@@ -382,7 +387,7 @@ static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
                     J->k->f16_to_f32(d, (const uint16_t *)src, cols);
                 else
                     J->k->bf16_to_f32(d, (const uint16_t *)src, cols);
-                for (int64_t j = cols; j < nr; j++) d[j] = 0.0f;
+                for (int j = cols; j < nr; j++) d[j] = 0.0f;
             }
         }
     }
