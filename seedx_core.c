@@ -29,14 +29,27 @@ int sx_err_prefix(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    snprintf(err_buf, sizeof err_buf, "%s%s", pre, old);
+    size_t lp = strlen(pre), lo = strlen(old);
+    if (lp > sizeof err_buf - 1) lp = sizeof err_buf - 1;
+    if (lp + lo > sizeof err_buf - 1) lo = sizeof err_buf - 1 - lp;
+    memcpy(err_buf, pre, lp);
+    memcpy(err_buf + lp, old, lo);
+    err_buf[lp + lo] = 0;
     return -1;
 }
 
 const char *sx_errmsg(void) { return err_buf[0] ? err_buf : "no error"; }
 void sx_err_clear(void) { err_buf[0] = 0; }
 
+/* Larger requests are refused outright: no real model needs them, and a
+ * size computed from a corrupt header must not reach malloc. */
+#define SX_ALLOC_MAX ((size_t)1 << 40)
+
 void *sx_malloc(size_t n, const char *what) {
+    if (n > SX_ALLOC_MAX) {
+        sx_err("refusing to allocate %zu bytes for %s (more than 1 TiB)", n, what ? what : "?");
+        return NULL;
+    }
     void *p = malloc(n ? n : 1);
     if (!p) sx_err("out of memory allocating %zu bytes for %s", n, what ? what : "?");
     return p;
@@ -45,6 +58,11 @@ void *sx_malloc(size_t n, const char *what) {
 void *sx_calloc(size_t n, size_t size, const char *what) {
     if (size && n > SIZE_MAX / size) {
         sx_err("allocation size overflow for %s (%zu x %zu)", what ? what : "?", n, size);
+        return NULL;
+    }
+    if (n * size > SX_ALLOC_MAX) {
+        sx_err("refusing to allocate %zu bytes for %s (more than 1 TiB)", n * size,
+               what ? what : "?");
         return NULL;
     }
     void *p = calloc(n ? n : 1, size ? size : 1);
