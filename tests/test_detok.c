@@ -1,0 +1,117 @@
+/* tests/test_detok.c - ResamplerXLV2 (the de-tokenizer adapter) against the
+ * PyTorch transcription (scripts/ref_detok.py) on a tiny random model that
+ * went through scripts/convert.py detokenizer. */
+#include "test.h"
+#include "detokenizer.h"
+
+static sx_gguf *E;
+
+static const float *X(const char *name) {
+    const sx_tensor *t = sx_gguf_find(E, name);
+    if (!t) {
+        fprintf(stderr, "  fixture tensor '%s' missing\n", name);
+        return NULL;
+    }
+    return sx_get_f32(E, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+}
+
+static void run_case(const char *model, int n, double tol) {
+    sx_gguf *g = NULL;
+    sx_detok d;
+    CHECK_OK(sx_gguf_open(model, &g));
+    if (!g) return;
+    CHECK_OK(sx_detok_load(g, "resampler.", &d));
+    CHECK(d.dim == 64 && d.depth == 2 && d.heads == 4 && d.dim_head == 16 && d.n_queries == 8 &&
+          d.embed_dim == 48 && d.out1 == 24 && d.out2 == 40 && d.ff_dim == 256);
+    char nm[128];
+    snprintf(nm, sizeof nm, "x%d", n);
+    const float *x = X(nm);
+    float pe[8 * 64], pooled[40];
+    CHECK_OK(sx_detok_forward(&d, x, n, pe, pooled));
+    snprintf(nm, sizeof nm, "x%d.resampler.prompt_embeds", n);
+    CHECK_CLOSE(nm, pe, X(nm), 8 * 64, tol);
+    snprintf(nm, sizeof nm, "x%d.resampler.unet_attnpool", n);
+    CHECK_CLOSE(nm, pooled, X(nm), 40, tol);
+    sx_detok_free(&d);
+    sx_gguf_close(g);
+}
+
+static void test_f32_matches_pytorch(void) {
+    run_case("tests/fixtures/detok/detok_f32.gguf", 12, 1e-5);
+    run_case("tests/fixtures/detok/detok_f32.gguf", 33, 1e-5);
+}
+
+/* F16 weights vs the F32 PyTorch reference: drift bounded */
+static void test_f16_drift(void) {
+    run_case("tests/fixtures/detok/detok_f16.gguf", 33, 2e-3);
+}
+
+static void test_trace_names_match_reference(void) {
+    char dir[] = "/tmp/seedx_detok_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    sx_trace_set_dir(dir);
+    run_case("tests/fixtures/detok/detok_f32.gguf", 12, 1e-5);
+    sx_trace_set_dir("");
+    const char *names[] = {"resampler.proj_in", "resampler.layers.0.0", "resampler.layers.1.1",
+                           "resampler.norm_out"};
+    for (int i = 0; i < 4; i++) {
+        char path[300], ref[128];
+        snprintf(path, sizeof path, "%s/%s.npy", dir, names[i]);
+        FILE *f = fopen(path, "rb");
+        CHECKF(f != NULL, "%s not traced", names[i]);
+        if (!f) continue;
+        fseek(f, 0, SEEK_END);
+        long sz = ftell(f);
+        snprintf(ref, sizeof ref, "x12.%s", names[i]);
+        const sx_tensor *t = sx_gguf_find(E, ref);
+        CHECK(t && sz == 128 + (long)t->nelem * 4);
+        if (t && sz == 128 + (long)t->nelem * 4) {
+            float *buf = malloc(t->nelem * 4);
+            fseek(f, 128, SEEK_SET);
+            CHECK(fread(buf, 4, t->nelem, f) == (size_t)t->nelem);
+            CHECK_CLOSE(names[i], buf, X(ref), t->nelem, 1e-5);
+            free(buf);
+        }
+        fclose(f);
+        remove(path);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+static void test_vit_down(void) {
+    float y[64 * 12];
+    CHECK_OK(sx_vit_down(y, X("vitdown.x"), 256, 12));
+    CHECK_CLOSE("vit_down", y, X("vitdown.y"), 64 * 12, 1e-6);
+    CHECK(sx_vit_down(y, X("vitdown.x"), 255, 12) != 0);
+}
+
+static void test_bad_container(void) {
+    sx_gguf *g = NULL;
+    sx_detok d;
+    CHECK_OK(sx_gguf_open("tests/fixtures/detok/bad_shape.gguf", &g));
+    if (!g) return;
+    CHECK(sx_detok_load(g, "resampler.", &d) != 0);
+    CHECKF(strstr(sx_errmsg(), "resampler.layers.1.0.to_kv.weight") &&
+               strstr(sx_errmsg(), "[100,64]") && strstr(sx_errmsg(), "[128,64]"),
+           "message: %s", sx_errmsg());
+    CHECK(sx_detok_load(g, "nothing.", &d) != 0);
+    CHECK(strstr(sx_errmsg(), "nothing.latents") != NULL);
+    sx_gguf_close(g);
+}
+
+int main(void) {
+    TEST_INIT();
+    if (sx_gguf_open("tests/fixtures/detok/expected.gguf", &E) != 0) {
+        fprintf(stderr, "%s\n", sx_errmsg());
+        return 1;
+    }
+    RUN(test_f32_matches_pytorch);
+    RUN(test_f16_drift);
+    RUN(test_trace_names_match_reference);
+    RUN(test_vit_down);
+    RUN(test_bad_container);
+    sx_gguf_close(E);
+    return TEST_DONE();
+}
