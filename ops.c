@@ -4,6 +4,9 @@
  * table in ops_impl.h. */
 #include <math.h>
 #include <stdio.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,17 +169,33 @@ static const sx_kernels *kernels_for(int level) {
     return NULL;
 }
 
+#if defined(__x86_64__)
+/* CPUID feature bits, plus the OS's consent (XCR0) to save the wider
+ * register state. */
+static int x86_has(int level) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave || !avx) return 0;
+    unsigned xlo, xhi;
+    __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    if ((xlo & 6) != 6) return 0; /* XMM and YMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+    int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    if (level == SX_SIMD_AVX2) return avx2 && fma && f16c;
+    if (level == SX_SIMD_AVX512)
+        return avx2 && fma && f16c && avx512f && avx512dq && avx512bw && avx512vl &&
+               (xlo & 0xe6) == 0xe6; /* opmask, ZMM_Hi256, Hi16_ZMM state */
+    return 0;
+}
+#endif
+
 int sx_simd_supported(int level) {
     if (!kernels_for(level)) return 0;
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (level == SX_SIMD_AVX2)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
-    if (level == SX_SIMD_AVX512)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (level == SX_SIMD_AVX2 || level == SX_SIMD_AVX512) return x86_has(level);
 #endif
     return 1;
 }
