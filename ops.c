@@ -286,6 +286,34 @@ sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K) {
 
 static size_t type_size(int type) { return type == SX_F32 ? 4 : 2; }
 
+/* ======================================================================
+ * Per-thread scratch buffers, grown on demand and kept: fresh large
+ * mallocs are mmap'ed and every page faults on first touch, which costs as
+ * much as the arithmetic for the small GEMMs inside attention.
+ * Slots: 0/1 GEMM packs, 2 attention scores, 3/4 conv im2col and output.
+ * ====================================================================== */
+#define SX_SCRATCH_SLOTS 5
+static _Thread_local float *scr_buf[SX_SCRATCH_SLOTS];
+static _Thread_local size_t scr_cap[SX_SCRATCH_SLOTS];
+
+static float *scratch(int slot, size_t n) {
+    if (n > scr_cap[slot]) {
+        free(scr_buf[slot]);
+        size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+        scr_buf[slot] = bytes / sizeof(float) >= n ? aligned_alloc(64, bytes) : NULL;
+        scr_cap[slot] = scr_buf[slot] ? n : 0;
+    }
+    return scr_buf[slot];
+}
+
+void sx_ops_thread_cleanup(void) {
+    for (int i = 0; i < SX_SCRATCH_SLOTS; i++) {
+        free(scr_buf[i]);
+        scr_buf[i] = NULL;
+        scr_cap[i] = 0;
+    }
+}
+
 sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
     sx_weight r = *w;
     r.N = n;
@@ -503,13 +531,11 @@ int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
     if (ns < nr) ns = nr;
     if (ms > M) ms = (M + mr - 1) / mr * mr;
     if (ns > W->N) ns = (W->N + nr - 1) / nr * nr;
-    float *ap = malloc(sizeof(float) * (size_t)ms * (size_t)K);
-    float *bp = malloc(sizeof(float) * (size_t)ns * (size_t)K);
-    if (!ap || !bp) {
-        free(ap), free(bp);
+    float *ap = scratch(0, (size_t)ms * (size_t)K);
+    float *bp = scratch(1, (size_t)ns * (size_t)K);
+    if (!ap || !bp)
         return sx_err("sx_matmul: out of memory packing '%s' (M=%lld N=%lld K=%lld)",
                       W->name ? W->name : "?", (long long)M, (long long)W->N, (long long)K);
-    }
     for (int64_t m0 = 0; m0 < M; m0 += ms) {
         int64_t mcnt = M - m0 < ms ? M - m0 : ms;
         pack_job PA = {ap, X + m0 * ldx, ldx, mcnt, K, NULL, 0, 0, mr, kk};
@@ -532,8 +558,6 @@ int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
             sx_parallel_for(J.n_mblk * J.n_nblk, 1, gemm_task, &J);
         }
     }
-    free(ap);
-    free(bp);
     return 0;
 }
 
@@ -552,6 +576,7 @@ typedef struct {
     float *o;
     const float *q, *k, *v;
     int64_t Tq, Tk, qb, n_qb;
+    int failed;
 } attn_job;
 
 static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
@@ -570,18 +595,23 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
             int64_t lim = q0 + nq - 1 + a->causal_offset + 1;
             if (lim < nk) nk = lim < 0 ? 0 : lim;
         }
-        float *S = malloc((size_t)nq * (size_t)(nk > 0 ? nk : 1) * sizeof(float));
-        if (!S) continue; /* reported by the driver's probe */
+        float *S = scratch(2, (size_t)nq * (size_t)(nk > 0 ? nk : 1));
+        if (!S) {
+            J->failed = 1;
+            continue;
+        }
         const float *qh = J->q + q0 * a->q_tok + (int64_t)h * a->q_head;
         float *oh = J->o + q0 * a->o_tok + (int64_t)h * a->o_head;
         if (nk == 0) {
             for (int64_t i = 0; i < nq; i++) memset(oh + i * a->o_tok, 0, sizeof(float) * a->head_dim);
-            free(S);
             continue;
         }
         sx_weight kw = sx_weight_f32(J->k + (int64_t)hk * a->k_head, nk, a->head_dim);
         kw.ld = a->k_tok;
-        sx_matmul_ld(S, nk, qh, a->q_tok, &kw, NULL, nq); /* [nq, nk] */
+        if (sx_matmul_ld(S, nk, qh, a->q_tok, &kw, NULL, nq)) { /* [nq, nk] */
+            J->failed = 1;
+            continue;
+        }
         for (int64_t i = 0; i < nq; i++) {
             float *s = S + i * nk;
             int64_t vis = nk;
@@ -612,8 +642,8 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
         vw.K = nk;
         vw.ld = a->v_tok;
         vw.data = J->v + (int64_t)hk * a->v_head;
-        sx_matmul_ld(oh, a->o_tok, S, nk, &vw, NULL, nq); /* [nq, head_dim] */
-        free(S);
+        if (sx_matmul_ld(oh, a->o_tok, S, nk, &vw, NULL, nq)) /* [nq, head_dim] */
+            J->failed = 1;
     }
 }
 
@@ -629,11 +659,11 @@ int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, con
      * block) but enough of them to keep every thread busy */
     int64_t qb = ATTN_QB_MAX;
     while (qb > 16 && (int64_t)a->n_heads * ((Tq + qb - 1) / qb) < 4 * sx_threads_count()) qb /= 2;
-    float *probe = malloc((size_t)qb * (size_t)(Tk > 0 ? Tk : 1) * sizeof(float));
-    if (!probe) return sx_err("sx_attention: out of memory for %lld keys", (long long)Tk);
-    free(probe);
-    attn_job J = {a, o, q, k, v, Tq, Tk, qb, (Tq + qb - 1) / qb};
+    attn_job J = {a, o, q, k, v, Tq, Tk, qb, (Tq + qb - 1) / qb, 0};
     sx_parallel_for((int64_t)a->n_heads * J.n_qb, 1, attn_task, &J);
+    if (J.failed)
+        return sx_err("sx_attention: out of memory (%lld queries x %lld keys, %d heads)",
+                      (long long)Tq, (long long)Tk, a->n_heads);
     return 0;
 }
 
@@ -852,12 +882,10 @@ int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
     int64_t chunk = CONV_COL_MAX / Kd;
     if (chunk < 64) chunk = 64;
     if (chunk > HWo) chunk = HWo;
-    float *col = malloc(sizeof(float) * (size_t)chunk * (size_t)Kd);
-    float *out = malloc(sizeof(float) * (size_t)chunk * (size_t)c->cout);
-    if (!col || !out) {
-        free(col), free(out);
+    float *col = scratch(3, (size_t)chunk * (size_t)Kd);
+    float *out = scratch(4, (size_t)chunk * (size_t)c->cout);
+    if (!col || !out)
         return sx_err("sx_conv2d: out of memory ('%s')", w->name ? w->name : "?");
-    }
     int rc = 0;
     for (int64_t p0 = 0; p0 < HWo && rc == 0; p0 += chunk) {
         int64_t np = HWo - p0 < chunk ? HWo - p0 : chunk;
@@ -867,8 +895,6 @@ int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
         scatter_job SJ = {y, out, np, c->cout, HWo, p0};
         sx_parallel_for(c->cout, 8, conv_scatter_task, &SJ);
     }
-    free(col);
-    free(out);
     if (rc) return rc;
     if (Ho) *Ho = ho;
     if (Wo) *Wo = wo;

@@ -146,6 +146,10 @@ uint16_t sx_f32_to_bf16(float f);  /* round to nearest even */
 void sx_f16_to_f32_n(float *y, const uint16_t *x, int64_t n);
 void sx_bf16_to_f32_n(float *y, const uint16_t *x, int64_t n);
 
+/* Frees the calling thread's kernel scratch buffers (the pool's workers
+ * call it before they exit; the main thread at exit). */
+void sx_ops_thread_cleanup(void);
+
 /* ---- deterministic test data ----
  * Counter-based uniform/normal values shared with scripts/sxrand.py, so
  * real-shape tests can regenerate large random weights on both sides instead

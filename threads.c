@@ -56,6 +56,7 @@ static void *worker(void *arg) {
         if (--P.active == 0) pthread_cond_signal(&P.done_cv);
     }
     pthread_mutex_unlock(&P.mu);
+    sx_ops_thread_cleanup();
     return NULL;
 }
 
@@ -89,6 +90,7 @@ int sx_threads_init(int n) {
     pool_stop();
     static int registered;
     if (!registered) {
+        atexit(sx_ops_thread_cleanup); /* runs after pool_stop (reverse order) */
         atexit(pool_stop);
         registered = 1;
     }
