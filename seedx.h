@@ -70,5 +70,46 @@ size_t sx_peak_rss(void);
 
 #include "gguf.h"
 #include "ops.h"
+#include "tokenizer.h"
+#include "image_io.h"
+#include "detokenizer.h"
+
+/* ---- SEED-X agent logic (seedx.c) ------------------------------------- */
+#ifdef __cplusplus
+extern "C" {
+#endif
+#define SX_SEEDX_MAX_IMG_TOKENS 100
+#define SX_SEEDX_MAX_LOC_TOKENS 224
+
+/* The special token ids SEED-X uses, looked up by name in the tokenizer. */
+typedef struct sx_seedx_tokens {
+    int bos, eos;
+    int img_open, img_close, patch_open, patch_close; /* <img> </img> <patch> </patch> */
+    int box_start, box_end;
+    int img[SX_SEEDX_MAX_IMG_TOKENS], n_img; /* <img_00000> ... */
+    int loc[SX_SEEDX_MAX_LOC_TOKENS], n_loc; /* <loc-0> ... */
+} sx_seedx_tokens;
+int sx_seedx_tokens_init(const sx_tokenizer *tok, sx_seedx_tokens *t);
+
+/* The image-token string of a prompt for n_images any-res images (tiles
+ * then the global thumbnail). malloc'd; NULL on error. */
+char *sx_seedx_image_block(int n_images, int tokens_per_image);
+/* ids_cmp_mask as positions (at most max_pos stored); returns the count. */
+int64_t sx_seedx_cmp_positions(const sx_seedx_tokens *t, const int *ids, int64_t n, int64_t *pos,
+                               int64_t max_pos);
+/* rel_pos of a tile centred at (x, y): [x, y, 1-x, 1-y]/2 @ P[4, D]. */
+void sx_seedx_patch_pos(const float *P, int64_t D, float x, float y, float *out);
+/* SEED-X's AutoImageTokenGenerationProcessor on one row of scores. */
+void sx_seedx_image_token_rule(const sx_seedx_tokens *t, int n_gen_tokens, int last_id,
+                               float *scores, int64_t n_vocab);
+/* re.sub('<[^>]*>', '', text); malloc'd. */
+char *sx_seedx_strip_tags(const char *text);
+/* extract_box of the official scripts; returns the number of boxes. */
+int sx_seedx_extract_boxes(const char *text, int (*boxes)[4], int *counts, int max_boxes);
+/* A box (x_center, y_center, w, h on the 224 grid) as pixel corners. */
+void sx_seedx_box_rect(const int box[4], int W, int H, int rect[4]);
+#ifdef __cplusplus
+}
+#endif
 
 #endif
