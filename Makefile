@@ -79,4 +79,5 @@ build-fuzz/%: tests/%.c $(LIB_SRCS) $(HDRS)
 	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -I. -o $@ $< $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/$${n#fuzz_}; \
-	  echo "== $$n ($(FUZZ_SECONDS)s)"; SEEDX_SIMD=scalar ./$$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/$${n#fuzz_} || exit 1; done
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; new=$$(mktemp -d); \
+	  ./$$f -max_total_time=$(FUZZ_SECONDS) $$new tests/fuzz/$${n#fuzz_} || exit 1; rm -rf $$new; done

@@ -3,6 +3,8 @@
 write_gguf(path, metadata, tensors)
   metadata: dict key -> value. Python int -> int64 (or u32 via U32(v)), float -> f32
             (F64(v) for float64), bool, str, list of int/float/str -> array.
+            Val(type, v) / Arr(elem_type, items) give any GGUF type explicitly
+            (all scalar types, typed and nested arrays).
   tensors:  list of (name, ndarray, type) with type in 'f32','f16','bf16','q8_0','q4_0';
             arrays are in PyTorch order; GGUF stores dims fastest-first, so the
             dims are written reversed and the C reader reverses them back.
@@ -28,12 +30,55 @@ class F64(float):
     pass
 
 
+class Val:
+    """An explicitly typed scalar: Val(T_U8, 7), Val(T_I16, -3), Val(T_U64, 2**63)."""
+
+    def __init__(self, type, value):
+        self.type, self.value = type, value
+
+
+class Arr:
+    """An explicitly typed array: Arr(T_U16, [1, 2]); nested arrays are
+    Arr(T_ARR, [Arr(...), ...]) and may mix element types per sub-array."""
+
+    def __init__(self, elem_type, items):
+        self.elem_type, self.items = elem_type, list(items)
+
+
+_SCALAR_FMT = {T_U8: "<B", T_I8: "<b", T_U16: "<H", T_I16: "<h", T_U32: "<I", T_I32: "<i",
+               T_F32: "<f", T_BOOL: "<B", T_U64: "<Q", T_I64: "<q", T_F64: "<d"}
+
+
+def _payload(b, t, v):
+    """Appends the value v of GGUF type t without its type tag."""
+    if t == T_STR:
+        _s(b, v)
+    elif t == T_ARR:
+        if not isinstance(v, Arr):
+            raise TypeError(f"nested array element must be Arr, got {v!r}")
+        b += struct.pack("<IQ", v.elem_type, len(v.items))
+        for x in v.items:
+            _payload(b, v.elem_type, x)
+    elif t in _SCALAR_FMT:
+        b += struct.pack(_SCALAR_FMT[t], int(v) if t not in (T_F32, T_F64) else float(v))
+    else:
+        raise ValueError(f"unknown GGUF value type {t}")
+
+
 def _s(b, x):
     x = x.encode("utf-8") if isinstance(x, str) else x
     b += struct.pack("<Q", len(x)) + x
 
 
 def _val(b, v):
+    if isinstance(v, Val):
+        b += struct.pack("<I", v.type)
+        _payload(b, v.type, v.value)
+        return
+    if isinstance(v, Arr):
+        b += struct.pack("<I", T_ARR)
+        _payload(b, T_ARR, v)
+        return
     if isinstance(v, bool):
         b += struct.pack("<IB", T_BOOL, int(v))
     elif isinstance(v, U32):

@@ -1,0 +1,1231 @@
+/* gguf.c - the weight container: GGUF v3 (and v2, which has the same
+ * little-endian layout) read through a read-only private mmap.
+ *
+ * File layout (all little-endian):
+ *   header   "GGUF" u32 version, u64 n_tensors, u64 n_kv
+ *   n_kv     key/values:   string key, u32 type, value
+ *   n_tensor tensor infos: string name, u32 n_dims, u64 dims[n_dims]
+ *                          (fastest first), u32 type, u64 offset
+ *   padding  to general.alignment (u32, default 32)
+ *   data     each tensor at data_start + offset (offset aligned)
+ * A string is u64 length + bytes (no terminator); an array is u32 element
+ * type + u64 count + elements (arrays may nest).
+ *
+ * sx_gguf_open checks every byte it will ever read, so later accessors
+ * never need to: each failure names the file, the field and its offset.
+ * Shapes are presented in PyTorch order (GGUF's dims reversed). Lookup of
+ * tensors and keys goes through hash tables (SDXL has ~2500 tensors). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "seedx.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "gguf.c reads little-endian files in place; a big-endian host is not supported"
+#endif
+
+#define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_ARRAY_DEPTH 8
+#define GGUF_NAME_SHOWN 200 /* bytes of a name quoted in an error message */
+
+/* ---- tensor types ---------------------------------------------------- */
+
+static int type_block(int type) { /* elements per block, 0 if unknown */
+    switch (type) {
+    case SX_F32: case SX_F16: case SX_BF16: return 1;
+    case SX_Q8_0: case SX_Q4_0: return 32;
+    default: return 0;
+    }
+}
+
+static size_t type_block_bytes(int type) {
+    switch (type) {
+    case SX_F32: return 4;
+    case SX_F16: case SX_BF16: return 2;
+    case SX_Q8_0: return 2 + 32;
+    case SX_Q4_0: return 2 + 16;
+    default: return 0;
+    }
+}
+
+const char *sx_type_name(int type) {
+    switch (type) {
+    case SX_F32: return "F32";
+    case SX_F16: return "F16";
+    case SX_BF16: return "BF16";
+    case SX_Q8_0: return "Q8_0";
+    case SX_Q4_0: return "Q4_0";
+    default: return "?";
+    }
+}
+
+size_t sx_type_nbytes(int type, int64_t n) {
+    int blk = type_block(type);
+    if (!blk || n < 0 || n % blk) return 0;
+    uint64_t nb = (uint64_t)(n / blk);
+    size_t bb = type_block_bytes(type);
+    if (nb > SIZE_MAX / bb) return 0;
+    return (size_t)nb * bb;
+}
+
+/* ---- metadata value types -------------------------------------------- */
+
+static const char *kv_type_name(uint32_t t) {
+    static const char *names[] = {"u8", "i8", "u16", "i16", "u32", "i32", "f32",
+                                  "bool", "str", "arr", "u64", "i64", "f64"};
+    return t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+static size_t kv_scalar_size(uint32_t t) { /* 0 for string, array, unknown */
+    switch (t) {
+    case SX_GGUF_U8: case SX_GGUF_I8: case SX_GGUF_BOOL: return 1;
+    case SX_GGUF_U16: case SX_GGUF_I16: return 2;
+    case SX_GGUF_U32: case SX_GGUF_I32: case SX_GGUF_F32: return 4;
+    case SX_GGUF_U64: case SX_GGUF_I64: case SX_GGUF_F64: return 8;
+    default: return 0;
+    }
+}
+
+static int kv_is_int(int t) {
+    return t == SX_GGUF_U8 || t == SX_GGUF_I8 || t == SX_GGUF_U16 || t == SX_GGUF_I16 ||
+           t == SX_GGUF_U32 || t == SX_GGUF_I32 || t == SX_GGUF_U64 || t == SX_GGUF_I64 ||
+           t == SX_GGUF_BOOL;
+}
+
+/* Reads a scalar of type t at p (unaligned). Integers into *i (u64 above
+ * INT64_MAX sets *big), floats into *f. */
+static void kv_read_scalar(const uint8_t *p, int t, int64_t *i, double *f, int *big) {
+    int64_t iv = 0;
+    double fv = 0;
+    if (big) *big = 0;
+    switch (t) {
+    case SX_GGUF_U8: case SX_GGUF_BOOL: iv = p[0]; break;
+    case SX_GGUF_I8: iv = (int8_t)p[0]; break;
+    case SX_GGUF_U16: { uint16_t v; memcpy(&v, p, 2); iv = v; break; }
+    case SX_GGUF_I16: { int16_t v; memcpy(&v, p, 2); iv = v; break; }
+    case SX_GGUF_U32: { uint32_t v; memcpy(&v, p, 4); iv = v; break; }
+    case SX_GGUF_I32: { int32_t v; memcpy(&v, p, 4); iv = v; break; }
+    case SX_GGUF_U64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v > (uint64_t)INT64_MAX && big) *big = 1;
+        iv = (int64_t)v;
+        fv = (double)v;
+        if (f) *f = fv;
+        if (i) *i = iv;
+        return;
+    }
+    case SX_GGUF_I64: memcpy(&iv, p, 8); break;
+    case SX_GGUF_F32: { float v; memcpy(&v, p, 4); fv = v; break; }
+    case SX_GGUF_F64: memcpy(&fv, p, 8); break;
+    default: break;
+    }
+    if (t != SX_GGUF_F32 && t != SX_GGUF_F64) fv = (double)iv;
+    if (i) *i = iv;
+    if (f) *f = fv;
+}
+
+/* ---- the handle ------------------------------------------------------ */
+
+typedef struct gg_kv {
+    const char *key;    /* NUL-terminated copy */
+    int type;           /* SX_GGUF_* */
+    uint64_t off;       /* file offset of the key's length field */
+    const uint8_t *val; /* scalar value / array payload (after elem type + count) */
+    int elem_type;      /* arrays */
+    uint64_t n;         /* arrays: element count */
+    const char **strs;  /* STRING: strs[0]; string arrays: n copies (NUL-terminated) */
+    size_t *lens;
+    size_t val_bytes;   /* bytes of the whole value in the file (for printing) */
+} gg_kv;
+
+typedef struct gg_chunk {
+    struct gg_chunk *next;
+    size_t used, cap;
+    char data[];
+} gg_chunk;
+
+struct sx_gguf {
+    char *path;
+    const uint8_t *map;
+    size_t size;
+    uint32_t version;
+    size_t alignment;
+    uint64_t data_off;
+    int64_t n_kv, n_t;
+    gg_kv *kv;
+    sx_tensor *t;
+    int64_t *kv_hash, *t_hash; /* open addressing: index + 1, 0 = empty */
+    size_t kv_cap, t_cap;
+    float **conv; /* sx_get_f32 copies, per tensor */
+    gg_chunk *chunks;
+};
+
+/* Copies len bytes into the handle's string arena and adds a NUL. */
+static const char *arena_str(sx_gguf *g, const uint8_t *p, size_t len) {
+    gg_chunk *c = g->chunks;
+    if (len >= SIZE_MAX / 2) {
+        sx_err("%s: string of %zu bytes is too long", g->path, len);
+        return NULL;
+    }
+    if (!c || c->cap - c->used < len + 1) {
+        size_t cap = len + 1 > 65536 ? len + 1 : 65536;
+        c = sx_malloc(sizeof *c + cap, "gguf strings");
+        if (!c) return NULL;
+        c->next = g->chunks;
+        c->used = 0;
+        c->cap = cap;
+        g->chunks = c;
+    }
+    char *s = c->data + c->used;
+    if (len) memcpy(s, p, len);
+    s[len] = 0;
+    c->used += len + 1;
+    return s;
+}
+
+static uint64_t hash_bytes(const char *s) { /* FNV-1a */
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static size_t hash_cap(int64_t n) {
+    size_t cap = 16;
+    while (cap < (size_t)n * 2) cap *= 2;
+    return cap;
+}
+
+/* Looks name up; returns the index or -1. */
+static int64_t hash_find(const int64_t *tab, size_t cap, const char *name,
+                         const char *(*key_of)(const sx_gguf *, int64_t), const sx_gguf *g) {
+    if (!tab || !name) return -1;
+    size_t m = cap - 1, h = (size_t)hash_bytes(name) & m;
+    for (;;) {
+        int64_t v = tab[h];
+        if (!v) return -1;
+        if (!strcmp(key_of(g, v - 1), name)) return v - 1;
+        h = (h + 1) & m;
+    }
+}
+
+/* Inserts index i under name; returns the index already holding name, or -1. */
+static int64_t hash_insert(int64_t *tab, size_t cap, const char *name, int64_t i,
+                           const char *(*key_of)(const sx_gguf *, int64_t), const sx_gguf *g) {
+    size_t m = cap - 1, h = (size_t)hash_bytes(name) & m;
+    for (;;) {
+        int64_t v = tab[h];
+        if (!v) {
+            tab[h] = i + 1;
+            return -1;
+        }
+        if (!strcmp(key_of(g, v - 1), name)) return v - 1;
+        h = (h + 1) & m;
+    }
+}
+
+static const char *kv_key_of(const sx_gguf *g, int64_t i) { return g->kv[i].key; }
+static const char *t_name_of(const sx_gguf *g, int64_t i) { return g->t[i].name; }
+
+/* Quotes at most GGUF_NAME_SHOWN bytes of a name for a message, escaping
+ * control bytes. */
+static const char *shown(char *buf, size_t cap, const char *s, size_t len) {
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 8 < cap; i++) {
+        if (i == GGUF_NAME_SHOWN) {
+            o += (size_t)snprintf(buf + o, cap - o, "...(%zu bytes)", len);
+            break;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 32 || ch == 127 || ch == '\'' || ch == '\\')
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", ch);
+        else
+            buf[o++] = (char)ch;
+    }
+    buf[o < cap ? o : cap - 1] = 0;
+    return buf;
+}
+
+/* ---- the parser ------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *p;
+    size_t size, pos;
+    const char *path;
+    char ctx[GGUF_NAME_SHOWN * 4 + 96]; /* "kv #3 'general.name'", "tensor #5 'x'" */
+} gg_cur;
+
+static int cur_need(gg_cur *c, uint64_t n, const char *what) {
+    if (n > c->size - c->pos)
+        return sx_err("%s: %s: %s at offset %zu runs past end of file (%zu bytes)", c->path,
+                      c->ctx, what, c->pos, c->size);
+    return 0;
+}
+
+static int cur_u32(gg_cur *c, uint32_t *v, const char *what) {
+    if (cur_need(c, 4, what)) return -1;
+    memcpy(v, c->p + c->pos, 4);
+    c->pos += 4;
+    return 0;
+}
+
+static int cur_u64(gg_cur *c, uint64_t *v, const char *what) {
+    if (cur_need(c, 8, what)) return -1;
+    memcpy(v, c->p + c->pos, 8);
+    c->pos += 8;
+    return 0;
+}
+
+/* A string: u64 length then bytes, all inside the file. */
+static int cur_str(gg_cur *c, const uint8_t **s, uint64_t *len, const char *what) {
+    size_t at = c->pos;
+    char w[64];
+    snprintf(w, sizeof w, "%s length", what);
+    if (cur_u64(c, len, w)) return -1;
+    if (*len > c->size - c->pos)
+        return sx_err("%s: %s: %s length %llu at offset %zu runs past end of file (%zu bytes)",
+                      c->path, c->ctx, what, (unsigned long long)*len, at, c->size);
+    *s = c->p + c->pos;
+    c->pos += (size_t)*len;
+    return 0;
+}
+
+/* Validates (and skips) one value of type t at the cursor. */
+static int cur_value(gg_cur *c, uint32_t t, int depth) {
+    size_t at = c->pos;
+    size_t sz = kv_scalar_size(t);
+    if (sz) {
+        if (cur_need(c, sz, "value")) return -1;
+        if (t == SX_GGUF_BOOL && c->p[c->pos] > 1)
+            return sx_err("%s: %s: bool value %u at offset %zu is not 0 or 1", c->path, c->ctx,
+                          c->p[c->pos], at);
+        c->pos += sz;
+        return 0;
+    }
+    if (t == SX_GGUF_STRING) {
+        const uint8_t *s;
+        uint64_t len;
+        return cur_str(c, &s, &len, "string");
+    }
+    if (t != SX_GGUF_ARRAY)
+        return sx_err("%s: %s: unknown value type %u at offset %zu", c->path, c->ctx, t, at);
+    if (depth >= GGUF_MAX_ARRAY_DEPTH)
+        return sx_err("%s: %s: arrays nested deeper than %d at offset %zu", c->path, c->ctx,
+                      GGUF_MAX_ARRAY_DEPTH, at);
+    uint32_t et;
+    uint64_t n;
+    if (cur_u32(c, &et, "array element type")) return -1;
+    if (et > SX_GGUF_F64)
+        return sx_err("%s: %s: unknown array element type %u at offset %zu", c->path, c->ctx, et,
+                      at);
+    if (cur_u64(c, &n, "array length")) return -1;
+    size_t esz = kv_scalar_size(et);
+    /* the smallest encoding of one element bounds the count by the bytes left */
+    size_t min = esz ? esz : et == SX_GGUF_STRING ? 8 : 12;
+    if (n > (c->size - c->pos) / min)
+        return sx_err("%s: %s: array of %llu x %s at offset %zu runs past end of file (%zu bytes)",
+                      c->path, c->ctx, (unsigned long long)n, kv_type_name(et), at, c->size);
+    if (esz) {
+        if (et == SX_GGUF_BOOL)
+            for (uint64_t i = 0; i < n; i++)
+                if (c->p[c->pos + i] > 1)
+                    return sx_err("%s: %s: bool element %llu = %u at offset %zu is not 0 or 1",
+                                  c->path, c->ctx, (unsigned long long)i, c->p[c->pos + i],
+                                  c->pos + (size_t)i);
+        c->pos += (size_t)n * esz;
+        return 0;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (cur_value(c, et, depth + 1)) return -1;
+    return 0;
+}
+
+typedef struct {
+    uint64_t start, end;
+    int64_t idx;
+} gg_span;
+
+static int span_cmp(const void *a, const void *b) {
+    const gg_span *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int parse_kvs(sx_gguf *g, gg_cur *c) {
+    char nb[GGUF_NAME_SHOWN * 4 + 32];
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        gg_kv *kv = &g->kv[i];
+        const uint8_t *k;
+        uint64_t klen;
+        snprintf(c->ctx, sizeof c->ctx, "kv #%lld", (long long)i);
+        kv->off = c->pos;
+        if (cur_str(c, &k, &klen, "key")) return -1;
+        shown(nb, sizeof nb, (const char *)k, (size_t)klen);
+        snprintf(c->ctx, sizeof c->ctx, "kv #%lld '%s'", (long long)i, nb);
+        if (memchr(k, 0, (size_t)klen))
+            return sx_err("%s: %s: key at offset %llu contains a NUL byte", g->path, c->ctx,
+                          (unsigned long long)kv->off);
+        if (!(kv->key = arena_str(g, k, (size_t)klen))) return -1;
+        uint32_t t;
+        size_t tpos = c->pos;
+        if (cur_u32(c, &t, "value type")) return -1;
+        if (t > SX_GGUF_F64)
+            return sx_err("%s: %s: unknown value type %u at offset %zu", g->path, c->ctx, t, tpos);
+        kv->type = (int)t;
+        size_t vpos = c->pos;
+        if (cur_value(c, t, 0)) return -1;
+        kv->val_bytes = c->pos - vpos;
+        kv->val = c->p + vpos;
+        if (t == SX_GGUF_STRING) {
+            uint64_t len;
+            memcpy(&len, c->p + vpos, 8);
+            kv->strs = sx_malloc(sizeof *kv->strs, "gguf string");
+            kv->lens = sx_malloc(sizeof *kv->lens, "gguf string");
+            if (!kv->strs || !kv->lens) return -1;
+            kv->lens[0] = (size_t)len;
+            if (!(kv->strs[0] = arena_str(g, c->p + vpos + 8, (size_t)len))) return -1;
+            kv->n = 1;
+        } else if (t == SX_GGUF_ARRAY) {
+            uint32_t et;
+            memcpy(&et, c->p + vpos, 4);
+            memcpy(&kv->n, c->p + vpos + 4, 8);
+            kv->elem_type = (int)et;
+            kv->val = c->p + vpos + 12;
+            if (et == SX_GGUF_STRING) {
+                kv->strs = sx_calloc((size_t)kv->n, sizeof *kv->strs, "gguf string array");
+                kv->lens = sx_calloc((size_t)kv->n, sizeof *kv->lens, "gguf string array");
+                if (!kv->strs || !kv->lens) return -1;
+                const uint8_t *p = kv->val;
+                for (uint64_t j = 0; j < kv->n; j++) {
+                    uint64_t len;
+                    memcpy(&len, p, 8);
+                    kv->lens[j] = (size_t)len;
+                    if (!(kv->strs[j] = arena_str(g, p + 8, (size_t)len))) return -1;
+                    p += 8 + len;
+                }
+            }
+        }
+        int64_t dup = hash_insert(g->kv_hash, g->kv_cap, kv->key, i, kv_key_of, g);
+        if (dup >= 0)
+            return sx_err("%s: %s at offset %llu duplicates kv #%lld", g->path, c->ctx,
+                          (unsigned long long)kv->off, (long long)dup);
+    }
+    return 0;
+}
+
+static int parse_alignment(sx_gguf *g) {
+    g->alignment = GGUF_DEFAULT_ALIGNMENT;
+    int64_t i = hash_find(g->kv_hash, g->kv_cap, "general.alignment", kv_key_of, g);
+    if (i < 0) return 0;
+    const gg_kv *kv = &g->kv[i];
+    if (kv->type != SX_GGUF_U32)
+        return sx_err("%s: kv #%lld 'general.alignment' at offset %llu has type %s, expected u32",
+                      g->path, (long long)i, (unsigned long long)kv->off, kv_type_name(kv->type));
+    uint32_t a;
+    memcpy(&a, kv->val, 4);
+    if (a == 0 || (a & (a - 1)))
+        return sx_err("%s: kv #%lld 'general.alignment' at offset %llu is %u, not a power of two",
+                      g->path, (long long)i, (unsigned long long)kv->off, a);
+    g->alignment = a;
+    return 0;
+}
+
+static int parse_tensor_infos(sx_gguf *g, gg_cur *c) {
+    char nb[GGUF_NAME_SHOWN * 4 + 32];
+    for (int64_t i = 0; i < g->n_t; i++) {
+        sx_tensor *t = &g->t[i];
+        const uint8_t *s;
+        uint64_t len;
+        snprintf(c->ctx, sizeof c->ctx, "tensor #%lld", (long long)i);
+        size_t at = c->pos, name_at = c->pos;
+        if (cur_str(c, &s, &len, "name")) return -1;
+        shown(nb, sizeof nb, (const char *)s, (size_t)len);
+        snprintf(c->ctx, sizeof c->ctx, "tensor #%lld '%s'", (long long)i, nb);
+        if (memchr(s, 0, (size_t)len))
+            return sx_err("%s: %s: name at offset %zu contains a NUL byte", g->path, c->ctx, at);
+        if (!(t->name = arena_str(g, s, (size_t)len))) return -1;
+        uint32_t nd;
+        at = c->pos;
+        if (cur_u32(c, &nd, "n_dims")) return -1;
+        if (nd < 1 || nd > SX_MAX_DIMS)
+            return sx_err("%s: %s: n_dims %u at offset %zu is not in 1..%d", g->path, c->ctx, nd, at,
+                          SX_MAX_DIMS);
+        t->ndim = (int)nd;
+        uint64_t dims[SX_MAX_DIMS];
+        int64_t nelem = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            at = c->pos;
+            if (cur_u64(c, &dims[d], "dims")) return -1;
+            if (dims[d] == 0 || dims[d] > (uint64_t)INT64_MAX)
+                return sx_err("%s: %s: dim %u (GGUF order) = %llu at offset %zu is not in 1..2^63-1",
+                              g->path, c->ctx, d, (unsigned long long)dims[d], at);
+            if (__builtin_mul_overflow(nelem, (int64_t)dims[d], &nelem))
+                return sx_err("%s: %s: element count overflows (dims at offset %zu)", g->path,
+                              c->ctx, at);
+        }
+        for (uint32_t d = 0; d < nd; d++) t->shape[d] = (int64_t)dims[nd - 1 - d];
+        t->nelem = nelem;
+        uint32_t type;
+        at = c->pos;
+        if (cur_u32(c, &type, "type")) return -1;
+        if (!type_block((int)type))
+            return sx_err("%s: %s: unknown tensor type %u at offset %zu (known: F32 F16 BF16 Q8_0 "
+                          "Q4_0)", g->path, c->ctx, type, at);
+        t->type = (int)type;
+        if (dims[0] % (uint64_t)type_block((int)type))
+            return sx_err("%s: %s: row length %llu is not a multiple of %d, as %s needs", g->path,
+                          c->ctx, (unsigned long long)dims[0], type_block((int)type),
+                          sx_type_name((int)type));
+        t->nbytes = sx_type_nbytes((int)type, nelem);
+        if (!t->nbytes)
+            return sx_err("%s: %s: byte size of %lld elements of %s overflows", g->path, c->ctx,
+                          (long long)nelem, sx_type_name((int)type));
+        at = c->pos;
+        if (cur_u64(c, &t->offset, "data offset")) return -1;
+        if (t->offset % g->alignment)
+            return sx_err("%s: %s: data offset %llu at offset %zu is not a multiple of the "
+                          "alignment %zu", g->path, c->ctx, (unsigned long long)t->offset, at,
+                          g->alignment);
+        int64_t dup = hash_insert(g->t_hash, g->t_cap, t->name, i, t_name_of, g);
+        if (dup >= 0)
+            return sx_err("%s: %s: name at offset %zu duplicates tensor #%lld", g->path, c->ctx,
+                          name_at, (long long)dup);
+    }
+    return 0;
+}
+
+static int place_tensors(sx_gguf *g) {
+    char nb[GGUF_NAME_SHOWN * 4 + 32], nb2[GGUF_NAME_SHOWN * 4 + 32];
+    uint64_t size = g->size;
+    for (int64_t i = 0; i < g->n_t; i++) {
+        sx_tensor *t = &g->t[i];
+        uint64_t a = g->data_off + t->offset, b = a + t->nbytes;
+        if (t->offset > UINT64_MAX - g->data_off)
+            return sx_err("%s: tensor #%lld '%s': data offset %llu runs past end of file (%llu "
+                          "bytes)", g->path, (long long)i,
+                          shown(nb, sizeof nb, t->name, strlen(t->name)),
+                          (unsigned long long)t->offset, (unsigned long long)size);
+        if (a > size || t->nbytes > size - a) {
+            if (t->nbytes > UINT64_MAX - a) b = UINT64_MAX;
+            return sx_err("%s: tensor #%lld '%s': data [%llu, %llu) runs past end of file (%llu "
+                          "bytes)", g->path, (long long)i,
+                          shown(nb, sizeof nb, t->name, strlen(t->name)), (unsigned long long)a,
+                          (unsigned long long)b, (unsigned long long)size);
+        }
+        t->data = g->map + a;
+    }
+    if (g->n_t < 2) return 0;
+    gg_span *sp = sx_calloc((size_t)g->n_t, sizeof *sp, "gguf tensor spans");
+    if (!sp) return -1;
+    for (int64_t i = 0; i < g->n_t; i++) {
+        sp[i].start = g->t[i].offset;
+        sp[i].end = g->t[i].offset + g->t[i].nbytes;
+        sp[i].idx = i;
+    }
+    qsort(sp, (size_t)g->n_t, sizeof *sp, span_cmp);
+    int64_t far = 0; /* the span reaching furthest so far */
+    for (int64_t i = 1; i < g->n_t; i++) {
+        if (sp[i].start < sp[far].end) {
+            const sx_tensor *x = &g->t[sp[far].idx], *y = &g->t[sp[i].idx];
+            int rc = sx_err("%s: tensor #%lld '%s': data [%llu, %llu) overlaps tensor #%lld '%s' "
+                            "data [%llu, %llu)", g->path, (long long)sp[i].idx,
+                            shown(nb, sizeof nb, y->name, strlen(y->name)),
+                            (unsigned long long)(g->data_off + sp[i].start),
+                            (unsigned long long)(g->data_off + sp[i].end), (long long)sp[far].idx,
+                            shown(nb2, sizeof nb2, x->name, strlen(x->name)),
+                            (unsigned long long)(g->data_off + sp[far].start),
+                            (unsigned long long)(g->data_off + sp[far].end));
+            free(sp);
+            return rc;
+        }
+        if (sp[i].end > sp[far].end) far = i;
+    }
+    free(sp);
+    return 0;
+}
+
+static int parse(sx_gguf *g) {
+    gg_cur c = {.p = g->map, .size = g->size, .pos = 0, .path = g->path};
+    snprintf(c.ctx, sizeof c.ctx, "header");
+    if (g->size < 24)
+        return sx_err("%s: file of %zu bytes is too small for a GGUF header (24 bytes)", g->path,
+                      g->size);
+    if (memcmp(g->map, "GGUF", 4)) {
+        char nb[64];
+        return sx_err("%s: bad magic '%s' at offset 0 (expected 'GGUF'; not a GGUF file)", g->path,
+                      shown(nb, sizeof nb, (const char *)g->map, 4));
+    }
+    c.pos = 4;
+    uint64_t nt, nkv;
+    cur_u32(&c, &g->version, "version");
+    if (g->version != 2 && g->version != 3)
+        return sx_err("%s: unsupported GGUF version %u at offset 4 (expected 3 or 2%s)", g->path,
+                      g->version, (g->version & 0xffff) == 0 ? "; a big-endian file?" : "");
+    cur_u64(&c, &nt, "tensor count");
+    cur_u64(&c, &nkv, "kv count");
+    /* a tensor info takes at least 32 bytes, a key/value at least 13:
+     * larger counts cannot fit, so reject them before allocating */
+    if (nt > (g->size - 24) / 32)
+        return sx_err("%s: tensor count %llu at offset 8 cannot fit in a file of %zu bytes", g->path,
+                      (unsigned long long)nt, g->size);
+    if (nkv > (g->size - 24) / 13)
+        return sx_err("%s: kv count %llu at offset 16 cannot fit in a file of %zu bytes", g->path,
+                      (unsigned long long)nkv, g->size);
+    g->n_t = (int64_t)nt;
+    g->n_kv = (int64_t)nkv;
+    g->kv = sx_calloc((size_t)nkv, sizeof *g->kv, "gguf key/values");
+    g->t = sx_calloc((size_t)nt, sizeof *g->t, "gguf tensors");
+    g->kv_cap = hash_cap(g->n_kv);
+    g->t_cap = hash_cap(g->n_t);
+    g->kv_hash = sx_calloc(g->kv_cap, sizeof *g->kv_hash, "gguf key index");
+    g->t_hash = sx_calloc(g->t_cap, sizeof *g->t_hash, "gguf tensor index");
+    if (!g->kv || !g->t || !g->kv_hash || !g->t_hash) return -1;
+    if (parse_kvs(g, &c) || parse_alignment(g) || parse_tensor_infos(g, &c)) return -1;
+    /* the data section starts at the next multiple of the alignment */
+    g->data_off = ((uint64_t)c.pos + g->alignment - 1) / g->alignment * g->alignment;
+    return place_tensors(g);
+}
+
+int sx_gguf_open(const char *path, sx_gguf **out) {
+    if (out) *out = NULL;
+    if (!path || !out) return sx_err("sx_gguf_open: NULL %s", path ? "out" : "path");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sx_err("%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return sx_err("%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sx_err("%s: is %s, not a regular file", path,
+                      S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+    }
+    if (st.st_size < 24) {
+        close(fd);
+        return sx_err("%s: file of %lld bytes is too small for a GGUF header (24 bytes)", path,
+                      (long long)st.st_size);
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return sx_err("%s: file too large to map", path);
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (map == MAP_FAILED) return sx_err("%s: cannot mmap %lld bytes: %s", path,
+                                         (long long)st.st_size, strerror(e));
+    sx_gguf *g = sx_calloc(1, sizeof *g, "gguf handle");
+    size_t plen = strlen(path);
+    if (g) g->path = sx_malloc(plen + 1, "gguf path");
+    if (!g || !g->path) {
+        if (g) free(g);
+        munmap(map, (size_t)st.st_size);
+        return -1;
+    }
+    memcpy(g->path, path, plen + 1);
+    g->map = map;
+    g->size = (size_t)st.st_size;
+    if (parse(g) != 0) {
+        sx_gguf_close(g);
+        return -1;
+    }
+    *out = g;
+    return 0;
+}
+
+void sx_gguf_close(sx_gguf *g) {
+    if (!g) return;
+    if (g->conv) {
+        for (int64_t i = 0; i < g->n_t; i++) free(g->conv[i]);
+        free(g->conv);
+    }
+    if (g->kv)
+        for (int64_t i = 0; i < g->n_kv; i++) {
+            free(g->kv[i].strs);
+            free(g->kv[i].lens);
+        }
+    while (g->chunks) {
+        gg_chunk *n = g->chunks->next;
+        free(g->chunks);
+        g->chunks = n;
+    }
+    free(g->kv);
+    free(g->t);
+    free(g->kv_hash);
+    free(g->t_hash);
+    if (g->map) munmap((void *)g->map, g->size);
+    free(g->path);
+    free(g);
+}
+
+const char *sx_gguf_path(const sx_gguf *g) { return g ? g->path : "(null)"; }
+uint32_t sx_gguf_version(const sx_gguf *g) { return g ? g->version : 0; }
+size_t sx_gguf_alignment(const sx_gguf *g) { return g ? g->alignment : 0; }
+
+/* ---- tensors ----------------------------------------------------------- */
+
+int64_t sx_gguf_n_tensors(const sx_gguf *g) { return g ? g->n_t : 0; }
+
+const sx_tensor *sx_gguf_tensor_at(const sx_gguf *g, int64_t i) {
+    if (!g || i < 0 || i >= g->n_t) return NULL;
+    return &g->t[i];
+}
+
+const sx_tensor *sx_gguf_find(const sx_gguf *g, const char *name) {
+    if (!g || !name) return NULL;
+    int64_t i = hash_find(g->t_hash, g->t_cap, name, t_name_of, g);
+    return i < 0 ? NULL : &g->t[i];
+}
+
+static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    for (int d = 0; d < ndim && o < cap; d++) {
+        if (shape[d] < 0)
+            o += (size_t)snprintf(buf + o, cap - o, "%s*", d ? "," : "");
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "%s%lld", d ? "," : "", (long long)shape[d]);
+    }
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned mask, int ndim,
+                                    va_list ap) {
+    char nb[GGUF_NAME_SHOWN * 4 + 32];
+    if (!g || !name) {
+        sx_err("sx_tensor_get: NULL %s", g ? "name" : "file");
+        return NULL;
+    }
+    shown(nb, sizeof nb, name, strlen(name));
+    if (ndim < 1 || ndim > SX_MAX_DIMS) {
+        sx_err("%s: tensor '%s': bad ndim argument %d (must be 1..%d)", g->path, nb, ndim,
+               SX_MAX_DIMS);
+        return NULL;
+    }
+    int64_t want[SX_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) {
+        want[d] = va_arg(ap, int64_t);
+        /* an int -1 passed where int64_t is read arrives as 0xffffffff on
+         * LP64 ABIs; no real dim has that size, so take it as the wildcard */
+        if (want[d] == 0xffffffffLL) want[d] = -1;
+    }
+    const sx_tensor *t = sx_gguf_find(g, name);
+    if (!t) {
+        sx_err("%s: tensor '%s' not found", g->path, nb);
+        return NULL;
+    }
+    if (!(mask & SX_TYPE_BIT(t->type)) || t->type > 31) {
+        char types[128] = "";
+        size_t o = 0;
+        static const int all[] = {SX_F32, SX_F16, SX_BF16, SX_Q8_0, SX_Q4_0};
+        for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+            if (mask & SX_TYPE_BIT(all[k]))
+                o += (size_t)snprintf(types + o, sizeof types - o, "%s%s", o ? "|" : "",
+                                      sx_type_name(all[k]));
+        sx_err("%s: tensor '%s' has type %s, expected one of %s", g->path, nb,
+               sx_type_name(t->type), o ? types : "(none)");
+        return NULL;
+    }
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++)
+        if (want[d] >= 0 && want[d] != t->shape[d]) ok = 0;
+    if (!ok) {
+        char got[128], exp[128];
+        fmt_shape(got, sizeof got, t->ndim, t->shape);
+        fmt_shape(exp, sizeof exp, ndim, want);
+        sx_err("%s: tensor '%s' has shape %s, expected %s", g->path, nb, got, exp);
+        return NULL;
+    }
+    return t;
+}
+
+const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type_mask, int ndim,
+                               ...) {
+    va_list ap;
+    va_start(ap, ndim);
+    const sx_tensor *t = tensor_getv(g, name, type_mask, ndim, ap);
+    va_end(ap);
+    return t;
+}
+
+int sx_tensor_to_f32(const sx_tensor *t, float *dst) {
+    if (!t || !dst || !t->data) return sx_err("sx_tensor_to_f32: NULL %s", !t ? "tensor" : !dst ? "dst" : "data");
+    int64_t n = t->nelem;
+    const uint8_t *p = t->data;
+    if (n < 0 || (sx_type_nbytes(t->type, n) == 0 && n != 0))
+        return sx_err("tensor '%s': cannot convert %lld elements of type %s (%d)",
+                      t->name ? t->name : "?", (long long)n, sx_type_name(t->type), t->type);
+    switch (t->type) {
+    case SX_F32:
+        memcpy(dst, p, (size_t)n * 4);
+        return 0;
+    case SX_F16:
+    case SX_BF16:
+        if (((uintptr_t)p & 1) == 0) {
+            if (t->type == SX_F16) sx_f16_to_f32_n(dst, (const uint16_t *)p, n);
+            else sx_bf16_to_f32_n(dst, (const uint16_t *)p, n);
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                uint16_t h;
+                memcpy(&h, p + 2 * i, 2);
+                dst[i] = t->type == SX_F16 ? sx_f16_to_f32(h) : sx_bf16_to_f32(h);
+            }
+        }
+        return 0;
+    case SX_Q8_0: /* block: f16 scale d, 32 x int8 q; x = d * q */
+        for (int64_t b = 0; b < n / 32; b++, p += 34) {
+            uint16_t h;
+            memcpy(&h, p, 2);
+            float d = sx_f16_to_f32(h);
+            for (int j = 0; j < 32; j++) dst[b * 32 + j] = d * (float)(int8_t)p[2 + j];
+        }
+        return 0;
+    case SX_Q4_0: /* block: f16 scale d, 16 bytes; byte j = q[j] | q[j+16] << 4; x = d * (q - 8) */
+        for (int64_t b = 0; b < n / 32; b++, p += 18) {
+            uint16_t h;
+            memcpy(&h, p, 2);
+            float d = sx_f16_to_f32(h);
+            for (int j = 0; j < 16; j++) {
+                dst[b * 32 + j] = d * (float)((int)(p[2 + j] & 15) - 8);
+                dst[b * 32 + j + 16] = d * (float)((int)(p[2 + j] >> 4) - 8);
+            }
+        }
+        return 0;
+    default:
+        return sx_err("tensor '%s': unknown type %d", t->name ? t->name : "?", t->type);
+    }
+}
+
+const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...) {
+    va_list ap;
+    va_start(ap, ndim);
+    const sx_tensor *t = tensor_getv(g, name, SX_ANY_TYPE, ndim, ap);
+    va_end(ap);
+    if (!t) return NULL;
+    if (t->type == SX_F32 && ((uintptr_t)t->data & 3) == 0) return t->data;
+    int64_t i = t - g->t;
+    if (!g->conv && !(g->conv = sx_calloc((size_t)g->n_t, sizeof *g->conv, "gguf f32 copies")))
+        return NULL;
+    if (g->conv[i]) return g->conv[i];
+    char what[GGUF_NAME_SHOWN * 4 + 32];
+    float *y = sx_calloc((size_t)t->nelem, sizeof *y, shown(what, sizeof what, t->name, strlen(t->name)));
+    if (!y) return NULL;
+    if (sx_tensor_to_f32(t, y)) {
+        free(y);
+        return NULL;
+    }
+    g->conv[i] = y;
+    return y;
+}
+
+/* ---- metadata ---------------------------------------------------------- */
+
+int64_t sx_gguf_n_kv(const sx_gguf *g) { return g ? g->n_kv : 0; }
+
+const char *sx_gguf_key_at(const sx_gguf *g, int64_t i) {
+    if (!g || i < 0 || i >= g->n_kv) return NULL;
+    return g->kv[i].key;
+}
+
+static const gg_kv *kv_find(const sx_gguf *g, const char *key) {
+    if (!g || !key) return NULL;
+    int64_t i = hash_find(g->kv_hash, g->kv_cap, key, kv_key_of, g);
+    return i < 0 ? NULL : &g->kv[i];
+}
+
+int sx_gguf_kv_type(const sx_gguf *g, const char *key) {
+    const gg_kv *kv = kv_find(g, key);
+    return kv ? kv->type : -1;
+}
+
+int sx_meta_has(const sx_gguf *g, const char *key) { return kv_find(g, key) != NULL; }
+
+/* Finds key or fails with "FILE: metadata key 'K' not found". */
+static const gg_kv *kv_need(const sx_gguf *g, const char *key) {
+    if (!g || !key) {
+        sx_err("gguf metadata: NULL %s", g ? "key" : "file");
+        return NULL;
+    }
+    const gg_kv *kv = kv_find(g, key);
+    if (!kv) sx_err("%s: metadata key '%s' not found", g->path, key);
+    return kv;
+}
+
+int sx_meta_int(const sx_gguf *g, const char *key, int64_t *out) {
+    const gg_kv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    if (!out) return sx_err("%s: sx_meta_int '%s': NULL out", g->path, key);
+    if (!kv_is_int(kv->type))
+        return sx_err("%s: metadata '%s' has type %s, expected an integer", g->path, key,
+                      kv_type_name(kv->type));
+    int big;
+    kv_read_scalar(kv->val, kv->type, out, NULL, &big);
+    if (big) return sx_err("%s: metadata '%s' (u64) does not fit in int64", g->path, key);
+    return 0;
+}
+
+int sx_meta_float(const sx_gguf *g, const char *key, double *out) {
+    const gg_kv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    if (!out) return sx_err("%s: sx_meta_float '%s': NULL out", g->path, key);
+    if (kv->type != SX_GGUF_F32 && kv->type != SX_GGUF_F64 &&
+        (!kv_is_int(kv->type) || kv->type == SX_GGUF_BOOL))
+        return sx_err("%s: metadata '%s' has type %s, expected a number", g->path, key,
+                      kv_type_name(kv->type));
+    kv_read_scalar(kv->val, kv->type, NULL, out, NULL);
+    return 0;
+}
+
+int sx_meta_str(const sx_gguf *g, const char *key, const char **s, size_t *len) {
+    const gg_kv *kv = kv_need(g, key);
+    if (!kv) return -1;
+    if (kv->type != SX_GGUF_STRING)
+        return sx_err("%s: metadata '%s' has type %s, expected str", g->path, key,
+                      kv_type_name(kv->type));
+    if (s) *s = kv->strs[0];
+    if (len) *len = kv->lens[0];
+    return 0;
+}
+
+int64_t sx_meta_int_or(const sx_gguf *g, const char *key, int64_t def) {
+    const gg_kv *kv = kv_find(g, key);
+    if (!kv || !kv_is_int(kv->type)) return def;
+    int64_t v;
+    int big;
+    kv_read_scalar(kv->val, kv->type, &v, NULL, &big);
+    return big ? def : v;
+}
+
+double sx_meta_float_or(const sx_gguf *g, const char *key, double def) {
+    const gg_kv *kv = kv_find(g, key);
+    if (!kv || (kv->type != SX_GGUF_F32 && kv->type != SX_GGUF_F64 &&
+                (!kv_is_int(kv->type) || kv->type == SX_GGUF_BOOL)))
+        return def;
+    double v;
+    kv_read_scalar(kv->val, kv->type, NULL, &v, NULL);
+    return v;
+}
+
+static const gg_kv *arr_need(const sx_gguf *g, const char *key) {
+    const gg_kv *kv = kv_need(g, key);
+    if (kv && kv->type != SX_GGUF_ARRAY) {
+        sx_err("%s: metadata '%s' has type %s, expected an array", g->path, key,
+               kv_type_name(kv->type));
+        return NULL;
+    }
+    return kv;
+}
+
+int sx_meta_arr(const sx_gguf *g, const char *key, int *elem_type, uint64_t *n) {
+    const gg_kv *kv = arr_need(g, key);
+    if (!kv) return -1;
+    if (elem_type) *elem_type = kv->elem_type;
+    if (n) *n = kv->n;
+    return 0;
+}
+
+static const gg_kv *arr_elem(const sx_gguf *g, const char *key, uint64_t i) {
+    const gg_kv *kv = arr_need(g, key);
+    if (kv && i >= kv->n) {
+        sx_err("%s: metadata '%s': index %llu out of range (array of %llu)", g->path, key,
+               (unsigned long long)i, (unsigned long long)kv->n);
+        return NULL;
+    }
+    return kv;
+}
+
+int sx_meta_arr_int(const sx_gguf *g, const char *key, uint64_t i, int64_t *out) {
+    const gg_kv *kv = arr_elem(g, key, i);
+    if (!kv) return -1;
+    if (!out) return sx_err("%s: sx_meta_arr_int '%s': NULL out", g->path, key);
+    if (!kv_is_int(kv->elem_type))
+        return sx_err("%s: metadata '%s' is an array of %s, expected integers", g->path, key,
+                      kv_type_name(kv->elem_type));
+    int big;
+    kv_read_scalar(kv->val + i * kv_scalar_size(kv->elem_type), kv->elem_type, out, NULL, &big);
+    if (big)
+        return sx_err("%s: metadata '%s'[%llu] (u64) does not fit in int64", g->path, key,
+                      (unsigned long long)i);
+    return 0;
+}
+
+int sx_meta_arr_float(const sx_gguf *g, const char *key, uint64_t i, double *out) {
+    const gg_kv *kv = arr_elem(g, key, i);
+    if (!kv) return -1;
+    if (!out) return sx_err("%s: sx_meta_arr_float '%s': NULL out", g->path, key);
+    int et = kv->elem_type;
+    if (et != SX_GGUF_F32 && et != SX_GGUF_F64 && (!kv_is_int(et) || et == SX_GGUF_BOOL))
+        return sx_err("%s: metadata '%s' is an array of %s, expected numbers", g->path, key,
+                      kv_type_name(et));
+    kv_read_scalar(kv->val + i * kv_scalar_size(et), et, NULL, out, NULL);
+    return 0;
+}
+
+int sx_meta_arr_str(const sx_gguf *g, const char *key, uint64_t i, const char **s, size_t *len) {
+    const gg_kv *kv = arr_elem(g, key, i);
+    if (!kv) return -1;
+    if (kv->elem_type != SX_GGUF_STRING)
+        return sx_err("%s: metadata '%s' is an array of %s, expected str", g->path, key,
+                      kv_type_name(kv->elem_type));
+    if (s) *s = kv->strs[i];
+    if (len) *len = kv->lens[i];
+    return 0;
+}
+
+const void *sx_meta_arr_data(const sx_gguf *g, const char *key) {
+    const gg_kv *kv = arr_need(g, key);
+    if (!kv) return NULL;
+    if (!kv_scalar_size((uint32_t)kv->elem_type)) {
+        sx_err("%s: metadata '%s' is an array of %s, not of numbers", g->path, key,
+               kv_type_name(kv->elem_type));
+        return NULL;
+    }
+    return kv->val;
+}
+
+/* ---- printing (seedx inspect) ------------------------------------------ */
+
+static void print_str(FILE *f, const uint8_t *s, size_t len, size_t max) {
+    fputc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        if (i == max) {
+            fprintf(f, "\"...(%zu bytes)", len);
+            return;
+        }
+        unsigned char ch = s[i];
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch == '\n') fputs("\\n", f);
+        else if (ch == '\t') fputs("\\t", f);
+        else if (ch < 32 || ch == 127) fprintf(f, "\\x%02x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+/* A name as is, with control bytes escaped (names are not quoted). */
+static void print_name(FILE *f, const char *s) {
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 32 || ch == 127) fprintf(f, "\\x%02x", ch);
+        else fputc(ch, f);
+    }
+}
+
+static void print_scalar(FILE *f, const uint8_t *p, int t) {
+    int64_t iv;
+    double fv;
+    if (t == SX_GGUF_U64) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        fprintf(f, "%llu", (unsigned long long)v);
+    } else if (t == SX_GGUF_BOOL) {
+        fputs(p[0] ? "true" : "false", f);
+    } else if (t == SX_GGUF_F32 || t == SX_GGUF_F64) {
+        kv_read_scalar(p, t, NULL, &fv, NULL);
+        fprintf(f, t == SX_GGUF_F32 ? "%.9g" : "%.17g", fv);
+    } else {
+        kv_read_scalar(p, t, &iv, NULL, NULL);
+        fprintf(f, "%lld", (long long)iv);
+    }
+}
+
+/* Returns the end of the (validated) value of type t at p. */
+static const uint8_t *skip_value(const uint8_t *p, int t) {
+    size_t sz = kv_scalar_size((uint32_t)t);
+    if (sz) return p + sz;
+    uint64_t len;
+    if (t == SX_GGUF_STRING) {
+        memcpy(&len, p, 8);
+        return p + 8 + len;
+    }
+    uint32_t et;
+    memcpy(&et, p, 4);
+    memcpy(&len, p + 4, 8);
+    p += 12;
+    if ((sz = kv_scalar_size(et))) return p + len * sz;
+    for (uint64_t i = 0; i < len; i++) p = skip_value(p, (int)et);
+    return p;
+}
+
+/* Prints the (validated) value of type t at *pp, advancing *pp. */
+static void print_value(FILE *f, const uint8_t **pp, int t, int all) {
+    const uint8_t *p = *pp;
+    size_t sz = kv_scalar_size((uint32_t)t);
+    if (sz) {
+        print_scalar(f, p, t);
+        *pp = p + sz;
+    } else if (t == SX_GGUF_STRING) {
+        uint64_t len;
+        memcpy(&len, p, 8);
+        print_str(f, p + 8, (size_t)len, all ? (size_t)-1 : 120);
+        *pp = p + 8 + len;
+    } else { /* array */
+        uint32_t et;
+        uint64_t n;
+        memcpy(&et, p, 4);
+        memcpy(&n, p + 4, 8);
+        p += 12;
+        uint64_t shown_n = all ? n : n < 8 ? n : 8;
+        fputc('[', f);
+        for (uint64_t i = 0; i < n; i++) {
+            if (i == shown_n) {
+                for (; i < n; i++) p = skip_value(p, (int)et);
+                fprintf(f, ", ... %llu more", (unsigned long long)(n - shown_n));
+                break;
+            }
+            if (i) fputs(", ", f);
+            print_value(f, &p, (int)et, all);
+        }
+        fputc(']', f);
+        *pp = p;
+    }
+}
+
+int sx_gguf_print(const sx_gguf *g, void *FILE_ptr, int show_all) {
+    FILE *f = FILE_ptr;
+    if (!g || !f) return sx_err("sx_gguf_print: NULL %s", g ? "FILE" : "file");
+    fprintf(f, "%s: GGUF v%u, %lld key/values, %lld tensors, alignment %zu, data at offset %llu, "
+               "%zu bytes\n", g->path, g->version, (long long)g->n_kv, (long long)g->n_t,
+            g->alignment, (unsigned long long)g->data_off, g->size);
+    fprintf(f, "metadata:\n");
+    int kw = 8;
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        int l = (int)strlen(g->kv[i].key);
+        if (l > kw) kw = l < 48 ? l : 48;
+    }
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const gg_kv *kv = &g->kv[i];
+        char ty[32];
+        if (kv->type == SX_GGUF_ARRAY)
+            snprintf(ty, sizeof ty, "%s[%llu]", kv_type_name(kv->elem_type),
+                     (unsigned long long)kv->n);
+        else
+            snprintf(ty, sizeof ty, "%s", kv_type_name(kv->type));
+        fprintf(f, "  %5lld  ", (long long)i);
+        print_name(f, kv->key);
+        fprintf(f, "%*s  %-10s ", kw - (int)strlen(kv->key) > 0 ? kw - (int)strlen(kv->key) : 0, "",
+                ty);
+        const uint8_t *p = kv->type == SX_GGUF_ARRAY ? kv->val - 12 : kv->val;
+        print_value(f, &p, kv->type, show_all);
+        fputc('\n', f);
+    }
+    fprintf(f, "tensors:\n  %5s  %-5s  %-24s %14s %14s  %s\n", "#", "type", "shape", "bytes",
+            "offset", "name");
+    uint64_t total = 0;
+    int64_t params = 0;
+    for (int64_t i = 0; i < g->n_t; i++) {
+        const sx_tensor *t = &g->t[i];
+        char shape[128];
+        fmt_shape(shape, sizeof shape, t->ndim, t->shape);
+        fprintf(f, "  %5lld  %-5s  %-24s %14zu %14llu  ", (long long)i, sx_type_name(t->type),
+                shape, t->nbytes, (unsigned long long)t->offset);
+        print_name(f, t->name);
+        fputc('\n', f);
+        total += t->nbytes;
+        params += t->nelem;
+    }
+    fprintf(f, "total: %lld tensors, %lld elements, %llu bytes\n", (long long)g->n_t,
+            (long long)params, (unsigned long long)total);
+    return ferror(f) ? sx_err("%s: write error while printing", g->path) : 0;
+}
+
+/* ---- CLI: seedx inspect ------------------------------------------------ */
+
+static int inspect_usage(FILE *f) {
+    fprintf(f, "usage: seedx inspect [--all] FILE.gguf|DIR ...\n"
+               "Prints a GGUF file's metadata (key, type, value) and its tensor table (index,\n"
+               "type, shape in PyTorch order, bytes, offset, name). A directory lists every\n"
+               "*.gguf in it, sorted by name. Arrays and long strings are shortened unless\n"
+               "--all is given.\n");
+    return f == stdout ? 0 : 2;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int inspect_file(const char *path, int all, int *first) {
+    sx_gguf *g;
+    if (!*first) fputc('\n', stdout);
+    *first = 0;
+    if (sx_gguf_open(path, &g) != 0) {
+        fflush(stdout);
+        fprintf(stderr, "seedx inspect: %s\n", sx_errmsg());
+        return 1;
+    }
+    int rc = sx_gguf_print(g, stdout, all);
+    if (rc) fprintf(stderr, "seedx inspect: %s\n", sx_errmsg());
+    sx_gguf_close(g);
+    return rc ? 1 : 0;
+}
+
+static int inspect_dir(const char *dir, int all, int *first) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "seedx inspect: %s: cannot open directory: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 5, ".gguf")) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) { rc = 1; break; }
+            names = nn;
+        }
+        size_t dl = strlen(dir);
+        char *p = malloc(dl + l + 2);
+        if (!p) { rc = 1; break; }
+        snprintf(p, dl + l + 2, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", e->d_name);
+        names[n++] = p;
+    }
+    closedir(d);
+    if (rc) fprintf(stderr, "seedx inspect: out of memory listing %s\n", dir);
+    if (n == 0 && !rc) {
+        fprintf(stderr, "seedx inspect: %s: no *.gguf files\n", dir);
+        rc = 1;
+    }
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        rc |= inspect_file(names[i], all, first);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int sx_cmd_inspect(int argc, char **argv) {
+    int all = 0, npaths = 0, rc = 0, first = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return inspect_usage(stdout);
+        if (!strcmp(argv[i], "--all")) all = 1;
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "seedx inspect: unknown option '%s'\n", argv[i]);
+            return inspect_usage(stderr);
+        } else
+            npaths++;
+    }
+    if (!npaths) return inspect_usage(stderr);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--all")) continue;
+        struct stat st;
+        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) rc |= inspect_dir(argv[i], all, &first);
+        else rc |= inspect_file(argv[i], all, &first);
+    }
+    return rc;
+}
