@@ -1,0 +1,138 @@
+/* vit.h - the Qwen-VL visual encoder SEED-X uses (ViT-bigG/14 with an
+ * attention-pool resampler; SEED-X src/models/tokenizer/qwen_visual.py
+ * VisionTransformerWithAttnPool), and the generic Qwen `Resampler` that is
+ * also SEED-X's input and output resampler.
+ *
+ * Tensors are float32 row-major, PyTorch order. Every size comes from the
+ * container (metadata seedx.vit.* written by scripts/convert_vit.py, and
+ * tensor shapes); nothing about ViT-bigG is hard-coded. */
+#ifndef SEEDX_VIT_H
+#define SEEDX_VIT_H
+
+#include <stdint.h>
+
+#include "gguf.h"
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Resampler (qwen_visual.py `Resampler`) ----------------------------
+ * grid*grid learned queries cross-attend (nn.MultiheadAttention, one layer)
+ * to L input tokens of width kv_dim:
+ *   kv  = ln_kv(kv_proj(x))                       kv_proj absent when kv_dim == E
+ *   out = MHA(q = ln_q(query) + pos_embed,        pos_embed: fixed [Q,E] table
+ *             k = kv + get_abs_pos(pos_embed, L), resized bicubically to L keys
+ *             v = kv)                             no positions on values
+ * Tensors under a key prefix P ("attn_pool.", "input_resampler.", ...):
+ *   P query [Q,E], P pos_embed [Q,E], P kv_proj.weight [E,kv_dim] (optional),
+ *   P attn.in_proj_weight [3E,E] (rows Wq;Wk;Wv), P attn.in_proj_bias [3E],
+ *   P attn.out_proj.weight [E,E], P attn.out_proj.bias [E],
+ *   P ln_q.weight/bias [E], P ln_kv.weight/bias [E].
+ * Sizes come from the shapes; heads and the LayerNorm eps (not visible in
+ * shapes) are given by the caller. */
+typedef struct sx_resampler {
+    int64_t n_queries, grid, embed_dim, kv_dim;
+    int n_heads;
+    float eps;
+    char name[64];                 /* trace prefix, e.g. "attn_pool" */
+    const float *query, *pos_embed; /* [Q,E] each */
+    int has_kv_proj;
+    sx_weight kv_proj;             /* [E, kv_dim], no bias */
+    sx_weight wq, wk, wv;          /* row blocks of in_proj_weight, [E,E] each */
+    const float *in_proj_bias;     /* [3E]: bq | bk | bv */
+    sx_weight out_proj;            /* [E,E] */
+    const float *out_proj_bias;    /* [E] */
+    const float *ln_q_w, *ln_q_b, *ln_kv_w, *ln_kv_b;
+    /* derived by sx_resampler_init (owned): */
+    float *q;                      /* [Q,E] projected queries Wq (ln_q(query) + pos_embed) + bq */
+    int64_t key_pos_n;             /* keys the cached table is for (0: none) */
+    float *key_pos;                /* [key_pos_n, E] = get_abs_pos(pos_embed, key_pos_n) */
+} sx_resampler;
+
+/* Fills r from tensors named prefix + key and runs sx_resampler_init. The
+ * tensors must stay mapped (g open) while r is used. */
+int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx_resampler *r);
+/* Computes the derived data (projected queries) once the weight fields are
+ * set; used by sx_resampler_load and by callers filling a zeroed r by hand. */
+int sx_resampler_init(sx_resampler *r);
+/* Caches the key positional table for n_kv_tokens keys (a perfect square). */
+int sx_resampler_prepare(sx_resampler *r, int64_t n_kv_tokens);
+/* x [N, n_kv, kv_dim] -> out [N, n_queries, embed_dim]. n_kv must be a
+ * perfect square (get_abs_pos); a table not cached by prepare is computed
+ * on the fly. */
+int sx_resampler_forward(const sx_resampler *r, const float *x, int64_t N, int64_t n_kv,
+                         float *out);
+void sx_resampler_free(sx_resampler *r); /* frees the derived buffers only */
+
+/* get_abs_pos: a [s*s, C] table resized to [t*t, C] (t*t = n_tokens) with
+ * torch bicubic (align_corners=False) on the [C,s,s] grid; a copy if s == t. */
+int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens);
+/* The fixed 2-D sin-cos table of the Resampler ([grid*grid, dim], dim % 4 == 0):
+ * row r*grid+c = [sin(c w), cos(c w), sin(r w), cos(r w)], w_i = 10000^(-i/(dim/4)). */
+int sx_sincos_2d(float *out, int64_t dim, int64_t grid);
+
+/* ---- ViT blocks --------------------------------------------------------- */
+typedef struct sx_vit_block {
+    const float *ln_1_w, *ln_1_b, *ln_2_w, *ln_2_b; /* [W] */
+    sx_weight in_proj;        /* [3W, W]; rows per head h: q_h | k_h | v_h (3*hd rows) */
+    const float *in_proj_b;   /* [3W] */
+    sx_weight out_proj;       /* [W, W] */
+    const float *out_proj_b;  /* [W] */
+    sx_weight c_fc;           /* [mlp, W] */
+    const float *c_fc_b;      /* [mlp] */
+    sx_weight c_proj;         /* [W, mlp] */
+    const float *c_proj_b;    /* [W] */
+} sx_vit_block;
+
+/* Floats of scratch sx_vit_block_forward needs for n_tok tokens. */
+int64_t sx_vit_block_work(int64_t width, int64_t mlp_width, int64_t n_tok);
+/* One pre-LN block on x [N*T, W] in place (N sequences of T tokens attend
+ * within themselves): x += out_proj(attn(ln_1(x))); x += c_proj(gelu(c_fc(ln_2(x)))).
+ * work: sx_vit_block_work(W, mlp, N*T) floats, or NULL to allocate.
+ * layer >= 0 names traces transformer.resblocks.<layer>(.attn/.mlp). */
+int sx_vit_block_forward(const sx_vit_block *b, int64_t width, int heads, int64_t mlp_width,
+                         float eps, float *x, int64_t N, int64_t T, float *work, int layer);
+
+/* ---- the encoder -------------------------------------------------------- */
+typedef struct sx_vit_config {
+    int64_t image_size, patch_size, width, layers, heads, mlp_width;
+    int64_t output_dim, n_queries, pool_heads, pos_grid;
+    float ln_eps;
+    float image_mean[3], image_std[3]; /* CLIP normalisation of the official transform */
+} sx_vit_config;
+
+typedef struct sx_vit {
+    sx_vit_config c;
+    sx_gguf *g;
+    int own_g;
+    sx_weight conv1;                    /* [W, 3*p*p], no bias */
+    const float *positional_embedding;  /* [pos_grid^2, W] */
+    const float *ln_pre_w, *ln_pre_b;
+    sx_vit_block *blocks;               /* [layers] */
+    sx_resampler attn_pool;
+    const float *ln_post_w, *ln_post_b; /* [E] */
+    sx_weight proj;                     /* [E,E] used as x @ proj */
+    int64_t pos_grid_n;                 /* grid the cached table is for */
+    float *pos;                         /* [grid^2, W] positional table for image_size */
+} sx_vit;
+
+/* Loads from an open container (not owned: g must outlive the model). */
+int sx_vit_load(sx_gguf *g, sx_vit **out);
+/* Opens path and loads; the model owns the container. */
+int sx_vit_open(const char *path, sx_vit **out);
+void sx_vit_free(sx_vit *v);
+/* Output grid side for an S x S input: S / patch_size (conv floor). */
+int64_t sx_vit_grid(const sx_vit *v, int64_t S);
+/* pixels [N,3,S,S] (CLIP-normalised) -> out [N, n_queries, output_dim].
+ * Any S >= patch_size (grid = S / patch; positional tables are resized). */
+int sx_vit_forward(const sx_vit *v, const float *pixels, int64_t N, int64_t S, float *out);
+
+/* CLI: seedx vit -m VIT.gguf [--image F | --zero] [--size S] */
+int sx_cmd_vit(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
