@@ -106,8 +106,88 @@ void sx_seedx_image_token_rule(const sx_seedx_tokens *t, int n_gen_tokens, int l
 char *sx_seedx_strip_tags(const char *text);
 /* extract_box of the official scripts; returns the number of boxes. */
 int sx_seedx_extract_boxes(const char *text, int (*boxes)[4], int *counts, int max_boxes);
+/* extract_box of the base model's detection script ('(.*?)<box_end>'). */
+int sx_seedx_extract_boxes_open(const char *text, int (*boxes)[4], int *counts, int max_boxes);
 /* A box (x_center, y_center, w, h on the 224 grid) as pixel corners. */
 void sx_seedx_box_rect(const int box[4], int W, int H, int rect[4]);
+
+/* ---- the SEED-X model (seedx.c) ----------------------------------------
+ * A model directory holds the containers written by scripts/convert.py:
+ * tokenizer.gguf vit.gguf agent.gguf llm.gguf detokenizer.gguf unet.gguf
+ * vae.gguf (+ detokenizer_edit.gguf unet_edit.gguf for editing and
+ * conditioned reconstruction). Components are opened when a stage needs
+ * them and released after it. */
+typedef struct sx_seedx sx_seedx;
+typedef int (*sx_seedx_token_fn)(void *user, int32_t id); /* nonzero -> stop */
+typedef void (*sx_seedx_progress_fn)(void *ud, int step, int n_steps, float t, const float *latents);
+
+typedef struct sx_seedx_opts {
+    int64_t max_new_tokens;   /* 512 (comprehension scripts); 120 in the T2I scripts */
+    float temperature;        /* 0: greedy (official) */
+    float top_p;
+    int top_k;
+    uint64_t seed;            /* sampling and initial noise */
+    int rng;                  /* SX_RNG_TORCH_CPU / SX_RNG_TORCH_CUDA (sampler.h) */
+    int steps;                /* Euler steps (50) */
+    float cfg, image_cfg;     /* guidance 7.5, image guidance 1.5 (edit) */
+    int width, height;        /* output size (1024x1024) */
+    int vae_tiling;
+    const char *grids;        /* any-res candidates, NULL = the official 8 */
+    const float *init_latents; /* optional [4, h/8, w/8] noise (tests) */
+    sx_seedx_token_fn on_token;
+    void *on_token_user;
+    sx_seedx_progress_fn progress;
+    void *progress_user;
+} sx_seedx_opts;
+void sx_seedx_opts_default(sx_seedx_opts *o);
+
+typedef struct sx_seedx_reply {
+    int32_t *ids;            /* generated ids */
+    int64_t n_ids;
+    char *text;              /* decode of the text ids (tags kept, as the scripts get it) */
+    char *clean;             /* tags removed (re.sub('<[^>]*>', '', text)) */
+    int n_images;            /* images the model generated */
+    float *img_gen_feat;     /* [n_images, 64, 4096] output-resampler features */
+    int64_t feat_tokens, feat_dim; /* 64, 4096 */
+    int n_boxes;
+    int (*boxes)[4];         /* <box_start><loc-a>..<loc-d><box_end> values */
+    int *box_counts;
+} sx_seedx_reply;
+void sx_seedx_reply_free(sx_seedx_reply *r);
+
+int sx_seedx_open(const char *dir, sx_seedx **out);
+void sx_seedx_free(sx_seedx *m);
+int sx_seedx_has(const sx_seedx *m, const char *file);
+const sx_tokenizer *sx_seedx_tokenizer(const sx_seedx *m);
+const sx_seedx_tokens *sx_seedx_special(const sx_seedx *m);
+/* Images -> LLM-width features in prompt order [rows, D] (malloc'd);
+ * tiles_per_image[i] receives the any-res image count of image i. */
+int sx_seedx_encode_images(sx_seedx *m, const sx_image *images, int n_images, const char *grids,
+                           float **feats, int64_t *n_rows, int *tiles_per_image);
+/* bos + '[INST] {image blocks}{text} [/INST]\n' */
+int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles, int n_images,
+                          int **ids, int64_t *n);
+/* One LLM turn on prompt ids with image features spliced in. */
+int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float *feats,
+                      int64_t n_feat_rows, const sx_seedx_opts *o, sx_seedx_reply *r);
+/* De-tokenizer: positive/negative ViT-space features -> RGB image.
+ * stage2: the 8-channel UNet with the condition image's latent. */
+int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const float *neg_feat,
+                        int64_t n_neg, int stage2, const sx_image *condition,
+                        const sx_seedx_opts *o, sx_image *out);
+/* img_gen_feat [64, 4096] of a generated image -> RGB (negative: pooled zero image). */
+int sx_seedx_decode_generated(sx_seedx *m, const float *img_gen_feat, int stage2,
+                              const sx_image *condition, const sx_seedx_opts *o, sx_image *out);
+/* Reconstruction: image -> ViT -> de-tokenizer (stage 2 when condition given). */
+int sx_seedx_reconstruct(sx_seedx *m, const sx_image *image, const sx_image *condition,
+                         const sx_seedx_opts *o, sx_image *out);
+/* CLI subcommands (seedx.c) */
+int sx_cmd_chat(int argc, char **argv);
+int sx_cmd_generate(int argc, char **argv);
+int sx_cmd_edit(int argc, char **argv);
+int sx_cmd_reconstruct(int argc, char **argv);
+int sx_cmd_ground(int argc, char **argv);
+int sx_cmd_demo(int argc, char **argv);
 #ifdef __cplusplus
 }
 #endif

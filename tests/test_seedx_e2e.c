@@ -1,0 +1,331 @@
+/* tests/test_seedx_e2e.c - SEED-X end to end on the tiny model of
+ * scripts/make_tiny_seedx.py (official on-disk layout, converted by
+ * scripts/convert.py), against the PyTorch reference pipeline
+ * scripts/ref_seedx.py that follows the official inference scripts.
+ * Fixtures: tests/fixtures/seedx_e2e/ (see its README.md). */
+#include "test.h"
+#include "sampler.h"
+
+#define DIR_ "tests/fixtures/seedx_e2e/"
+static sx_seedx *M;
+
+typedef struct {
+    sx_gguf *g;
+} fx;
+
+static int fx_open(fx *f, const char *mode) {
+    char p[256];
+    snprintf(p, sizeof p, DIR_ "%s.gguf", mode);
+    if (sx_gguf_open(p, &f->g)) {
+        fprintf(stderr, "  %s\n", sx_errmsg());
+        return -1;
+    }
+    return 0;
+}
+
+static const float *T(fx *f, const char *name, int64_t *n) {
+    const sx_tensor *t = sx_gguf_find(f->g, name);
+    if (!t) {
+        fprintf(stderr, "  fixture tensor '%s' missing\n", name);
+        return NULL;
+    }
+    if (n) *n = t->nelem;
+    return sx_get_f32(f->g, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+}
+
+static int64_t MI(fx *f, const char *key) {
+    char k[128];
+    snprintf(k, sizeof k, "seedx.e2e.%s", key);
+    int64_t v = -1;
+    sx_meta_int(f->g, k, &v);
+    return v;
+}
+
+static const char *MS(fx *f, const char *key) {
+    char k[128];
+    snprintf(k, sizeof k, "seedx.e2e.%s", key);
+    const char *s = NULL;
+    size_t n;
+    if (sx_meta_str(f->g, k, &s, &n)) return "";
+    return s;
+}
+
+static int *MA(fx *f, const char *key, int64_t *n) {
+    char k[128];
+    snprintf(k, sizeof k, "seedx.e2e.%s", key);
+    int et;
+    uint64_t c;
+    if (sx_meta_arr(f->g, k, &et, &c)) return NULL;
+    int *v = malloc(sizeof(int) * (c ? c : 1));
+    for (uint64_t i = 0; i < c; i++) {
+        int64_t x;
+        sx_meta_arr_int(f->g, k, i, &x);
+        v[i] = (int)x;
+    }
+    *n = (int64_t)c;
+    return v;
+}
+
+/* image features -> LLM turn, checked against the reference; returns the reply */
+static int run_llm_mode(fx *f, const char *grids, sx_seedx_reply *r) {
+    const char *imname = MS(f, "image");
+    sx_image im;
+    memset(&im, 0, sizeof im);
+    float *feats = NULL;
+    int64_t rows = 0;
+    int tiles[1] = {0};
+    int nimg = 0;
+    if (imname[0]) {
+        char p[256];
+        snprintf(p, sizeof p, DIR_ "%s", imname);
+        CHECK_OK(sx_image_load_rgb(p, &im));
+        nimg = 1;
+        CHECK_OK(sx_seedx_encode_images(M, &im, 1, grids, &feats, &rows, tiles));
+        /* expected: input_resampler + rel_pos, per tile */
+        int64_t ne;
+        const float *ir = T(f, "input_resampler", &ne), *rp = T(f, "rel_pos", NULL);
+        CHECK(ne == rows * 32);
+        if (ne == rows * 32 && ir && rp) {
+            float *exp = malloc(sizeof(float) * ne);
+            for (int64_t i = 0; i < ne; i++) exp[i] = ir[i] + rp[(i / (64 * 32)) * 32 + i % 32];
+            CHECK_CLOSE("image_embeds_lm", feats, exp, ne, 1e-4);
+            free(exp);
+        }
+    }
+    int64_t np;
+    int *pids = MA(f, "prompt_ids", &np);
+    sx_seedx_opts o;
+    sx_seedx_opts_default(&o);
+    o.max_new_tokens = MI(f, "max_new_tokens");
+    int rc = sx_seedx_generate(M, pids, np, feats, rows, &o, r);
+    CHECK_OK(rc);
+    if (rc == 0) {
+        int64_t ng;
+        int *gen = MA(f, "gen_ids", &ng);
+        int same = r->n_ids == ng;
+        for (int64_t i = 0; same && i < ng; i++) same = r->ids[i] == gen[i];
+        CHECKF(same, "generated ids differ from transformers' greedy generate (%lld vs %lld ids)",
+               (long long)r->n_ids, (long long)ng);
+        CHECKF(!strcmp(r->text, MS(f, "text_raw")), "text_raw:\n  got '%s'\n  exp '%s'", r->text,
+               MS(f, "text_raw"));
+        CHECKF(!strcmp(r->clean, MS(f, "text")), "text:\n  got '%s'\n  exp '%s'", r->clean,
+               MS(f, "text"));
+        int has = 0;
+        sx_meta_int(f->g, "seedx.e2e.has_img_output", &(int64_t){0});
+        int64_t hv = 0;
+        sx_meta_int(f->g, "seedx.e2e.has_img_output", &hv);
+        has = (int)hv;
+        CHECK((r->n_images > 0) == has);
+        if (r->n_images && T(f, "img_gen_feat", NULL))
+            CHECK_CLOSE("img_gen_feat", r->img_gen_feat, T(f, "img_gen_feat", NULL),
+                        r->feat_tokens * r->feat_dim, 1e-4);
+        free(gen);
+    }
+    free(pids);
+    free(feats);
+    sx_image_free(&im);
+    (void)nimg;
+    return rc;
+}
+
+static void check_image(fx *f, const sx_image *im) {
+    int64_t n;
+    const float *u8 = T(f, "image_u8", &n);
+    CHECK(im->w == 64 && im->h == 64 && n == 64 * 64 * 3);
+    if (!u8 || n != (int64_t)im->w * im->h * 3) return;
+    int maxd = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int d = abs((int)im->data[i] - (int)u8[i]);
+        if (d > maxd) maxd = d;
+    }
+    if (getenv("SEEDX_TEST_VERBOSE")) printf("    image_u8 max diff %d level(s)\n", maxd);
+    CHECKF(maxd <= 1, "decoded image differs from diffusers' by %d levels", maxd);
+}
+
+static void decode_opts(fx *f, sx_seedx_opts *o) {
+    sx_seedx_opts_default(o);
+    o->width = o->height = (int)MI(f, "size");
+    o->steps = (int)MI(f, "steps");
+    o->seed = (uint64_t)MI(f, "noise_seed");
+    o->rng = SX_RNG_TORCH_CPU;
+}
+
+static void cmp_mode(const char *mode) {
+    fx f;
+    if (fx_open(&f, mode)) {
+        CHECK(0);
+        return;
+    }
+    sx_seedx_reply r;
+    if (run_llm_mode(&f, NULL, &r) == 0) sx_seedx_reply_free(&r);
+    sx_gguf_close(f.g);
+}
+
+static void test_comprehension_1x1(void) { cmp_mode("cmp_1x1"); }
+static void test_comprehension_2x1(void) { cmp_mode("cmp_2x1"); }
+static void test_comprehension_2x2(void) { cmp_mode("cmp_2x2"); }
+static void test_text_to_image_text_only(void) { cmp_mode("t2i"); }
+
+static void test_grounding(void) {
+    fx f;
+    if (fx_open(&f, "ground")) {
+        CHECK(0);
+        return;
+    }
+    sx_seedx_reply r;
+    if (run_llm_mode(&f, NULL, &r) == 0) {
+        int64_t nl, nv;
+        int *lens = MA(&f, "box_lengths", &nl), *vals = MA(&f, "boxes", &nv);
+        CHECKF(r.n_boxes == MI(&f, "n_boxes"), "%d boxes, expected %lld", r.n_boxes,
+               (long long)MI(&f, "n_boxes"));
+        int64_t vi = 0;
+        for (int b = 0; b < r.n_boxes && b < nl; b++) {
+            CHECK(r.box_counts[b] == lens[b]);
+            for (int k = 0; k < lens[b] && k < 4 && vi < nv; k++, vi++) CHECK(r.boxes[b][k] == vals[vi]);
+        }
+        free(lens);
+        free(vals);
+        sx_seedx_reply_free(&r);
+    }
+    sx_gguf_close(f.g);
+}
+
+static void gen_and_decode(const char *mode, int stage2) {
+    fx f;
+    if (fx_open(&f, mode)) {
+        CHECK(0);
+        return;
+    }
+    sx_seedx_reply r;
+    if (run_llm_mode(&f, stage2 ? "1x1" : NULL, &r) == 0) {
+        CHECK(r.n_images == 1);
+        if (r.n_images == 1) {
+            sx_seedx_opts o;
+            decode_opts(&f, &o);
+            /* the injected noise is torch.randn on a CPU generator: ours must match */
+            float noise[256];
+            CHECK_OK(sx_randn(noise, 256, o.seed, SX_RNG_TORCH_CPU));
+            CHECK_CLOSE("noise (torch-cpu randn)", noise, T(&f, "noise", NULL), 256, 0);
+            sx_image cond, out;
+            memset(&cond, 0, sizeof cond);
+            char p[256];
+            snprintf(p, sizeof p, DIR_ "%s", MS(&f, "image"));
+            if (stage2) CHECK_OK(sx_image_load_rgb(p, &cond));
+            int rc = sx_seedx_decode_generated(M, r.img_gen_feat, stage2, stage2 ? &cond : NULL, &o, &out);
+            CHECK_OK(rc);
+            if (rc == 0) {
+                check_image(&f, &out);
+                sx_image_free(&out);
+            }
+            sx_image_free(&cond);
+        }
+        sx_seedx_reply_free(&r);
+    }
+    sx_gguf_close(f.g);
+}
+
+static void test_text_to_image_forced(void) { gen_and_decode("t2i_forced", 0); }
+static void test_editing(void) { gen_and_decode("edit", 1); }
+
+static void recon(const char *mode, int with_cond) {
+    fx f;
+    if (fx_open(&f, mode)) {
+        CHECK(0);
+        return;
+    }
+    sx_seedx_opts o;
+    decode_opts(&f, &o);
+    sx_image im, out;
+    char p[256];
+    snprintf(p, sizeof p, DIR_ "%s", MS(&f, "image")[0] ? MS(&f, "image") : "img_a.png");
+    CHECK_OK(sx_image_load_rgb(p, &im));
+    sx_image cond;
+    memset(&cond, 0, sizeof cond);
+    if (with_cond) {
+        snprintf(p, sizeof p, DIR_ "%s", MS(&f, "condition")[0] ? MS(&f, "condition") : "img_a.png");
+        CHECK_OK(sx_image_load_rgb(p, &cond));
+    }
+    int rc = sx_seedx_reconstruct(M, &im, with_cond ? &cond : NULL, &o, &out);
+    CHECK_OK(rc);
+    if (rc == 0) {
+        check_image(&f, &out);
+        sx_image_free(&out);
+    }
+    sx_image_free(&im);
+    sx_image_free(&cond);
+    sx_gguf_close(f.g);
+}
+
+static void test_reconstruction(void) { recon("recon", 0); }
+static void test_reconstruction_with_condition(void) { recon("recon_cond", 1); }
+
+static void test_bad_inputs(void) {
+    sx_seedx *m = NULL;
+    CHECK(sx_seedx_open("tests/fixtures/no_such_model", &m) != 0);
+    CHECK(strstr(sx_errmsg(), "no_such_model") != NULL);
+    CHECK(sx_seedx_open("tests/fixtures/vit", &m) != 0); /* no tokenizer.gguf */
+    CHECK(strstr(sx_errmsg(), "tokenizer.gguf") != NULL);
+    /* image features that do not match the prompt's image positions */
+    int ids[3] = {1, 32100, 32101};
+    float feat[32] = {0};
+    sx_seedx_reply r;
+    sx_seedx_opts o;
+    sx_seedx_opts_default(&o);
+    o.max_new_tokens = 2;
+    CHECK(sx_seedx_generate(M, ids, 3, feat, 1, &o, &r) != 0);
+    CHECK(strstr(sx_errmsg(), "image") != NULL);
+    /* prompt + new tokens beyond the context */
+    o.max_new_tokens = 100000;
+    CHECK(sx_seedx_generate(M, ids, 1, NULL, 0, &o, &r) != 0);
+    CHECK(strstr(sx_errmsg(), "context") != NULL);
+    /* output size not a multiple of 8 */
+    sx_seedx_opts_default(&o);
+    o.width = 60;
+    sx_image im;
+    float pos[64 * 128] = {0};
+    CHECK(sx_seedx_detokenize(M, pos, 64, pos, 64, 0, NULL, &o, &im) != 0);
+    CHECK(strstr(sx_errmsg(), "multiples of 8") != NULL);
+}
+
+/* The CLI: a wrong variant, an unwritable output and a missing image all
+ * fail with a message and leave no file behind. */
+static void test_cli_errors(void) {
+    int rc = system("./seedx edit -m tests/fixtures/seedx_e2e/model --image tests/fixtures/seedx_e2e/img_a.png "
+                    "-p x -o /nonexistent_dir/out.png --size 64x64 --steps 1 --force-image -n 70 "
+                    "> /dev/null 2> /tmp/seedx_e2e_err.txt");
+    CHECK(rc != 0);
+    rc = system("./seedx reconstruct -m tests/fixtures/seedx_e2e/model --image /no/such.png -o /tmp/x_never.png "
+                "> /dev/null 2>&1");
+    CHECK(rc != 0);
+    FILE *fp = fopen("/tmp/x_never.png", "rb");
+    CHECK(fp == NULL);
+    if (fp) fclose(fp);
+    rc = system("./seedx generate -m tests/fixtures/seedx_e2e/model -p 'a cat' -o /tmp/seedx_gen_never.png "
+                "--size 64x64 --steps 1 -n 5 > /dev/null 2>&1");
+    CHECK(rc != 0); /* the random model answers with text only */
+    fp = fopen("/tmp/seedx_gen_never.png", "rb");
+    CHECK(fp == NULL);
+    if (fp) fclose(fp);
+}
+
+int main(void) {
+    TEST_INIT();
+    if (sx_seedx_open(DIR_ "model", &M)) {
+        fprintf(stderr, "%s\n", sx_errmsg());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    RUN(test_comprehension_1x1);
+    RUN(test_comprehension_2x1);
+    RUN(test_comprehension_2x2);
+    RUN(test_grounding);
+    RUN(test_text_to_image_text_only);
+    RUN(test_text_to_image_forced);
+    RUN(test_editing);
+    RUN(test_reconstruction);
+    RUN(test_reconstruction_with_condition);
+    RUN(test_bad_inputs);
+    RUN(test_cli_errors);
+    sx_seedx_free(M);
+    return TEST_DONE();
+}
