@@ -76,7 +76,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
 build-fuzz/%: tests/%.c $(LIB_SRCS) $(HDRS)
 	@mkdir -p build-fuzz
-	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -I. -o $@ $< $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) $(LDLIBS)
+	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/$${n#fuzz_}; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; new=$$(mktemp -d); \

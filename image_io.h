@@ -30,7 +30,10 @@ int sx_image_load_rgb(const char *path, sx_image *out);
 int sx_image_save(const char *path, const sx_image *im); /* by extension: .png .ppm */
 int sx_png_encode(const sx_image *im, uint8_t **out, size_t *n);
 
-/* Pillow Image.resize on 8-bit RGB, bit-exact. */
+/* Pillow Image.resize on 8-bit RGB, bit-exact (Resample.c: fixed-point
+ * two-pass, horizontal first, a pass skipped when that side is unchanged;
+ * same size returns a copy). 1/2/4-channel images are resampled channel by
+ * channel like Pillow's "L" (no RGBA premultiplication). */
 enum { SX_RESIZE_BILINEAR = 2, SX_RESIZE_BICUBIC = 3 };
 int sx_image_resize(const sx_image *src, int w, int h, int filter, sx_image *out);
 
@@ -76,6 +79,10 @@ int sx_zlib_compress(const uint8_t *in, size_t n, int level, uint8_t **out, size
  * channels 1 (L), 3 (RGB) or 4 (CMYK as Pillow stores it). */
 int sx_jpeg_decode(const uint8_t *buf, size_t n, const char *name, sx_image *out,
                    int *pil_mode_channels);
+/* Header only: size and Pillow-mode channel count (jpeg.c). */
+int sx_jpeg_info(const uint8_t *buf, size_t n, const char *name, int *w, int *h, int *channels);
+/* EXIF orientation of a JPEG: 1..8, 1 if absent or invalid (jpeg.c). */
+int sx_jpeg_exif_orientation(const uint8_t *buf, size_t n);
 
 /* ---- general entry points (image_io.c) ---- */
 /* Decodes PNG/JPEG/PPM/PGM (by magic bytes, not by extension) to the
@@ -116,6 +123,9 @@ typedef struct sx_anyres {
 } sx_anyres;
 /* grids NULL -> SX_ANYRES_DEFAULT_GRIDS. */
 int sx_anyres_preprocess(const sx_image *im, const char *grids, sx_anyres *out);
+/* keep_ratio != 0: resize_and_pad_image(keep_ratio=True) - aspect kept
+ * (the short side ceil'ed), centred on black; the official scripts use 0. */
+int sx_anyres_preprocess_ex(const sx_image *im, const char *grids, int keep_ratio, sx_anyres *out);
 void sx_anyres_free(sx_anyres *a);
 
 /* CLIP transform of the reconstruction path: torchvision Resize((448,448))
@@ -127,6 +137,14 @@ int sx_clip_normalize(const sx_image *im, float *out);
 /* Editing/reconstruction condition image: Pillow resize to 1024x1024
  * (BICUBIC) then diffusers VaeImageProcessor x/255*2-1 -> out [3,1024,1024]. */
 int sx_vae_preprocess_1024(const sx_image *im, float *out);
+
+/* EXIF orientation (tag 0x0112 from a JPEG APP1 Exif segment or a PNG eXIf
+ * chunk): 1..8, 1 when absent. Not applied by default (SEED-X does not apply
+ * it); sx_image_exif_transpose is Pillow's ImageOps.exif_transpose. */
+int sx_exif_orientation(const uint8_t *buf, size_t n);
+int sx_image_exif_transpose(const sx_image *im, int orientation, sx_image *out);
+/* sx_image_load_rgb, then the EXIF transpose when exif_rotate != 0. */
+int sx_image_load_rgb_ex(const char *path, int exif_rotate, sx_image *out);
 
 /* CLI: seedx image info|convert|tiles */
 int sx_cmd_image(int argc, char **argv);
