@@ -126,18 +126,22 @@ static void gemv_scalar(float *y, int64_t ldy, const float *x, int64_t ldx, int 
     }
 }
 
-static float exp_sum_scalar(float *x, int64_t n, float max) {
-    float s = 0;
+static void softmax_row_scalar(float *x, int64_t n, float scale) {
+    float mx = -INFINITY, s = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    float m = mx * scale;
     for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
+        x[i] = expf(x[i] * scale - m);
         s += x[i];
     }
-    return s;
+    float inv = 1.0f / s;
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
 const sx_kernels sx_kernels_scalar = {"scalar",           SC_MR,          SC_NR,
                                       ukr_scalar,         gemv_scalar,    f16_to_f32_scalar,
-                                      bf16_to_f32_scalar, exp_sum_scalar};
+                                      bf16_to_f32_scalar, softmax_row_scalar};
 
 /* ======================================================================
  * SIMD selection
@@ -570,7 +574,9 @@ int sx_matmul(float *Y, const float *X, const sx_weight *W, const float *bias, i
  * attention: tasks = (head, block of queries); per task S = q k^T (scaled,
  * masked), softmax over keys, o = S v. Scratch: block x Tk floats.
  * ====================================================================== */
+#ifndef ATTN_QB_MAX
 #define ATTN_QB_MAX 256
+#endif
 typedef struct {
     const sx_attn *a;
     float *o;
@@ -620,18 +626,7 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
                 if (vis > nk) vis = nk;
                 if (vis < 0) vis = 0;
             }
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < vis; j++) {
-                s[j] *= a->scale;
-                if (s[j] > mx) mx = s[j];
-            }
-            if (vis == 0) {
-                memset(s, 0, sizeof(float) * nk);
-                continue;
-            }
-            float sum = K_->exp_sum(s, vis, mx);
-            float inv = 1.0f / sum;
-            for (int64_t j = 0; j < vis; j++) s[j] *= inv;
+            if (vis > 0) K_->softmax_row(s, vis, a->scale);
             for (int64_t j = vis; j < nk; j++) s[j] = 0.0f;
         }
         sx_weight vw;
@@ -730,13 +725,8 @@ int sx_groupnorm(float *y, const float *x, const float *w, const float *b, int64
 }
 
 void sx_softmax(float *x, int64_t rows, int64_t dim) {
-    for (int64_t r = 0; r < rows; r++) {
-        float *xr = x + r * dim, mx = -INFINITY;
-        for (int64_t i = 0; i < dim; i++)
-            if (xr[i] > mx) mx = xr[i];
-        float s = K_->exp_sum(xr, dim, mx), inv = 1.0f / s;
-        for (int64_t i = 0; i < dim; i++) xr[i] *= inv;
-    }
+    for (int64_t r = 0; r < rows; r++)
+        if (dim > 0) K_->softmax_row(x + r * dim, dim, 1.0f);
 }
 
 void sx_gelu(float *y, const float *x, int64_t n) {

@@ -118,20 +118,31 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_andnot_ps(under, res);
 }
 
-static float exp_sum(float *x, int64_t n, float max) {
-    __m256 s = _mm256_setzero_ps(), mx = _mm256_set1_ps(max);
+static void softmax_row(float *x, int64_t n, float scale) {
+    __m256 vm = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float mx = _mm_cvtss_f32(h);
+    for (; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    __m256 sc = _mm256_set1_ps(scale), m = _mm256_set1_ps(mx * scale), s = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sc), m));
         _mm256_storeu_ps(x + i, e);
         s = _mm256_add_ps(s, e);
     }
     float t = hsum(s);
     for (; i < n; i++) {
-        x[i] = expf(x[i] - max);
+        x[i] = expf(x[i] * scale - mx * scale);
         t += x[i];
     }
-    return t;
+    float inv = 1.0f / t;
+    __m256 vi = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+    for (; i < n; i++) x[i] *= inv;
 }
 
-const sx_kernels sx_kernels_avx2 = {"avx2", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, exp_sum};
+const sx_kernels sx_kernels_avx2 = {"avx2", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, softmax_row};

@@ -124,21 +124,28 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_maskz_mov_ps((__mmask16)~under, res);
 }
 
-static float exp_sum(float *x, int64_t n, float max) {
-    __m512 s = _mm512_setzero_ps(), mx = _mm512_set1_ps(max);
+static void softmax_row(float *x, int64_t n, float scale) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+    float mx = _mm512_reduce_max_ps(vm);
+    for (; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    __m512 sc = _mm512_set1_ps(scale), m = _mm512_set1_ps(mx * scale), s = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), sc), m));
         _mm512_storeu_ps(x + i, e);
         s = _mm512_add_ps(s, e);
     }
     if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx));
-        _mm512_mask_storeu_ps(x + i, m, e);
-        s = _mm512_add_ps(s, _mm512_maskz_mov_ps(m, e));
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), sc), m));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, e));
     }
-    return _mm512_reduce_add_ps(s);
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= _mm512_cvtss_f32(inv);
 }
 
-const sx_kernels sx_kernels_avx512 = {"avx512", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, exp_sum};
+const sx_kernels sx_kernels_avx512 = {"avx512", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, softmax_row};

@@ -18,8 +18,9 @@ typedef struct sx_kernels {
                  int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias);
     void (*f16_to_f32)(float *y, const uint16_t *x, int64_t n);
     void (*bf16_to_f32)(float *y, const uint16_t *x, int64_t n);
-    /* x[i] = exp(x[i] - max) for i < n; returns the sum (softmax core). */
-    float (*exp_sum)(float *x, int64_t n, float max);
+    /* In place x = softmax(scale * x) over n values (n >= 1, scale > 0);
+     * -inf entries become 0. */
+    void (*softmax_row)(float *x, int64_t n, float scale);
 } sx_kernels;
 
 extern const sx_kernels sx_kernels_scalar;
