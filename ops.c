@@ -342,7 +342,7 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
  *   below GEMM_B_MAX floats; X in row slabs likewise.
  * ====================================================================== */
 #ifndef GEMM_KC
-#define GEMM_KC 128
+#define GEMM_KC 2048
 #endif
 #ifndef GEMM_MC_PANELS
 #define GEMM_MC_PANELS 32 /* MC = 32 * mr rows */
