@@ -650,10 +650,10 @@ int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, con
         return sx_err("sx_attention: bad sizes: heads %d kv_heads %d head_dim %d Tq %lld Tk %lld",
                       a->n_heads, a->n_kv_heads, a->head_dim, (long long)Tq, (long long)Tk);
     if (Tq == 0) return 0;
-    /* query blocks: large (the packed keys are reused by every query of a
-     * block) but enough of them to keep every thread busy */
+    /* query blocks: large, so the packed keys are reused by many queries, and
+     * the same for any thread count (a block's size decides its GEMM path,
+     * hence its summation order) */
     int64_t qb = ATTN_QB_MAX;
-    while (qb > 16 && (int64_t)a->n_heads * ((Tq + qb - 1) / qb) < 4 * sx_threads_count()) qb /= 2;
     attn_job J = {a, o, q, k, v, Tq, Tk, qb, (Tq + qb - 1) / qb, 0};
     sx_parallel_for((int64_t)a->n_heads * J.n_qb, 1, attn_task, &J);
     if (J.failed)

@@ -46,7 +46,7 @@ import ref_vit  # noqa: E402
 # ----------------------------------------------------------------- the tiny config
 VIT = dict(image_size=448, patch_size=14, width=32, layers=2, heads=2, mlp_ratio=4.9231,
            n_queries=256, output_dim=128)        # MLP width int(32*4.9231) = 157, pool heads 128//128 = 1
-LLM = dict(vocab_size=32330, hidden_size=32, intermediate_size=88, num_hidden_layers=2,
+LLM = dict(vocab_size=32330, hidden_size=16, intermediate_size=44, num_hidden_layers=2,
            num_attention_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
            initializer_range=0.2, bos_token_id=1, eos_token_id=2, pad_token_id=0)
 AGENT = dict(input_resampler=dict(grid_size=8, embed_dim=LLM["hidden_size"], num_heads=2,

@@ -335,6 +335,18 @@ static void test_thread_determinism(void) {
     sx_threads_init(2);
     sx_attention(&a, y2, x, x + 1000, x + 2000, 100, 100);
     CHECK(!memcmp(y1, y2, sizeof(float) * 100 * 100));
+    /* a sequence length whose query blocks used to depend on the thread count */
+    sx_attn a2 = {4, 4, 16, 64, 16, 64, 16, 64, 16, 64, 16, 0.25f, 1, 0};
+    for (int lvl = 0; lvl < n_levels; lvl++) {
+        sx_simd_set(levels[lvl]);
+        sx_threads_init(1);
+        sx_attention(&a2, y1, x, x + 5000, x + 10000, 70, 70);
+        sx_threads_init(2);
+        sx_attention(&a2, y2, x, x + 5000, x + 10000, 70, 70);
+        CHECKF(!memcmp(y1, y2, sizeof(float) * 70 * 64), "attention T=70 differs across threads (%s)",
+               sx_simd_name(levels[lvl]));
+    }
+    sx_simd_init();
     sx_conv cv = {4, 9, 3, 3, 1, 1, 1, 1, 1};
     sx_weight cw = sx_weight_f32(w, 9, 36);
     sx_threads_init(1);

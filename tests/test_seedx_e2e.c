@@ -84,10 +84,12 @@ static int run_llm_mode(fx *f, const char *grids, sx_seedx_reply *r) {
         /* expected: input_resampler + rel_pos, per tile */
         int64_t ne;
         const float *ir = T(f, "input_resampler", &ne), *rp = T(f, "rel_pos", NULL);
-        CHECK(ne == rows * 32);
-        if (ne == rows * 32 && ir && rp) {
+        const sx_tensor *it = sx_gguf_find(f->g, "input_resampler");
+        int64_t D = it ? it->shape[2] : 0, Q = it ? it->shape[1] : 0;
+        CHECK(D > 0 && ne == rows * D);
+        if (D > 0 && ne == rows * D && ir && rp) {
             float *exp = malloc(sizeof(float) * ne);
-            for (int64_t i = 0; i < ne; i++) exp[i] = ir[i] + rp[(i / (64 * 32)) * 32 + i % 32];
+            for (int64_t i = 0; i < ne; i++) exp[i] = ir[i] + rp[(i / (Q * D)) * D + i % D];
             CHECK_CLOSE("image_embeds_lm", feats, exp, ne, 1e-4);
             free(exp);
         }
