@@ -52,5 +52,5 @@ write_gguf(os.path.join(OUT, "expected.gguf"), meta, T)
 bad = {k: v for k, v in sd.items() if k.startswith("resampler.")}
 bad["resampler.layers.1.0.to_kv.weight"] = torch.randn(100, 64)
 write_gguf(os.path.join(OUT, "bad_shape.gguf"), {"seedx.detok.heads": 4},
-           [(k, t.numpy(), "f32") for k, t in sorted(bad.items())])
+           [(k, t.numpy(), "f16" if t.ndim == 2 else "f32") for k, t in sorted(bad.items())])
 print("detok fixtures written to", OUT)
