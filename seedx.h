@@ -72,7 +72,12 @@ size_t sx_peak_rss(void);
 #include "ops.h"
 #include "tokenizer.h"
 #include "image_io.h"
+#include "vit.h"
+#include "llama.h"
 #include "detokenizer.h"
+#include "unet.h"
+#include "sampler.h"
+#include "vae.h"
 
 /* ---- SEED-X agent logic (seedx.c) ------------------------------------- */
 #ifdef __cplusplus

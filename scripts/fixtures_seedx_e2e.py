@@ -72,6 +72,27 @@ def convert_all(pre, cfg):
     convert("vae", os.path.join(sd, "vae"), m("vae.gguf"), "--dtype", DTYPE)
 
 
+def check_one_command_converter(pre, cfg, tmp):
+    """`convert.py --pretrained DIR --variant ...` must write the same files as
+    the per-component conversions above."""
+    out = os.path.join(tmp, "one_command")
+    a = cfg["agent"]
+    r = subprocess.run([sys.executable, os.path.join(HERE, "convert.py"), "--pretrained", pre,
+                        "--variant", "seed-x-i", "--stage2", "--out", out, "--dtype", DTYPE,
+                        "--vae-dtype", DTYPE, "--vit-heads", str(cfg["vit"]["heads"]),
+                        "--vit-image-size", str(cfg["vit"]["image_size"]),
+                        "--agent-input-heads", str(a["input_resampler"]["num_heads"]),
+                        "--agent-output-heads", str(a["output_resampler"]["num_heads"]),
+                        "--detok-heads", str(cfg["detokenizer"]["heads"])], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("convert.py --pretrained failed:\n" + r.stdout + r.stderr)
+    for f in sorted(os.listdir(MODEL)):
+        with open(os.path.join(MODEL, f), "rb") as x, open(os.path.join(out, f), "rb") as y:
+            if x.read() != y.read():
+                raise SystemExit(f"convert.py --pretrained wrote a different {f}")
+    print("  convert.py --pretrained: all 9 files identical")
+
+
 def check_models(sx):
     """Every converted container holds exactly the weights the reference runs with
     (de-tokenizer overrides of the UNets included), so the C side loads the same model."""
@@ -240,6 +261,7 @@ def main():
         pre = make_tiny_seedx.build(tmp, share_edit=True)
         cfg = make_tiny_seedx.config()
         convert_all(pre, cfg)
+        check_one_command_converter(pre, cfg, tmp)
         sx = ref_seedx.SeedX(pre)
         check_models(sx)
         ims = images()
