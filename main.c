@@ -8,15 +8,33 @@
 
 /* Subcommands (one line each; implemented in the named file). */
 int sx_cmd_version(int argc, char **argv); /* main.c */
+int sx_cmd_tokenize(int argc, char **argv); /* tokenizer.c */
+int sx_cmd_image(int argc, char **argv);   /* image_io.c */
 int sx_cmd_inspect(int argc, char **argv); /* gguf.c */
+int sx_cmd_vit(int argc, char **argv);     /* vit.c */
+int sx_cmd_vae(int argc, char **argv);     /* vae.c */
+int sx_cmd_lm(int argc, char **argv);      /* llama.c */
+int sx_cmd_unet(int argc, char **argv);    /* unet.c */
 
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
 } cmds[] = {
+    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (from the repo root)"},
+    {"chat", sx_cmd_chat, "SEED-X: talk about images (one shot with -p, else a REPL)"},
+    {"ground", sx_cmd_ground, "SEED-X: find things in an image, print and draw the boxes"},
+    {"generate", sx_cmd_generate, "SEED-X: text to image"},
+    {"edit", sx_cmd_edit, "SEED-X-Edit: edit an image by instruction"},
+    {"reconstruct", sx_cmd_reconstruct, "SEED-X de-tokenizer: image -> ViT features -> image"},
     {"version", sx_cmd_version, "print version, SIMD path and threads"},
     {"inspect", sx_cmd_inspect, "list a GGUF file's metadata and tensors (or every *.gguf in a dir)"},
+    {"image", sx_cmd_image, "image info|convert|tiles: decode, resize, SEED-X any-res tiles"},
+    {"tokenize", sx_cmd_tokenize, "text -> token ids (or --decode ids -> text)"},
+    {"vit", sx_cmd_vit, "encode an image with the Qwen-VL ViT (+attn pool), print feature stats"},
+    {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)"},
+    {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip"},
+    {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling"},
     /* @@commands: add one line per subcommand above this marker */
 };
 

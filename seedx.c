@@ -319,6 +319,9 @@ void sx_seedx_free(sx_seedx *m) {
 
 const sx_tokenizer *sx_seedx_tokenizer(const sx_seedx *m) { return m->tok; }
 const sx_seedx_tokens *sx_seedx_special(const sx_seedx *m) { return &m->tk; }
+/* Width of the image feature rows spliced into the LLM (0 before the agent
+ * is loaded, i.e. before the first sx_seedx_encode_images). */
+int64_t sx_seedx_feat_width(const sx_seedx *m) { return m->in_rs.embed_dim; }
 
 static int load_agent(sx_seedx *m) {
     if (m->agent_g) return 0;
@@ -1035,7 +1038,10 @@ static int run_turn(sx_seedx *m, cli_args *a, const char *text, int edit, int pr
     }
     t = sx_time();
     if (sx_seedx_generate(m, ids, n, feats, rows, &a->o, r)) goto out;
-    if (print_text) printf("\n");
+    if (print_text) {
+        printf("\n");
+        fflush(stdout);
+    }
     if (a->verbose)
         fprintf(stderr, "llm: %lld prompt + %lld new tokens in %.2fs\n", (long long)n,
                 (long long)r->n_ids, sx_time() - t);
@@ -1109,32 +1115,113 @@ int sx_cmd_chat(int argc, char **argv) {
         sx_seedx_free(m);
         return 0;
     }
-    /* REPL: lines are questions; "/image PATH" attaches an image to the next
-     * question, "/reset" forgets the images, "/quit" ends. Each turn is
-     * answered on the images attached so far. */
+    /* REPL, multi-turn: each line is a question; "/image PATH" attaches an
+     * image to the next question. The conversation so far is kept as text
+     * ("[INST] ... [/INST]\n answer ") with every earlier image block in place,
+     * and each turn runs on the whole history with all images' features
+     * spliced in order (computed once per image). "/reset" forgets it all. */
     char line[8192];
+    char *hist = strdup("");
+    float *feats = NULL;
+    int64_t rows = 0;
+    int pending = 0, pend_tiles[16];
+    int n_total = 0;
     fprintf(stderr, "seedx chat: type a message; /image PATH attaches an image; /reset; /quit\n");
-    while (fputs("> ", stderr), fgets(line, sizeof line, stdin)) {
+    while (hist && (fputs("> ", stderr), fgets(line, sizeof line, stdin))) {
         size_t L = strlen(line);
         while (L && (line[L - 1] == '\n' || line[L - 1] == '\r')) line[--L] = 0;
         if (!L) continue;
         if (!strcmp(line, "/quit")) break;
         if (!strcmp(line, "/reset")) {
-            a.n_images = 0;
+            hist[0] = 0;
+            free(feats);
+            feats = NULL;
+            rows = 0;
+            pending = 0;
+            n_total = 0;
             continue;
         }
         if (!strncmp(line, "/image ", 7)) {
-            if (a.n_images < 16) a.images[a.n_images++] = strdup(line + 7);
+            if (n_total >= 16) {
+                fprintf(stderr, "seedx chat: at most 16 images\n");
+                continue;
+            }
+            sx_image im;
+            float *f = NULL;
+            int64_t r0 = 0;
+            if (sx_image_load_rgb(line + 7, &im) ||
+                sx_seedx_encode_images(m, &im, 1, a.grids, &f, &r0, &pend_tiles[pending])) {
+                fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
+                continue;
+            }
+            sx_image_free(&im);
+            /* feats grows by r0 rows of the LLM width */
+            int64_t D = sx_seedx_feat_width(m);
+            float *nf = realloc(feats, sizeof(float) * (size_t)((rows + r0) * D));
+            if (!nf) {
+                free(f);
+                fprintf(stderr, "seedx chat: out of memory\n");
+                continue;
+            }
+            feats = nf;
+            memcpy(feats + rows * D, f, sizeof(float) * (size_t)(r0 * D));
+            rows += r0;
+            free(f);
+            pending++;
+            n_total++;
+            fprintf(stderr, "(image attached: %d any-res images)\n", pend_tiles[pending - 1]);
             continue;
         }
-        if (run_turn(m, &a, line, 0, 1, &r)) {
+        /* this turn's text: image blocks of the newly attached images, then the question */
+        size_t cap = strlen(hist) + L + 64;
+        char *blocks[16];
+        for (int i = 0; i < pending; i++) {
+            blocks[i] = sx_seedx_image_block(pend_tiles[i], 64);
+            cap += blocks[i] ? strlen(blocks[i]) : 0;
+        }
+        char *full = malloc(cap);
+        if (!full) break;
+        size_t o = (size_t)sprintf(full, "%s[INST] ", hist);
+        for (int i = 0; i < pending; i++) {
+            if (blocks[i]) o += (size_t)sprintf(full + o, "%s", blocks[i]);
+            free(blocks[i]);
+        }
+        sprintf(full + o, "%s [/INST]\n", line);
+        pending = 0;
+        int *t = NULL, *ids = NULL;
+        size_t nt = 0;
+        int ok = sx_tokenize(sx_seedx_tokenizer(m), full, strlen(full), 0, &t, &nt) == 0 &&
+                 (ids = malloc(sizeof(int) * (nt + 1))) != NULL;
+        if (ok) {
+            ids[0] = sx_seedx_special(m)->bos;
+            memcpy(ids + 1, t, sizeof(int) * nt);
+            a.o.on_token = stream_token;
+            a.o.on_token_user = m;
+            ok = sx_seedx_generate(m, ids, (int64_t)nt + 1, feats, rows, &a.o, &r) == 0;
+            printf("\n");
+            fflush(stdout);
+        }
+        free(t);
+        free(ids);
+        if (!ok) {
             fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
+            free(full);
             continue;
         }
         if (r.n_images && decode_images(m, &a, &r, 0, "seedx-chat.png"))
             fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
+        /* history += this turn + the answer */
+        char *nh = malloc(strlen(full) + strlen(r.text) + 2);
+        if (nh) {
+            sprintf(nh, "%s%s ", full, r.text);
+            free(hist);
+            hist = nh;
+        }
+        free(full);
         sx_seedx_reply_free(&r);
     }
+    free(hist);
+    free(feats);
     sx_seedx_free(m);
     return 0;
 }
@@ -1358,6 +1445,8 @@ int sx_cmd_demo(int argc, char **argv) {
     printf("seedx demo: tiny random-weight SEED-X from %s (outputs are noise-like by design:\n"
            "the weights are random; the point is that every stage runs and matches PyTorch)\n\n",
            model);
+    /* tiny settings: 64x64 output, 4 steps; 24 new tokens for text, 80 when the
+     * answer must hold an image (64 image tokens + </img>) */
     const char *small[] = {"--size", "64x64", "--steps", "4", "-n", "24"};
     struct {
         const char *title;
@@ -1385,6 +1474,7 @@ int sx_cmd_demo(int argc, char **argv) {
         int ac = 0;
         for (; runs[r].argv[ac]; ac++) av[ac] = runs[r].argv[ac];
         for (int k = 0; k < 6; k++) av[ac++] = small[k];
+        if (!strcmp(av[0], "generate") || !strcmp(av[0], "edit")) av[ac - 1] = "80";
         av[ac] = NULL;
         printf("== %s\n$ seedx", runs[r].title);
         for (int k = 0; k < ac; k++) printf(" %s", av[k]);

@@ -165,6 +165,7 @@ void sx_seedx_free(sx_seedx *m);
 int sx_seedx_has(const sx_seedx *m, const char *file);
 const sx_tokenizer *sx_seedx_tokenizer(const sx_seedx *m);
 const sx_seedx_tokens *sx_seedx_special(const sx_seedx *m);
+int64_t sx_seedx_feat_width(const sx_seedx *m);
 /* Images -> LLM-width features in prompt order [rows, D] (malloc'd);
  * tiles_per_image[i] receives the any-res image count of image i. */
 int sx_seedx_encode_images(sx_seedx *m, const sx_image *images, int n_images, const char *grids,
