@@ -59,7 +59,7 @@ DETOK = dict(dim=32, depth=2, dim_head=16, heads=2, num_queries=64, embedding_di
 UNET = dict(sample_size=8, in_channels=4, out_channels=4,
             down_block_types=["DownBlock2D", "CrossAttnDownBlock2D"],
             up_block_types=["CrossAttnUpBlock2D", "UpBlock2D"], mid_block_type="UNetMidBlock2DCrossAttn",
-            block_out_channels=[16, 32], layers_per_block=2, transformer_layers_per_block=[1, 1],
+            block_out_channels=[8, 16], layers_per_block=2, transformer_layers_per_block=[1, 1],
             attention_head_dim=[1, 2], cross_attention_dim=DETOK["output1_dim"] + DETOK["output2_dim"],
             use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
             projection_class_embeddings_input_dim=DETOK["output2_dim"] + 6 * 8, norm_num_groups=8,
