@@ -53,8 +53,12 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 test: seedx $(TEST_BINS)
 	@sh tests/run.sh $(BUILD) $(TEST_BINS)
 
+# The sanitized build also makes ./seedx (the CLI tests run it); it is removed
+# afterwards so the next `make` links the normal binary again.
 test-asan:
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	rm -f seedx
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test; \
+	rc=$$?; rm -f seedx; exit $$rc
 
 bench: seedx $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; ./$$b || exit 1; done

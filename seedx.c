@@ -149,6 +149,31 @@ char *sx_seedx_strip_tags(const char *text) {
     return o;
 }
 
+/* Every '<loc-(\d+)>' in [s, e) -> box `nb` (first four values kept, the
+ * count of all of them in counts[nb]) when nb < max_boxes. */
+static void store_box(const char *s, const char *e, int (*boxes)[4], int *counts, int max_boxes,
+                      int nb) {
+    int nv = 0;
+    for (const char *q = s; q < e;) {
+        const char *l = strstr(q, "<loc-");
+        if (!l || l >= e) break;
+        const char *d = l + 5, *dd = d;
+        long v = 0;
+        while (dd < e && isdigit((unsigned char)*dd)) v = v * 10 + (*dd++ - '0');
+        if (dd > d && dd < e && *dd == '>') {
+            if (nb < max_boxes && nv < 4) boxes[nb][nv] = (int)v;
+            nv++;
+            q = dd + 1;
+        } else {
+            q = l + 1;
+        }
+    }
+    if (nb < max_boxes) {
+        for (int k = nv; k < 4; k++) boxes[nb][k] = 0;
+        if (counts) counts[nb] = nv;
+    }
+}
+
 /* extract_box: every '<box_start>(.*?)<box_end>' span, and in it every
  * '<loc-(\d+)>'. Returns the number of boxes (at most max_boxes stored);
  * boxes[i][0..3] are the first four numbers, counts[i] how many there were. */
@@ -166,26 +191,7 @@ int sx_seedx_extract_boxes(const char *text, int (*boxes)[4], int *counts, int m
             p = s;
             continue;
         }
-        int nv = 0;
-        for (const char *q = s; q < e;) {
-            const char *l = strstr(q, "<loc-");
-            if (!l || l >= e) break;
-            const char *d = l + 5, *dd = d;
-            long v = 0;
-            while (dd < e && isdigit((unsigned char)*dd)) v = v * 10 + (*dd++ - '0');
-            if (dd > d && dd < e && *dd == '>') {
-                if (nb < max_boxes && nv < 4) boxes[nb][nv] = (int)v;
-                nv++;
-                q = dd + 1;
-            } else {
-                q = l + 1;
-            }
-        }
-        if (nb < max_boxes) {
-            for (int k = nv; k < 4; k++) boxes[nb][k] = 0;
-            if (counts) counts[nb] = nv;
-        }
-        nb++;
+        store_box(s, e, boxes, counts, max_boxes, nb++);
         p = e + strlen("<box_end>");
     }
     return nb;
@@ -203,26 +209,7 @@ int sx_seedx_extract_boxes_open(const char *text, int (*boxes)[4], int *counts, 
         const char *s = p;
         for (const char *q = p; q < e; q++)
             if (*q == '\n') s = q + 1;
-        int nv = 0;
-        for (const char *q = s; q < e;) {
-            const char *l = strstr(q, "<loc-");
-            if (!l || l >= e) break;
-            const char *d = l + 5, *dd = d;
-            long v = 0;
-            while (dd < e && isdigit((unsigned char)*dd)) v = v * 10 + (*dd++ - '0');
-            if (dd > d && dd < e && *dd == '>') {
-                if (nb < max_boxes && nv < 4) boxes[nb][nv] = (int)v;
-                nv++;
-                q = dd + 1;
-            } else {
-                q = l + 1;
-            }
-        }
-        if (nb < max_boxes) {
-            for (int k = nv; k < 4; k++) boxes[nb][k] = 0;
-            if (counts) counts[nb] = nv;
-        }
-        nb++;
+        store_box(s, e, boxes, counts, max_boxes, nb++);
         p = e + strlen("<box_end>");
     }
     return nb;

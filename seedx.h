@@ -60,6 +60,12 @@ void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape);
 void sx_tracef(const float *x, int ndim, const int64_t *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* float32 C-order .npy files (what the trace writes; what the CLI tools
+ * take as tensors). Write goes to a temporary name and is renamed. Read:
+ * version 1-3, at most 4 dims, *data malloc'd. */
+int sx_npy_write(const char *path, const float *x, int ndim, const int64_t *shape);
+int sx_npy_read(const char *path, float **data, int *ndim, int64_t shape[4], int64_t *count);
+
 /* Monotonic wall clock in seconds; peak resident set size in bytes. */
 double sx_time(void);
 size_t sx_peak_rss(void);

@@ -83,6 +83,135 @@ size_t sx_peak_rss(void) {
     return (size_t)ru.ru_maxrss * 1024; /* Linux reports KiB */
 }
 
+/* ---- .npy files (float32, C order), used by tracing and the CLI tools ---- */
+/* Header "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }" padded
+ * with spaces and a newline so the data starts on a 64-byte boundary. */
+static int npy_header(char *out, size_t cap, int ndim, const int64_t *shape, int64_t *count) {
+    char hdr[320], shp[256] = "";
+    size_t o = 0;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        n *= shape[i];
+        o += (size_t)snprintf(shp + o, sizeof shp - o, "%s%lld%s", i ? ", " : "", (long long)shape[i],
+                              ndim == 1 ? "," : "");
+        if (o >= sizeof shp) return -1;
+    }
+    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shp);
+    int pad = (64 - (10 + hl + 1) % 64) % 64;
+    size_t total = 10 + (size_t)hl + (size_t)pad + 1;
+    if (total > cap) return -1;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (char)((hl + pad + 1) & 0xff);
+    out[9] = (char)((hl + pad + 1) >> 8);
+    memcpy(out + 10, hdr, (size_t)hl);
+    memset(out + 10 + hl, ' ', (size_t)pad);
+    out[10 + hl + pad] = '\n';
+    *count = n;
+    return (int)total;
+}
+
+int sx_npy_write(const char *path, const float *x, int ndim, const int64_t *shape) {
+    char hdr[512];
+    int64_t n;
+    if (!path || !x || ndim < 0 || ndim > 8) return sx_err("sx_npy_write: bad arguments");
+    int hl = npy_header(hdr, sizeof hdr, ndim, shape, &n);
+    if (hl < 0) return sx_err("%s: shape too long for a .npy header", path);
+    char tmp[2100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return sx_err("%s: cannot write: %s", tmp, strerror(errno));
+    size_t w1 = fwrite(hdr, 1, (size_t)hl, f), w2 = fwrite(x, sizeof(float), (size_t)n, f);
+    if (fclose(f) != 0 || w1 != (size_t)hl || w2 != (size_t)n) {
+        remove(tmp);
+        return sx_err("%s: short write", tmp);
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return sx_err("%s: cannot rename into place: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int sx_npy_read(const char *path, float **data, int *ndim, int64_t shape[4], int64_t *count) {
+    *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sx_err("%s: cannot open: %s", path, strerror(errno));
+    unsigned char pre[12];
+    int rc = -1;
+    char *h = NULL;
+    size_t hoff = 10, hlen = 0;
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
+        sx_err("%s: not a .npy file", path);
+        goto done;
+    }
+    if (pre[6] == 1) {
+        hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
+    } else if ((pre[6] == 2 || pre[6] == 3) && fread(pre + 10, 1, 2, f) == 2) {
+        hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        hoff = 12;
+    } else {
+        sx_err("%s: unsupported .npy version %d", path, pre[6]);
+        goto done;
+    }
+    if (hlen > 65536 || !(h = malloc(hlen + 1)) || fread(h, 1, hlen, f) != hlen) {
+        sx_err("%s: truncated or oversized .npy header", path);
+        goto done;
+    }
+    h[hlen] = 0;
+    if (!strstr(h, "'descr': '<f4'") || !strstr(h, "'fortran_order': False")) {
+        sx_err("%s: .npy must be little-endian float32 in C order (header: %.100s)", path, h);
+        goto done;
+    }
+    char *s = strstr(h, "'shape': (");
+    if (!s) {
+        sx_err("%s: .npy header has no shape", path);
+        goto done;
+    }
+    fseek(f, 0, SEEK_END);
+    long fsz = ftell(f);
+    size_t avail = fsz > 0 && (size_t)fsz >= hoff + hlen ? (size_t)fsz - hoff - hlen : 0;
+    int nd = 0;
+    int64_t cnt = 1;
+    for (s += 10; *s && *s != ')';) {
+        while (*s == ' ' || *s == ',') s++;
+        if (*s == ')') break;
+        char *e;
+        errno = 0;
+        long long v = strtoll(s, &e, 10);
+        if (e == s || errno || v < 0 || nd >= 4) {
+            sx_err("%s: bad .npy shape (at most 4 dims)", path);
+            goto done;
+        }
+        if (v > 0 && (uint64_t)cnt > avail / 4 / (uint64_t)v) {
+            sx_err("%s: .npy shape needs more data than the file holds", path);
+            goto done;
+        }
+        shape[nd++] = v;
+        cnt *= v;
+        s = e;
+    }
+    if ((size_t)cnt * 4 != avail) {
+        sx_err("%s: .npy holds %zu data bytes, its shape needs %lld", path, avail, (long long)cnt * 4);
+        goto done;
+    }
+    *data = sx_malloc((size_t)(cnt > 0 ? cnt : 1) * 4, "npy data");
+    if (!*data) goto done;
+    fseek(f, (long)(hoff + hlen), SEEK_SET);
+    if (fread(*data, 4, (size_t)cnt, f) != (size_t)cnt) {
+        free(*data);
+        *data = NULL;
+        sx_err("%s: short read", path);
+        goto done;
+    }
+    *ndim = nd;
+    if (count) *count = cnt;
+    rc = 0;
+done:
+    free(h);
+    fclose(f);
+    return rc;
+}
+
 /* ---- tracing: dir/<name>.npy, float32, C order ---- */
 static char trace_dir[1024];
 static int trace_init_done;
@@ -103,40 +232,12 @@ int sx_trace_enabled(void) {
 
 void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape) {
     if (!sx_trace_enabled() || !x || ndim < 0 || ndim > 8) return;
-    char path[2048], tmp[2100], hdr[256], shp[160] = "";
+    char path[2048];
     snprintf(path, sizeof path, "%s/%s.npy", trace_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int64_t n = 1;
-    size_t o = 0;
-    for (int i = 0; i < ndim; i++) {
-        n *= shape[i];
-        o += (size_t)snprintf(shp + o, sizeof shp - o, "%s%lld%s", i ? ", " : "",
-                              (long long)shape[i], ndim == 1 ? "," : "");
-    }
-    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
-                      shp);
-    int total = 10 + hl + 1;
-    int pad = (64 - total % 64) % 64;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fprintf(stderr, "seedx: trace: cannot write %s: %s\n", tmp, strerror(errno));
+    if (sx_npy_write(path, x, ndim, shape) != 0) {
+        fprintf(stderr, "seedx: trace: %s\n", sx_errmsg());
         return;
     }
-    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-    uint16_t hlen = (uint16_t)(hl + pad + 1);
-    magic[8] = (unsigned char)(hlen & 0xff);
-    magic[9] = (unsigned char)(hlen >> 8);
-    fwrite(magic, 1, 10, f);
-    fwrite(hdr, 1, (size_t)hl, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    size_t wr = fwrite(x, sizeof(float), (size_t)n, f);
-    if (fclose(f) != 0 || wr != (size_t)n) {
-        remove(tmp);
-        fprintf(stderr, "seedx: trace: short write to %s\n", tmp);
-        return;
-    }
-    rename(tmp, path);
     /* the order modules ran in, for scripts/compare.py */
     char order[1100];
     snprintf(order, sizeof order, "%s/trace_order.txt", trace_dir);

@@ -860,100 +860,6 @@ done:
 #include "image_io.h"
 #include "sampler.h"
 
-/* float32 C-order .npy (version 1-3) reader / writer */
-static int unpy_read(const char *path, float **data, int *ndim, int64_t shape[4], int64_t *count) {
-    uint8_t *buf;
-    size_t n;
-    *data = NULL;
-    if (sx_read_file(path, &buf, &n) != 0) return -1;
-    int rc = -1, nd = 0;
-    size_t hoff = 10, hlen = 0;
-    int64_t cnt = 1;
-    char h[4097];
-    if (n < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
-        sx_err("%s: not a .npy file", path);
-        goto done;
-    }
-    if (buf[6] == 1) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
-    } else if (n >= 12 && (buf[6] == 2 || buf[6] == 3)) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
-        hoff = 12;
-    } else {
-        sx_err("%s: unsupported .npy version %d", path, buf[6]);
-        goto done;
-    }
-    if (hlen > 4096 || hoff + hlen > n) {
-        sx_err("%s: bad .npy header", path);
-        goto done;
-    }
-    memcpy(h, buf + hoff, hlen);
-    h[hlen] = 0;
-    if (!strstr(h, "'descr': '<f4'") || !strstr(h, "'fortran_order': False")) {
-        sx_err("%s: .npy must be little-endian float32 in C order", path);
-        goto done;
-    }
-    char *s = strstr(h, "'shape': (");
-    if (!s) {
-        sx_err("%s: .npy header has no shape", path);
-        goto done;
-    }
-    for (s += 10; *s && *s != ')';) {
-        while (*s == ' ' || *s == ',') s++;
-        if (*s == ')') break;
-        char *e;
-        errno = 0;
-        long long v = strtoll(s, &e, 10);
-        if (e == s || errno || v < 0 || v > (1LL << 31) || nd >= 4) {
-            sx_err("%s: bad or too many .npy dims (at most 4)", path);
-            goto done;
-        }
-        shape[nd++] = v;
-        cnt *= v;
-        s = e;
-    }
-    if ((uint64_t)cnt * 4 != (uint64_t)(n - hoff - hlen)) {
-        sx_err("%s: .npy holds %zu data bytes, its shape needs %lld", path, n - hoff - hlen,
-               (long long)cnt * 4);
-        goto done;
-    }
-    *data = sx_malloc((size_t)(cnt > 0 ? cnt : 1) * 4, "npy data");
-    if (!*data) goto done;
-    memcpy(*data, buf + hoff + hlen, (size_t)cnt * 4);
-    *ndim = nd;
-    *count = cnt;
-    rc = 0;
-done:
-    free(buf);
-    return rc;
-}
-
-static int unpy_write(const char *path, const float *x, int ndim, const int64_t *shape) {
-    char hdr[256], shp[160] = "";
-    size_t o = 0;
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        n *= shape[i];
-        o += (size_t)snprintf(shp + o, sizeof shp - o, "%lld,%s", (long long)shape[i], i + 1 < ndim ? " " : "");
-        if (o >= sizeof shp) return sx_err("%s: too many dims", path);
-    }
-    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shp);
-    int pad = (64 - (10 + hl + 1) % 64) % 64;
-    size_t total = 10 + (size_t)hl + (size_t)pad + 1 + (size_t)n * 4;
-    uint8_t *buf = sx_malloc(total, "npy buffer");
-    if (!buf) return -1;
-    memcpy(buf, "\x93NUMPY\x01\x00", 8);
-    buf[8] = (uint8_t)((hl + pad + 1) & 0xff);
-    buf[9] = (uint8_t)((hl + pad + 1) >> 8);
-    memcpy(buf + 10, hdr, (size_t)hl);
-    memset(buf + 10 + hl, ' ', (size_t)pad);
-    buf[10 + hl + pad] = '\n';
-    memcpy(buf + 11 + hl + pad, x, (size_t)n * 4);
-    int rc = sx_write_file_atomic(path, buf, total);
-    free(buf);
-    return rc;
-}
-
 static int unet_usage(FILE *f) {
     fprintf(f,
             "usage: seedx unet forward -m UNET.gguf [-m BASE.gguf] --sample X.npy --ctx CTX.npy [--pooled P.npy]\n"
@@ -1081,7 +987,7 @@ int sx_cmd_unet(int argc, char **argv) {
         if (!x) goto fail;
         if ((kind == SX_RNG_TORCH_CUDA ? sx_randn_torch_cuda(x, total, (uint64_t)seed, cuda_threads)
                                        : sx_randn_torch_cpu(x, total, (uint64_t)seed)) ||
-            unpy_write(out, x, n, dims))
+            sx_npy_write(out, x, n, dims))
             goto fail;
         rc = 0;
         goto done;
@@ -1093,7 +999,7 @@ int sx_cmd_unet(int argc, char **argv) {
     if (sx_unet_load_files(models, n_models, &u)) goto fail;
     const sx_unet_config *c = sx_unet_get_config(u);
     int64_t T, D;
-    if (unpy_read(ctx_p, &ctx, &nd, sh, &cnt)) goto fail;
+    if (sx_npy_read(ctx_p, &ctx, &nd, sh, &cnt)) goto fail;
     if (nd < 2 || nd > 3 || (nd == 3 && sh[0] != 1)) {
         sx_err("%s: context must be [T, D] or [1, T, D]", ctx_p);
         goto fail;
@@ -1106,7 +1012,7 @@ int sx_cmd_unet(int argc, char **argv) {
             sx_err("this UNet needs --pooled (%lld values)", (long long)P);
             goto fail;
         }
-        if (unpy_read(pooled_p, &pooled, &nd, sh, &cnt)) goto fail;
+        if (sx_npy_read(pooled_p, &pooled, &nd, sh, &cnt)) goto fail;
         P = cnt;
     }
     if (!strcmp(sub, "forward")) {
@@ -1114,7 +1020,7 @@ int sx_cmd_unet(int argc, char **argv) {
             fprintf(stderr, "seedx unet forward: --sample is required\n");
             goto done;
         }
-        if (unpy_read(sample_p, &x, &nd, sh, &cnt)) goto fail;
+        if (sx_npy_read(sample_p, &x, &nd, sh, &cnt)) goto fail;
         if (nd == 4 && sh[0] == 1) {
             memmove(sh, sh + 1, 3 * sizeof *sh);
             nd = 3;
@@ -1130,7 +1036,7 @@ int sx_cmd_unet(int argc, char **argv) {
         fprintf(stderr, "unet forward %lldx%lld at t=%g: %.2fs\n", (long long)sh[1], (long long)sh[2], t,
                 sx_time() - t0);
         int64_t os[4] = {1, c->out_channels, sh[1], sh[2]};
-        if (unpy_write(out, eps, 4, os)) goto fail;
+        if (sx_npy_write(out, eps, 4, os)) goto fail;
         rc = 0;
     } else if (!strcmp(sub, "sample")) {
         int64_t h, w;
@@ -1146,7 +1052,7 @@ int sx_cmd_unet(int argc, char **argv) {
         if (!nctx || !npooled || !x) goto fail;
         if (nctx_p) {
             float *tmp;
-            if (unpy_read(nctx_p, &tmp, &nd, sh, &cnt)) goto fail;
+            if (sx_npy_read(nctx_p, &tmp, &nd, sh, &cnt)) goto fail;
             if (cnt != T * D) {
                 free(tmp);
                 sx_err("%s: negative context has %lld values, expected %lld", nctx_p, (long long)cnt,
@@ -1158,7 +1064,7 @@ int sx_cmd_unet(int argc, char **argv) {
         }
         if (npooled_p) {
             float *tmp;
-            if (unpy_read(npooled_p, &tmp, &nd, sh, &cnt)) goto fail;
+            if (sx_npy_read(npooled_p, &tmp, &nd, sh, &cnt)) goto fail;
             if (cnt != P) {
                 free(tmp);
                 sx_err("%s: negative pooled has %lld values, expected %lld", npooled_p, (long long)cnt,
@@ -1170,7 +1076,7 @@ int sx_cmd_unet(int argc, char **argv) {
         }
         if (noise_p) {
             float *tmp;
-            if (unpy_read(noise_p, &tmp, &nd, sh, &cnt)) goto fail;
+            if (sx_npy_read(noise_p, &tmp, &nd, sh, &cnt)) goto fail;
             if (cnt != n) {
                 free(tmp);
                 sx_err("%s: noise has %lld values, a %lldx%lld latent needs %lld", noise_p, (long long)cnt,
@@ -1186,7 +1092,7 @@ int sx_cmd_unet(int argc, char **argv) {
                 for (int64_t k = 0; k < n; k++) x[k] = sx_f16_to_f32(sx_f32_to_f16(x[k]));
         }
         if (img_p) {
-            if (unpy_read(img_p, &img, &nd, sh, &cnt)) goto fail;
+            if (sx_npy_read(img_p, &img, &nd, sh, &cnt)) goto fail;
             if (cnt != n) {
                 sx_err("%s: image latent has %lld values, expected %lld", img_p, (long long)cnt, (long long)n);
                 goto fail;
@@ -1203,7 +1109,7 @@ int sx_cmd_unet(int argc, char **argv) {
                     : sx_sample_cfg(u, &sch, x, h, w, &cp, &cn, (float)cfg, sx_progress_stderr, &pb, NULL);
         if (r) goto fail;
         int64_t os[4] = {1, 4, h, w};
-        if (unpy_write(out, x, 4, os)) goto fail;
+        if (sx_npy_write(out, x, 4, os)) goto fail;
         rc = 0;
     } else {
         fprintf(stderr, "seedx unet: unknown subcommand '%s'\n", sub);

@@ -843,107 +843,6 @@ void sx_vae_free(sx_vae *vae) {
 /* ===========================================================================
  * CLI: seedx vae decode|encode|roundtrip
  * ======================================================================== */
-/* Minimal .npy (version 1/2, little-endian float32, C order) reader/writer. */
-static int npy_write(const char *path, const float *x, int ndim, const int64_t *shape) {
-    char hdr[256], shp[160] = "";
-    size_t o = 0;
-    int64_t n = 1;
-    for (int i = 0; i < ndim && o < sizeof shp; i++) {
-        n *= shape[i];
-        o += (size_t)snprintf(shp + o, sizeof shp - o, "%lld,%s", (long long)shape[i],
-                              i + 1 < ndim ? " " : "");
-    }
-    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }",
-                      shp);
-    int pad = (64 - (10 + hl + 1) % 64) % 64;
-    size_t total = 10 + (size_t)hl + (size_t)pad + 1 + (size_t)n * 4;
-    uint8_t *buf = sx_malloc(total, "npy buffer");
-    if (!buf) return -1;
-    memcpy(buf, "\x93NUMPY\x01\x00", 8);
-    buf[8] = (uint8_t)((hl + pad + 1) & 0xff);
-    buf[9] = (uint8_t)((hl + pad + 1) >> 8);
-    memcpy(buf + 10, hdr, (size_t)hl);
-    memset(buf + 10 + hl, ' ', (size_t)pad);
-    buf[10 + hl + pad] = '\n';
-    memcpy(buf + 11 + hl + pad, x, (size_t)n * 4);
-    int rc = sx_write_file_atomic(path, buf, total);
-    free(buf);
-    return rc;
-}
-
-/* Reads a float32 .npy; *data is malloc'ed, shape has up to 4 dims. */
-static int npy_read(const char *path, float **data, int *ndim, int64_t shape[4]) {
-    uint8_t *buf;
-    size_t n;
-    *data = NULL;
-    if (sx_read_file(path, &buf, &n) != 0) return -1;
-    int rc = -1;
-    size_t hoff, hlen;
-    if (n < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
-        sx_err("%s: not a .npy file", path);
-        goto done;
-    }
-    if (buf[6] == 1) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
-        hoff = 10;
-    } else if (n >= 12 && (buf[6] == 2 || buf[6] == 3)) {
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
-        hoff = 12;
-    } else {
-        sx_err("%s: unsupported .npy version %d", path, buf[6]);
-        goto done;
-    }
-    if (hlen > 65536 || hoff + hlen > n) {
-        sx_err("%s: truncated .npy header", path);
-        goto done;
-    }
-    char h[65537];
-    memcpy(h, buf + hoff, hlen);
-    h[hlen] = 0;
-    if (!strstr(h, "'descr': '<f4'") || !strstr(h, "'fortran_order': False")) {
-        sx_err("%s: .npy must be little-endian float32 in C order (header: %.120s)", path, h);
-        goto done;
-    }
-    char *s = strstr(h, "'shape': (");
-    if (!s) {
-        sx_err("%s: .npy header has no shape", path);
-        goto done;
-    }
-    s += 10;
-    int nd = 0;
-    int64_t cnt = 1;
-    while (*s && *s != ')') {
-        while (*s == ' ' || *s == ',') s++;
-        if (*s == ')') break;
-        char *e;
-        errno = 0;
-        long long v = strtoll(s, &e, 10);
-        if (e == s || errno || v < 0 || v > (1LL << 32) || nd >= 4) {
-            sx_err("%s: bad or too many .npy dims", path);
-            goto done;
-        }
-        if (v > 0 && cnt > (int64_t)(n / 4) / v) {
-            sx_err("%s: .npy shape larger than the file", path);
-            goto done;
-        }
-        shape[nd++] = v;
-        cnt *= v;
-        s = e;
-    }
-    if ((size_t)cnt * 4 != n - hoff - hlen) {
-        sx_err("%s: .npy holds %zu data bytes, shape needs %lld", path, n - hoff - hlen,
-               (long long)cnt * 4);
-        goto done;
-    }
-    *data = alloc_f(cnt, "npy data");
-    if (!*data) goto done;
-    memcpy(*data, buf + hoff + hlen, (size_t)cnt * 4);
-    *ndim = nd;
-    rc = 0;
-done:
-    free(buf);
-    return rc;
-}
 
 static int vae_usage(FILE *f) {
     fprintf(f,
@@ -1015,7 +914,7 @@ int sx_cmd_vae(int argc, char **argv) {
     if (dec) {
         int nd;
         int64_t s[4];
-        if (npy_read(lat_p, &lat, &nd, s) != 0) goto done;
+        if (sx_npy_read(lat_p, &lat, &nd, s, NULL) != 0) goto done;
         if (nd == 4 && s[0] == 1) {
             memmove(s, s + 1, 3 * sizeof s[0]);
             nd = 3;
@@ -1051,8 +950,8 @@ int sx_cmd_vae(int argc, char **argv) {
         if (e) goto done;
         int64_t s[3] = {L, h, w};
         if (!strcmp(mode, "encode")) {
-            if (npy_write(out_p, mean, 3, s) != 0) goto done;
-            if (lv_p && npy_write(lv_p, lv, 3, s) != 0) goto done;
+            if (sx_npy_write(out_p, mean, 3, s) != 0) goto done;
+            if (lv_p && sx_npy_write(lv_p, lv, 3, s) != 0) goto done;
         } else {
             for (int64_t i = 0; i < L * h * w; i++) mean[i] *= v->cfg.scaling_factor;
             img = alloc_f(3 * h * f * w * f, "vae image");
@@ -1061,7 +960,7 @@ int sx_cmd_vae(int argc, char **argv) {
     }
     if (img) {
         int64_t s[3] = {3, h * f, w * f};
-        if (raw_p && npy_write(raw_p, img, 3, s) != 0) goto done;
+        if (raw_p && sx_npy_write(raw_p, img, 3, s) != 0) goto done;
         if (sx_vae_to_rgb8(img, 3, h * f, w * f, &rgb) != 0 || sx_image_save(out_p, &rgb) != 0)
             goto done;
     }

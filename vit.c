@@ -510,31 +510,6 @@ done:
  * --filter bicubic = qwen_visual.py's own image_transform) and prints stats.
  * ====================================================================== */
 
-static int write_npy(const char *path, const float *x, int ndim, const int64_t *shape) {
-    char hdr[256], shp[128] = "";
-    size_t o = 0;
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        n *= shape[i];
-        o += (size_t)snprintf(shp + o, sizeof shp - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    }
-    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shp);
-    int pad = (64 - (10 + hl + 1) % 64) % 64;
-    size_t total = 10 + (size_t)hl + (size_t)pad + 1 + (size_t)n * 4;
-    uint8_t *buf = sx_malloc(total, "npy buffer");
-    if (!buf) return -1;
-    uint16_t hlen = (uint16_t)(hl + pad + 1);
-    memcpy(buf, "\x93NUMPY\x01\x00", 8);
-    buf[8] = (uint8_t)(hlen & 0xff);
-    buf[9] = (uint8_t)(hlen >> 8);
-    memcpy(buf + 10, hdr, (size_t)hl);
-    memset(buf + 10 + hl, ' ', (size_t)pad);
-    buf[10 + hl + pad] = '\n';
-    memcpy(buf + 11 + hl + pad, x, (size_t)n * 4);
-    int rc = sx_write_file_atomic(path, buf, total);
-    free(buf);
-    return rc;
-}
 
 static int vit_usage(FILE *f) {
     fprintf(f, "usage: seedx vit -m VIT.gguf [--image FILE | --zero | --random SEED] [--size S]\n"
@@ -634,7 +609,7 @@ int sx_cmd_vit(int argc, char **argv) {
            mn, mx, t_fwd, sx_simd_name(sx_simd_level()), sx_threads_count());
     printf("token 0: %.6g %.6g %.6g %.6g ...\n", out[0], out[1 % E], out[2 % E], out[3 % E]);
     if (outp) {
-        if (write_npy(outp, out, 3, (int64_t[]){N, Q, E})) goto done;
+        if (sx_npy_write(outp, out, 3, (int64_t[]){N, Q, E})) goto done;
         printf("wrote %s\n", outp);
     }
     rc = 0;
