@@ -778,26 +778,55 @@ int sx_seedx_reconstruct(sx_seedx *m, const sx_image *image, const sx_image *con
     return rc;
 }
 
-/* ---- prompts ------------------------------------------------------------- */
-/* bos + tokens of '[INST] {image blocks}{text} [/INST]\n' (SEED-X-I / -Edit
- * template; template 0 = SEED-X base 'Question: ...\nAnswer:' is not used
- * here). n_images images with tiles[i] any-res images each. */
-int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles, int n_images,
-                          int **ids, int64_t *n) {
-    size_t cap = strlen(text) + 64;
+/* ---- prompts -------------------------------------------------------------
+ * The official scripts' templates; {IMG} is the image blocks of all images,
+ * {TEXT} the user's text:
+ *   SEED-X-I / -Edit        '[INST] {IMG}{TEXT} [/INST]\n'  (eval_img2text_seed_x_i.py,
+ *                             eval_text2img_seed_x_i.py with TEXT 'Generate an image: ...',
+ *                             eval_img2edit_seed_x_edit.py)
+ *   SEED-X base, question   'Question: {IMG}{TEXT}\nAnswer:'  (eval_img2text_seed_x.py)
+ *   SEED-X base, detection  '{IMG}{TEXT} [[ <box_start>'     (same script)
+ *   SEED-X base, T2I        '{TEXT}<img>'                     (eval_text2img_seed_x.py) */
+const char *sx_seedx_template(const char *name) {
+    if (!strcmp(name, "seed-x-i") || !strcmp(name, "seed-x-edit")) return "[INST] {IMG}{TEXT} [/INST]\n";
+    if (!strcmp(name, "seed-x")) return "Question: {IMG}{TEXT}\nAnswer:";
+    if (!strcmp(name, "seed-x-detect")) return "{IMG}{TEXT} [[ <box_start>";
+    if (!strcmp(name, "seed-x-t2i")) return "{TEXT}<img>";
+    return NULL;
+}
+
+/* bos + tokens of the template filled in. n_images images with tiles[i]
+ * any-res images each. */
+int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
+                            int n_images, int **ids, int64_t *n) {
+    if (!tmpl || !strstr(tmpl, "{TEXT}"))
+        return sx_err("prompt template must contain {TEXT}: '%s'", tmpl ? tmpl : "(null)");
+    if (n_images > 0 && !strstr(tmpl, "{IMG}"))
+        return sx_err("prompt template has no {IMG} for %d image(s)", n_images);
+    size_t cap = strlen(text) + strlen(tmpl) + 16;
     char **blocks = sx_calloc((size_t)(n_images > 0 ? n_images : 1), sizeof(char *), "blocks");
     if (!blocks) return -1;
     int rc = -1;
     for (int i = 0; i < n_images; i++) {
-        if (!(blocks[i] = sx_seedx_image_block(tiles[i], (int)m->n_img_tokens ? (int)m->n_img_tokens : 64)))
+        if (!(blocks[i] = sx_seedx_image_block(tiles[i], m->n_img_tokens ? (int)m->n_img_tokens : 64)))
             goto out;
         cap += strlen(blocks[i]);
     }
     char *s = sx_malloc(cap, "prompt");
     if (!s) goto out;
-    size_t o = (size_t)sprintf(s, "[INST] ");
-    for (int i = 0; i < n_images; i++) o += (size_t)sprintf(s + o, "%s", blocks[i]);
-    sprintf(s + o, "%s [/INST]\n", text);
+    size_t o = 0;
+    for (const char *p = tmpl; *p;) {
+        if (!strncmp(p, "{IMG}", 5)) {
+            for (int i = 0; i < n_images; i++) o += (size_t)sprintf(s + o, "%s", blocks[i]);
+            p += 5;
+        } else if (!strncmp(p, "{TEXT}", 6)) {
+            o += (size_t)sprintf(s + o, "%s", text);
+            p += 6;
+        } else {
+            s[o++] = *p++;
+        }
+    }
+    s[o] = 0;
     int *t = NULL;
     size_t nt = 0;
     if (sx_tokenize(m->tok, s, strlen(s), 0, &t, &nt) == 0) {
@@ -817,13 +846,19 @@ out:
     return rc;
 }
 
+int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles, int n_images,
+                          int **ids, int64_t *n) {
+    return sx_seedx_build_prompt_t(m, sx_seedx_template("seed-x-i"), text, tiles, n_images, ids, n);
+}
+
 /* ======================================================================
  * Command line: seedx chat | generate | edit | reconstruct | ground
  * ====================================================================== */
 typedef struct {
-    const char *model, *prompt, *out, *cond, *grids;
+    const char *model, *prompt, *out, *cond, *grids, *tmpl;
     const char *images[16];
     int n_images, verbose, force_image;
+    const char *mode;
     sx_seedx_opts o;
 } cli_args;
 
@@ -843,12 +878,16 @@ static void cli_usage(const char *cmd) {
             "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
             "  --vae-tiling      tiled VAE (bounded memory)\n"
             "  --force-image     end the prompt with <img> (SEED-X base text-to-image)\n"
+            "  --template T      seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n') or seed-x (the base\n"
+            "                    model's 'Question: ..\\nAnswer:', detection '.. [[ <box_start>',\n"
+            "                    text-to-image '{TEXT}<img>'), or a literal template with {IMG} {TEXT}\n"
             "  -v                per-stage timing and peak memory\n",
             cmd);
 }
 
 static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
+    a->mode = cmd;
     sx_seedx_opts_default(&a->o);
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
@@ -906,6 +945,8 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
             }
         } else if (!strcmp(k, "--vae-tiling")) {
             a->o.vae_tiling = 1;
+        } else if (!strcmp(k, "--template")) {
+            NEEDV a->tmpl = v;
         } else if (!strcmp(k, "--force-image")) {
             a->force_image = 1;
         } else if (!strcmp(k, "-v")) {
@@ -1000,6 +1041,17 @@ static void report(const cli_args *a, double t0) {
 
 /* One turn on the images and prompt of a; images generated by the model are
  * decoded (stage 2 with the first input image as condition when `edit`). */
+/* The prompt template of a mode: --template seed-x-i|seed-x|literal. */
+static const char *mode_template(const cli_args *a, const char *mode) {
+    if (!a->tmpl || !strcmp(a->tmpl, "seed-x-i") || !strcmp(a->tmpl, "seed-x-edit"))
+        return sx_seedx_template("seed-x-i");
+    if (!strcmp(a->tmpl, "seed-x"))
+        return sx_seedx_template(!strcmp(mode, "ground")     ? "seed-x-detect"
+                                 : !strcmp(mode, "generate") ? "seed-x-t2i"
+                                                             : "seed-x");
+    return a->tmpl;
+}
+
 static int run_turn(sx_seedx *m, cli_args *a, const char *text, int edit, int print_text,
                     sx_seedx_reply *r) {
     sx_image ims[16];
@@ -1012,13 +1064,16 @@ static int run_turn(sx_seedx *m, cli_args *a, const char *text, int edit, int pr
     double t = sx_time();
     if (sx_seedx_encode_images(m, ims, a->n_images, a->grids, &feats, &rows, tiles)) goto out;
     if (a->verbose && a->n_images) fprintf(stderr, "vision: %.2fs\n", sx_time() - t);
-    if (sx_seedx_build_prompt(m, text, tiles, a->n_images, &ids, &n)) goto out;
-    if (a->force_image) {
-        int *x = realloc(ids, sizeof(int) * (size_t)(n + 1));
-        if (!x) goto out;
-        ids = x;
-        ids[n++] = sx_seedx_special(m)->img_open;
+    /* --force-image: the prompt string ends with <img> (the tokenizer then drops
+     * the whitespace before it, as in the official base T2I prompt) */
+    const char *tm = mode_template(a, a->mode);
+    char tbuf[512];
+    size_t tl = strlen(tm);
+    if (a->force_image && !(tl >= 5 && !strcmp(tm + tl - 5, "<img>"))) {
+        snprintf(tbuf, sizeof tbuf, "%s<img>", tm);
+        tm = tbuf;
     }
+    if (sx_seedx_build_prompt_t(m, tm, text, tiles, a->n_images, &ids, &n)) goto out;
     if (print_text) {
         a->o.on_token = stream_token;
         a->o.on_token_user = m;
@@ -1229,7 +1284,10 @@ int sx_cmd_generate(int argc, char **argv) {
     sx_seedx *m;
     if (open_model("generate", &a, &m)) return 1;
     char text[8192];
-    snprintf(text, sizeof text, "Generate an image: %s", a.prompt);
+    if (a.tmpl && !strcmp(a.tmpl, "seed-x"))
+        snprintf(text, sizeof text, "%s", a.prompt); /* '{caption}<img>' */
+    else
+        snprintf(text, sizeof text, "Generate an image: %s", a.prompt);
     int default_n = 1;
     for (int i = 1; i < argc; i++) default_n &= strcmp(argv[i], "-n") != 0;
     if (default_n) a.o.max_new_tokens = 120;

@@ -179,6 +179,12 @@ int sx_seedx_encode_images(sx_seedx *m, const sx_image *images, int n_images, co
 /* bos + '[INST] {image blocks}{text} [/INST]\n' */
 int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles, int n_images,
                           int **ids, int64_t *n);
+/* The official templates by name: "seed-x-i" (also -edit), "seed-x" (base
+ * model question), "seed-x-detect", "seed-x-t2i"; NULL if unknown. */
+const char *sx_seedx_template(const char *name);
+/* bos + template with {IMG} (all image blocks) and {TEXT} filled in. */
+int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
+                            int n_images, int **ids, int64_t *n);
 /* One LLM turn on prompt ids with image features spliced in. */
 int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float *feats,
                       int64_t n_feat_rows, const sx_seedx_opts *o, sx_seedx_reply *r);

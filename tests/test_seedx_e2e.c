@@ -291,6 +291,68 @@ static void test_bad_inputs(void) {
 
 /* The CLI: a wrong variant, an unwritable output and a missing image all
  * fail with a message and leave no file behind. */
+/* The official prompt templates rebuild exactly the prompts the reference
+ * pipeline tokenized (SEED-X-I question, base detection, base T2I, edit). */
+static void check_template(const char *mode, const char *tmpl, const char *text_key, int grid_tiles) {
+    fx f;
+    if (fx_open(&f, mode)) {
+        CHECK(0);
+        return;
+    }
+    int tiles[1] = {grid_tiles};
+    int *ids = NULL;
+    int64_t n = 0, ne = 0;
+    const char *t = sx_seedx_template(tmpl) ? sx_seedx_template(tmpl) : tmpl;
+    CHECK_OK(sx_seedx_build_prompt_t(M, t, MS(&f, text_key), tiles,
+                                     grid_tiles ? 1 : 0, &ids, &n));
+    int *exp = MA(&f, "prompt_ids", &ne);
+    int same = ids && exp && n == ne;
+    for (int64_t i = 0; same && i < n; i++) same = ids[i] == exp[i];
+    CHECKF(same, "%s: template %s gives %lld ids, the reference prompt has %lld", mode, tmpl,
+           (long long)n, (long long)ne);
+    free(ids);
+    free(exp);
+    sx_gguf_close(f.g);
+}
+
+static void test_prompt_templates(void) {
+    check_template("cmp_1x1", "seed-x-i", "question", 2);
+    check_template("cmp_2x2", "seed-x-i", "question", 5);
+    check_template("ground", "seed-x-detect", "caption", 2);
+    check_template("t2i_forced", "seed-x-t2i", "caption", 0);
+    /* the edit fixture forces the image by ending the prompt string with <img> */
+    check_template("edit", "[INST] {IMG}{TEXT} [/INST]\n<img>", "instruction", 2);
+    CHECK(sx_seedx_template("nonsense") == NULL);
+    int *ids;
+    int64_t n;
+    int tiles[1] = {2};
+    CHECK(sx_seedx_build_prompt_t(M, "no text here", "x", tiles, 1, &ids, &n) != 0);
+    CHECK(sx_seedx_build_prompt_t(M, "{TEXT} only", "x", tiles, 1, &ids, &n) != 0);
+}
+
+/* edit with a model that has no stage-2 de-tokenizer: a clear error */
+static void test_wrong_variant(void) {
+    char dir[] = "/tmp/seedx_novariant_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const char *files[] = {"tokenizer.gguf", "vit.gguf", "agent.gguf", "llm.gguf", "detokenizer.gguf",
+                           "unet.gguf", "vae.gguf"};
+    char cmd[1024];
+    for (int i = 0; i < 7; i++) {
+        snprintf(cmd, sizeof cmd, "ln -s \"$PWD/" DIR_ "model/%s\" %s/%s", files[i], dir, files[i]);
+        CHECK(system(cmd) == 0);
+    }
+    snprintf(cmd, sizeof cmd,
+             "./seedx edit -m %s --image " DIR_ "img_a.png -p x -o %s/out.png > /dev/null 2> %s/err.txt",
+             dir, dir, dir);
+    CHECK(system(cmd) != 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'not a SEED-X-Edit model' %s/err.txt", dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "test ! -e %s/out.png", dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 static void test_cli_errors(void) {
     int rc = system("./seedx edit -m tests/fixtures/seedx_e2e/model --image tests/fixtures/seedx_e2e/img_a.png "
                     "-p x -o /nonexistent_dir/out.png --size 64x64 --steps 1 --force-image -n 70 "
@@ -327,6 +389,8 @@ int main(void) {
     RUN(test_reconstruction);
     RUN(test_reconstruction_with_condition);
     RUN(test_bad_inputs);
+    RUN(test_prompt_templates);
+    RUN(test_wrong_variant);
     RUN(test_cli_errors);
     sx_seedx_free(M);
     return TEST_DONE();
