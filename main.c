@@ -47,7 +47,7 @@ int sx_cmd_version(int argc, char **argv) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: seedx [--threads N] COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(f, "usage: seedx [--threads N] [--trace DIR] COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
     fprintf(f, "\nenvironment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512, SEEDX_TRACE=dir\n"
@@ -64,6 +64,9 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "seedx: --threads needs a positive number, got '%s'\n", argv[i + 1]);
                 return 2;
             }
+            i += 2;
+        } else if (!strcmp(argv[i], "--trace") && i + 1 < argc) {
+            sx_trace_set_dir(argv[i + 1]); /* same as SEEDX_TRACE=DIR */
             i += 2;
         } else if (!strcmp(argv[i], "--version")) {
             argv[i] = "version";

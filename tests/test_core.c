@@ -151,6 +151,34 @@ static void test_links_only_libc(void) {
     CHECK(bad == 0);
 }
 
+/* `seedx inspect` reads every committed fixture directory. */
+static void test_inspect_every_fixture(void) {
+    const char *dirs[] = {"ops", "gguf", "tokenizer", "detok", "vit", "llm", "unet", "vae", "seedx",
+                          "seedx_e2e", "seedx_e2e/model"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "./seedx inspect tests/fixtures/%s > /dev/null", dirs[i]);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+    }
+    CHECK(system("./seedx inspect tests/fixtures/no_such_dir > /dev/null 2>&1") != 0);
+}
+
+/* --trace DIR on the command line writes module outputs like SEEDX_TRACE. */
+static void test_trace_flag(void) {
+    char dir[] = "/tmp/seedx_tflag_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "./seedx --trace %s reconstruct -m tests/fixtures/seedx_e2e/model --image "
+             "tests/fixtures/seedx_e2e/img_a.png -o %s/r.png --size 64x64 --steps 1 > /dev/null 2>&1",
+             dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "test -s %s/prompt_embeds.npy && test -s %s/trace_order.txt", dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     TEST_INIT();
     RUN(test_parallel_for_covers_once);
@@ -160,5 +188,7 @@ int main(void) {
     RUN(test_simd_selection);
     RUN(test_trace_npy);
     RUN(test_links_only_libc);
+    RUN(test_inspect_every_fixture);
+    RUN(test_trace_flag);
     return TEST_DONE();
 }
