@@ -58,9 +58,36 @@ static float wval(const void *w, int type, int64_t k) {
     return sx_bf16_to_f32(((const uint16_t *)w)[k]);
 }
 
+/* One row of X against 4 rows of W at a time (four weight streams in flight). */
+static void gemv1x4(float *y, const float *x, const void *w, int type, int64_t ld, int64_t n,
+                    int64_t K, const float *bias) {
+    size_t es = type == SX_F32 ? 4 : 2;
+    const char *r[4];
+    for (int j = 0; j < 4; j++) r[j] = (const char *)w + (size_t)(n + j) * (size_t)ld * es;
+    /* two accumulators per row (16 partial sums, as the general path) */
+    __m256 a[4][2];
+    for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+        for (int j = 0; j < 4; j++) {
+            a[j][0] = _mm256_fmadd_ps(x0, load8(r[j], type, k), a[j][0]);
+            a[j][1] = _mm256_fmadd_ps(x1, load8(r[j], type, k + 8), a[j][1]);
+        }
+    }
+    float s[4];
+    for (int j = 0; j < 4; j++) s[j] = hsum(_mm256_add_ps(a[j][0], a[j][1]));
+    for (int j = 0; j < 4; j++) {
+        for (int64_t kk = k; kk < K; kk++) s[j] += x[kk] * wval(r[j], type, kk);
+        y[n + j] = s[j] + (bias ? bias[n + j] : 0.0f);
+    }
+}
+
 static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, const void *w, int type,
                  int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias) {
     size_t es = type == SX_F32 ? 4 : 2;
+    if (m == 1)
+        for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ld, n0, K, bias);
     for (int64_t n = n0; n < n1; n++) {
         const char *wr = (const char *)w + (size_t)n * (size_t)ld * es;
         __m256 acc[SX_GEMV_MAX_M][2];

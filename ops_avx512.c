@@ -58,9 +58,41 @@ static inline __m512 load16_tail(const void *w, int type, int64_t k, int n) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* One row of X against 4 rows of W at a time: four independent weight
+ * streams keep more cache-line fills in flight (decode is bound by memory). */
+static void gemv1x4(float *y, const float *x, const void *w, int type, int64_t ld, int64_t n,
+                    int64_t K, const float *bias) {
+    size_t es = type == SX_F32 ? 4 : 2;
+    const char *r[4];
+    for (int j = 0; j < 4; j++) r[j] = (const char *)w + (size_t)(n + j) * (size_t)ld * es;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 xv = _mm512_loadu_ps(x + k);
+        a0 = _mm512_fmadd_ps(xv, load16(r[0], type, k), a0);
+        a1 = _mm512_fmadd_ps(xv, load16(r[1], type, k), a1);
+        a2 = _mm512_fmadd_ps(xv, load16(r[2], type, k), a2);
+        a3 = _mm512_fmadd_ps(xv, load16(r[3], type, k), a3);
+    }
+    if (k < K) {
+        int nn = (int)(K - k);
+        __m512 xv = _mm512_maskz_loadu_ps((__mmask16)((1u << nn) - 1), x + k);
+        a0 = _mm512_fmadd_ps(xv, load16_tail(r[0], type, k, nn), a0);
+        a1 = _mm512_fmadd_ps(xv, load16_tail(r[1], type, k, nn), a1);
+        a2 = _mm512_fmadd_ps(xv, load16_tail(r[2], type, k, nn), a2);
+        a3 = _mm512_fmadd_ps(xv, load16_tail(r[3], type, k, nn), a3);
+    }
+    y[n] = _mm512_reduce_add_ps(a0) + (bias ? bias[n] : 0.0f);
+    y[n + 1] = _mm512_reduce_add_ps(a1) + (bias ? bias[n + 1] : 0.0f);
+    y[n + 2] = _mm512_reduce_add_ps(a2) + (bias ? bias[n + 2] : 0.0f);
+    y[n + 3] = _mm512_reduce_add_ps(a3) + (bias ? bias[n + 3] : 0.0f);
+}
+
 static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, const void *w, int type,
                  int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias) {
     size_t es = type == SX_F32 ? 4 : 2;
+    if (m == 1)
+        for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ld, n0, K, bias);
     for (int64_t n = n0; n < n1; n++) {
         const char *wr = (const char *)w + (size_t)n * (size_t)ld * es;
         __m512 acc[SX_GEMV_MAX_M][2];

@@ -328,8 +328,8 @@ static void test_thread_determinism(void) {
     sx_rand_uniform(w, N * K, 12, -1, 1);
     sx_weight W = sx_weight_f32(w, N, K);
     int nt = sx_threads_count();
-    for (int rep = 0; rep < 2; rep++) {
-        int64_t m = rep ? Mv : M;
+    for (int rep = 0; rep < 3; rep++) {
+        int64_t m = rep == 0 ? M : rep == 1 ? Mv : 1;
         sx_threads_init(1);
         sx_matmul(y1, x, &W, NULL, m);
         sx_threads_init(2);
