@@ -166,6 +166,8 @@ struct sx_gguf {
     int64_t *kv_hash, *t_hash; /* open addressing: index + 1, 0 = empty */
     size_t kv_cap, t_cap;
     float **conv; /* sx_get_f32 copies, per tensor */
+    void **recast; /* sx_gguf_tensor_as copies, per tensor */
+    int *recast_type;
     gg_chunk *chunks;
 };
 
@@ -648,6 +650,11 @@ void sx_gguf_close(sx_gguf *g) {
     if (g->conv) {
         for (int64_t i = 0; i < g->n_t; i++) free(g->conv[i]);
         free(g->conv);
+    }
+    if (g->recast) {
+        for (int64_t i = 0; i < g->n_t; i++) free(g->recast[i]);
+        free(g->recast);
+        free(g->recast_type);
     }
     if (g->kv)
         for (int64_t i = 0; i < g->n_kv; i++) {
@@ -1228,4 +1235,44 @@ int sx_cmd_inspect(int argc, char **argv) {
         else rc |= inspect_file(argv[i], all, &first);
     }
     return rc;
+}
+
+/* A copy of tensor t in another float type (F32, F16 or BF16), owned by g
+ * and kept until sx_gguf_close; cached per tensor. Used by the kernel
+ * layer's run-time weight type (sx_set_weight_dtype). */
+const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type) {
+    if (!g || !t || t < g->t || t >= g->t + g->n_t)
+        return sx_err("sx_gguf_tensor_as: tensor not from this file"), NULL;
+    if (type != SX_F32 && type != SX_F16 && type != SX_BF16)
+        return sx_err("%s: cannot convert tensor '%s' to %s", g->path, t->name, sx_type_name(type)),
+               NULL;
+    int64_t i = t - g->t;
+    if (!g->recast) {
+        g->recast = sx_calloc((size_t)g->n_t, sizeof *g->recast, "gguf converted tensors");
+        g->recast_type = sx_calloc((size_t)g->n_t, sizeof *g->recast_type, "gguf converted tensors");
+        if (!g->recast || !g->recast_type) return NULL;
+    }
+    if (g->recast[i] && g->recast_type[i] == type) return g->recast[i];
+    float *f = sx_malloc(sizeof(float) * (size_t)t->nelem, t->name);
+    if (!f) return NULL;
+    if (sx_tensor_to_f32(t, f) != 0) {
+        free(f);
+        return NULL;
+    }
+    void *out = f;
+    if (type != SX_F32) {
+        uint16_t *h = sx_malloc(2 * (size_t)t->nelem, t->name);
+        if (!h) {
+            free(f);
+            return NULL;
+        }
+        for (int64_t k = 0; k < t->nelem; k++)
+            h[k] = type == SX_F16 ? sx_f32_to_f16(f[k]) : sx_f32_to_bf16(f[k]);
+        free(f);
+        out = h;
+    }
+    free(g->recast[i]);
+    g->recast[i] = out;
+    g->recast_type[i] = type;
+    return out;
 }

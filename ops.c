@@ -245,6 +245,16 @@ static void shape_str(char *buf, size_t n, const sx_tensor *t) {
     if (o < n) snprintf(buf + o, n - o, "]");
 }
 
+/* Run-time weight type: -1 = as stored. */
+static int weight_override = -1;
+
+int sx_set_weight_dtype(int type) {
+    if (type != -1 && type != SX_F32 && type != SX_F16 && type != SX_BF16)
+        return sx_err("weight type must be F32, F16 or BF16 (got %d)", type);
+    weight_override = type;
+    return 0;
+}
+
 static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int trans,
                        sx_weight *w) {
     const sx_tensor *t = sx_gguf_find(g, name);
@@ -266,6 +276,10 @@ static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int
     w->ld = d1;
     w->data = t->data;
     w->name = t->name;
+    if (weight_override >= 0 && weight_override != t->type) {
+        if (!(w->data = sx_gguf_tensor_as(g, t, weight_override))) return -1;
+        w->type = weight_override;
+    }
     return 0;
 }
 

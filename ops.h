@@ -47,6 +47,10 @@ typedef struct sx_weight {
     void *packed;      /* kernel-layer private */
 } sx_weight;
 
+/* Run-time weight type for every matrix looked up from now on: SX_F32,
+ * SX_F16 or SX_BF16 (converted at load from what the file stores, copy
+ * owned by the container), or -1 to use the stored type (default). */
+int sx_set_weight_dtype(int type);
 /* Looks up a [N,K] matrix in the container (F32/F16/BF16) and wraps it. */
 int sx_weight_get(sx_gguf *g, const char *name, int64_t N, int64_t K, sx_weight *w);
 /* Same, for a stored [K,N] matrix used as x @ W (logical [N,K]). */

@@ -877,6 +877,8 @@ static void cli_usage(const char *cmd) {
             "  --steps N --cfg G --image-cfg G --size WxH   diffusion (50, 7.5, 1.5, 1024x1024)\n"
             "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
             "  --vae-tiling      tiled VAE (bounded memory)\n"
+            "  --dtype T         f32|f16|bf16: every weight matrix in type T, converted at load\n"
+            "                    (default: as the model files store them); activations stay f32\n"
             "  --force-image     end the prompt with <img> (SEED-X base text-to-image)\n"
             "  --template T      seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n') or seed-x (the base\n"
             "                    model's 'Question: ..\\nAnswer:', detection '.. [[ <box_start>',\n"
@@ -941,6 +943,12 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
         } else if (!strcmp(k, "--size")) {
             NEEDV if (sscanf(v, "%dx%d", &a->o.width, &a->o.height) != 2) {
                 fprintf(stderr, "seedx %s: --size wants WxH, got '%s'\n", cmd, v);
+                return 2;
+            }
+        } else if (!strcmp(k, "--dtype")) {
+            NEEDV int t = !strcmp(v, "f32") ? SX_F32 : !strcmp(v, "f16") ? SX_F16 : !strcmp(v, "bf16") ? SX_BF16 : -2;
+            if (t == -2 || sx_set_weight_dtype(t)) {
+                fprintf(stderr, "seedx %s: --dtype wants f32, f16 or bf16, got '%s'\n", cmd, v);
                 return 2;
             }
         } else if (!strcmp(k, "--vae-tiling")) {

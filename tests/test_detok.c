@@ -46,6 +46,29 @@ static void test_f16_drift(void) {
     run_case("tests/fixtures/detok/detok_f16.gguf", 33, 2e-3);
 }
 
+/* The run-time weight type (sx_set_weight_dtype, the CLI's --dtype) turns the
+ * F32 file into exactly what the F16 conversion gives. */
+static void test_runtime_weight_dtype(void) {
+    sx_gguf *g32 = NULL, *g16 = NULL;
+    sx_detok a, b;
+    float pa[8 * 64], pb[8 * 64], qa[40], qb[40];
+    CHECK_OK(sx_set_weight_dtype(SX_F16));
+    CHECK_OK(sx_gguf_open("tests/fixtures/detok/detok_f32.gguf", &g32));
+    CHECK_OK(sx_detok_load(g32, "resampler.", &a));
+    sx_set_weight_dtype(-1);
+    CHECK(a.proj_in.type == SX_F16 && a.layers[0].to_kv.type == SX_F16);
+    CHECK_OK(sx_gguf_open("tests/fixtures/detok/detok_f16.gguf", &g16));
+    CHECK_OK(sx_detok_load(g16, "resampler.", &b));
+    CHECK_OK(sx_detok_forward(&a, X("x33"), 33, pa, qa));
+    CHECK_OK(sx_detok_forward(&b, X("x33"), 33, pb, qb));
+    CHECK(!memcmp(pa, pb, sizeof pa) && !memcmp(qa, qb, sizeof qa));
+    CHECK(sx_set_weight_dtype(SX_Q8_0) != 0);
+    sx_detok_free(&a);
+    sx_detok_free(&b);
+    sx_gguf_close(g32);
+    sx_gguf_close(g16);
+}
+
 static void test_trace_names_match_reference(void) {
     char dir[] = "/tmp/seedx_detok_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -109,6 +132,7 @@ int main(void) {
     }
     RUN(test_f32_matches_pytorch);
     RUN(test_f16_drift);
+    RUN(test_runtime_weight_dtype);
     RUN(test_trace_names_match_reference);
     RUN(test_vit_down);
     RUN(test_bad_container);
