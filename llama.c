@@ -170,7 +170,15 @@ struct sx_llama_ctx {
     float *x, *xn, *q, *att, *gt, *up, *kt, *vt; /* scratch for `chunk` rows */
     float *logit_row;                            /* [vocab] */
     int tracing; /* this forward writes SEEDX_TRACE files (prompt pass only) */
+    sx_llama_progress_fn progress; /* multi-token passes: after each layer */
+    void *progress_ud;
 };
+
+void sx_llama_ctx_set_progress(sx_llama_ctx *c, sx_llama_progress_fn fn, void *ud) {
+    if (!c) return;
+    c->progress = fn;
+    c->progress_ud = ud;
+}
 
 static void free_scratch(sx_llama_ctx *c) {
     free(c->x), free(c->xn), free(c->q), free(c->att), free(c->gt), free(c->up);
@@ -360,6 +368,11 @@ int sx_llama_forward_embeds(sx_llama_ctx *c, const float *embeds, int64_t T, int
             if (layer_forward(c, li, n) != 0) {
                 c->n_past = p_start;
                 return sx_err_prefix("LLM layer %lld: ", (long long)li);
+            }
+            if (c->progress && T > 1) {
+                int64_t n_chunks = (T + c->chunk - 1) / c->chunk;
+                c->progress(c->progress_ud, (t0 / c->chunk) * g->n_layers + li + 1,
+                            n_chunks * g->n_layers);
             }
         }
         /* model.norm: final RMSNorm = hidden_states[-1] */

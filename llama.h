@@ -84,6 +84,10 @@ void sx_llama_ctx_reset(sx_llama_ctx *c);
 int sx_llama_ctx_truncate(sx_llama_ctx *c, int64_t n);
 int64_t sx_llama_ctx_n_past(const sx_llama_ctx *c);
 int64_t sx_llama_ctx_n_ctx(const sx_llama_ctx *c);
+/* Progress of multi-token passes (prefill): fn(ud, done, total) after each
+ * layer of each chunk; NULL to turn off. */
+typedef void (*sx_llama_progress_fn)(void *ud, int64_t done, int64_t total);
+void sx_llama_ctx_set_progress(sx_llama_ctx *c, sx_llama_progress_fn fn, void *ud);
 /* Prefill chunk size (rows per matrix-matrix pass, default 256). */
 int sx_llama_ctx_set_chunk(sx_llama_ctx *c, int64_t chunk);
 

@@ -547,6 +547,7 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
     int64_t se[2] = {P, D};
     sx_trace("input_embeds", emb, 2, se);
     if (sx_llama_ctx_new(llm, P + maxn, SX_F32, &ctx)) goto out;
+    if (o->prefill_progress) sx_llama_ctx_set_progress(ctx, o->prefill_progress, o->prefill_progress_user);
     sx_llama_gen g;
     sx_llama_gen_defaults(llm, &g);
     g.max_new_tokens = maxn;
@@ -1013,6 +1014,17 @@ static void progress_plain(void *ud, int step, int n_steps, float t, const float
 static sx_progress_bar bar;
 static double plain_t0;
 
+/* prefill progress: a bar with ETA on a TTY (stderr), nothing otherwise */
+static void prefill_bar(void *ud, int64_t done, int64_t total) {
+    double t0 = *(double *)ud, el = sx_time() - t0;
+    int w = 30, f = (int)(w * done / (total ? total : 1));
+    double eta = done ? el * (double)(total - done) / (double)done : 0;
+    fprintf(stderr, "\rprefill %3lld%% [%.*s%.*s] %.1fs, ETA %.1fs", (long long)(100 * done / total), f,
+            "##############################", w - f, "..............................", el, eta);
+    if (done == total) fputc('\n', stderr);
+}
+static double prefill_t0;
+
 static void set_progress(sx_seedx_opts *o, const char *label) {
     if (isatty(2)) {
         bar.t0 = sx_time();
@@ -1085,6 +1097,11 @@ static int run_turn(sx_seedx *m, cli_args *a, const char *text, int edit, int pr
     if (print_text) {
         a->o.on_token = stream_token;
         a->o.on_token_user = m;
+    }
+    if (isatty(2)) {
+        prefill_t0 = sx_time();
+        a->o.prefill_progress = prefill_bar;
+        a->o.prefill_progress_user = &prefill_t0;
     }
     t = sx_time();
     if (sx_seedx_generate(m, ids, n, feats, rows, &a->o, r)) goto out;

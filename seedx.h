@@ -149,6 +149,8 @@ typedef struct sx_seedx_opts {
     void *on_token_user;
     sx_seedx_progress_fn progress;
     void *progress_user;
+    void (*prefill_progress)(void *ud, int64_t done, int64_t total); /* LLM prompt pass */
+    void *prefill_progress_user;
 } sx_seedx_opts;
 void sx_seedx_opts_default(sx_seedx_opts *o);
 
