@@ -884,13 +884,14 @@ static void cli_usage(const char *cmd) {
             "  --template T      seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n') or seed-x (the base\n"
             "                    model's 'Question: ..\\nAnswer:', detection '.. [[ <box_start>',\n"
             "                    text-to-image '{TEXT}<img>'), or a literal template with {IMG} {TEXT}\n"
-            "  -v                per-stage timing and peak memory\n",
+            "  -q                no per-stage timing / peak memory summary on stderr\n",
             cmd);
 }
 
 static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
     memset(a, 0, sizeof *a);
     a->mode = cmd;
+    a->verbose = 1; /* per-stage timing and peak RSS on stderr; -q turns it off */
     sx_seedx_opts_default(&a->o);
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
@@ -960,6 +961,8 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
             a->force_image = 1;
         } else if (!strcmp(k, "-v")) {
             a->verbose = 1;
+        } else if (!strcmp(k, "-q")) {
+            a->verbose = 0;
         } else {
             fprintf(stderr, "seedx %s: unknown option '%s'\n", cmd, k);
             cli_usage(cmd);
