@@ -308,9 +308,10 @@ static size_t type_size(int type) { return type == SX_F32 ? 4 : 2; }
  * Per-thread scratch buffers, grown on demand and kept: fresh large
  * mallocs are mmap'ed and every page faults on first touch, which costs as
  * much as the arithmetic for the small GEMMs inside attention.
- * Slots: 0/1 GEMM packs, 2 attention scores, 3/4 conv im2col and output.
+ * Slots: 0/1 GEMM packs, 2 attention scores, 3/4 conv im2col and output,
+ * 5 attention's pre-packed keys and values.
  * ====================================================================== */
-#define SX_SCRATCH_SLOTS 5
+#define SX_SCRATCH_SLOTS 6
 static _Thread_local float *scr_buf[SX_SCRATCH_SLOTS];
 static _Thread_local size_t scr_cap[SX_SCRATCH_SLOTS];
 
@@ -372,6 +373,7 @@ typedef struct {
     const float *bias;
     int64_t M, N, K, mc, nc, n_mblk, n_nblk;
     const sx_kernels *k;
+    int64_t bK; /* K of the packed-W layout (panel stride / nr); 0: K */
 } gemm_job;
 
 typedef struct {
@@ -472,7 +474,7 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
         for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
             int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
             for (int64_t jp = 0; jp < nc; jp += nr) {
-                const float *bpan = J->bp + (n0 + jp) * J->K + k0 * nr;
+                const float *bpan = J->bp + (n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr;
                 for (int64_t ip = 0; ip < mc; ip += mr) {
                     const float *apan = J->ap + (m0 + ip) * J->K + k0 * mr;
                     float *c = J->Y + (m0 + ip) * J->ldy + n0 + jp;
@@ -563,7 +565,7 @@ int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
             pack_job PB = {bp, NULL, 0, 0, K, W, n0, ncnt, nr, kk};
             sx_parallel_for((ncnt + nr - 1) / nr, 2, pack_b_task, &PB);
             gemm_job J = {Y + m0 * ldy + n0, ldy, ap, bp, bias ? bias + n0 : NULL,
-                          mcnt, ncnt, K, (int64_t)GEMM_MC_PANELS * mr, GEMM_NC, 0, 0, kk};
+                          mcnt, ncnt, K, (int64_t)GEMM_MC_PANELS * mr, GEMM_NC, 0, 0, kk, 0};
             J.n_mblk = (mcnt + J.mc - 1) / J.mc;
             /* enough tasks for all threads: shrink the blocks (multiples of nr / mr) */
             while (J.nc > nr && J.n_mblk * ((ncnt + J.nc - 1) / J.nc) < 4 * sx_threads_count())
@@ -597,7 +599,44 @@ typedef struct {
     const float *q, *k, *v;
     int64_t Tq, Tk, qb, n_qb;
     int failed;
+    /* pre-packed path: per kv head, keys as nr-column panels [Tk/nr][hd][nr]
+     * (B of S = q k^T) and values as [hd/nr][Tk][nr] (B of o = S v) */
+    const float *kp, *vp;
+    int64_t kp_head, vp_head; /* floats per kv head */
 } attn_job;
+
+static void attn_pack_task(void *ctx, int64_t b, int64_t e, int tid) {
+    attn_job *J = ctx;
+    const sx_attn *a = J->a;
+    const sx_kernels *kk = K_;
+    int nr = kk->nr;
+    for (int64_t hk = b; hk < e; hk++) {
+        sx_weight kw = sx_weight_f32(J->k + hk * a->k_head, J->Tk, a->head_dim);
+        kw.ld = a->k_tok;
+        pack_job PK = {(float *)J->kp + hk * J->kp_head, NULL, 0, 0, a->head_dim, &kw, 0, J->Tk, nr, kk};
+        pack_b_task(&PK, 0, (J->Tk + nr - 1) / nr, tid);
+        sx_weight vw;
+        memset(&vw, 0, sizeof vw);
+        vw.type = SX_F32;
+        vw.trans = 1;
+        vw.N = a->head_dim;
+        vw.K = J->Tk;
+        vw.ld = a->v_tok;
+        vw.data = J->v + hk * a->v_head;
+        pack_job PV = {(float *)J->vp + hk * J->vp_head, NULL, 0, 0, J->Tk, &vw, 0, a->head_dim, nr, kk};
+        pack_b_task(&PV, 0, (a->head_dim + nr - 1) / nr, tid);
+    }
+}
+
+/* y[M, N] = x[M, K] . (pre-packed B)^T on the calling thread */
+static void gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
+                           const float *bp, int64_t N, int64_t K, int64_t bK, float *ap, int tid) {
+    const sx_kernels *kk = K_;
+    pack_job PA = {ap, x, ldx, M, K, NULL, 0, 0, kk->mr, kk};
+    pack_a_task(&PA, 0, (M + kk->mr - 1) / kk->mr, tid);
+    gemm_job G = {y, ldy, ap, bp, NULL, M, N, K, M, N, 1, 1, kk, bK};
+    gemm_task(&G, 0, 1, tid);
+}
 
 static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
@@ -626,11 +665,24 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
             for (int64_t i = 0; i < nq; i++) memset(oh + i * a->o_tok, 0, sizeof(float) * a->head_dim);
             continue;
         }
-        sx_weight kw = sx_weight_f32(J->k + (int64_t)hk * a->k_head, nk, a->head_dim);
-        kw.ld = a->k_tok;
-        if (sx_matmul_ld(S, nk, qh, a->q_tok, &kw, NULL, nq)) { /* [nq, nk] */
-            J->failed = 1;
-            continue;
+        int mr = K_->mr;
+        float *ap = NULL;
+        if (J->kp) {
+            /* S = q k^T [nq, nk] against the pre-packed keys of this kv head */
+            ap = scratch(0, (size_t)((nq + mr - 1) / mr * mr) * (size_t)(nk > a->head_dim ? nk : a->head_dim));
+            if (!ap) {
+                J->failed = 1;
+                continue;
+            }
+            gemm_prepacked(S, nk, qh, a->q_tok, nq, J->kp + hk * J->kp_head, nk, a->head_dim, 0, ap,
+                           tid);
+        } else {
+            sx_weight kw = sx_weight_f32(J->k + (int64_t)hk * a->k_head, nk, a->head_dim);
+            kw.ld = a->k_tok;
+            if (sx_matmul_ld(S, nk, qh, a->q_tok, &kw, NULL, nq)) { /* [nq, nk] */
+                J->failed = 1;
+                continue;
+            }
         }
         for (int64_t i = 0; i < nq; i++) {
             float *s = S + i * nk;
@@ -642,6 +694,12 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int tid) {
             }
             if (vis > 0) K_->softmax_row(s, vis, a->scale);
             for (int64_t j = vis; j < nk; j++) s[j] = 0.0f;
+        }
+        if (J->kp) {
+            /* o = S v [nq, head_dim]; the value panels hold all Tk keys */
+            gemm_prepacked(oh, a->o_tok, S, nk, nq, J->vp + hk * J->vp_head, a->head_dim, nk, J->Tk,
+                           ap, tid);
+            continue;
         }
         sx_weight vw;
         memset(&vw, 0, sizeof vw);
@@ -668,7 +726,21 @@ int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, con
      * the same for any thread count (a block's size decides its GEMM path,
      * hence its summation order) */
     int64_t qb = ATTN_QB_MAX;
-    attn_job J = {a, o, q, k, v, Tq, Tk, qb, (Tq + qb - 1) / qb, 0};
+    attn_job J = {a, o, q, k, v, Tq, Tk, qb, (Tq + qb - 1) / qb, 0, NULL, NULL, 0, 0};
+    /* More than a few queries: pack every kv head's keys and values once, so
+     * the query blocks share them (decode steps keep the direct path). */
+    if (Tq > 2 * SX_GEMV_MAX_M && Tk > 0) {
+        int nr = K_->nr;
+        J.kp_head = (Tk + nr - 1) / nr * nr * a->head_dim;
+        J.vp_head = ((int64_t)a->head_dim + nr - 1) / nr * nr * Tk;
+        float *buf = scratch(5, (size_t)a->n_kv_heads * (size_t)(J.kp_head + J.vp_head));
+        if (!buf)
+            return sx_err("sx_attention: out of memory packing %lld keys x %d kv heads",
+                          (long long)Tk, a->n_kv_heads);
+        J.kp = buf;
+        J.vp = buf + (int64_t)a->n_kv_heads * J.kp_head;
+        sx_parallel_for(a->n_kv_heads, 1, attn_pack_task, &J);
+    }
     sx_parallel_for((int64_t)a->n_heads * J.n_qb, 1, attn_task, &J);
     if (J.failed)
         return sx_err("sx_attention: out of memory (%lld queries x %lld keys, %d heads)",
