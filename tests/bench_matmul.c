@@ -5,6 +5,7 @@
  *   flop/cycle = 64 * GFLOP/s / measured AVX-512 peak (64 = 2 FMA ports x 16
  *   lanes x 2 flop per core).
  * Usage: build/tests/bench_matmul [--quick] */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,47 @@ static double run(const shape *s, int type, int reps) {
     return 2.0 * s->M * s->N * s->K / best / 1e9;
 }
 
+/* sx_attention at the model shapes: GFLOP/s counts the two GEMMs (4 T^2 H D). */
+static void bench_attention(void) {
+    struct { const char *what; int64_t T; int H, D; } as[] = {
+        {"sdxl 64x64 self-attn", 4096, 10, 64}, {"vit-G block", 1024, 16, 104},
+        {"vae mid (64x64 latent)", 4096, 1, 512}, {"llm prefill 600", 600, 40, 128}};
+    printf("\nattention (sx_attention, F32)\n%-24s %5s %3s %4s %3s %9s\n", "shape", "T", "H", "D",
+           "thr", "GFLOP/s");
+    for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
+        int64_t T = as[i].T, n = T * as[i].H * as[i].D;
+        float *q = malloc(4 * n), *k = malloc(4 * n), *v = malloc(4 * n), *o = malloc(4 * n);
+        sx_rand_uniform(q, n, 1, -1, 1);
+        sx_rand_uniform(k, n, 2, -1, 1);
+        sx_rand_uniform(v, n, 3, -1, 1);
+        int hd = as[i].D, H = as[i].H;
+        sx_attn a = {H, H, hd, (int64_t)H * hd, hd, (int64_t)H * hd, hd, (int64_t)H * hd, hd,
+                     (int64_t)H * hd, hd, 1.0f / sqrtf((float)hd), 0, 0};
+        for (int t = 1; t <= sx_threads_count() || t == 1; t *= 2) {
+            int nt = sx_threads_count();
+            sx_threads_init(t);
+            double best = 1e30;
+            for (int r = 0; r < 3; r++) {
+                double t0 = sx_time();
+                sx_attention(&a, o, q, k, v, T, T);
+                double dt = sx_time() - t0;
+                if (dt < best) best = dt;
+            }
+            printf("%-24s %5lld %3d %4d %3d %9.1f\n", as[i].what, (long long)T, H, hd, t,
+                   4.0 * T * T * H * hd / best / 1e9);
+            sx_threads_init(nt);
+            if (t >= nt) break;
+        }
+        free(q), free(k), free(v), free(o);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--attention")) {
+        if (sx_threads_init(0) != 0) return 1;
+        bench_attention();
+        return 0;
+    }
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     if (sx_threads_init(0) != 0) return 1;
     int maxt = sx_threads_count();
@@ -133,5 +174,7 @@ int main(int argc, char **argv) {
             }
         }
     }
+    sx_threads_init(maxt);
+    bench_attention();
     return 0;
 }
