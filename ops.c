@@ -784,15 +784,22 @@ void sx_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t 
     }
 }
 
-int sx_groupnorm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t HW,
-                 int groups, float eps) {
-    if (groups <= 0 || C % groups != 0)
-        return sx_err("sx_groupnorm: %lld channels not divisible into %d groups", (long long)C,
-                      groups);
-    int64_t cg = C / groups, n = cg * HW;
-    for (int g = 0; g < groups; g++) {
-        const float *xg = x + (int64_t)g * n;
-        float *yg = y + (int64_t)g * n;
+typedef struct {
+    float *y;
+    const float *x, *w, *b;
+    int64_t cg, HW;
+    float eps;
+} gn_job;
+
+/* one group: mean and variance over cg x HW values (double sums), then the
+ * per-channel affine */
+static void gn_task(void *ctx, int64_t b0, int64_t e0, int tid) {
+    (void)tid;
+    gn_job *J = ctx;
+    int64_t n = J->cg * J->HW;
+    for (int64_t g = b0; g < e0; g++) {
+        const float *xg = J->x + g * n;
+        float *yg = J->y + g * n;
         double s = 0, ss = 0;
         for (int64_t i = 0; i < n; i++) s += xg[i];
         double mean = s / (double)n;
@@ -800,13 +807,23 @@ int sx_groupnorm(float *y, const float *x, const float *w, const float *b, int64
             double d = xg[i] - mean;
             ss += d * d;
         }
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)n + (double)eps));
-        for (int64_t c = 0; c < cg; c++) {
-            int64_t ch = (int64_t)g * cg + c;
-            float ww = w ? w[ch] : 1.0f, bb = b ? b[ch] : 0.0f;
-            for (int64_t i = 0; i < HW; i++) yg[c * HW + i] = (xg[c * HW + i] - m) * rstd * ww + bb;
+        float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)n + (double)J->eps));
+        for (int64_t c = 0; c < J->cg; c++) {
+            int64_t ch = g * J->cg + c;
+            float ww = J->w ? J->w[ch] : 1.0f, bb = J->b ? J->b[ch] : 0.0f;
+            for (int64_t i = 0; i < J->HW; i++)
+                yg[c * J->HW + i] = (xg[c * J->HW + i] - m) * rstd * ww + bb;
         }
     }
+}
+
+int sx_groupnorm(float *y, const float *x, const float *w, const float *b, int64_t C, int64_t HW,
+                 int groups, float eps) {
+    if (groups <= 0 || C % groups != 0)
+        return sx_err("sx_groupnorm: %lld channels not divisible into %d groups", (long long)C,
+                      groups);
+    gn_job J = {y, x, w, b, C / groups, HW, eps};
+    sx_parallel_for(groups, 1, gn_task, &J);
     return 0;
 }
 
@@ -815,28 +832,53 @@ void sx_softmax(float *x, int64_t rows, int64_t dim) {
         if (dim > 0) K_->softmax_row(x + r * dim, dim, 1.0f);
 }
 
-void sx_gelu(float *y, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
-}
+/* Elementwise ops: each element's result does not depend on how the range is
+ * cut, so large arrays are split across the threads in fixed chunks. */
+enum { EW_GELU, EW_GELU_TANH, EW_SILU, EW_ADD, EW_MUL };
+typedef struct {
+    int op;
+    float *y;
+    const float *a, *b;
+} ew_job;
+#define EW_CHUNK 16384
 
-void sx_gelu_tanh(float *y, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+static void ew_task(void *ctx, int64_t b0, int64_t e0, int tid) {
+    (void)tid;
+    ew_job *J = ctx;
+    float *y = J->y;
+    const float *a = J->a, *b = J->b;
+    switch (J->op) {
+    case EW_GELU:
+        for (int64_t i = b0; i < e0; i++) y[i] = 0.5f * a[i] * (1.0f + erff(a[i] * 0.70710678118654752f));
+        break;
+    case EW_GELU_TANH:
+        for (int64_t i = b0; i < e0; i++) {
+            float v = a[i];
+            y[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+        }
+        break;
+    case EW_SILU:
+        for (int64_t i = b0; i < e0; i++) y[i] = a[i] / (1.0f + expf(-a[i]));
+        break;
+    case EW_ADD:
+        for (int64_t i = b0; i < e0; i++) y[i] = a[i] + b[i];
+        break;
+    default:
+        for (int64_t i = b0; i < e0; i++) y[i] = a[i] * b[i];
+        break;
     }
 }
 
-void sx_silu(float *y, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+static void ew(int op, float *y, const float *a, const float *b, int64_t n) {
+    ew_job J = {op, y, a, b};
+    sx_parallel_for(n, EW_CHUNK, ew_task, &J);
 }
 
-void sx_add(float *y, const float *a, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
-}
-
-void sx_mul(float *y, const float *a, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
-}
+void sx_gelu(float *y, const float *x, int64_t n) { ew(EW_GELU, y, x, NULL, n); }
+void sx_gelu_tanh(float *y, const float *x, int64_t n) { ew(EW_GELU_TANH, y, x, NULL, n); }
+void sx_silu(float *y, const float *x, int64_t n) { ew(EW_SILU, y, x, NULL, n); }
+void sx_add(float *y, const float *a, const float *b, int64_t n) { ew(EW_ADD, y, a, b, n); }
+void sx_mul(float *y, const float *a, const float *b, int64_t n) { ew(EW_MUL, y, a, b, n); }
 
 void sx_scale(float *y, const float *x, float s, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;

@@ -32,34 +32,11 @@ static float *alloc_f(int64_t n, const char *what) {
     return sx_malloc((size_t)n * sizeof(float), what);
 }
 
-typedef struct {
-    float *y;
-    const float *x;
-    const float *w, *b;
-    int64_t cg, HW;
-    float eps;
-    int silu;
-} gn_job;
-
-static void gn_task(void *ctx, int64_t b, int64_t e, int tid) {
-    (void)tid;
-    gn_job *J = ctx;
-    for (int64_t g = b; g < e; g++) {
-        int64_t off = g * J->cg * J->HW;
-        sx_groupnorm(J->y + off, J->x + off, J->w ? J->w + g * J->cg : NULL,
-                     J->b ? J->b + g * J->cg : NULL, J->cg, J->HW, 1, J->eps);
-        if (J->silu) sx_silu(J->y + off, J->y + off, J->cg * J->HW);
-    }
-}
-
-/* GroupNorm(groups) over [C, HW] (+ SiLU), one task per group: the same
- * arithmetic as sx_groupnorm on the whole tensor, spread over the threads. */
+/* GroupNorm(groups) over [C, HW] (+ SiLU); both kernels are threaded. */
 static int group_norm(float *y, const float *x, const float *w, const float *b, int64_t C,
                       int64_t HW, int groups, float eps, int silu) {
-    if (groups <= 0 || C % groups != 0)
-        return sx_err("vae: %lld channels not divisible into %d groups", (long long)C, groups);
-    gn_job J = {y, x, w, b, C / groups, HW, eps, silu};
-    sx_parallel_for(groups, 1, gn_task, &J);
+    if (sx_groupnorm(y, x, w, b, C, HW, groups, eps)) return sx_err_prefix("vae: ");
+    if (silu) sx_silu(y, y, C * HW);
     return 0;
 }
 
