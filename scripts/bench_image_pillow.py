@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("SEEDX_SHARED") or os.path.join(ROOT, "..", "shared")
+SHARED = os.path.join(ROOT, "tests")  # tests/data: the test data the repo carries
 
 
 def med(fn, reps=3):

@@ -8,7 +8,7 @@ Writes tests/fixtures/image/:
                      for every colour type/depth, stored/fixed deflate blocks,
                      IDAT split in 1-byte chunks, every filter type)
   decode.txt         "path w h pil_mode sha256(Image.open(p).convert('RGB').tobytes())"
-                     for every PNG in ../shared/data/images and crafted/
+                     for every PNG in tests/data/images and crafted/
   resize.txt         "src w h filter sha256" of Pillow Image.resize on RGB
   anyres.txt         SEED-X any-res cases on a synthetic pattern image (formula
                      shared with the C test): grid, rule A/B picks, positions,
@@ -36,7 +36,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "image")
-SHARED = os.environ.get("SEEDX_SHARED") or os.path.join(ROOT, "..", "shared")
+SHARED = os.path.join(ROOT, "tests")  # tests/data: the test data the repo carries
 DATA = os.path.join(SHARED, "data")
 
 BASE = 448

@@ -38,7 +38,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(ROOT, "tests", "fixtures", "jpeg")
-SHARED = os.environ.get("SEEDX_SHARED", os.path.join(ROOT, "..", "shared"))
+SHARED = os.path.join(ROOT, "tests")  # tests/data: the test data the repo carries
 
 ZZ = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
       12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
@@ -467,7 +467,7 @@ def main():
     for n in ("jpg-cmyk-1", "pil_sample_cmyk"):
         src = os.path.join(SHARED, "data", "images", "jpeg", n + ".jpg")
         if not os.path.exists(src):
-            sys.exit("missing shared data file %s (set SEEDX_SHARED)" % src)
+            sys.exit("missing shared data file %s (tests/data)" % src)
         im = Image.open(src)
         im.load()
         assert im.mode == "CMYK"

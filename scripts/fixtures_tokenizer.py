@@ -38,7 +38,7 @@ from transformers import LlamaTokenizer  # noqa: E402
 import convert_tokenizer  # noqa: E402
 from sxgguf import write_gguf  # noqa: E402
 
-SHARED = os.environ.get("SEEDX_SHARED", os.path.join(ROOT, "..", "shared"))
+SHARED = os.path.join(ROOT, "tests")  # tests/data: the test data the repo carries
 DATA = os.path.join(SHARED, "data", "tokenizer")
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 

@@ -2,6 +2,7 @@
 # Runs every test program, prints their output and the closing line
 # "N passed, M failed" summed over all of them. Exit status 0 iff none failed.
 build=$1; shift
+SEEDX_TEST_BUILD=$build; export SEEDX_TEST_BUILD
 pass=0; fail=0
 for t in "$@"; do
   out=$("./$t" 2>&1); rc=$?

@@ -5,7 +5,9 @@
  *
  * Each RUN counts as one test; the program ends with "N passed, M failed".
  * Tests run from the repository root: fixtures are tests/fixtures/<component>/,
- * shared data is $SEEDX_SHARED (default ../shared). */
+ * test images and references are tests/data/ (copied from the workplace's shared
+ * data, see tests/data/README.md). Files a test writes go under t_build()
+ * ($SEEDX_TEST_BUILD, set by tests/run.sh to the build directory). */
 #ifndef SEEDX_TEST_H
 #define SEEDX_TEST_H
 
@@ -101,9 +103,12 @@ static inline t_err t_compare(const float *got, const float *exp, int64_t n) {
                e_.worst >= 0 ? (double)(exp)[e_.worst] : 0.0);                          \
     } while (0)
 
-static inline const char *t_shared(void) {
-    const char *s = getenv("SEEDX_SHARED");
-    return s && *s ? s : "../shared";
+/* The folder holding data/ (the test images, references and vocabularies). */
+static inline const char *t_shared(void) { return "tests"; }
+/* The build directory: scratch files of the tests go there. */
+static inline const char *t_build(void) {
+    const char *s = getenv("SEEDX_TEST_BUILD");
+    return s && *s ? s : "build";
 }
 
 #endif

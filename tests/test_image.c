@@ -604,7 +604,10 @@ static void test_png_encode_round_trip(void) {
 static void test_save_and_ppm(void) {
     sx_image im, back;
     make_pattern(33, 21, &im);
-    const char *paths[] = {"build/tests/_img_rt.ppm", "build/tests/_img_rt.png"};
+    char paths[2][1024], bmp[1024];
+    snprintf(paths[0], sizeof paths[0], "%s/tests/_img_rt.ppm", t_build());
+    snprintf(paths[1], sizeof paths[1], "%s/tests/_img_rt.png", t_build());
+    snprintf(bmp, sizeof bmp, "%s/tests/_img_rt.bmp", t_build());
     for (int i = 0; i < 2; i++) {
         CHECK_OK(sx_image_save(paths[i], &im));
         CHECK_OK(sx_image_load_rgb(paths[i], &back));
@@ -612,7 +615,7 @@ static void test_save_and_ppm(void) {
         sx_image_free(&back);
         remove(paths[i]);
     }
-    CHECK(sx_image_save("build/tests/_img_rt.bmp", &im) != 0);
+    CHECK(sx_image_save(bmp, &im) != 0);
     CHECK(sx_image_save("/nonexistent-dir/x.png", &im) != 0);
     /* truncated PPM */
     uint8_t *b;

@@ -129,7 +129,7 @@ static void test_invalid_utf8(void) {
     CHECKF(bad == 0, "%d random inputs misbehaved", bad);
 }
 
-/* *.inp / *.out of ../shared/data/tokenizer: raw sentencepiece ids, no bos */
+/* *.inp / *.out of tests/data/tokenizer: raw sentencepiece ids, no bos */
 static void check_vocab_file(const char *name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/data/tokenizer/%s.inp", t_shared(), name);

@@ -181,7 +181,8 @@ static int patch_copy(const char *src, const char *dst, const char *from, const 
 }
 
 static void test_missing_tensor(void) {
-    const char *tmp = "build/test_unet_patched.gguf";
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s/test_unet_patched.gguf", t_build());
     sx_unet *u = NULL;
     /* rename mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight -> ...to_K... */
     CHECK(patch_copy(FIX "tiny_unet.gguf", tmp, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight",
