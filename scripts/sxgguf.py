@@ -10,6 +10,9 @@ write_gguf(path, metadata, tensors)
             dims are written reversed and the C reader reverses them back.
 Names are the original checkpoint keys and may exceed 64 bytes.
 The file is written to path + '.tmp' and renamed, so no partial file is left.
+
+GGUFStreamWriter / write_gguf_stream write the same layout with tensors arriving one
+at a time (the converters: one slice of one tensor in memory).
 """
 import os
 import struct
@@ -20,6 +23,8 @@ GGUF_MAGIC = 0x46554747
 ALIGN = 64
 T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 = range(13)
 TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8, "bf16": 30}
+# the --dtype choices of every converter (a new weight type is added here and in BLOCK)
+WEIGHT_TYPES = ("f32", "f16", "bf16")
 
 
 class U32(int):
@@ -198,6 +203,107 @@ def write_gguf(path, metadata, tensors, alignment=ALIGN):
         f.write(b"\0" * (off - pos))
     os.replace(tmp, path)
 
+
+
+# bytes per block and elements per block of each type
+BLOCK = {"f32": (4, 1), "f16": (2, 1), "bf16": (2, 1), "q8_0": (34, 32), "q4_0": (18, 32)}
+
+
+def type_nbytes(ttype, n):
+    """Bytes of n elements stored as ttype."""
+    bsz, per = BLOCK[ttype]
+    if n % per:
+        raise ValueError(f"{n} elements do not split into {ttype} blocks of {per}")
+    return n // per * bsz
+
+
+class GGUFStreamWriter:
+    """Writes the same file as write_gguf when the tensor table is known up front
+    and the data arrives tensor by tensor in byte chunks (one tensor in memory at
+    most, usually one slice). specs: [(name, shape, ttype)]. Written to
+    path.tmp, renamed by close(); abort() removes the partial file.
+
+        w = GGUFStreamWriter(path, metadata, specs)
+        for name, ...: w.write_tensor(name, chunks)
+        w.close()
+    """
+
+    def __init__(self, path, metadata, specs, alignment=ALIGN):
+        self.path, self.tmp, self.align = path, path + ".tmp", alignment
+        head = bytearray()
+        head += struct.pack("<IIQQ", GGUF_MAGIC, 3, len(specs), len(metadata) + 1)
+        _s(head, "general.alignment")
+        head += struct.pack("<II", T_U32, alignment)
+        for k, v in metadata.items():
+            _s(head, k)
+            _val(head, v)
+        self.specs, off, seen = [], 0, set()
+        for name, shape, ttype in specs:
+            if name in seen:
+                raise ValueError(f"duplicate tensor name {name}")
+            seen.add(name)
+            shape = tuple(int(d) for d in shape) if len(shape) else (1,)
+            n = 1
+            for d in shape:
+                n *= d
+            _s(head, name)
+            head += struct.pack("<I", len(shape))
+            for d in reversed(shape):
+                head += struct.pack("<Q", d)
+            head += struct.pack("<IQ", TYPES[ttype], off)
+            nbytes = type_nbytes(ttype, n)
+            self.specs.append((name, off, nbytes))
+            off = (off + nbytes + alignment - 1) // alignment * alignment
+        self.total = off
+        self.f = open(self.tmp, "wb")
+        self.f.write(head)
+        self.f.write(b"\0" * ((-len(head)) % alignment))
+        self.data_start = self.f.tell()
+        self.next = 0
+
+    def write_tensor(self, name, chunks):
+        want, off, nbytes = self.specs[self.next]
+        if name != want:
+            raise ValueError(f"tensor '{name}' written out of order (expected '{want}')")
+        pos = self.f.tell() - self.data_start
+        self.f.write(b"\0" * (off - pos))
+        n = 0
+        for c in chunks:
+            self.f.write(c)
+            n += len(c)
+        if n != nbytes:
+            raise ValueError(f"tensor '{name}': wrote {n} bytes, expected {nbytes}")
+        self.next += 1
+
+    def close(self):
+        if self.next != len(self.specs):
+            raise ValueError(f"only {self.next} of {len(self.specs)} tensors written")
+        pos = self.f.tell() - self.data_start
+        self.f.write(b"\0" * (self.total - pos))
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        try:
+            self.f.close()
+        finally:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+
+
+def write_gguf_stream(path, metadata, entries, finite=False):
+    """entries: [(name, tensor, ttype)] where tensor has .shape and
+    .encoded(ttype, finite) (sxckpt.Tensor); tensors are read and written one
+    at a time. finite=True refuses NaN/Inf values. Returns the data size."""
+    w = GGUFStreamWriter(path, metadata, [(n, t.shape, tt) for n, t, tt in entries])
+    try:
+        for n, t, tt in entries:
+            w.write_tensor(n, t.encoded(tt, finite))
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
+    return w.total
 
 def read_gguf(path):
     """Tiny reader for fixture scripts: returns (metadata, {name: float32 ndarray})."""
