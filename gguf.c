@@ -36,44 +36,17 @@
 #define GGUF_MAX_ARRAY_DEPTH 8
 #define GGUF_NAME_SHOWN 200 /* bytes of a name quoted in an error message */
 
-/* ---- tensor types ---------------------------------------------------- */
-
-static int type_block(int type) { /* elements per block, 0 if unknown */
-    switch (type) {
-    case SX_F32: case SX_F16: case SX_BF16: return 1;
-    case SX_Q8_0: case SX_Q4_0: return 32;
-    default: return 0;
+/* The storage types in mask (SX_TYPE_BIT), by name, joined by sep. */
+static const char *type_list(unsigned mask, const char *sep) {
+    static _Thread_local char buf[256];
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; sx_wtype_at(i); i++) {
+        const sx_wtype *w = sx_wtype_at(i);
+        if (w->storage && (mask & SX_TYPE_BIT(w->type)) && o < sizeof buf)
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? sep : "", w->name);
     }
-}
-
-static size_t type_block_bytes(int type) {
-    switch (type) {
-    case SX_F32: return 4;
-    case SX_F16: case SX_BF16: return 2;
-    case SX_Q8_0: return 2 + 32;
-    case SX_Q4_0: return 2 + 16;
-    default: return 0;
-    }
-}
-
-const char *sx_type_name(int type) {
-    switch (type) {
-    case SX_F32: return "F32";
-    case SX_F16: return "F16";
-    case SX_BF16: return "BF16";
-    case SX_Q8_0: return "Q8_0";
-    case SX_Q4_0: return "Q4_0";
-    default: return "?";
-    }
-}
-
-size_t sx_type_nbytes(int type, int64_t n) {
-    int blk = type_block(type);
-    if (!blk || n < 0 || n % blk) return 0;
-    uint64_t nb = (uint64_t)(n / blk);
-    size_t bb = type_block_bytes(type);
-    if (nb > SIZE_MAX / bb) return 0;
-    return (size_t)nb * bb;
+    return buf;
 }
 
 /* ---- metadata value types -------------------------------------------- */
@@ -478,13 +451,14 @@ static int parse_tensor_infos(sx_gguf *g, gg_cur *c) {
         uint32_t type;
         at = c->pos;
         if (cur_u32(c, &type, "type")) return -1;
-        if (!type_block((int)type))
-            return sx_err("%s: %s: unknown tensor type %u at offset %zu (known: F32 F16 BF16 Q8_0 "
-                          "Q4_0)", g->path, c->ctx, type, at);
+        const sx_wtype *wt = sx_wtype_of((int)type);
+        if (!wt || !wt->storage)
+            return sx_err("%s: %s: unknown tensor type %u at offset %zu (known: %s)", g->path,
+                          c->ctx, type, at, type_list(~0u, " "));
         t->type = (int)type;
-        if (dims[0] % (uint64_t)type_block((int)type))
+        if (dims[0] % (uint64_t)wt->block)
             return sx_err("%s: %s: row length %llu is not a multiple of %d, as %s needs", g->path,
-                          c->ctx, (unsigned long long)dims[0], type_block((int)type),
+                          c->ctx, (unsigned long long)dims[0], (int)wt->block,
                           sx_type_name((int)type));
         t->nbytes = sx_type_nbytes((int)type, nelem);
         if (!t->nbytes)
@@ -732,15 +706,9 @@ static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned
         return NULL;
     }
     if (!(mask & SX_TYPE_BIT(t->type)) || t->type > 31) {
-        char types[128] = "";
-        size_t o = 0;
-        static const int all[] = {SX_F32, SX_F16, SX_BF16, SX_Q8_0, SX_Q4_0};
-        for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
-            if (mask & SX_TYPE_BIT(all[k]))
-                o += (size_t)snprintf(types + o, sizeof types - o, "%s%s", o ? "|" : "",
-                                      sx_type_name(all[k]));
+        const char *types = type_list(mask, "|");
         sx_err("%s: tensor '%s' has type %s, expected one of %s", g->path, nb,
-               sx_type_name(t->type), o ? types : "(none)");
+               sx_type_name(t->type), *types ? types : "(none)");
         return NULL;
     }
     int ok = t->ndim == ndim;
@@ -772,45 +740,12 @@ int sx_tensor_to_f32(const sx_tensor *t, float *dst) {
     if (n < 0 || (sx_type_nbytes(t->type, n) == 0 && n != 0))
         return sx_err("tensor '%s': cannot convert %lld elements of type %s (%d)",
                       t->name ? t->name : "?", (long long)n, sx_type_name(t->type), t->type);
-    switch (t->type) {
-    case SX_F32:
-        memcpy(dst, p, (size_t)n * 4);
+    const sx_wtype *wt = sx_wtype_of(t->type);
+    if (((uintptr_t)p & 3) == 0) { /* the current SIMD path's conversion */
+        sx_wtype_kernels_of(wt).to_f32(dst, p, n);
         return 0;
-    case SX_F16:
-    case SX_BF16:
-        if (((uintptr_t)p & 1) == 0) {
-            if (t->type == SX_F16) sx_f16_to_f32_n(dst, (const uint16_t *)p, n);
-            else sx_bf16_to_f32_n(dst, (const uint16_t *)p, n);
-        } else {
-            for (int64_t i = 0; i < n; i++) {
-                uint16_t h;
-                memcpy(&h, p + 2 * i, 2);
-                dst[i] = t->type == SX_F16 ? sx_f16_to_f32(h) : sx_bf16_to_f32(h);
-            }
-        }
-        return 0;
-    case SX_Q8_0: /* block: f16 scale d, 32 x int8 q; x = d * q */
-        for (int64_t b = 0; b < n / 32; b++, p += 34) {
-            uint16_t h;
-            memcpy(&h, p, 2);
-            float d = sx_f16_to_f32(h);
-            for (int j = 0; j < 32; j++) dst[b * 32 + j] = d * (float)(int8_t)p[2 + j];
-        }
-        return 0;
-    case SX_Q4_0: /* block: f16 scale d, 16 bytes; byte j = q[j] | q[j+16] << 4; x = d * (q - 8) */
-        for (int64_t b = 0; b < n / 32; b++, p += 18) {
-            uint16_t h;
-            memcpy(&h, p, 2);
-            float d = sx_f16_to_f32(h);
-            for (int j = 0; j < 16; j++) {
-                dst[b * 32 + j] = d * (float)((int)(p[2 + j] & 15) - 8);
-                dst[b * 32 + j + 16] = d * (float)((int)(p[2 + j] >> 4) - 8);
-            }
-        }
-        return 0;
-    default:
-        return sx_err("tensor '%s': unknown type %d", t->name ? t->name : "?", t->type);
     }
+    return sx_dequantize(t->type, dst, p, n); /* byte-wise reference */
 }
 
 const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...) {

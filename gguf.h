@@ -10,27 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtype.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Tensor types: values are ggml's type ids. */
-enum {
-    SX_F32 = 0,
-    SX_F16 = 1,
-    SX_Q4_0 = 2,
-    SX_Q8_0 = 8,
-    SX_BF16 = 30,
-};
-#define SX_TYPE_BIT(t) (1u << ((t) & 31))
-#define SX_ANY_FLOAT (SX_TYPE_BIT(SX_F32) | SX_TYPE_BIT(SX_F16) | SX_TYPE_BIT(SX_BF16))
-#define SX_ANY_TYPE (SX_ANY_FLOAT | SX_TYPE_BIT(SX_Q8_0) | SX_TYPE_BIT(SX_Q4_0))
+/* Tensor types (SX_F32, SX_Q4_0, ...), their names and sizes: wtype.h. */
 #define SX_MAX_DIMS 4
-
-const char *sx_type_name(int type); /* "F32", "F16", ... or "?" */
-/* Bytes for n elements of type (n must be a multiple of the block size for
- * quantized types); 0 for an unknown type or a bad n. */
-size_t sx_type_nbytes(int type, int64_t n);
 
 typedef struct sx_tensor {
     const char *name;

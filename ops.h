@@ -16,21 +16,13 @@
 #include <stdint.h>
 
 #include "gguf.h"
+#include "half.h"
+#include "simd.h"
+#include "wtype.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- SIMD selection ---- */
-enum { SX_SIMD_SCALAR = 0, SX_SIMD_AVX2 = 1, SX_SIMD_AVX512 = 2, SX_SIMD_NEON = 3 };
-/* Picks the best path the CPU supports, or SEEDX_SIMD if set. Called by
- * sx_threads_init; safe to call again. Returns -1 if SEEDX_SIMD names a
- * path this CPU or build lacks. */
-int sx_simd_init(void);
-int sx_simd_set(int level); /* -1 (with error) if unsupported */
-int sx_simd_level(void);
-const char *sx_simd_name(int level);
-int sx_simd_supported(int level);
 
 /* ---- weights ----
  * A weight handle is how model files hand a matrix to the kernel layer. The
@@ -38,10 +30,11 @@ int sx_simd_supported(int level);
  * inside. Logical shape is always [N, K] (nn.Linear's [out, in]); trans=1
  * says the stored matrix is [K, N] (e.g. Qwen's `proj`, used as x @ proj). */
 typedef struct sx_weight {
-    int type;          /* SX_F32, SX_F16, SX_BF16 (Q8_0/Q4_0 reserved) */
-    int trans;         /* 0: stored [N,K] row-major; 1: stored [K,N] */
+    int type;          /* an entry of the type table (wtype.h) */
+    int trans;         /* 0: stored [N,K] row-major; 1: stored [K,N] (float types) */
     int64_t N, K;
-    int64_t ld;        /* elements between stored rows (K, or N if trans) */
+    int64_t ld;        /* elements between stored rows (K, or N if trans);
+                        * a multiple of the type's block */
     const void *data;
     const char *name;  /* for error messages; may be NULL */
     void *packed;      /* kernel-layer private */
@@ -60,12 +53,27 @@ sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K);
 /* A row range [n0, n0+n) of a weight (e.g. one of q/k/v in a fused proj). */
 sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n);
 
+/* ---- activations applied element by element (also as a matmul epilogue) ---- */
+enum { SX_ACT_NONE = 0, SX_ACT_GELU, SX_ACT_GELU_TANH, SX_ACT_SILU };
+
 /* ---- matmul ----
  * Y[M,N] = X[M,K] . W^T (+ bias[N]). X, Y float32 with row strides ldx, ldy
  * (in elements). Multi-threaded over M and N. Y must not alias X. */
 int sx_matmul(float *Y, const float *X, const sx_weight *W, const float *bias, int64_t M);
 int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
                  const float *bias, int64_t M);
+/* What happens to each output element t = (X W^T)[m, n] before it is
+ * stored, while it is still in cache (saves passes over Y):
+ *   t += bias[n];  t = act(t);  Y[m, n] = (accumulate ? Y[m, n] : 0) + t
+ * in that order and with the same arithmetic as the separate ops, so a
+ * fused call gives the same bytes as sx_matmul + sx_gelu/sx_silu + sx_add. */
+typedef struct sx_epilogue {
+    const float *bias; /* [N] or NULL */
+    int act;           /* SX_ACT_* */
+    int accumulate;    /* 1: add into Y (residual connections) */
+} sx_epilogue;
+int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                 const sx_epilogue *ep, int64_t M);
 
 /* ---- attention ----
  * Scaled dot-product attention over heads. q/k/v/o are float32 with a
@@ -142,11 +150,7 @@ void sx_upsample_nearest2x(float *y, const float *x, int64_t C, int64_t H, int64
  * axis with kernel = stride = k; L % k == 0). */
 void sx_avgpool_tokens(float *y, const float *x, int64_t L, int64_t D, int64_t k);
 
-/* ---- type conversion ---- */
-float sx_f16_to_f32(uint16_t h);
-uint16_t sx_f32_to_f16(float f);   /* round to nearest even */
-float sx_bf16_to_f32(uint16_t h);
-uint16_t sx_f32_to_bf16(float f);  /* round to nearest even */
+/* ---- type conversion (scalar ones: half.h) ---- */
 void sx_f16_to_f32_n(float *y, const uint16_t *x, int64_t n);
 void sx_bf16_to_f32_n(float *y, const uint16_t *x, int64_t n);
 

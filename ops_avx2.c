@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "half.h"
 #include "ops_impl.h"
-#include "seedx.h"
 
 #define MR 6
 #define NR 16
@@ -59,11 +59,10 @@ static float wval(const void *w, int type, int64_t k) {
 }
 
 /* One row of X against 4 rows of W at a time (four weight streams in flight). */
-static void gemv1x4(float *y, const float *x, const void *w, int type, int64_t ld, int64_t n,
-                    int64_t K, const float *bias) {
-    size_t es = type == SX_F32 ? 4 : 2;
+static inline void gemv1x4(float *y, const float *x, const void *w, int type, size_t ldw, int64_t n,
+                           int64_t K, const float *bias) {
     const char *r[4];
-    for (int j = 0; j < 4; j++) r[j] = (const char *)w + (size_t)(n + j) * (size_t)ld * es;
+    for (int j = 0; j < 4; j++) r[j] = (const char *)w + (size_t)(n + j) * ldw;
     /* two accumulators per row (16 partial sums, as the general path) */
     __m256 a[4][2];
     for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
@@ -83,39 +82,42 @@ static void gemv1x4(float *y, const float *x, const void *w, int type, int64_t l
     }
 }
 
-static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, const void *w, int type,
-                 int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias) {
-    size_t es = type == SX_F32 ? 4 : 2;
+/* GEMV on float weights; `type` is a constant in each instance below. */
+static inline void gemv(float *y, int64_t ldy, const void *xv, size_t ldx, int m, const void *w,
+                        size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias, int type) {
+    const float *x = xv;
+    int64_t lx = (int64_t)(ldx / sizeof(float));
     if (m == 1)
-        for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ld, n0, K, bias);
+        for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ldw, n0, K, bias);
     for (int64_t n = n0; n < n1; n++) {
-        const char *wr = (const char *)w + (size_t)n * (size_t)ld * es;
+        const char *wr = (const char *)w + (size_t)n * ldw;
         __m256 acc[SX_GEMV_MAX_M][2];
         for (int r = 0; r < m; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
         int64_t k = 0;
         for (; k + 16 <= K; k += 16) {
             __m256 w0 = load8(wr, type, k), w1 = load8(wr, type, k + 8);
             for (int r = 0; r < m; r++) {
-                acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + k), w0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + k + 8), w1, acc[r][1]);
+                acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * lx + k), w0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * lx + k + 8), w1, acc[r][1]);
             }
         }
         for (int r = 0; r < m; r++) {
             float s = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
-            for (int64_t kk = k; kk < K; kk++) s += x[r * ldx + kk] * wval(wr, type, kk);
+            for (int64_t kk = k; kk < K; kk++) s += x[r * lx + kk] * wval(wr, type, kk);
             y[r * ldy + n] = s + (bias ? bias[n] : 0.0f);
         }
     }
 }
-
-static void f16_to_f32(float *y, const uint16_t *x, int64_t n) {
+void sx_f16_to_f32_avx2(float *y, const void *xv, int64_t n) {
+    const uint16_t *x = xv;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
     for (; i < n; i++) y[i] = sx_f16_to_f32(x[i]);
 }
 
-static void bf16_to_f32(float *y, const uint16_t *x, int64_t n) {
+void sx_bf16_to_f32_avx2(float *y, const void *xv, int64_t n) {
+    const uint16_t *x = xv;
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -172,4 +174,14 @@ static void softmax_row(float *x, int64_t n, float scale) {
     for (; i < n; i++) x[i] *= inv;
 }
 
-const sx_kernels sx_kernels_avx2 = {"avx2", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, softmax_row};
+#define GEMV_FLOAT(name, TYPE)                                                                \
+    void name(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,          \
+              size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {              \
+        gemv(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias, TYPE);                                \
+    }
+GEMV_FLOAT(sx_gemv_f32_avx2, SX_F32)
+GEMV_FLOAT(sx_gemv_f16_avx2, SX_F16)
+GEMV_FLOAT(sx_gemv_bf16_avx2, SX_BF16)
+
+const sx_kernels sx_kernels_avx2 = {
+    .name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row};

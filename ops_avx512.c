@@ -5,8 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "half.h"
 #include "ops_impl.h"
-#include "seedx.h"
 
 #define MR 12
 #define NR 32
@@ -60,11 +60,10 @@ static inline __m512 load16_tail(const void *w, int type, int64_t k, int n) {
 
 /* One row of X against 4 rows of W at a time: four independent weight
  * streams keep more cache-line fills in flight (decode is bound by memory). */
-static void gemv1x4(float *y, const float *x, const void *w, int type, int64_t ld, int64_t n,
-                    int64_t K, const float *bias) {
-    size_t es = type == SX_F32 ? 4 : 2;
+static inline void gemv1x4(float *y, const float *x, const void *w, int type, size_t ldw, int64_t n,
+                           int64_t K, const float *bias) {
     const char *r[4];
-    for (int j = 0; j < 4; j++) r[j] = (const char *)w + (size_t)(n + j) * (size_t)ld * es;
+    for (int j = 0; j < 4; j++) r[j] = (const char *)w + (size_t)(n + j) * ldw;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t k = 0;
     for (; k + 16 <= K; k += 16) {
@@ -88,21 +87,23 @@ static void gemv1x4(float *y, const float *x, const void *w, int type, int64_t l
     y[n + 3] = _mm512_reduce_add_ps(a3) + (bias ? bias[n + 3] : 0.0f);
 }
 
-static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, const void *w, int type,
-                 int64_t ld, int64_t n0, int64_t n1, int64_t K, const float *bias) {
-    size_t es = type == SX_F32 ? 4 : 2;
+/* GEMV on float weights; `type` is a constant in each instance below. */
+static inline void gemv(float *y, int64_t ldy, const void *xv, size_t ldx, int m, const void *w,
+                        size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias, int type) {
+    const float *x = xv;
+    int64_t lx = (int64_t)(ldx / sizeof(float));
     if (m == 1)
-        for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ld, n0, K, bias);
+        for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ldw, n0, K, bias);
     for (int64_t n = n0; n < n1; n++) {
-        const char *wr = (const char *)w + (size_t)n * (size_t)ld * es;
+        const char *wr = (const char *)w + (size_t)n * ldw;
         __m512 acc[SX_GEMV_MAX_M][2];
         for (int r = 0; r < m; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
         int64_t k = 0;
         for (; k + 32 <= K; k += 32) {
             __m512 w0 = load16(wr, type, k), w1 = load16(wr, type, k + 16);
             for (int r = 0; r < m; r++) {
-                acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k), w0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * ldx + k + 16), w1, acc[r][1]);
+                acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * lx + k), w0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(x + r * lx + k + 16), w1, acc[r][1]);
             }
         }
         for (; k < K; k += 16) {
@@ -111,22 +112,23 @@ static void gemv(float *y, int64_t ldy, const float *x, int64_t ldx, int m, cons
             __m512 w0 = load16_tail(wr, type, k, nn);
             for (int r = 0; r < m; r++)
                 acc[r][0] =
-                    _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + r * ldx + k), w0, acc[r][0]);
+                    _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, x + r * lx + k), w0, acc[r][0]);
         }
         for (int r = 0; r < m; r++)
             y[r * ldy + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) +
                              (bias ? bias[n] : 0.0f);
     }
 }
-
-static void f16_to_f32(float *y, const uint16_t *x, int64_t n) {
+void sx_f16_to_f32_avx512(float *y, const void *xv, int64_t n) {
+    const uint16_t *x = xv;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
     for (; i < n; i++) y[i] = sx_f16_to_f32(x[i]);
 }
 
-static void bf16_to_f32(float *y, const uint16_t *x, int64_t n) {
+void sx_bf16_to_f32_avx512(float *y, const void *xv, int64_t n) {
+    const uint16_t *x = xv;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(
@@ -180,4 +182,14 @@ static void softmax_row(float *x, int64_t n, float scale) {
     for (; i < n; i++) x[i] *= _mm512_cvtss_f32(inv);
 }
 
-const sx_kernels sx_kernels_avx512 = {"avx512", MR, NR, ukr, gemv, f16_to_f32, bf16_to_f32, softmax_row};
+#define GEMV_FLOAT(name, TYPE)                                                                \
+    void name(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,          \
+              size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {              \
+        gemv(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias, TYPE);                                \
+    }
+GEMV_FLOAT(sx_gemv_f32_avx512, SX_F32)
+GEMV_FLOAT(sx_gemv_f16_avx512, SX_F16)
+GEMV_FLOAT(sx_gemv_bf16_avx512, SX_BF16)
+
+const sx_kernels sx_kernels_avx512 = {
+    .name = "avx512", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row};

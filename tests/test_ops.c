@@ -319,6 +319,107 @@ static void test_simd_vs_scalar(void) {
     free(x), free(wf), free(wh), free(wb), free(ref), free(got);
 }
 
+/* Every entry of the type table, generically (a new type is tested by being
+ * added): sizes agree with the block layout; names round-trip; a row made by
+ * the type's reference quantizer converts back identically on every SIMD
+ * path; GEMV (M = 1..4) and GEMM on every path agree with the scalar path,
+ * and the scalar path agrees with float32 math on the dequantized weights. */
+static void test_type_table(void) {
+    const int64_t N = 37, K = 512, M = 11;
+    float *x = malloc(sizeof(float) * M * K), *wf = malloc(sizeof(float) * N * K);
+    float *wd = malloc(sizeof(float) * N * K), *back = malloc(sizeof(float) * N * K);
+    float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    float *exact = malloc(sizeof(float) * M * N);
+    sx_rand_uniform(x, M * K, 21, -1, 1);
+    sx_rand_uniform(wf, N * K, 22, -0.5f, 0.5f);
+    int tested = 0;
+    for (int i = 0; sx_wtype_at(i); i++) {
+        const sx_wtype *t = sx_wtype_at(i);
+        CHECKF(sx_wtype_of(t->type) == t && sx_type_from_name(t->name) == t->type,
+               "%s: lookup by id/name", t->name);
+        CHECKF(sx_type_nbytes(t->type, 3 * t->block) == 3 * t->block_bytes, "%s: nbytes", t->name);
+        CHECKF(t->block == 1 || sx_type_nbytes(t->type, t->block + 1) == 0, "%s: partial block",
+               t->name);
+        if (!t->storage || !t->k[SX_SIMD_SCALAR].from_f32) continue;
+        void *wq = malloc(sx_type_nbytes(t->type, N * K));
+        CHECK_OK(sx_quantize(t->type, wq, wf, N * K));
+        CHECK_OK(sx_dequantize(t->type, wd, wq, N * K));
+        /* float32 math on the dequantized weights, in double */
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) s += (double)x[m * K + k] * wd[n * K + k];
+                exact[m * N + n] = (float)s;
+            }
+        sx_weight w = sx_weight_f32(wf, N, K);
+        w.type = t->type;
+        w.data = wq;
+        for (int64_t m = 1; m <= M; m += (m < 4 ? 1 : 7)) { /* 1..4: GEMV; 11: GEMM */
+            sx_simd_set(SX_SIMD_SCALAR);
+            CHECK_OK(sx_matmul(ref, x, &w, NULL, m));
+            char nm[96];
+            /* quantized activations (integer GEMV) add their own rounding */
+            double tol = t->act_type == SX_F32 || m > 2 * SX_GEMV_MAX_M ? 1e-5 : 2e-2;
+            snprintf(nm, sizeof nm, "%s scalar M=%lld vs float math", t->name, (long long)m);
+            CHECK_CLOSE(nm, ref, exact, m * N, tol);
+            FOR_LEVELS({
+                sx_wtype_kernels_of(t).to_f32(back, wq, N * K);
+                CHECKF(!memcmp(back, wd, sizeof(float) * N * K), "%s: %s to_f32 differs from scalar",
+                       lvl, t->name);
+                CHECK_OK(sx_matmul(got, x, &w, NULL, m));
+                snprintf(nm, sizeof nm, "%s %s M=%lld", lvl, t->name, (long long)m);
+                CHECK_CLOSE(nm, got, ref, m * N, 1e-5);
+            })
+        }
+        free(wq);
+        tested++;
+    }
+    CHECKF(tested >= 3, "only %d types tested", tested);
+    free(x), free(wf), free(wd), free(back), free(ref), free(got), free(exact);
+}
+
+/* A fused epilogue (bias, activation, accumulate) gives the same bytes as
+ * the separate ops, for GEMV and GEMM shapes on every path. */
+static void test_matmul_epilogue(void) {
+    const int64_t N = 70, K = 96, M = 40;
+    float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K);
+    float *res = malloc(sizeof(float) * M * N), *a = malloc(sizeof(float) * M * N);
+    float *b = malloc(sizeof(float) * M * N), bias[70];
+    sx_rand_uniform(x, M * K, 31, -1, 1);
+    sx_rand_uniform(w, N * K, 32, -1, 1);
+    sx_rand_uniform(res, M * N, 33, -1, 1);
+    sx_rand_uniform(bias, N, 34, -1, 1);
+    sx_weight W = sx_weight_f32(w, N, K);
+    const int acts[] = {SX_ACT_NONE, SX_ACT_GELU, SX_ACT_GELU_TANH, SX_ACT_SILU};
+    int bad = 0;
+    FOR_LEVELS({
+        for (int64_t m = 1; m <= M; m += 39)
+            for (int ai = 0; ai < 4; ai++)
+                for (int acc = 0; acc < 2; acc++)
+                    for (int hb = 0; hb < 2; hb++) {
+                        /* separate ops */
+                        CHECK_OK(sx_matmul(a, x, &W, hb ? bias : NULL, m));
+                        if (acts[ai] == SX_ACT_GELU) sx_gelu(a, a, m * N);
+                        if (acts[ai] == SX_ACT_GELU_TANH) sx_gelu_tanh(a, a, m * N);
+                        if (acts[ai] == SX_ACT_SILU) sx_silu(a, a, m * N);
+                        if (acc) sx_add(a, res, a, m * N);
+                        /* fused */
+                        memcpy(b, res, sizeof(float) * m * N);
+                        sx_epilogue ep = {.bias = hb ? bias : NULL, .act = acts[ai], .accumulate = acc};
+                        CHECK_OK(sx_matmul_ep(b, N, x, K, &W, &ep, m));
+                        if (memcmp(a, b, sizeof(float) * m * N)) {
+                            bad++;
+                            fprintf(stderr, "  %s M=%lld act %d acc %d bias %d differs\n", lvl,
+                                    (long long)m, acts[ai], acc, hb);
+                        }
+                    }
+    })
+    CHECK(bad == 0);
+    sx_epilogue ep = {.act = 99};
+    CHECK(sx_matmul_ep(b, N, x, K, &W, &ep, 3) != 0);
+    free(x), free(w), free(res), free(a), free(b);
+}
+
 /* Same bytes with 1 and 2 threads: matmul (gemm and gemv), attention, conv. */
 static void test_thread_determinism(void) {
     const int64_t M = 130, N = 257, K = 300, Mv = 3;
@@ -414,6 +515,8 @@ int main(void) {
     RUN(test_rope_vs_hf);
     RUN(test_conversions);
     RUN(test_simd_vs_scalar);
+    RUN(test_type_table);
+    RUN(test_matmul_epilogue);
     RUN(test_thread_determinism);
     RUN(test_bad_arguments);
     RUN(test_rand_matches_python);

@@ -1,0 +1,438 @@
+/* ops_gemm.c - weights and the matrix multiply: Y = X W^T (+ bias).
+ * Weight handles wrap container tensors of any type of the type table
+ * (wtype.c); the GEMM converts them to float32 panels while packing, the
+ * GEMV (few rows of X) reads them in place through the type's kernel. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops_impl.h"
+#include "seedx.h"
+
+static int64_t prod_from(const sx_tensor *t, int d) {
+    int64_t p = 1;
+    for (int i = d; i < t->ndim; i++) p *= t->shape[i];
+    return p;
+}
+
+static void shape_str(char *buf, size_t n, const sx_tensor *t) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < t->ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* Run-time weight type: -1 = as stored. */
+static int weight_override = -1;
+
+int sx_set_weight_dtype(int type) {
+    if (type != -1 && type != SX_F32 && type != SX_F16 && type != SX_BF16)
+        return sx_err("weight type must be F32, F16 or BF16 (got %s)", sx_type_name(type));
+    weight_override = type;
+    return 0;
+}
+
+static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int trans,
+                       sx_weight *w) {
+    const sx_tensor *t = sx_gguf_find(g, name);
+    if (!t) return sx_err("%s: tensor '%s' not found", sx_gguf_path(g), name);
+    char sh[128];
+    shape_str(sh, sizeof sh, t);
+    const sx_wtype *wt = sx_wtype_of(t->type);
+    if (!wt || !wt->storage)
+        return sx_err("%s: tensor '%s' has type %s, which this build cannot multiply",
+                      sx_gguf_path(g), name, sx_type_name(t->type));
+    if (t->ndim < 2 || t->shape[0] != d0 || prod_from(t, 1) != d1)
+        return sx_err("%s: tensor '%s' has shape %s, expected [%lld,%lld]%s", sx_gguf_path(g), name,
+                      sh, (long long)d0, (long long)d1,
+                      t->ndim > 2 ? " (trailing dims flattened)" : "");
+    if (wt->quantized && trans)
+        return sx_err("%s: tensor '%s' is %s but used transposed (x @ W): store it as F32/F16/BF16",
+                      sx_gguf_path(g), name, wt->name);
+    if (d1 % wt->block)
+        return sx_err("%s: tensor '%s' (%s) has rows of %lld, not a multiple of its block of %lld",
+                      sx_gguf_path(g), name, wt->name, (long long)d1, (long long)wt->block);
+    memset(w, 0, sizeof *w);
+    w->type = t->type;
+    w->trans = trans;
+    w->N = trans ? d1 : d0;
+    w->K = trans ? d0 : d1;
+    w->ld = d1;
+    w->data = t->data;
+    w->name = t->name;
+    if (weight_override >= 0 && weight_override != t->type) {
+        if (!(w->data = sx_gguf_tensor_as(g, t, weight_override))) return -1;
+        w->type = weight_override;
+    }
+    return 0;
+}
+
+int sx_weight_get(sx_gguf *g, const char *name, int64_t N, int64_t K, sx_weight *w) {
+    return weight_from(g, name, N, K, 0, w);
+}
+
+int sx_weight_get_t(sx_gguf *g, const char *name, int64_t K, int64_t N, sx_weight *w) {
+    return weight_from(g, name, K, N, 1, w);
+}
+
+sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K) {
+    sx_weight w;
+    memset(&w, 0, sizeof w);
+    w.type = SX_F32;
+    w.N = N;
+    w.K = K;
+    w.ld = K;
+    w.data = data;
+    return w;
+}
+
+/* Bytes from one stored row of w to the next. */
+static size_t row_bytes(const sx_weight *w) { return sx_type_nbytes(w->type, w->ld); }
+
+sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
+    sx_weight r = *w;
+    r.N = n;
+    r.packed = NULL;
+    if (w->trans) /* float types only: columns of the stored [K, N] matrix */
+        r.data = (const char *)w->data + sx_type_nbytes(w->type, n0);
+    else
+        r.data = (const char *)w->data + (size_t)n0 * row_bytes(w);
+    return r;
+}
+
+
+/* ======================================================================
+ * GEMM: Y[M,N] = X[M,K] W^T + bias
+ *   1. pack X into mr-row panels [M/mr][K][mr] and W into nr-row panels
+ *      [N/nr][K][nr] (converting F16/BF16 to F32), each once per call and
+ *      in parallel over panels;
+ *   2. tasks = (MC rows) x (NC columns) blocks claimed by threads; inside a
+ *      task, for each KC slice, the micro-kernel runs over the nr-panels
+ *      (kept in L1) and mr-panels (in L2).
+ *   Each output element is summed over k in the same order whatever the
+ *   thread count. W is processed in column slabs so the packed copy stays
+ *   below GEMM_B_MAX floats; X in row slabs likewise.
+ * ====================================================================== */
+#ifndef GEMM_KC
+#define GEMM_KC 2048
+#endif
+#ifndef GEMM_MC_PANELS
+#define GEMM_MC_PANELS 32 /* MC = 32 * mr rows */
+#endif
+#define GEMM_NC 256
+#define GEMM_B_MAX ((int64_t)8 << 20) /* floats of packed W per slab (32 MB) */
+#define GEMM_A_MAX ((int64_t)8 << 20)
+
+typedef struct {
+    float *Y;
+    int64_t ldy;
+    const float *ap, *bp; /* packed panels */
+    const float *bias;
+    int64_t M, N, K, mc, nc, n_mblk, n_nblk;
+    const sx_kernels *k;
+    int64_t bK; /* K of the packed-W layout (panel stride / nr); 0: K */
+    int act, accumulate; /* epilogue (bias is above) */
+    _Atomic int failed;
+} gemm_job;
+
+/* The epilogue on a block of finished sums c[rows][cols] (row stride ldc):
+ * y = (accumulate ? y : 0) + act(c + bias), in the order of the separate ops. */
+static void epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows, int64_t cols,
+                     const float *bias, int act, int accumulate) {
+    for (int64_t i = 0; i < rows; i++) {
+        float *yr = y + i * ldy;
+        const float *cr = c + i * ldc;
+        for (int64_t j = 0; j < cols; j++) {
+            float t = cr[j];
+            if (bias) t += bias[j];
+            if (act) t = sx_act1(t, act);
+            yr[j] = accumulate ? yr[j] + t : t;
+        }
+    }
+}
+
+typedef struct {
+    float *dst;
+    const float *X;
+    int64_t ldx, M, K;
+    const sx_weight *W;
+    int64_t n0, N;
+    int r;
+    const sx_kernels *k;
+    _Atomic int failed; /* a thread could not get its conversion buffer */
+} pack_job;
+
+/* X rows [p*mr, p*mr+mr) -> dst[p][K][mr] (zero rows past M). Written in
+ * k order so the stores are sequential; the mr source rows are read as
+ * parallel streams. */
+static void pack_a_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    pack_job *J = ctx;
+    int mr = J->r;
+    const float *rows[32];
+    for (int64_t p = b; p < e; p++) {
+        float *dst = J->dst + p * mr * J->K;
+        int nrow = (int)(J->M - p * mr < mr ? J->M - p * mr : mr);
+        for (int r = 0; r < nrow; r++) rows[r] = J->X + (p * mr + r) * J->ldx;
+        for (int64_t k = 0; k < J->K; k++) {
+            float *d = dst + k * mr;
+            for (int r = 0; r < nrow; r++) d[r] = rows[r][k];
+            for (int r = nrow; r < mr; r++) d[r] = 0.0f;
+        }
+    }
+}
+
+/* W rows [n0 + p*nr, +nr) -> dst[p][K][nr] as F32 (zero rows past N).
+ * Rows are converted by their type's kernel, PACK_KB columns (rounded up to
+ * whole blocks) at a time, into a small F32 block, then copied in k order. */
+#define PACK_KB 64
+static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    pack_job *J = ctx;
+    const sx_weight *W = J->W;
+    const sx_wtype *wt = sx_wtype_of(W->type);
+    sx_to_f32_fn to_f32 = sx_wtype_kernels_of(wt).to_f32;
+    int nr = J->r;
+    size_t rb = row_bytes(W);
+    int64_t kbs = (PACK_KB + wt->block - 1) / wt->block * wt->block;
+    float *blk = W->type == SX_F32 || W->trans ? NULL : sx_scratch(SX_SCR_PACK, (size_t)(nr * kbs));
+    const float *rows[64];
+    if (W->type != SX_F32 && !W->trans && !blk) {
+        J->failed = 1;
+        return;
+    }
+    for (int64_t p = b; p < e; p++) {
+        float *dst = J->dst + p * nr * J->K;
+        int64_t c0 = J->n0 + p * nr;
+        int cols = (int)(J->N - p * nr < nr ? J->N - p * nr : nr);
+        if (!W->trans) {
+            for (int64_t k0 = 0; k0 < J->K; k0 += kbs) {
+                int64_t kb = J->K - k0 < kbs ? J->K - k0 : kbs;
+                for (int j = 0; j < cols; j++) {
+                    const char *src = (const char *)W->data + (size_t)(c0 + j) * rb +
+                                      sx_type_nbytes(W->type, k0);
+                    if (W->type == SX_F32) {
+                        rows[j] = (const float *)src;
+                    } else {
+                        to_f32(blk + j * kbs, src, kb);
+                        rows[j] = blk + j * kbs;
+                    }
+                }
+                for (int64_t k = 0; k < kb; k++) {
+                    float *d = dst + (k0 + k) * nr;
+                    for (int j = 0; j < cols; j++) d[j] = rows[j][k];
+                    for (int j = cols; j < nr; j++) d[j] = 0.0f;
+                }
+            }
+        } else { /* float types: row k of the stored [K, N] matrix, columns c0.. */
+            for (int64_t k = 0; k < J->K; k++) {
+                const char *src = (const char *)W->data + (size_t)k * rb + sx_type_nbytes(W->type, c0);
+                float *d = dst + k * nr;
+                to_f32(d, src, cols);
+                for (int j = cols; j < nr; j++) d[j] = 0.0f;
+            }
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    gemm_job *J = ctx;
+    const sx_kernels *kk = J->k;
+    int mr = kk->mr, nr = kk->nr;
+    float tile[16 * 64];
+    /* accumulating into Y: the sums go to a block buffer first */
+    float *blk = J->accumulate ? sx_scratch(SX_SCR_EPI, (size_t)(J->mc * J->nc)) : NULL;
+    if (J->accumulate && !blk) {
+        J->failed = 1;
+        return;
+    }
+    for (int64_t t = b; t < e; t++) {
+        int64_t mi = t / J->n_nblk, ni = t % J->n_nblk;
+        int64_t m0 = mi * J->mc, n0 = ni * J->nc;
+        int64_t mc = J->M - m0 < J->mc ? J->M - m0 : J->mc;
+        int64_t nc = J->N - n0 < J->nc ? J->N - n0 : J->nc;
+        float *C = blk ? blk : J->Y + m0 * J->ldy + n0;
+        int64_t ldc = blk ? J->nc : J->ldy;
+        for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
+            int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
+            for (int64_t jp = 0; jp < nc; jp += nr) {
+                const float *bpan = J->bp + (n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr;
+                for (int64_t ip = 0; ip < mc; ip += mr) {
+                    const float *apan = J->ap + (m0 + ip) * J->K + k0 * mr;
+                    float *c = C + ip * ldc + jp;
+                    if (ip + mr <= mc && jp + nr <= nc) {
+                        kk->ukr(kc, apan, bpan, c, ldc, k0 > 0);
+                    } else {
+                        int rows = (int)(mc - ip < mr ? mc - ip : mr);
+                        int cols = (int)(nc - jp < nr ? nc - jp : nr);
+                        for (int i = 0; i < mr; i++)
+                            for (int j = 0; j < nr; j++)
+                                tile[i * nr + j] =
+                                    (k0 > 0 && i < rows && j < cols) ? c[i * ldc + j] : 0.0f;
+                        kk->ukr(kc, apan, bpan, tile, nr, 1);
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++) c[i * ldc + j] = tile[i * nr + j];
+                    }
+                }
+            }
+        }
+        if (J->bias || J->act || blk)
+            epilogue(J->Y + m0 * J->ldy + n0, J->ldy, C, ldc, mc, nc, J->bias ? J->bias + n0 : NULL,
+                     J->act, J->accumulate);
+    }
+}
+
+/* GEMV: each task streams a range of weight rows once for up to
+ * SX_GEMV_MAX_M rows of X at a time, through the type's kernel. X is given
+ * in the type's activation format (float32, or quantized once per call). */
+typedef struct {
+    float *Y;
+    int64_t ldy;
+    const void *X;
+    size_t ldx; /* bytes */
+    const sx_weight *W;
+    sx_gemv_fn gemv;
+    const float *bias;
+    int64_t M, K;
+} gemv_job;
+
+static void gemv_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    gemv_job *J = ctx;
+    size_t rb = row_bytes(J->W);
+    for (int64_t m0 = 0; m0 < J->M; m0 += SX_GEMV_MAX_M) {
+        int m = (int)(J->M - m0 < SX_GEMV_MAX_M ? J->M - m0 : SX_GEMV_MAX_M);
+        J->gemv(J->Y + m0 * J->ldy, J->ldy, (const char *)J->X + (size_t)m0 * J->ldx, J->ldx, m,
+                J->W->data, rb, b, e, J->K, J->bias);
+    }
+}
+
+static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                       const sx_epilogue *ep, int64_t M) {
+    const sx_wtype *wt = sx_wtype_of(W->type);
+    /* with an activation or accumulation, the kernel writes plain sums
+     * (+ bias) to a buffer and the epilogue finishes them */
+    int post = ep->act || ep->accumulate;
+    float *out = post ? sx_scratch(SX_SCR_EPI, (size_t)(M * W->N)) : Y;
+    if (!out) return sx_err("sx_matmul: out of memory for '%s'", W->name ? W->name : "?");
+    gemv_job J = {out, post ? W->N : ldy, X, (size_t)ldx * sizeof(float), W,
+                  sx_wtype_kernels_of(wt).gemv, ep->bias, M, W->K};
+    if (!J.gemv)
+        return sx_err("sx_matmul: weight '%s': no matrix-vector kernel for type %s",
+                      W->name ? W->name : "?", wt->name);
+    if (wt->act_type != SX_F32) { /* quantize the activations once, row by row */
+        const sx_wtype *at = sx_wtype_of(wt->act_type);
+        sx_from_f32_fn q = at ? sx_wtype_kernels_of(at).from_f32 : NULL;
+        size_t rowb = sx_type_nbytes(wt->act_type, W->K);
+        if (!q || !rowb)
+            return sx_err("sx_matmul: weight '%s' (%s): cannot quantize activations to %s",
+                          W->name ? W->name : "?", wt->name, sx_type_name(wt->act_type));
+        char *xq = (char *)sx_scratch(SX_SCR_ACT, (rowb * (size_t)M + 3) / 4);
+        if (!xq) return sx_err("sx_matmul: out of memory quantizing activations for '%s'", W->name);
+        for (int64_t r = 0; r < M; r++) q(xq + (size_t)r * rowb, X + r * ldx, W->K);
+        J.X = xq;
+        J.ldx = rowb;
+    }
+    int64_t chunk = 16;
+    while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
+    sx_parallel_for(W->N, chunk, gemv_task, &J);
+    if (post) epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
+    return 0;
+}
+
+int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                 const sx_epilogue *ep, int64_t M) {
+    static const sx_epilogue none;
+    if (!ep) ep = &none;
+    const float *bias = ep->bias;
+    if (!Y || !X || !W || !W->data)
+        return sx_err("sx_matmul: NULL argument (weight '%s')", W && W->name ? W->name : "?");
+    if (M < 0 || W->N <= 0 || W->K <= 0 || ldx < W->K || ldy < W->N)
+        return sx_err("sx_matmul: bad sizes for weight '%s': M=%lld N=%lld K=%lld ldx=%lld ldy=%lld",
+                      W->name ? W->name : "?", (long long)M, (long long)W->N, (long long)W->K,
+                      (long long)ldx, (long long)ldy);
+    const sx_wtype *wt = sx_wtype_of(W->type);
+    if (!wt || !wt->storage || W->K % wt->block || (wt->quantized && W->trans))
+        return sx_err("sx_matmul: weight '%s' has type %s%s, which this build cannot multiply",
+                      W->name ? W->name : "?", sx_type_name(W->type),
+                      wt && wt->quantized && W->trans ? " stored transposed" : "");
+    if (M == 0) return 0;
+    /* matrix-vector: stream each weight row once per 4 rows of X */
+    if (ep->act < SX_ACT_NONE || ep->act > SX_ACT_SILU)
+        return sx_err("sx_matmul: weight '%s': unknown activation %d", W->name ? W->name : "?",
+                      ep->act);
+    if (M <= 2 * SX_GEMV_MAX_M && !W->trans) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
+    const sx_kernels *kk = sx_kernels_cur();
+    int mr = kk->mr, nr = kk->nr;
+    int64_t K = W->K;
+    /* slabs: rows of X and columns of W whose packed copies fit the caps */
+    int64_t ms = (GEMM_A_MAX / K) / mr * mr, ns = (GEMM_B_MAX / K) / nr * nr;
+    if (ms < mr) ms = mr;
+    if (ns < nr) ns = nr;
+    if (ms > M) ms = (M + mr - 1) / mr * mr;
+    if (ns > W->N) ns = (W->N + nr - 1) / nr * nr;
+    float *ap = sx_scratch(SX_SCR_GEMM_A, (size_t)ms * (size_t)K);
+    float *bp = sx_scratch(SX_SCR_GEMM_B, (size_t)ns * (size_t)K);
+    if (!ap || !bp)
+        return sx_err("sx_matmul: out of memory packing '%s' (M=%lld N=%lld K=%lld)",
+                      W->name ? W->name : "?", (long long)M, (long long)W->N, (long long)K);
+    for (int64_t m0 = 0; m0 < M; m0 += ms) {
+        int64_t mcnt = M - m0 < ms ? M - m0 : ms;
+        pack_job PA = {ap, X + m0 * ldx, ldx, mcnt, K, NULL, 0, 0, mr, kk, 0};
+        sx_parallel_for((mcnt + mr - 1) / mr, 4, pack_a_task, &PA);
+        for (int64_t n0 = 0; n0 < W->N; n0 += ns) {
+            int64_t ncnt = W->N - n0 < ns ? W->N - n0 : ns;
+            pack_job PB = {bp, NULL, 0, 0, K, W, n0, ncnt, nr, kk, 0};
+            sx_parallel_for((ncnt + nr - 1) / nr, 2, pack_b_task, &PB);
+            if (PB.failed)
+                return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
+            gemm_job J = {Y + m0 * ldy + n0, ldy, ap, bp, bias ? bias + n0 : NULL,
+                          mcnt, ncnt, K, (int64_t)GEMM_MC_PANELS * mr, GEMM_NC, 0, 0, kk, 0,
+                          ep->act, ep->accumulate, 0};
+            J.n_mblk = (mcnt + J.mc - 1) / J.mc;
+            /* enough tasks for all threads: shrink the blocks (multiples of nr / mr) */
+            while (J.nc > nr && J.n_mblk * ((ncnt + J.nc - 1) / J.nc) < 4 * sx_threads_count())
+                J.nc -= nr;
+            while (J.mc > mr && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) <
+                                    4 * sx_threads_count())
+                J.mc -= mr;
+            J.n_mblk = (mcnt + J.mc - 1) / J.mc;
+            J.n_nblk = (ncnt + J.nc - 1) / J.nc;
+            sx_parallel_for(J.n_mblk * J.n_nblk, 1, gemm_task, &J);
+            if (J.failed)
+                return sx_err("sx_matmul: out of memory for '%s'", W->name ? W->name : "?");
+        }
+    }
+    return 0;
+}
+
+int sx_matmul_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                 const float *bias, int64_t M) {
+    sx_epilogue ep = {.bias = bias};
+    return sx_matmul_ep(Y, ldy, X, ldx, W, &ep, M);
+}
+
+int sx_matmul(float *Y, const float *X, const sx_weight *W, const float *bias, int64_t M) {
+    if (!W) return sx_err("sx_matmul: NULL weight");
+    return sx_matmul_ld(Y, W->N, X, W->K, W, bias, M);
+}
+
+
+/* ---- single-thread building blocks (attention's per-head products) ---- */
+
+int sx_gemm_pack_b(float *dst, const sx_weight *W, int64_t n0, int64_t N, int64_t K) {
+    const sx_kernels *kk = sx_kernels_cur();
+    pack_job P = {dst, NULL, 0, 0, K, W, n0, N, kk->nr, kk, 0};
+    pack_b_task(&P, 0, (N + kk->nr - 1) / kk->nr, 0);
+    return P.failed ? -1 : 0;
+}
+
+void sx_gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
+                       const float *bp, int64_t N, int64_t K, int64_t bK, float *ap) {
+    const sx_kernels *kk = sx_kernels_cur();
+    pack_job PA = {ap, x, ldx, M, K, NULL, 0, 0, kk->mr, kk, 0};
+    pack_a_task(&PA, 0, (M + kk->mr - 1) / kk->mr, 0);
+    gemm_job G = {y, ldy, ap, bp, NULL, M, N, K, M, N, 1, 1, kk, bK, 0, 0, 0};
+    gemm_task(&G, 0, 1, 0);
+}

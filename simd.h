@@ -1,0 +1,31 @@
+/* simd.h - which instruction-set path the kernels use.
+ *
+ * Every kernel has a scalar reference; SIMD paths are chosen at run time from
+ * what the CPU (and the OS) allows, or forced with SEEDX_SIMD=name. */
+#ifndef SEEDX_SIMD_H
+#define SEEDX_SIMD_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    SX_SIMD_SCALAR = 0,
+    SX_SIMD_AVX2 = 1,   /* x86-64 AVX2 + FMA + F16C */
+    SX_SIMD_AVX512 = 2, /* x86-64 AVX-512 F/BW/DQ/VL (+BF16 where present) */
+    SX_SIMD_NEON = 3,   /* aarch64 Advanced SIMD */
+    SX_SIMD_N = 4       /* number of paths (table size) */
+};
+
+/* Picks the best path the CPU supports, or SEEDX_SIMD if set. Safe to call
+ * again. Returns -1 if SEEDX_SIMD names a path this CPU or build lacks. */
+int sx_simd_init(void);
+int sx_simd_set(int level); /* -1 (with error) if unsupported */
+int sx_simd_level(void);
+const char *sx_simd_name(int level);
+int sx_simd_supported(int level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
