@@ -436,8 +436,9 @@ def run_group(cache, group, a, rundir, results, log):
     jobs = []
     for v in spec["c"]:
         jobs += [(j, "c") for j in c_jobs(cache, group, v, a.seedx, a.threads, rundir)]
-        if a.compare and v in a.compare_variants:
-            jobs += [(j, "c-compare") for j in c_jobs(cache, group, v, a.compare, a.threads, rundir, "base")]
+        if a.compare and v in a.compare_variants:  # the second binary: each group's first task only
+            jobs += [(j, "c-compare") for j in c_jobs(cache, group, v, a.compare, a.threads, rundir, "base")
+                     if j[0].split(".")[1] in (spec["tasks"][0], "run")]
     tj = [(torch_job(cache, group, m, a.threads, rundir, a), "torch") for m in spec["torch"]]
     order, ti = [], 0  # alternate: one PyTorch job after every len(c)/len(torch) C jobs
     step = max(1, len(jobs) // max(1, len(tj)))

@@ -395,7 +395,7 @@ class Plan:
         for rel, kind, specs, tag in files:
             p = os.path.join(out, rel)
             (write_torch if kind == "torch" else write_safetensors)(p, specs, tag, fixed)
-            log(f"  {rel}: {len(specs)} tensors, {os.path.getsize(p) / 1e9:.3f} GB ({time.time() - t0:.0f} s)")
+            log(f"  {rel}: {len(specs)} tensors, {os.path.getsize(p):,d} bytes ({time.time() - t0:.0f} s)")
         if comp == "llm":
             d = os.path.join(out, sub, "llm")
             write_json(os.path.join(d, "config.json"), llm_config_json(cfg))
@@ -543,10 +543,11 @@ def check(out, plan, comps, log=print):
         for rel, _, specs, tag in plan.files(comp):
             sd = torch.load(os.path.join(out, rel), map_location="cpu")
             check_state(rel, specs, tag, sd)
-            if comp == "vit":
+            if comp == "vit":  # strict key/shape match against the module (meta: no second copy)
                 import ref_vit
-                m = ref_vit.VisionTransformerWithAttnPool(**cfg.vit)
-                m.load_state_dict(sd)
+                with torch.device("meta"):
+                    m = ref_vit.VisionTransformerWithAttnPool(**cfg.vit)
+                m.load_state_dict(sd, strict=True)
             log(f"  {comp}: torch.load({rel}): {len(sd)} tensors, "
                 f"{sum(v.numel() for v in sd.values()):,d} values ({time.time() - t0:.0f} s)")
             del sd

@@ -69,15 +69,9 @@ def bf16_to_f32(raw_u16):
 
 
 def f32_to_bf16(a):
-    """float32 -> bfloat16 bit patterns, round to nearest even (as torch's
-    .bfloat16()); NaNs become 0x7FC0."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
-    r = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
-    r = r.astype("<u2")
-    nan = np.isnan(a)
-    if nan.any():
-        r[nan] = 0x7FC0
-    return r
+    """float32 -> bfloat16 bit patterns, round to nearest even (sxgguf.f32_to_bf16_bits)."""
+    from sxgguf import f32_to_bf16_bits
+    return f32_to_bf16_bits(a)
 
 
 # ---------------------------------------------------------------- tensors

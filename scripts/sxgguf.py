@@ -116,11 +116,14 @@ def _val(b, v):
 
 
 def f32_to_bf16_bits(a):
-    """Round-to-nearest-even float32 -> bfloat16 bit patterns (uint16)."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    nan = np.isnan(np.asarray(a, dtype=np.float32))
-    r[nan] = 0x7FC0
+    """Round-to-nearest-even float32 -> bfloat16 bit patterns (uint16), as torch's
+    .bfloat16(); NaNs become 0x7FC0. uint32 arithmetic: only NaN payloads can wrap."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    u = a.view(np.uint32)
+    r = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
+    nan = np.isnan(a)
+    if nan.any():
+        r[nan] = 0x7FC0
     return r
 
 
@@ -165,43 +168,17 @@ def tensor_bytes(arr, ttype):
 
 
 def write_gguf(path, metadata, tensors, alignment=ALIGN):
-    head = bytearray()
-    head += struct.pack("<IIQQ", GGUF_MAGIC, 3, len(tensors), len(metadata) + 1)
-    _s(head, "general.alignment")
-    head += struct.pack("<II", T_U32, alignment)
-    for k, v in metadata.items():
-        _s(head, k)
-        _val(head, v)
-    blobs = []
-    off = 0
-    seen = set()
-    for name, arr, ttype in tensors:
-        if name in seen:
-            raise ValueError(f"duplicate tensor name {name}")
-        seen.add(name)
-        arr = np.asarray(arr)
-        shape = arr.shape if arr.ndim > 0 else (1,)
-        data = tensor_bytes(arr, ttype)
-        _s(head, name)
-        head += struct.pack("<I", len(shape))
-        for d in reversed(shape):
-            head += struct.pack("<Q", int(d))
-        head += struct.pack("<IQ", TYPES[ttype], off)
-        blobs.append((off, data))
-        off += len(data)
-        off = (off + alignment - 1) // alignment * alignment
-    pad = (-len(head)) % alignment
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(head)
-        f.write(b"\0" * pad)
-        pos = 0
-        for o, data in blobs:
-            f.write(b"\0" * (o - pos))
-            f.write(data)
-            pos = o + len(data)
-        f.write(b"\0" * (off - pos))
-    os.replace(tmp, path)
+    """tensors: [(name, ndarray, type)], all in memory (fixtures); see write_gguf_stream."""
+    tensors = [(n, np.asarray(a), t) for n, a, t in tensors]
+    w = GGUFStreamWriter(path, metadata, [(n, a.shape if a.ndim else (1,), t) for n, a, t in tensors],
+                         alignment)
+    try:
+        for n, a, t in tensors:
+            w.write_tensor(n, [tensor_bytes(a, t)])
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
 
 
 
