@@ -6,6 +6,7 @@ full-size converter rehearsal. Random weights of the real shapes in the official
     bench_full.py run     [--dir D] [--groups unet,unet8,vae,vit,llm] [--runs 3]
                           [--seedx ./seedx] [--compare BIN] [--llm-layers 4] [--keep]
     bench_full.py convert [--dir D] [--dtypes f16,bf16] [--llm-layers 10] [--keep]
+    bench_full.py table   D/runs/STAMP      (the table of a run, also of an interrupted one)
 
 D is $SEEDX_FULLSIZE_DIR (pretrained/ official files, gguf/ converted files, runs/
 logs and results). Files are made when missing and, without --keep, deleted when their
@@ -644,6 +645,13 @@ def cmd_convert(a):
         f.write(text + "\n")
 
 
+def cmd_table(a):
+    """The table of a (possibly interrupted) run from its results.jsonl."""
+    with open(os.path.join(a.rundir, "results.jsonl")) as f:
+        results = [json.loads(line) for line in f if line.strip()]
+    print("\n".join(table(results, [f"bench_full.py table {a.rundir}"])))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -674,7 +682,11 @@ def main():
     w.add_argument("--mode", default="f32", choices=TORCH_MODES)
     w.add_argument("--rundir", required=True)
     w.add_argument("--llm-layers", type=int, default=None)
+    t = sub.add_parser("table", help="print the table of a run folder (runs/STAMP) from its results")
+    t.add_argument("rundir")
     a = p.parse_args()
+    if a.cmd == "table":
+        return cmd_table(a)
     os.makedirs(a.dir, exist_ok=True)
     {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker}[a.cmd](a)
 
