@@ -435,12 +435,14 @@ def run_group(cache, group, a, rundir, results, log):
     if group == "llm":
         make_inputs(cache)
     jobs = []
-    for v in spec["c"]:
+    cvars = [v for v in spec["c"] if not a.c_variants or v in a.c_variants.split(",")]
+    tmodes = [m for m in spec["torch"] if not a.torch_modes or m in a.torch_modes.split(",")]
+    for v in cvars:
         jobs += [(j, "c") for j in c_jobs(cache, group, v, a.seedx, a.threads, rundir)]
         if a.compare and v in a.compare_variants:  # the second binary: each group's first task only
             jobs += [(j, "c-compare") for j in c_jobs(cache, group, v, a.compare, a.threads, rundir, "base")
                      if j[0].split(".")[1] in (spec["tasks"][0], "run")]
-    tj = [(torch_job(cache, group, m, a.threads, rundir, a), "torch") for m in spec["torch"]]
+    tj = [(torch_job(cache, group, m, a.threads, rundir, a), "torch") for m in tmodes]
     order, ti = [], 0  # alternate: one PyTorch job after every len(c)/len(torch) C jobs
     step = max(1, len(jobs) // max(1, len(tj)))
     for i, j in enumerate(jobs):
@@ -668,6 +670,8 @@ def main():
     r.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
     r.add_argument("--compare", help="a second seedx binary (e.g. a baseline build) timed beside")
     r.add_argument("--compare-variants", default="f32,f16", help="its C variants (default f32,f16)")
+    r.add_argument("--c-variants", help="only these C variants (default: each group's list in MATRIX)")
+    r.add_argument("--torch-modes", help="only these PyTorch modes (default: each group's list)")
     r.add_argument("--llm-layers", type=int, default=4)
     r.add_argument("--keep", action="store_true", help="keep official and converted files")
     c = sub.choices["convert"]
