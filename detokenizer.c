@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "detokenizer.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 static const float *vec(sx_gguf *g, const char *prefix, const char *name, int64_t n) {
     char key[256];

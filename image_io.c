@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "image_io.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 #define MAX_SIDE 16384
 #define MAX_PIXELS (256ll * 1024 * 1024)

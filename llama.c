@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "llama.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ======================================================================
  * loading

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (sx_threads_init(threads) != 0) {
+    if (sx_init(threads) != 0) {
         fprintf(stderr, "seedx: %s\n", sx_errmsg());
         return 1;
     }

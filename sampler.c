@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ======================================================================
  * Euler discrete scheduler

@@ -16,6 +16,13 @@
 #include "seedx.h"
 #include "tokenizer.h"
 
+/* ---- the library's entry point ------------------------------------------ */
+int sx_init(int threads) {
+    if (sx_simd_init() != 0) return -1;
+    sx_threads_on_exit(sx_ops_thread_cleanup);
+    return sx_threads_init(threads);
+}
+
 /* ---- special tokens ---------------------------------------------------- */
 int sx_seedx_tokens_init(const sx_tokenizer *tok, sx_seedx_tokens *t) {
     if (!tok || !t) return sx_err("sx_seedx_tokens_init: NULL argument");

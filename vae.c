@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ---------------------------------------------------------------------------
  * small helpers

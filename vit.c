@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "image_io.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 /* floor(sqrt(n)) for n >= 0, exact */
 static int64_t isqrt64(int64_t n) {
