@@ -18,7 +18,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -682,8 +681,8 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (o < cap) snprintf(buf + o, cap - o, "]");
 }
 
-static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned mask, int ndim,
-                                    va_list ap) {
+const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned mask, int ndim,
+                               const int64_t *want) {
     char nb[GGUF_NAME_SHOWN * 4 + 32];
     if (!g || !name) {
         sx_err("sx_tensor_get: NULL %s", g ? "name" : "file");
@@ -695,12 +694,9 @@ static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned
                SX_MAX_DIMS);
         return NULL;
     }
-    int64_t want[SX_MAX_DIMS];
-    for (int d = 0; d < ndim; d++) {
-        want[d] = va_arg(ap, int64_t);
-        /* an int -1 passed where int64_t is read arrives as 0xffffffff on
-         * LP64 ABIs; no real dim has that size, so take it as the wildcard */
-        if (want[d] == 0xffffffffLL) want[d] = -1;
+    if (!want) {
+        sx_err("%s: tensor '%s': NULL dims", g->path, nb);
+        return NULL;
     }
     const sx_tensor *t = sx_gguf_find(g, name);
     if (!t) {
@@ -726,15 +722,6 @@ static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned
     return t;
 }
 
-const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type_mask, int ndim,
-                               ...) {
-    va_list ap;
-    va_start(ap, ndim);
-    const sx_tensor *t = tensor_getv(g, name, type_mask, ndim, ap);
-    va_end(ap);
-    return t;
-}
-
 int sx_tensor_to_f32(const sx_tensor *t, float *dst) {
     if (!t || !dst || !t->data) return sx_err("sx_tensor_to_f32: NULL %s", !t ? "tensor" : !dst ? "dst" : "data");
     int64_t n = t->nelem;
@@ -750,11 +737,8 @@ int sx_tensor_to_f32(const sx_tensor *t, float *dst) {
     return sx_dequantize(t->type, dst, p, n); /* byte-wise reference */
 }
 
-const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...) {
-    va_list ap;
-    va_start(ap, ndim);
-    const sx_tensor *t = tensor_getv(g, name, SX_ANY_TYPE, ndim, ap);
-    va_end(ap);
+const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, const int64_t *dims) {
+    const sx_tensor *t = sx_tensor_get(g, name, SX_ANY_TYPE, ndim, dims);
     if (!t) return NULL;
     if (t->type == SX_F32 && ((uintptr_t)t->data & 3) == 0) return t->data;
     int64_t i = t - g->t;

@@ -75,17 +75,18 @@ int sx_llama_load_gguf(sx_gguf *g, sx_llama **out) {
     int64_t D = c->hidden, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     m->layers = sx_calloc((size_t)c->n_layers, sizeof *m->layers, "llama layers");
     if (!m->layers) goto fail;
-    m->tok_embd = sx_tensor_get(g, "model.embed_tokens.weight", SX_ANY_FLOAT, 2, c->vocab, D);
+    m->tok_embd =
+        sx_tensor_get(g, "model.embed_tokens.weight", SX_ANY_FLOAT, SX_SHAPE(c->vocab, D));
     if (!m->tok_embd) goto fail;
-    m->norm = sx_get_f32(g, "model.norm.weight", 1, D);
+    m->norm = sx_get_f32(g, "model.norm.weight", SX_SHAPE(D));
     if (!m->norm) goto fail;
     if (sx_weight_get(g, "lm_head.weight", c->vocab, D, &m->lm_head) != 0) goto fail;
     char name[160];
 #define P_(suffix) (snprintf(name, sizeof name, "model.layers.%lld." suffix, (long long)i), name)
     for (int64_t i = 0; i < c->n_layers; i++) {
         sx_llama_layer *L = &m->layers[i];
-        if (!(L->attn_norm = sx_get_f32(g, P_("input_layernorm.weight"), 1, D)) ||
-            !(L->ffn_norm = sx_get_f32(g, P_("post_attention_layernorm.weight"), 1, D)) ||
+        if (!(L->attn_norm = sx_get_f32(g, P_("input_layernorm.weight"), SX_SHAPE(D))) ||
+            !(L->ffn_norm = sx_get_f32(g, P_("post_attention_layernorm.weight"), SX_SHAPE(D))) ||
             sx_weight_get(g, P_("self_attn.q_proj.weight"), qd, D, &L->wq) ||
             sx_weight_get(g, P_("self_attn.k_proj.weight"), kvd, D, &L->wk) ||
             sx_weight_get(g, P_("self_attn.v_proj.weight"), kvd, D, &L->wv) ||

@@ -331,7 +331,8 @@ static int load_agent(sx_seedx *m) {
     }
     snprintf(m->in_rs.name, sizeof m->in_rs.name, "input_resampler");
     snprintf(m->out_rs.name, sizeof m->out_rs.name, "output_resampler");
-    if (!(m->patch_pos_embed = sx_get_f32(m->agent_g, "patch_pos_embed", 2, 4LL, m->in_rs.embed_dim)))
+    if (!(m->patch_pos_embed =
+              sx_get_f32(m->agent_g, "patch_pos_embed", SX_SHAPE(4, m->in_rs.embed_dim))))
         return -1;
     m->n_img_tokens = m->in_rs.n_queries;
     if (m->out_rs.n_queries != m->n_img_tokens || m->n_img_tokens > m->tk.n_img)

@@ -159,7 +159,7 @@ static int read_config(sx_gguf *g, sx_unet_config *c) {
 }
 
 static int ld_vec(const usrc *g, const char *name, int64_t n, const float **out) {
-    *out = sx_get_f32(pick(g, name), name, 1, n);
+    *out = sx_get_f32(pick(g, name), name, SX_SHAPE(n));
     return *out ? 0 : -1;
 }
 
@@ -189,8 +189,7 @@ static int ld_conv(const usrc *g, const char *name, int cin, int cout, int k, in
                    ucv *cv) {
     char nm[400];
     snprintf(nm, sizeof nm, "%s.weight", name);
-    const sx_tensor *t = sx_tensor_get(pick(g, nm), nm, SX_ANY_FLOAT, 4, (int64_t)cout, (int64_t)cin,
-                                       (int64_t)k, (int64_t)k);
+    const sx_tensor *t = sx_tensor_get(pick(g, nm), nm, SX_ANY_FLOAT, SX_SHAPE(cout, cin, k, k));
     if (!t) return -1;
     if (sx_weight_get(pick(g, nm), nm, cout, (int64_t)cin * k * k, &cv->w)) return -1;
     snprintf(nm, sizeof nm, "%s.bias", name);

@@ -572,7 +572,7 @@ int sx_vae_to_rgb8(const float *image, int64_t channels, int64_t H, int64_t W, s
  * loading
  * ------------------------------------------------------------------------- */
 static int get_vec(sx_gguf *g, const char *name, int64_t n, const float **out) {
-    *out = sx_get_f32(g, name, 1, (int64_t)n);
+    *out = sx_get_f32(g, name, SX_SHAPE(n));
     return *out ? 0 : -1;
 }
 
@@ -583,7 +583,7 @@ static int get_conv(sx_gguf *g, const char *pfx, int cin, int cout, int k, sx_va
     c->cin = cin;
     c->cout = cout;
     c->k = k;
-    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, 4, (int64_t)cout, (int64_t)cin, (int64_t)k, (int64_t)k))
+    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, SX_SHAPE(cout, cin, k, k)))
         return -1;
     if (sx_weight_get(g, nw, cout, (int64_t)cin * k * k, &c->w) != 0) return -1;
     return get_vec(g, nb, cout, &c->b);
@@ -639,7 +639,7 @@ static int get_lin(sx_gguf *g, const char *pfx, int C, sx_weight *w, const float
     char nw[256], nb[256];
     snprintf(nw, sizeof nw, "%s.weight", pfx);
     snprintf(nb, sizeof nb, "%s.bias", pfx);
-    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, 2, (int64_t)C, (int64_t)C)) return -1;
+    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, SX_SHAPE(C, C))) return -1;
     if (sx_weight_get(g, nw, C, C, w) != 0) return -1;
     return get_vec(g, nb, C, b);
 }

@@ -151,7 +151,7 @@ void sx_resampler_free(sx_resampler *r) {
 static const float *vec(sx_gguf *g, const char *prefix, const char *key, int64_t n) {
     char name[256];
     snprintf(name, sizeof name, "%s%s", prefix, key);
-    return sx_get_f32(g, name, 1, n);
+    return sx_get_f32(g, name, SX_SHAPE(n));
 }
 
 int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx_resampler *r) {
@@ -162,7 +162,7 @@ int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx
     snprintf(r->name, sizeof r->name, "%.*s", (int)(pl && prefix[pl - 1] == '.' ? pl - 1 : pl), prefix);
     char n[256];
     snprintf(n, sizeof n, "%squery", prefix);
-    const sx_tensor *tq = sx_tensor_get(g, n, SX_ANY_FLOAT, 2, -1LL, -1LL);
+    const sx_tensor *tq = sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(-1, -1));
     if (!tq) return -1;
     int64_t Q = tq->shape[0], E = tq->shape[1];
     r->n_queries = Q;
@@ -176,14 +176,14 @@ int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx
     if (n_heads <= 0 || E % n_heads)
         return sx_err("%s: resampler '%s': %d heads do not divide the width %lld", sx_gguf_path(g),
                       r->name, n_heads, (long long)E);
-    if (!(r->query = sx_get_f32(g, n, 2, Q, E))) return -1;
+    if (!(r->query = sx_get_f32(g, n, SX_SHAPE(Q, E)))) return -1;
     snprintf(n, sizeof n, "%spos_embed", prefix);
-    if (!(r->pos_embed = sx_get_f32(g, n, 2, Q, E))) return -1;
+    if (!(r->pos_embed = sx_get_f32(g, n, SX_SHAPE(Q, E)))) return -1;
     snprintf(n, sizeof n, "%skv_proj.weight", prefix);
     const sx_tensor *tk = sx_gguf_find(g, n);
     r->kv_dim = E;
     if (tk) { /* nn.Identity when kv_dim == embed_dim: no tensor */
-        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, 2, E, -1LL)) return -1;
+        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(E, -1))) return -1;
         r->kv_dim = tk->shape[1];
         r->has_kv_proj = 1;
         if (sx_weight_get(g, n, E, r->kv_dim, &r->kv_proj) != 0) return -1;
@@ -315,12 +315,12 @@ static int load_block(sx_gguf *g, const sx_vit_config *c, int i, sx_vit_block *b
 #define V_(field, key, len)                                          \
     do {                                                             \
         snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!(b->field = sx_get_f32(g, n, 1, (int64_t)(len)))) return -1; \
+        if (!(b->field = sx_get_f32(g, n, SX_SHAPE(len)))) return -1; \
     } while (0)
 #define W_(field, key, rows, cols)                                   \
     do {                                                             \
         snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, 2, (int64_t)(rows), (int64_t)(cols)) || \
+        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(rows, cols)) || \
             sx_weight_get(g, n, rows, cols, &b->field) != 0)         \
             return -1;                                               \
     } while (0)
@@ -385,28 +385,30 @@ int sx_vit_load(sx_gguf *g, sx_vit **out) {
         goto fail;
     }
     /* conv1 [W,3,p,p] (no bias), positional_embedding, ln_pre */
-    if (!sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, 4, W, 3LL, P, P) ||
+    if (!sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, SX_SHAPE(W, 3, P, P)) ||
         sx_weight_get(g, "conv1.weight", W, 3 * P * P, &v->conv1) ||
-        !(v->positional_embedding = sx_get_f32(g, "positional_embedding", 2, G * G, W)) ||
-        !(v->ln_pre_w = sx_get_f32(g, "ln_pre.weight", 1, W)) ||
-        !(v->ln_pre_b = sx_get_f32(g, "ln_pre.bias", 1, W)))
+        !(v->positional_embedding = sx_get_f32(g, "positional_embedding", SX_SHAPE(G * G, W))) ||
+        !(v->ln_pre_w = sx_get_f32(g, "ln_pre.weight", SX_SHAPE(W))) ||
+        !(v->ln_pre_b = sx_get_f32(g, "ln_pre.bias", SX_SHAPE(W))))
         goto fail;
     v->blocks = sx_calloc((size_t)c->layers, sizeof *v->blocks, "vit blocks");
     if (!v->blocks) goto fail;
     for (int i = 0; i < c->layers; i++)
         if (load_block(g, c, i, &v->blocks[i])) goto fail;
     /* attn_pool: Resampler(grid, E, E // 128 heads, kv_dim = W), LN eps of the ViT */
-    if (!sx_tensor_get(g, "attn_pool.query", SX_ANY_FLOAT, 2, c->n_queries, E)) goto fail;
-    if (W != E && !sx_tensor_get(g, "attn_pool.kv_proj.weight", SX_ANY_FLOAT, 2, E, W)) goto fail;
+    if (!sx_tensor_get(g, "attn_pool.query", SX_ANY_FLOAT, SX_SHAPE(c->n_queries, E))) goto fail;
+    if (W != E && !sx_tensor_get(g, "attn_pool.kv_proj.weight", SX_ANY_FLOAT, SX_SHAPE(E, W)))
+        goto fail;
     if (sx_resampler_load(g, "attn_pool.", (int)c->pool_heads, c->ln_eps, &v->attn_pool)) goto fail;
     if (v->attn_pool.kv_dim != W) {
         sx_err("%s: attn_pool takes %lld-wide inputs, the ViT width is %lld", path,
                (long long)v->attn_pool.kv_dim, (long long)W);
         goto fail;
     }
-    if (!(v->ln_post_w = sx_get_f32(g, "ln_post.weight", 1, E)) ||
-        !(v->ln_post_b = sx_get_f32(g, "ln_post.bias", 1, E)) ||
-        !sx_tensor_get(g, "proj", SX_ANY_FLOAT, 2, E, E) || sx_weight_get_t(g, "proj", E, E, &v->proj))
+    if (!(v->ln_post_w = sx_get_f32(g, "ln_post.weight", SX_SHAPE(E))) ||
+        !(v->ln_post_b = sx_get_f32(g, "ln_post.bias", SX_SHAPE(E))) ||
+        !sx_tensor_get(g, "proj", SX_ANY_FLOAT, SX_SHAPE(E, E)) ||
+        sx_weight_get_t(g, "proj", E, E, &v->proj))
         goto fail;
     /* positional tables for the configured input size */
     int64_t grid = c->image_size / P;

@@ -68,8 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (sx_tensor_to_f32(t, y) != 0) abort(); /* a validated tensor converts */
                 free(y);
             }
-            const float *f = sx_get_f32(g, t->name, t->ndim, t->shape[0], t->shape[1],
-                                        t->shape[2], t->shape[3]);
+            const float *f = sx_get_f32(g, t->name, t->ndim, t->shape);
             if (!f) abort();
         }
         poke_metadata(g);
