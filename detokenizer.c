@@ -126,13 +126,6 @@ void sx_detok_free(sx_detok *d) {
     d->layers = NULL;
 }
 
-int sx_vit_down(float *y, const float *x, int64_t n, int64_t D) {
-    if (!y || !x || n <= 0 || D <= 0 || n % 4)
-        return sx_err("vit_down: %lld tokens is not a positive multiple of 4", (long long)n);
-    sx_avgpool_tokens(y, x, n, D, 4);
-    return 0;
-}
-
 /* layers.i.0: PerceiverAttention(x, latents) -> [Q, dim] (no residual) */
 static int perceiver_attention(const sx_detok *d, const sx_perceiver_layer *L, const float *x,
                                int64_t n, const float *lat, float *out, float *buf) {

@@ -504,6 +504,14 @@ done:
     return rc;
 }
 
+/* vit_down: [n, D] -> [n/4, D], the mean of every 4 consecutive tokens */
+int sx_vit_down(float *y, const float *x, int64_t n, int64_t D) {
+    if (!y || !x || n <= 0 || D <= 0 || n % 4)
+        return sx_err("vit_down: %lld tokens is not a positive multiple of 4", (long long)n);
+    sx_avgpool_tokens(y, x, n, D, 4);
+    return 0;
+}
+
 /* ======================================================================
  * CLI: seedx vit -m VIT.gguf [--image F | --zero | --random SEED] [--size S]
  *                [--filter bilinear|bicubic] [--tiles N] [-o OUT.npy]
