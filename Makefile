@@ -1,6 +1,7 @@
-# seedx.c - plain Makefile. Every top-level *.c except main.c is library code;
-# files named *_avx2.c / *_avx512.c / *_neon.c get their ISA flags and only
-# build on the matching architecture. tests/test_*.c are test programs.
+# seedx.c - plain Makefile. Every top-level *.c except the front-end files of
+# ./seedx (CLI_SRCS) is library code; files named *_avx2.c / *_avx512.c /
+# *_neon.c get their ISA flags and only build on the matching architecture.
+# tests/test_*.c are test programs.
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
@@ -9,7 +10,9 @@ LDLIBS  := -lm -lpthread
 ARCH    := $(shell uname -m)
 BUILD   ?= build
 
-ALL_SRCS := $(filter-out main.c, $(wildcard *.c))
+CLI_SRCS := main.c cli.c cli_tools.c
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+ALL_SRCS := $(filter-out $(CLI_SRCS), $(wildcard *.c))
 ifeq ($(ARCH),x86_64)
   LIB_SRCS := $(filter-out %_neon.c, $(ALL_SRCS))
 else ifeq ($(ARCH),aarch64)
@@ -43,7 +46,7 @@ $(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
 $(BUILD)/libseedx.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-seedx: $(BUILD)/main.o $(BUILD)/libseedx.a
+seedx: $(CLI_OBJS) $(BUILD)/libseedx.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a

@@ -104,9 +104,17 @@ int sx_meta_arr_str(const sx_gguf *g, const char *key, uint64_t i, const char **
  * element type), for bulk reads such as the tokenizer's scores. */
 const void *sx_meta_arr_data(const sx_gguf *g, const char *key);
 
-/* Writes a gguf-dump-like listing (metadata, tensor table) to f.
- * Implemented in gguf.c; used by `seedx inspect`. */
-int sx_gguf_print(const sx_gguf *g, void *FILE_ptr, int show_all_array_items);
+/* --- for listings (`seedx inspect`) --- */
+/* Metadata value i as text: numbers, "strings" (quotes, backslashes and
+ * control bytes escaped), [arrays] (nested ones too). Unless all, strings
+ * are cut after 120 bytes and arrays after 8 items (", ... N more").
+ * malloc'd; NULL on error. */
+char *sx_gguf_kv_text(const sx_gguf *g, int64_t i, int all);
+/* "u8", "i32", "f32", "bool", "str", "arr", ... ("?" if unknown). */
+const char *sx_gguf_kv_type_name(int type);
+/* File offset of the data section; size of the file in bytes. */
+uint64_t sx_gguf_data_offset(const sx_gguf *g);
+size_t sx_gguf_file_size(const sx_gguf *g);
 
 #ifdef __cplusplus
 }

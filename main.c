@@ -1,20 +1,13 @@
-/* main.c - the `seedx` command line: dispatches to the subcommands that each
- * component implements next to its code (sx_cmd_* functions). */
+/* main.c - the `seedx` command line: global options, then dispatch to the
+ * subcommands (cli.h: SEED-X modes in cli.c, component tools in
+ * cli_tools.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "cli.h"
 
-/* Subcommands (one line each; implemented in the named file). */
-int sx_cmd_version(int argc, char **argv); /* main.c */
-int sx_cmd_tokenize(int argc, char **argv); /* tokenizer.c */
-int sx_cmd_image(int argc, char **argv);   /* image_io.c */
-int sx_cmd_inspect(int argc, char **argv); /* gguf.c */
-int sx_cmd_vit(int argc, char **argv);     /* vit.c */
-int sx_cmd_vae(int argc, char **argv);     /* vae.c */
-int sx_cmd_lm(int argc, char **argv);      /* llama.c */
-int sx_cmd_unet(int argc, char **argv);    /* unet.c */
+static int sx_cmd_version(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -38,7 +31,7 @@ static const struct {
     /* @@commands: add one line per subcommand above this marker */
 };
 
-int sx_cmd_version(int argc, char **argv) {
+static int sx_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
     printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),

@@ -164,13 +164,6 @@ int sx_seedx_decode_generated(sx_seedx *m, const float *img_gen_feat, int stage2
 /* Reconstruction: image -> ViT -> de-tokenizer (stage 2 when condition given). */
 int sx_seedx_reconstruct(sx_seedx *m, const sx_image *image, const sx_image *condition,
                          const sx_seedx_opts *o, sx_image *out);
-/* CLI subcommands (seedx.c) */
-int sx_cmd_chat(int argc, char **argv);
-int sx_cmd_generate(int argc, char **argv);
-int sx_cmd_edit(int argc, char **argv);
-int sx_cmd_reconstruct(int argc, char **argv);
-int sx_cmd_ground(int argc, char **argv);
-int sx_cmd_demo(int argc, char **argv);
 #ifdef __cplusplus
 }
 #endif

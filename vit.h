@@ -133,9 +133,6 @@ int sx_vit_forward(const sx_vit *v, const float *pixels, int64_t N, int64_t S, f
  * LLM-generated path pools a zero image's 256 ViT tokens to 64. */
 int sx_vit_down(float *y, const float *x, int64_t n, int64_t D);
 
-/* CLI: seedx vit -m VIT.gguf [--image F | --zero] [--size S] */
-int sx_cmd_vit(int argc, char **argv);
-
 #ifdef __cplusplus
 }
 #endif
