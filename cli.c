@@ -668,21 +668,62 @@ static int write_demo_image(const char *path) {
     return rc;
 }
 
+/* The tiny model, found next to the running binary: ./seedx at the root of a
+ * build tree has it in tests/fixtures/, an installed PREFIX/bin/seedx in
+ * PREFIX/share/seedx/tiny-model (make install); last, the current directory
+ * as a repository root. */
+static int find_demo_model(char *out, size_t n) {
+    char bin[4096], near[2][4200];
+    const char *cands[3] = {NULL, NULL, "tests/fixtures/seedx_e2e/model"};
+    ssize_t l = readlink("/proc/self/exe", bin, sizeof bin - 1);
+    char *sl = l > 0 ? (bin[l] = 0, strrchr(bin, '/')) : NULL;
+    if (sl) { /* bin: the binary's directory */
+        *sl = 0;
+        snprintf(near[0], sizeof near[0], "%s/tests/fixtures/seedx_e2e/model", bin);
+        snprintf(near[1], sizeof near[1], "%s/../share/seedx/tiny-model", bin);
+        cands[0] = near[0];
+        cands[1] = near[1];
+    }
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        char probe[4300];
+        if (!cands[i]) continue;
+        snprintf(probe, sizeof probe, "%s/llm.gguf", cands[i]);
+        if (stat(probe, &st) != 0) continue;
+        char *real = realpath(cands[i], NULL);
+        snprintf(out, n, "%s", real ? real : cands[i]);
+        free(real);
+        return 0;
+    }
+    return -1;
+}
+
 int sx_cmd_demo(int argc, char **argv) {
-    const char *model = "tests/fixtures/seedx_e2e/model", *outdir = "demo-out";
+    const char *model = NULL, *outdir = "demo-out";
+    char found[4096];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outdir = argv[++i];
+        else if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--out")) && i + 1 < argc)
+            outdir = argv[++i];
         else {
-            fprintf(stderr, "usage: seedx demo [-m TINY_MODEL_DIR] [--out DIR]\n"
+            fprintf(stderr, "usage: seedx demo [-m TINY_MODEL_DIR] [-o DIR]\n"
                             "Runs every SEED-X mode on the tiny random-weight model committed in\n"
-                            "tests/fixtures/seedx_e2e/model (run from the repository root).\n");
+                            "tests/fixtures/seedx_e2e/model (installed as PREFIX/share/seedx/tiny-model),\n"
+                            "found next to the seedx binary; outputs go to DIR (default demo-out).\n");
             return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
         }
     }
+    if (!model) {
+        if (find_demo_model(found, sizeof found) != 0) {
+            fprintf(stderr, "seedx demo: the tiny model is neither next to the seedx binary (build "
+                            "tree or make install) nor in ./tests/fixtures/seedx_e2e/model: pass -m\n");
+            return 1;
+        }
+        model = found;
+    }
     struct stat st;
     if (stat(model, &st) != 0) {
-        fprintf(stderr, "seedx demo: %s not found: run from the repository root or pass -m\n", model);
+        fprintf(stderr, "seedx demo: %s not found: pass -m TINY_MODEL_DIR\n", model);
         return 1;
     }
     mkdir(outdir, 0777);

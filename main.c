@@ -14,7 +14,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } cmds[] = {
-    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (from the repo root)"},
+    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (outputs in demo-out/)"},
     {"chat", sx_cmd_chat, "SEED-X: talk about images (one shot with -p, else a REPL)"},
     {"ground", sx_cmd_ground, "SEED-X: find things in an image, print and draw the boxes"},
     {"generate", sx_cmd_generate, "SEED-X: text to image"},
