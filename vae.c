@@ -182,9 +182,18 @@ static float *mid_fwd(const sx_vae_mid *m, float *x, int64_t H, int64_t W, const
  * decoder: z [L, h, w] (already / scaling_factor) -> image [out, f*h, f*w]
  * written to img. post_quant_conv included.
  * ------------------------------------------------------------------------- */
+/* Progress of a decode (sx_vae.progress): steps done of total. */
+static void report(const sx_vae *v, int64_t done, int64_t total) {
+    if (v->progress) v->progress(v->progress_ud, done, total);
+}
+
+/* trace: the whole image (not a tile): tensors are traced and the progress
+ * is reported after the mid block, each up block and conv_out. */
 static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, float *img,
                         int trace) {
     const sx_vae_config *c = &v->cfg;
+    int64_t n_steps = c->n_blocks + 2;
+    if (trace) report(v, 0, n_steps);
     int64_t H = h, W = w;
     int64_t shp[4] = {1, c->latent_channels, H, W};
     float *x = conv_fwd(&v->post_quant_conv, z, H, W, 0, NULL, NULL, NULL);
@@ -199,6 +208,7 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
     if (trace) sx_trace("decoder.conv_in", x, 4, shp);
     x = mid_fwd(&v->dec_mid, x, H, W, "decoder", trace);
     if (!x) return sx_err_prefix("vae decode: ");
+    if (trace) report(v, 1, n_steps);
     for (int i = 0; i < c->n_blocks; i++) {
         const sx_vae_up_block *b = &v->up[i];
         for (int r = 0; r < b->n_resnets; r++) { /* up_blocks.i.resnets.r */
@@ -228,6 +238,7 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
         }
         int64_t s[4] = {1, C, H, W};
         if (trace) sx_tracef(x, 4, s, "decoder.up_blocks.%d", i);
+        if (trace) report(v, 2 + i, n_steps);
     }
     /* conv_norm_out, conv_act, conv_out */
     if (group_norm(x, x, v->dec_norm_w, v->dec_norm_b, C, H * W, c->norm_groups, c->norm_eps, 1)) {
@@ -241,6 +252,7 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
     if (trace) {
         sx_trace("decoder.conv_out", img, 4, s);
         sx_trace("decoder", img, 4, s);
+        report(v, n_steps, n_steps);
     }
     return 0;
 }
@@ -383,6 +395,7 @@ static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, 
         goto done;
     }
     int64_t oy = 0;
+    if (fn == dec_tile) report(v, 0, nr * nc);
     for (int64_t i = 0; i < nr; i++) {
         int64_t y0 = i * stride, th = H - y0 < tin ? H - y0 : tin, ox = 0, rows = 0;
         for (int64_t j = 0; j < nc; j++) {
@@ -395,6 +408,7 @@ static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, 
                 sx_err_prefix("vae tile (%lld,%lld): ", (long long)i, (long long)j);
                 goto done;
             }
+            if (fn == dec_tile) report(v, i * nc + j + 1, nr * nc);
             if (i > 0) blend_v(&prev[j], &cur[j], Cout, blend);
             if (j > 0) blend_h(&cur[j - 1], &cur[j], Cout, blend);
             int64_t ch = cur[j].h < limit ? cur[j].h : limit;
@@ -455,7 +469,50 @@ static int tile_sizes(const sx_vae *v, int64_t *ts, int64_t *tl) {
  * ------------------------------------------------------------------------- */
 int sx_vae_factor(const sx_vae *vae) { return 1 << (vae->cfg.n_blocks - 1); }
 
-#define SX_VAE_MAX_SIDE 16384 /* pixels */
+/* Floats of the untiled decoder's live buffers at their peak for an h x w
+ * latent (decode_block: a resnet holds x, the norm copy and conv1's output,
+ * then x, h and conv2's output; an upsampler its input and the 4x buffers in
+ * and out; the mid attention x, the norm, tokens, q/k/v and the packed
+ * keys/values; the latent copy z lives throughout) plus what outlives every
+ * step: each thread's attention scratch (a score block of 256 query rows and
+ * its packed copy), kept by the kernel layer once grown. */
+static double decode_floats(const sx_vae_config *c, double h, double w, int threads) {
+    double HW = h * w, C = c->block_out[c->n_blocks - 1], L = c->latent_channels;
+    double peak = 2 * L + C;                               /* post_quant_conv, conv_in */
+    peak = fmax(peak, 3 * C);                              /* mid resnets */
+    if (c->mid_attention) peak = fmax(peak, 8 * C);
+    double scratch = c->mid_attention ? 2.0 * 256 * threads * HW : 0;
+    peak *= HW;
+    double ci = C;
+    for (int i = 0; i < c->n_blocks; i++) {
+        double co = c->block_out[c->n_blocks - 1 - i];
+        for (int r = 0; r < c->layers_per_block + 1; r++, ci = co)
+            peak = fmax(peak, fmax(2 * ci + co, ci + 2 * co) * HW);
+        if (i < c->n_blocks - 1) { /* upsampler: x, then u and the conv output at 4x */
+            peak = fmax(peak, 8 * co * HW);
+            HW *= 4;
+        }
+    }
+    return L * h * w + peak + scratch;
+}
+
+uint64_t sx_vae_decode_bytes(const sx_vae_config *c, int64_t h, int64_t w, int tiling,
+                             int tile_px, int threads) {
+    if (!c || c->n_blocks < 1 || h <= 0 || w <= 0) return 0;
+    int f = 1 << (c->n_blocks - 1);
+    if (threads < 1) threads = 1;
+    int64_t ts = tile_px > 0 ? tile_px : c->sample_size, tl = ts / f;
+    double fl;
+    if (tiling && tl > 0 && (h > tl || w > tl)) { /* one tile + the rows of tiles kept + the crop */
+        double nc = (double)((w + tl * 3 / 4 - 1) / (tl * 3 / 4 > 0 ? tl * 3 / 4 : 1));
+        fl = decode_floats(c, (double)tl, (double)tl, threads) +
+             2 * nc * c->out_channels * (double)ts * (double)ts + (double)c->latent_channels * tl * tl;
+    } else {
+        fl = decode_floats(c, (double)h, (double)w, threads);
+    }
+    double bytes = 4 * fl + 2.0 * 48 * 1048576; /* + im2col and GEMM scratch */
+    return bytes >= 1.8e19 ? UINT64_MAX : (uint64_t)bytes;
+}
 
 int sx_vae_decode(const sx_vae *vae, const float *latents, int64_t latent_channels, int64_t h,
                   int64_t w, int tiling, float *image) {
@@ -673,7 +730,8 @@ static int get_mid(sx_gguf *g, const sx_vae_config *c, const char *pfx, int C, s
     return get_lin(g, n, C, &a->o, &a->o_b);
 }
 
-static int read_config(sx_gguf *g, sx_vae_config *c) {
+int sx_vae_read_config(const sx_gguf *g, sx_vae_config *c) {
+    if (!g || !c) return sx_err("sx_vae_read_config: NULL argument");
     int64_t v;
     double d;
     const char *path = sx_gguf_path(g);
@@ -735,7 +793,7 @@ int sx_vae_load_gguf(sx_gguf *g, sx_vae **out) {
     v->g = g;
     sx_vae_config *c = &v->cfg;
     char n[256];
-    if (read_config(g, c) != 0) goto fail;
+    if (sx_vae_read_config(g, c) != 0) goto fail;
     int nbk = c->n_blocks, L = c->latent_channels;
     const int *bo = c->block_out;
     /* decoder */
