@@ -1,13 +1,11 @@
-/* main.c - the `seedx` command line: global options, then dispatch to the
- * subcommands (cli.h: SEED-X modes in cli.c, component tools in
+/* main.c - the `seedx` command line: the common options (cli.h), then
+ * dispatch to the subcommands (SEED-X modes in cli.c, component tools in
  * cli_tools.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static int sx_cmd_version(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -31,56 +29,57 @@ static const struct {
     /* @@commands: add one line per subcommand above this marker */
 };
 
-static int sx_cmd_version(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
-           sx_threads_count());
-    return 0;
-}
-
 static void usage(FILE *f) {
-    fprintf(f, "usage: seedx [--threads N] [--trace DIR] COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(f, "usage: seedx [--threads N] [--trace DIR] [-q] COMMAND [ARGS...]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
-    fprintf(f, "\nenvironment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512, SEEDX_TRACE=dir\n"
+    fprintf(f, "\nThe common options --threads N, --trace DIR and -q go before or after the command.\n"
+               "environment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512, SEEDX_TRACE=dir\n"
                "`seedx COMMAND --help` describes a command.\n");
 }
 
 int main(int argc, char **argv) {
-    int threads = 0;
-    int i = 1;
-    while (i < argc && argv[i][0] == '-') {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            threads = atoi(argv[i + 1]);
-            if (threads <= 0) {
-                fprintf(stderr, "seedx: --threads needs a positive number, got '%s'\n", argv[i + 1]);
-                return 2;
-            }
-            i += 2;
-        } else if (!strcmp(argv[i], "--trace") && i + 1 < argc) {
-            sx_trace_set_dir(argv[i + 1]); /* same as SEEDX_TRACE=DIR */
-            i += 2;
-        } else if (!strcmp(argv[i], "--version")) {
+    cli_prog = argc > 0 ? argv[0] : "seedx";
+    /* the common options before the command: parsed up to the first argument
+     * that is not an option (the command) */
+    const char *rest[1];
+    int n_rest = 0, i = 1;
+    while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+        if (!strcmp(argv[i], "--version")) {
             argv[i] = "version";
             break;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+        }
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
-        } else {
+        }
+        cli_opt common[8];
+        int nc = cli_common_opts(common), k = 0;
+        while (k < nc && strcmp(common[k].name, argv[i])) k++;
+        if (k == nc) {
             fprintf(stderr, "seedx: unknown option '%s'\n", argv[i]);
             usage(stderr);
             return 2;
         }
+        /* one option (with its value) through the parser */
+        int take = common[k].type == CLI_FLAG ? 1 : 2;
+        if (i + take > argc) take = argc - i;
+        char *sub[3] = {"seedx", argv[i], take == 2 ? argv[i + 1] : NULL};
+        cli_spec s = {"seedx", "seedx [--threads N] [--trace DIR] [-q] COMMAND [ARGS...]", NULL, NULL, 0,
+                      rest, 0, 0, &n_rest, 0};
+        int rc = cli_parse(&s, take + 1, sub);
+        if (rc) return rc == 1 ? 0 : rc;
+        i += take;
     }
     if (i >= argc) {
         usage(stderr);
         return 2;
     }
-    if (sx_init(threads) != 0) {
+    if (sx_init(cli_g.threads) != 0) {
         fprintf(stderr, "seedx: %s\n", sx_errmsg());
         return 1;
     }
+    if (cli_g.trace) sx_trace_set_dir(cli_g.trace); /* same as SEEDX_TRACE=DIR */
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
         if (!strcmp(argv[i], cmds[c].name)) return cmds[c].fn(argc - i, argv + i);
     fprintf(stderr, "seedx: unknown command '%s'\n", argv[i]);
