@@ -411,7 +411,8 @@ typedef struct {
 static const char *mode_usage(int mode) {
     switch (mode) {
     case M_CHAT: return "seedx chat -m MODEL_DIR [--image FILE]... [-p TEXT] [options]\n"
-                        "  (without -p: a multi-turn REPL reading stdin)";
+                        "  (without -p: a multi-turn REPL reading stdin, the --image files attached to\n"
+                        "  its first message)";
     case M_GROUND: return "seedx ground -m MODEL_DIR --image FILE -p TEXT [-o BOXES.png] [options]";
     case M_GENERATE: return "seedx generate -m MODEL_DIR -p CAPTION -o OUT.png [options]";
     case M_EDIT: return "seedx edit -m MODEL_DIR --image FILE -p INSTRUCTION -o OUT.png [options]";
@@ -809,6 +810,12 @@ static int chat_repl(sx_seedx *m, cli_args *a) {
     size_t cap = 0;
     long n;
     fprintf(stderr, "seedx chat: type a message; /image PATH attaches an image; /help lists the commands\n");
+    for (int i = 0; i < a->images.n; i++) /* --image: attached to the first message */
+        if (chat_attach(m, a, &st, a->images.v[i])) {
+            fprintf(stderr, "%s: %s\n", a->cmd, sx_errmsg());
+            chat_reset(&st);
+            return 1;
+        }
     while ((fputs("> ", stderr), n = cli_read_line(stdin, &line, &cap)) >= 0) {
         repl_line l = cli_repl_classify(line, (size_t)n);
         if (l.kind == REPL_QUIT) break;
@@ -935,28 +942,20 @@ int sx_cmd_reconstruct(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
+static void green(sx_image *im, int x, int y) {
+    if (x < 0 || x >= im->w || y < 0 || y >= im->h) return;
+    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
+    p[0] = 0, p[1] = 255, p[2] = 0;
+}
+
 /* Draws a 2-pixel green rectangle (the official visualizer uses
- * cv2.rectangle(..., (0,255,0), 2)). */
+ * cv2.rectangle(..., (0,255,0), 2)): the box's outline and the one just
+ * outside it. */
 static void draw_rect(sx_image *im, const int r[4]) {
     for (int t = 0; t < 2; t++) {
-        int x1 = r[0] - (t ? 1 : 0), y1 = r[1] - (t ? 1 : 0), x2 = r[2] + (t ? 1 : 0) - t,
-            y2 = r[3] + (t ? 1 : 0) - t;
-        for (int x = x1; x <= x2; x++)
-            for (int k = 0; k < 2; k++) {
-                int y = k ? y2 : y1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-        for (int y = y1; y <= y2; y++)
-            for (int k = 0; k < 2; k++) {
-                int x = k ? x2 : x1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
+        int x1 = r[0] - t, y1 = r[1] - t, x2 = r[2], y2 = r[3];
+        for (int x = x1; x <= x2; x++) green(im, x, y1), green(im, x, y2);
+        for (int y = y1; y <= y2; y++) green(im, x1, y), green(im, x2, y);
     }
 }
 

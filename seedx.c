@@ -344,37 +344,21 @@ static char *model_file(sx_seedx *m, const char *file) {
     return p;
 }
 
-/* Each component's loader on its checked file. */
-static int open_gguf(sx_seedx *m, const char *file, sx_gguf **g) {
-    char *p = model_file(m, file);
-    int rc = p ? sx_gguf_open(p, g) : -1;
-    free(p);
-    return rc;
-}
-static int open_vit(sx_seedx *m, sx_vit **v) {
-    char *p = model_file(m, "vit.gguf");
-    int rc = p ? sx_vit_open(p, v) : -1;
-    free(p);
-    return rc;
-}
-static int open_llm(sx_seedx *m, sx_llama **l) {
-    char *p = model_file(m, "llm.gguf");
-    int rc = p ? sx_llama_load(p, l) : -1;
-    free(p);
-    return rc;
-}
-static int open_unet(sx_seedx *m, const char *file, sx_unet **u) {
-    char *p = model_file(m, file);
-    int rc = p ? sx_unet_load(p, u) : -1;
-    free(p);
-    return rc;
-}
-static int open_vae(sx_seedx *m, sx_vae **v) {
-    char *p = model_file(m, "vae.gguf");
-    int rc = p ? sx_vae_load(p, v) : -1;
-    free(p);
-    return rc;
-}
+/* open_<component>(m, file, &out): the component's loader on its checked
+ * file (model_file). */
+#define MODEL_OPENER(name, type, loader)                                                     \
+    static int name(sx_seedx *m, const char *file, type **out) {                             \
+        char *p = model_file(m, file);                                                       \
+        int rc = p ? loader(p, out) : -1;                                                    \
+        free(p);                                                                             \
+        return rc;                                                                           \
+    }
+MODEL_OPENER(open_gguf, sx_gguf, sx_gguf_open)
+MODEL_OPENER(open_vit, sx_vit, sx_vit_open)
+MODEL_OPENER(open_llm, sx_llama, sx_llama_load)
+MODEL_OPENER(open_unet, sx_unet, sx_unet_load)
+MODEL_OPENER(open_vae, sx_vae, sx_vae_load)
+#undef MODEL_OPENER
 
 int sx_seedx_has(const sx_seedx *m, const char *file) {
     char *p = sx_strf("%s/%s", m->dir, file);
@@ -456,7 +440,7 @@ int sx_seedx_encode_images(sx_seedx *m, const sx_image *images, int n_images, co
     if (n_images <= 0) return 0;
     if (load_agent(m)) return -1;
     sx_vit *vit = NULL;
-    if (open_vit(m, &vit)) return -1;
+    if (open_vit(m, "vit.gguf", &vit)) return -1;
     int64_t Q = m->n_img_tokens, D = m->in_rs.embed_dim, E = vit->c.output_dim;
     int64_t S = vit->c.image_size, VQ = vit->c.n_queries;
     if (m->in_rs.kv_dim != E) {
@@ -521,7 +505,7 @@ fail:
 static int zero_image_features(sx_seedx *m, const float **feat, int64_t *n, int64_t *E) {
     if (!m->zero_feat) {
         sx_vit *vit = NULL;
-        if (open_vit(m, &vit)) return -1;
+        if (open_vit(m, "vit.gguf", &vit)) return -1;
         int64_t S = vit->c.image_size;
         float *zeros = sx_calloc((size_t)(3 * S * S), sizeof(float), "zero image");
         float *f = sx_malloc(sizeof(float) * (size_t)(vit->c.n_queries * vit->c.output_dim),
@@ -548,7 +532,7 @@ static int zero_image_features(sx_seedx *m, const float **feat, int64_t *n, int6
 static int image_features_448(sx_seedx *m, const sx_image *im, float **feat, int64_t *n,
                               int64_t *E) {
     sx_vit *vit = NULL;
-    if (open_vit(m, &vit)) return -1;
+    if (open_vit(m, "vit.gguf", &vit)) return -1;
     int64_t S = vit->c.image_size;
     float *px = sx_malloc(sizeof(float) * (size_t)(3 * S * S), "pixels");
     float *f = sx_malloc(sizeof(float) * (size_t)(vit->c.n_queries * vit->c.output_dim), "features");
@@ -620,7 +604,7 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
     if (sx_seedx_opts_check(o) || load_agent(m)) return -1;
     sx_llama *llm = NULL;
     sx_llama_ctx *ctx = NULL;
-    if (open_llm(m, &llm)) return -1;
+    if (open_llm(m, "llm.gguf", &llm)) return -1;
     int64_t D = llm->cfg.hidden, Q = m->n_img_tokens, maxn = o->max_new_tokens;
     int rc = -1;
     float *emb = NULL, *hid = NULL;
@@ -810,7 +794,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     /* 2. condition image latent (stage 2): resize to the output size (1024 in
      * the official scripts), [-1,1], VAE encoder mean (not scaled) */
     int64_t h = o->height / 8, w = o->width / 8;
-    if (open_vae(m, &vae)) goto out;
+    if (open_vae(m, "vae.gguf", &vae)) goto out;
     if (stage2 && condition) {
         sx_image rs;
         memset(&rs, 0, sizeof rs);
