@@ -659,7 +659,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     memset(&dt, 0, sizeof dt);
     sx_unet *unet = NULL;
     sx_vae *vae = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     float *pe = NULL, *ne = NULL, *pp = NULL, *np_ = NULL, *lat = NULL, *img = NULL, *cimg = NULL,
           *clat = NULL;
@@ -708,7 +708,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     }
     /* 3. Euler + CFG through the UNet */
     if (seedx_path(m, unet_file, p, sizeof p) || sx_unet_load(p, &unet)) goto out;
-    if (sx_euler_init(&sch, sx_unet_gguf(unet), o->steps)) goto out;
+    if (sx_sched_init(&sch, sx_unet_gguf(unet), o->steps, SX_SAMPLER_EULER, SX_KARRAS_CONFIG)) goto out;
     lat = sx_malloc(sizeof(float) * (size_t)(4 * h * w), "latents");
     if (!lat) goto out;
     if (o->init_latents)
@@ -737,7 +737,7 @@ out:
     sx_gguf_close(dg);
     sx_unet_free(unet);
     sx_vae_free(vae);
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     free(pe), free(ne), free(pp), free(np_), free(lat), free(img), free(cimg), free(clat);
     return rc;
 }

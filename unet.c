@@ -952,7 +952,7 @@ int sx_cmd_unet(int argc, char **argv) {
     int rc = 1, kind;
     sx_unet *u = NULL;
     float *x = NULL, *ctx = NULL, *pooled = NULL, *nctx = NULL, *npooled = NULL, *eps = NULL, *img = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     int nd;
     int64_t sh[4], cnt, tid_v[6];
@@ -1098,7 +1098,7 @@ int sx_cmd_unet(int argc, char **argv) {
                 goto fail;
             }
         }
-        if (sx_euler_init(&sch, sx_unet_gguf(u), (int)steps)) goto fail;
+        if (sx_sched_init(&sch, sx_unet_gguf(u), (int)steps, SX_SAMPLER_EULER, SX_KARRAS_CONFIG)) goto fail;
         sx_cond cp = {ctx, T, pooled, {0}}, cn = {nctx, T, npooled, {0}};
         memcpy(cp.time_ids, tids, sizeof tids);
         memcpy(cn.time_ids, tids, sizeof tids);
@@ -1119,7 +1119,7 @@ int sx_cmd_unet(int argc, char **argv) {
 fail:
     fprintf(stderr, "seedx unet: %s\n", sx_errmsg());
 done:
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     sx_unet_free(u);
     free(x);
     free(ctx);
