@@ -301,6 +301,13 @@ static void test_rng_parse(void) {
 /* ---- DPM-Solver++(2M) and Karras sigmas (tests/fixtures/sampler/, scripts/fixtures_sampler.py) */
 #define SFIX "tests/fixtures/sampler/"
 
+/* tensor "<tag>.<what>" of a fixture */
+static const float *Ft(sx_gguf *g, const char *tag, const char *what) {
+    char nm[96];
+    snprintf(nm, sizeof nm, "%s.%s", tag, what);
+    return F_(g, nm, NULL);
+}
+
 /* an int array of metadata into v[max]: its length, -1 on error */
 static int meta_ints(const sx_gguf *g, const char *key, int64_t *v, int max) {
     int et;
@@ -334,13 +341,10 @@ static void test_sched_tables(void) {
             for (int k = 0; k < 2; k++)
                 for (int j = 0; j < n_steps; j++) {
                     int n = (int)steps[j];
-                    char nm[96];
-                    snprintf(nm, sizeof nm, "%s.k%d.%d.timesteps", kinds[kd], k, n);
-                    const float *ts = F_(g, nm, NULL);
-                    snprintf(nm, sizeof nm, "%s.k%d.%d.sigmas", kinds[kd], k, n);
-                    const float *sg = F_(g, nm, NULL);
-                    snprintf(nm, sizeof nm, "%s.k%d.%d.init_noise_sigma", kinds[kd], k, n);
-                    const float *ins = F_(g, nm, NULL);
+                    char tag[32];
+                    snprintf(tag, sizeof tag, "%s.k%d.%d", kinds[kd], k, n);
+                    const float *ts = Ft(g, tag, "timesteps"), *sg = Ft(g, tag, "sigmas");
+                    const float *ins = Ft(g, tag, "init_noise_sigma");
                     sx_sched s;
                     if (!ts || !sg || !ins ||
                         sx_sched_init(&s, g, n, kd ? SX_SAMPLER_DPMPP_2M : SX_SAMPLER_EULER,
@@ -381,12 +385,16 @@ static void test_sched_tables(void) {
         sx_gguf_close(g);
     }
 }
-/* a "kind.kK.N" case name -> sampler, Karras option, steps */
-static int parse_case(const char *c, int *kind, int *karras, int *n) {
+/* case i of the fixture's "fixture.cases" ("kind.kK.N") -> its name, sampler, Karras option, steps */
+static int fixture_case(const sx_gguf *g, uint64_t i, char tag[32], int *kind, int *karras, int *n) {
+    const char *cs;
+    size_t cl;
     int k;
-    if (sscanf(c, "dpm.k%d.%d", &k, n) == 2)
+    if (sx_meta_arr_str(g, "fixture.cases", i, &cs, &cl)) return -1;
+    snprintf(tag, 32, "%.*s", (int)cl, cs);
+    if (sscanf(tag, "dpm.k%d.%d", &k, n) == 2)
         *kind = SX_SAMPLER_DPMPP_2M;
-    else if (sscanf(c, "euler.k%d.%d", &k, n) == 2)
+    else if (sscanf(tag, "euler.k%d.%d", &k, n) == 2)
         *kind = SX_SAMPLER_EULER;
     else
         return -1;
@@ -407,19 +415,10 @@ static void test_sched_steps(void) {
         return;
     }
     for (uint64_t c = 0; c < nc; c++) {
-        const char *cs;
-        size_t cl;
-        char tag[32], nm[64];
+        char tag[32];
         int kind, karras, n;
-        CHECK_OK(sx_meta_arr_str(g, "fixture.cases", c, &cs, &cl));
-        snprintf(tag, sizeof tag, "%.*s", (int)cl, cs);
-        CHECK_OK(parse_case(tag, &kind, &karras, &n));
-        snprintf(nm, sizeof nm, "%s.x", tag);
-        const float *x0 = F_(g, nm, NULL);
-        snprintf(nm, sizeof nm, "%s.eps", tag);
-        const float *eps = F_(g, nm, NULL);
-        snprintf(nm, sizeof nm, "%s.latents", tag);
-        const float *ref = F_(g, nm, NULL);
+        CHECK_OK(fixture_case(g, c, tag, &kind, &karras, &n));
+        const float *x0 = Ft(g, tag, "x"), *eps = Ft(g, tag, "eps"), *ref = Ft(g, tag, "latents");
         sx_sched s;
         if (!x0 || !eps || !ref || sx_sched_init(&s, NULL, n, kind, karras)) {
             CHECKF(0, "%s: %s", tag, sx_errmsg());
@@ -475,13 +474,9 @@ static void test_dpm_loops(void) {
     memcpy(c.time_ids, tid, sizeof c.time_ids);
     memcpy(uc.time_ids, tid, sizeof uc.time_ids);
     for (uint64_t ci = 0; ci < nc; ci++) {
-        const char *cs;
-        size_t cl;
         char tag[32], nm[64];
         int kind, karras, n;
-        CHECK_OK(sx_meta_arr_str(g, "fixture.cases", ci, &cs, &cl));
-        snprintf(tag, sizeof tag, "%.*s", (int)cl, cs);
-        CHECK_OK(parse_case(tag, &kind, &karras, &n));
+        CHECK_OK(fixture_case(g, ci, tag, &kind, &karras, &n));
         for (int edit = 0; edit < 2; edit++) {
             snprintf(nm, sizeof nm, "%s.%s.latents", edit ? "edit" : "cfg", tag);
             const float *ref = F_(g, nm, NULL);
