@@ -146,9 +146,6 @@ int sx_image_exif_transpose(const sx_image *im, int orientation, sx_image *out);
 /* sx_image_load_rgb, then the EXIF transpose when exif_rotate != 0. */
 int sx_image_load_rgb_ex(const char *path, int exif_rotate, sx_image *out);
 
-/* CLI: seedx image info|convert|tiles */
-int sx_cmd_image(int argc, char **argv);
-
 #ifdef __cplusplus
 }
 #endif
