@@ -567,6 +567,82 @@ static void test_sched_options(void) {
     sx_gguf_close(g);
 }
 
+/* --sampler / --karras on the command line: `seedx unet sample` gives the DPM loop's latents
+ * (fixture), unknown samplers are refused, and `seedx reconstruct` runs DPM-Solver++ end to end */
+static void test_cli_sampler(void) {
+    sx_gguf *g = NULL;
+    CHECK_OK(sx_gguf_open(SFIX "loops.gguf", &g));
+    if (!g) return;
+    char dir[256], cmd[4096], path[320];
+    snprintf(dir, sizeof dir, "%s/sampler_cli", t_build());
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    CHECK(system(cmd) == 0);
+    const char *in[5] = {"cond.ctx", "cond.pooled", "uncond.ctx", "uncond.pooled", "noise"};
+    const int64_t shp[5][4] = {{9, 64}, {32}, {9, 64}, {32}, {1, 4, 8, 8}};
+    const int nd[5] = {2, 1, 2, 1, 4};
+    for (int i = 0; i < 5; i++) {
+        const float *a = F_(g, in[i], NULL);
+        snprintf(path, sizeof path, "%s/%s.npy", dir, in[i]);
+        CHECK(a && sx_npy_write(path, a, nd[i], shp[i]) == 0);
+    }
+    const char *karras[2] = {"", " --karras"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "./seedx unet sample -m " FIX "tiny_unet.gguf --ctx %s/cond.ctx.npy --pooled "
+                 "%s/cond.pooled.npy --neg-ctx %s/uncond.ctx.npy --neg-pooled %s/uncond.pooled.npy "
+                 "--noise %s/noise.npy --steps 4 --cfg 7.5 --size 64 --time-ids 64,64,0,0,64,64 "
+                 "--sampler dpmpp2m%s -o %s/out%d.npy > /dev/null 2>&1",
+                 dir, dir, dir, dir, dir, karras[k], dir, k);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        snprintf(path, sizeof path, "%s/out%d.npy", dir, k);
+        float *out = NULL;
+        int n_d;
+        int64_t sh[4], cnt = 0;
+        char tag[32];
+        snprintf(tag, sizeof tag, "cfg.dpm.k%d.4", k);
+        const float *ref = Ft(g, tag, "latents");
+        CHECK_OK(sx_npy_read(path, &out, &n_d, sh, &cnt));
+        if (out && ref && cnt == 256)
+            CHECK_CLOSE(tag, out, ref + 3 * 256, 256, 1e-5);
+        else
+            CHECK(0);
+        free(out);
+    }
+    snprintf(
+        cmd, sizeof cmd,
+        "./seedx unet sample -m " FIX "tiny_unet.gguf --ctx %s/cond.ctx.npy --pooled "
+        "%s/cond.pooled.npy --sampler dpm++ --size 64 -o %s/never.npy > /dev/null 2> %s/err.txt",
+        dir, dir, dir, dir);
+    CHECK(system(cmd) != 0);
+    snprintf(cmd, sizeof cmd,
+             "grep -q \"unknown sampler 'dpm++'\" %s/err.txt && test ! -e %s/never.npy", dir, dir);
+    CHECK(system(cmd) == 0);
+    /* the SEED-X front-end: DPM-Solver++ with Karras sigmas through sx_seedx_opts, and a
+     * different image than Euler's; a bad --sampler stops before loading anything */
+    const char *samplers[2] = {"euler", "dpmpp2m --karras"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "./seedx reconstruct -m tests/fixtures/seedx_e2e/model --image "
+                 "tests/fixtures/seedx_e2e/img_a.png -o %s/r%d.png --size 64x64 --steps 3 "
+                 "--sampler %s -q > /dev/null 2>&1",
+                 dir, i, samplers[i]);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+    }
+    snprintf(cmd, sizeof cmd, "! cmp -s %s/r0.png %s/r1.png", dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "./seedx generate -m tests/fixtures/seedx_e2e/model -p x -o %s/g.png --sampler heun "
+             "> /dev/null 2> %s/err2.txt",
+             dir, dir);
+    CHECK(system(cmd) != 0);
+    snprintf(cmd, sizeof cmd, "grep -q \"unknown sampler 'heun' (euler or dpmpp2m)\" %s/err2.txt",
+             dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    sx_gguf_close(g);
+}
+
 static void test_cleanup(void) {
     sx_gguf_close(IO);
     sx_gguf_close(RNG);
@@ -587,6 +663,7 @@ int main(void) {
     RUN(test_sched_steps);
     RUN(test_dpm_loops);
     RUN(test_sched_options);
+    RUN(test_cli_sampler);
     RUN(test_cleanup);
     return TEST_DONE();
 }
