@@ -77,7 +77,9 @@ static int sched_config(const sx_gguf *g, int kind, int karras, sched_cfg *c) {
 
 /* sigma(t) = sqrt((1 - alphas_cumprod) / alphas_cumprod), t = 0..N-1, in float32 as diffusers'
  * tensors: betas = linspace(start, end, N) (torch's two-sided formula), squared for
- * scaled_linear; alphas_cumprod = cumprod(1 - beta) (double accumulator, float store) */
+ * scaled_linear; alphas_cumprod = cumprod(1 - beta) (double accumulator, float store).
+ * torch 2.0.1's own table differs in the last bit for ~20% of the entries: its linspace kernel
+ * is compiled with fused multiply-adds and its float32 sqrt is not correctly rounded. */
 static void sigma_table(const sched_cfg *c, float *tab) {
     int64_t N = c->N;
     float st = c->scaled ? (float)sqrt(c->beta_start) : (float)c->beta_start;

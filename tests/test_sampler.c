@@ -354,17 +354,17 @@ static void test_sched_tables(void) {
                     }
                     cases++;
                     for (int i = 0; i < n; i++) {
-                        double d = fabs((double)s.timesteps[i] - ts[i]);
+                        double d = fabs((double)s.timesteps[i] - ts[i]) / fmax(fabs(ts[i]), 1.0);
                         if (d > t_err) t_err = d;
-                        /* exact, except Euler's unrounded Karras timesteps: numpy's float32 log
-                         * (SIMD) and glibc's logf differ by an ulp at times, which moves t by
-                         * up to ~1e-4 */
-                        if (d > (kd == 0 && k ? 2e-4 : 0) && bad++ < 5)
+                        /* exact, except Euler's Karras timesteps, which are not rounded: they go
+                         * through the log of the sigma table, whose last bits differ (below) */
+                        if (d > (kd == 0 && k ? 2e-6 : 0) && bad++ < 5)
                             fprintf(stderr, "  %s %s k%d n=%d: t[%d] %.9g vs %.9g\n", cfgs[c],
                                     kinds[kd], k, n, i, s.timesteps[i], ts[i]);
                     }
-                    /* sigmas to float rounding: torch.linspace's betas differ from the scalar
-                     * formula in the last bit for some entries (see sigma_table) */
+                    /* sigmas to float rounding: torch 2.0.1 computes the betas with fused
+                     * multiply-adds (its linspace kernel) and the table's sqrt is not correctly
+                     * rounded; sigma_table keeps plain float ops */
                     for (int i = 0; i <= n; i++) {
                         double d = fabs((double)s.sigmas[i] - sg[i]) / (sg[i] > 0 ? sg[i] : 1);
                         if (d > sg_err) sg_err = d;
@@ -380,7 +380,7 @@ static void test_sched_tables(void) {
         CHECKF(bad == 0, "%s: %d mismatches", cfgs[c], bad);
         CHECK(cases == 4 * n_steps);
         if (getenv("SEEDX_TEST_VERBOSE"))
-            printf("    sched_%-16s %d cases, max |dt| %.3g, max sigma rel. err %.3g\n", cfgs[c],
+            printf("    sched_%-16s %d cases, max t rel. err %.3g, max sigma rel. err %.3g\n", cfgs[c],
                    cases, t_err, sg_err);
         sx_gguf_close(g);
     }
