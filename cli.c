@@ -595,31 +595,6 @@ int sx_cmd_reconstruct(int argc, char **argv) {
     return 0;
 }
 
-/* Draws a 2-pixel green rectangle (the official visualizer uses
- * cv2.rectangle(..., (0,255,0), 2)). */
-static void draw_rect(sx_image *im, const int r[4]) {
-    for (int t = 0; t < 2; t++) {
-        int x1 = r[0] - (t ? 1 : 0), y1 = r[1] - (t ? 1 : 0), x2 = r[2] + (t ? 1 : 0) - t,
-            y2 = r[3] + (t ? 1 : 0) - t;
-        for (int x = x1; x <= x2; x++)
-            for (int k = 0; k < 2; k++) {
-                int y = k ? y2 : y1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-        for (int y = y1; y <= y2; y++)
-            for (int k = 0; k < 2; k++) {
-                int x = k ? x2 : x1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-    }
-}
-
 int sx_cmd_ground(int argc, char **argv) {
     cli_args a;
     int e = cli_parse("ground", argc, argv, &a);
@@ -648,7 +623,7 @@ int sx_cmd_ground(int argc, char **argv) {
         sx_seedx_box_rect(r.boxes[i], im.w, im.h, rect);
         printf("box %d: loc (%d, %d, %d, %d) -> pixels x1=%d y1=%d x2=%d y2=%d\n", i, r.boxes[i][0],
                r.boxes[i][1], r.boxes[i][2], r.boxes[i][3], rect[0], rect[1], rect[2], rect[3]);
-        draw_rect(&im, rect);
+        sx_image_draw_box(&im, rect[0], rect[1], rect[2], rect[3], (const uint8_t[3]){0, 255, 0});
     }
     int rc = a.out ? save_image(a.out, &im) : 0;
     sx_image_free(&im);
