@@ -52,6 +52,9 @@ static void cli_usage(const char *cmd) {
             "  --seed S          noise / sampling seed (default 42)\n"
             "  --rng torch-cpu|torch-cuda     noise generator (default torch-cpu)\n"
             "  --steps N --cfg G --image-cfg G --size WxH   diffusion (50, 7.5, 1.5, 1024x1024)\n"
+            "  --sampler S       euler (default, the official sampler) or dpmpp2m (DPM-Solver++(2M),\n"
+            "                    ~20-25 steps)\n"
+            "  --karras          Karras sigmas (either sampler)\n"
             "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
             "  --vae-tiling      tiled VAE (bounded memory)\n"
             "  --dtype T         f32|f16|bf16: every weight matrix in type T, converted at load\n"
@@ -114,6 +117,13 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
             }
         } else if (!strcmp(k, "--steps")) {
             NEEDV a->o.steps = atoi(v);
+        } else if (!strcmp(k, "--sampler")) {
+            NEEDV if (sx_sampler_parse(v, &a->o.sampler)) {
+                fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
+                return 2;
+            }
+        } else if (!strcmp(k, "--karras")) {
+            a->o.karras = SX_KARRAS_ON;
         } else if (!strcmp(k, "--cfg")) {
             NEEDV a->o.cfg = (float)atof(v);
         } else if (!strcmp(k, "--image-cfg")) {

@@ -482,6 +482,8 @@ void sx_seedx_opts_default(sx_seedx_opts *o) {
     o->width = o->height = 1024;
     o->seed = 42;
     o->rng = SX_RNG_TORCH_CPU;
+    o->sampler = SX_SAMPLER_EULER;
+    o->karras = SX_KARRAS_CONFIG;
 }
 
 void sx_seedx_reply_free(sx_seedx_reply *r) {
@@ -661,8 +663,8 @@ out:
 /* ---- de-tokenizer: features -> pixels -----------------------------------
  * SDXLAdapter.generate / SDXLAdapterWithLatentImage.generate: ResamplerXLV2
  * on the positive and negative features, SDXL time ids for the output size,
- * Euler sampling with CFG through the UNet (2-way; 3-way with an image
- * latent for stage 2), VAE decode, uint8 conversion. */
+ * Euler (or DPM-Solver++) sampling with CFG through the UNet (2-way; 3-way
+ * with an image latent for stage 2), VAE decode, uint8 conversion. */
 int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const float *neg_feat,
                         int64_t n_neg, int stage2, const sx_image *condition,
                         const sx_seedx_opts *o, sx_image *out) {
@@ -676,7 +678,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     memset(&dt, 0, sizeof dt);
     sx_unet *unet = NULL;
     sx_vae *vae = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     float *pe = NULL, *ne = NULL, *pp = NULL, *np_ = NULL, *lat = NULL, *img = NULL, *cimg = NULL,
           *clat = NULL;
@@ -723,9 +725,9 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
         int64_t sl[3] = {4, h, w};
         sx_trace("image_latents", clat, 3, sl);
     }
-    /* 3. Euler + CFG through the UNet */
+    /* 3. sampler (Euler, or DPM-Solver++) + CFG through the UNet */
     if (seedx_path(m, unet_file, p, sizeof p) || sx_unet_load(p, &unet)) goto out;
-    if (sx_euler_init(&sch, sx_unet_gguf(unet), o->steps)) goto out;
+    if (sx_sched_init(&sch, sx_unet_gguf(unet), o->steps, o->sampler, o->karras)) goto out;
     lat = sx_malloc(sizeof(float) * (size_t)(4 * h * w), "latents");
     if (!lat) goto out;
     if (o->init_latents)
@@ -754,7 +756,7 @@ out:
     sx_gguf_close(dg);
     sx_unet_free(unet);
     sx_vae_free(vae);
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     free(pe), free(ne), free(pp), free(np_), free(lat), free(img), free(cimg), free(clat);
     return rc;
 }

@@ -102,7 +102,9 @@ typedef struct sx_seedx_opts {
     int top_k;
     uint64_t seed;            /* sampling and initial noise */
     int rng;                  /* SX_RNG_TORCH_CPU / SX_RNG_TORCH_CUDA (sampler.h) */
-    int steps;                /* Euler steps (50) */
+    int steps;                /* sampler steps (50) */
+    int sampler;              /* SX_SAMPLER_EULER (official) / SX_SAMPLER_DPMPP_2M (sampler.h) */
+    int karras;               /* SX_KARRAS_CONFIG (the UNet container's) / _ON / _OFF */
     float cfg, image_cfg;     /* guidance 7.5, image guidance 1.5 (edit) */
     int width, height;        /* output size (1024x1024) */
     int vae_tiling;
