@@ -23,9 +23,10 @@
  *   POST /v1/images/generations  prompt -> image (b64_json)
  *   POST /v1/images/edits        image (data: URL) + prompt -> image
  *
- * Prompts. Until the library has a conversation API (issue #19),
- * build_prompt() below makes the prompt of a conversation from the
- * official templates piece by piece; see its comment. */
+ * Prompts. A request's messages become a conversation of the library
+ * (sx_seedx_conv_*, SEED-X's multi-turn format): build_conversation(). An
+ * answer's content is its turn text (tags kept), so a client that sends the
+ * history back continues the conversation exactly. */
 #include <errno.h>
 #include <math.h>
 #include <netdb.h>
@@ -308,8 +309,8 @@ static int text_ok(const json_value *v, const char *where, size_t *total, reqerr
 }
 
 /* One message's content: a string, or an array of text / image_url parts.
- * Images of assistant messages are not part of the prompt (see
- * build_prompt). */
+ * Images of assistant messages are not part of the prompt (the conversation
+ * keeps a turn's answer as text). */
 static int parse_content(job *j, const json_value *c, int mi, turn *t, size_t *total, reqerr *e) {
     char where[48];
     jbuf text = {0};
@@ -479,6 +480,10 @@ static int check_mode(job *j, reqerr *e) {
     if (j->mode == MODE_GENERATE && j->n_img)
         return rerr(e, 400, "mode generate takes no image (use mode edit)");
     if (j->mode == MODE_GROUND && !j->n_img) return rerr(e, 400, "mode ground needs an image");
+    int users = 0;
+    for (int t = 0; t < j->n_turns; t++) users += j->turns[t].role == ROLE_USER;
+    if (j->force_image && users > 1)
+        return rerr(e, 400, "force_image applies to one-turn requests (%d user messages)", users);
     return 0;
 }
 
@@ -674,97 +679,75 @@ static void begin_output(job *j) {
 /* ======================================================================
  * the prompt of a conversation
  * ====================================================================== */
-/* Tokens of one prompt piece filled into a template, without bos. */
-static int piece(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles, int n_img,
-                 int **ids, int64_t *n) {
-    int *t;
-    int64_t k;
-    if (sx_seedx_build_prompt_t(m, tmpl, text, tiles, n_img, &t, &k)) return -1;
-    int *nv = realloc(*ids, sizeof(int) * (size_t)(*n + k));
-    if (!nv) {
-        free(t);
-        return sx_err("out of memory for the prompt");
-    }
-    memcpy(nv + *n, t + 1, sizeof(int) * (size_t)(k - 1)); /* t[0] is bos */
-    *ids = nv;
-    *n += k - 1;
-    free(t);
-    return 0;
-}
-
-/* The prompt of a conversation as ids (bos first), every user image's block
- * in place; tiles[i] is image i's any-res count.
- *
- * Until the library has a conversation API (issue #19), this follows the
- * way SEED-X's training code builds multi-turn prompts (decode_llava_data):
- * bos, then each piece tokenized on its own -
- *   system text + "\n"                         (a system message, if any)
- *   the template filled with the turn's images and text   (first user turn)
- *   the assistant's text as it is                          (assistant turns)
- *   "\n" + the template filled                             (later user turns)
- * with the template of the request (SEED-X-I: "[INST] {IMG}{TEXT} [/INST]\n";
- * the base model's by mode when "template": "seed-x"). The last user turn
+/* The request's messages as a conversation of the library (sx_seedx_conv_*,
+ * SEED-X's own multi-turn format, decode_llava_data): each user turn with
+ * its images - encoded here, in prompt order - and its text, each assistant
+ * turn by its text. The template is the mode's: SEED-X-I's
+ * "[INST] {IMG}{TEXT} [/INST]\n", or with "template": "seed-x" the base
+ * model's question / detection / text-to-image prompt. The last user turn
  * gets the mode's text ("Generate an image: " + text for generate, as the
- * CLI) and, with force_image, "<img>" after the template. Images of
- * assistant messages are left out. A one-turn request gives exactly the
- * CLI's prompt (sx_seedx_build_prompt_t with the same template). */
-static int build_prompt(const sx_seedx *m, const job *j, const int *tiles, int **ids, int64_t *n) {
+ * CLI); force_image ends the template with "<img>" (one-turn requests only,
+ * checked before). System messages are left out: the format has no system
+ * turn. A one-turn request gives the CLI's prompt. Returns 0, or the HTTP
+ * status of the failure (sx_errmsg says what). */
+static int build_conversation(sx_seedx *m, const job *j, const sx_image *ims, const char *grids,
+                              sx_seedx_conv *c) {
     const char *tmpl = sx_seedx_template("seed-x-i");
     if (j->base_template)
         tmpl = sx_seedx_template(j->mode == MODE_GROUND     ? "seed-x-detect"
                                  : j->mode == MODE_GENERATE ? "seed-x-t2i"
                                                             : "seed-x");
-    *n = 1;
-    *ids = malloc(sizeof(int));
-    if (!*ids) return sx_err("out of memory for the prompt");
-    (*ids)[0] = sx_seedx_special(m)->bos;
-    int rc = 0, users = 0;
-    for (int t = 0; t < j->n_turns && !rc; t++) {
+    char forced[256];
+    size_t tl = strlen(tmpl);
+    if (j->force_image && !(tl >= 5 && !strcmp(tmpl + tl - 5, "<img>"))) {
+        snprintf(forced, sizeof forced, "%s<img>", tmpl);
+        tmpl = forced;
+    }
+    if (sx_seedx_conv_init(c, m, tmpl)) return 500;
+    for (int t = 0; t < j->n_turns; t++) {
         const turn *tu = &j->turns[t];
-        char tm[256], *text = tu->text, *own = NULL;
-        if (tu->role == ROLE_SYSTEM) {
-            rc = piece(m, "{TEXT}\n", text, NULL, 0, ids, n);
-            continue;
-        }
+        if (tu->role == ROLE_SYSTEM) continue;
         if (tu->role == ROLE_ASSISTANT) {
-            rc = piece(m, "{TEXT}", text, NULL, 0, ids, n);
+            if (sx_seedx_conv_assistant(c, m, tu->text)) return 400;
             continue;
         }
-        int last = t == j->n_turns - 1;
-        size_t tl = strlen(tmpl);
-        int add_img = last && j->force_image && !(tl >= 5 && !strcmp(tmpl + tl - 5, "<img>"));
-        snprintf(tm, sizeof tm, "%s%s%s", users ? "\n" : "", tmpl, add_img ? "<img>" : "");
-        if (last && j->mode == MODE_GENERATE && !j->base_template) {
-            own = malloc(strlen(text) + 32);
-            if (!own) return sx_err("out of memory for the prompt");
+        int tiles[MAX_IMAGES];
+        float *feats = NULL;
+        int64_t rows = 0;
+        if (tu->n_img &&
+            sx_seedx_encode_images(m, ims + tu->img0, tu->n_img, grids, &feats, &rows, tiles)) {
+            sx_err_prefix("vision: ");
+            return 500;
+        }
+        const char *text = tu->text;
+        char *own = NULL;
+        if (t == j->n_turns - 1 && j->mode == MODE_GENERATE && !j->base_template) {
+            if (!(own = malloc(strlen(text) + 32))) return sx_err("out of memory"), 500;
             sprintf(own, "Generate an image: %s", text);
             text = own;
         }
-        rc = piece(m, tm, text, tiles + tu->img0, tu->n_img, ids, n);
+        int rc = sx_seedx_conv_user(c, m, text, tiles, tu->n_img, feats, rows);
         free(own);
-        users++;
+        free(feats);
+        if (rc) return 400;
     }
-    if (rc) {
-        free(*ids);
-        *ids = NULL;
-    }
-    return rc;
+    return 0;
 }
 
 /* ======================================================================
  * running a job (worker thread)
  * ====================================================================== */
-/* Text streaming: after each token the kept ids are decoded and tags
- * stripped as the final reply will be; the part that can no longer change
- * is sent as a delta. Held back: an incomplete UTF-8 character, an unclosed
- * '<' (a tag being generated), and a trailing space the tokenizer's
- * clean-up may still remove (" ." " ," " n't" " 's" ...). */
+/* Text streaming: after each token the text ids so far (the reply's turn
+ * text: image tokens and the final EOS left out, tags kept) are decoded and
+ * the part that can no longer change is sent as a delta. Held back: an
+ * incomplete UTF-8 character, and a trailing space the tokenizer's clean-up
+ * may still remove (" ." " ," " n't" " 's" ...). */
 typedef struct {
     job *j;
     const sx_seedx *m;
     int *ids;
     size_t n, cap;
-    jbuf sent;    /* clean text sent so far */
+    jbuf sent;    /* text sent so far */
     int diverged; /* a decode changed text already sent: wait for the end */
     int n_img_tokens;
     double t_last_progress;
@@ -772,19 +755,9 @@ typedef struct {
 
 static size_t stable_len(const char *s, size_t n) {
     n = utf8_complete_prefix(s, n);
-    const char *lt = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '<')
-            lt = s + i;
-        else if (s[i] == '>')
-            lt = NULL;
-    if (lt) n = (size_t)(lt - s);
     const char *sp = NULL;
-    for (size_t i = n; i > 0; i--)
-        if (s[i - 1] == ' ') {
-            sp = s + i - 1;
-            break;
-        }
+    for (size_t i = n; i > 0 && !sp; i--)
+        if (s[i - 1] == ' ') sp = s + i - 1;
     if (sp) {
         size_t tail = n - (size_t)(sp - s) - 1;
         static const char *const held[] = {"", "n", "n'", "'", "'v", "'r"};
@@ -794,21 +767,22 @@ static size_t stable_len(const char *s, size_t n) {
     return n;
 }
 
-static void send_delta(streamer *st, const char *clean, size_t len) {
+/* Sends text[sent .. len) when text extends what was sent. */
+static void send_delta(streamer *st, const char *text, size_t len) {
     if (st->diverged) return;
-    if (len < st->sent.n || memcmp(clean, st->sent.p ? st->sent.p : "", st->sent.n)) {
-        st->diverged = len < st->sent.n || memcmp(clean, st->sent.p, st->sent.n);
-        if (st->diverged) return;
+    if (len < st->sent.n || (st->sent.n && memcmp(text, st->sent.p, st->sent.n))) {
+        st->diverged = 1;
+        return;
     }
     if (len == st->sent.n) return;
     jbuf b = {0};
     chunk_begin(st->j, &b);
     jb_puts(&b, "\"choices\":[{\"index\":0,\"delta\":{\"content\":");
-    jb_str(&b, clean + st->sent.n, len - st->sent.n);
+    jb_str(&b, text + st->sent.n, len - st->sent.n);
     jb_puts(&b, "},\"finish_reason\":null}]}");
     sse_send(st->j, &b);
     jb_free(&b);
-    jb_put(&st->sent, clean + st->sent.n, len - st->sent.n);
+    jb_put(&st->sent, text + st->sent.n, len - st->sent.n);
 }
 
 static int on_token(void *user, int32_t id) {
@@ -826,7 +800,7 @@ static int on_token(void *user, int32_t id) {
         return 0;
     }
     st->n_img_tokens = 0;
-    if (!st->j->stream || st->j->api != API_CHAT) return 0;
+    if (!st->j->stream || st->j->api != API_CHAT || id == tk->eos) return 0;
     if (st->n == st->cap) {
         size_t nc = st->cap ? st->cap * 2 : 64;
         int *ni = realloc(st->ids, sizeof(int) * nc);
@@ -836,11 +810,7 @@ static int on_token(void *user, int32_t id) {
     st->ids[st->n++] = id;
     char *text = NULL;
     if (sx_detokenize(sx_seedx_tokenizer(st->m), st->ids, st->n, 0, &text, NULL)) return 0;
-    size_t keep = stable_len(text, strlen(text));
-    text[keep] = 0;
-    char *clean = sx_seedx_strip_tags(text);
-    if (clean) send_delta(st, clean, strlen(clean));
-    free(clean);
+    send_delta(st, text, stable_len(text, strlen(text)));
     free(text);
     return 0;
 }
@@ -869,25 +839,6 @@ static int stop_check(void *user) {
     return atomic_load(&j->cancel) || atomic_load(&S.stopping);
 }
 
-static void green(sx_image *im, int x, int y) {
-    if (x < 0 || y < 0 || x >= im->w || y >= im->h) return;
-    uint8_t *p = im->data + ((size_t)y * (size_t)im->w + (size_t)x) * 3;
-    p[0] = 0, p[1] = 255, p[2] = 0;
-}
-
-/* A 1-pixel green outline of [x1, x2] x [y1, y2], clipped to the image. */
-static void outline(sx_image *im, int x1, int y1, int x2, int y2) {
-    for (int x = x1; x <= x2; x++) green(im, x, y1), green(im, x, y2);
-    for (int y = y1; y <= y2; y++) green(im, x1, y), green(im, x2, y);
-}
-
-/* The box as the CLI draws it (the official visualizer's 2-pixel
- * cv2.rectangle): the rectangle and the one grown by a pixel up and left. */
-static void draw_box(sx_image *im, const int r[4]) {
-    outline(im, r[0], r[1], r[2], r[3]);
-    outline(im, r[0] - 1, r[1] - 1, r[2], r[3]);
-}
-
 /* "data:image/png;base64,..." of an image */
 static int png_data_url(const sx_image *im, jbuf *b) {
     uint8_t *png;
@@ -908,6 +859,7 @@ static int png_data_url(const sx_image *im, jbuf *b) {
 
 typedef struct {
     sx_seedx_reply r;
+    char *text; /* the answer as the conversation keeps it (sx_seedx_reply_turn_text) */
     int64_t n_prompt;
     sx_image out[4]; /* generated images (decoded), or the image with boxes */
     int n_out;
@@ -918,66 +870,48 @@ typedef struct {
 
 static void result_free(result *res) {
     sx_seedx_reply_free(&res->r);
+    free(res->text);
     for (int i = 0; i < res->n_out; i++) sx_image_free(&res->out[i]);
 }
 
-/* The model part shared by every endpoint: images -> prompt -> LLM turn ->
- * generated images decoded, or boxes drawn. Errors are reported on the job. */
+/* The model part shared by every endpoint: images -> conversation -> LLM
+ * turn -> generated images decoded, or boxes drawn. Errors are reported on
+ * the job; output (a stream's 200) begins once the prompt is known to fit. */
 static int run_model(job *j, result *res) {
     sx_seedx *m = S.m;
     memset(res, 0, sizeof *res);
     sx_image ims[MAX_IMAGES];
     memset(ims, 0, sizeof ims);
-    int tiles[MAX_IMAGES];
-    int *ids = NULL, rc = -1;
-    int64_t P = 0, rows = 0;
-    float *feats = NULL;
+    sx_seedx_conv conv;
+    memset(&conv, 0, sizeof conv);
+    int rc = -1;
     streamer st = {0};
     st.j = j, st.m = m;
     const char *grids = j->grids[0] ? j->grids : NULL;
-    /* 1. images: decode, any-res tile counts */
-    int res_grid[SX_ANYRES_MAX_GRIDS][2], n_grid = 0;
-    sx_anyres_parse_grids(grids ? grids : SX_ANYRES_DEFAULT_GRIDS, res_grid, &n_grid);
-    for (int i = 0; i < j->n_img; i++) {
+    /* 1. the images, decoded */
+    for (int i = 0; i < j->n_img; i++)
         if (sx_image_decode_rgb(j->img[i].bytes, j->img[i].n, j->img[i].where, &ims[i])) {
             job_error(j, 400, "%s: image does not decode: %s", j->img[i].where, sx_errmsg());
             goto out;
         }
-        int g = sx_anyres_select(ims[i].w, ims[i].h, (const int(*)[2])res_grid, n_grid);
-        tiles[i] = (res_grid[g][0] / SX_ANYRES_BASE) * (res_grid[g][1] / SX_ANYRES_BASE) + 1;
-    }
-    /* 2. the prompt, checked against the context before any compute */
-    if (build_prompt(m, j, tiles, &ids, &P)) {
-        job_error(j, 400, "building the prompt: %s", sx_errmsg());
+    /* 2. the conversation (vision runs here), checked against the context */
+    double t = http_now();
+    int status = build_conversation(m, j, ims, grids, &conv);
+    res->t_vision = http_now() - t;
+    if (status) {
+        job_error(j, stopped_status(j) == 500 ? status : stopped_status(j), "%s%s",
+                  status == 400 ? "building the prompt: " : "", sx_errmsg());
         goto out;
     }
-    res->n_prompt = P;
-    if (P + j->o.max_new_tokens > S.n_ctx) {
+    res->n_prompt = conv.n;
+    if (conv.n + j->o.max_new_tokens > S.n_ctx) {
         job_error(j, 400,
                   "prompt of %lld tokens + %lld new tokens (max_tokens) exceeds the context of "
                   "%lld tokens",
-                  (long long)P, (long long)j->o.max_new_tokens, (long long)S.n_ctx);
+                  (long long)conv.n, (long long)j->o.max_new_tokens, (long long)S.n_ctx);
         goto out;
     }
     begin_output(j);
-    /* 3. vision: every user image in prompt order */
-    double t = http_now();
-    if (j->n_img) {
-        emit_progress(j, "vision", 0, j->n_img);
-        int got[MAX_IMAGES];
-        if (sx_seedx_encode_images(m, ims, j->n_img, grids, &feats, &rows, got)) {
-            job_error(j, 500, "vision: %s", sx_errmsg());
-            goto out;
-        }
-        for (int i = 0; i < j->n_img; i++)
-            if (got[i] != tiles[i]) {
-                job_error(j, 500, "image %d: %d any-res tiles, the prompt was built for %d", i,
-                          got[i], tiles[i]);
-                goto out;
-            }
-        emit_progress(j, "vision", j->n_img, j->n_img);
-    }
-    res->t_vision = http_now() - t;
     /* 4. the LLM turn, streamed */
     sx_seedx_opts o = j->o;
     o.on_token = on_token;
@@ -988,17 +922,19 @@ static int run_model(job *j, result *res) {
     o.progress_user = j;
     o.grids = grids;
     t = http_now();
-    if (sx_seedx_generate(m, ids, P, feats, rows, &o, &res->r)) {
+    if (sx_seedx_generate(m, conv.ids, conv.n, conv.feats, conv.feat_rows, &o, &res->r)) {
         job_error(j, stopped_status(j), "generation: %s", sx_errmsg());
         goto out;
     }
     res->t_llm = http_now() - t;
     res->finished_by_eos =
         res->r.n_ids > 0 && res->r.ids[res->r.n_ids - 1] == sx_seedx_special(m)->eos;
-    if (j->stream && j->api == API_CHAT) { /* the rest of the text */
-        const char *c = res->r.clean;
-        send_delta(&st, c, strlen(c));
+    if (!(res->text = sx_seedx_reply_turn_text(m, &res->r))) {
+        job_error(j, 500, "decoding the answer: %s", sx_errmsg());
+        goto out;
     }
+    if (j->stream && j->api == API_CHAT)
+        send_delta(&st, res->text, strlen(res->text)); /* the rest */
     /* 5. images the model generated -> pixels (stage 2, conditioned on the
      * request's image, when editing, or in chat with an edit model, as the CLI) */
     t = http_now();
@@ -1025,27 +961,27 @@ static int run_model(job *j, result *res) {
             if (res->r.box_counts[b] >= 4) {
                 int r4[4];
                 sx_seedx_box_rect(res->r.boxes[b], res->out[0].w, res->out[0].h, r4);
-                draw_box(&res->out[0], r4);
+                sx_image_draw_box(&res->out[0], r4[0], r4[1], r4[2], r4[3],
+                                  (const uint8_t[3]){0, 255, 0});
             }
     }
     res->t_decode = http_now() - t;
     rc = 0;
 out:
     for (int i = 0; i < j->n_img; i++) sx_image_free(&ims[i]);
-    free(ids);
-    free(feats);
+    sx_seedx_conv_free(&conv);
     free(st.ids);
     jb_free(&st.sent);
     if (rc) result_free(res);
     return rc;
 }
 
-/* "seedx": token ids, raw text, timings */
+/* "seedx": token ids, the text without tags, timings */
 static void seedx_extra(jbuf *b, const result *res) {
     jb_puts(b, "\"seedx\":{\"token_ids\":[");
     for (int64_t i = 0; i < res->r.n_ids; i++) jb_printf(b, "%s%d", i ? "," : "", res->r.ids[i]);
-    jb_puts(b, "],\"text_raw\":");
-    jb_str(b, res->r.text ? res->r.text : "", res->r.text ? strlen(res->r.text) : 0);
+    jb_puts(b, "],\"text_clean\":");
+    jb_str(b, res->r.clean, strlen(res->r.clean));
     jb_printf(b, ",\"timings\":{\"vision_s\":%.3f,\"llm_s\":%.3f,\"image_s\":%.3f}}", res->t_vision,
               res->t_llm, res->t_decode);
 }
@@ -1106,7 +1042,7 @@ static void run_chat(job *j) {
             jb_puts(&b, ",");
         }
         jb_puts(&b, "\"text\":");
-        jb_str(&b, res.r.clean, strlen(res.r.clean));
+        jb_str(&b, res.text, strlen(res.text));
         jb_puts(&b, ",");
         seedx_extra(&b, &res);
         jb_puts(&b, "}");
@@ -1121,12 +1057,12 @@ static void run_chat(job *j) {
         jb_puts(&b, "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
         if (res.n_out) {
             jb_puts(&b, "[{\"type\":\"text\",\"text\":");
-            jb_str(&b, res.r.clean, strlen(res.r.clean));
+            jb_str(&b, res.text, strlen(res.text));
             jb_puts(&b, "}");
             rc = image_parts(&b, &res, 1);
             jb_puts(&b, "]");
         } else {
-            jb_str(&b, res.r.clean, strlen(res.r.clean));
+            jb_str(&b, res.text, strlen(res.text));
         }
         if (j->mode == MODE_GROUND) {
             jb_puts(&b, ",");
