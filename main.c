@@ -8,6 +8,7 @@
 #include "cli.h"
 
 static int sx_cmd_version(int argc, char **argv);
+int sx_cmd_serve(int argc, char **argv); /* serve.c */
 
 static const struct {
     const char *name;
@@ -28,6 +29,7 @@ static const struct {
     {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)"},
     {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip"},
     {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling"},
+    {"serve", sx_cmd_serve, "SEED-X behind a local HTTP API (OpenAI conventions) and a web page"},
     /* @@commands: add one line per subcommand above this marker */
 };
 

@@ -980,16 +980,22 @@ int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *tex
     return rc;
 }
 
-int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
-    if (!c || !m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_conv_reply: bad arguments");
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_reply_turn_text: bad arguments"), NULL;
     int *keep = sx_malloc(sizeof(int) * (size_t)(r->n_ids ? r->n_ids : 1), "answer ids");
-    if (!keep) return -1;
+    if (!keep) return NULL;
     int64_t nk = text_ids(m, r->ids, r->n_ids, m->n_img_tokens, keep);
     if (nk > 0 && keep[nk - 1] == m->tk.eos) nk--; /* no EOS between turns */
     char *text = NULL;
-    int rc = sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL);
+    if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL)) text = NULL;
     free(keep);
-    if (rc == 0) rc = sx_seedx_conv_assistant(c, m, text);
+    return text;
+}
+
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!c) return sx_err("sx_seedx_conv_reply: bad arguments");
+    char *text = sx_seedx_reply_turn_text(m, r);
+    int rc = text ? sx_seedx_conv_assistant(c, m, text) : -1;
     free(text);
     return rc;
 }

@@ -188,6 +188,10 @@ int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, co
  * without a final EOS, decoded, then tokenized as a piece). */
 int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text);
 int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r);
+/* That text of a reply: what sx_seedx_conv_reply adds, and what a client
+ * holding the history (a server's caller) sends back as the assistant turn.
+ * Tags kept; malloc'd, NULL on error. */
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r);
 /* Rewinding: a failed turn leaves the conversation as it was before it. */
 typedef struct sx_seedx_conv_mark {
     int64_t n, feat_rows;
