@@ -971,9 +971,16 @@ int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *tex
     int *ids = sx_malloc(sizeof(int) * (nt + 1), "answer ids");
     int rc = -1;
     if (ids) {
+        /* image/patch brackets in an answer would open comprehension slots
+         * that no image fills: an answer carries text only */
+        int64_t w = 1;
+        const sx_seedx_tokens *k = &m->tk;
+        for (size_t i = 0; i < nt; i++)
+            if (t[i] != k->img_open && t[i] != k->img_close && t[i] != k->patch_open &&
+                t[i] != k->patch_close)
+                ids[w++] = t[i];
         ids[0] = m->tk.bos;
-        memcpy(ids + 1, t, sizeof(int) * nt);
-        rc = conv_append(c, ids, (int64_t)nt + 1);
+        rc = conv_append(c, ids, w);
     }
     free(ids);
     free(t);
@@ -986,6 +993,14 @@ char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r) {
     if (!keep) return NULL;
     int64_t nk = text_ids(m, r->ids, r->n_ids, m->n_img_tokens, keep);
     if (nk > 0 && keep[nk - 1] == m->tk.eos) nk--; /* no EOS between turns */
+    /* a generated image is not carried into the history: its </img> (and any
+     * stray image/patch bracket) would open or close a comprehension slot in
+     * the next prompt, with no features to fill it */
+    int64_t w = 0;
+    for (int64_t i = 0; i < nk; i++)
+        if (keep[i] != m->tk.img_close && keep[i] != m->tk.patch_open && keep[i] != m->tk.patch_close)
+            keep[w++] = keep[i];
+    nk = w;
     char *text = NULL;
     if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL)) text = NULL;
     free(keep);

@@ -185,7 +185,9 @@ int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, co
                        int n_images, const float *feats, int64_t rows);
 /* An assistant turn from its text (e.g. a client's history), or from the
  * reply sx_seedx_generate gave (its text ids without image spans and
- * without a final EOS, decoded, then tokenized as a piece). */
+ * without a final EOS, decoded, then tokenized as a piece). A generated
+ * image does not enter the history: image/patch brackets are dropped from
+ * an answer's ids (they would open comprehension slots no image fills). */
 int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text);
 int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r);
 /* That text of a reply: what sx_seedx_conv_reply adds, and what a client
