@@ -442,6 +442,16 @@ static void chat_mode(const char *mode) {
     CHECK(c.n == mk.n && c.user_turns == turns && c.images == 1 && c.feat_rows == rows &&
           !memcmp(before, c.ids, sizeof(int) * (size_t)c.n));
     free(before);
+    /* an answer with image brackets (a generated image, or a client's history)
+     * adds text only: no bracket may open a comprehension slot */
+    int64_t n1 = c.n;
+    CHECK_OK(sx_seedx_conv_assistant(&c, M, "see <img> here </img> and <patch></patch>"));
+    const sx_seedx_tokens *tk = sx_seedx_special(M);
+    int brackets = 0;
+    for (int64_t i = n1; i < c.n; i++)
+        brackets += c.ids[i] == tk->img_open || c.ids[i] == tk->img_close || c.ids[i] == tk->patch_open ||
+                    c.ids[i] == tk->patch_close;
+    CHECK(c.n > n1 + 3 && brackets == 0);
     /* an image in a later turn with a template that has no {IMG}: refused, nothing changed */
     sx_seedx_conv t;
     CHECK_OK(sx_seedx_conv_init(&t, M, "Q: {TEXT}\nA:"));
