@@ -451,7 +451,7 @@ static void chat_mode(const char *mode) {
     for (int64_t i = n1; i < c.n; i++)
         brackets += c.ids[i] == tk->img_open || c.ids[i] == tk->img_close || c.ids[i] == tk->patch_open ||
                     c.ids[i] == tk->patch_close;
-    CHECK(c.n > n1 + 3 && brackets == 0);
+    CHECK(c.n == n1 + 3 && brackets == 0); /* "see" "here" "and" */
     /* an image in a later turn with a template that has no {IMG}: refused, nothing changed */
     sx_seedx_conv t;
     CHECK_OK(sx_seedx_conv_init(&t, M, "Q: {TEXT}\nA:"));
