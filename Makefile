@@ -10,7 +10,7 @@ LDLIBS  := -lm -lpthread
 ARCH    := $(shell uname -m)
 BUILD   ?= build
 
-CLI_SRCS := main.c cli.c cli_tools.c
+CLI_SRCS := main.c cli.c cli_tools.c serve.c http.c json.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 ALL_SRCS := $(filter-out $(CLI_SRCS), $(wildcard *.c))
 ifeq ($(ARCH),x86_64)
@@ -30,7 +30,7 @@ BENCH_BINS := $(BENCH_SRCS:tests/%.c=$(BUILD)/tests/%)
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
 
-.PHONY: all test test-asan bench fixtures format clean fuzz install
+.PHONY: all test test-asan test-browser bench fixtures format clean fuzz install
 all: seedx $(BUILD)/libseedx.a
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -49,12 +49,18 @@ $(BUILD)/libseedx.a: $(LIB_OBJS)
 seedx: $(CLI_OBJS) $(BUILD)/libseedx.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# `seedx serve` embeds webui.html (.incbin); its tests link the HTTP and JSON code.
+$(BUILD)/serve.o: webui.html
+$(BUILD)/tests/test_serve: tests/test_serve.c tests/test.h $(BUILD)/http.o $(BUILD)/json.o $(BUILD)/libseedx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/http.o $(BUILD)/json.o $(BUILD)/libseedx.a $(LDLIBS)
+
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/libseedx.a $(LDLIBS)
 
 # tests/test_cli.c also calls the front-end's own functions (cli.h)
-CLI_LIB_OBJS := $(filter-out $(BUILD)/main.o, $(CLI_OBJS))
+CLI_LIB_OBJS := $(BUILD)/cli.o $(BUILD)/cli_tools.o
 $(BUILD)/tests/test_cli: tests/test_cli.c tests/test.h $(BUILD)/libseedx.a $(CLI_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(CLI_LIB_OBJS) $(BUILD)/libseedx.a $(LDLIBS)
@@ -88,6 +94,13 @@ $(BUILD)/tests/example_api: tests/example_api.c $(INSTALL_TEST)/.done
 test: seedx $(TEST_BINS) $(BUILD)/tests/example_api
 	@sh tests/run.sh $(BUILD) $(TEST_BINS)
 
+# The web page of `seedx serve` in a real browser: Debian's chromium and
+# chromium-driver driven by selenium (tests/requirements-browser.txt);
+# BROWSER_PY is a python that has it. Screenshots go to $(BUILD)/browser/.
+BROWSER_PY ?= python3
+test-browser: seedx
+	SEEDX_TEST_BUILD=$(BUILD) $(BROWSER_PY) tests/test_serve_browser.py
+
 # The sanitized build also makes ./seedx (the CLI tests run it); it is removed
 # afterwards so the next `make` links the normal binary again.
 test-asan:
@@ -111,13 +124,13 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz seedx
 
-# libFuzzer harnesses: tests/fuzz_<name>.c, built with clang (with the library
-# and the front-end's cli.c / cli_tools.c); each runs for FUZZ_SECONDS
+# libFuzzer harnesses: tests/fuzz_<name>.c, built with clang (with the library,
+# the HTTP/JSON code and the front-end's cli.c / cli_tools.c); each runs for FUZZ_SECONDS
 # (default 60) on its corpus tests/fuzz/<name>/ (seeded from fixtures).
 FUZZ_SRCS := $(wildcard tests/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
-FUZZ_LIB_SRCS := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) $(filter-out main.c,$(CLI_SRCS))
+FUZZ_LIB_SRCS := $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) http.c json.c cli.c cli_tools.c
 build-fuzz/%: tests/%.c $(FUZZ_LIB_SRCS) $(HDRS)
 	@mkdir -p build-fuzz
 	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(FUZZ_LIB_SRCS) $(LDLIBS)

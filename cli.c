@@ -361,18 +361,6 @@ repl_line cli_repl_classify(const char *line, size_t n) {
     return r;
 }
 
-char *cli_chat_turn_text(const char *history, const char *const *blocks, int n_blocks,
-                         const char *message) {
-    sx_str b = {0};
-    sx_str_adds(&b, history ? history : "");
-    sx_str_adds(&b, "[INST] ");
-    for (int i = 0; i < n_blocks; i++) sx_str_adds(&b, blocks[i]);
-    sx_str_adds(&b, message);
-    sx_str_adds(&b, " [/INST]\n");
-    if (b.oom) sx_str_free(&b);
-    return b.s;
-}
-
 char *cli_shell_quote(const char *s) {
     int plain = *s != 0;
     for (const char *p = s; *p && plain; p++)
@@ -402,7 +390,7 @@ enum { M_CHAT = 1, M_GROUND = 2, M_GENERATE = 4, M_EDIT = 8, M_RECON = 16 };
 typedef struct {
     const char *model, *prompt, *out, *cond, *grids, *tmpl;
     cli_list images;
-    int force_image, size[2], dtype, rng;
+    int force_image, size[2], dtype, rng, karras;
     int mode;
     const char *cmd; /* "seedx generate" */
     sx_seedx_opts o;
@@ -437,7 +425,9 @@ static int mode_opts(int mode, cli_args *a, cli_opt *out) {
         {M_TEXT, {"--top-k", CLI_INT, &a->o.top_k, "K", "top-k sampling (default 0: off)", 0, 1 << 20, NULL}},
         {M_TEXT | M_RECON, {"--seed", CLI_U64, &a->o.seed, "S", "sampling and noise seed (default 42)", 0, 0, NULL}},
         {M_PIX, {"--rng", CLI_CHOICE, &a->rng, "NAME", "noise generator (default torch-cpu)", 0, 0, "torch-cpu|torch-cuda"}},
-        {M_PIX, {"--steps", CLI_INT, &a->o.steps, "N", "Euler steps (default 50)", 1, SX_SEEDX_MAX_STEPS, NULL}},
+        {M_PIX, {"--steps", CLI_INT, &a->o.steps, "N", "sampler steps (default 50)", 1, SX_SEEDX_MAX_STEPS, NULL}},
+        {M_PIX, {"--sampler", CLI_CHOICE, &a->o.sampler, "NAME", "euler (default, the official sampler) or dpmpp2m\n(DPM-Solver++(2M), ~20-25 steps)", 0, 0, "euler|dpmpp2m"}},
+        {M_PIX, {"--karras", CLI_FLAG, &a->karras, NULL, "Karras sigmas (either sampler)", 0, 0, NULL}},
         {M_PIX, {"--cfg", CLI_FLOAT, &a->o.cfg, "G", "guidance scale (default 7.5)", 0, SX_SEEDX_MAX_CFG, NULL}},
         {M_EDIT | M_RECON, {"--image-cfg", CLI_FLOAT, &a->o.image_cfg, "G", "image guidance scale (default 1.5)", 0, SX_SEEDX_MAX_CFG, NULL}},
         {M_PIX, {"--size", CLI_SIZE, a->size, "WxH", "output size (default 1024x1024); multiples of 8, and\nwhat fits in memory (refused with the amount needed)", 8, SX_VAE_MAX_SIDE, NULL}},
@@ -475,6 +465,7 @@ static int mode_parse(int mode, int argc, char **argv, cli_args *a) {
     a->o.width = a->size[0];
     a->o.height = a->size[1];
     a->o.rng = a->rng;
+    if (a->karras) a->o.karras = SX_KARRAS_ON;
     if (mode == M_EDIT && !a->grids) a->grids = "1x1"; /* the edit script uses the 1x1 grid only */
     a->o.grids = a->grids;
     const char *missing = !a->model                                  ? "-m MODEL_DIR"
@@ -698,52 +689,35 @@ static int fail(const cli_args *a, sx_seedx *m, cli_turn *t) {
 /* ======================================================================
  * chat: the REPL
  * ====================================================================== */
-/* The conversation so far: its prompt text (earlier turns and answers with
- * every image block in place), the features of all its images in prompt
- * order, and the images attached since the last message (pending). A turn
- * that fails changes none of it. */
+/* The conversation (sx_seedx_conv: each turn's prompt built per piece as
+ * SEED-X-I was fine-tuned on conversations, every image's features kept in
+ * order), the images attached for the next message (their features and
+ * any-res counts), and the any-res counts of all images so far (for the
+ * prompt check). A message that fails changes none of it. */
 typedef struct {
-    char *hist;
-    float *feats;
-    int64_t rows;
-    int n_images, tiles[CLI_LIST_MAX], pending;
+    sx_seedx_conv conv;
+    float *pend;
+    int64_t pend_rows;
+    int pending, n_images, tiles[CLI_LIST_MAX];
 } chat_state;
 
-static void chat_reset(chat_state *st) {
-    free(st->hist);
-    free(st->feats);
+static int chat_start(sx_seedx *m, const cli_args *a, chat_state *st) {
     memset(st, 0, sizeof *st);
-}
-
-/* The next turn's text (what joins the history with the answer) and its
- * prompt ids: the one place the conversation becomes a prompt. */
-static int chat_prompt(sx_seedx *m, const chat_state *st, const char *msg, char **turn, int **ids,
-                       int64_t *n) {
-    char *blocks[CLI_LIST_MAX];
-    int nb = 0, rc = -1;
-    char *text = NULL;
-    for (; nb < st->pending; nb++)
-        if (!(blocks[nb] = sx_seedx_image_block(st->tiles[st->n_images - st->pending + nb], 64))) goto out;
-    text = cli_chat_turn_text(st->hist, (const char *const *)blocks, nb, msg);
-    int *t = NULL;
-    size_t nt = 0;
-    if (!text || sx_tokenize(sx_seedx_tokenizer(m), text, strlen(text), 0, &t, &nt)) goto out;
-    if ((*ids = sx_malloc(sizeof(int) * (nt + 1), "prompt ids"))) {
-        (*ids)[0] = sx_seedx_special(m)->bos;
-        memcpy(*ids + 1, t, sizeof(int) * nt);
-        *n = (int64_t)nt + 1;
-        rc = 0;
-    }
-    free(t);
-out:
-    while (nb > 0) free(blocks[--nb]);
-    if (rc) free(text);
-    else *turn = text;
+    char *tm = mode_template(a);
+    int rc = !tm || sx_seedx_conv_init(&st->conv, m, tm) ? -1 : 0;
+    free(tm);
     return rc;
 }
 
+static void chat_end(chat_state *st) {
+    sx_seedx_conv_free(&st->conv);
+    free(st->pend);
+    memset(st, 0, sizeof *st);
+}
+
 static int chat_attach(sx_seedx *m, const cli_args *a, chat_state *st, const char *path) {
-    if (st->n_images == CLI_LIST_MAX) return sx_err("at most %d images in a conversation (/reset)", CLI_LIST_MAX);
+    if (st->n_images + st->pending == CLI_LIST_MAX)
+        return sx_err("at most %d images in a conversation (/reset)", CLI_LIST_MAX);
     sx_image im;
     float *f = NULL;
     int64_t r0 = 0;
@@ -753,50 +727,50 @@ static int chat_attach(sx_seedx *m, const cli_args *a, chat_state *st, const cha
     sx_image_free(&im);
     if (rc) return -1;
     int64_t D = sx_seedx_feat_width(m);
-    float *nf = realloc(st->feats, sizeof(float) * (size_t)((st->rows + r0) * D));
+    float *nf = realloc(st->pend, sizeof(float) * (size_t)((st->pend_rows + r0) * D));
     if (!nf) {
         free(f);
         return sx_err("out of memory keeping the image features");
     }
-    st->feats = nf;
-    memcpy(st->feats + st->rows * D, f, sizeof(float) * (size_t)(r0 * D));
+    st->pend = nf;
+    memcpy(st->pend + st->pend_rows * D, f, sizeof(float) * (size_t)(r0 * D));
     free(f);
-    st->rows += r0;
-    st->tiles[st->n_images++] = tiles;
-    st->pending++;
+    st->pend_rows += r0;
+    st->tiles[st->n_images + st->pending++] = tiles;
     fprintf(stderr, "(image attached: %d any-res images)\n", tiles);
     return 0;
 }
 
-/* One message: on success the turn and its answer join the conversation. */
+/* One message: the turn (the one place the conversation becomes a prompt:
+ * sx_seedx_conv_user), checked against the context, the LLM, the answer
+ * kept; on any failure the conversation is rewound to before the turn. */
 static int chat_message(sx_seedx *m, cli_args *a, chat_state *st, const char *msg) {
-    int *ids = NULL;
-    int64_t n = 0;
-    char *turn = NULL;
+    sx_seedx_conv_mark mk = sx_seedx_conv_save(&st->conv);
     sx_seedx_reply r;
-    if (chat_prompt(m, st, msg, &turn, &ids, &n) ||
-        sx_seedx_check_prompt(m, ids, n, st->tiles, st->n_images, &a->o)) {
-        free(ids);
-        free(turn);
+    int rc = sx_seedx_conv_user(&st->conv, m, msg, st->tiles + st->n_images, st->pending, st->pend,
+                                st->pend_rows);
+    if (rc == 0)
+        rc = sx_seedx_check_prompt(m, st->conv.ids, st->conv.n, st->tiles, st->n_images + st->pending,
+                                   &a->o);
+    if (rc == 0) {
+        a->o.on_token = stream_token;
+        a->o.on_token_user = m;
+        prefill_bar.t0 = sx_time();
+        rc = sx_seedx_generate(m, st->conv.ids, st->conv.n, st->conv.feats, st->conv.feat_rows, &a->o, &r);
+        printf("\n");
+        fflush(stdout);
+        if (rc == 0 && sx_seedx_conv_reply(&st->conv, m, &r)) {
+            sx_seedx_reply_free(&r);
+            rc = -1;
+        }
+    }
+    if (rc) {
+        sx_seedx_conv_rewind(&st->conv, mk);
         return -1;
     }
-    a->o.on_token = stream_token;
-    a->o.on_token_user = m;
-    prefill_bar.t0 = sx_time();
-    int rc = sx_seedx_generate(m, ids, n, st->feats, st->rows, &a->o, &r);
-    free(ids);
-    printf("\n");
-    fflush(stdout);
-    char *hist = rc == 0 ? sx_strf("%s%s ", turn, r.text) : NULL;
-    free(turn);
-    if (rc) return -1;
-    if (!hist) {
-        sx_seedx_reply_free(&r);
-        return -1;
-    }
-    free(st->hist);
-    st->hist = hist;
+    st->n_images += st->pending;
     st->pending = 0;
+    st->pend_rows = 0;
     if (r.n_images && decode_images(m, a, &r, 0, a->out ? a->out : "seedx-chat.png"))
         fprintf(stderr, "%s: the answer's image: %s\n", a->cmd, sx_errmsg());
     sx_seedx_reply_free(&r);
@@ -805,7 +779,10 @@ static int chat_message(sx_seedx *m, cli_args *a, chat_state *st, const char *ms
 
 static int chat_repl(sx_seedx *m, cli_args *a) {
     chat_state st;
-    memset(&st, 0, sizeof st);
+    if (chat_start(m, a, &st)) {
+        fprintf(stderr, "%s: %s\n", a->cmd, sx_errmsg());
+        return 1;
+    }
     char *line = NULL;
     size_t cap = 0;
     long n;
@@ -813,7 +790,7 @@ static int chat_repl(sx_seedx *m, cli_args *a) {
     for (int i = 0; i < a->images.n; i++) /* --image: attached to the first message */
         if (chat_attach(m, a, &st, a->images.v[i])) {
             fprintf(stderr, "%s: %s\n", a->cmd, sx_errmsg());
-            chat_reset(&st);
+            chat_end(&st);
             return 1;
         }
     while ((fputs("> ", stderr), n = cli_read_line(stdin, &line, &cap)) >= 0) {
@@ -827,7 +804,8 @@ static int chat_repl(sx_seedx *m, cli_args *a) {
                 fprintf(stderr, "%s: %s\n", a->cmd, l.why);
             fputs(cli_repl_commands, stderr);
         } else if (l.kind == REPL_RESET) {
-            chat_reset(&st);
+            chat_end(&st);
+            if (chat_start(m, a, &st)) break;
             fprintf(stderr, "(conversation and images forgotten)\n");
         } else if (l.kind == REPL_IMAGE) {
             if (chat_attach(m, a, &st, l.arg)) fprintf(stderr, "%s: %s (no image attached)\n", a->cmd, sx_errmsg());
@@ -838,7 +816,7 @@ static int chat_repl(sx_seedx *m, cli_args *a) {
         }
     }
     free(line);
-    chat_reset(&st);
+    chat_end(&st);
     return 0;
 }
 
@@ -942,23 +920,6 @@ int sx_cmd_reconstruct(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
-static void green(sx_image *im, int x, int y) {
-    if (x < 0 || x >= im->w || y < 0 || y >= im->h) return;
-    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-    p[0] = 0, p[1] = 255, p[2] = 0;
-}
-
-/* Draws a 2-pixel green rectangle (the official visualizer uses
- * cv2.rectangle(..., (0,255,0), 2)): the box's outline and the one just
- * outside it. */
-static void draw_rect(sx_image *im, const int r[4]) {
-    for (int t = 0; t < 2; t++) {
-        int x1 = r[0] - t, y1 = r[1] - t, x2 = r[2], y2 = r[3];
-        for (int x = x1; x <= x2; x++) green(im, x, y1), green(im, x, y2);
-        for (int y = y1; y <= y2; y++) green(im, x1, y), green(im, x2, y);
-    }
-}
-
 int sx_cmd_ground(int argc, char **argv) {
     cli_args a;
     int e = mode_parse(M_GROUND, argc, argv, &a);
@@ -981,7 +942,7 @@ int sx_cmd_ground(int argc, char **argv) {
         sx_seedx_box_rect(r.boxes[i], im->w, im->h, rect);
         printf("box %d: loc (%d, %d, %d, %d) -> pixels x1=%d y1=%d x2=%d y2=%d\n", i, r.boxes[i][0],
                r.boxes[i][1], r.boxes[i][2], r.boxes[i][3], rect[0], rect[1], rect[2], rect[3]);
-        draw_rect(im, rect);
+        sx_image_draw_box(im, rect[0], rect[1], rect[2], rect[3], (const uint8_t[3]){0, 255, 0});
     }
     int rc = a.out ? save_image(a.out, im) : 0;
     sx_seedx_reply_free(&r);

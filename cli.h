@@ -157,11 +157,6 @@ typedef struct repl_line {
 long cli_read_line(FILE *f, char **buf, size_t *cap);
 repl_line cli_repl_classify(const char *line, size_t n);
 extern const char cli_repl_commands[]; /* the list printed for /help and REPL_BAD */
-/* The text of a SEED-X-I chat turn appended to the conversation so far:
- * history + "[INST] " + image blocks + message + " [/INST]\n" (malloc'd). */
-char *cli_chat_turn_text(const char *history, const char *const *blocks, int n_blocks,
-                         const char *message);
-
 /* Shell-quotes s for a command line that can be pasted back ('...' when it
  * holds anything but [A-Za-z0-9_./:=,+-@%]); malloc'd. */
 char *cli_shell_quote(const char *s);

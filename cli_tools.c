@@ -6,7 +6,7 @@
  *   tokenize  text <-> token ids
  *   vit       Qwen-VL ViT (+ attention pool) on one image, feature stats
  *   lm        Llama text completion, streamed
- *   unet      SDXL UNet forward, torch-compatible noise, Euler + CFG sampling
+ *   unet      SDXL UNet forward, torch-compatible noise, Euler / DPM-Solver++ + CFG sampling
  *   vae       SDXL VAE decode / encode / roundtrip
  * Front-end code (cli.h): parses argv, prints, and calls the library. */
 #include <dirent.h>
@@ -773,7 +773,7 @@ int sx_cmd_unet(int argc, char **argv) {
     const char *tids_s = "1024,1024,0,0,1024,1024", *shape_s = NULL;
     double t = 500, cfg = 7.5, igs = 1.5;
     uint64_t seed = 0;
-    int steps = 50, size = 1024, kind = SX_RNG_TORCH_CUDA;
+    int steps = 50, size = 1024, kind = SX_RNG_TORCH_CUDA, sampler = SX_SAMPLER_EULER, karras_on = 0;
     int64_t cuda_threads = 0;
     const struct {
         int subs;
@@ -791,7 +791,9 @@ int sx_cmd_unet(int argc, char **argv) {
         {U_RANDN, {"--cuda-threads", CLI_I64, &cuda_threads, "N", "torch-cuda: the launch's thread count (default 0: torch's)", 0, 1 << 30, NULL}},
         {U_SAMPLE, {"--neg-ctx", CLI_STR, &nctx_p, "C.npy", "negative context (default zeros)", 0, 0, NULL}},
         {U_SAMPLE, {"--neg-pooled", CLI_STR, &npooled_p, "P.npy", "negative pooled (default zeros)", 0, 0, NULL}},
-        {U_SAMPLE, {"--steps", CLI_INT, &steps, "N", "Euler steps (default 50)", 1, SX_SEEDX_MAX_STEPS, NULL}},
+        {U_SAMPLE, {"--steps", CLI_INT, &steps, "N", "sampler steps (default 50)", 1, SX_SEEDX_MAX_STEPS, NULL}},
+        {U_SAMPLE, {"--sampler", CLI_CHOICE, &sampler, "NAME", "euler (default) or dpmpp2m (DPM-Solver++(2M))", 0, 0, "euler|dpmpp2m"}},
+        {U_SAMPLE, {"--karras", CLI_FLAG, &karras_on, NULL, "Karras sigmas (either sampler; default: the container's setting)", 0, 0, NULL}},
         {U_SAMPLE, {"--cfg", CLI_DOUBLE, &cfg, "G", "guidance scale (default 7.5)", 0, SX_SEEDX_MAX_CFG, NULL}},
         {U_SAMPLE, {"--igs", CLI_DOUBLE, &igs, "G", "image guidance scale, 8-channel UNet (default 1.5)", 0, SX_SEEDX_MAX_CFG, NULL}},
         {U_SAMPLE, {"--size", CLI_INT, &size, "PX", "square output size in pixels, a multiple of 8 (default 1024)", 8, 8192, NULL}},
@@ -810,7 +812,7 @@ int sx_cmd_unet(int argc, char **argv) {
     static const char *abouts[] = {
         "One UNet evaluation: eps = UNet(sample, t, context, pooled, time ids).",
         "torch.randn-compatible noise (torch-cuda: Philox port, see sampler.h; torch-cpu:\nbit-exact CPU generator).",
-        "Euler + classifier-free guidance from initial noise (drawn, or --noise); an\n"
+        "Euler or DPM-Solver++(2M) + classifier-free guidance from initial noise (drawn,\nor --noise); an "
         "8-channel UNet runs the SEED-X edit loop (3-way guidance). Negative embeddings\n"
         "default to zeros. Prints a progress bar with ETA."};
     int k = which == U_FWD ? 0 : which == U_RANDN ? 1 : 2;
@@ -844,7 +846,7 @@ int sx_cmd_unet(int argc, char **argv) {
     int rc = 1;
     sx_unet *u = NULL;
     float *x = NULL, *ctx = NULL, *pooled = NULL, *nctx = NULL, *npooled = NULL, *eps = NULL, *img = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     int nd;
     int64_t cnt;
@@ -964,7 +966,8 @@ int sx_cmd_unet(int argc, char **argv) {
                 goto fail;
             }
         }
-        if (sx_euler_init(&sch, sx_unet_gguf(u), (int)steps)) goto fail;
+        if (sx_sched_init(&sch, sx_unet_gguf(u), steps, sampler, karras_on ? SX_KARRAS_ON : SX_KARRAS_CONFIG))
+            goto fail;
         sx_cond cp = {ctx, T, pooled, {0}}, cn = {nctx, T, npooled, {0}};
         memcpy(cp.time_ids, tids, sizeof tids);
         memcpy(cn.time_ids, tids, sizeof tids);
@@ -982,7 +985,7 @@ int sx_cmd_unet(int argc, char **argv) {
 fail:
     fprintf(stderr, "%s: %s\n", name, sx_errmsg());
 done:
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     sx_unet_free(u);
     free(x);
     free(ctx);

@@ -523,6 +523,41 @@ typedef struct {
     int32_t *kk;  /* [out][ksize] fixed-point weights */
 } rs_coeffs;
 
+/* ---- box drawing ------------------------------------------------------
+ * OpenCV 4's rectangle() draws the closed polyline (x1,y1) (x2,y1) (x2,y2)
+ * (x1,y2) with ThickLine: a segment of non-zero length becomes a convex
+ * polygon offset by thickness/2 on either side (for thickness 2 and an
+ * axis-aligned segment: exactly one pixel), filled inclusive of its edges;
+ * the end of each segment gets a filled circle of radius (thickness+1)/2 = 1,
+ * which at that radius is a plus of 5 pixels. So each edge covers the three
+ * pixels centred on it, and the outer corner pixels stay undrawn. */
+static void put_rect(sx_image *im, int64_t x0, int64_t y0, int64_t x1, int64_t y1, const uint8_t c[3]) {
+    if (x0 < 0) x0 = 0;
+    if (y0 < 0) y0 = 0;
+    if (x1 >= im->w) x1 = im->w - 1;
+    if (y1 >= im->h) y1 = im->h - 1;
+    for (int64_t y = y0; y <= y1; y++)
+        for (int64_t x = x0; x <= x1; x++) memcpy(im->data + ((size_t)y * (size_t)im->w + (size_t)x) * 3, c, 3);
+}
+
+int sx_image_draw_box(sx_image *im, int x1, int y1, int x2, int y2, const uint8_t rgb[3]) {
+    if (!im || !im->data || !rgb || im->channels != 3 || im->w <= 0 || im->h <= 0)
+        return sx_err("sx_image_draw_box: needs a non-empty RGB image");
+    const int64_t px[4] = {x1, x2, x2, x1}, py[4] = {y1, y1, y2, y2};
+    int64_t ax = px[3], ay = py[3]; /* closed: the first segment starts at the last corner */
+    for (int i = 0; i < 4; i++) {
+        int64_t bx = px[i], by = py[i];
+        if (ay == by && ax != bx) /* horizontal */
+            put_rect(im, ax < bx ? ax : bx, ay - 1, ax < bx ? bx : ax, ay + 1, rgb);
+        else if (ax == bx && ay != by) /* vertical */
+            put_rect(im, ax - 1, ay < by ? ay : by, ax + 1, ay < by ? by : ay, rgb);
+        put_rect(im, bx - 1, by, bx + 1, by, rgb); /* the round join: a plus */
+        put_rect(im, bx, by - 1, bx, by + 1, rgb);
+        ax = bx, ay = by;
+    }
+    return 0;
+}
+
 /* precompute_coeffs + normalize_coeffs_8bpc for box (0, in_size). */
 static int rs_precompute(int in_size, int out_size, int filter, rs_coeffs *c) {
     double (*fn)(double) = filter == SX_RESIZE_BILINEAR ? filt_bilinear : filt_bicubic;

@@ -7,6 +7,8 @@
 
 #include "cli.h"
 
+int sx_cmd_serve(int argc, char **argv); /* serve.c */
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -26,6 +28,7 @@ static const struct {
     {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)"},
     {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip"},
     {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling"},
+    {"serve", sx_cmd_serve, "SEED-X behind a local HTTP API (OpenAI conventions) and a web page"},
     /* @@commands: add one line per subcommand above this marker */
 };
 

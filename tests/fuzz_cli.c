@@ -7,7 +7,8 @@
  *      (the result must have exactly the length the fields imply) and the
  *      tiny model's sx_seedx_build_prompt_t
  *   2: chat REPL input: lines read with cli_read_line, classified, and the
- *      messages appended to a conversation with cli_chat_turn_text
+ *      messages made turns of a conversation on the tiny model
+ *      (sx_seedx_conv_user, then an assistant turn), as the REPL does
  *   3: a string through cli_shell_quote, which must unquote back to itself
  * Run from the repository root (make fuzz): the tiny model is read from
  * tests/fixtures/seedx_e2e/model. */
@@ -113,30 +114,34 @@ static void fuzz_template(const uint8_t *data, size_t size) {
 static void fuzz_repl(const uint8_t *data, size_t size) {
     FILE *f = fmemopen((void *)data, size, "r");
     if (!f) return;
-    char *line = NULL, *hist = NULL;
+    char *line = NULL;
     size_t cap = 0;
     long n;
-    const char *blk[1] = {"<img><img_00000></img>"};
+    sx_seedx_conv conv;
+    if (!model || sx_seedx_conv_init(&conv, model, NULL)) abort();
     while ((n = cli_read_line(f, &line, &cap)) >= 0) {
         repl_line l = cli_repl_classify(line, (size_t)n);
         if ((l.kind == REPL_MESSAGE || l.kind == REPL_IMAGE) &&
             (!l.arg || l.arg < line || l.arg > line + n))
             abort();
         if (l.kind == REPL_BAD && !l.why) abort();
-        if (l.kind == REPL_MESSAGE) {
-            char *t = cli_chat_turn_text(hist, blk, n & 1, l.arg);
-            if (!t) abort();
-            free(hist);
-            hist = strlen(t) > 65536 ? NULL : t;
-            if (!hist) free(t);
+        if (l.kind == REPL_MESSAGE && strlen(l.arg) < 4096 && conv.n < 8192) {
+            sx_seedx_conv_mark mk = sx_seedx_conv_save(&conv);
+            if (sx_seedx_conv_user(&conv, model, l.arg, NULL, 0, NULL, 0) ||
+                sx_seedx_conv_assistant(&conv, model, l.arg + strlen(l.arg) / 2))
+                abort();
+            if (n & 1) { /* a failed turn: back to before it */
+                sx_seedx_conv_rewind(&conv, mk);
+                if (conv.n != mk.n) abort();
+            }
         }
         if (l.kind == REPL_RESET) {
-            free(hist);
-            hist = NULL;
+            sx_seedx_conv_free(&conv);
+            if (sx_seedx_conv_init(&conv, model, NULL)) abort();
         }
     }
     free(line);
-    free(hist);
+    sx_seedx_conv_free(&conv);
     fclose(f);
 }
 

@@ -114,6 +114,7 @@ static void test_rejected_at_once(void) {
         {"generate -m $M -p x -o $O -n 0", "-n"},
         {"generate -m $M -p x -o $O -n 5000", "context"},
         {"generate -m $M -p x -o $O --rng torch-gpu", "--rng"},
+        {"generate -m $M -p x -o $O --sampler ddim", "--sampler"},
         {"generate -m $M -p x -o $O --dtype f8", "--dtype"},
         {"generate -m $M -p x -o $O --steps", "needs a value"},
         {"generate -m $M -p x -o $O --frobnicate", "unknown option"},
@@ -322,9 +323,6 @@ static void test_repl_lines(void) {
     repl_line l = cli_repl_classify("ab\0cd", 5);
     CHECK(l.kind == REPL_BAD && strstr(l.why, "NUL"));
     free(line);
-    char *t = cli_chat_turn_text("H ", (const char *const[]){"<img>x</img>"}, 1, "q?");
-    CHECK(t && !strcmp(t, "H [INST] <img>x</img>q? [/INST]\n"));
-    free(t);
 }
 
 static int count(const char *s, const char *what) {
