@@ -408,8 +408,9 @@ static const char *mode_usage(int mode) {
     }
 }
 
-/* The options of a mode: the rows of this table whose mask has the mode. */
-static int mode_opts(int mode, cli_args *a, cli_opt *out) {
+/* The options of a mode: the rows of this table whose mask has the mode
+ * (at most cap of them). */
+static int mode_opts(int mode, cli_args *a, cli_opt *out, int cap) {
     const struct {
         int modes;
         cli_opt o;
@@ -439,7 +440,7 @@ static int mode_opts(int mode, cli_args *a, cli_opt *out) {
         /* @@options: add one row per option above this marker */
     };
     int n = 0;
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0] && n < cap; i++)
         if (rows[i].modes & mode) out[n++] = rows[i].o;
     return n;
 }
@@ -457,9 +458,9 @@ static int mode_parse(int mode, int argc, char **argv, cli_args *a) {
     if (mode == M_GENERATE) a->o.max_new_tokens = 120; /* the T2I scripts */
     a->size[0] = a->o.width;
     a->size[1] = a->o.height;
-    cli_opt opts[32];
+    cli_opt opts[64];
     int n_pos = 0;
-    cli_spec s = {a->cmd, mode_usage(mode), NULL, opts, mode_opts(mode, a, opts), NULL, 0, 0, &n_pos, 0};
+    cli_spec s = {a->cmd, mode_usage(mode), NULL, opts, mode_opts(mode, a, opts, 64), NULL, 0, 0, &n_pos, 0};
     int prc = parse_args(&s, argc, argv);
     if (prc) return prc;
     a->o.width = a->size[0];
@@ -1037,7 +1038,7 @@ int sx_cmd_demo(int argc, char **argv) {
                   "Runs every SEED-X mode on the tiny random-weight model committed in\n"
                   "tests/fixtures/seedx_e2e/model (installed as PREFIX/share/seedx/tiny-model),\n"
                   "printing each command so that it can be pasted into a shell.",
-                  opts, 2, NULL, 0, 0, NULL, 0};
+                  opts, CLI_COUNT(opts), NULL, 0, 0, NULL, 0};
     CLI_PARSE(&s, argc, argv);
     CLI_GO(&s);
     char *found = NULL;

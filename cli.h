@@ -62,6 +62,8 @@ typedef struct cli_opt {
     const char *choices; /* CLI_CHOICE: "f32|f16|bf16" */
 } cli_opt;
 
+#define CLI_COUNT(rows) ((int)(sizeof(rows) / sizeof((rows)[0]))) /* rows of a table */
+
 #define CLI_LIST_MAX 16
 typedef struct cli_list {
     const char *v[CLI_LIST_MAX];

@@ -156,7 +156,7 @@ int sx_cmd_inspect(int argc, char **argv) {
                   "type, shape in PyTorch order, bytes, offset, name). A directory lists every\n"
                   "*.gguf in it, sorted by name. Arrays and long strings are shortened unless\n"
                   "--all is given.",
-                  opts, 1, paths, 1, 256, &npaths, 0};
+                  opts, CLI_COUNT(opts), paths, 1, 256, &npaths, 0};
     CLI_PARSE(&s, argc, argv);
     CLI_GO(&s);
     for (int i = 0; i < npaths; i++) {
@@ -218,7 +218,7 @@ static int image_convert(int argc, char **argv) {
     };
     cli_spec s = {"seedx image convert", "seedx image convert IN OUT [options]",
                   "Decodes IN (PNG, JPEG, PPM), optionally resizes it, writes OUT (.png, .ppm, .pgm).",
-                  opts, 3, path, 2, 2, &n, 0};
+                  opts, CLI_COUNT(opts), path, 2, 2, &n, 0};
     CLI_PARSE(&s, argc, argv);
     CLI_GO(&s);
     if (sx_image_check_output(path[1])) {
@@ -275,7 +275,7 @@ static int image_tiles(int argc, char **argv) {
     cli_spec s = {"seedx image tiles", "seedx image tiles IN --out DIR [options]",
                   "Writes SEED-X's any-res images of IN (tiles row-major, then the global\n"
                   "thumbnail) as PNGs, and positions.txt with each tile's position.",
-                  opts, 4, path, 1, 1, &n, 0};
+                  opts, CLI_COUNT(opts), path, 1, 1, &n, 0};
     CLI_PARSE(&s, argc, argv);
     int res[SX_ANYRES_MAX_GRIDS][2], nres;
     if (!dir || sx_anyres_parse_grids(grids, res, &nres)) {
@@ -376,7 +376,7 @@ int sx_cmd_tokenize(int argc, char **argv) {
                   "Prints the ids of tokenizer.encode(TEXT, add_special_tokens=False) on one line,\n"
                   "or with --decode the text of tokenizer.decode(IDS). TEXT '-' reads stdin verbatim;\n"
                   "a TEXT starting with '-' goes after '--'.",
-                  opts, 5, args, 1, argc, &n_args, 1};
+                  opts, CLI_COUNT(opts), args, 1, argc, &n_args, 1};
     int prc = cli_parse(&s, argc, argv), rc = 1;
     if (prc == 0 && !model) {
         fprintf(stderr, "seedx tokenize: -m MODEL is required\nusage: %s\n", s.usage);
@@ -493,7 +493,7 @@ int sx_cmd_vit(int argc, char **argv) {
                   "features. The image is resized to S x S with Pillow's filter (bilinear as SEED-X's\n"
                   "qwen_448_transform; bicubic as qwen_visual.py's image_transform), scaled to [0,1]\n"
                   "and CLIP-normalised.",
-                  opts, 8, NULL, 0, 0, NULL, 0};
+                  opts, CLI_COUNT(opts), NULL, 0, 0, NULL, 0};
     CLI_PARSE(&s, argc, argv);
     const cli_opt seed_opt = {"--random", CLI_U64, &rseed, "SEED", "", 0, 0, NULL};
     if (random_s && cli_value(s.name, &seed_opt, random_s)) return 2;
@@ -622,7 +622,7 @@ int sx_cmd_lm(int argc, char **argv) {
         {"--kv-f16", CLI_FLAG, &kv16, NULL, "keep the KV cache in F16", 0, 0, NULL},
     };
     cli_spec spec = {"seedx lm", "seedx lm -m MODEL -p TEXT [options]",
-                     "Plain text completion with a Llama checkpoint, streamed to stdout.", opts, 11, NULL, 0, 0,
+                     "Plain text completion with a Llama checkpoint, streamed to stdout.", opts, CLI_COUNT(opts), NULL, 0, 0,
                      NULL, 0};
     CLI_PARSE(&spec, argc, argv);
     if (!model || !prompt) {
@@ -801,9 +801,9 @@ int sx_cmd_unet(int argc, char **argv) {
         {U_SAMPLE, {"--image-latent", CLI_STR, &img_p, "L.npy", "the edit loop's image latent (8-channel UNet)", 0, 0, NULL}},
         {U_FWD | U_RANDN | U_SAMPLE, {"-o", CLI_STR, &out, "OUT.npy", "output .npy (required)", 0, 0, NULL}},
     };
-    cli_opt opts[24];
+    cli_opt opts[CLI_COUNT(rows)];
     int n_opts = 0;
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    for (int i = 0; i < CLI_COUNT(rows); i++)
         if (rows[i].subs & which) opts[n_opts++] = rows[i].o;
     static const char *usages[] = {
         "seedx unet forward -m UNET.gguf [-m BASE.gguf] --sample X.npy --ctx CTX.npy [--pooled P.npy] [options] -o EPS.npy",
@@ -1037,9 +1037,9 @@ int sx_cmd_vae(int argc, char **argv) {
         {"--tile", CLI_INT, &tile, "PX", "tile size in pixels (default: the config's sample_size;\n512 bounds a 1024x1024 decode to well under 1 GB)", 8, 65536, NULL},
     };
     /* decode: -m --latents -o --raw; encode: -m --image -o --logvar; roundtrip: -m --image -o */
-    cli_opt opts[8];
+    cli_opt opts[CLI_COUNT(all)];
     int n = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < CLI_COUNT(all); i++) {
         const char *nm = all[i].name;
         if ((!strcmp(nm, "--latents") || !strcmp(nm, "--raw")) && !dec) continue;
         if (!strcmp(nm, "--image") && dec) continue;
