@@ -185,3 +185,69 @@ GEMV_FLOAT(sx_gemv_bf16_avx2, SX_BF16)
 
 const sx_kernels sx_kernels_avx2 = {
     .name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row};
+
+/* ---- BF16 GEMM on float32 FMAs ----
+ * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:
+ * a 64-byte row holds the k pair of 16 columns; its odd elements are the
+ * high halves of the 32-bit words (mask), the even ones the low halves
+ * (shift left 16). Per output: c += a1*b1, then c += a0*b0, one FMA each
+ * (exact products) under DAZ|FTZ: vdpbf16ps's arithmetic. 6 rows x 16
+ * columns at a time (12 accumulators), the two panels one after the other. */
+#define BMR 6
+static inline __attribute__((always_inline)) void bf16_panel(int R, int64_t kp, const float *a,
+                                                             const uint16_t *b, float *c,
+                                                             int64_t ldc, int load_c) {
+    __m256 acc[BMR][2];
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++)
+            acc[r][h] = load_c ? _mm256_loadu_ps(c + r * ldc + 8 * h) : _mm256_setzero_ps();
+    for (int64_t j = 0; j < kp; j++) {
+        const __m256i *bj = (const __m256i *)(b + 32 * j);
+        __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256(bj), hi));
+        __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256(bj + 1), hi));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + j * 2 * BMR + 2 * r + 1);
+            acc[r][0] = _mm256_fmadd_ps(av, o0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, o1, acc[r][1]);
+        }
+        __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(bj), 16));
+        __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(bj + 1), 16));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + j * 2 * BMR + 2 * r);
+            acc[r][0] = _mm256_fmadd_ps(av, e0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, e1, acc[r][1]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) _mm256_storeu_ps(c + r * ldc + 8 * h, acc[r][h]);
+}
+
+static inline __attribute__((always_inline)) void bf16_rows(int R, int64_t kp, const float *a,
+                                                            const uint16_t *b, int64_t bstride,
+                                                            float *c, int64_t ldc, int load_c) {
+    bf16_panel(R, kp, a, b, c, ldc, load_c);
+    bf16_panel(R, kp, a, b + bstride, c + 16, ldc, load_c);
+}
+
+static void bf16_ukr(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t *b,
+                     int64_t bstride, float *c, int64_t ldc, int load_c) {
+    (void)lda;
+    unsigned csr = sx_flush_denormals_begin();
+    if (rows > 4)
+        bf16_rows(BMR, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 2)
+        bf16_rows(4, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 1)
+        bf16_rows(2, kp, a, b, bstride, c, ldc, load_c);
+    else
+        bf16_rows(1, kp, a, b, bstride, c, ldc, load_c);
+    sx_flush_denormals_end(csr);
+}
+
+const sx_bf16_kernels sx_bf16_kernels_avx2 = {
+    .name = "avx2-fma", .mr = BMR, .a_layout = SX_BF16_A_PANELS_F32, .kc = 128, .ukr = bf16_ukr};

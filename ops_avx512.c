@@ -193,3 +193,67 @@ GEMV_FLOAT(sx_gemv_bf16_avx512, SX_BF16)
 
 const sx_kernels sx_kernels_avx512 = {
     .name = "avx512", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row};
+
+/* ---- BF16 GEMM on float32 FMAs (AVX-512 CPUs without AVX512_BF16) ----
+ * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:
+ * a 64-byte row holds the k pair of 16 columns; its odd elements are the
+ * high halves of the 32-bit words (mask), the even ones the low halves
+ * (shift left 16). Per output: c += a1*b1, then c += a0*b0, one FMA each
+ * (exact products) under DAZ|FTZ: vdpbf16ps's arithmetic. */
+#define BMR 12
+static inline __attribute__((always_inline)) void bf16_rows(int R, int64_t kp, const float *a,
+                                                            const uint16_t *b, int64_t bstride,
+                                                            float *c, int64_t ldc, int load_c) {
+    __m512 acc[BMR][2];
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++)
+            acc[r][h] = load_c ? _mm512_loadu_ps(c + r * ldc + 16 * h) : _mm512_setzero_ps();
+    const uint16_t *b1 = b + bstride;
+    for (int64_t j = 0; j < kp; j++) {
+        __m512i w0 = _mm512_loadu_si512(b + 32 * j), w1 = _mm512_loadu_si512(b1 + 32 * j);
+        __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, hi));
+        __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, hi));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[j * 2 * BMR + 2 * r + 1]);
+            acc[r][0] = _mm512_fmadd_ps(av, o0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, o1, acc[r][1]);
+        }
+        __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16));
+        __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[j * 2 * BMR + 2 * r]);
+            acc[r][0] = _mm512_fmadd_ps(av, e0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, e1, acc[r][1]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) _mm512_storeu_ps(c + r * ldc + 16 * h, acc[r][h]);
+}
+
+static void bf16_ukr(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t *b,
+                     int64_t bstride, float *c, int64_t ldc, int load_c) {
+    (void)lda;
+    unsigned csr = sx_flush_denormals_begin();
+    if (rows > 8)
+        bf16_rows(BMR, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 4)
+        bf16_rows(8, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 2)
+        bf16_rows(4, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 1)
+        bf16_rows(2, kp, a, b, bstride, c, ldc, load_c);
+    else
+        bf16_rows(1, kp, a, b, bstride, c, ldc, load_c);
+    sx_flush_denormals_end(csr);
+}
+
+const sx_bf16_kernels sx_bf16_kernels_avx512 = {.name = "avx512-fma",
+                                                .mr = BMR,
+                                                .a_layout = SX_BF16_A_PANELS_F32,
+                                                .kc = 128,
+                                                .ukr = bf16_ukr};

@@ -32,6 +32,24 @@ int sx_set_weight_dtype(int type) {
     return 0;
 }
 
+/* BF16 compute: the matrix packed once in the tile layout, in a buffer the
+ * container owns; the mapped pages of the stored matrix are then given back
+ * (the packed copy replaces them; F32 compute would read them again). */
+static int pack_in_container(sx_gguf *g, const sx_tensor *t, sx_weight *w) {
+    int created;
+    void *buf = sx_gguf_tensor_buffer(g, t, 0, sx_packed_bytes(w), &created);
+    if (!buf) return -1;
+    const sx_packed *pk = buf;
+    if (!created && pk->layout == SX_PACK_BF16 && pk->K == w->K && pk->trans == w->trans) {
+        w->packed = pk; /* looked up before (e.g. a shared matrix) */
+        w->packed_n0 = 0;
+        return 0;
+    }
+    if (sx_pack_weight_bf16(w, buf) != 0) return -1;
+    sx_gguf_tensor_release(g, t);
+    return 0;
+}
+
 static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int trans,
                        sx_weight *w) {
     const sx_tensor *t = sx_gguf_find(g, name);
@@ -64,6 +82,7 @@ static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int
         if (!(w->data = sx_gguf_tensor_as(g, t, weight_override))) return -1;
         w->type = weight_override;
     }
+    if (sx_compute() == SX_COMPUTE_BF16 && !wt->quantized) return pack_in_container(g, t, w);
     return 0;
 }
 
@@ -92,7 +111,12 @@ static size_t row_bytes(const sx_weight *w) { return sx_type_nbytes(w->type, w->
 sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
     sx_weight r = *w;
     r.N = n;
-    r.packed = NULL;
+    /* a packed view when the rows start on a 32-column block of the layout */
+    const sx_packed *pk = w->packed;
+    if (pk && (w->packed_n0 + n0) % 32 == 0 && w->packed_n0 + n0 + n <= pk->N)
+        r.packed_n0 = w->packed_n0 + n0;
+    else
+        r.packed = NULL, r.packed_n0 = 0;
     if (w->trans) /* float types only: columns of the stored [K, N] matrix */
         r.data = (const char *)w->data + sx_type_nbytes(w->type, n0);
     else
@@ -137,8 +161,8 @@ typedef struct {
 
 /* The epilogue on a block of finished sums c[rows][cols] (row stride ldc):
  * y = (accumulate ? y : 0) + act(c + bias), in the order of the separate ops. */
-static void epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows, int64_t cols,
-                     const float *bias, int act, int accumulate) {
+void sx_gemm_epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows,
+                      int64_t cols, const float *bias, int act, int accumulate) {
     for (int64_t i = 0; i < rows; i++) {
         float *yr = y + i * ldy;
         const float *cr = c + i * ldc;
@@ -278,7 +302,7 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
             }
         }
         if (J->bias || J->act || blk)
-            epilogue(J->Y + m0 * J->ldy + n0, J->ldy, C, ldc, mc, nc, J->bias ? J->bias + n0 : NULL,
+            sx_gemm_epilogue(J->Y + m0 * J->ldy + n0, J->ldy, C, ldc, mc, nc, J->bias ? J->bias + n0 : NULL,
                      J->act, J->accumulate);
     }
 }
@@ -337,7 +361,7 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
     int64_t chunk = 16;
     while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
     sx_parallel_for(W->N, chunk, gemv_task, &J);
-    if (post) epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
+    if (post) sx_gemm_epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
     return 0;
 }
 
@@ -358,10 +382,19 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
                       W->name ? W->name : "?", sx_type_name(W->type),
                       wt && wt->quantized && W->trans ? " stored transposed" : "");
     if (M == 0) return 0;
-    /* matrix-vector: stream each weight row once per 4 rows of X */
     if (ep->act < SX_ACT_NONE || ep->act > SX_ACT_SILU)
         return sx_err("sx_matmul: weight '%s': unknown activation %d", W->name ? W->name : "?",
                       ep->act);
+    int mode = ep->compute ? ep->compute : sx_compute();
+    if (mode != SX_COMPUTE_F32 && mode != SX_COMPUTE_BF16)
+        return sx_err("sx_matmul: weight '%s': unknown compute type %d", W->name ? W->name : "?",
+                      mode);
+    /* BF16: the tile kernels, for any M when the weight is packed (they
+     * stream the packed matrix once, as the GEMV streams the stored one);
+     * unpacked weights keep the float32 GEMV for few rows (decode) */
+    if (mode == SX_COMPUTE_BF16 && (W->packed || M > 2 * SX_GEMV_MAX_M || W->trans))
+        return sx_matmul_bf16(Y, ldy, X, ldx, W, ep, M);
+    /* matrix-vector: stream each weight row once per 4 rows of X */
     if (M <= 2 * SX_GEMV_MAX_M && !W->trans) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
     const sx_kernels *kk = sx_kernels_cur();
     int mr = kk->mr, nr = kk->nr;
