@@ -93,34 +93,50 @@ const sx_bf16_kernels sx_bf16_kernels_scalar = {
 
 /* ---- packing ------------------------------------------------------------ */
 
+/* float32 -> bfloat16 rows (round to nearest even): the current path's
+ * conversion of the type table */
+static sx_from_f32_fn bf16_rounder(void) { return sx_wtype_kernels_of(sx_wtype_of(SX_BF16)).from_f32; }
+
 /* A: rows [M, K] of x -> the kernel's layout (zero rows past M, zeros past
- * K), for the mr-row panels [p0, p1). */
-static void pack_a_panels(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx,
-                          int64_t M, int64_t K, int64_t p0, int64_t p1) {
+ * K), for the mr-row panels [p0, p1). Each row is rounded into a contiguous
+ * bfloat16 row (padded to Kp), then its k pairs (32-bit words) are spread
+ * to the panel. */
+static int pack_a_panels(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx,
+                         int64_t M, int64_t K, int64_t p0, int64_t p1) {
     int mr = kk->mr;
-    int64_t Kp = sx_bf16_kpad(K);
+    int64_t Kp = sx_bf16_kpad(K), kp = Kp / 2;
+    uint16_t *tmp = (uint16_t *)sx_scratch(SX_SCR_PACK, (size_t)Kp / 2 + 16);
+    sx_from_f32_fn round_row = bf16_rounder();
+    if (!tmp) return -1;
     for (int64_t p = p0; p < p1; p++) {
         for (int r = 0; r < mr; r++) {
             int64_t m = p * mr + r;
-            const float *xr = m < M ? x + m * ldx : NULL;
-            for (int64_t k = 0; k < Kp; k++) {
-                uint16_t h = xr && k < K ? sx_f32_to_bf16(xr[k]) : 0;
-                switch (kk->a_layout) {
-                case SX_BF16_A_ROWS: ((uint16_t *)dst)[m * Kp + k] = h; break;
-                case SX_BF16_A_PANELS:
-                    ((uint16_t *)dst)[p * mr * Kp + (k / 2) * mr * 2 + r * 2 + (k & 1)] = h;
-                    break;
-                default:
-                    ((float *)dst)[p * mr * Kp + (k / 2) * mr * 2 + r * 2 + (k & 1)] = sx_bf16_to_f32(h);
+            uint16_t *row = kk->a_layout == SX_BF16_A_ROWS ? (uint16_t *)dst + m * Kp : tmp;
+            if (m < M) {
+                round_row(row, x + m * ldx, K);
+                memset(row + K, 0, sizeof *row * (size_t)(Kp - K));
+            } else {
+                memset(row, 0, sizeof *row * (size_t)Kp);
+            }
+            if (kk->a_layout == SX_BF16_A_PANELS) {
+                uint32_t *d = (uint32_t *)dst + p * mr * kp + r;
+                const uint32_t *s = (const uint32_t *)row;
+                for (int64_t j = 0; j < kp; j++) d[j * mr] = s[j];
+            } else if (kk->a_layout == SX_BF16_A_PANELS_F32) {
+                float *d = (float *)dst + p * mr * Kp + 2 * r;
+                for (int64_t j = 0; j < kp; j++) {
+                    d[j * 2 * mr] = sx_bf16_to_f32(row[2 * j]);
+                    d[j * 2 * mr + 1] = sx_bf16_to_f32(row[2 * j + 1]);
                 }
             }
         }
     }
+    return 0;
 }
 
-void sx_bf16_pack_a(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx, int64_t M,
-                    int64_t K) {
-    pack_a_panels(kk, dst, x, ldx, M, K, 0, mpad(kk, M) / kk->mr);
+int sx_bf16_pack_a(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx, int64_t M,
+                   int64_t K) {
+    return pack_a_panels(kk, dst, x, ldx, M, K, 0, mpad(kk, M) / kk->mr);
 }
 
 typedef struct {
@@ -128,52 +144,60 @@ typedef struct {
     void *dst;
     const float *x;
     int64_t ldx, M, K;
+    _Atomic int failed;
 } apack_job;
 
 static void apack_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     apack_job *J = ctx;
-    pack_a_panels(J->kk, J->dst, J->x, J->ldx, J->M, J->K, b, e);
+    if (pack_a_panels(J->kk, J->dst, J->x, J->ldx, J->M, J->K, b, e) != 0) J->failed = 1;
 }
 
 /* B: columns [n0, n0+N) of W -> the tile layout, 16-column panels [p0, p1)
- * (zero columns past N, zeros past K). Rows of W are converted by their
- * type's kernel, PACK_KB columns (rounded up to whole blocks) at a time. */
-#define PACK_KB 64
+ * (zero columns past N, zeros past K). Each weight row is converted by its
+ * type's kernel and rounded into a contiguous bfloat16 row (padded to Kp),
+ * whose k pairs (32-bit words) are then spread to the panel. Transposed
+ * (float) weights: row k of the stored [K, N] matrix gives k of 16 columns. */
 static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t N, int64_t K,
                          int64_t p0, int64_t p1) {
     const sx_wtype *wt = sx_wtype_of(W->type);
     sx_to_f32_fn to_f32 = sx_wtype_kernels_of(wt).to_f32;
-    int64_t Kp = sx_bf16_kpad(K);
+    int64_t Kp = sx_bf16_kpad(K), kp = Kp / 2;
     size_t rb = sx_type_nbytes(W->type, W->ld);
-    int64_t kbs = (PACK_KB + wt->block - 1) / wt->block * wt->block;
-    float *blk = sx_scratch(SX_SCR_PACK, (size_t)(16 * kbs));
-    if (!blk) return -1;
+    /* scratch: one row as float32 (K, or 16 columns), then as bfloat16 */
+    float *f = sx_scratch(SX_SCR_PACK, (size_t)(Kp + Kp / 2 + 32));
+    sx_from_f32_fn round_row = bf16_rounder();
+    if (!f) return -1;
+    uint16_t *h = (uint16_t *)(f + Kp + 16);
     for (int64_t p = p0; p < p1; p++) {
-        uint16_t *d = dst + p * 16 * Kp;
+        uint32_t *d = (uint32_t *)(dst + p * 16 * Kp);
         int64_t c0 = n0 + p * 16;
         int cols = N - p * 16 < 16 ? (int)(N - p * 16) : 16;
         if (cols < 0) cols = 0;
-        memset(d, 0, sizeof *d * (size_t)(16 * Kp));
+        if (cols < 16) memset(d, 0, sizeof *d * (size_t)(16 * kp));
         if (!W->trans) {
-            for (int64_t k0 = 0; k0 < K; k0 += kbs) {
-                int64_t kb = K - k0 < kbs ? K - k0 : kbs;
-                for (int n = 0; n < cols; n++) {
-                    const char *src = (const char *)W->data + (size_t)(c0 + n) * rb +
-                                      sx_type_nbytes(W->type, k0);
-                    to_f32(blk + n * kbs, src, kb);
+            for (int n = 0; n < cols; n++) {
+                const char *src = (const char *)W->data + (size_t)(c0 + n) * rb;
+                const float *row = (const float *)src;
+                if (W->type != SX_F32 || ((uintptr_t)src & 3)) {
+                    to_f32(f, src, K);
+                    row = f;
                 }
-                for (int64_t k = 0; k < kb; k++) {
-                    uint16_t *dk = d + ((k0 + k) / 2) * 32 + ((k0 + k) & 1);
-                    for (int n = 0; n < cols; n++) dk[2 * n] = sx_f32_to_bf16(blk[n * kbs + k]);
-                }
+                round_row(h, row, K);
+                memset(h + K, 0, sizeof *h * (size_t)(Kp - K));
+                const uint32_t *s = (const uint32_t *)h;
+                for (int64_t j = 0; j < kp; j++) d[j * 16 + n] = s[j];
             }
-        } else { /* float types: row k of the stored [K, N] matrix, columns c0.. */
+        } else {
+            uint16_t *dh = (uint16_t *)d;
+            if (cols < 16 || K & 1) memset(d, 0, sizeof *d * (size_t)(16 * kp));
             for (int64_t k = 0; k < K && cols > 0; k++) {
-                to_f32(blk, (const char *)W->data + (size_t)k * rb + sx_type_nbytes(W->type, c0), cols);
-                uint16_t *dk = d + (k / 2) * 32 + (k & 1);
-                for (int n = 0; n < cols; n++) dk[2 * n] = sx_f32_to_bf16(blk[n]);
+                to_f32(f, (const char *)W->data + (size_t)k * rb + sx_type_nbytes(W->type, c0), cols);
+                round_row(h, f, cols);
+                for (int n = 0; n < cols; n++) dh[(k / 2) * 32 + 2 * n + (k & 1)] = h[n];
             }
+            for (int64_t k = K; k < Kp; k++)
+                for (int n = 0; n < 16; n++) dh[(k / 2) * 32 + 2 * n + (k & 1)] = 0;
         }
     }
     return 0;
@@ -212,7 +236,7 @@ int sx_pack_weight_bf16(sx_weight *w, void *buf) {
     bpack_job J = {data, w, 0, w->N, w->K, 0};
     sx_parallel_for(npad(w->N) / 16, 4, bpack_task, &J);
     if (J.failed) return sx_err("packing '%s': out of memory", w->name ? w->name : "?");
-    *pk = (sx_packed){SX_PACK_BF16, w->trans, npad(w->N), w->K, sx_bf16_kpad(w->K), data};
+    *pk = (sx_packed){SX_PACK_BF16, w->trans, SX_BF16, 32, npad(w->N), w->K, sx_bf16_kpad(w->K), data};
     w->packed = pk;
     w->packed_n0 = 0;
     return 0;
@@ -220,13 +244,15 @@ int sx_pack_weight_bf16(sx_weight *w, void *buf) {
 
 int sx_weight_pack(sx_weight *w) {
     if (!w || !w->data) return sx_err("sx_weight_pack: NULL weight");
-    if (sx_compute() != SX_COMPUTE_BF16) return 0;
+    int bf16 = sx_compute() == SX_COMPUTE_BF16, nr = sx_kernels_cur()->nr;
+    const sx_wtype *wt = sx_wtype_of(w->type);
+    if (!wt || (!bf16 && (wt->quantized || !sx_kernels_cur()->ukr_x))) return 0; /* per call */
     void *buf = NULL;
-    size_t bytes = sx_packed_bytes(w);
+    size_t bytes = bf16 ? sx_packed_bytes(w) : sx_panels_bytes(w, nr);
     if (posix_memalign(&buf, 64, bytes) != 0)
         return sx_err("sx_weight_pack: out of memory for %zu bytes ('%s')", bytes,
                       w->name ? w->name : "?");
-    if (sx_pack_weight_bf16(w, buf) != 0) {
+    if ((bf16 ? sx_pack_weight_bf16(w, buf) : sx_pack_weight_panels(w, buf, nr)) != 0) {
         free(buf);
         return -1;
     }
@@ -273,10 +299,14 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
     bf16_job *J = ctx;
     const sx_bf16_kernels *kk = J->kk;
     int mr = kk->mr;
-    int64_t ldc = J->nc, kpt = J->Kp / 2, bstride = 16 * J->Kp;
+    int64_t kpt = J->Kp / 2, bstride = 16 * J->Kp;
     size_t ael = kk->a_layout == SX_BF16_A_PANELS_F32 ? 4 : 2;
-    float *C = J->c ? J->c : sx_scratch(SX_SCR_BF16_C, (size_t)(J->mc * J->nc));
-    if (!C) {
+    /* without activation or accumulation the sums go straight to Y (bias
+     * added at the end); else to a float32 block the epilogue finishes */
+    int direct = !J->act && !J->accumulate;
+    float *C = direct ? NULL : J->c ? J->c : sx_scratch(SX_SCR_BF16_C, (size_t)(J->mc * J->nc));
+    _Alignas(64) float tile[32 * 32]; /* an edge micro-tile (mr <= 32) */
+    if (!direct && !C) {
         J->failed = 1;
         return;
     }
@@ -284,10 +314,13 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
         int64_t m0 = t / J->n_nblk * J->mc, n0 = t % J->n_nblk * J->nc;
         int64_t mc = J->M - m0 < J->mc ? J->M - m0 : J->mc;
         int64_t nc = J->N - n0 < J->nc ? J->N - n0 : J->nc;
+        float *Cb = direct ? J->Y + m0 * J->ldy + n0 : C;
+        int64_t ldc = direct ? J->ldy : J->nc;
         for (int64_t k0 = 0; k0 < kpt; k0 += kk->kc) {
             int64_t kc = kpt - k0 < kk->kc ? kpt - k0 : kk->kc;
             for (int64_t n = 0; n < nc; n += 32) {
                 const uint16_t *bp = J->b + (n0 + n) / 16 * bstride + k0 * 32;
+                int cols = nc - n < 32 ? (int)(nc - n) : 32;
                 for (int64_t m = 0; m < mc; m += mr) {
                     const char *ap;
                     if (kk->a_layout == SX_BF16_A_ROWS)
@@ -295,12 +328,23 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
                     else
                         ap = (const char *)J->a + ((m0 + m) * J->Kp + 2 * k0 * mr) * ael;
                     int rows = mc - m < mr ? (int)(mc - m) : mr;
-                    kk->ukr(kc, ap, J->Kp, rows, bp, bstride, C + m * ldc + n, ldc, k0 > 0);
+                    float *c = Cb + m * ldc + n;
+                    if (!direct || (rows == mr && cols == 32)) {
+                        kk->ukr(kc, ap, J->Kp, rows, bp, bstride, c, ldc, k0 > 0);
+                        continue;
+                    }
+                    for (int i = 0; i < mr; i++)
+                        for (int j = 0; j < 32; j++)
+                            tile[i * 32 + j] = k0 > 0 && i < rows && j < cols ? c[i * ldc + j] : 0.0f;
+                    kk->ukr(kc, ap, J->Kp, rows, bp, bstride, tile, 32, 1);
+                    for (int i = 0; i < rows; i++)
+                        memcpy(c + i * ldc, tile + i * 32, sizeof(float) * (size_t)cols);
                 }
             }
         }
-        sx_gemm_epilogue(J->Y + m0 * J->ldy + n0, J->ldy, C, ldc, mc, nc,
-                         J->bias ? J->bias + n0 : NULL, J->act, J->accumulate);
+        if (!direct || J->bias)
+            sx_gemm_epilogue(J->Y + m0 * J->ldy + n0, J->ldy, Cb, ldc, mc, nc,
+                             J->bias ? J->bias + n0 : NULL, J->act, J->accumulate);
     }
 }
 
@@ -335,11 +379,12 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
                       nm, (long long)M, (long long)N, (long long)K);
     for (int64_t m0 = 0; m0 < M; m0 += ms) {
         int64_t mcnt = M - m0 < ms ? M - m0 : ms;
-        apack_job PA = {kk, ap, X + m0 * ldx, ldx, mcnt, K};
+        apack_job PA = {kk, ap, X + m0 * ldx, ldx, mcnt, K, 0};
         sx_parallel_for(mpad(kk, mcnt) / mr, 4, apack_task, &PA);
+        if (PA.failed) return sx_err("sx_matmul: out of memory rounding '%s' inputs", nm);
         for (int64_t n0 = 0; n0 < N; n0 += ns) {
             int64_t ncnt = N - n0 < ns ? N - n0 : ns;
-            const uint16_t *b = pk ? pk->data + (W->packed_n0 + n0) / 16 * 16 * Kp : bp;
+            const uint16_t *b = pk ? (const uint16_t *)pk->data + (W->packed_n0 + n0) / 16 * 16 * Kp : bp;
             if (!pk) {
                 bpack_job PB = {bp, W, n0, ncnt, K, 0};
                 sx_parallel_for(npad(ncnt) / 16, 2, bpack_task, &PB);

@@ -26,6 +26,15 @@ typedef struct sx_kernels {
     /* C[mr,nr] (row stride ldc) = (load_c ? C : 0) + A.B over kc steps, where
      * A is packed [kc][mr] and B packed [kc][nr]. */
     void (*ukr)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int load_c);
+    /* The same product with B's panel in its weight's float type (btype
+     * SX_F32, SX_F16 or SX_BF16: weights packed once at load in their own
+     * type, widened in registers) and only the first `rows` rows of A
+     * meaningful (rows <= mr; A still holds mr rows, C gets mr rows).
+     * Same arithmetic as ukr: for each output, k in order, one FMA each
+     * (the scalar kernel: multiply, then add). NULL: the path packs every
+     * weight to float32 per call. */
+    void (*ukr_x)(int64_t kc, const float *a, const void *b, int btype, int rows, float *c,
+                  int64_t ldc, int load_c);
     /* In place x = softmax(scale * x) over n values (n >= 1, scale > 0);
      * -inf entries become 0. */
     void (*softmax_row)(float *x, int64_t n, float scale);
@@ -83,8 +92,8 @@ int64_t sx_bf16_kpad(int64_t K);
 size_t sx_bf16_a_bytes(const sx_bf16_kernels *kk, int64_t M, int64_t K);
 size_t sx_bf16_b_bytes(int64_t N, int64_t K);
 size_t sx_bf16_c_floats(const sx_bf16_kernels *kk, int64_t M, int64_t N);
-void sx_bf16_pack_a(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx, int64_t M,
-                    int64_t K);
+int sx_bf16_pack_a(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx, int64_t M,
+                   int64_t K);
 int sx_bf16_pack_b(uint16_t *dst, const struct sx_weight *W, int64_t n0, int64_t N, int64_t K);
 void sx_bf16_gemm_prepacked(const sx_bf16_kernels *kk, float *y, int64_t ldy, const void *a,
                             int64_t M, const uint16_t *b, int64_t N, int64_t K, float *c);
@@ -105,14 +114,25 @@ static inline unsigned sx_flush_denormals_begin(void) { return 0; }
 static inline void sx_flush_denormals_end(unsigned csr) { (void)csr; }
 #endif
 
-/* What sx_weight.packed points to: a matrix packed once (ops_bf16.c). */
-enum { SX_PACK_BF16 = 1 };
+/* What sx_weight.packed points to: a matrix packed once, at load, for the
+ * compute type of that moment:
+ *   SX_PACK_BF16   - the tile layout above (ops_bf16.c), bfloat16;
+ *   SX_PACK_PANELS - the float32 GEMM's B layout, panels of nr columns
+ *                    [ceil(N/nr)][K][nr], in the weight's own float type
+ *                    (F32, F16 or BF16: the same bytes as the stored matrix),
+ *                    for the path whose kernels have that nr (ops_gemm.c). */
+enum { SX_PACK_BF16 = 1, SX_PACK_PANELS = 2 };
 typedef struct sx_packed {
-    int layout;         /* SX_PACK_BF16: the tile layout above */
+    int layout;         /* SX_PACK_* */
     int trans;          /* of the weight it was packed from */
-    int64_t N, K, Kp;   /* N: columns packed (a multiple of 32, zero past the weight's) */
-    const uint16_t *data;
+    int type, nr;       /* PANELS: element type, panel width */
+    int64_t N, K, Kp;   /* N: columns packed (BF16: a multiple of 32, zero past the weight's) */
+    const void *data;
 } sx_packed;
+/* F32 compute: bytes of w packed in panels of nr, and the packing (into buf,
+ * 64-byte aligned; w->packed points at it). Multi-threaded. */
+size_t sx_panels_bytes(const struct sx_weight *w, int nr);
+int sx_pack_weight_panels(struct sx_weight *w, void *buf, int nr);
 /* The BF16 matrix product (ops_bf16.c): sx_matmul_ep with BF16 compute. */
 int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const struct sx_weight *W,
                    const struct sx_epilogue *ep, int64_t M);
@@ -170,6 +190,8 @@ void sx_f16_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_bf16_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_f16_to_f32_avx512(float *y, const void *x, int64_t n);
 void sx_bf16_to_f32_avx512(float *y, const void *x, int64_t n);
+void sx_bf16_from_f32_avx2(void *y, const float *x, int64_t n);
+void sx_bf16_from_f32_avx512(void *y, const float *x, int64_t n);
 #endif
 
 /* One activation on one value: the exact expressions of sx_gelu,

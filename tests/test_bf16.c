@@ -307,41 +307,55 @@ static void test_container_packing(void) {
         float *ref = malloc(sizeof(float) * M * N), *wv = malloc(sizeof(float) * N * K);
         sx_rand_uniform(x, M * K, 31, -1, 1);
         sx_weight wf, wb;
+        /* F32 compute: float weights packed at load in panels of their own
+         * type, the mapped pages given back; the product is the same bytes
+         * as with the stored matrix packed per call */
+        const sx_tensor *t = sx_gguf_find(g, ws[i].name);
+        float *st = malloc(sizeof(float) * N * K);
+        CHECK_OK(sx_tensor_to_f32(t, st)); /* (touches the mapped pages) */
+        long rss0 = rss_of_mapping(t->data);
         CHECK(sx_compute() == SX_COMPUTE_F32);
         if (ws[i].trans) {
             CHECK_OK(sx_weight_get_t(g, ws[i].name, K, N, &wf));
         } else {
             CHECK_OK(sx_weight_get(g, ws[i].name, N, K, &wf));
         }
-        CHECK(wf.packed == NULL);
+        long rss1 = rss_of_mapping(t->data);
+        int quant = sx_wtype_of(t->type)->quantized;
+        const sx_packed *pf = wf.packed;
+        CHECKF(quant ? !pf : pf && pf->layout == SX_PACK_PANELS && pf->type == t->type,
+               "%s: F32 packing", ws[i].name);
         CHECK_OK(sx_matmul(yf, x, &wf, NULL, M));
+        sx_weight wu = wf;
+        wu.packed = NULL;
+        CHECK_OK(sx_matmul(y, x, &wu, NULL, M));
+        CHECKF(!memcmp(y, yf, sizeof(float) * M * N), "%s: F32 packed vs per call", ws[i].name);
+        if (!strcmp(ws[i].name, "w.big")) {
+            printf("    w.big: mapping resident %ld kB before packing (F32), %ld kB after\n", rss0, rss1);
+            if (rss0 >= 0) CHECKF(rss1 <= rss0 - 400, "rss %ld -> %ld kB", rss0, rss1);
+        }
         sx_epilogue bf = {.compute = SX_COMPUTE_BF16};
         CHECK_OK(sx_matmul_ep(yb, N, x, K, &wf, &bf, M)); /* packed per call */
-        /* against the reference on the stored values */
-        const sx_tensor *t = sx_gguf_find(g, ws[i].name);
-        float *st = malloc(sizeof(float) * N * K);
-        CHECK_OK(sx_tensor_to_f32(t, st));
         for (int64_t n = 0; n < N; n++)
             for (int64_t k = 0; k < K; k++) wv[n * K + k] = ws[i].trans ? st[k * N + n] : st[n * K + k];
         static const sx_epilogue plain;
         ref_gemm(ref, N, x, K, wv, M, N, K, &plain, NULL);
         if (exact_kernel(sx_bf16_kernels_cur()))
             CHECKF(!memcmp(yb, ref, sizeof(float) * M * N), "%s: per-call packed", ws[i].name);
-        long rss0 = rss_of_mapping(t->data);
         CHECK_OK(sx_set_compute(SX_COMPUTE_BF16));
         if (ws[i].trans) {
             CHECK_OK(sx_weight_get_t(g, ws[i].name, K, N, &wb));
         } else {
             CHECK_OK(sx_weight_get(g, ws[i].name, N, K, &wb));
         }
-        long rss1 = rss_of_mapping(t->data);
-        int quant = sx_wtype_of(t->type)->quantized;
-        CHECKF((wb.packed != NULL) == !quant, "%s: packed %p", ws[i].name, wb.packed);
+        rss1 = rss_of_mapping(t->data);
+        const sx_packed *pb = wb.packed;
+        CHECKF(quant ? !pb : pb && pb->layout == SX_PACK_BF16, "%s: BF16 packing", ws[i].name);
         CHECK_OK(sx_matmul(y, x, &wb, NULL, M));
         CHECKF(!memcmp(y, yb, sizeof(float) * M * N), "%s: packed at load vs per call", ws[i].name);
         if (!strcmp(ws[i].name, "w.big")) {
-            /* 512 KiB of mapped pages, given back once packed */
-            printf("    w.big: mapping resident %ld kB before packing, %ld kB after\n", rss0, rss1);
+            /* the BF16 packing read the stored matrix again, then gave it back */
+            printf("    w.big: mapping resident %ld kB after packing (BF16)\n", rss1);
             if (rss0 >= 0) CHECKF(rss1 <= rss0 - 400, "rss %ld -> %ld kB", rss0, rss1);
             /* a second lookup shares the packed copy */
             sx_weight wb2;
@@ -378,6 +392,64 @@ static void test_container_packing(void) {
     sx_gguf_close(g);
 }
 
+/* F32 compute with weights packed in panels of their own type (ukr_x):
+ * each output is the same bytes as the per-call path's (the GEMM's order
+ * does not depend on M), so a few rows (M <= 8, where unpacked weights take
+ * the GEMV) equal the first rows of a 13-row product with the unpacked
+ * weight. Every path, F32/F16/BF16 weights, plain and transposed. */
+static void test_f32_panels(void) {
+    const int64_t N = 45, K = 77, MM = 13;
+    float *x = malloc(sizeof(float) * MM * K), *wf = malloc(sizeof(float) * N * K);
+    float *yu = malloc(sizeof(float) * MM * N), *yp = malloc(sizeof(float) * MM * N);
+    uint16_t *wh = malloc(2 * N * K);
+    sx_rand_uniform(x, MM * K, 51, -1, 1);
+    sx_rand_uniform(wf, N * K, 52, -1, 1);
+    int levels[] = {SX_SIMD_SCALAR, SX_SIMD_AVX2, SX_SIMD_AVX512, SX_SIMD_NEON};
+    int types[] = {SX_F32, SX_F16, SX_BF16}, n_cmp = 0;
+    for (size_t li = 0; li < 4; li++) {
+        if (!sx_simd_supported(levels[li]) || sx_simd_set(levels[li]) != 0) continue;
+        if (!sx_kernels_cur()->ukr_x) continue;
+        for (int ti = 0; ti < 3; ti++) {
+            for (int tr = 0; tr < 2; tr++) {
+                if (tr && types[ti] != SX_F32) continue;
+                sx_weight w = sx_weight_f32(wf, N, K);
+                float *wt = NULL;
+                if (types[ti] != SX_F32) {
+                    for (int64_t i = 0; i < N * K; i++)
+                        wh[i] = types[ti] == SX_F16 ? sx_f32_to_f16(wf[i]) : sx_f32_to_bf16(wf[i]);
+                    w.type = types[ti];
+                    w.data = wh;
+                }
+                if (tr) {
+                    wt = malloc(sizeof(float) * N * K);
+                    for (int64_t n = 0; n < N; n++)
+                        for (int64_t k = 0; k < K; k++) wt[k * N + n] = wf[n * K + k];
+                    w.data = wt, w.trans = 1, w.ld = N;
+                }
+                CHECK_OK(sx_matmul(yu, x, &w, NULL, MM));
+                sx_weight wp = w;
+                CHECK_OK(sx_weight_pack(&wp));
+                const sx_packed *pk = wp.packed;
+                CHECK(pk && pk->layout == SX_PACK_PANELS && pk->type == types[ti]);
+                for (int64_t m = 1; m <= MM; m += (m < 9 ? 1 : 4)) {
+                    memset(yp, 0, sizeof(float) * MM * N);
+                    CHECK_OK(sx_matmul(yp, x, &wp, NULL, m));
+                    n_cmp++;
+                    CHECKF(!memcmp(yp, yu, sizeof(float) * m * N), "%s %s%s M=%lld: packed differs",
+                           sx_simd_name(levels[li]), sx_type_name(types[ti]), tr ? " T" : "",
+                           (long long)m);
+                }
+                sx_weight_unpack(&wp);
+                free(wt);
+            }
+        }
+    }
+    sx_simd_init();
+    printf("    %d packed products compared\n", n_cmp);
+    CHECK(n_cmp >= 3 * 4 * 10);
+    free(x), free(wf), free(yu), free(yp), free(wh);
+}
+
 /* the single-thread building blocks attention and convolution may use */
 static void test_prepacked_api(void) {
     const int64_t M = 19, N = 40, K = 45;
@@ -395,7 +467,7 @@ static void test_prepacked_api(void) {
         void *a = malloc(sx_bf16_a_bytes(kk, M, K));
         uint16_t *b = malloc(sx_bf16_b_bytes(N, K));
         float *c = malloc(sizeof(float) * sx_bf16_c_floats(kk, M, N));
-        sx_bf16_pack_a(kk, a, x, K, M, K);
+        CHECK_OK(sx_bf16_pack_a(kk, a, x, K, M, K));
         CHECK_OK(sx_bf16_pack_b(b, &wt, 0, N, K));
         sx_bf16_gemm_prepacked(kk, got, N, a, M, b, N, K, c);
         check_out("prepacked", kk, got, N, ref, N, absdot, M, N, K);
@@ -417,6 +489,7 @@ int main(void) {
     RUN(test_amx_report);
     RUN(test_threads);
     RUN(test_container_packing);
+    RUN(test_f32_panels);
     RUN(test_prepacked_api);
     return TEST_DONE();
 }
