@@ -450,6 +450,30 @@ static void test_f32_panels(void) {
     free(x), free(wf), free(yu), free(yp), free(wh);
 }
 
+/* float32 -> bfloat16 of every path's type-table kernel = the scalar
+ * reference, bit for bit: ties to even, NaN kept quiet NaN, infinities,
+ * denormals, signed zeros, odd lengths */
+static void test_rounding(void) {
+    const int64_t n = 1037;
+    float x[1037];
+    uint16_t ref[1037], got[1037];
+    sx_rand_uniform(x, n, 61, -3e4f, 3e4f);
+    uint32_t special[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u, 0xff800000u, 0x00000001u,
+                          0x80400000u, 0x00000000u, 0x80000000u, 0x3f808000u, 0x3f818000u, 0x3f80ffffu,
+                          0x7f7fffffu, 0x00ffffffu};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) memcpy(&x[100 + 3 * i], &special[i], 4);
+    for (int64_t i = 0; i < n; i++) ref[i] = sx_f32_to_bf16(x[i]);
+    int levels[] = {SX_SIMD_SCALAR, SX_SIMD_AVX2, SX_SIMD_AVX512, SX_SIMD_NEON};
+    for (size_t li = 0; li < 4; li++) {
+        if (!sx_simd_supported(levels[li]) || sx_simd_set(levels[li]) != 0) continue;
+        sx_from_f32_fn f = sx_wtype_kernels_of(sx_wtype_of(SX_BF16)).from_f32;
+        memset(got, 0, sizeof got);
+        f(got, x, n);
+        CHECKF(!memcmp(got, ref, sizeof ref), "%s: bf16 rounding differs", sx_simd_name(levels[li]));
+    }
+    sx_simd_init();
+}
+
 /* the single-thread building blocks attention and convolution may use */
 static void test_prepacked_api(void) {
     const int64_t M = 19, N = 40, K = 45;
@@ -483,6 +507,7 @@ int main(void) {
     printf("bf16 kernels:");
     for (int i = 0; i < n_kern; i++) printf(" %s", kern[i]->name);
     printf("\n");
+    RUN(test_rounding);
     RUN(test_shapes);
     RUN(test_strides_trans_epilogue);
     RUN(test_types);
