@@ -16,7 +16,9 @@
  * while it runs us) next to wall-clock GFLOP/s; "% peak" compares per-CPU-
  * second rates of the kernel and the peak loop; flop/cycle divides by the
  * clock measured the same way. Each figure is the best of a few runs.
- * Usage: build/tests/bench_matmul [--quick] [--f32] [--bf16] [--blocks] [--attention]
+ *   memory: the resident set of a GGUF file's matrices when mapped, then
+ *           packed at load (the mapped pages given back).
+ * Usage: build/tests/bench_matmul [--quick] [--f32] [--bf16] [--blocks] [--memory] [--attention]
  *        (no section flag: all sections) */
 #include <dlfcn.h>
 #include <math.h>
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -432,6 +435,101 @@ static void bench_blocks(int maxt) {
     for (int b = 0; b < 2; b++) free(jobs[b].x), free(jobs[b].x0), free(jobs[b].ctx), free(jobs[b].work);
 }
 
+/* ---- memory: packing at load replaces the mapped pages ---- */
+static long rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb;
+}
+
+/* A GGUF v3 file of n F16 matrices [N, K] named w.0, w.1, ... (sxrand values). */
+static int write_f16_gguf(const char *path, int n, int64_t N, int64_t K) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    uint32_t u32;
+    uint64_t u64;
+    fwrite("GGUF", 1, 4, f);
+    u32 = 3, fwrite(&u32, 4, 1, f);
+    u64 = (uint64_t)n, fwrite(&u64, 8, 1, f);
+    u64 = 0, fwrite(&u64, 8, 1, f); /* no metadata: alignment 32 */
+    size_t bytes = (size_t)(N * K) * 2, off = 0;
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "w.%d", i);
+        u64 = strlen(name), fwrite(&u64, 8, 1, f), fwrite(name, 1, strlen(name), f);
+        u32 = 2, fwrite(&u32, 4, 1, f);
+        u64 = (uint64_t)K, fwrite(&u64, 8, 1, f);
+        u64 = (uint64_t)N, fwrite(&u64, 8, 1, f);
+        u32 = SX_F16, fwrite(&u32, 4, 1, f);
+        u64 = off, fwrite(&u64, 8, 1, f);
+        off += (bytes + 31) / 32 * 32;
+    }
+    long pos = ftell(f);
+    for (long p = pos; p % 32; p++) fputc(0, f);
+    float *v = malloc(sizeof(float) * (size_t)(N * K));
+    uint16_t *h = malloc(bytes);
+    int ok = v && h;
+    for (int i = 0; ok && i < n; i++) {
+        sx_rand_uniform(v, N * K, 100 + (uint64_t)i, -0.1f, 0.1f);
+        for (int64_t j = 0; j < N * K; j++) h[j] = sx_f32_to_f16(v[j]);
+        ok = fwrite(h, 1, bytes, f) == bytes;
+        for (size_t p = bytes; p % 32; p++) fputc(0, f);
+    }
+    free(v), free(h);
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static void bench_memory(void) {
+    const int n = 8;
+    const int64_t N = 4096, K = 4096;
+    char path[] = "/tmp/seedx_bench_rss_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return;
+    close(fd);
+    printf("\nmemory: %d F16 matrices [%lld, %lld] (%.0f MB) in a GGUF file, resident set (VmRSS)\n", n,
+           (long long)N, (long long)K, n * N * K * 2 / 1e6);
+    if (write_f16_gguf(path, n, N, K) != 0) {
+        printf("  (could not write %s)\n", path);
+        unlink(path);
+        return;
+    }
+    for (int mode = SX_COMPUTE_F32; mode <= SX_COMPUTE_BF16; mode++) {
+        sx_gguf *g;
+        if (sx_gguf_open(path, &g) != 0) break;
+        long r0 = rss_kb();
+        for (int i = 0; i < n; i++) { /* every mapped page read, as a load that converts would */
+            const sx_tensor *t = sx_gguf_tensor_at(g, i);
+            for (size_t b = 0; b < t->nbytes; b += 4096) (void)*(const volatile uint8_t *)((const uint8_t *)t->data + b);
+        }
+        long r1 = rss_kb();
+        sx_set_compute(mode);
+        sx_weight w[8];
+        double t0 = sx_time(), c0 = cpu_now(0);
+        for (int i = 0; i < n; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "w.%d", i);
+            sx_weight_get(g, name, N, K, &w[i]);
+        }
+        double tp = sx_time() - t0, cp = cpu_now(0) - c0;
+        long r2 = rss_kb();
+        float *x = malloc(sizeof(float) * 64 * K), *y = malloc(sizeof(float) * 64 * N);
+        sx_rand_uniform(x, 64 * K, 1, -1, 1);
+        for (int i = 0; i < n; i++) sx_matmul(y, x, &w[i], NULL, 64);
+        long r3 = rss_kb();
+        printf("  compute %-4s: resident after reading the mapping %+.0f MB; after packing at load "
+               "%+.0f MB (%.2f s, %.2f CPU s); after a 64-row product with each %+.0f MB\n",
+               sx_compute_name(mode), (r1 - r0) / 1e3, (r2 - r0) / 1e3, tp, cp, (r3 - r0) / 1e3);
+        free(x), free(y);
+        sx_gguf_close(g);
+        sx_set_compute(SX_COMPUTE_F32);
+    }
+    unlink(path);
+}
+
 /* sx_attention at the model shapes: GFLOP/s counts the two GEMMs (4 T^2 H D). */
 static void bench_attention(void) {
     struct { const char *what; int64_t T; int H, D; } as[] = {
@@ -468,19 +566,20 @@ static void bench_attention(void) {
 }
 
 int main(int argc, char **argv) {
-    int f32 = 0, bf16 = 0, blocks = 0, attn = 0;
+    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--f32")) f32 = 1;
         else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (!strcmp(argv[i], "--blocks")) blocks = 1;
         else if (!strcmp(argv[i], "--attention")) attn = 1;
+        else if (!strcmp(argv[i], "--memory")) mem = 1;
         else {
-            fprintf(stderr, "usage: bench_matmul [--quick] [--f32] [--bf16] [--blocks] [--attention]\n");
+            fprintf(stderr, "usage: bench_matmul [--quick] [--f32] [--bf16] [--blocks] [--memory] [--attention]\n");
             return 2;
         }
     }
-    if (!f32 && !bf16 && !blocks && !attn) f32 = bf16 = blocks = attn = 1;
+    if (!f32 && !bf16 && !blocks && !attn && !mem) f32 = bf16 = blocks = attn = mem = 1;
     if (sx_threads_init(0) != 0) return 1;
     int maxt = sx_threads_count() < 2 ? sx_threads_count() : 2;
     printf("bench_matmul: simd %s, BF16 kernel %s, up to %d threads\n", sx_simd_name(sx_simd_level()),
@@ -507,6 +606,7 @@ int main(int argc, char **argv) {
     if (f32) bench_f32(sh, nsh, maxt);
     if (bf16) bench_bf16(sh, nsh, maxt);
     if (blocks) bench_blocks(maxt);
+    if (mem) bench_memory();
     sx_threads_init(0);
     if (attn) bench_attention();
     return 0;
