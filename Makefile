@@ -1,7 +1,8 @@
-# seedx.c - plain Makefile. Every top-level *.c except main.c is library code;
-# files named *_avx2.c / *_avx512.c / *_avx512bf16.c / *_amx.c / *_neon.c get
-# their ISA flags and only build on the matching architecture (the CPU is
-# checked at run time, simd.c). tests/test_*.c are test programs.
+# seedx.c - plain Makefile. Every top-level *.c except the front-end files of
+# ./seedx (CLI_SRCS) is library code; files named *_avx2.c / *_avx512.c /
+# *_avx512bf16.c / *_amx.c / *_neon.c get their ISA flags and only build on
+# the matching architecture (the CPU is checked at run time, simd.c).
+# tests/test_*.c are test programs.
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
@@ -10,7 +11,9 @@ LDLIBS  := -lm -lpthread
 ARCH    := $(shell uname -m)
 BUILD   ?= build
 
-ALL_SRCS := $(filter-out main.c, $(wildcard *.c))
+CLI_SRCS := main.c cli.c cli_tools.c
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+ALL_SRCS := $(filter-out $(CLI_SRCS), $(wildcard *.c))
 X86_SRCS := %_avx2.c %_avx512.c %_avx512bf16.c %_amx.c
 ifeq ($(ARCH),x86_64)
   LIB_SRCS := $(filter-out %_neon.c, $(ALL_SRCS))
@@ -31,7 +34,7 @@ AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
 AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-bf16
 
-.PHONY: all test test-asan bench fixtures format clean fuzz
+.PHONY: all test test-asan bench fixtures format clean fuzz install
 all: seedx $(BUILD)/libseedx.a
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -55,14 +58,40 @@ $(BUILD)/ops_amxemu.o: ops_amxemu.c ops_amx.c $(HDRS)
 $(BUILD)/libseedx.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-seedx: $(BUILD)/main.o $(BUILD)/libseedx.a
+seedx: $(CLI_OBJS) $(BUILD)/libseedx.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/libseedx.a $(LDLIBS)
 
-test: seedx $(TEST_BINS)
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the library, the
+# public headers (a program compiles with -I PREFIX/include/seedx and
+# #include "seedx.h") and the tiny model `seedx demo` finds next to the binary.
+PREFIX   ?= /usr/local
+PUB_HDRS := seedx.h sx_core.h half.h simd.h wtype.h gguf.h ops.h tokenizer.h image_io.h vit.h \
+            llama.h detokenizer.h unet.h sampler.h vae.h
+install: seedx $(BUILD)/libseedx.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/seedx \
+	  $(DESTDIR)$(PREFIX)/share/seedx/tiny-model
+	install -m 755 seedx $(DESTDIR)$(PREFIX)/bin/seedx
+	install -m 644 $(BUILD)/libseedx.a $(DESTDIR)$(PREFIX)/lib/libseedx.a
+	install -m 644 $(PUB_HDRS) $(DESTDIR)$(PREFIX)/include/seedx/
+	install -m 644 tests/fixtures/seedx_e2e/model/*.gguf $(DESTDIR)$(PREFIX)/share/seedx/tiny-model/
+
+# make test installs into $(BUILD)/install-test and builds tests/example_api.c
+# against that tree only; tests/test_install.c runs the installed seedx and the
+# example from another directory.
+INSTALL_TEST := $(BUILD)/install-test
+$(INSTALL_TEST)/.done: seedx $(BUILD)/libseedx.a $(PUB_HDRS) Makefile
+	rm -rf $(INSTALL_TEST)
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(INSTALL_TEST)) > /dev/null
+	touch $@
+$(BUILD)/tests/example_api: tests/example_api.c $(INSTALL_TEST)/.done
+	$(CC) $(BASE) $(CFLAGS) -I$(INSTALL_TEST)/include/seedx -o $@ $< \
+	  $(INSTALL_TEST)/lib/libseedx.a $(LDLIBS)
+
+test: seedx $(TEST_BINS) $(BUILD)/tests/example_api
 	@sh tests/run.sh $(BUILD) $(TEST_BINS)
 
 # The sanitized build also makes ./seedx (the CLI tests run it); it is removed

@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "ops_impl.h"
-#include "seedx.h"
+#include "ops.h"
+#include "sx_core.h"
 
 static int64_t prod_from(const sx_tensor *t, int d) {
     int64_t p = 1;

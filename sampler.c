@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ======================================================================
  * Euler discrete scheduler
@@ -242,22 +242,6 @@ done:
     free(x);
     free(et);
     return rc;
-}
-
-void sx_progress_stderr(void *ud, int step, int n_steps, float t, const float *latents) {
-    (void)t;
-    (void)latents;
-    const sx_progress_bar *pb = ud;
-    double el = pb ? sx_time() - pb->t0 : 0;
-    int done = step + 1, w = 30, fill = n_steps > 0 ? done * w / n_steps : w;
-    double per = done > 0 ? el / done : 0, eta = per * (n_steps - done);
-    char bar[64];
-    for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
-    bar[w] = 0;
-    fprintf(stderr, "\r%s %3d/%d [%s] %.1fs/step, ETA %dm%02ds ", pb && pb->label ? pb->label : "sampling",
-            done, n_steps, bar, per, (int)(eta / 60), (int)eta % 60);
-    if (done == n_steps) fprintf(stderr, "\n");
-    fflush(stderr);
 }
 
 /* ======================================================================

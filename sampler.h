@@ -52,15 +52,6 @@ typedef struct sx_cond {
  * timestep and the latents after the step. */
 typedef void (*sx_progress_fn)(void *ud, int step, int n_steps, float t, const float *latents);
 
-/* A ready-made sx_progress_fn printing "label  12/50 [######......] 3.1s/step, ETA 1m52s"
- * to stderr (one line, rewritten in place; newline after the last step). ud points to an
- * sx_progress_bar whose t0 the caller sets with sx_time() just before sampling. */
-typedef struct sx_progress_bar {
-    double t0;
-    const char *label;
-} sx_progress_bar;
-void sx_progress_stderr(void *ud, int step, int n_steps, float t, const float *latents);
-
 /* SDXL pipeline loop: latents [4, h, w] holds the initial noise on entry (it is
  * multiplied by init_noise_sigma, as the pipeline does with given latents) and
  * the final latents on return. Each step: eps_u, eps_c = UNet(scaled x, uncond /

@@ -8,10 +8,18 @@
  *   - tensors are float32, row-major, shapes given in PyTorch order.
  *   - all sizes come from the weight container's metadata; nothing about a
  *     model's width or depth is hard-coded.
+ *   - the library never writes to stdout; it writes the files it is asked
+ *     to (images, .npy, traces). Progress and tokens reach the caller
+ *     through callbacks (sx_seedx_opts).
  *
- * This header is the umbrella; each component declares its API in its own
- * header (gguf.h, ops.h, tokenizer.h, image_io.h, vit.h, llama.h, unet.h,
- * vae.h), included below. */
+ * This header is the umbrella: the SEED-X pipeline below, and every layer
+ * under it by including its header. Floors, each using only those below it:
+ *   core        sx_core.h (errors, threads, tracing, .npy, clocks), half.h
+ *   container   gguf.h           kernels   ops.h
+ *   components  tokenizer.h image_io.h vit.h llama.h detokenizer.h unet.h
+ *               sampler.h vae.h
+ *   pipeline    seedx.h (this file)
+ * A program calls sx_init once, then opens models and runs them. */
 #ifndef SEEDX_H
 #define SEEDX_H
 
@@ -20,60 +28,7 @@
 
 #define SEEDX_VERSION "0.1.0"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* ---- errors (seedx_core.c) ------------------------------------------- */
-/* Formats a message into the calling thread's error buffer; returns -1 so
- * that `return sx_err("...")` reads naturally. */
-int sx_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prefixes the current message with more context ("loading vit: " + msg). */
-int sx_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *sx_errmsg(void);
-void sx_err_clear(void);
-
-/* Checked allocation: returns NULL and sets an error naming `what`. */
-void *sx_malloc(size_t n, const char *what);
-void *sx_calloc(size_t n, size_t size, const char *what);
-
-/* ---- threads (threads.c) ---------------------------------------------- */
-/* Creates the pool once. n <= 0: SEEDX_THREADS, else the online CPU count.
- * Calling it again with another count rebuilds the pool. */
-int sx_threads_init(int n);
-int sx_threads_count(void);
-/* Runs fn(ctx, begin, end, tid) over [0, n) in chunks of `chunk` items that
- * workers claim from a shared atomic counter. tid in [0, sx_threads_count())
- * indexes per-thread scratch. Returns when all chunks are done. Nested calls
- * from inside a task run serially on the calling thread. */
-typedef void (*sx_task_fn)(void *ctx, int64_t begin, int64_t end, int tid);
-void sx_parallel_for(int64_t n, int64_t chunk, sx_task_fn fn, void *ctx);
-
-/* ---- tracing (seedx_core.c) ------------------------------------------- */
-/* When SEEDX_TRACE=dir is set (or sx_trace_set_dir was called), writes
- * dir/<name>.npy (float32, the given PyTorch-order shape). No-op otherwise.
- * Names are PyTorch module paths, e.g. "transformer.resblocks.3.mlp". */
-void sx_trace_set_dir(const char *dir);
-int sx_trace_enabled(void);
-void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape);
-/* printf-style name helper: sx_tracef(x, 2, shape, "blocks.%d.attn", i) */
-void sx_tracef(const float *x, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* float32 C-order .npy files (what the trace writes; what the CLI tools
- * take as tensors). Write goes to a temporary name and is renamed. Read:
- * version 1-3, at most 4 dims, *data malloc'd. */
-int sx_npy_write(const char *path, const float *x, int ndim, const int64_t *shape);
-int sx_npy_read(const char *path, float **data, int *ndim, int64_t shape[4], int64_t *count);
-
-/* Monotonic wall clock in seconds; peak resident set size in bytes. */
-double sx_time(void);
-size_t sx_peak_rss(void);
-
-#ifdef __cplusplus
-}
-#endif
-
+#include "sx_core.h"
 #include "gguf.h"
 #include "ops.h"
 #include "tokenizer.h"
@@ -85,10 +40,18 @@ size_t sx_peak_rss(void);
 #include "sampler.h"
 #include "vae.h"
 
-/* ---- SEED-X agent logic (seedx.c) ------------------------------------- */
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- the library's entry point (seedx.c) -------------------------------
+ * Picks the SIMD path of the kernel layer (SEEDX_SIMD forces one), then
+ * creates the thread pool (threads <= 0: SEEDX_THREADS, else the online CPU
+ * count). Call it once before anything else; sx_threads_init may resize
+ * the pool later. */
+int sx_init(int threads);
+
+/* ---- SEED-X agent logic (seedx.c) ------------------------------------- */
 #define SX_SEEDX_MAX_IMG_TOKENS 100
 #define SX_SEEDX_MAX_LOC_TOKENS 224
 
@@ -201,13 +164,6 @@ int sx_seedx_decode_generated(sx_seedx *m, const float *img_gen_feat, int stage2
 /* Reconstruction: image -> ViT -> de-tokenizer (stage 2 when condition given). */
 int sx_seedx_reconstruct(sx_seedx *m, const sx_image *image, const sx_image *condition,
                          const sx_seedx_opts *o, sx_image *out);
-/* CLI subcommands (seedx.c) */
-int sx_cmd_chat(int argc, char **argv);
-int sx_cmd_generate(int argc, char **argv);
-int sx_cmd_edit(int argc, char **argv);
-int sx_cmd_reconstruct(int argc, char **argv);
-int sx_cmd_ground(int argc, char **argv);
-int sx_cmd_demo(int argc, char **argv);
 #ifdef __cplusplus
 }
 #endif

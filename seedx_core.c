@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ---- errors: one message buffer per thread ---- */
 static _Thread_local char err_buf[2048];

@@ -12,7 +12,8 @@
 #endif
 
 #include "ops_impl.h"
-#include "seedx.h"
+#include "simd.h"
+#include "sx_core.h"
 
 static const sx_kernels *cur = &sx_kernels_scalar;
 static const sx_bf16_kernels *cur_bf16 = &sx_bf16_kernels_scalar;

@@ -6,7 +6,8 @@
 
 #include "half.h"
 #include "ops_impl.h"
-#include "seedx.h"
+#include "sx_core.h"
+#include "wtype.h"
 
 /* ---- scalar reference conversions ------------------------------------ */
 

@@ -580,7 +580,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!f32 && !bf16 && !blocks && !attn && !mem) f32 = bf16 = blocks = attn = mem = 1;
-    if (sx_threads_init(0) != 0) return 1;
+    if (sx_init(0) != 0) return 1;
     int maxt = sx_threads_count() < 2 ? sx_threads_count() : 2;
     printf("bench_matmul: simd %s, BF16 kernel %s, up to %d threads\n", sx_simd_name(sx_simd_level()),
            sx_bf16_kernels_cur()->name, maxt);

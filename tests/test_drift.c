@@ -288,9 +288,9 @@ static void run_case(const drift_case *dc) {
     snprintf(rkey, sizeof rkey, "%s.rows", dc->m);
     CHECK_OK(sx_meta_arr(FX, rkey, &et, &nr));
     snprintf(key, sizeof key, "%s.y_f32", dc->m);
-    const float *t32 = sx_get_f32(FX, key, 2, (int64_t)nr, C);
+    const float *t32 = sx_get_f32(FX, key, SX_SHAPE((int64_t)nr, C));
     snprintf(key, sizeof key, "%s.y_bf16", dc->m);
-    const float *t16 = sx_get_f32(FX, key, 2, (int64_t)nr, C);
+    const float *t16 = sx_get_f32(FX, key, SX_SHAPE((int64_t)nr, C));
     float *out = malloc(sizeof(float) * (size_t)(T * C));
     float *o32 = malloc(sizeof(float) * nr * C), *o16 = malloc(sizeof(float) * nr * C);
     if (t32 && t16 && b.mod) {

@@ -47,7 +47,7 @@ static const float *T(fx *f, const char *name, int64_t *n) {
         return NULL;
     }
     if (n) *n = t->nelem;
-    return sx_get_f32(f->g, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+    return sx_get_f32(f->g, name, t->ndim, t->shape);
 }
 
 static int64_t MI(fx *f, const char *key) {
