@@ -55,6 +55,10 @@ int sx_set_compute(int mode); /* SX_COMPUTE_F32 (initial) or SX_COMPUTE_BF16 */
 int sx_compute(void);
 const char *sx_compute_name(int mode); /* "f32", "bf16" */
 int sx_compute_from_name(const char *name); /* -1 if unknown */
+/* 1 if the current SIMD path runs BF16 on BF16 instructions (AMX tiles or
+ * AVX512_BF16), where it is the fast path; else it runs on float32 FMAs. */
+int sx_compute_bf16_native(void);
+const char *sx_compute_bf16_kernel(void); /* "amx", "avx512bf16", "avx2-fma", ... */
 
 /* Run-time weight type for every matrix looked up from now on: SX_F32,
  * SX_F16 or SX_BF16 (converted at load from what the file stores, copy

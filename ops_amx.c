@@ -140,4 +140,4 @@ static void ukr(int64_t kp, const void *av, int64_t lda, int rows, const uint16_
 /* kc: 256 k pairs = 512 k (multiple of the 16 pairs of a tile): per call
  * the two B panels are 32 KiB, A's 32 rows 32 KiB, in L1/L2. */
 const sx_bf16_kernels KERNELS = {
-    .name = NAME, .mr = MR, .a_layout = SX_BF16_A_ROWS, .kc = 256, .ukr = ukr};
+    .name = NAME, .mr = MR, .a_layout = SX_BF16_A_ROWS, .kc = 256, .native = 1, .ukr = ukr};

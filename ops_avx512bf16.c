@@ -49,4 +49,4 @@ static void ukr(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t
 }
 
 const sx_bf16_kernels sx_bf16_kernels_avx512bf16 = {
-    .name = "avx512bf16", .mr = BMR, .a_layout = SX_BF16_A_PANELS, .kc = 256, .ukr = ukr};
+    .name = "avx512bf16", .mr = BMR, .a_layout = SX_BF16_A_PANELS, .kc = 256, .native = 1, .ukr = ukr};

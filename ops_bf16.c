@@ -28,6 +28,10 @@ const char *sx_compute_name(int mode) {
     return mode == SX_COMPUTE_F32 ? "f32" : mode == SX_COMPUTE_BF16 ? "bf16" : "?";
 }
 
+int sx_compute_bf16_native(void) { return sx_bf16_kernels_cur()->native; }
+
+const char *sx_compute_bf16_kernel(void) { return sx_bf16_kernels_cur()->name; }
+
 int sx_compute_from_name(const char *name) {
     if (name && !strcmp(name, "f32")) return SX_COMPUTE_F32;
     if (name && !strcmp(name, "bf16")) return SX_COMPUTE_BF16;

@@ -68,6 +68,7 @@ typedef struct sx_bf16_kernels {
                    * panels layout with each bfloat16 widened to float32, for
                    * kernels that multiply with float32 FMAs) */
     int kc;       /* k pairs per micro-kernel call the driver aims for (cache blocking) */
+    int native;   /* 1: BF16 instructions (faster than F32); 0: float32 FMAs */
     /* C[mr, 32] (row stride ldc) = (load_c ? C : 0) + A.B over kp k pairs:
      * a - rows layout: row 0 of the block (lda elements between rows);
      *     panels layout: the panel at its first pair (lda unused);

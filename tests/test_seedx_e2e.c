@@ -527,6 +527,23 @@ static void test_wrong_variant(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* --compute: both types run a SEED-X mode from the command line; a wrong
+ * name is refused */
+static void test_cli_compute(void) {
+    const char *modes[] = {"f32", "bf16"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "./seedx --compute %s reconstruct -m " DIR_ "model --image " DIR_ "img_a.png "
+                 "-o /tmp/seedx_compute_%s.png --size 64x64 --steps 1 > /dev/null 2>&1 && "
+                 "test -s /tmp/seedx_compute_%s.png && rm /tmp/seedx_compute_%s.png",
+                 modes[i], modes[i], modes[i], modes[i]);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+    }
+    CHECK(system("./seedx --compute fp8 version > /dev/null 2>&1") != 0);
+    CHECK(system("./seedx version | grep -q '^compute: '") == 0);
+}
+
 static void test_cli_errors(void) {
     int rc = system("./seedx edit -m tests/fixtures/seedx_e2e/model --image tests/fixtures/seedx_e2e/img_a.png "
                     "-p x -o /nonexistent_dir/out.png --size 64x64 --steps 1 --force-image -n 70 "
@@ -566,6 +583,7 @@ int main(void) {
     RUN(test_bad_inputs);
     RUN(test_prompt_templates);
     RUN(test_wrong_variant);
+    RUN(test_cli_compute);
     RUN(test_cli_errors);
     sx_seedx_free(M);
     return TEST_DONE();
