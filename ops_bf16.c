@@ -309,6 +309,9 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
     /* without activation or accumulation the sums go straight to Y (bias
      * added at the end); else to a float32 block the epilogue finishes */
     int direct = !J->act && !J->accumulate;
+    /* the K slices, balanced (a short last slice costs a C round trip for
+     * little work), multiples of 16 pairs (an AMX tile) */
+    int64_t nsl = (kpt + kk->kc - 1) / kk->kc, kcs = ((kpt + nsl - 1) / nsl + 15) / 16 * 16;
     float *C = direct ? NULL : J->c ? J->c : sx_scratch(SX_SCR_BF16_C, (size_t)(J->mc * J->nc));
     _Alignas(64) float tile[32 * 32]; /* an edge micro-tile (mr <= 32) */
     if (!direct && !C) {
@@ -321,8 +324,8 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
         int64_t nc = J->N - n0 < J->nc ? J->N - n0 : J->nc;
         float *Cb = direct ? J->Y + m0 * J->ldy + n0 : C;
         int64_t ldc = direct ? J->ldy : J->nc;
-        for (int64_t k0 = 0; k0 < kpt; k0 += kk->kc) {
-            int64_t kc = kpt - k0 < kk->kc ? kpt - k0 : kk->kc;
+        for (int64_t k0 = 0; k0 < kpt; k0 += kcs) {
+            int64_t kc = kpt - k0 < kcs ? kpt - k0 : kcs;
             for (int64_t n = 0; n < nc; n += 32) {
                 const uint16_t *bp = J->b + (n0 + n) / 16 * bstride + k0 * 32;
                 int cols = nc - n < 32 ? (int)(nc - n) : 32;

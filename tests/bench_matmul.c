@@ -18,7 +18,10 @@
  * clock measured the same way. Each figure is the best of a few runs.
  *   memory: the resident set of a GGUF file's matrices when mapped, then
  *           packed at load (the mapped pages given back).
- * Usage: build/tests/bench_matmul [--quick] [--f32] [--bf16] [--blocks] [--memory] [--attention]
+ *   decode: M = 1 against F16 weights: the GEMV on the stored rows, and the
+ *           GEMM kernels streaming the weights packed at load (F32, BF16).
+ * Usage: build/tests/bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory]
+ *                                 [--attention]
  *        (no section flag: all sections) */
 #include <dlfcn.h>
 #include <math.h>
@@ -280,7 +283,7 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
         snprintf(nm, sizeof nm, "%s %lldx%lldx%lld", S->what, (long long)S->M, (long long)S->N,
                  (long long)S->K);
         double flop = 2.0 * S->M * S->N * S->K;
-        int reps = quick ? 2 : 3;
+        int reps = quick ? 2 : 4;
         for (int t = 1; t <= maxt; t *= 2) {
             for (int li = 0; li < 2; li++) {
                 sx_threads_init(t);
@@ -323,9 +326,9 @@ static void bench_bf16(const shape *sh, int nsh, int maxt) {
         sx_rand_uniform(wf, S->N * S->K, 2, -1, 1);
         sx_weight w = sx_weight_f32(wf, S->N, S->K);
         sx_set_compute(SX_COMPUTE_BF16);
-        double t0 = sx_time();
+        double t0 = sx_time(), c0 = cpu_now(0);
         sx_weight_pack(&w);
-        double tpack = sx_time() - t0;
+        double tpack = sx_time() - t0, cpack = cpu_now(0) - c0;
         sx_set_compute(SX_COMPUTE_F32);
         char nm[64];
         snprintf(nm, sizeof nm, "%s %lldx%lldx%lld", S->what, (long long)S->M, (long long)S->N,
@@ -337,10 +340,49 @@ static void bench_bf16(const shape *sh, int nsh, int maxt) {
             mm_run(&J);
             row(nm, kk->name, t, flop, best_of(mm_run, &J, quick ? 2 : 3), peak);
         }
-        printf("%-30s (packing the weight once: %.3f s, %.2f GB/s of packed bytes)\n", "", tpack,
-               (double)sx_packed_bytes(&w) / tpack / 1e9);
+        printf("%-30s (packing the weight once: %.3f s, %.3f CPU s)\n", "", tpack, cpack);
         sx_weight_unpack(&w);
         free(x), free(y), free(wf);
+    }
+}
+
+/* ---- decode: one row against the weights (memory bound) ---- */
+static void bench_decode(int maxt) {
+    printf("\ndecode, M = 1 (weights streamed from memory: GB/s of weight bytes)\n%-24s %-5s %-28s %3s %9s %9s\n",
+           "shape (NxK)", "W", "kernel", "thr", "GB/s", "GFLOP/s");
+    struct { const char *what; int64_t N, K; } sh[] = {{"llm qkvo 5120x5120", 5120, 5120},
+                                                        {"llm ffn 13824x5120", 13824, 5120}};
+    for (int s = 0; s < 2; s++) {
+        int64_t N = sh[s].N, K = sh[s].K;
+        float *x = malloc(sizeof(float) * K), *y = malloc(sizeof(float) * N), *wf = malloc(sizeof(float) * N * K);
+        uint16_t *wh = malloc(2 * (size_t)(N * K));
+        sx_rand_uniform(x, K, 1, -1, 1);
+        sx_rand_uniform(wf, N * K, 2, -1, 1);
+        for (int64_t i = 0; i < N * K; i++) wh[i] = sx_f32_to_f16(wf[i]);
+        for (int v = 0; v < 3; v++) {
+            sx_weight w = sx_weight_f32(wf, N, K);
+            w.type = SX_F16;
+            w.data = wh;
+            const char *kn[3] = {"GEMV on the stored rows", "F32: F16 panels (at load)", "BF16: tiles (at load)"};
+            int mode = v == 2 ? SX_COMPUTE_BF16 : SX_COMPUTE_F32;
+            if (v) {
+                sx_set_compute(mode);
+                sx_weight_pack(&w);
+                sx_set_compute(SX_COMPUTE_F32);
+            }
+            for (int t = 1; t <= maxt; t *= 2) {
+                sx_threads_init(t);
+                mm_job J = {y, x, &w, 1, mode, 0};
+                mm_run(&J);
+                tm2 b = best_of(mm_run, &J, quick ? 5 : 10);
+                double bytes = (double)(v ? (v == 2 ? sx_packed_bytes(&w) : sx_panels_bytes(&w, sx_kernels_cur()->nr)) : 2.0 * N * K);
+                printf("%-24s %-5s %-28s %3d %9.1f %9.1f\n", sh[s].what, "F16", kn[v], t, bytes / b.wall / 1e9,
+                       2.0 * N * K / b.wall / 1e9);
+                fflush(stdout);
+            }
+            if (v) sx_weight_unpack(&w);
+        }
+        free(x), free(y), free(wf), free(wh);
     }
 }
 
@@ -566,7 +608,7 @@ static void bench_attention(void) {
 }
 
 int main(int argc, char **argv) {
-    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0;
+    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0, dec = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--f32")) f32 = 1;
@@ -574,12 +616,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--blocks")) blocks = 1;
         else if (!strcmp(argv[i], "--attention")) attn = 1;
         else if (!strcmp(argv[i], "--memory")) mem = 1;
+        else if (!strcmp(argv[i], "--decode")) dec = 1;
         else {
-            fprintf(stderr, "usage: bench_matmul [--quick] [--f32] [--bf16] [--blocks] [--memory] [--attention]\n");
+            fprintf(stderr, "usage: bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory] [--attention]\n");
             return 2;
         }
     }
-    if (!f32 && !bf16 && !blocks && !attn && !mem) f32 = bf16 = blocks = attn = mem = 1;
+    if (!f32 && !bf16 && !blocks && !attn && !mem && !dec) f32 = bf16 = blocks = attn = mem = dec = 1;
     if (sx_init(0) != 0) return 1;
     int maxt = sx_threads_count() < 2 ? sx_threads_count() : 2;
     printf("bench_matmul: simd %s, BF16 kernel %s, up to %d threads\n", sx_simd_name(sx_simd_level()),
@@ -605,6 +648,7 @@ int main(int argc, char **argv) {
     int nsh = quick ? 3 : (int)(sizeof all / sizeof all[0]);
     if (f32) bench_f32(sh, nsh, maxt);
     if (bf16) bench_bf16(sh, nsh, maxt);
+    if (dec) bench_decode(maxt);
     if (blocks) bench_blocks(maxt);
     if (mem) bench_memory();
     sx_threads_init(0);
