@@ -90,50 +90,40 @@ static void ukr(int64_t kp, const void *av, int64_t lda, int rows, const uint16_
     const uint16_t *a = av;
     const uint16_t *b1 = b + bstride;
     size_t sa = (size_t)lda * 2, sc = (size_t)ldc * 4;
+    int two = rows > 16; /* a second row of tiles (A rows 16..31) */
     tiles_config();
-    if (rows > 16) {
-        if (load_c) {
-            TLOAD(0, c, sc);
-            TLOAD(1, c + 16, sc);
+    if (load_c) {
+        TLOAD(0, c, sc);
+        TLOAD(1, c + 16, sc);
+        if (two) {
             TLOAD(2, c + 16 * ldc, sc);
             TLOAD(3, c + 16 * ldc + 16, sc);
-        } else {
-            TZERO(0);
-            TZERO(1);
+        }
+    } else {
+        TZERO(0);
+        TZERO(1);
+        if (two) {
             TZERO(2);
             TZERO(3);
         }
-        for (int64_t j = 0; j < kp; j += 16) {
-            TLOAD(4, a + 2 * j, sa);
-            TLOAD(6, b + 32 * j, 64);
-            TLOAD(7, b1 + 32 * j, 64);
-            TDP(0, 4, 6);
-            TDP(1, 4, 7);
+    }
+    for (int64_t j = 0; j < kp; j += 16) {
+        TLOAD(4, a + 2 * j, sa);
+        TLOAD(6, b + 32 * j, 64);
+        TLOAD(7, b1 + 32 * j, 64);
+        TDP(0, 4, 6);
+        TDP(1, 4, 7);
+        if (two) {
             TLOAD(5, a + 16 * lda + 2 * j, sa);
             TDP(2, 5, 6);
             TDP(3, 5, 7);
         }
-        TSTORE(0, c, sc);
-        TSTORE(1, c + 16, sc);
+    }
+    TSTORE(0, c, sc);
+    TSTORE(1, c + 16, sc);
+    if (two) {
         TSTORE(2, c + 16 * ldc, sc);
         TSTORE(3, c + 16 * ldc + 16, sc);
-    } else {
-        if (load_c) {
-            TLOAD(0, c, sc);
-            TLOAD(1, c + 16, sc);
-        } else {
-            TZERO(0);
-            TZERO(1);
-        }
-        for (int64_t j = 0; j < kp; j += 16) {
-            TLOAD(4, a + 2 * j, sa);
-            TLOAD(6, b + 32 * j, 64);
-            TLOAD(7, b1 + 32 * j, 64);
-            TDP(0, 4, 6);
-            TDP(1, 4, 7);
-        }
-        TSTORE(0, c, sc);
-        TSTORE(1, c + 16, sc);
     }
 }
 

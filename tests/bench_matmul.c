@@ -266,6 +266,16 @@ static void header(const char *title) {
 
 static int quick;
 
+/* random X, W (as an F32 weight), room for Y, and the row's name */
+static sx_weight shape_data(const shape *S, float **x, float **y, float **wf, char *nm, size_t nn) {
+    *x = malloc(sizeof(float) * S->M * S->K), *y = malloc(sizeof(float) * S->M * S->N);
+    *wf = malloc(sizeof(float) * S->N * S->K);
+    sx_rand_uniform(*x, S->M * S->K, 1, -1, 1);
+    sx_rand_uniform(*wf, S->N * S->K, 2, -1, 1);
+    snprintf(nm, nn, "%s %lldx%lldx%lld", S->what, (long long)S->M, (long long)S->N, (long long)S->K);
+    return sx_weight_f32(*wf, S->N, S->K);
+}
+
 static void bench_f32(const shape *sh, int nsh, int maxt) {
     header("F32 GEMM, weights packed once (peak: the FMA loop of the path's register width, per CPU-second)");
     int blas = openblas_open();
@@ -274,14 +284,9 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
     int levels[2] = {SX_SIMD_AVX2, SX_SIMD_AVX512};
     for (int s = 0; s < nsh; s++) {
         const shape *S = &sh[s];
-        float *x = malloc(sizeof(float) * S->M * S->K), *y = malloc(sizeof(float) * S->M * S->N);
-        float *wf = malloc(sizeof(float) * S->N * S->K);
-        sx_rand_uniform(x, S->M * S->K, 1, -1, 1);
-        sx_rand_uniform(wf, S->N * S->K, 2, -1, 1);
-        sx_weight w = sx_weight_f32(wf, S->N, S->K);
+        float *x, *y, *wf;
         char nm[64];
-        snprintf(nm, sizeof nm, "%s %lldx%lldx%lld", S->what, (long long)S->M, (long long)S->N,
-                 (long long)S->K);
+        sx_weight w = shape_data(S, &x, &y, &wf, nm, sizeof nm);
         double flop = 2.0 * S->M * S->N * S->K;
         int reps = quick ? 2 : 4;
         for (int t = 1; t <= maxt; t *= 2) {
@@ -320,19 +325,14 @@ static void bench_bf16(const shape *sh, int nsh, int maxt) {
     header(title);
     for (int s = 0; s < nsh; s++) {
         const shape *S = &sh[s];
-        float *x = malloc(sizeof(float) * S->M * S->K), *y = malloc(sizeof(float) * S->M * S->N);
-        float *wf = malloc(sizeof(float) * S->N * S->K);
-        sx_rand_uniform(x, S->M * S->K, 1, -1, 1);
-        sx_rand_uniform(wf, S->N * S->K, 2, -1, 1);
-        sx_weight w = sx_weight_f32(wf, S->N, S->K);
+        float *x, *y, *wf;
+        char nm[64];
+        sx_weight w = shape_data(S, &x, &y, &wf, nm, sizeof nm);
         sx_set_compute(SX_COMPUTE_BF16);
         double t0 = sx_time(), c0 = cpu_now(0);
         sx_weight_pack(&w);
         double tpack = sx_time() - t0, cpack = cpu_now(0) - c0;
         sx_set_compute(SX_COMPUTE_F32);
-        char nm[64];
-        snprintf(nm, sizeof nm, "%s %lldx%lldx%lld", S->what, (long long)S->M, (long long)S->N,
-                 (long long)S->K);
         double flop = 2.0 * S->M * S->N * S->K;
         for (int t = 1; t <= maxt; t *= 2) {
             sx_threads_init(t);

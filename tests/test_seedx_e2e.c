@@ -251,6 +251,24 @@ static void test_grounding(void) {
     sx_gguf_close(f.g);
 }
 
+/* image features -> de-tokenizer, UNet, VAE -> the image, checked */
+static void decode_and_check(fx *f, const float *feat, int stage2) {
+    sx_seedx_opts o;
+    decode_opts(f, &o);
+    sx_image cond, out;
+    memset(&cond, 0, sizeof cond);
+    char p[256];
+    snprintf(p, sizeof p, DIR_ "%s", MS(f, "image"));
+    if (stage2) CHECK_OK(sx_image_load_rgb(p, &cond));
+    int rc = feat ? sx_seedx_decode_generated(M, feat, stage2, stage2 ? &cond : NULL, &o, &out) : -1;
+    CHECK_OK(rc);
+    if (rc == 0) {
+        check_image(f, &out);
+        sx_image_free(&out);
+    }
+    sx_image_free(&cond);
+}
+
 static void gen_and_decode(const char *mode, int stage2) {
     fx f;
     cur_mode = mode;
@@ -262,25 +280,11 @@ static void gen_and_decode(const char *mode, int stage2) {
     if (run_llm_mode(&f, stage2 ? "1x1" : NULL, &r) == 0) {
         CHECK(r.n_images == 1);
         if (r.n_images == 1) {
-            sx_seedx_opts o;
-            decode_opts(&f, &o);
             /* the injected noise is torch.randn on a CPU generator: ours must match */
             float noise[256];
-            CHECK_OK(sx_randn(noise, 256, o.seed, SX_RNG_TORCH_CPU));
+            CHECK_OK(sx_randn(noise, 256, (uint64_t)MI(&f, "noise_seed"), SX_RNG_TORCH_CPU));
             CHECK_CLOSE("noise (torch-cpu randn)", noise, T(&f, "noise", NULL), 256, 0);
-            sx_image cond, out;
-            memset(&cond, 0, sizeof cond);
-            char p[256];
-            snprintf(p, sizeof p, DIR_ "%s", MS(&f, "image"));
-            if (stage2) CHECK_OK(sx_image_load_rgb(p, &cond));
-            int rc = sx_seedx_decode_generated(M, r.img_gen_feat, stage2, stage2 ? &cond : NULL, &o,
-                                               &out);
-            CHECK_OK(rc);
-            if (rc == 0) {
-                check_image(&f, &out);
-                sx_image_free(&out);
-            }
-            sx_image_free(&cond);
+            decode_and_check(&f, r.img_gen_feat, stage2);
         }
         sx_seedx_reply_free(&r);
     }
@@ -298,23 +302,10 @@ static void decode_reference_features(const char *mode, int stage2) {
         CHECK(0);
         return;
     }
-    sx_seedx_opts o;
-    decode_opts(&f, &o);
-    sx_image cond, out;
-    memset(&cond, 0, sizeof cond);
-    char p[256];
-    snprintf(p, sizeof p, DIR_ "%s", MS(&f, "image"));
-    if (stage2) CHECK_OK(sx_image_load_rgb(p, &cond));
-    const float *feat = T(&f, "img_gen_feat", NULL);
-    int rc = feat ? sx_seedx_decode_generated(M, feat, stage2, stage2 ? &cond : NULL, &o, &out) : -1;
-    CHECK_OK(rc);
-    if (rc == 0) {
-        check_image(&f, &out);
-        sx_image_free(&out);
-    }
-    sx_image_free(&cond);
+    decode_and_check(&f, T(&f, "img_gen_feat", NULL), stage2);
     sx_gguf_close(f.g);
 }
+
 static void test_editing(void) { gen_and_decode("edit", 1); }
 
 static void recon(const char *mode, int with_cond) {
