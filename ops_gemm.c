@@ -362,8 +362,11 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
         float *C = blk ? blk : J->Y + m0 * J->ldy + n0;
         int64_t ldc = blk ? J->nc : J->ldy;
         size_t es = J->btype == SX_F32 ? 4 : 2;
-        for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
-            int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
+        /* K slices of at most GEMM_KC, balanced (a short last slice costs a C
+         * round trip for little work; the sums are the same either way) */
+        int64_t nsl = (J->K + GEMM_KC - 1) / GEMM_KC, kcs = (J->K + nsl - 1) / nsl;
+        for (int64_t k0 = 0; k0 < J->K; k0 += kcs) {
+            int64_t kc = J->K - k0 < kcs ? J->K - k0 : kcs;
             for (int64_t jp = 0; jp < nc; jp += nr) {
                 const char *bpan = (const char *)J->bp +
                                    ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
