@@ -11,7 +11,7 @@ LDLIBS  := -lm -lpthread
 ARCH    := $(shell uname -m)
 BUILD   ?= build
 
-CLI_SRCS := main.c cli.c cli_tools.c
+CLI_SRCS := main.c cli.c cli_tools.c serve.c http.c json.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 ALL_SRCS := $(filter-out $(CLI_SRCS), $(wildcard *.c))
 X86_SRCS := %_avx2.c %_avx512.c %_avx512bf16.c %_amx.c
@@ -34,7 +34,7 @@ AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
 AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-bf16
 
-.PHONY: all test test-asan bench fixtures format clean fuzz install
+.PHONY: all test test-asan test-browser bench fixtures format clean fuzz install
 all: seedx $(BUILD)/libseedx.a
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -60,6 +60,12 @@ $(BUILD)/libseedx.a: $(LIB_OBJS)
 
 seedx: $(CLI_OBJS) $(BUILD)/libseedx.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# `seedx serve` embeds webui.html (.incbin); its tests link the HTTP and JSON code.
+$(BUILD)/serve.o: webui.html
+$(BUILD)/tests/test_serve: tests/test_serve.c tests/test.h $(BUILD)/http.o $(BUILD)/json.o $(BUILD)/libseedx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/http.o $(BUILD)/json.o $(BUILD)/libseedx.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 	@mkdir -p $(dir $@)
@@ -94,6 +100,13 @@ $(BUILD)/tests/example_api: tests/example_api.c $(INSTALL_TEST)/.done
 test: seedx $(TEST_BINS) $(BUILD)/tests/example_api
 	@sh tests/run.sh $(BUILD) $(TEST_BINS)
 
+# The web page of `seedx serve` in a real browser: Debian's chromium and
+# chromium-driver driven by selenium (tests/requirements-browser.txt);
+# BROWSER_PY is a python that has it. Screenshots go to $(BUILD)/browser/.
+BROWSER_PY ?= python3
+test-browser: seedx
+	SEEDX_TEST_BUILD=$(BUILD) $(BROWSER_PY) tests/test_serve_browser.py
+
 # The sanitized build also makes ./seedx (the CLI tests run it); it is removed
 # afterwards so the next `make` links the normal binary again.
 test-asan:
@@ -122,9 +135,9 @@ clean:
 FUZZ_SRCS := $(wildcard tests/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
-build-fuzz/%: tests/%.c $(LIB_SRCS) $(HDRS)
+build-fuzz/%: tests/%.c $(LIB_SRCS) http.c json.c serve.c webui.html $(HDRS)
 	@mkdir -p build-fuzz
-	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out $(X86_SRCS) %_neon.c,$(LIB_SRCS)) $(LDLIBS)
+	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out $(X86_SRCS) %_neon.c,$(LIB_SRCS)) http.c json.c $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/$${n#fuzz_}; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; new=$$(mktemp -d); \

@@ -52,6 +52,9 @@ static void cli_usage(const char *cmd) {
             "  --seed S          noise / sampling seed (default 42)\n"
             "  --rng torch-cpu|torch-cuda     noise generator (default torch-cpu)\n"
             "  --steps N --cfg G --image-cfg G --size WxH   diffusion (50, 7.5, 1.5, 1024x1024)\n"
+            "  --sampler S       euler (default, the official sampler) or dpmpp2m (DPM-Solver++(2M),\n"
+            "                    ~20-25 steps)\n"
+            "  --karras          Karras sigmas (either sampler)\n"
             "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
             "  --vae-tiling      tiled VAE (bounded memory)\n"
             "  --dtype T         f32|f16|bf16: every weight matrix in type T, converted at load\n"
@@ -114,6 +117,13 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
             }
         } else if (!strcmp(k, "--steps")) {
             NEEDV a->o.steps = atoi(v);
+        } else if (!strcmp(k, "--sampler")) {
+            NEEDV if (sx_sampler_parse(v, &a->o.sampler)) {
+                fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
+                return 2;
+            }
+        } else if (!strcmp(k, "--karras")) {
+            a->o.karras = SX_KARRAS_ON;
         } else if (!strcmp(k, "--cfg")) {
             NEEDV a->o.cfg = (float)atof(v);
         } else if (!strcmp(k, "--image-cfg")) {
@@ -368,112 +378,95 @@ int sx_cmd_chat(int argc, char **argv) {
         return 0;
     }
     /* REPL, multi-turn: each line is a question; "/image PATH" attaches an
-     * image to the next question. The conversation so far is kept as text
-     * ("[INST] ... [/INST]\n answer ") with every earlier image block in place,
-     * and each turn runs on the whole history with all images' features
-     * spliced in order (computed once per image). "/reset" forgets it all. */
+     * image to the next question. The conversation (sx_seedx_conv) builds each
+     * turn's prompt as SEED-X-I was fine-tuned on conversations: pieces
+     * tokenized on their own, "\n" between an answer and the next question,
+     * images first in their turn, every image's features kept in order.
+     * A turn that fails leaves the conversation as it was. "/reset" forgets
+     * it all. */
     char line[8192];
-    char *hist = strdup("");
-    float *feats = NULL;
-    int64_t rows = 0;
+    sx_seedx_conv conv;
+    if (sx_seedx_conv_init(&conv, m, mode_template(&a, a.mode))) return fail("chat", m);
+    float *pend = NULL; /* features of the images attached for the next question */
+    int64_t pend_rows = 0;
     int pending = 0, pend_tiles[16];
-    int n_total = 0;
     fprintf(stderr, "seedx chat: type a message; /image PATH attaches an image; /reset; /quit\n");
-    while (hist && (fputs("> ", stderr), fgets(line, sizeof line, stdin))) {
+    while (fputs("> ", stderr), fgets(line, sizeof line, stdin)) {
         size_t L = strlen(line);
         while (L && (line[L - 1] == '\n' || line[L - 1] == '\r')) line[--L] = 0;
         if (!L) continue;
         if (!strcmp(line, "/quit")) break;
         if (!strcmp(line, "/reset")) {
-            hist[0] = 0;
-            free(feats);
-            feats = NULL;
-            rows = 0;
-            pending = 0;
-            n_total = 0;
+            sx_seedx_conv_free(&conv);
+            free(pend);
+            pend = NULL;
+            pend_rows = pending = 0;
+            if (sx_seedx_conv_init(&conv, m, mode_template(&a, a.mode))) break;
+            continue;
+        }
+        if (line[0] == '/' && strncmp(line, "/image ", 7)) { /* not a question: never sent */
+            fprintf(stderr, "seedx chat: %s: commands are /image PATH, /reset, /quit\n",
+                    strcmp(line, "/image") ? "unknown command" : "/image needs a path");
             continue;
         }
         if (!strncmp(line, "/image ", 7)) {
-            if (n_total >= 16) {
+            if (conv.images + pending >= 16) {
                 fprintf(stderr, "seedx chat: at most 16 images\n");
                 continue;
             }
             sx_image im;
             float *f = NULL;
             int64_t r0 = 0;
-            if (sx_image_load_rgb(line + 7, &im) ||
-                sx_seedx_encode_images(m, &im, 1, a.grids, &f, &r0, &pend_tiles[pending])) {
+            if (sx_image_load_rgb(line + 7, &im)) {
                 fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
                 continue;
             }
+            int e2 = sx_seedx_encode_images(m, &im, 1, a.grids, &f, &r0, &pend_tiles[pending]);
             sx_image_free(&im);
-            /* feats grows by r0 rows of the LLM width */
             int64_t D = sx_seedx_feat_width(m);
-            float *nf = realloc(feats, sizeof(float) * (size_t)((rows + r0) * D));
+            float *nf = e2 ? NULL : realloc(pend, sizeof(float) * (size_t)((pend_rows + r0) * D));
             if (!nf) {
                 free(f);
-                fprintf(stderr, "seedx chat: out of memory\n");
+                fprintf(stderr, "seedx chat: %s\n", e2 ? sx_errmsg() : "out of memory");
                 continue;
             }
-            feats = nf;
-            memcpy(feats + rows * D, f, sizeof(float) * (size_t)(r0 * D));
-            rows += r0;
+            pend = nf;
+            memcpy(pend + pend_rows * D, f, sizeof(float) * (size_t)(r0 * D));
+            pend_rows += r0;
             free(f);
             pending++;
-            n_total++;
             fprintf(stderr, "(image attached: %d any-res images)\n", pend_tiles[pending - 1]);
             continue;
         }
-        /* this turn's text: image blocks of the newly attached images, then the question */
-        size_t cap = strlen(hist) + L + 64;
-        char *blocks[16];
-        for (int i = 0; i < pending; i++) {
-            blocks[i] = sx_seedx_image_block(pend_tiles[i], 64);
-            cap += blocks[i] ? strlen(blocks[i]) : 0;
-        }
-        char *full = malloc(cap);
-        if (!full) break;
-        size_t o = (size_t)sprintf(full, "%s[INST] ", hist);
-        for (int i = 0; i < pending; i++) {
-            if (blocks[i]) o += (size_t)sprintf(full + o, "%s", blocks[i]);
-            free(blocks[i]);
-        }
-        sprintf(full + o, "%s [/INST]\n", line);
-        pending = 0;
-        int *t = NULL, *ids = NULL;
-        size_t nt = 0;
-        int ok = sx_tokenize(sx_seedx_tokenizer(m), full, strlen(full), 0, &t, &nt) == 0 &&
-                 (ids = malloc(sizeof(int) * (nt + 1))) != NULL;
+        /* this turn: the attached images, then the question */
+        sx_seedx_conv_mark mk = sx_seedx_conv_save(&conv);
+        int ok = sx_seedx_conv_user(&conv, m, line, pend_tiles, pending, pend, pend_rows) == 0;
         if (ok) {
-            ids[0] = sx_seedx_special(m)->bos;
-            memcpy(ids + 1, t, sizeof(int) * nt);
             a.o.on_token = stream_token;
             a.o.on_token_user = m;
-            ok = sx_seedx_generate(m, ids, (int64_t)nt + 1, feats, rows, &a.o, &r) == 0;
+            ok = sx_seedx_generate(m, conv.ids, conv.n, conv.feats, conv.feat_rows, &a.o, &r) == 0;
             printf("\n");
             fflush(stdout);
+            if (ok && sx_seedx_conv_reply(&conv, m, &r)) {
+                sx_seedx_reply_free(&r);
+                ok = 0;
+            }
         }
-        free(t);
-        free(ids);
         if (!ok) {
-            fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-            free(full);
+            fprintf(stderr, "seedx chat: %s (the conversation is as before this question)\n",
+                    sx_errmsg());
+            sx_seedx_conv_rewind(&conv, mk);
             continue;
         }
+        free(pend);
+        pend = NULL;
+        pend_rows = pending = 0;
         if (r.n_images && decode_images(m, &a, &r, 0, "seedx-chat.png"))
             fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-        /* history += this turn + the answer */
-        char *nh = malloc(strlen(full) + strlen(r.text) + 2);
-        if (nh) {
-            sprintf(nh, "%s%s ", full, r.text);
-            free(hist);
-            hist = nh;
-        }
-        free(full);
         sx_seedx_reply_free(&r);
     }
-    free(hist);
-    free(feats);
+    sx_seedx_conv_free(&conv);
+    free(pend);
     sx_seedx_free(m);
     return 0;
 }

@@ -6,11 +6,12 @@
  *   tokenize  text <-> token ids
  *   vit       Qwen-VL ViT (+ attention pool) on one image, feature stats
  *   lm        Llama text completion, streamed
- *   unet      SDXL UNet forward, torch-compatible noise, Euler + CFG sampling
+ *   unet      SDXL UNet forward, torch-compatible noise, Euler / DPM-Solver++ + CFG sampling
  *   vae       SDXL VAE decode / encode / roundtrip
  * Front-end code (cli.h): parses argv, prints, and calls the library. */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -800,12 +801,14 @@ static int unet_usage(FILE *f) {
             "       seedx unet sample  -m UNET.gguf --ctx CTX.npy --pooled P.npy [--neg-ctx C.npy\n"
             "                          --neg-pooled P.npy] [--steps 50] [--cfg 7.5] [--size 1024]\n"
             "                          [--seed 0] [--rng torch-cuda|torch-cpu] [--noise N.npy]\n"
-            "                          [--image-latent L.npy] [--igs 1.5] -o LATENTS.npy\n"
+            "                          [--image-latent L.npy] [--igs 1.5] [--sampler euler|dpmpp2m]\n"
+            "                          [--karras] -o LATENTS.npy\n"
             "  -m may be repeated: an overlay (convert_unet.py --overlay) first, then its base.\n"
             "  forward: one UNet evaluation (sample [C,h,w] or [1,C,h,w], context [T,D] or [1,T,D]).\n"
             "  randn:   torch.randn-compatible noise (torch-cuda: Philox port, see sampler.h;\n"
             "           torch-cpu: bit-exact CPU generator).\n"
-            "  sample:  Euler + classifier-free guidance from initial noise (drawn, or --noise);\n"
+            "  sample:  Euler (or DPM-Solver++(2M), --karras: Karras sigmas) + classifier-free\n"
+            "           guidance from initial noise (drawn, or --noise);\n"
             "           an 8-channel UNet runs the SEED-X edit loop (3-way guidance). Negative\n"
             "           embeddings default to zeros. Prints a progress bar with ETA.\n");
     return f == stdout ? 0 : 1;
@@ -837,6 +840,8 @@ int sx_cmd_unet(int argc, char **argv) {
     const char *sub = argv[1], *out = NULL, *sample_p = NULL, *ctx_p = NULL;
     const char *pooled_p = NULL, *nctx_p = NULL, *npooled_p = NULL, *noise_p = NULL, *img_p = NULL;
     const char *tids_s = "1024,1024,0,0,1024,1024", *shape_s = NULL, *rng_s = "torch-cuda", *trace = NULL;
+    const char *sampler_s = "euler";
+    int karras = SX_KARRAS_CONFIG, sampler;
     double t = 500, cfg = 7.5, igs = 1.5;
     long long seed = 0, steps = 50, size = 1024, cuda_threads = 0;
     for (int i = 2; i < argc; i++) {
@@ -868,6 +873,8 @@ int sx_cmd_unet(int argc, char **argv) {
         else if (OPT("--steps")) steps = atoll(v);
         else if (OPT("--size")) size = atoll(v);
         else if (OPT("--cuda-threads")) cuda_threads = atoll(v);
+        else if (OPT("--sampler")) sampler_s = v;
+        else if (!strcmp(a, "--karras")) karras = SX_KARRAS_ON;
         else {
             fprintf(stderr, "seedx unet: unknown or incomplete option '%s'\n", a);
             return unet_usage(stderr);
@@ -882,7 +889,7 @@ int sx_cmd_unet(int argc, char **argv) {
     int rc = 1, kind;
     sx_unet *u = NULL;
     float *x = NULL, *ctx = NULL, *pooled = NULL, *nctx = NULL, *npooled = NULL, *eps = NULL, *img = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     int nd;
     int64_t sh[4], cnt, tid_v[6];
@@ -892,7 +899,7 @@ int sx_cmd_unet(int argc, char **argv) {
         return 1;
     }
     for (int k = 0; k < 6; k++) tids[k] = (float)tid_v[k];
-    if (sx_rng_parse(rng_s, &kind)) goto fail;
+    if (sx_rng_parse(rng_s, &kind) || sx_sampler_parse(sampler_s, &sampler)) goto fail;
 
     if (!strcmp(sub, "randn")) {
         int64_t dims[4];
@@ -1028,7 +1035,8 @@ int sx_cmd_unet(int argc, char **argv) {
                 goto fail;
             }
         }
-        if (sx_euler_init(&sch, sx_unet_gguf(u), (int)steps)) goto fail;
+        int st = steps > INT_MAX ? INT_MAX : steps < INT_MIN ? INT_MIN : (int)steps;
+        if (sx_sched_init(&sch, sx_unet_gguf(u), st, sampler, karras)) goto fail;
         sx_cond cp = {ctx, T, pooled, {0}}, cn = {nctx, T, npooled, {0}};
         memcpy(cp.time_ids, tids, sizeof tids);
         memcpy(cn.time_ids, tids, sizeof tids);
@@ -1049,7 +1057,7 @@ int sx_cmd_unet(int argc, char **argv) {
 fail:
     fprintf(stderr, "seedx unet: %s\n", sx_errmsg());
 done:
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     sx_unet_free(u);
     free(x);
     free(ctx);

@@ -8,9 +8,10 @@
 #include "cli.h"
 
 static int sx_cmd_version(int argc, char **argv);
+int sx_cmd_serve(int argc, char **argv); /* serve.c */
 
 /* fast: the command's default compute type is BF16 where the CPU has BF16
- * instructions (AMX, AVX512_BF16): the SEED-X modes. The component tools
+ * instructions (AMX, AVX512_BF16): the SEED-X modes and the server. The component tools
  * default to the exact F32 path (numerics, parity with PyTorch). */
 static const struct {
     const char *name;
@@ -32,6 +33,7 @@ static const struct {
     {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)", 0},
     {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip", 0},
     {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling", 0},
+    {"serve", sx_cmd_serve, "SEED-X behind a local HTTP API (OpenAI conventions) and a web page", 1},
     /* @@commands: add one line per subcommand above this marker */
 };
 
@@ -41,7 +43,7 @@ static int sx_cmd_version(int argc, char **argv) {
     printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
            sx_threads_count());
     if (sx_compute_bf16_native())
-        printf("compute: bf16 (%s) for chat ground generate edit reconstruct demo, f32 for the "
+        printf("compute: bf16 (%s) for chat ground generate edit reconstruct demo serve, f32 for the "
                "others; --compute f32|bf16 chooses\n",
                sx_compute_bf16_kernel());
     else

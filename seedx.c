@@ -482,6 +482,8 @@ void sx_seedx_opts_default(sx_seedx_opts *o) {
     o->width = o->height = 1024;
     o->seed = 42;
     o->rng = SX_RNG_TORCH_CPU;
+    o->sampler = SX_SAMPLER_EULER;
+    o->karras = SX_KARRAS_CONFIG;
 }
 
 void sx_seedx_reply_free(sx_seedx_reply *r) {
@@ -495,6 +497,19 @@ void sx_seedx_reply_free(sx_seedx_reply *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* The text ids of a reply: generated ids minus each image's span of Q
+ * image-query tokens before its </img>, and minus <img> (as the official
+ * generate() masks them before decoding). Returns the count written to keep. */
+static int64_t text_ids(const sx_seedx *m, const int32_t *gen, int64_t n, int64_t Q, int *keep) {
+    int64_t nk = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int in_span = 0;
+        for (int64_t e2 = j + 1; e2 <= j + Q && e2 < n; e2++)
+            if (gen[e2] == m->tk.img_close && e2 >= Q && j >= e2 - Q) in_span = 1;
+        if (!in_span && gen[j] != m->tk.img_open) keep[nk++] = gen[j];
+    }
+    return nk;
+}
 /* ---- the LLM turn --------------------------------------------------------
  * ContinuousLVLM.generate: embed the prompt, overwrite the rows between
  * image openers and closers with the image features (in order), greedy
@@ -613,13 +628,7 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
         r->feat_dim = m->out_rs.embed_dim;
     }
     /* text = decode(generated ids minus the image spans and <img>) */
-    int64_t nk = 0;
-    for (int64_t j = 0; j < n; j++) {
-        int in_span = 0;
-        for (int64_t e2 = j + 1; e2 <= j + Q && e2 < n; e2++)
-            if (gen[e2] == m->tk.img_close && e2 >= Q && j >= e2 - Q) in_span = 1;
-        if (!in_span && gen[j] != m->tk.img_open) keep[nk++] = gen[j];
-    }
+    int64_t nk = text_ids(m, gen, n, Q, keep);
     if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &r->text, NULL)) {
         free(keep);
         goto out;
@@ -654,8 +663,8 @@ out:
 /* ---- de-tokenizer: features -> pixels -----------------------------------
  * SDXLAdapter.generate / SDXLAdapterWithLatentImage.generate: ResamplerXLV2
  * on the positive and negative features, SDXL time ids for the output size,
- * Euler sampling with CFG through the UNet (2-way; 3-way with an image
- * latent for stage 2), VAE decode, uint8 conversion. */
+ * Euler (or DPM-Solver++) sampling with CFG through the UNet (2-way; 3-way
+ * with an image latent for stage 2), VAE decode, uint8 conversion. */
 int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const float *neg_feat,
                         int64_t n_neg, int stage2, const sx_image *condition,
                         const sx_seedx_opts *o, sx_image *out) {
@@ -669,7 +678,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     memset(&dt, 0, sizeof dt);
     sx_unet *unet = NULL;
     sx_vae *vae = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     float *pe = NULL, *ne = NULL, *pp = NULL, *np_ = NULL, *lat = NULL, *img = NULL, *cimg = NULL,
           *clat = NULL;
@@ -716,9 +725,9 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
         int64_t sl[3] = {4, h, w};
         sx_trace("image_latents", clat, 3, sl);
     }
-    /* 3. Euler + CFG through the UNet */
+    /* 3. sampler (Euler, or DPM-Solver++) + CFG through the UNet */
     if (seedx_path(m, unet_file, p, sizeof p) || sx_unet_load(p, &unet)) goto out;
-    if (sx_euler_init(&sch, sx_unet_gguf(unet), o->steps)) goto out;
+    if (sx_sched_init(&sch, sx_unet_gguf(unet), o->steps, o->sampler, o->karras)) goto out;
     lat = sx_malloc(sizeof(float) * (size_t)(4 * h * w), "latents");
     if (!lat) goto out;
     if (o->init_latents)
@@ -747,7 +756,7 @@ out:
     sx_gguf_close(dg);
     sx_unet_free(unet);
     sx_vae_free(vae);
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     free(pe), free(ne), free(pp), free(np_), free(lat), free(img), free(cimg), free(clat);
     return rc;
 }
@@ -860,4 +869,160 @@ out:
 int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles, int n_images,
                           int **ids, int64_t *n) {
     return sx_seedx_build_prompt_t(m, sx_seedx_template("seed-x-i"), text, tiles, n_images, ids, n);
+}
+
+/* ======================================================================
+ * Multi-turn conversations (see seedx.h): decode_llava_data's rule, each
+ * piece tokenized on its own after one BOS.
+ * ====================================================================== */
+int sx_seedx_conv_init(sx_seedx_conv *c, const sx_seedx *m, const char *tmpl) {
+    if (!c || !m) return sx_err("sx_seedx_conv_init: NULL argument");
+    memset(c, 0, sizeof *c);
+    if (!tmpl) tmpl = sx_seedx_template("seed-x-i");
+    if (!strstr(tmpl, "{TEXT}")) return sx_err("conversation template must contain {TEXT}: '%s'", tmpl);
+    c->tmpl = strdup(tmpl);
+    c->ids = sx_malloc(sizeof(int) * 256, "conversation ids");
+    if (!c->tmpl || !c->ids) {
+        sx_seedx_conv_free(c);
+        return sx_err("out of memory starting a conversation");
+    }
+    c->cap = 256;
+    c->ids[c->n++] = m->tk.bos;
+    return 0;
+}
+
+void sx_seedx_conv_free(sx_seedx_conv *c) {
+    if (!c) return;
+    free(c->ids);
+    free(c->feats);
+    free(c->tmpl);
+    memset(c, 0, sizeof *c);
+}
+
+/* Appends ids[1..n) (the piece without the BOS the builder put first). */
+static int conv_append(sx_seedx_conv *c, const int *ids, int64_t n) {
+    if (c->n + n > c->cap) {
+        int64_t cap = c->cap;
+        while (cap < c->n + n) cap *= 2;
+        int *p = realloc(c->ids, sizeof(int) * (size_t)cap);
+        if (!p) return sx_err("out of memory growing a conversation to %lld ids", (long long)cap);
+        c->ids = p;
+        c->cap = cap;
+    }
+    memcpy(c->ids + c->n, ids + 1, sizeof(int) * (size_t)(n - 1));
+    c->n += n - 1;
+    return 0;
+}
+
+int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, const int *tiles,
+                       int n_images, const float *feats, int64_t rows) {
+    if (!c || !c->ids || !m || !text || n_images < 0 || (n_images && (!tiles || !feats)) || rows < 0)
+        return sx_err("sx_seedx_conv_user: bad arguments");
+    if (n_images && !strstr(c->tmpl, "{IMG}"))
+        return sx_err("conversation template '%s' has no {IMG} for the attached image(s)", c->tmpl);
+    sx_seedx_conv_mark mk = sx_seedx_conv_save(c);
+    /* later turns: turn_sep + template, tokenized as one piece */
+    const char *t = c->tmpl;
+    char *sep = NULL;
+    if (c->user_turns > 0) {
+        size_t L = strlen(c->tmpl);
+        if (!(sep = sx_malloc(L + 2, "turn template"))) return -1;
+        sep[0] = '\n';
+        memcpy(sep + 1, c->tmpl, L + 1);
+        t = sep;
+    }
+    int *ids = NULL;
+    int64_t n = 0;
+    int rc = sx_seedx_build_prompt_t(m, t, text, tiles, n_images, &ids, &n);
+    free(sep);
+    if (rc == 0) rc = conv_append(c, ids, n);
+    free(ids);
+    if (rc == 0 && rows > 0) {
+        /* the feature width is known once the agent has encoded an image */
+        if (!c->D) c->D = sx_seedx_feat_width(m);
+        if (c->D <= 0) rc = sx_err("conversation: image features given before any image was encoded");
+        if (rc == 0 && c->feat_rows + rows > c->feat_cap) {
+            int64_t cap = c->feat_cap ? c->feat_cap : rows;
+            while (cap < c->feat_rows + rows) cap *= 2;
+            float *p = realloc(c->feats, sizeof(float) * (size_t)(cap * c->D));
+            if (!p) rc = sx_err("out of memory keeping %lld image feature rows", (long long)cap);
+            else c->feats = p, c->feat_cap = cap;
+        }
+        if (rc == 0) {
+            memcpy(c->feats + c->feat_rows * c->D, feats, sizeof(float) * (size_t)(rows * c->D));
+            c->feat_rows += rows;
+        }
+    }
+    if (rc) {
+        sx_seedx_conv_rewind(c, mk);
+        return -1;
+    }
+    c->user_turns++;
+    c->images += n_images;
+    return 0;
+}
+
+int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text) {
+    if (!c || !c->ids || !m || !text) return sx_err("sx_seedx_conv_assistant: bad arguments");
+    int *t = NULL;
+    size_t nt = 0;
+    if (sx_tokenize(m->tok, text, strlen(text), 0, &t, &nt)) return -1;
+    /* conv_append skips one leading id: keep the piece whole */
+    int *ids = sx_malloc(sizeof(int) * (nt + 1), "answer ids");
+    int rc = -1;
+    if (ids) {
+        /* image/patch brackets in an answer would open comprehension slots
+         * that no image fills: an answer carries text only */
+        int64_t w = 1;
+        const sx_seedx_tokens *k = &m->tk;
+        for (size_t i = 0; i < nt; i++)
+            if (t[i] != k->img_open && t[i] != k->img_close && t[i] != k->patch_open &&
+                t[i] != k->patch_close)
+                ids[w++] = t[i];
+        ids[0] = m->tk.bos;
+        rc = conv_append(c, ids, w);
+    }
+    free(ids);
+    free(t);
+    return rc;
+}
+
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_reply_turn_text: bad arguments"), NULL;
+    int *keep = sx_malloc(sizeof(int) * (size_t)(r->n_ids ? r->n_ids : 1), "answer ids");
+    if (!keep) return NULL;
+    int64_t nk = text_ids(m, r->ids, r->n_ids, m->n_img_tokens, keep);
+    if (nk > 0 && keep[nk - 1] == m->tk.eos) nk--; /* no EOS between turns */
+    /* a generated image is not carried into the history: its </img> (and any
+     * stray image/patch bracket) would open or close a comprehension slot in
+     * the next prompt, with no features to fill it */
+    int64_t w = 0;
+    for (int64_t i = 0; i < nk; i++)
+        if (keep[i] != m->tk.img_close && keep[i] != m->tk.patch_open && keep[i] != m->tk.patch_close)
+            keep[w++] = keep[i];
+    nk = w;
+    char *text = NULL;
+    if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL)) text = NULL;
+    free(keep);
+    return text;
+}
+
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!c) return sx_err("sx_seedx_conv_reply: bad arguments");
+    char *text = sx_seedx_reply_turn_text(m, r);
+    int rc = text ? sx_seedx_conv_assistant(c, m, text) : -1;
+    free(text);
+    return rc;
+}
+
+sx_seedx_conv_mark sx_seedx_conv_save(const sx_seedx_conv *c) {
+    sx_seedx_conv_mark mk = {c->n, c->feat_rows, c->user_turns, c->images};
+    return mk;
+}
+
+void sx_seedx_conv_rewind(sx_seedx_conv *c, sx_seedx_conv_mark mk) {
+    if (mk.n <= c->n) c->n = mk.n;
+    if (mk.feat_rows <= c->feat_rows) c->feat_rows = mk.feat_rows;
+    c->user_turns = mk.user_turns;
+    c->images = mk.images;
 }

@@ -102,7 +102,9 @@ typedef struct sx_seedx_opts {
     int top_k;
     uint64_t seed;            /* sampling and initial noise */
     int rng;                  /* SX_RNG_TORCH_CPU / SX_RNG_TORCH_CUDA (sampler.h) */
-    int steps;                /* Euler steps (50) */
+    int steps;                /* sampler steps (50) */
+    int sampler;              /* SX_SAMPLER_EULER (official) / SX_SAMPLER_DPMPP_2M (sampler.h) */
+    int karras;               /* SX_KARRAS_CONFIG (the UNet container's) / _ON / _OFF */
     float cfg, image_cfg;     /* guidance 7.5, image guidance 1.5 (edit) */
     int width, height;        /* output size (1024x1024) */
     int vae_tiling;
@@ -150,6 +152,56 @@ const char *sx_seedx_template(const char *name);
 /* bos + template with {IMG} (all image blocks) and {TEXT} filled in. */
 int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
                             int n_images, int **ids, int64_t *n);
+/* ---- multi-turn conversations ------------------------------------------
+ * Prompt ids built the way SEED-X-I was fine-tuned on conversations
+ * (decode_llava_data in the official src/data/sft_clm.py, the only official
+ * code that formats more than one turn): each piece is tokenized on its own,
+ * without special tokens, and the ids are concatenated after one BOS:
+ *   first user turn   tmpl with {IMG} = its images' blocks, {TEXT} = question
+ *   assistant turn    the answer text (no EOS between turns)
+ *   later user turns  "\n" + tmpl (turn_sep + instruction_prompt)
+ * with tmpl = "[INST] {IMG}{TEXT} [/INST]\n" for SEED-X-I / -Edit. Images go
+ * first in their turn, as the official eval scripts place them (the training
+ * code puts them first or last at random). The official code has no
+ * reference for images attached to later turns, nor for multi-turn with the
+ * base model's template ("Question: {IMG}{TEXT}\nAnswer:"): both follow the
+ * same per-piece rule here. The conversation keeps its images' LLM-width
+ * features in prompt order, so sx_seedx_generate(m, c->ids, c->n, c->feats,
+ * c->feat_rows, ...) runs the next turn. */
+typedef struct sx_seedx_conv {
+    int *ids;           /* BOS + every piece so far */
+    int64_t n, cap;
+    float *feats;       /* [feat_rows, D] features of every image so far */
+    int64_t feat_rows, feat_cap, D; /* D: the LLM width, set by the first image */
+    int user_turns, images;
+    char *tmpl;         /* the per-turn template */
+} sx_seedx_conv;
+/* tmpl: NULL or a template with {TEXT} (and {IMG} if images will come). */
+int sx_seedx_conv_init(sx_seedx_conv *c, const sx_seedx *m, const char *tmpl);
+void sx_seedx_conv_free(sx_seedx_conv *c);
+/* A user turn: n_images images already encoded with sx_seedx_encode_images
+ * (any-res counts tiles[i], features feats[rows, D], copied) and the text. */
+int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, const int *tiles,
+                       int n_images, const float *feats, int64_t rows);
+/* An assistant turn from its text (e.g. a client's history), or from the
+ * reply sx_seedx_generate gave (its text ids without image spans and
+ * without a final EOS, decoded, then tokenized as a piece). A generated
+ * image does not enter the history: image/patch brackets are dropped from
+ * an answer's ids (they would open comprehension slots no image fills). */
+int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text);
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r);
+/* That text of a reply: what sx_seedx_conv_reply adds, and what a client
+ * holding the history (a server's caller) sends back as the assistant turn.
+ * Tags kept; malloc'd, NULL on error. */
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r);
+/* Rewinding: a failed turn leaves the conversation as it was before it. */
+typedef struct sx_seedx_conv_mark {
+    int64_t n, feat_rows;
+    int user_turns, images;
+} sx_seedx_conv_mark;
+sx_seedx_conv_mark sx_seedx_conv_save(const sx_seedx_conv *c);
+void sx_seedx_conv_rewind(sx_seedx_conv *c, sx_seedx_conv_mark mk);
+
 /* One LLM turn on prompt ids with image features spliced in. */
 int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float *feats,
                       int64_t n_feat_rows, const sx_seedx_opts *o, sx_seedx_reply *r);
