@@ -665,7 +665,7 @@ static void test_chat_repl(void) {
     char cmd[1024], path[512];
     snprintf(path, sizeof path, "%s/chat_repl.txt", t_build());
     snprintf(cmd, sizeof cmd,
-             "printf '/image " DIR_ "%s\\n/unknown-command\\n%s\\n%s\\n' | ./seedx chat -m " DIR_
+             "printf '/image " DIR_ "%s\\n/unknown-command\\n%s\\n%s\\n' | ./seedx --compute f32 chat -m " DIR_
              "model -n 24 -q > %s 2>/dev/null",
              MS(&f, "image"), MS(&f, "question.0"), MS(&f, "question.1"), path);
     CHECK(system(cmd) == 0);
