@@ -314,7 +314,21 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
     }
 }
 
+/* The BF16 rows on the current path's kernel (AMX where present; with
+ * SEEDX_SIMD=avx512, or on CPUs without AMX, AVX512_BF16 or FMAs). */
+static void bench_bf16_path(const shape *sh, int nsh, int maxt);
+
 static void bench_bf16(const shape *sh, int nsh, int maxt) {
+    int first = sx_simd_level();
+    bench_bf16_path(sh, nsh, maxt);
+    /* the AVX512_BF16 fallback next to AMX, in the same run */
+    if (first == SX_SIMD_AMX && !getenv("SEEDX_SIMD") && sx_simd_set(SX_SIMD_AVX512) == 0) {
+        bench_bf16_path(sh, nsh, maxt);
+        sx_simd_set(first);
+    }
+}
+
+static void bench_bf16_path(const shape *sh, int nsh, int maxt) {
     const sx_bf16_kernels *kk = sx_bf16_kernels_cur();
     int amx = !strcmp(kk->name, "amx"), dp = !strcmp(kk->name, "avx512bf16");
     double peak = amx ? pk[PK_AMX] : dp ? pk[PK_BF16] : pk[PK_ZMM];
