@@ -27,9 +27,11 @@ int cli_args_only;
 int cli_common_opts(cli_opt *o) {
     const cli_opt common[] = {
         {"--threads", CLI_INT, &cli_g.threads, "N", "worker threads (default: SEEDX_THREADS, else all CPUs)", 1, 4096, NULL},
+        {"--compute", CLI_CHOICE, &cli_g.compute, "T", "matrix products in float32, or bfloat16 inputs with float32\nsums (default: bf16 for the SEED-X modes on CPUs with BF16\ninstructions, else f32; `seedx version` says which)", 0, 0, "default|f32|bf16"},
         {"--trace", CLI_STR, &cli_g.trace, "DIR", "write every module's output as DIR/<module>.npy", 0, 0, NULL},
         {"-q", CLI_FLAG, &cli_g.quiet, NULL, "quiet: no progress bars, per-step lines or timings", 0, 0, NULL},
     };
+    _Static_assert(sizeof common / sizeof common[0] <= CLI_N_COMMON, "CLI_N_COMMON (cli.h)");
     int n = (int)(sizeof common / sizeof common[0]);
     if (o) memcpy(o, common, sizeof common);
     return n;
@@ -164,7 +166,7 @@ static const cli_opt *find_opt(const cli_opt *opts, int n, const char *name) {
 }
 
 int cli_parse(const cli_spec *s, int argc, char **argv) {
-    cli_opt common[8];
+    cli_opt common[CLI_N_COMMON];
     int nc = cli_common_opts(common), n_pos = 0, only_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -238,7 +240,7 @@ void cli_help(FILE *f, const cli_spec *s) {
         fprintf(f, "options:\n");
         help_rows(f, s->opts, s->n_opts);
     }
-    cli_opt common[8];
+    cli_opt common[CLI_N_COMMON];
     int nc = cli_common_opts(common);
     fprintf(f, "common options (also before the command):\n");
     help_rows(f, common, nc);
@@ -251,6 +253,10 @@ int cli_apply_common(const char *cmd) {
         return 2;
     }
     if (cli_g.trace) sx_trace_set_dir(cli_g.trace);
+    if (cli_g.compute && sx_set_compute(cli_g.compute)) {
+        fprintf(stderr, "%s: %s\n", cmd, sx_errmsg());
+        return 2;
+    }
     return 0;
 }
 
@@ -961,6 +967,14 @@ int sx_cmd_version(int argc, char **argv) {
     CLI_GO(&s);
     printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
            sx_threads_count());
+    if (sx_compute_bf16_native())
+        printf("compute: bf16 (%s) for chat ground generate edit reconstruct demo serve, f32 for the "
+               "others; --compute f32|bf16 chooses\n",
+               sx_compute_bf16_kernel());
+    else
+        printf("compute: f32 (no BF16 instructions: --compute bf16 would round the inputs but run "
+               "on float32 FMAs, %s)\n",
+               sx_compute_bf16_kernel());
     return 0;
 }
 

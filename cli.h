@@ -87,6 +87,7 @@ typedef struct cli_spec {
  * (seedx --threads 2 chat ... = seedx chat ... --threads 2). */
 typedef struct cli_common {
     int threads;       /* 0: as sx_init chose */
+    int compute;       /* SX_COMPUTE_*: 0 (default): the command's own (main.c) */
     const char *trace; /* NULL: SEEDX_TRACE */
     int quiet;         /* -q: no progress, per-step or timing lines */
 } cli_common;
@@ -120,7 +121,9 @@ int cli_value(const char *cmd, const cli_opt *o, const char *v);
     } while (0)
 /* Applies cli_g (threads, trace) after a command's cli_parse; 0 or 2. */
 int cli_apply_common(const char *cmd);
-/* The options every command lists under "common options". */
+/* The options every command lists under "common options" (out: room for
+ * CLI_N_COMMON); returns their count. */
+#define CLI_N_COMMON 8
 int cli_common_opts(cli_opt *out);
 
 /* ---- progress (cli.c) ---------------------------------------------------

@@ -163,6 +163,11 @@ static void test_rejected_at_once(void) {
         {"tokenize -m $M --decode 12 abc", "not a token id"},
         {"inspect --frobnicate", "unknown option"},
         {"demo -v", "unknown option"},
+        {"serve -m $M --port 80.5", "--port"},
+        {"serve -m $M --size 100x100", "multiples of 8"},
+        {"serve -m $M --max-body 12k", "--max-body"},
+        {"--compute f16 version", "--compute"},
+        {"version --compute", "needs a value"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         r = run("O=$B/cli_never.png; rm -f $O; ./seedx %s; rc=$?; test ! -e $O || echo 'OUTPUT FILE "
@@ -408,7 +413,7 @@ static void test_help_and_options(void) {
     const char *cmds[] = {"demo", "chat", "ground", "generate", "edit", "reconstruct", "version",
                           "inspect", "image", "image info", "image convert", "image tiles", "tokenize",
                           "vit", "lm", "vae", "vae decode", "vae encode", "vae roundtrip", "unet",
-                          "unet forward", "unet randn", "unet sample"};
+                          "unet forward", "unet randn", "unet sample", "serve"};
     for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
         run_t r = run("./seedx %s --help", cmds[c]);
         CHECKF(r.rc == 0 && !strncmp(r.out, "usage:", 6) && !r.err[0], "seedx %s --help: rc %d\n%s%s",
@@ -440,8 +445,9 @@ static void test_help_and_options(void) {
 
 /* ---- common options before or after the command, and -q ---------------- */
 static void test_common_options(void) {
-    run_t r = run("./seedx --threads 3 version && ./seedx version --threads 3 && ./seedx version -q");
-    CHECK(r.rc == 0 && count(r.out, "threads: 3") == 2);
+    run_t r = run("./seedx --threads 3 version && ./seedx version --threads 3 && ./seedx version -q && "
+                  "./seedx version --compute f32 && ./seedx --compute bf16 version");
+    CHECK(r.rc == 0 && count(r.out, "threads: 3") == 2 && count(r.out, "compute:") == 5);
     run_free(&r);
     r = run("rm -rf $B/cli_trace && ./seedx vit -m $M/vit.gguf --zero --trace $B/cli_trace > /dev/null && "
             "test -s $B/cli_trace/trace_order.txt");

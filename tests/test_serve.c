@@ -405,7 +405,8 @@ static void start_server(void) {
         int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (lf >= 0) dup2(lf, 2);
         close(pfd[0]);
-        execl("./seedx", "./seedx", "--threads", "2", "serve", "-m", MODEL, "--port", "0", "--size",
+        /* --compute f32: the answers are compared with the F32 PyTorch fixtures */
+        execl("./seedx", "./seedx", "--threads", "2", "--compute", "f32", "serve", "-m", MODEL, "--port", "0", "--size",
               "64x64", "--steps", "4", "--read-timeout", "4", "--max-queue", "4", "--max-body",
               "4194304", (char *)NULL);
         _exit(127);
@@ -612,7 +613,7 @@ static void check_ids(const json_value *root, const char *mode) {
 static int run_cli(const char *args, char **out) {
     char cmd[4096], path[512];
     snprintf(path, sizeof path, "%s/serve-cli.txt", t_build());
-    snprintf(cmd, sizeof cmd, "./seedx --threads 2 %s > %s 2> /dev/null", args, path);
+    snprintf(cmd, sizeof cmd, "./seedx --threads 2 --compute f32 %s > %s 2> /dev/null", args, path);
     int rc = system(cmd);
     size_t n;
     if (out && sx_read_file(path, (uint8_t **)out, &n) == 0) {
