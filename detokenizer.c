@@ -22,28 +22,26 @@ int sx_detok_load(sx_gguf *g, const char *prefix, sx_detok *d) {
     char key[256];
 #define KEY(...) (snprintf(key, sizeof key, __VA_ARGS__), key)
     /* sizes from the tensors themselves */
-    const sx_tensor *t = sx_tensor_get(g, KEY("%slatents", prefix), SX_ANY_FLOAT, SX_SHAPE(1, -1, -1));
+#define SHAPE_OF(name, ...)                                                                        \
+    sx_tensor_get(g, KEY("%s" name, prefix), SX_ANY_FLOAT, SX_SHAPE(__VA_ARGS__))
+    const sx_tensor *t = SHAPE_OF("latents", 1, -1, -1);
     if (!t) return -1;
     d->n_queries = (int)t->shape[1];
     d->dim = (int)t->shape[2];
-    if (!(t = sx_tensor_get(g, KEY("%sproj_in.weight", prefix), SX_ANY_FLOAT, SX_SHAPE(d->dim, -1))))
-        return -1;
+    if (!(t = SHAPE_OF("proj_in.weight", d->dim, -1))) return -1;
     d->embed_dim = (int)t->shape[1];
-    if (!(t = sx_tensor_get(g, KEY("%slayers.0.1.1.weight", prefix), SX_ANY_FLOAT, SX_SHAPE(-1, d->dim))))
-        return -1;
+    if (!(t = SHAPE_OF("layers.0.1.1.weight", -1, d->dim))) return -1;
     d->ff_dim = (int)t->shape[0];
-    if (!(t = sx_tensor_get(g, KEY("%sunet_proj_1.weight", prefix), SX_ANY_FLOAT, SX_SHAPE(-1, d->dim))))
-        return -1;
+    if (!(t = SHAPE_OF("unet_proj_1.weight", -1, d->dim))) return -1;
     d->out1 = (int)t->shape[0];
-    if (!(t = sx_tensor_get(g, KEY("%sunet_proj_2.weight", prefix), SX_ANY_FLOAT, SX_SHAPE(-1, d->dim))))
-        return -1;
+    if (!(t = SHAPE_OF("unet_proj_2.weight", -1, d->dim))) return -1;
     d->out2 = (int)t->shape[0];
     while (sx_gguf_find(g, KEY("%slayers.%d.0.to_q.weight", prefix, d->depth))) d->depth++;
     if (d->depth == 0)
         return sx_err("%s: no '%slayers.0.0.to_q.weight': not a ResamplerXLV2", sx_gguf_path(g),
                       prefix);
-    if (!(t = sx_tensor_get(g, KEY("%slayers.0.0.to_q.weight", prefix), SX_ANY_FLOAT, SX_SHAPE(-1, d->dim))))
-        return -1;
+    if (!(t = SHAPE_OF("layers.0.0.to_q.weight", -1, d->dim))) return -1;
+#undef SHAPE_OF
     int64_t inner = t->shape[0];
     d->heads = (int)sx_meta_int_or(g, "seedx.detok.heads", 16);
     int pool_heads = (int)sx_meta_int_or(g, "seedx.detok.pool_heads", d->heads);
@@ -141,9 +139,8 @@ static int feed_forward(const sx_detok *d, const sx_perceiver_layer *L, float *l
     int rc = -1;
     if (t && ff) {
         sx_norm_rows(&L->ff_norm, t, lat, Q);
-        rc = sx_linear_act(&L->ff_in, ff, t, Q, SX_ACT_GELU) || sx_linear_add(&L->ff_out, lat, ff, Q)
-                 ? -1
-                 : 0;
+        if (!sx_linear_act(&L->ff_in, ff, t, Q, SX_ACT_GELU))
+            rc = sx_linear_add(&L->ff_out, lat, ff, Q);
     }
     sx_arena_release(ws, top);
     return rc;

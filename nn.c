@@ -64,7 +64,8 @@ static int chunk_fit(sx_arena_chunk *c, size_t n, const char *what) {
 
 float *sx_arena_floats(sx_arena *a, int64_t n, const char *what) {
     if (!a || n < 0) {
-        sx_err("sx_arena_floats: bad request (%lld floats for %s)", (long long)n, what ? what : "?");
+        sx_err("sx_arena_floats: bad request (%lld floats for %s)", (long long)n,
+               what ? what : "?");
         return NULL;
     }
     size_t need = ((size_t)n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
@@ -78,7 +79,16 @@ float *sx_arena_floats(sx_arena *a, int64_t n, const char *what) {
                 UNPOISON(p, (size_t)n);
                 return p;
             }
-            if (a->off == 0) { /* an empty chunk too small for the request */
+            if (a->off == 0) {
+                /* an empty chunk too small for the request: it and the (free)
+                 * chunks after it give way to one chunk of the right size, so
+                 * the arena holds what the largest requests need, not the sum
+                 * of every pattern seen */
+                for (int i = a->cur + 1; i < a->n_chunks; i++) {
+                    UNPOISON(a->chunks[i].p, a->chunks[i].cap);
+                    free(a->chunks[i].p);
+                }
+                a->n_chunks = a->cur + 1;
                 if (chunk_fit(c, need, what)) return NULL;
                 continue;
             }
@@ -288,7 +298,8 @@ int sx_resnet_load(const sx_src *s, const char *prefix, int cin, int cout, int t
         sx_groupnorm_load(s, SUB("norm2"), cout, groups, eps, &r->norm2) ||
         sx_conv_load(s, SUB("conv2"), cout, cout, 3, 1, 1, &r->conv2))
         return -1;
-    if (cin != cout) return sx_conv_load(s, SUB("conv_shortcut"), cin, cout, 1, 1, 0, &r->conv_shortcut);
+    if (cin != cout)
+        return sx_conv_load(s, SUB("conv_shortcut"), cin, cout, 1, 1, 0, &r->conv_shortcut);
     char k[KEY_MAX];
     snprintf(k, sizeof k, "%s.conv_shortcut.weight", prefix);
     if (sx_gguf_find(sx_src_pick(s, k), k))
@@ -304,7 +315,8 @@ int sx_resnet_forward(const sx_resnet *r, float *y, const float *x, int64_t H, i
     if (!r || !y || !x || !ws || H <= 0 || W <= 0 || r->cin <= 0 || r->cout <= 0 ||
         (r->cin != r->cout && !has_sc) || (r->time_emb_proj.w.data && !temb))
         return sx_err("sx_resnet_forward: bad arguments (cin %d, cout %d%s)", r ? r->cin : 0,
-                      r ? r->cout : 0, r && r->cin != r->cout && !has_sc ? ", no conv_shortcut" : "");
+                      r ? r->cout : 0,
+                      r && r->cin != r->cout && !has_sc ? ", no conv_shortcut" : "");
     int64_t HW = H * W;
     sx_arena_mark top = sx_arena_top(ws);
     int rc = -1;

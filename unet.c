@@ -202,7 +202,8 @@ static int load_all(sx_unet *u) {
         sx_linear_load(s, "time_embedding.linear_2", ted, ted, SX_BIAS, &u->time_linear_2))
         return -1;
     if (c->text_time &&
-        (sx_linear_load(s, "add_embedding.linear_1", ted, c->add_in_dim, SX_BIAS, &u->add_linear_1) ||
+        (sx_linear_load(s, "add_embedding.linear_1", ted, c->add_in_dim, SX_BIAS,
+                        &u->add_linear_1) ||
          sx_linear_load(s, "add_embedding.linear_2", ted, ted, SX_BIAS, &u->add_linear_2)))
         return -1;
     /* channel flow, as the forward pushes/pops skip connections */
@@ -230,10 +231,12 @@ static int load_all(sx_unet *u) {
             stack[sp++] = ch;
         }
     }
-    if (sx_resnet_load(s, "mid_block.resnets.0", ch, ch, ted, c->groups, c->eps, &u->mid_resnets[0]) ||
+    if (sx_resnet_load(s, "mid_block.resnets.0", ch, ch, ted, c->groups, c->eps,
+                       &u->mid_resnets[0]) ||
         ld_transformer(s, "mid_block.attentions.0", ch, c->heads[n - 1], c->tlayers[n - 1], c,
                        &u->mid_attention) ||
-        sx_resnet_load(s, "mid_block.resnets.1", ch, ch, ted, c->groups, c->eps, &u->mid_resnets[1]))
+        sx_resnet_load(s, "mid_block.resnets.1", ch, ch, ted, c->groups, c->eps,
+                       &u->mid_resnets[1]))
         return -1;
     for (int i = 0; i < n; i++) {
         unet_block *b = &u->up[i];
@@ -612,7 +615,8 @@ static int alloc_activations(run *r, int64_t h, int64_t w) {
     for (int k = 0; k < c->n_blocks; k++) {
         size_t m = 0;
         for (int i = k - 1; i <= k + 1; i++)
-            if (i >= 0 && i < c->n_blocks && (size_t)c->block_out[i] > m) m = (size_t)c->block_out[i];
+            if (i >= 0 && i < c->n_blocks && (size_t)c->block_out[i] > m)
+                m = (size_t)c->block_out[i];
         int64_t hk = (h + ((int64_t)1 << k) - 1) >> k, wk = (w + ((int64_t)1 << k) - 1) >> k;
         if (2 * m * (size_t)(hk * wk) > big) big = 2 * m * (size_t)(hk * wk);
     }

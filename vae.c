@@ -556,7 +556,8 @@ static int ld_decoder(const sx_src *s, const sx_vae_config *c, sx_vae_coder *d) 
             return -1;
     if (sx_groupnorm_load(s, "decoder.conv_norm_out", c->block_out[0], c->norm_groups, c->norm_eps,
                           &d->conv_norm_out) ||
-        sx_conv_load(s, "decoder.conv_out", c->block_out[0], c->out_channels, 3, 1, 1, &d->conv_out))
+        sx_conv_load(s, "decoder.conv_out", c->block_out[0], c->out_channels, 3, 1, 1,
+                     &d->conv_out))
         return -1;
     return 0;
 }

@@ -213,7 +213,8 @@ static int resampler_run(const sx_resampler *r, const float *x, int64_t N, int64
     float *kin = sx_arena_floats(ws, M * E, "resampler keys in");
     float *K = sx_arena_floats(ws, M * E, "resampler keys");
     float *ctx = sx_arena_floats(ws, N * Q * E, "resampler attention");
-    float *kpos = r->key_pos_n == L ? r->key_pos : sx_arena_floats(ws, L * E, "resampler key positions");
+    float *kpos =
+        r->key_pos_n == L ? r->key_pos : sx_arena_floats(ws, L * E, "resampler key positions");
     int rc = -1;
     if (!kv || !kin || !K || !ctx || !kpos) goto done;
     /* get_abs_pos(pos_embed, L): the key positions */

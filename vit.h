@@ -73,7 +73,7 @@ int sx_sincos_2d(float *out, int64_t dim, int64_t grid);
 /* ---- ViT blocks --------------------------------------------------------- */
 typedef struct sx_vit_block {
     sx_norm ln_1, ln_2;       /* LayerNorm [W] */
-    sx_linear in_proj;        /* attn.in_proj [3W, W]; rows per head h: q_h | k_h | v_h (3*hd rows) */
+    sx_linear in_proj;        /* attn.in_proj [3W, W]; per head h rows q_h | k_h | v_h (3*hd) */
     sx_linear out_proj;       /* attn.out_proj [W, W] */
     sx_linear c_fc;           /* mlp.c_fc [mlp, W] */
     sx_linear c_proj;         /* mlp.c_proj [W, mlp] */
