@@ -369,6 +369,10 @@ int sx_llama_forward_embeds(sx_llama_ctx *c, const float *embeds, int64_t T, int
         memcpy(c->x, embeds + t0 * D, sizeof(float) * (size_t)(n * D));
         if (single) sx_trace("model.embed_tokens", c->x, 2, shp);
         for (int64_t li = 0; li < g->n_layers; li++) {
+            if (T > 1 && sx_stop_requested()) { /* decode steps: checked per token */
+                c->n_past = p_start;
+                return sx_err("cancelled in the prompt pass (layer %lld)", (long long)li);
+            }
             if (layer_forward(c, li, n) != 0) {
                 c->n_past = p_start;
                 return sx_err_prefix("LLM layer %lld: ", (long long)li);
@@ -539,6 +543,10 @@ int sx_llama_generate(sx_llama_ctx *c, const float *prompt_embeds, const int32_t
     int use_pen = opt->repetition_penalty > 0.0f && opt->repetition_penalty != 1.0f;
     int64_t n = 0;
     while (n < N) {
+        if (sx_stop_requested()) {
+            sx_err("cancelled after %lld new tokens", (long long)n);
+            goto done;
+        }
         /* RepetitionPenaltyLogitsProcessor: every id seen so far */
         if (use_pen)
             for (int64_t i = 0; i < V; i++)

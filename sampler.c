@@ -417,6 +417,10 @@ int sx_sample_cfg(sx_unet *u, sx_sched *s, float *latents, int64_t h, int64_t w,
     for (int64_t k = 0; k < n; k++) latents[k] = latents[k] * s->init_noise_sigma;
     for (int i = 0; i < s->n_steps; i++) {
         float t = s->timesteps[i];
+        if (sx_stop_requested()) {
+            sx_err("cancelled before step %d of %d", i + 1, s->n_steps);
+            goto done;
+        }
         sx_sched_scale_input(s, i, x, latents, n);
         if (unet_eval(u, x, 4, h, w, t, cond, ec)) goto done;
         if (guided) {
@@ -450,6 +454,10 @@ int sx_sample_edit(sx_unet *u, sx_sched *s, float *latents, int64_t h, int64_t w
     for (int64_t k = 0; k < n; k++) latents[k] = latents[k] * s->init_noise_sigma;
     for (int i = 0; i < s->n_steps; i++) {
         float t = s->timesteps[i], sg = s->sigmas[first_step_at(s, t)];
+        if (sx_stop_requested()) {
+            sx_err("cancelled before step %d of %d", i + 1, s->n_steps);
+            goto done;
+        }
         /* branch input: [scaled latents | image latent (zeros for the uncond branch)] */
         sx_sched_scale_input(s, i, x, latents, n);
         if (image_latent)

@@ -971,25 +971,46 @@ int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *tex
     int *ids = sx_malloc(sizeof(int) * (nt + 1), "answer ids");
     int rc = -1;
     if (ids) {
+        /* image/patch brackets in an answer would open comprehension slots
+         * that no image fills: an answer carries text only */
+        int64_t w = 1;
+        const sx_seedx_tokens *k = &m->tk;
+        for (size_t i = 0; i < nt; i++)
+            if (t[i] != k->img_open && t[i] != k->img_close && t[i] != k->patch_open &&
+                t[i] != k->patch_close)
+                ids[w++] = t[i];
         ids[0] = m->tk.bos;
-        memcpy(ids + 1, t, sizeof(int) * nt);
-        rc = conv_append(c, ids, (int64_t)nt + 1);
+        rc = conv_append(c, ids, w);
     }
     free(ids);
     free(t);
     return rc;
 }
 
-int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
-    if (!c || !m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_conv_reply: bad arguments");
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_reply_turn_text: bad arguments"), NULL;
     int *keep = sx_malloc(sizeof(int) * (size_t)(r->n_ids ? r->n_ids : 1), "answer ids");
-    if (!keep) return -1;
+    if (!keep) return NULL;
     int64_t nk = text_ids(m, r->ids, r->n_ids, m->n_img_tokens, keep);
     if (nk > 0 && keep[nk - 1] == m->tk.eos) nk--; /* no EOS between turns */
+    /* a generated image is not carried into the history: its </img> (and any
+     * stray image/patch bracket) would open or close a comprehension slot in
+     * the next prompt, with no features to fill it */
+    int64_t w = 0;
+    for (int64_t i = 0; i < nk; i++)
+        if (keep[i] != m->tk.img_close && keep[i] != m->tk.patch_open && keep[i] != m->tk.patch_close)
+            keep[w++] = keep[i];
+    nk = w;
     char *text = NULL;
-    int rc = sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL);
+    if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL)) text = NULL;
     free(keep);
-    if (rc == 0) rc = sx_seedx_conv_assistant(c, m, text);
+    return text;
+}
+
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!c) return sx_err("sx_seedx_conv_reply: bad arguments");
+    char *text = sx_seedx_reply_turn_text(m, r);
+    int rc = text ? sx_seedx_conv_assistant(c, m, text) : -1;
     free(text);
     return rc;
 }

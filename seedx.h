@@ -185,9 +185,15 @@ int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, co
                        int n_images, const float *feats, int64_t rows);
 /* An assistant turn from its text (e.g. a client's history), or from the
  * reply sx_seedx_generate gave (its text ids without image spans and
- * without a final EOS, decoded, then tokenized as a piece). */
+ * without a final EOS, decoded, then tokenized as a piece). A generated
+ * image does not enter the history: image/patch brackets are dropped from
+ * an answer's ids (they would open comprehension slots no image fills). */
 int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text);
 int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r);
+/* That text of a reply: what sx_seedx_conv_reply adds, and what a client
+ * holding the history (a server's caller) sends back as the assistant turn.
+ * Tags kept; malloc'd, NULL on error. */
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r);
 /* Rewinding: a failed turn leaves the conversation as it was before it. */
 typedef struct sx_seedx_conv_mark {
     int64_t n, feat_rows;

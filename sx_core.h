@@ -48,6 +48,17 @@ void sx_parallel_for(int64_t n, int64_t chunk, sx_task_fn fn, void *ctx);
  * process exit: the kernel layer frees its per-thread scratch there. */
 void sx_threads_on_exit(void (*fn)(void));
 
+/* ---- cancellation (seedx_core.c) --------------------------------------
+ * One stop check per thread. The long loops poll it at their boundaries
+ * (every layer of an LLM prompt pass, every generated token, every
+ * denoising step) and fail with a "cancelled" error when it returns
+ * nonzero. A front-end that must stop work early (a server whose client
+ * went away) installs its check on the thread that runs the model; NULL
+ * removes it. Threads without a check are never stopped. */
+typedef int (*sx_stop_fn)(void *user);
+void sx_set_stop_check(sx_stop_fn fn, void *user);
+int sx_stop_requested(void);
+
 /* ---- tracing (seedx_core.c) ------------------------------------------- */
 /* When SEEDX_TRACE=dir is set (or sx_trace_set_dir was called), writes
  * dir/<name>.npy (float32, the given PyTorch-order shape). No-op otherwise.
