@@ -11,7 +11,6 @@
 #include "unet.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,18 +494,8 @@ typedef struct run {
     int n_skip;
 } run;
 
-static void trace_x(const run *r, const float *x, int64_t C, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void trace_x(const run *r, const float *x, int64_t C, const char *fmt, ...) {
-    if (!sx_trace_enabled()) return;
-    char name[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    int64_t sh[4] = {1, C, r->H, r->W};
-    sx_trace(name, x, 4, sh);
-}
+/* traces x [1, C, H, W] under a module path (printf-style) */
+#define TRACE(r, x, C, ...) sx_tracef((x), 4, (int64_t[]){1, (C), (r)->H, (r)->W}, __VA_ARGS__)
 
 static void swap(run *r) {
     float *t = r->x;
@@ -634,11 +623,11 @@ static int down_block(run *r, int i) {
     char nm[96];
     for (int j = 0; j < b->n; j++) {
         if (resnet(r, &b->resnets[j])) return sx_err_prefix("down_blocks.%d.resnets.%d: ", i, j);
-        trace_x(r, r->x, r->C, "down_blocks.%d.resnets.%d", i, j);
+        TRACE(r, r->x, r->C, "down_blocks.%d.resnets.%d", i, j);
         if (b->attentions) {
             snprintf(nm, sizeof nm, "down_blocks.%d.attentions.%d", i, j);
             if (transformer(r, &b->attentions[j], nm)) return sx_err_prefix("%s: ", nm);
-            trace_x(r, r->x, r->C, "%s", nm);
+            TRACE(r, r->x, r->C, "%s", nm);
         }
         if (push_skip(r)) return -1;
     }
@@ -646,10 +635,10 @@ static int down_block(run *r, int i) {
         if (sx_conv_forward(&b->sampler, r->y, r->x, r->H, r->W, &r->H, &r->W))
             return sx_err_prefix("down_blocks.%d.downsamplers.0: ", i);
         swap(r);
-        trace_x(r, r->x, r->C, "down_blocks.%d.downsamplers.0", i);
+        TRACE(r, r->x, r->C, "down_blocks.%d.downsamplers.0", i);
         if (push_skip(r)) return -1;
     }
-    trace_x(r, r->x, r->C, "down_blocks.%d", i);
+    TRACE(r, r->x, r->C, "down_blocks.%d", i);
     return 0;
 }
 
@@ -657,13 +646,13 @@ static int down_block(run *r, int i) {
 static int mid_block(run *r) {
     const sx_unet *u = r->u;
     if (resnet(r, &u->mid_resnets[0])) return sx_err_prefix("mid_block.resnets.0: ");
-    trace_x(r, r->x, r->C, "mid_block.resnets.0");
+    TRACE(r, r->x, r->C, "mid_block.resnets.0");
     if (transformer(r, &u->mid_attention, "mid_block.attentions.0"))
         return sx_err_prefix("mid_block.attentions.0: ");
-    trace_x(r, r->x, r->C, "mid_block.attentions.0");
+    TRACE(r, r->x, r->C, "mid_block.attentions.0");
     if (resnet(r, &u->mid_resnets[1])) return sx_err_prefix("mid_block.resnets.1: ");
-    trace_x(r, r->x, r->C, "mid_block.resnets.1");
-    trace_x(r, r->x, r->C, "mid_block");
+    TRACE(r, r->x, r->C, "mid_block.resnets.1");
+    TRACE(r, r->x, r->C, "mid_block");
     return 0;
 }
 
@@ -676,11 +665,11 @@ static int up_block(run *r, int i) {
     for (int j = 0; j < b->n; j++) {
         if (pop_skip(r, b->resnets[j].cin) || resnet(r, &b->resnets[j]))
             return sx_err_prefix("up_blocks.%d.resnets.%d: ", i, j);
-        trace_x(r, r->x, r->C, "up_blocks.%d.resnets.%d", i, j);
+        TRACE(r, r->x, r->C, "up_blocks.%d.resnets.%d", i, j);
         if (b->attentions) {
             snprintf(nm, sizeof nm, "up_blocks.%d.attentions.%d", i, j);
             if (transformer(r, &b->attentions[j], nm)) return sx_err_prefix("%s: ", nm);
-            trace_x(r, r->x, r->C, "%s", nm);
+            TRACE(r, r->x, r->C, "%s", nm);
         }
     }
     if (b->has_sampler) {
@@ -696,9 +685,9 @@ static int up_block(run *r, int i) {
         r->W = Wt;
         if (sx_conv_forward(&b->sampler, r->x, r->y, r->H, r->W, NULL, NULL))
             return sx_err_prefix("up_blocks.%d.upsamplers.0: ", i);
-        trace_x(r, r->x, r->C, "up_blocks.%d.upsamplers.0", i);
+        TRACE(r, r->x, r->C, "up_blocks.%d.upsamplers.0", i);
     }
-    trace_x(r, r->x, r->C, "up_blocks.%d", i);
+    TRACE(r, r->x, r->C, "up_blocks.%d", i);
     return 0;
 }
 
@@ -739,7 +728,7 @@ int sx_unet_forward(const sx_unet *u, const float *sample, int64_t cin, int64_t 
     if (embed_time(r, timestep) || alloc_activations(r, h, w)) goto done;
     /* conv_in: [cin, h, w] -> [block_out[0], h, w], the first skip connection */
     if (sx_conv_forward(&u->conv_in, r->x, sample, h, w, NULL, NULL)) goto done;
-    trace_x(r, r->x, r->C, "conv_in");
+    TRACE(r, r->x, r->C, "conv_in");
     if (push_skip(r)) goto done;
     /* down_blocks (SDXL: 320 @128^2 -> 640 @64^2 -> 1280 @32^2) */
     for (int i = 0; i < c->n_blocks; i++)
@@ -751,10 +740,10 @@ int sx_unet_forward(const sx_unet *u, const float *sample, int64_t cin, int64_t 
         if (up_block(r, i)) goto done;
     /* conv_norm_out -> SiLU -> conv_out: [block_out[0], h, w] -> [out_channels, h, w] */
     if (sx_norm_chw(&u->conv_norm_out, r->y, r->x, h * w, SX_ACT_NONE)) goto done;
-    trace_x(r, r->y, r->C, "conv_norm_out");
+    TRACE(r, r->y, r->C, "conv_norm_out");
     sx_silu(r->y, r->y, r->C * h * w);
     if (sx_conv_forward(&u->conv_out, eps, r->y, h, w, NULL, NULL)) goto done;
-    trace_x(r, eps, c->out_channels, "conv_out");
+    TRACE(r, eps, c->out_channels, "conv_out");
     rc = 0;
 done:
     sx_arena_free(&ws);

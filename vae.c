@@ -19,7 +19,6 @@
 #include "vae.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,17 +73,11 @@ typedef struct stage {
     int trace;
 } stage;
 
-static void trace_st(const stage *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void trace_st(const stage *s, const char *fmt, ...) {
-    if (!s->trace || !sx_trace_enabled()) return;
-    char name[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    int64_t sh[4] = {1, s->C, s->H, s->W};
-    sx_trace(name, s->x, 4, sh);
-}
+/* traces x [1, C, H, W] under a module path (printf-style) */
+#define TRACE(s, ...)                                                                              \
+    do {                                                                                           \
+        if ((s)->trace) sx_tracef((s)->x, 4, (int64_t[]){1, (s)->C, (s)->H, (s)->W}, __VA_ARGS__); \
+    } while (0)
 
 /* x = y [C, H, W]; the old x is freed when owned */
 static void advance(stage *s, float *y, int own, int64_t C, int64_t H, int64_t W) {
@@ -138,15 +131,15 @@ static int upsample(stage *s, const sx_conv_layer *cv) {
 /* <pfx>.mid_block: resnets.0 -> attentions.0 -> resnets.1 at [C_last, h, w] */
 static int mid_block(stage *s, const sx_vae_mid *m, const char *pfx) {
     if (resnet(s, &m->resnets[0])) return sx_err_prefix("%s.mid_block.resnets.0: ", pfx);
-    trace_st(s, "%s.mid_block.resnets.0", pfx);
+    TRACE(s, "%s.mid_block.resnets.0", pfx);
     if (m->has_attn) {
         if (sx_vae_attn_forward(&m->attn, s->x, s->x, s->H, s->W, s->ws))
             return sx_err_prefix("%s.mid_block.attentions.0: ", pfx);
-        trace_st(s, "%s.mid_block.attentions.0", pfx);
+        TRACE(s, "%s.mid_block.attentions.0", pfx);
     }
     if (resnet(s, &m->resnets[1])) return sx_err_prefix("%s.mid_block.resnets.1: ", pfx);
-    trace_st(s, "%s.mid_block.resnets.1", pfx);
-    trace_st(s, "%s.mid_block", pfx);
+    TRACE(s, "%s.mid_block.resnets.1", pfx);
+    TRACE(s, "%s.mid_block", pfx);
     return 0;
 }
 
@@ -156,14 +149,14 @@ static int vae_block(stage *s, const sx_vae_block *b, const char *pfx, int i, in
     const char *kind = up ? "up_blocks" : "down_blocks";
     for (int r = 0; r < b->n_resnets; r++) {
         if (resnet(s, &b->resnets[r])) return sx_err_prefix("%s.%d.resnets.%d: ", kind, i, r);
-        trace_st(s, "%s.%s.%d.resnets.%d", pfx, kind, i, r);
+        TRACE(s, "%s.%s.%d.resnets.%d", pfx, kind, i, r);
     }
     if (b->has_sampler) {
         if (up ? upsample(s, &b->sampler) : conv(s, &b->sampler, NULL))
             return sx_err_prefix("%s.%d.%s.0: ", kind, i, up ? "upsamplers" : "downsamplers");
-        trace_st(s, "%s.%s.%d.%s.0", pfx, kind, i, up ? "upsamplers" : "downsamplers");
+        TRACE(s, "%s.%s.%d.%s.0", pfx, kind, i, up ? "upsamplers" : "downsamplers");
     }
-    trace_st(s, "%s.%s.%d", pfx, kind, i);
+    TRACE(s, "%s.%s.%d", pfx, kind, i);
     return 0;
 }
 
@@ -179,9 +172,9 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
     int rc = -1;
     /* post_quant_conv 1x1: [L, h, w]; decoder.conv_in 3x3: -> [C_last, h, w] */
     if (conv(&s, &v->post_quant_conv, NULL)) goto done;
-    trace_st(&s, "post_quant_conv");
+    TRACE(&s, "post_quant_conv");
     if (conv(&s, &d->conv_in, NULL)) goto done;
-    trace_st(&s, "decoder.conv_in");
+    TRACE(&s, "decoder.conv_in");
     /* decoder.mid_block */
     if (mid_block(&s, &d->mid_block, "decoder")) goto done;
     /* decoder.up_blocks.i: [C, H, W] -> [C', 2H, 2W] (the last block keeps the size) */
@@ -191,8 +184,8 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
     if (sx_norm_chw(&d->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
         conv(&s, &d->conv_out, img))
         goto done;
-    trace_st(&s, "decoder.conv_out");
-    trace_st(&s, "decoder");
+    TRACE(&s, "decoder.conv_out");
+    TRACE(&s, "decoder");
     rc = 0;
 done:
     if (s.own) free(s.x);
@@ -207,7 +200,7 @@ static float *encode_block(const sx_vae *v, const float *img, int64_t H, int64_t
                .trace = trace};
     /* encoder.conv_in 3x3: [in, H, W] -> [C_0, H, W] */
     if (conv(&s, &e->conv_in, NULL)) goto fail;
-    trace_st(&s, "encoder.conv_in");
+    TRACE(&s, "encoder.conv_in");
     /* encoder.down_blocks.i: [C, H, W] -> [C', H/2, W/2] (the last block keeps the size) */
     for (int i = 0; i < v->cfg.n_blocks; i++)
         if (vae_block(&s, &e->blocks[i], "encoder", i, 0)) goto fail;
@@ -217,10 +210,10 @@ static float *encode_block(const sx_vae *v, const float *img, int64_t H, int64_t
     if (sx_norm_chw(&e->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
         conv(&s, &e->conv_out, NULL))
         goto fail;
-    trace_st(&s, "encoder.conv_out");
-    trace_st(&s, "encoder");
+    TRACE(&s, "encoder.conv_out");
+    TRACE(&s, "encoder");
     if (conv(&s, &v->quant_conv, NULL)) goto fail;
-    trace_st(&s, "quant_conv");
+    TRACE(&s, "quant_conv");
     *Ho = s.H;
     *Wo = s.W;
     return s.x;
