@@ -15,6 +15,8 @@
 
 static int err_has(const char *s) { return strstr(sx_errmsg(), s) != NULL; }
 
+static sx_gguf *G; /* the tiny UNet */
+
 static void test_arena(void) {
     sx_arena a = {0};
     CHECK(sx_arena_bytes(&a) == 0);
@@ -54,10 +56,7 @@ static void test_arena(void) {
 }
 
 static void test_loaders(void) {
-    sx_gguf *g = NULL;
-    CHECK_OK(sx_gguf_open(UNET, &g));
-    if (!g) return;
-    sx_src s = sx_src_one(g);
+    sx_src s = sx_src_one(G);
     sx_linear l;
     CHECK_OK(sx_linear_load(&s, "time_embedding.linear_1", 128, 32, SX_BIAS, &l));
     CHECK(l.w.N == 128 && l.w.K == 32 && l.b != NULL);
@@ -91,15 +90,11 @@ static void test_loaders(void) {
     CHECK(m.heads == 4 && m.scale == 0.25f && !m.q.b && m.o.b);
     CHECK(sx_mha_load_diffusers(&s, attn1, 64, 64, 3, SX_NO_BIAS, &m) == -1 &&
           err_has("3 heads do not divide the width 64"));
-    sx_gguf_close(g);
 }
 
 /* ResnetBlock2D = the kernel ops in diffusers' order, byte for byte */
 static void test_resnet_bytes(void) {
-    sx_gguf *g = NULL;
-    CHECK_OK(sx_gguf_open(UNET, &g));
-    if (!g) return;
-    sx_src s = sx_src_one(g);
+    sx_src s = sx_src_one(G);
     sx_resnet r;
     CHECK_OK(sx_resnet_load(&s, "down_blocks.1.resnets.0", 32, 64, 128, 32, 1e-5f, &r));
     const int64_t H = 9, W = 7, HW = H * W;
@@ -127,15 +122,11 @@ static void test_resnet_bytes(void) {
     CHECK(sx_resnet_forward(&r, y, x, H, W, NULL, &ws) == -1 && err_has("sx_resnet_forward"));
     sx_arena_free(&ws);
     free(x), free(temb), free(y), free(ref), free(h), free(t);
-    sx_gguf_close(g);
 }
 
 /* attention with the residual in the epilogue = attention, then an add */
 static void test_mha_bytes(void) {
-    sx_gguf *g = NULL;
-    CHECK_OK(sx_gguf_open(UNET, &g));
-    if (!g) return;
-    sx_src s = sx_src_one(g);
+    sx_src s = sx_src_one(G);
     sx_mha m;
     CHECK_OK(sx_mha_load_diffusers(&s, "down_blocks.1.attentions.0.transformer_blocks.0.attn2", 64,
                                    64, 4, SX_NO_BIAS, &m));
@@ -155,14 +146,18 @@ static void test_mha_bytes(void) {
     CHECK(sx_mha_forward(&m, y, xq, 0, ctx, ctx, Tk, 0, &ws) == -1);
     sx_arena_free(&ws);
     free(xq), free(ctx), free(y), free(ref), free(o);
-    sx_gguf_close(g);
 }
 
 int main(void) {
     TEST_INIT();
+    if (sx_gguf_open(UNET, &G) != 0) {
+        fprintf(stderr, "%s\n", sx_errmsg());
+        return 1;
+    }
     RUN(test_arena);
     RUN(test_loaders);
     RUN(test_resnet_bytes);
     RUN(test_mha_bytes);
+    sx_gguf_close(G);
     return TEST_DONE();
 }
