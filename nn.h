@@ -13,7 +13,9 @@
  * an error naming the file, the tensor, and the expected and found shapes.
  * Loaded layers point into the container, which must outlive them.
  *
- * Memory convention (every model file follows it):
+ * Memory convention (vit.c, detokenizer.c, unet.c and vae.c follow it;
+ * llama.c's context holds its KV cache and scratch, sized once by
+ * sx_llama_ctx_new; the kernel layer keeps per-thread scratch of its own):
  *   - a layer's forward writes its result into `y`, allocated by the caller,
  *     and does not modify its inputs;
  *   - its temporaries come from the caller's sx_arena and are given back
@@ -23,8 +25,8 @@
  *     sx_vit_forward, sx_resampler_forward, sx_detok_forward) makes one arena
  *     for the call, passes it down and frees it at the end. The arena keeps
  *     its memory from layer to layer, so after the first layers of a call it
- *     stops allocating; a loaded model stays read-only and can serve several
- *     threads at once. The activations between layers belong to the model's
+ *     stops allocating, and a forward never writes to the loaded model (no
+ *     scratch lives in it). The activations between layers belong to the model's
  *     forward (the UNet keeps them in its arena; the VAE, whose activations
  *     grow 32-fold along the decoder, gives each stage an output of its exact
  *     size and frees the input). */

@@ -39,7 +39,9 @@ static int64_t isqrt64(int64_t n) {
 /* ======================================================================
  * positional tables
  * ====================================================================== */
-int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens) {
+/* get_abs_pos with its scratch from ws */
+static int abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens,
+                   sx_arena *ws) {
     if (!out || !table || rows <= 0 || C <= 0 || n_tokens <= 0)
         return sx_err("get_abs_pos: bad arguments (rows %lld, dim %lld, tokens %lld)",
                       (long long)rows, (long long)C, (long long)n_tokens);
@@ -52,14 +54,22 @@ int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t 
         return 0;
     }
     /* [s*s, C] -> [C, s, s] -> bicubic [C, t, t] -> [t*t, C] */
-    float *a = sx_malloc(sizeof(float) * (size_t)(C * (rows + n_tokens)), "get_abs_pos scratch");
+    sx_arena_mark top = sx_arena_top(ws);
+    float *a = sx_arena_floats(ws, C * (rows + n_tokens), "get_abs_pos scratch");
     if (!a) return -1;
     float *b = a + C * rows;
     sx_transpose(a, table, rows, C);
     sx_interp_bicubic(b, a, C, s, s, t, t);
     sx_transpose(out, b, C, n_tokens);
-    free(a);
+    sx_arena_release(ws, top);
     return 0;
+}
+
+int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens) {
+    sx_arena ws = {0};
+    int rc = abs_pos(out, table, rows, C, n_tokens, &ws);
+    sx_arena_free(&ws);
+    return rc;
 }
 
 int sx_sincos_2d(float *out, int64_t dim, int64_t grid) {
@@ -218,7 +228,7 @@ static int resampler_run(const sx_resampler *r, const float *x, int64_t N, int64
     int rc = -1;
     if (!kv || !kin || !K || !ctx || !kpos) goto done;
     /* get_abs_pos(pos_embed, L): the key positions */
-    if (kpos != r->key_pos && sx_abs_pos(kpos, r->pos_embed, Q, E, L) != 0) goto done;
+    if (kpos != r->key_pos && abs_pos(kpos, r->pos_embed, Q, E, L, ws) != 0) goto done;
 
     /* <name>.kv_proj: [N*L, KV] -> [N*L, E] (nn.Identity without the tensor) */
     if (r->kv_proj.w.data) {
@@ -441,7 +451,7 @@ static int embed_patches(const sx_vit *v, const float *pixels, int64_t N, int64_
     /* positions: cached for image_size */
     float *pos = grid == v->pos_grid_n ? v->pos : sx_arena_floats(ws, T * W, "vit positions");
     if (!conv || !pos) goto done;
-    if (pos != v->pos && sx_abs_pos(pos, v->positional_embedding, c->pos_grid * c->pos_grid, W, T))
+    if (pos != v->pos && abs_pos(pos, v->positional_embedding, c->pos_grid * c->pos_grid, W, T, ws))
         goto done;
     sx_conv geom = {.cin = 3, .cout = (int)W, .kh = (int)P, .kw = (int)P, .stride = (int)P};
     for (int64_t n = 0; n < N; n++)
