@@ -902,7 +902,9 @@ int sx_cmd_unet(int argc, char **argv) {
         eps = sx_malloc(sizeof(float) * (size_t)(c->out_channels * sh[1] * sh[2]), "eps");
         if (!eps) goto fail;
         double t0 = sx_time();
-        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, ctx, T, D, pooled, P, tids, eps) ||
+        sx_unet_cond cond = {.context = ctx, .n_ctx = T, .ctx_dim = D, .pooled = pooled,
+                             .pooled_dim = P, .time_ids = tids};
+        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, &cond, eps) ||
             sx_check_finite("UNet forward (eps)", eps, c->out_channels * sh[1] * sh[2]))
             goto fail;
         fprintf(stderr, "unet forward %lldx%lld at t=%g: %.2fs\n", (long long)sh[1], (long long)sh[2], t,
