@@ -27,7 +27,10 @@ int sx_image_decode_rgb(const uint8_t *buf, size_t n, const char *name, sx_image
 int sx_image_load_rgb(const char *path, sx_image *out);
 
 /* Writers (write to a temporary name and rename: no partial files). */
-int sx_image_save(const char *path, const sx_image *im); /* by extension: .png .ppm */
+int sx_image_save(const char *path, const sx_image *im); /* by extension: .png .ppm .pgm */
+/* What sx_image_save will need, checked before any work: a known extension
+ * and a writable place (sx_file_check_writable). */
+int sx_image_check_output(const char *path);
 int sx_png_encode(const sx_image *im, uint8_t **out, size_t *n);
 
 /* Pillow Image.resize on 8-bit RGB, bit-exact (Resample.c: fixed-point
@@ -36,6 +39,13 @@ int sx_png_encode(const sx_image *im, uint8_t **out, size_t *n);
  * channel like Pillow's "L" (no RGBA premultiplication). */
 enum { SX_RESIZE_BILINEAR = 2, SX_RESIZE_BICUBIC = 3 };
 int sx_image_resize(const sx_image *src, int w, int h, int filter, sx_image *out);
+
+/* cv2.rectangle(img, (x1, y1), (x2, y2), rgb, thickness=2) of OpenCV 4 with
+ * its default LINE_8, pixel for pixel: how the official grounding
+ * visualisation draws boxes (green, (0, 255, 0)). Corners may lie outside
+ * the image; what falls outside is clipped. 3-channel images only (returns
+ * -1 otherwise). */
+int sx_image_draw_box(sx_image *im, int x1, int y1, int x2, int y2, const uint8_t rgb[3]);
 
 /* ---- native (pre-conversion) images ------------------------------------
  * A decoder's output in the mode Pillow 9.4 would open the file in, before
@@ -90,8 +100,12 @@ int sx_jpeg_exif_orientation(const uint8_t *buf, size_t n);
 int sx_image_decode_native(const uint8_t *buf, size_t n, const char *name, sx_native_image *out,
                            const char **format);
 int sx_read_file(const char *path, uint8_t **buf, size_t *n);
-/* Writes buf to path through path.tmp + rename. */
+/* Writes buf to path through path.tmpPID + rename. */
 int sx_write_file_atomic(const char *path, const uint8_t *buf, size_t n);
+/* Checks, before any work, that path can be written the way
+ * sx_write_file_atomic will: not a directory, and its temporary name can be
+ * created in that folder (created and removed again). */
+int sx_file_check_writable(const char *path);
 /* PPM (P6) / PGM (P5) writer for 3 / 1 channel images. */
 int sx_ppm_encode(const sx_image *im, uint8_t **out, size_t *n);
 /* Deep copy; crop (x,y,w,h must lie inside src). */
@@ -145,9 +159,6 @@ int sx_exif_orientation(const uint8_t *buf, size_t n);
 int sx_image_exif_transpose(const sx_image *im, int orientation, sx_image *out);
 /* sx_image_load_rgb, then the EXIF transpose when exif_rotate != 0. */
 int sx_image_load_rgb_ex(const char *path, int exif_rotate, sx_image *out);
-
-/* CLI: seedx image info|convert|tiles */
-int sx_cmd_image(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,14 @@
 /* seedx.c - SEED-X itself: the glue the official inference code puts around
  * the components (SEED-X src/models/mllm/seed_x.py, generation.py and the
- * src/inference scripts).
+ * src/inference scripts), the top floor of the library (seedx.h).
  *
- * This part holds the agent's token-level logic, which depends only on the
- * tokenizer: the special-token ids, the image-token block of a prompt, the
- * positions whose embeddings are replaced by image features, the tile
- * position embedding, SEED-X's image-token logits processor, and the
- * parsing of generated text (tags, boxes). */
+ * It starts with the library's entry point (sx_init), then the agent's
+ * token-level logic, which depends only on the tokenizer: the special-token
+ * ids, the image-token block of a prompt, the positions whose embeddings are
+ * replaced by image features, the tile position embedding, SEED-X's
+ * image-token logits processor, and the parsing of generated text (tags,
+ * boxes). The second part runs the model: images -> features -> LLM turn ->
+ * de-tokenizer -> pixels. The command line lives in cli.c. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,13 @@
 
 #include "seedx.h"
 #include "tokenizer.h"
+
+/* ---- the library's entry point ------------------------------------------ */
+int sx_init(int threads) {
+    if (sx_simd_init() != 0) return -1;
+    sx_threads_on_exit(sx_ops_thread_cleanup);
+    return sx_threads_init(threads);
+}
 
 /* ---- special tokens ---------------------------------------------------- */
 int sx_seedx_tokens_init(const sx_tokenizer *tok, sx_seedx_tokens *t) {
@@ -55,17 +64,15 @@ char *sx_seedx_image_block(int n_images, int tokens_per_image) {
         sx_err("image block: %d images of %d tokens", n_images, tokens_per_image);
         return NULL;
     }
-    size_t per = 9 + 10 + (size_t)tokens_per_image * 11;
-    char *s = sx_malloc(per * (size_t)n_images + 1, "image token block");
-    if (!s) return NULL;
-    size_t o = 0;
+    sx_str b = {0};
     for (int i = 0; i < n_images; i++) {
         int global = i == n_images - 1;
-        o += (size_t)sprintf(s + o, "%s", global ? "<img>" : "<patch>");
-        for (int k = 0; k < tokens_per_image; k++) o += (size_t)sprintf(s + o, "<img_%05d>", k);
-        o += (size_t)sprintf(s + o, "%s", global ? "</img>" : "</patch>");
+        sx_str_adds(&b, global ? "<img>" : "<patch>");
+        for (int k = 0; k < tokens_per_image; k++) sx_str_addf(&b, "<img_%05d>", k);
+        sx_str_adds(&b, global ? "</img>" : "</patch>");
     }
-    return s;
+    if (b.oom) sx_str_free(&b);
+    return b.s;
 }
 
 /* ids_cmp_mask: positions strictly between the i-th opener (<img> or
@@ -246,7 +253,7 @@ void sx_seedx_box_rect(const int box[4], int W, int H, int rect[4]) {
 #include <unistd.h>
 
 struct sx_seedx {
-    char dir[1024];
+    char *dir;
     sx_tokenizer *tok;
     sx_seedx_tokens tk;
     /* agent: input/output resamplers and the tile position embedding */
@@ -258,21 +265,107 @@ struct sx_seedx {
      * de-tokenizer's negative; depends only on weights */
     float *zero_feat;
     int64_t zero_n, vit_out;
+    unsigned checked;   /* model_files[i] already found to hold its component: bit i */
+    int64_t max_pos;    /* the LLM's context (max_position_embeddings), 0 until read */
 };
 
-static int seedx_path(const sx_seedx *m, const char *file, char *out, size_t n) {
-    snprintf(out, n, "%s/%s", m->dir, file);
-    struct stat st;
-    if (stat(out, &st) != 0)
-        return sx_err("%s: missing model file %s (convert it with scripts/convert.py)", m->dir, file);
-    return 0;
+/* The files of a model directory and the component each must hold, known by
+ * the prefix of the metadata keys its converter writes (scripts/convert_*.py);
+ * in_channels: the UNet's input channels (4, or 8 for the stage-2 UNet). */
+static const struct {
+    const char *file, *prefix, *what;
+    int in_channels;
+} model_files[] = {
+    {"tokenizer.gguf", "seedx.tokenizer.", "a tokenizer", 0},
+    {"vit.gguf", "seedx.vit.", "a ViT", 0},
+    {"agent.gguf", "seedx.agent.", "the agent (resamplers)", 0},
+    {"llm.gguf", "seedx.llm.", "an LLM", 0},
+    {"detokenizer.gguf", "seedx.detok.", "a de-tokenizer", 0},
+    {"detokenizer_edit.gguf", "seedx.detok.", "a de-tokenizer", 0},
+    {"unet.gguf", "seedx.unet.", "a UNet", 4},
+    {"unet_edit.gguf", "seedx.unet.", "a UNet", 8},
+    {"vae.gguf", "seedx.vae.", "a VAE", 0},
+};
+#define N_MODEL_FILES (int)(sizeof model_files / sizeof model_files[0])
+
+/* What a container holds, from its first seedx.<component>.* key. */
+static const char *component_of(const sx_gguf *g) {
+    static const struct { const char *prefix, *what; } kinds[] = {
+        {"seedx.tokenizer.", "a tokenizer"}, {"seedx.vit.", "a ViT"},
+        {"seedx.agent.", "the agent (resamplers)"}, {"seedx.llm.", "an LLM"},
+        {"seedx.detok.", "a de-tokenizer"}, {"seedx.unet.", "a UNet"},
+        {"seedx.scheduler.", "a UNet"}, {"seedx.vae.", "a VAE"},
+    };
+    for (int64_t i = 0; i < sx_gguf_n_kv(g); i++)
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            if (!strncmp(sx_gguf_key_at(g, i), kinds[k].prefix, strlen(kinds[k].prefix)))
+                return kinds[k].what;
+    return NULL;
 }
 
-int sx_seedx_has(const sx_seedx *m, const char *file) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/%s", m->dir, file);
+/* Checks that dir/file exists and holds the component model_files says,
+ * once per file and model: "unet.gguf is a VAE, expected a UNet". */
+static int check_file(sx_seedx *m, const char *file, const char *path) {
+    int i = 0;
+    while (i < N_MODEL_FILES && strcmp(model_files[i].file, file)) i++;
     struct stat st;
-    return stat(p, &st) == 0;
+    if (stat(path, &st) != 0)
+        return sx_err("%s: missing model file %s (convert it with scripts/convert.py)", m->dir, file);
+    if (i == N_MODEL_FILES || (m->checked >> i & 1)) return 0;
+    sx_gguf *g;
+    if (sx_gguf_open(path, &g)) return -1;
+    const char *is = component_of(g);
+    int rc = 0;
+    if (!is)
+        rc = sx_err("%s: %s has no seedx.* metadata: not written by scripts/convert.py, expected %s",
+                    m->dir, file, model_files[i].what);
+    else if (strcmp(is, model_files[i].what))
+        rc = sx_err("%s: %s is %s, expected %s (metadata %s*)", m->dir, file, is,
+                    model_files[i].what, model_files[i].prefix);
+    else if (model_files[i].in_channels) {
+        int64_t c = sx_meta_int_or(g, "seedx.unet.in_channels", -1);
+        if (c != model_files[i].in_channels)
+            rc = sx_err("%s: %s is a %lld-channel UNet, expected the %d-channel %s UNet", m->dir,
+                        file, (long long)c, model_files[i].in_channels,
+                        model_files[i].in_channels == 8 ? "stage-2 (edit)" : "stage-1");
+    }
+    sx_gguf_close(g);
+    if (rc == 0) m->checked |= 1u << i;
+    return rc;
+}
+
+/* dir/file, malloc'd, after check_file; NULL with the error set. */
+static char *model_file(sx_seedx *m, const char *file) {
+    char *p = sx_strf("%s/%s", m->dir, file);
+    if (p && check_file(m, file, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* open_<component>(m, file, &out): the component's loader on its checked
+ * file (model_file). */
+#define MODEL_OPENER(name, type, loader)                                                     \
+    static int name(sx_seedx *m, const char *file, type **out) {                             \
+        char *p = model_file(m, file);                                                       \
+        int rc = p ? loader(p, out) : -1;                                                    \
+        free(p);                                                                             \
+        return rc;                                                                           \
+    }
+MODEL_OPENER(open_gguf, sx_gguf, sx_gguf_open)
+MODEL_OPENER(open_vit, sx_vit, sx_vit_open)
+MODEL_OPENER(open_llm, sx_llama, sx_llama_load)
+MODEL_OPENER(open_unet, sx_unet, sx_unet_load)
+MODEL_OPENER(open_vae, sx_vae, sx_vae_load)
+#undef MODEL_OPENER
+
+int sx_seedx_has(const sx_seedx *m, const char *file) {
+    char *p = sx_strf("%s/%s", m->dir, file);
+    struct stat st;
+    int has = p && stat(p, &st) == 0;
+    free(p);
+    return has;
 }
 
 int sx_seedx_open(const char *dir, sx_seedx **out) {
@@ -283,13 +376,14 @@ int sx_seedx_open(const char *dir, sx_seedx **out) {
         return sx_err("%s: not a model directory (see README: converting weights)", dir);
     sx_seedx *m = sx_calloc(1, sizeof *m, "model");
     if (!m) return -1;
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
-    char p[1200];
-    if (seedx_path(m, "tokenizer.gguf", p, sizeof p) || sx_tokenizer_open(p, &m->tok) ||
-        sx_seedx_tokens_init(m->tok, &m->tk)) {
+    char *p = NULL;
+    if (!(m->dir = sx_strf("%s", dir)) || !(p = model_file(m, "tokenizer.gguf")) ||
+        sx_tokenizer_open(p, &m->tok) || sx_seedx_tokens_init(m->tok, &m->tk)) {
+        free(p);
         sx_seedx_free(m);
         return -1;
     }
+    free(p);
     *out = m;
     return 0;
 }
@@ -301,6 +395,7 @@ void sx_seedx_free(sx_seedx *m) {
     sx_resampler_free(&m->out_rs);
     sx_gguf_close(m->agent_g);
     free(m->zero_feat);
+    free(m->dir);
     free(m);
 }
 
@@ -312,23 +407,24 @@ int64_t sx_seedx_feat_width(const sx_seedx *m) { return m->in_rs.embed_dim; }
 
 static int load_agent(sx_seedx *m) {
     if (m->agent_g) return 0;
-    char p[1200];
-    if (seedx_path(m, "agent.gguf", p, sizeof p) || sx_gguf_open(p, &m->agent_g)) return -1;
+    const char *p = "agent.gguf";
+    if (open_gguf(m, p, &m->agent_g)) return -1;
     int hin = (int)sx_meta_int_or(m->agent_g, "seedx.agent.input_heads", 32);
     int hout = (int)sx_meta_int_or(m->agent_g, "seedx.agent.output_heads", 32);
     float eps = (float)sx_meta_float_or(m->agent_g, "seedx.agent.eps", 1e-5);
     if (sx_resampler_load(m->agent_g, "input_resampler.", hin, eps, &m->in_rs) ||
         sx_resampler_load(m->agent_g, "output_resampler.", hout, eps, &m->out_rs)) {
-        sx_err_prefix("%s: ", p);
+        sx_err_prefix("%s/%s: ", m->dir, p);
         return -1;
     }
     snprintf(m->in_rs.name, sizeof m->in_rs.name, "input_resampler");
     snprintf(m->out_rs.name, sizeof m->out_rs.name, "output_resampler");
-    if (!(m->patch_pos_embed = sx_get_f32(m->agent_g, "patch_pos_embed", 2, 4LL, m->in_rs.embed_dim)))
+    if (!(m->patch_pos_embed =
+              sx_get_f32(m->agent_g, "patch_pos_embed", SX_SHAPE(4, m->in_rs.embed_dim))))
         return -1;
     m->n_img_tokens = m->in_rs.n_queries;
     if (m->out_rs.n_queries != m->n_img_tokens || m->n_img_tokens > m->tk.n_img)
-        return sx_err("%s: resamplers have %lld / %lld queries, tokenizer %d image tokens", p,
+        return sx_err("%s/%s: resamplers have %lld / %lld queries, tokenizer %d image tokens", m->dir, p,
                       (long long)m->in_rs.n_queries, (long long)m->out_rs.n_queries, m->tk.n_img);
     return 0;
 }
@@ -343,9 +439,8 @@ int sx_seedx_encode_images(sx_seedx *m, const sx_image *images, int n_images, co
     *n_rows = 0;
     if (n_images <= 0) return 0;
     if (load_agent(m)) return -1;
-    char p[1200];
     sx_vit *vit = NULL;
-    if (seedx_path(m, "vit.gguf", p, sizeof p) || sx_vit_open(p, &vit)) return -1;
+    if (open_vit(m, "vit.gguf", &vit)) return -1;
     int64_t Q = m->n_img_tokens, D = m->in_rs.embed_dim, E = vit->c.output_dim;
     int64_t S = vit->c.image_size, VQ = vit->c.n_queries;
     if (m->in_rs.kv_dim != E) {
@@ -409,9 +504,8 @@ fail:
  * [256, E]; computed once and kept. */
 static int zero_image_features(sx_seedx *m, const float **feat, int64_t *n, int64_t *E) {
     if (!m->zero_feat) {
-        char p[1200];
         sx_vit *vit = NULL;
-        if (seedx_path(m, "vit.gguf", p, sizeof p) || sx_vit_open(p, &vit)) return -1;
+        if (open_vit(m, "vit.gguf", &vit)) return -1;
         int64_t S = vit->c.image_size;
         float *zeros = sx_calloc((size_t)(3 * S * S), sizeof(float), "zero image");
         float *f = sx_malloc(sizeof(float) * (size_t)(vit->c.n_queries * vit->c.output_dim),
@@ -437,9 +531,8 @@ static int zero_image_features(sx_seedx *m, const float **feat, int64_t *n, int6
  * (torchvision Resize((448,448)) bilinear + CLIP normalise): [256, E]. */
 static int image_features_448(sx_seedx *m, const sx_image *im, float **feat, int64_t *n,
                               int64_t *E) {
-    char p[1200];
     sx_vit *vit = NULL;
-    if (seedx_path(m, "vit.gguf", p, sizeof p) || sx_vit_open(p, &vit)) return -1;
+    if (open_vit(m, "vit.gguf", &vit)) return -1;
     int64_t S = vit->c.image_size;
     float *px = sx_malloc(sizeof(float) * (size_t)(3 * S * S), "pixels");
     float *f = sx_malloc(sizeof(float) * (size_t)(vit->c.n_queries * vit->c.output_dim), "features");
@@ -447,7 +540,8 @@ static int image_features_448(sx_seedx *m, const sx_image *im, float **feat, int
     if (px && f && S == 448 && sx_clip_preprocess_448(im, px) == 0)
         rc = sx_vit_forward(vit, px, 1, S, f);
     else if (px && f && S != 448)
-        sx_err("%s: the reconstruction transform is 448x448, the ViT takes %lld", p, (long long)S);
+        sx_err("%s/vit.gguf: the reconstruction transform is 448x448, the ViT takes %lld", m->dir,
+               (long long)S);
     *n = vit->c.n_queries;
     *E = vit->c.output_dim;
     free(px);
@@ -472,6 +566,8 @@ void sx_seedx_opts_default(sx_seedx_opts *o) {
     o->width = o->height = 1024;
     o->seed = 42;
     o->rng = SX_RNG_TORCH_CPU;
+    o->sampler = SX_SAMPLER_EULER;
+    o->karras = SX_KARRAS_CONFIG;
 }
 
 void sx_seedx_reply_free(sx_seedx_reply *r) {
@@ -485,6 +581,19 @@ void sx_seedx_reply_free(sx_seedx_reply *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* The text ids of a reply: generated ids minus each image's span of Q
+ * image-query tokens before its </img>, and minus <img> (as the official
+ * generate() masks them before decoding). Returns the count written to keep. */
+static int64_t text_ids(const sx_seedx *m, const int32_t *gen, int64_t n, int64_t Q, int *keep) {
+    int64_t nk = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int in_span = 0;
+        for (int64_t e2 = j + 1; e2 <= j + Q && e2 < n; e2++)
+            if (gen[e2] == m->tk.img_close && e2 >= Q && j >= e2 - Q) in_span = 1;
+        if (!in_span && gen[j] != m->tk.img_open) keep[nk++] = gen[j];
+    }
+    return nk;
+}
 /* ---- the LLM turn --------------------------------------------------------
  * ContinuousLVLM.generate: embed the prompt, overwrite the rows between
  * image openers and closers with the image features (in order), greedy
@@ -507,11 +616,10 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
                       int64_t n_feat_rows, const sx_seedx_opts *o, sx_seedx_reply *r) {
     memset(r, 0, sizeof *r);
     if (!m || !prompt_ids || P <= 0 || !o) return sx_err("sx_seedx_generate: bad arguments");
-    if (load_agent(m)) return -1;
-    char p[1200];
+    if (sx_seedx_opts_check(o) || load_agent(m)) return -1;
     sx_llama *llm = NULL;
     sx_llama_ctx *ctx = NULL;
-    if (seedx_path(m, "llm.gguf", p, sizeof p) || sx_llama_load(p, &llm)) return -1;
+    if (open_llm(m, "llm.gguf", &llm)) return -1;
     int64_t D = llm->cfg.hidden, Q = m->n_img_tokens, maxn = o->max_new_tokens;
     int rc = -1;
     float *emb = NULL, *hid = NULL;
@@ -603,13 +711,7 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
         r->feat_dim = m->out_rs.embed_dim;
     }
     /* text = decode(generated ids minus the image spans and <img>) */
-    int64_t nk = 0;
-    for (int64_t j = 0; j < n; j++) {
-        int in_span = 0;
-        for (int64_t e2 = j + 1; e2 <= j + Q && e2 < n; e2++)
-            if (gen[e2] == m->tk.img_close && e2 >= Q && j >= e2 - Q) in_span = 1;
-        if (!in_span && gen[j] != m->tk.img_open) keep[nk++] = gen[j];
-    }
+    int64_t nk = text_ids(m, gen, n, Q, keep);
     if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &r->text, NULL)) {
         free(keep);
         goto out;
@@ -641,17 +743,30 @@ out:
     return rc;
 }
 
+
+/* The sampler's step callback: remembers the first step whose latents are
+ * not finite, then calls the caller's progress. */
+typedef struct {
+    const sx_seedx_opts *o;
+    int64_t n;
+    int bad_step;
+} step_watch;
+static void watch_step(void *ud, int step, int n_steps, float t, const float *lat) {
+    step_watch *w = ud;
+    if (w->bad_step < 0 && lat && sx_nonfinite_at(lat, w->n) >= 0) w->bad_step = step;
+    if (w->o->progress) w->o->progress(w->o->progress_user, step, n_steps, t, lat);
+}
+
 /* ---- de-tokenizer: features -> pixels -----------------------------------
  * SDXLAdapter.generate / SDXLAdapterWithLatentImage.generate: ResamplerXLV2
  * on the positive and negative features, SDXL time ids for the output size,
- * Euler sampling with CFG through the UNet (2-way; 3-way with an image
- * latent for stage 2), VAE decode, uint8 conversion. */
+ * Euler (or DPM-Solver++) sampling with CFG through the UNet (2-way; 3-way
+ * with an image latent for stage 2), VAE decode, uint8 conversion. */
 int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const float *neg_feat,
                         int64_t n_neg, int stage2, const sx_image *condition,
                         const sx_seedx_opts *o, sx_image *out) {
     if (!m || !pos_feat || !neg_feat || !o || !out) return sx_err("sx_seedx_detokenize: bad arguments");
     memset(out, 0, sizeof *out);
-    char p[1200];
     const char *detok_file = stage2 ? "detokenizer_edit.gguf" : "detokenizer.gguf";
     const char *unet_file = stage2 ? "unet_edit.gguf" : "unet.gguf";
     sx_gguf *dg = NULL;
@@ -659,18 +774,14 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     memset(&dt, 0, sizeof dt);
     sx_unet *unet = NULL;
     sx_vae *vae = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     float *pe = NULL, *ne = NULL, *pp = NULL, *np_ = NULL, *lat = NULL, *img = NULL, *cimg = NULL,
           *clat = NULL;
     int rc = -1;
-    if (o->width <= 0 || o->height <= 0 || o->width % 8 || o->height % 8) {
-        sx_err("output size %dx%d: both sides must be positive multiples of 8", o->width, o->height);
-        goto out;
-    }
+    if (sx_seedx_opts_check(o)) goto out;
     /* 1. ResamplerXLV2 -> prompt embeds [64, 2048] + pooled [1280], pos and neg */
-    if (seedx_path(m, detok_file, p, sizeof p) || sx_gguf_open(p, &dg) ||
-        sx_detok_load(dg, "resampler.", &dt))
+    if (open_gguf(m, detok_file, &dg) || sx_detok_load(dg, "resampler.", &dt))
         goto out;
     int64_t Qd = dt.n_queries, W = dt.out1 + dt.out2;
     pe = sx_malloc(sizeof(float) * (size_t)(Qd * W), "prompt embeds");
@@ -679,7 +790,9 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     np_ = sx_malloc(sizeof(float) * (size_t)dt.out2, "negative pooled");
     if (!pe || !ne || !pp || !np_) goto out;
     if (sx_detok_forward(&dt, pos_feat, n_pos, pe, pp) ||
-        sx_detok_forward(&dt, neg_feat, n_neg, ne, np_))
+        sx_detok_forward(&dt, neg_feat, n_neg, ne, np_) ||
+        sx_check_finite("de-tokenizer resampler (prompt embeds)", pe, Qd * W) ||
+        sx_check_finite("de-tokenizer resampler (negative prompt embeds)", ne, Qd * W))
         goto out;
     int64_t s2[2] = {Qd, W};
     sx_trace("prompt_embeds", pe, 2, s2);
@@ -690,7 +803,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     /* 2. condition image latent (stage 2): resize to the output size (1024 in
      * the official scripts), [-1,1], VAE encoder mean (not scaled) */
     int64_t h = o->height / 8, w = o->width / 8;
-    if (seedx_path(m, "vae.gguf", p, sizeof p) || sx_vae_load(p, &vae)) goto out;
+    if (open_vae(m, "vae.gguf", &vae)) goto out;
     if (stage2 && condition) {
         sx_image rs;
         memset(&rs, 0, sizeof rs);
@@ -702,13 +815,15 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
             for (int64_t i = 0; i < (int64_t)o->width * o->height; i++)
                 cimg[c * o->width * o->height + i] = rs.data[i * 3 + c] / 255.0f * 2.0f - 1.0f;
         sx_image_free(&rs);
-        if (sx_vae_encode(vae, cimg, 3, o->height, o->width, o->vae_tiling, clat, NULL)) goto out;
+        if (sx_vae_encode(vae, cimg, 3, o->height, o->width, o->vae_tiling, clat, NULL) ||
+            sx_check_finite("VAE encode of the condition image (latents)", clat, 4 * h * w))
+            goto out;
         int64_t sl[3] = {4, h, w};
         sx_trace("image_latents", clat, 3, sl);
     }
-    /* 3. Euler + CFG through the UNet */
-    if (seedx_path(m, unet_file, p, sizeof p) || sx_unet_load(p, &unet)) goto out;
-    if (sx_euler_init(&sch, sx_unet_gguf(unet), o->steps)) goto out;
+    /* 3. sampler (Euler, or DPM-Solver++) + CFG through the UNet */
+    if (open_unet(m, unet_file, &unet)) goto out;
+    if (sx_sched_init(&sch, sx_unet_gguf(unet), o->steps, o->sampler, o->karras)) goto out;
     lat = sx_malloc(sizeof(float) * (size_t)(4 * h * w), "latents");
     if (!lat) goto out;
     if (o->init_latents)
@@ -717,18 +832,29 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
         goto out;
     sx_cond cond = {pe, Qd, pp, {(float)o->height, (float)o->width, 0, 0, (float)o->height, (float)o->width}};
     sx_cond unc = {ne, Qd, np_, {(float)o->height, (float)o->width, 0, 0, (float)o->height, (float)o->width}};
+    step_watch sw = {o, 4 * h * w, -1};
     int e = stage2 ? sx_sample_edit(unet, &sch, lat, h, w, &cond, &unc, clat, o->cfg, o->image_cfg,
-                                    o->progress, o->progress_user, NULL)
-                   : sx_sample_cfg(unet, &sch, lat, h, w, &cond, &unc, o->cfg, o->progress,
-                                   o->progress_user, NULL);
+                                    watch_step, &sw, NULL)
+                   : sx_sample_cfg(unet, &sch, lat, h, w, &cond, &unc, o->cfg, watch_step, &sw,
+                                   NULL);
     if (e) goto out;
+    if (sw.bad_step >= 0 || sx_nonfinite_at(lat, 4 * h * w) >= 0) {
+        sx_err("UNet sampling: the latents hold NaN or infinity from step %d of %d on (guidance "
+               "%g%s; check the weights and the guidance scales)",
+               sw.bad_step >= 0 ? sw.bad_step + 1 : o->steps, o->steps, o->cfg,
+               stage2 ? ", image guidance given" : "");
+        goto out;
+    }
     int64_t sl[3] = {4, h, w};
     sx_trace("latents", lat, 3, sl);
     sx_unet_free(unet);
     unet = NULL;
     /* 4. VAE decode and diffusers' postprocess */
     img = sx_malloc(sizeof(float) * (size_t)(3 * o->width * o->height), "image");
+    vae->progress = o->decode_progress;
+    vae->progress_ud = o->decode_progress_user;
     if (!img || sx_vae_decode(vae, lat, 4, h, w, o->vae_tiling, img) ||
+        sx_check_finite("VAE decode (pixels)", img, 3 * (int64_t)o->width * o->height) ||
         sx_vae_to_rgb8(img, 3, o->height, o->width, out))
         goto out;
     rc = 0;
@@ -737,7 +863,7 @@ out:
     sx_gguf_close(dg);
     sx_unet_free(unet);
     sx_vae_free(vae);
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     free(pe), free(ne), free(pp), free(np_), free(lat), free(img), free(cimg), free(clat);
     return rc;
 }
@@ -796,38 +922,62 @@ const char *sx_seedx_template(const char *name) {
     return NULL;
 }
 
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = strstr(s, what); p; p = strstr(p + strlen(what), what)) n++;
+    return n;
+}
+
+char *sx_seedx_fill_template(const char *tmpl, const char *text, const char *const *blocks,
+                             int n_blocks) {
+    if (!tmpl || !text || n_blocks < 0 || (n_blocks > 0 && !blocks)) {
+        sx_err("sx_seedx_fill_template: bad arguments");
+        return NULL;
+    }
+    if (!strstr(tmpl, "{TEXT}")) {
+        sx_err("prompt template must contain {TEXT}: '%s'", tmpl);
+        return NULL;
+    }
+    int n_img = count_of(tmpl, "{IMG}");
+    if (n_blocks > 0 && n_img != 1) {
+        sx_err("prompt template must contain {IMG} once for %d image(s), it has %d: '%s'", n_blocks,
+               n_img, tmpl);
+        return NULL;
+    }
+    sx_str b = {0};
+    sx_str_add(&b, "", 0);
+    for (const char *p = tmpl; *p;) {
+        if (!strncmp(p, "{IMG}", 5)) {
+            for (int i = 0; i < n_blocks; i++) sx_str_adds(&b, blocks[i]);
+            p += 5;
+        } else if (!strncmp(p, "{TEXT}", 6)) {
+            sx_str_adds(&b, text);
+            p += 6;
+        } else {
+            sx_str_add(&b, p++, 1);
+        }
+    }
+    if (b.oom) {
+        sx_str_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
 /* bos + tokens of the template filled in. n_images images with tiles[i]
  * any-res images each. */
 int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
                             int n_images, int **ids, int64_t *n) {
-    if (!tmpl || !strstr(tmpl, "{TEXT}"))
-        return sx_err("prompt template must contain {TEXT}: '%s'", tmpl ? tmpl : "(null)");
-    if (n_images > 0 && !strstr(tmpl, "{IMG}"))
-        return sx_err("prompt template has no {IMG} for %d image(s)", n_images);
-    size_t cap = strlen(text) + strlen(tmpl) + 16;
+    if (!m || !tmpl || !text || !ids || !n || n_images < 0 || (n_images > 0 && !tiles))
+        return sx_err("sx_seedx_build_prompt_t: bad arguments");
     char **blocks = sx_calloc((size_t)(n_images > 0 ? n_images : 1), sizeof(char *), "blocks");
     if (!blocks) return -1;
     int rc = -1;
-    for (int i = 0; i < n_images; i++) {
+    char *s = NULL;
+    for (int i = 0; i < n_images; i++)
         if (!(blocks[i] = sx_seedx_image_block(tiles[i], m->n_img_tokens ? (int)m->n_img_tokens : 64)))
             goto out;
-        cap += strlen(blocks[i]);
-    }
-    char *s = sx_malloc(cap, "prompt");
-    if (!s) goto out;
-    size_t o = 0;
-    for (const char *p = tmpl; *p;) {
-        if (!strncmp(p, "{IMG}", 5)) {
-            for (int i = 0; i < n_images; i++) o += (size_t)sprintf(s + o, "%s", blocks[i]);
-            p += 5;
-        } else if (!strncmp(p, "{TEXT}", 6)) {
-            o += (size_t)sprintf(s + o, "%s", text);
-            p += 6;
-        } else {
-            s[o++] = *p++;
-        }
-    }
-    s[o] = 0;
+    if (!(s = sx_seedx_fill_template(tmpl, text, (const char *const *)blocks, n_images))) goto out;
     int *t = NULL;
     size_t nt = 0;
     if (sx_tokenize(m->tok, s, strlen(s), 0, &t, &nt) == 0) {
@@ -840,8 +990,8 @@ int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *tex
         }
         free(t);
     }
-    free(s);
 out:
+    free(s);
     for (int i = 0; i < n_images; i++) free(blocks[i]);
     free(blocks);
     return rc;
@@ -853,718 +1003,402 @@ int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles,
 }
 
 /* ======================================================================
- * Command line: seedx chat | generate | edit | reconstruct | ground
+ * Checks before any work: what sx_seedx_check and friends (seedx.h) look
+ * at is the request's numbers and the model files' metadata, never their
+ * tensors, so a bad request is refused in milliseconds at any model size.
  * ====================================================================== */
-typedef struct {
-    const char *model, *prompt, *out, *cond, *grids, *tmpl;
-    const char *images[16];
-    int n_images, verbose, force_image;
-    const char *mode;
-    sx_seedx_opts o;
-} cli_args;
-
-static void cli_usage(const char *cmd) {
-    fprintf(stderr,
-            "usage: seedx %s -m MODEL_DIR [options]\n"
-            "  -m DIR            model directory (scripts/convert.py --pretrained ... --out DIR)\n"
-            "  -p TEXT           prompt / question / caption / instruction\n"
-            "  --image FILE      input image (repeatable for chat)\n"
-            "  --condition FILE  condition image (reconstruct)\n"
-            "  -o FILE           output image (.png or .ppm)\n"
-            "  -n N              max new tokens (default 512; generate: 120)\n"
-            "  --temp T --top-p P --top-k K   sampling (default greedy, as the official code)\n"
-            "  --seed S          noise / sampling seed (default 42)\n"
-            "  --rng torch-cpu|torch-cuda     noise generator (default torch-cpu)\n"
-            "  --steps N --cfg G --image-cfg G --size WxH   diffusion (50, 7.5, 1.5, 1024x1024)\n"
-            "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
-            "  --vae-tiling      tiled VAE (bounded memory)\n"
-            "  --dtype T         f32|f16|bf16: every weight matrix in type T, converted at load\n"
-            "                    (default: as the model files store them); activations stay f32\n"
-            "  --force-image     end the prompt with <img> (SEED-X base text-to-image)\n"
-            "  --template T      seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n') or seed-x (the base\n"
-            "                    model's 'Question: ..\\nAnswer:', detection '.. [[ <box_start>',\n"
-            "                    text-to-image '{TEXT}<img>'), or a literal template with {IMG} {TEXT}\n"
-            "  -q                no per-stage timing / peak memory summary on stderr\n",
-            cmd);
-}
-
-static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
-    memset(a, 0, sizeof *a);
-    a->mode = cmd;
-    a->verbose = 1; /* per-stage timing and peak RSS on stderr; -q turns it off */
-    sx_seedx_opts_default(&a->o);
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV                                                                            \
-    if (!v) {                                                                            \
-        fprintf(stderr, "seedx %s: %s needs a value\n", cmd, k);                         \
-        return 2;                                                                        \
-    }                                                                                    \
-    i++;
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            cli_usage(cmd);
-            return 1;
-        } else if (!strcmp(k, "-m")) {
-            NEEDV a->model = v;
-        } else if (!strcmp(k, "-p")) {
-            NEEDV a->prompt = v;
-        } else if (!strcmp(k, "-o")) {
-            NEEDV a->out = v;
-        } else if (!strcmp(k, "--image")) {
-            NEEDV if (a->n_images == 16) {
-                fprintf(stderr, "seedx %s: at most 16 images\n", cmd);
-                return 2;
-            }
-            a->images[a->n_images++] = v;
-        } else if (!strcmp(k, "--condition")) {
-            NEEDV a->cond = v;
-        } else if (!strcmp(k, "--grids")) {
-            NEEDV a->grids = v;
-        } else if (!strcmp(k, "-n")) {
-            NEEDV a->o.max_new_tokens = atoll(v);
-        } else if (!strcmp(k, "--temp")) {
-            NEEDV a->o.temperature = (float)atof(v);
-        } else if (!strcmp(k, "--top-p")) {
-            NEEDV a->o.top_p = (float)atof(v);
-        } else if (!strcmp(k, "--top-k")) {
-            NEEDV a->o.top_k = atoi(v);
-        } else if (!strcmp(k, "--seed")) {
-            NEEDV a->o.seed = strtoull(v, NULL, 10);
-        } else if (!strcmp(k, "--rng")) {
-            NEEDV if (sx_rng_parse(v, &a->o.rng)) {
-                fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
-                return 2;
-            }
-        } else if (!strcmp(k, "--steps")) {
-            NEEDV a->o.steps = atoi(v);
-        } else if (!strcmp(k, "--cfg")) {
-            NEEDV a->o.cfg = (float)atof(v);
-        } else if (!strcmp(k, "--image-cfg")) {
-            NEEDV a->o.image_cfg = (float)atof(v);
-        } else if (!strcmp(k, "--size")) {
-            NEEDV if (sscanf(v, "%dx%d", &a->o.width, &a->o.height) != 2) {
-                fprintf(stderr, "seedx %s: --size wants WxH, got '%s'\n", cmd, v);
-                return 2;
-            }
-        } else if (!strcmp(k, "--dtype")) {
-            NEEDV int t = !strcmp(v, "f32") ? SX_F32 : !strcmp(v, "f16") ? SX_F16 : !strcmp(v, "bf16") ? SX_BF16 : -2;
-            if (t == -2 || sx_set_weight_dtype(t)) {
-                fprintf(stderr, "seedx %s: --dtype wants f32, f16 or bf16, got '%s'\n", cmd, v);
-                return 2;
-            }
-        } else if (!strcmp(k, "--vae-tiling")) {
-            a->o.vae_tiling = 1;
-        } else if (!strcmp(k, "--template")) {
-            NEEDV a->tmpl = v;
-        } else if (!strcmp(k, "--force-image")) {
-            a->force_image = 1;
-        } else if (!strcmp(k, "-v")) {
-            a->verbose = 1;
-        } else if (!strcmp(k, "-q")) {
-            a->verbose = 0;
-        } else {
-            fprintf(stderr, "seedx %s: unknown option '%s'\n", cmd, k);
-            cli_usage(cmd);
-            return 2;
-        }
-#undef NEEDV
-    }
-    if (!a->model) {
-        fprintf(stderr, "seedx %s: -m MODEL_DIR is required\n", cmd);
-        return 2;
-    }
-    if (a->o.steps <= 0 || a->o.max_new_tokens <= 0) {
-        fprintf(stderr, "seedx %s: --steps and -n must be positive\n", cmd);
-        return 2;
-    }
-    a->o.grids = a->grids;
+int sx_seedx_opts_check(const sx_seedx_opts *o) {
+    if (!o) return sx_err("sx_seedx_opts_check: NULL options");
+    if (o->max_new_tokens < 1)
+        return sx_err("max new tokens %lld: must be at least 1", (long long)o->max_new_tokens);
+    if (!isfinite(o->temperature) || o->temperature < 0)
+        return sx_err("temperature %g: must be a finite number >= 0 (0: greedy)", o->temperature);
+    if (!isfinite(o->top_p) || o->top_p < 0 || o->top_p > 1)
+        return sx_err("top-p %g: must be in [0, 1]", o->top_p);
+    if (o->top_k < 0) return sx_err("top-k %d: must be >= 0 (0: off)", o->top_k);
+    if (o->steps < 1 || o->steps > SX_SEEDX_MAX_STEPS)
+        return sx_err("steps %d: must be in [1, %d]", o->steps, SX_SEEDX_MAX_STEPS);
+    if (!isfinite(o->cfg) || o->cfg < 0 || o->cfg > SX_SEEDX_MAX_CFG)
+        return sx_err("guidance scale %g: must be a finite number in [0, %g]", o->cfg,
+                      SX_SEEDX_MAX_CFG);
+    if (!isfinite(o->image_cfg) || o->image_cfg < 0 || o->image_cfg > SX_SEEDX_MAX_CFG)
+        return sx_err("image guidance scale %g: must be a finite number in [0, %g]", o->image_cfg,
+                      SX_SEEDX_MAX_CFG);
+    if (o->width < 8 || o->height < 8 || o->width > SX_VAE_MAX_SIDE || o->height > SX_VAE_MAX_SIDE ||
+        o->width % 8 || o->height % 8)
+        return sx_err("output size %dx%d: width and height must be multiples of 8 from 8 to %d",
+                      o->width, o->height, SX_VAE_MAX_SIDE);
+    if (o->rng != SX_RNG_TORCH_CPU && o->rng != SX_RNG_TORCH_CUDA)
+        return sx_err("unknown noise generator %d", o->rng);
+    if (o->sampler != SX_SAMPLER_EULER && o->sampler != SX_SAMPLER_DPMPP_2M)
+        return sx_err("unknown sampler %d", o->sampler);
+    if (o->karras != SX_KARRAS_CONFIG && o->karras != SX_KARRAS_ON && o->karras != SX_KARRAS_OFF)
+        return sx_err("karras setting %d: SX_KARRAS_CONFIG, _ON or _OFF", o->karras);
+    int res[SX_ANYRES_MAX_GRIDS][2], nres;
+    if (o->grids && sx_anyres_parse_grids(o->grids, res, &nres)) return -1;
     return 0;
 }
 
-static int stream_token(void *user, int32_t id) {
-    const sx_seedx *m = user;
-    const sx_seedx_tokens *t = sx_seedx_special(m);
-    if (id == t->eos || (id >= t->img[0] && id <= t->img[t->n_img - 1]) || id == t->img_open ||
-        id == t->img_close)
-        return 0;
-    size_t n;
-    const char *s = sx_token_str(sx_seedx_tokenizer(m), id, &n);
-    if (!s) return 0;
-    /* SentencePiece pieces: U+2581 is a space; <0x0A> style byte pieces */
-    for (size_t i = 0; i < n; i++) {
-        if (i + 2 < n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
-            (unsigned char)s[i + 2] == 0x81) {
-            fputc(' ', stdout);
-            i += 2;
-        } else if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x') {
-            fputc((int)strtol(s + 3, NULL, 16), stdout);
-            break;
-        } else {
-            fputc(s[i], stdout);
-        }
-    }
-    fflush(stdout);
+int sx_seedx_count_tiles(const sx_image *im, const char *grids, int *n) {
+    if (!im || !n || im->w <= 0 || im->h <= 0) return sx_err("sx_seedx_count_tiles: bad arguments");
+    int res[SX_ANYRES_MAX_GRIDS][2], nres;
+    if (sx_anyres_parse_grids(grids, res, &nres)) return -1;
+    int k = sx_anyres_select(im->w, im->h, (const int(*)[2])res, nres);
+    if (k < 0) return -1;
+    *n = (res[k][0] / SX_ANYRES_BASE) * (res[k][1] / SX_ANYRES_BASE) + 1;
     return 0;
 }
 
-static void progress_plain(void *ud, int step, int n_steps, float t, const float *lat) {
-    (void)lat;
-    double *t0 = ud;
-    fprintf(stderr, "denoise step %d/%d (t=%g) %.1fs\n", step + 1, n_steps, t, sx_time() - *t0);
-}
-
-static sx_progress_bar bar;
-static double plain_t0;
-
-/* prefill progress: a bar with ETA on a TTY (stderr), nothing otherwise */
-static void prefill_bar(void *ud, int64_t done, int64_t total) {
-    double t0 = *(double *)ud, el = sx_time() - t0;
-    int w = 30, f = (int)(w * done / (total ? total : 1));
-    double eta = done ? el * (double)(total - done) / (double)done : 0;
-    fprintf(stderr, "\rprefill %3lld%% [%.*s%.*s] %.1fs, ETA %.1fs", (long long)(100 * done / total), f,
-            "##############################", w - f, "..............................", el, eta);
-    if (done == total) fputc('\n', stderr);
-}
-static double prefill_t0;
-
-static void set_progress(sx_seedx_opts *o, const char *label) {
-    if (isatty(2)) {
-        bar.t0 = sx_time();
-        bar.label = label;
-        o->progress = sx_progress_stderr;
-        o->progress_user = &bar;
-    } else {
-        plain_t0 = sx_time();
-        o->progress = progress_plain;
-        o->progress_user = &plain_t0;
+/* The LLM's context length from llm.gguf's metadata (kept). */
+static int llm_context(sx_seedx *m, int64_t *max_pos) {
+    if (!m->max_pos) {
+        sx_gguf *g;
+        if (open_gguf(m, "llm.gguf", &g)) return -1;
+        int rc = sx_meta_int(g, "seedx.llm.max_position_embeddings", &m->max_pos);
+        sx_gguf_close(g);
+        if (rc) return -1;
+        if (m->max_pos < 2) return sx_err("%s/llm.gguf: context of %lld tokens", m->dir, (long long)m->max_pos);
     }
+    *max_pos = m->max_pos;
+    return 0;
 }
 
-static int load_images(const cli_args *a, sx_image *ims) {
-    for (int i = 0; i < a->n_images; i++)
-        if (sx_image_load_rgb(a->images[i], &ims[i])) {
-            for (int j = 0; j < i; j++) sx_image_free(&ims[j]);
+int sx_seedx_check_prompt(sx_seedx *m, const int *ids, int64_t n_ids, const int *tiles,
+                          int n_images, const sx_seedx_opts *o) {
+    if (!m || !ids || n_ids < 1 || n_images < 0 || (n_images && !tiles) || !o)
+        return sx_err("sx_seedx_check_prompt: bad arguments");
+    int64_t Q = m->n_img_tokens ? m->n_img_tokens : 64, rows = 0, ctx;
+    for (int i = 0; i < n_images; i++) rows += tiles[i] * Q;
+    int64_t np = sx_seedx_cmp_positions(&m->tk, ids, n_ids, NULL, 0);
+    if (np != rows)
+        return sx_err("the prompt has %lld image-token positions where its %d image(s) need %lld: "
+                      "does the text hold <img>, </img>, <patch> or </patch> tags of its own?",
+                      (long long)np, n_images, (long long)rows);
+    if (llm_context(m, &ctx)) return -1;
+    if (n_ids >= ctx)
+        return sx_err("the prompt is %lld tokens, the LLM's context %lld: shorten the prompt",
+                      (long long)n_ids, (long long)ctx);
+    if (n_ids + o->max_new_tokens > ctx)
+        return sx_err("the prompt is %lld tokens and up to %lld new ones are asked for: %lld, more "
+                      "than the LLM's context of %lld tokens (ask for at most %lld new tokens, or "
+                      "shorten the prompt)",
+                      (long long)n_ids, (long long)o->max_new_tokens,
+                      (long long)(n_ids + o->max_new_tokens), (long long)ctx, (long long)(ctx - n_ids));
+    return 0;
+}
+
+/* Physical memory of the machine in bytes (0 if unknown). */
+static uint64_t ram_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+/* UNet activations for an h x w latent, from unet.gguf's metadata: the skip
+ * connections of the down path (conv_in, every resnet and downsampler), the
+ * working buffers of the widest level (a transformer block: tokens, q/k/v,
+ * attention output, GEGLU 8C: about 16 C per position); *scratch: the
+ * attention's per-thread score blocks of 256 queries at the first attention
+ * level, which the kernel layer keeps for later stages too. */
+static int unet_bytes(sx_seedx *m, const char *file, int64_t h, int64_t w, double *bytes,
+                      double *scratch) {
+    sx_gguf *g;
+    if (open_gguf(m, file, &g)) return -1;
+    int et, rc = -1;
+    uint64_t nb = 0;
+    int64_t lpb = sx_meta_int_or(g, "seedx.unet.layers_per_block", 2), C;
+    double hw = (double)h * (double)w, skips = 0, work = 0, attn_t = 0;
+    if (sx_meta_arr(g, "seedx.unet.block_out_channels", &et, &nb) || nb < 1 || nb > 16) {
+        sx_err_prefix("%s/%s: ", m->dir, file);
+        goto out;
+    }
+    for (uint64_t i = 0; i < nb; i++, hw /= 4) {
+        const char *type = "";
+        size_t tl = 0;
+        if (sx_meta_arr_int(g, "seedx.unet.block_out_channels", i, &C)) goto out;
+        if (i == 0) skips += (double)C * hw; /* conv_in */
+        skips += (double)(lpb + (i + 1 < nb)) * (double)C * hw;
+        work = fmax(work, 16.0 * (double)C * hw);
+        if (sx_meta_arr_str(g, "seedx.unet.down_block_types", i, &type, &tl) == 0 && !attn_t &&
+            tl >= 9 && !strncmp(type, "CrossAttn", 9))
+            attn_t = hw;
+    }
+    *bytes = 4 * (skips + work);
+    *scratch = 4 * 2.0 * 256 * sx_threads_count() * attn_t;
+    rc = 0;
+out:
+    sx_gguf_close(g);
+    return rc;
+}
+
+/* Bytes of the de-tokenizer stage at W x H given the VAE config (see
+ * sx_seedx_decode_bytes). */
+static int stage_bytes(sx_seedx *m, const sx_vae_config *vc, int64_t W, int64_t H, int tiling,
+                       int stage2, double *bytes) {
+    int64_t f = (int64_t)1 << (vc->n_blocks - 1), h = H / f, w = W / f;
+    double unet, scratch, px = (double)W * (double)H;
+    if (unet_bytes(m, stage2 ? "unet_edit.gguf" : "unet.gguf", h, w, &unet, &scratch)) return -1;
+    double lat = 4.0 * vc->latent_channels * (double)h * (double)w;
+    double vae = (double)sx_vae_decode_bytes(vc, h, w, tiling, 0, sx_threads_count());
+    /* stage 2 encodes the condition at W x H first: about a decode's peak */
+    double img = 4 * 3 * px + 3 * px; /* float image + 8-bit copy */
+    *bytes = scratch + fmax(unet + 4 * lat, vae + img + 2 * lat);
+    if (stage2) *bytes = fmax(*bytes, scratch + vae + 4 * 3 * px + 2 * lat);
+    return 0;
+}
+
+static int read_vae_config(sx_seedx *m, sx_vae_config *vc) {
+    sx_gguf *g;
+    if (open_gguf(m, "vae.gguf", &g)) return -1;
+    int rc = sx_vae_read_config(g, vc);
+    sx_gguf_close(g);
+    return rc;
+}
+
+int sx_seedx_decode_bytes(sx_seedx *m, const sx_seedx_opts *o, int stage2, uint64_t *bytes) {
+    if (!m || !o || !bytes) return sx_err("sx_seedx_decode_bytes: NULL argument");
+    sx_vae_config vc;
+    double b;
+    if (read_vae_config(m, &vc) || stage_bytes(m, &vc, o->width, o->height, o->vae_tiling, stage2, &b))
+        return -1;
+    *bytes = b >= 1.8e19 ? UINT64_MAX : (uint64_t)b;
+    return 0;
+}
+
+/* The largest multiple of 64 such that a square output of that side fits
+ * in `avail` bytes (0 if none). */
+static int64_t largest_square(sx_seedx *m, const sx_vae_config *vc, int tiling, int stage2,
+                              double avail) {
+    int64_t lo = 0, hi = SX_VAE_MAX_SIDE / 64;
+    while (lo < hi) {
+        int64_t mid = (lo + hi + 1) / 2;
+        double b;
+        if (stage_bytes(m, vc, mid * 64, mid * 64, tiling, stage2, &b) || b > avail) hi = mid - 1;
+        else lo = mid;
+    }
+    return lo * 64;
+}
+
+static int check_memory(sx_seedx *m, const sx_seedx_opts *o, int stage2) {
+    sx_vae_config vc;
+    double need, avail = (double)ram_bytes(), gb = 1e9;
+    if (read_vae_config(m, &vc) ||
+        stage_bytes(m, &vc, o->width, o->height, o->vae_tiling, stage2, &need))
+        return -1;
+    if (avail <= 0 || need <= avail) return 0;
+    int64_t s = largest_square(m, &vc, o->vae_tiling, stage2, avail);
+    char *msg = sx_strf("output size %dx%d needs about %.1f GB of memory for the de-tokenizer (UNet "
+                        "sampling and VAE decode), more than this machine's %.1f GB",
+                        o->width, o->height, need / gb, avail / gb);
+    if (!msg) return -1;
+    if (o->vae_tiling)
+        sx_err("%s; the largest square size that fits is %lldx%lld", msg, (long long)s, (long long)s);
+    else {
+        int64_t st = largest_square(m, &vc, 1, stage2, avail);
+        sx_err("%s; the largest square size that fits is %lldx%lld, %lldx%lld with tiled VAE "
+               "decoding (--vae-tiling)",
+               msg, (long long)s, (long long)s, (long long)st, (long long)st);
+    }
+    free(msg);
+    return -1;
+}
+
+int sx_seedx_check(sx_seedx *m, unsigned stages, const sx_seedx_opts *o) {
+    if (!m || !o) return sx_err("sx_seedx_check: NULL argument");
+    if (sx_seedx_opts_check(o)) return -1;
+    const char *files[8];
+    int n = 0;
+    if (stages & (SX_SEEDX_VISION | SX_SEEDX_LLM)) files[n++] = "agent.gguf";
+    if (stages & (SX_SEEDX_VISION | SX_SEEDX_DECODE | SX_SEEDX_DECODE_EDIT)) files[n++] = "vit.gguf";
+    if (stages & SX_SEEDX_LLM) files[n++] = "llm.gguf";
+    if (stages & SX_SEEDX_DECODE) files[n++] = "detokenizer.gguf", files[n++] = "unet.gguf";
+    if (stages & SX_SEEDX_DECODE_EDIT)
+        files[n++] = "detokenizer_edit.gguf", files[n++] = "unet_edit.gguf";
+    if (stages & (SX_SEEDX_DECODE | SX_SEEDX_DECODE_EDIT)) files[n++] = "vae.gguf";
+    for (int i = 0; i < n; i++) {
+        char *p = model_file(m, files[i]);
+        if (!p) return -1;
+        free(p);
+    }
+    int64_t ctx;
+    if ((stages & SX_SEEDX_LLM) && llm_context(m, &ctx)) return -1;
+    if ((stages & SX_SEEDX_LLM) && o->max_new_tokens >= ctx)
+        return sx_err("%lld new tokens: the LLM's context is %lld tokens, prompt included",
+                      (long long)o->max_new_tokens, (long long)ctx);
+    for (int stage2 = 0; stage2 < 2; stage2++) {
+        if (!(stages & (stage2 ? SX_SEEDX_DECODE_EDIT : SX_SEEDX_DECODE))) continue;
+        sx_gguf *g;
+        const char *unet = stage2 ? "unet_edit.gguf" : "unet.gguf";
+        if (open_gguf(m, unet, &g)) return -1;
+        int64_t N = sx_meta_int_or(g, "seedx.scheduler.num_train_timesteps", 1000);
+        sx_gguf_close(g);
+        if (o->steps > N)
+            return sx_err("%d steps: the scheduler of %s/%s has %lld training timesteps, at most "
+                          "that many steps",
+                          o->steps, m->dir, unet, (long long)N);
+        if (stage2 && open_gguf(m, "vae.gguf", &g) == 0) {
+            int enc = sx_gguf_find(g, "encoder.conv_in.weight") != NULL;
+            sx_gguf_close(g);
+            if (!enc) return sx_err("%s/vae.gguf has no encoder: the condition image cannot be encoded", m->dir);
+        } else if (stage2) {
             return -1;
         }
+        if (check_memory(m, o, stage2)) return -1;
+    }
     return 0;
 }
 
-static int save_image(const char *path, const sx_image *im) {
-    if (sx_image_save(path, im)) return -1;
-    printf("wrote %s (%dx%d)\n", path, im->w, im->h);
+/* ======================================================================
+ * Multi-turn conversations (see seedx.h): decode_llava_data's rule, each
+ * piece tokenized on its own after one BOS.
+ * ====================================================================== */
+int sx_seedx_conv_init(sx_seedx_conv *c, const sx_seedx *m, const char *tmpl) {
+    if (!c || !m) return sx_err("sx_seedx_conv_init: NULL argument");
+    memset(c, 0, sizeof *c);
+    if (!tmpl) tmpl = sx_seedx_template("seed-x-i");
+    if (!strstr(tmpl, "{TEXT}")) return sx_err("conversation template must contain {TEXT}: '%s'", tmpl);
+    c->tmpl = strdup(tmpl);
+    c->ids = sx_malloc(sizeof(int) * 256, "conversation ids");
+    if (!c->tmpl || !c->ids) {
+        sx_seedx_conv_free(c);
+        return sx_err("out of memory starting a conversation");
+    }
+    c->cap = 256;
+    c->ids[c->n++] = m->tk.bos;
     return 0;
 }
 
-static void report(const cli_args *a, double t0) {
-    if (a->verbose)
-        fprintf(stderr, "total %.2fs, peak RSS %.1f MB\n", sx_time() - t0,
-                (double)sx_peak_rss() / 1048576.0);
+void sx_seedx_conv_free(sx_seedx_conv *c) {
+    if (!c) return;
+    free(c->ids);
+    free(c->feats);
+    free(c->tmpl);
+    memset(c, 0, sizeof *c);
 }
 
-/* One turn on the images and prompt of a; images generated by the model are
- * decoded (stage 2 with the first input image as condition when `edit`). */
-/* The prompt template of a mode: --template seed-x-i|seed-x|literal. */
-static const char *mode_template(const cli_args *a, const char *mode) {
-    if (!a->tmpl || !strcmp(a->tmpl, "seed-x-i") || !strcmp(a->tmpl, "seed-x-edit"))
-        return sx_seedx_template("seed-x-i");
-    if (!strcmp(a->tmpl, "seed-x"))
-        return sx_seedx_template(!strcmp(mode, "ground")     ? "seed-x-detect"
-                                 : !strcmp(mode, "generate") ? "seed-x-t2i"
-                                                             : "seed-x");
-    return a->tmpl;
+/* Appends ids[1..n) (the piece without the BOS the builder put first). */
+static int conv_append(sx_seedx_conv *c, const int *ids, int64_t n) {
+    if (c->n + n > c->cap) {
+        int64_t cap = c->cap;
+        while (cap < c->n + n) cap *= 2;
+        int *p = realloc(c->ids, sizeof(int) * (size_t)cap);
+        if (!p) return sx_err("out of memory growing a conversation to %lld ids", (long long)cap);
+        c->ids = p;
+        c->cap = cap;
+    }
+    memcpy(c->ids + c->n, ids + 1, sizeof(int) * (size_t)(n - 1));
+    c->n += n - 1;
+    return 0;
 }
 
-static int run_turn(sx_seedx *m, cli_args *a, const char *text, int edit, int print_text,
-                    sx_seedx_reply *r) {
-    sx_image ims[16];
-    memset(ims, 0, sizeof ims);
-    float *feats = NULL;
-    int64_t rows = 0, n = 0;
-    int tiles[16], rc = -1;
+int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, const int *tiles,
+                       int n_images, const float *feats, int64_t rows) {
+    if (!c || !c->ids || !m || !text || n_images < 0 || (n_images && (!tiles || !feats)) || rows < 0)
+        return sx_err("sx_seedx_conv_user: bad arguments");
+    if (n_images && !strstr(c->tmpl, "{IMG}"))
+        return sx_err("conversation template '%s' has no {IMG} for the attached image(s)", c->tmpl);
+    sx_seedx_conv_mark mk = sx_seedx_conv_save(c);
+    /* later turns: turn_sep + template, tokenized as one piece */
+    const char *t = c->tmpl;
+    char *sep = NULL;
+    if (c->user_turns > 0) {
+        size_t L = strlen(c->tmpl);
+        if (!(sep = sx_malloc(L + 2, "turn template"))) return -1;
+        sep[0] = '\n';
+        memcpy(sep + 1, c->tmpl, L + 1);
+        t = sep;
+    }
     int *ids = NULL;
-    if (load_images(a, ims)) return -1;
-    double t = sx_time();
-    if (sx_seedx_encode_images(m, ims, a->n_images, a->grids, &feats, &rows, tiles)) goto out;
-    if (a->verbose && a->n_images) fprintf(stderr, "vision: %.2fs\n", sx_time() - t);
-    /* --force-image: the prompt string ends with <img> (the tokenizer then drops
-     * the whitespace before it, as in the official base T2I prompt) */
-    const char *tm = mode_template(a, a->mode);
-    char tbuf[512];
-    size_t tl = strlen(tm);
-    if (a->force_image && !(tl >= 5 && !strcmp(tm + tl - 5, "<img>"))) {
-        snprintf(tbuf, sizeof tbuf, "%s<img>", tm);
-        tm = tbuf;
-    }
-    if (sx_seedx_build_prompt_t(m, tm, text, tiles, a->n_images, &ids, &n)) goto out;
-    if (print_text) {
-        a->o.on_token = stream_token;
-        a->o.on_token_user = m;
-    }
-    if (isatty(2)) {
-        prefill_t0 = sx_time();
-        a->o.prefill_progress = prefill_bar;
-        a->o.prefill_progress_user = &prefill_t0;
-    }
-    t = sx_time();
-    if (sx_seedx_generate(m, ids, n, feats, rows, &a->o, r)) goto out;
-    if (print_text) {
-        printf("\n");
-        fflush(stdout);
-    }
-    if (a->verbose)
-        fprintf(stderr, "llm: %lld prompt + %lld new tokens in %.2fs\n", (long long)n,
-                (long long)r->n_ids, sx_time() - t);
-    rc = 0;
-    (void)edit;
-out:
-    for (int i = 0; i < a->n_images; i++) sx_image_free(&ims[i]);
-    free(feats);
+    int64_t n = 0;
+    int rc = sx_seedx_build_prompt_t(m, t, text, tiles, n_images, &ids, &n);
+    free(sep);
+    if (rc == 0) rc = conv_append(c, ids, n);
     free(ids);
-    return rc;
-}
-
-static int decode_images(sx_seedx *m, cli_args *a, const sx_seedx_reply *r, int stage2,
-                         const char *out_default) {
-    sx_image cond;
-    memset(&cond, 0, sizeof cond);
-    if (stage2 && a->n_images && sx_image_load_rgb(a->images[0], &cond)) return -1;
-    int rc = 0;
-    for (int i = 0; i < r->n_images && rc == 0; i++) {
-        char path[1100];
-        const char *base = a->out ? a->out : out_default;
-        if (r->n_images == 1)
-            snprintf(path, sizeof path, "%s", base);
-        else
-            snprintf(path, sizeof path, "%d-%s", i, base);
-        sx_image im;
-        set_progress(&a->o, "denoise");
-        double t = sx_time();
-        rc = sx_seedx_decode_generated(m, r->img_gen_feat + (int64_t)i * r->feat_tokens * r->feat_dim,
-                                       stage2, stage2 && a->n_images ? &cond : NULL, &a->o, &im);
+    if (rc == 0 && rows > 0) {
+        /* the feature width is known once the agent has encoded an image */
+        if (!c->D) c->D = sx_seedx_feat_width(m);
+        if (c->D <= 0) rc = sx_err("conversation: image features given before any image was encoded");
+        if (rc == 0 && c->feat_rows + rows > c->feat_cap) {
+            int64_t cap = c->feat_cap ? c->feat_cap : rows;
+            while (cap < c->feat_rows + rows) cap *= 2;
+            float *p = realloc(c->feats, sizeof(float) * (size_t)(cap * c->D));
+            if (!p) rc = sx_err("out of memory keeping %lld image feature rows", (long long)cap);
+            else c->feats = p, c->feat_cap = cap;
+        }
         if (rc == 0) {
-            if (a->verbose) fprintf(stderr, "de-tokenizer: %.2fs\n", sx_time() - t);
-            rc = save_image(path, &im);
-            sx_image_free(&im);
+            memcpy(c->feats + c->feat_rows * c->D, feats, sizeof(float) * (size_t)(rows * c->D));
+            c->feat_rows += rows;
         }
     }
-    sx_image_free(&cond);
+    if (rc) {
+        sx_seedx_conv_rewind(c, mk);
+        return -1;
+    }
+    c->user_turns++;
+    c->images += n_images;
+    return 0;
+}
+
+int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text) {
+    if (!c || !c->ids || !m || !text) return sx_err("sx_seedx_conv_assistant: bad arguments");
+    int *t = NULL;
+    size_t nt = 0;
+    if (sx_tokenize(m->tok, text, strlen(text), 0, &t, &nt)) return -1;
+    /* conv_append skips one leading id: keep the piece whole */
+    int *ids = sx_malloc(sizeof(int) * (nt + 1), "answer ids");
+    int rc = -1;
+    if (ids) {
+        /* image/patch brackets in an answer would open comprehension slots
+         * that no image fills: an answer carries text only */
+        int64_t w = 1;
+        const sx_seedx_tokens *k = &m->tk;
+        for (size_t i = 0; i < nt; i++)
+            if (t[i] != k->img_open && t[i] != k->img_close && t[i] != k->patch_open &&
+                t[i] != k->patch_close)
+                ids[w++] = t[i];
+        ids[0] = m->tk.bos;
+        rc = conv_append(c, ids, w);
+    }
+    free(ids);
+    free(t);
     return rc;
 }
 
-static int open_model(const char *cmd, const cli_args *a, sx_seedx **m) {
-    if (sx_seedx_open(a->model, m)) {
-        fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
-        return 1;
-    }
-    return 0;
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_reply_turn_text: bad arguments"), NULL;
+    int *keep = sx_malloc(sizeof(int) * (size_t)(r->n_ids ? r->n_ids : 1), "answer ids");
+    if (!keep) return NULL;
+    int64_t nk = text_ids(m, r->ids, r->n_ids, m->n_img_tokens, keep);
+    if (nk > 0 && keep[nk - 1] == m->tk.eos) nk--; /* no EOS between turns */
+    /* a generated image is not carried into the history: its </img> (and any
+     * stray image/patch bracket) would open or close a comprehension slot in
+     * the next prompt, with no features to fill it */
+    int64_t w = 0;
+    for (int64_t i = 0; i < nk; i++)
+        if (keep[i] != m->tk.img_close && keep[i] != m->tk.patch_open && keep[i] != m->tk.patch_close)
+            keep[w++] = keep[i];
+    nk = w;
+    char *text = NULL;
+    if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL)) text = NULL;
+    free(keep);
+    return text;
 }
 
-static int fail(const char *cmd, sx_seedx *m) {
-    fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
-    sx_seedx_free(m);
-    return 1;
-}
-
-int sx_cmd_chat(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("chat", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("chat", &a, &m)) return 1;
-    sx_seedx_reply r;
-    if (a.prompt) { /* one shot */
-        if (run_turn(m, &a, a.prompt, 0, 1, &r)) return fail("chat", m);
-        int rc = r.n_images ? decode_images(m, &a, &r, sx_seedx_has(m, "unet_edit.gguf") && a.n_images,
-                                            "seedx-chat.png")
-                            : 0;
-        sx_seedx_reply_free(&r);
-        if (rc) return fail("chat", m);
-        report(&a, t0);
-        sx_seedx_free(m);
-        return 0;
-    }
-    /* REPL, multi-turn: each line is a question; "/image PATH" attaches an
-     * image to the next question. The conversation so far is kept as text
-     * ("[INST] ... [/INST]\n answer ") with every earlier image block in place,
-     * and each turn runs on the whole history with all images' features
-     * spliced in order (computed once per image). "/reset" forgets it all. */
-    char line[8192];
-    char *hist = strdup("");
-    float *feats = NULL;
-    int64_t rows = 0;
-    int pending = 0, pend_tiles[16];
-    int n_total = 0;
-    fprintf(stderr, "seedx chat: type a message; /image PATH attaches an image; /reset; /quit\n");
-    while (hist && (fputs("> ", stderr), fgets(line, sizeof line, stdin))) {
-        size_t L = strlen(line);
-        while (L && (line[L - 1] == '\n' || line[L - 1] == '\r')) line[--L] = 0;
-        if (!L) continue;
-        if (!strcmp(line, "/quit")) break;
-        if (!strcmp(line, "/reset")) {
-            hist[0] = 0;
-            free(feats);
-            feats = NULL;
-            rows = 0;
-            pending = 0;
-            n_total = 0;
-            continue;
-        }
-        if (!strncmp(line, "/image ", 7)) {
-            if (n_total >= 16) {
-                fprintf(stderr, "seedx chat: at most 16 images\n");
-                continue;
-            }
-            sx_image im;
-            float *f = NULL;
-            int64_t r0 = 0;
-            if (sx_image_load_rgb(line + 7, &im) ||
-                sx_seedx_encode_images(m, &im, 1, a.grids, &f, &r0, &pend_tiles[pending])) {
-                fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-                continue;
-            }
-            sx_image_free(&im);
-            /* feats grows by r0 rows of the LLM width */
-            int64_t D = sx_seedx_feat_width(m);
-            float *nf = realloc(feats, sizeof(float) * (size_t)((rows + r0) * D));
-            if (!nf) {
-                free(f);
-                fprintf(stderr, "seedx chat: out of memory\n");
-                continue;
-            }
-            feats = nf;
-            memcpy(feats + rows * D, f, sizeof(float) * (size_t)(r0 * D));
-            rows += r0;
-            free(f);
-            pending++;
-            n_total++;
-            fprintf(stderr, "(image attached: %d any-res images)\n", pend_tiles[pending - 1]);
-            continue;
-        }
-        /* this turn's text: image blocks of the newly attached images, then the question */
-        size_t cap = strlen(hist) + L + 64;
-        char *blocks[16];
-        for (int i = 0; i < pending; i++) {
-            blocks[i] = sx_seedx_image_block(pend_tiles[i], 64);
-            cap += blocks[i] ? strlen(blocks[i]) : 0;
-        }
-        char *full = malloc(cap);
-        if (!full) break;
-        size_t o = (size_t)sprintf(full, "%s[INST] ", hist);
-        for (int i = 0; i < pending; i++) {
-            if (blocks[i]) o += (size_t)sprintf(full + o, "%s", blocks[i]);
-            free(blocks[i]);
-        }
-        sprintf(full + o, "%s [/INST]\n", line);
-        pending = 0;
-        int *t = NULL, *ids = NULL;
-        size_t nt = 0;
-        int ok = sx_tokenize(sx_seedx_tokenizer(m), full, strlen(full), 0, &t, &nt) == 0 &&
-                 (ids = malloc(sizeof(int) * (nt + 1))) != NULL;
-        if (ok) {
-            ids[0] = sx_seedx_special(m)->bos;
-            memcpy(ids + 1, t, sizeof(int) * nt);
-            a.o.on_token = stream_token;
-            a.o.on_token_user = m;
-            ok = sx_seedx_generate(m, ids, (int64_t)nt + 1, feats, rows, &a.o, &r) == 0;
-            printf("\n");
-            fflush(stdout);
-        }
-        free(t);
-        free(ids);
-        if (!ok) {
-            fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-            free(full);
-            continue;
-        }
-        if (r.n_images && decode_images(m, &a, &r, 0, "seedx-chat.png"))
-            fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-        /* history += this turn + the answer */
-        char *nh = malloc(strlen(full) + strlen(r.text) + 2);
-        if (nh) {
-            sprintf(nh, "%s%s ", full, r.text);
-            free(hist);
-            hist = nh;
-        }
-        free(full);
-        sx_seedx_reply_free(&r);
-    }
-    free(hist);
-    free(feats);
-    sx_seedx_free(m);
-    return 0;
-}
-
-int sx_cmd_generate(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("generate", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (!a.prompt || !a.out) {
-        fprintf(stderr, "seedx generate: -p CAPTION and -o OUT.png are required\n");
-        return 2;
-    }
-    if (a.n_images) {
-        fprintf(stderr, "seedx generate: takes no --image (use edit)\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("generate", &a, &m)) return 1;
-    char text[8192];
-    if (a.tmpl && !strcmp(a.tmpl, "seed-x"))
-        snprintf(text, sizeof text, "%s", a.prompt); /* '{caption}<img>' */
-    else
-        snprintf(text, sizeof text, "Generate an image: %s", a.prompt);
-    int default_n = 1;
-    for (int i = 1; i < argc; i++) default_n &= strcmp(argv[i], "-n") != 0;
-    if (default_n) a.o.max_new_tokens = 120;
-    sx_seedx_reply r;
-    if (run_turn(m, &a, text, 0, 0, &r)) return fail("generate", m);
-    if (!r.n_images) {
-        fprintf(stderr, "seedx generate: the model answered without an image: \"%s\" "
-                        "(try --force-image)\n", r.clean ? r.clean : "");
-        sx_seedx_reply_free(&r);
-        sx_seedx_free(m);
-        return 1;
-    }
-    int rc = decode_images(m, &a, &r, 0, a.out);
-    sx_seedx_reply_free(&r);
-    if (rc) return fail("generate", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-int sx_cmd_edit(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("edit", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (!a.prompt || !a.out || a.n_images != 1) {
-        fprintf(stderr, "seedx edit: --image IN, -p INSTRUCTION and -o OUT.png are required\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("edit", &a, &m)) return 1;
-    if (!sx_seedx_has(m, "unet_edit.gguf") || !sx_seedx_has(m, "detokenizer_edit.gguf")) {
-        fprintf(stderr, "seedx edit: %s is not a SEED-X-Edit model (no unet_edit.gguf / "
-                        "detokenizer_edit.gguf; convert with --variant seed-x-edit)\n", a.model);
-        sx_seedx_free(m);
-        return 1;
-    }
-    if (!a.grids) a.grids = "1x1"; /* the edit script uses the 1x1 grid only */
-    sx_seedx_reply r;
-    if (run_turn(m, &a, a.prompt, 1, 0, &r)) return fail("edit", m);
-    if (!r.n_images) {
-        fprintf(stderr, "seedx edit: the model answered without an image: \"%s\" (try --force-image)\n",
-                r.clean ? r.clean : "");
-        sx_seedx_reply_free(&r);
-        sx_seedx_free(m);
-        return 1;
-    }
-    int rc = decode_images(m, &a, &r, 1, a.out);
-    sx_seedx_reply_free(&r);
-    if (rc) return fail("edit", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-int sx_cmd_reconstruct(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("reconstruct", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (a.n_images != 1 || !a.out) {
-        fprintf(stderr, "seedx reconstruct: --image IN and -o OUT.png are required\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("reconstruct", &a, &m)) return 1;
-    sx_image im, cond, out;
-    memset(&cond, 0, sizeof cond);
-    if (sx_image_load_rgb(a.images[0], &im)) return fail("reconstruct", m);
-    if (a.cond && sx_image_load_rgb(a.cond, &cond)) {
-        sx_image_free(&im);
-        return fail("reconstruct", m);
-    }
-    set_progress(&a.o, "denoise");
-    int rc = sx_seedx_reconstruct(m, &im, a.cond ? &cond : NULL, &a.o, &out);
-    sx_image_free(&im);
-    sx_image_free(&cond);
-    if (rc == 0) {
-        rc = save_image(a.out, &out);
-        sx_image_free(&out);
-    }
-    if (rc) return fail("reconstruct", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-/* Draws a 2-pixel green rectangle (the official visualizer uses
- * cv2.rectangle(..., (0,255,0), 2)). */
-static void draw_rect(sx_image *im, const int r[4]) {
-    for (int t = 0; t < 2; t++) {
-        int x1 = r[0] - (t ? 1 : 0), y1 = r[1] - (t ? 1 : 0), x2 = r[2] + (t ? 1 : 0) - t,
-            y2 = r[3] + (t ? 1 : 0) - t;
-        for (int x = x1; x <= x2; x++)
-            for (int k = 0; k < 2; k++) {
-                int y = k ? y2 : y1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-        for (int y = y1; y <= y2; y++)
-            for (int k = 0; k < 2; k++) {
-                int x = k ? x2 : x1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-    }
-}
-
-int sx_cmd_ground(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("ground", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (a.n_images != 1 || !a.prompt) {
-        fprintf(stderr, "seedx ground: --image FILE and -p TEXT are required\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("ground", &a, &m)) return 1;
-    sx_seedx_reply r;
-    if (run_turn(m, &a, a.prompt, 0, 1, &r)) return fail("ground", m);
-    sx_image im;
-    if (sx_image_load_rgb(a.images[0], &im)) {
-        sx_seedx_reply_free(&r);
-        return fail("ground", m);
-    }
-    printf("%d box(es)\n", r.n_boxes);
-    for (int i = 0; i < r.n_boxes; i++) {
-        int rect[4];
-        if (r.box_counts[i] < 4) {
-            printf("box %d: %d values (need 4), skipped\n", i, r.box_counts[i]);
-            continue;
-        }
-        sx_seedx_box_rect(r.boxes[i], im.w, im.h, rect);
-        printf("box %d: loc (%d, %d, %d, %d) -> pixels x1=%d y1=%d x2=%d y2=%d\n", i, r.boxes[i][0],
-               r.boxes[i][1], r.boxes[i][2], r.boxes[i][3], rect[0], rect[1], rect[2], rect[3]);
-        draw_rect(&im, rect);
-    }
-    int rc = a.out ? save_image(a.out, &im) : 0;
-    sx_image_free(&im);
-    sx_seedx_reply_free(&r);
-    if (rc) return fail("ground", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-/* ---- seedx demo: every mode on the committed tiny model ------------------ */
-static int write_demo_image(const char *path) {
-    /* a 640x480 synthetic scene: sky gradient, a red square, a blue disc */
-    sx_image im = {640, 480, 3, NULL};
-    im.data = sx_malloc((size_t)640 * 480 * 3, "demo image");
-    if (!im.data) return -1;
-    for (int y = 0; y < 480; y++)
-        for (int x = 0; x < 640; x++) {
-            uint8_t *p = im.data + ((size_t)y * 640 + x) * 3;
-            p[0] = (uint8_t)(60 + y / 4), p[1] = (uint8_t)(120 + y / 5), p[2] = (uint8_t)(230 - y / 8);
-            if (x > 80 && x < 240 && y > 260 && y < 420) p[0] = 210, p[1] = 40, p[2] = 30;
-            int dx = x - 470, dy = y - 200;
-            if (dx * dx + dy * dy < 90 * 90) p[0] = 30, p[1] = 60, p[2] = 200;
-        }
-    int rc = sx_image_save(path, &im);
-    sx_image_free(&im);
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!c) return sx_err("sx_seedx_conv_reply: bad arguments");
+    char *text = sx_seedx_reply_turn_text(m, r);
+    int rc = text ? sx_seedx_conv_assistant(c, m, text) : -1;
+    free(text);
     return rc;
 }
 
-int sx_cmd_demo(int argc, char **argv) {
-    const char *model = "tests/fixtures/seedx_e2e/model", *outdir = "demo-out";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outdir = argv[++i];
-        else {
-            fprintf(stderr, "usage: seedx demo [-m TINY_MODEL_DIR] [--out DIR]\n"
-                            "Runs every SEED-X mode on the tiny random-weight model committed in\n"
-                            "tests/fixtures/seedx_e2e/model (run from the repository root).\n");
-            return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
-        }
-    }
-    struct stat st;
-    if (stat(model, &st) != 0) {
-        fprintf(stderr, "seedx demo: %s not found: run from the repository root or pass -m\n", model);
-        return 1;
-    }
-    mkdir(outdir, 0777);
-    char img[1100], o1[1100], o2[1100], o3[1100], o4[1100], o5[1100];
-    snprintf(img, sizeof img, "%s/input.png", outdir);
-    snprintf(o1, sizeof o1, "%s/ground.png", outdir);
-    snprintf(o2, sizeof o2, "%s/generate.png", outdir);
-    snprintf(o3, sizeof o3, "%s/edit.png", outdir);
-    snprintf(o4, sizeof o4, "%s/reconstruct.png", outdir);
-    snprintf(o5, sizeof o5, "%s/reconstruct_cond.png", outdir);
-    if (write_demo_image(img)) {
-        fprintf(stderr, "seedx demo: %s\n", sx_errmsg());
-        return 1;
-    }
-    printf("seedx demo: tiny random-weight SEED-X from %s (outputs are noise-like by design:\n"
-           "the weights are random; the point is that every stage runs and matches PyTorch)\n\n",
-           model);
-    /* tiny settings: 64x64 output, 4 steps; 24 new tokens for text, 80 when the
-     * answer must hold an image (64 image tokens + </img>) */
-    const char *small[] = {"--size", "64x64", "--steps", "4", "-n", "24"};
-    struct {
-        const char *title;
-        const char *argv[24];
-    } runs[] = {
-        {"comprehension (any-res tiles -> ViT -> resampler -> LLM)",
-         {"chat", "-m", model, "--image", img, "-p", "Describe this image briefly.", "-v"}},
-        {"grounding (boxes parsed and drawn)",
-         {"ground", "-m", model, "--image", img, "-p", "Where is the red square?", "-o", o1, "-v"}},
-        {"text-to-image (LLM image tokens -> de-tokenizer -> SDXL UNet -> VAE)",
-         {"generate", "-m", model, "-p", "a red square under a blue sky", "--force-image", "-o", o2,
-          "-v"}},
-        {"editing (SEED-X-Edit, 8-channel UNet, 3-way guidance)",
-         {"edit", "-m", model, "--image", img, "-p", "make it sunset", "--force-image", "-o", o3,
-          "-v"}},
-        {"reconstruction (image -> ViT -> de-tokenizer)",
-         {"reconstruct", "-m", model, "--image", img, "-o", o4, "-v"}},
-        {"reconstruction with a condition image",
-         {"reconstruct", "-m", model, "--image", img, "--condition", img, "-o", o5, "-v"}},
-    };
-    int failed = 0;
-    double t0 = sx_time();
-    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-        const char *av[40];
-        int ac = 0;
-        for (; runs[r].argv[ac]; ac++) av[ac] = runs[r].argv[ac];
-        for (int k = 0; k < 6; k++) av[ac++] = small[k];
-        if (!strcmp(av[0], "generate") || !strcmp(av[0], "edit")) av[ac - 1] = "80";
-        av[ac] = NULL;
-        printf("== %s\n$ seedx", runs[r].title);
-        for (int k = 0; k < ac; k++) printf(" %s", av[k]);
-        printf("\n");
-        fflush(stdout);
-        double t = sx_time();
-        int (*fn)(int, char **) = !strcmp(av[0], "chat")       ? sx_cmd_chat
-                                  : !strcmp(av[0], "ground")   ? sx_cmd_ground
-                                  : !strcmp(av[0], "generate") ? sx_cmd_generate
-                                  : !strcmp(av[0], "edit")     ? sx_cmd_edit
-                                                               : sx_cmd_reconstruct;
-        int rc = fn(ac, (char **)av);
-        printf("-> %s in %.2fs\n\n", rc == 0 ? "ok" : "FAILED", sx_time() - t);
-        failed += rc != 0;
-    }
-    printf("demo: %d of %zu stages ok in %.1fs; outputs in %s/\n",
-           (int)(sizeof runs / sizeof runs[0]) - failed, sizeof runs / sizeof runs[0],
-           sx_time() - t0, outdir);
-    return failed ? 1 : 0;
+sx_seedx_conv_mark sx_seedx_conv_save(const sx_seedx_conv *c) {
+    sx_seedx_conv_mark mk = {c->n, c->feat_rows, c->user_turns, c->images};
+    return mk;
+}
+
+void sx_seedx_conv_rewind(sx_seedx_conv *c, sx_seedx_conv_mark mk) {
+    if (mk.n <= c->n) c->n = mk.n;
+    if (mk.feat_rows <= c->feat_rows) c->feat_rows = mk.feat_rows;
+    c->user_turns = mk.user_turns;
+    c->images = mk.images;
 }
