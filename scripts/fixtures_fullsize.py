@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Keeps the full-size generator and the checkpoint formats honest at tiny size
-(run by `make fixtures`; writes only tests/fixtures/fullsize/manifest.txt).
+(run by `make fixtures`; writes only tests/fixtures/fullsize/: manifest.txt and model/).
 
 1. scripts/sxckpt.py against the official libraries: torch.save files (zip and legacy
    pre-1.6 format; views, shared storages, parameters, 0-d and int tensors, a
@@ -16,10 +16,13 @@
    reconstructions run on the converted models.
 4. manifest.txt: size and sha256 of every official file and every converted file, so a
    change of the generator or the converter output shows up as a fixture diff.
+5. model/: the converted seed-x-edit model (every file a mode reads), which
+   tests/test_fullsize.c runs through every mode in `make test` (no Python there).
 """
 import collections
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -153,6 +156,8 @@ def main():
                 p = os.path.join(model, f)
                 lines.append(f"converted/{variant}/{f} {os.path.getsize(p)} {sha(p)}")
         check_converted(os.path.join(tmp, "seed-x-i"), pre, plan)
+        shutil.rmtree(os.path.join(OUT, "model"), ignore_errors=True)
+        shutil.copytree(os.path.join(tmp, "seed-x-edit"), os.path.join(OUT, "model"))
         exe = os.path.join(ROOT, "seedx")
         if os.path.exists(exe):
             img = os.path.join(ROOT, "tests", "fixtures", "seedx_e2e", "img_c.png")

@@ -1,0 +1,154 @@
+/* tests/test_fullsize.c - the full-size generator's tiny twin (issue #16).
+ *
+ * tests/fixtures/fullsize/model/ is what scripts/fixtures_fullsize.py gets from
+ * make_fullsize.py --scale tiny (random weights written in the official on-disk
+ * layout: QwenViT .pt, agent .bin, HF llm shards, both de-tokenizer stages, the
+ * diffusers unet/vae/scheduler folders) converted by convert.py --pretrained
+ * --variant seed-x-edit --dtype bf16; tests/fixtures/fullsize/manifest.txt holds
+ * the sha256 of every official and converted file, so `make fixtures` shows any
+ * drift of the generator or the converter. Here every mode runs on that model
+ * as a user runs it (./seedx from the repository root, --trace on) and each
+ * output is checked: exit status, image size, an image that is not one flat
+ * colour, text for the LLM modes, and every traced module output finite. */
+#include <dirent.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "test.h"
+
+#define M_ "tests/fixtures/fullsize/model"
+#define I_ "tests/fixtures/seedx_e2e/img_c.png"
+
+/* Runs ./seedx --trace B/fs_<tag> ARGS > B/fs_<tag>.txt; returns the exit status. */
+static int run_mode(const char *tag, const char *args) {
+    char *cmd =
+        sx_strf("rm -rf %s/fs_%s && ./seedx --threads 2 --trace %s/fs_%s %s > %s/fs_%s.txt 2>&1",
+                t_build(), tag, t_build(), tag, args, t_build(), tag);
+    int st = system(cmd);
+    if (st != 0) fprintf(stderr, "    failed (%d): %s\n", st, cmd);
+    free(cmd);
+    return st;
+}
+
+/* Every .npy under the trace folder is finite; returns the number of files
+ * (0 when a file is unreadable or has a NaN/Inf, named on stderr). */
+static int traces_finite(const char *tag) {
+    char *dir = sx_strf("%s/fs_%s", t_build(), tag);
+    DIR *d = opendir(dir);
+    int n = 0, bad = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".npy")) continue;
+        char *p = sx_strf("%s/%s", dir, e->d_name);
+        float *x = NULL;
+        int nd = 0;
+        int64_t shape[4], cnt = 0;
+        if (sx_npy_read(p, &x, &nd, shape, &cnt)) {
+            fprintf(stderr, "    %s: %s\n", p, sx_errmsg());
+            bad = 1;
+        }
+        for (int64_t i = 0; i < cnt && !bad; i++)
+            if (!isfinite(x[i])) {
+                fprintf(stderr, "    %s: element %lld is %g\n", p, (long long)i, x[i]);
+                bad = 1;
+            }
+        free(x);
+        free(p);
+        n++;
+    }
+    if (d) closedir(d);
+    free(dir);
+    return bad ? 0 : n;
+}
+
+/* The PNG is w x h and not a single flat colour. */
+static int image_ok(const char *name, int w, int h) {
+    char *p = sx_strf("%s/%s", t_build(), name);
+    sx_image im = {0};
+    int ok = !sx_image_load_rgb(p, &im) && im.w == w && im.h == h;
+    if (ok) {
+        int lo = 255, hi = 0;
+        for (int64_t i = 0; i < (int64_t)im.w * im.h * 3; i++) {
+            lo = im.data[i] < lo ? im.data[i] : lo;
+            hi = im.data[i] > hi ? im.data[i] : hi;
+        }
+        ok = hi - lo > 8;
+        if (!ok) fprintf(stderr, "    %s: flat image (%d..%d)\n", p, lo, hi);
+    } else {
+        fprintf(stderr, "    %s: not a %dx%d image (%dx%d)\n", p, w, h, im.w, im.h);
+    }
+    sx_image_free(&im);
+    free(p);
+    return ok;
+}
+
+/* The text the LLM mode printed (stdout and stderr) holds more than the command's own lines. */
+static int printed_text(const char *tag) {
+    char *p = sx_strf("%s/fs_%s.txt", t_build(), tag);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int ok = !sx_read_file(p, &b, &n) && n > 0;
+    free(b);
+    free(p);
+    return ok;
+}
+
+#define SMALL "--size 64x64 --steps 2 -q"
+
+static void test_comprehension(void) {
+    CHECK(run_mode("chat", "chat -m " M_ " --image " I_ " -p 'Describe it.' -n 8") == 0);
+    CHECK(printed_text("chat"));
+    CHECKF(traces_finite("chat") >= 3, "traces of chat");
+}
+
+static void test_grounding(void) {
+    char *o =
+        sx_strf("ground -m " M_ " --image " I_ " -p 'Where?' -n 8 -o %s/fs_ground.png", t_build());
+    CHECK(run_mode("ground", o) == 0);
+    CHECK(printed_text("ground"));
+    CHECK(traces_finite("ground") >= 3);
+    free(o);
+}
+
+static void test_text_to_image(void) {
+    char *o =
+        sx_strf("generate -m " M_ " -p 'a cat' --force-image -o %s/fs_t2i.png " SMALL, t_build());
+    CHECK(run_mode("t2i", o) == 0);
+    CHECK(image_ok("fs_t2i.png", 64, 64));
+    CHECK(traces_finite("t2i") >= 5);
+    free(o);
+}
+
+static void test_editing(void) {
+    char *o = sx_strf("edit -m " M_ " --image " I_
+                      " -p 'make it red' --force-image -o %s/fs_edit.png " SMALL,
+                      t_build());
+    CHECK(run_mode("edit", o) == 0);
+    CHECK(image_ok("fs_edit.png", 64, 64));
+    CHECK(traces_finite("edit") >= 5);
+    free(o);
+}
+
+static void test_reconstruction(void) {
+    char *o = sx_strf("reconstruct -m " M_ " --image " I_ " -o %s/fs_rec.png " SMALL, t_build());
+    CHECK(run_mode("rec", o) == 0);
+    CHECK(image_ok("fs_rec.png", 64, 64));
+    CHECK(traces_finite("rec") >= 5);
+    free(o);
+    o = sx_strf("reconstruct -m " M_ " --image " I_ " --condition " I_ " -o %s/fs_recc.png " SMALL,
+                t_build());
+    CHECK(run_mode("recc", o) == 0);
+    CHECK(image_ok("fs_recc.png", 64, 64));
+    CHECK(traces_finite("recc") >= 5);
+    free(o);
+}
+
+int main(void) {
+    TEST_INIT();
+    RUN(test_comprehension);
+    RUN(test_grounding);
+    RUN(test_text_to_image);
+    RUN(test_editing);
+    RUN(test_reconstruction);
+    return TEST_DONE();
+}
