@@ -50,14 +50,17 @@ SDXL = mf.SDXL
 PY = sys.executable
 
 # ----------------------------------------------------------------- the matrix of runs
-# C variants: name -> (GGUF type, extra CLI args before the command's own, extra env)
-C_VARIANTS = {"f32": ("f32", [], {}), "f16": ("f16", [], {}), "bf16": ("bf16", [], {})}
+# C variants: name -> (GGUF type, extra CLI args before the command's own, extra env).
+# "W": weights of type W, --compute f32 (the component tools' default); "W+bf16":
+# the same file with --compute bf16 (bfloat16 products, float32 sums).
+C_VARIANTS = {w + c: (w, ["--compute", "bf16"] if c else ["--compute", "f32"], {})
+              for w in ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k") for c in ("", "+bf16")}
 # PyTorch modes: f32, or bf16 autocast (what torch.autocast("cpu", bfloat16) gives)
 TORCH_MODES = ("f32", "bf16")
 # group -> official components, C variants, PyTorch modes, tasks
 MATRIX = {
-    "unet": dict(official=("unet", "scheduler"), c=("f32", "f16", "bf16"), torch=("f32", "bf16"),
-                 tasks=("fwd", "cfg")),
+    "unet": dict(official=("unet", "scheduler"), c=("f32", "f16", "bf16", "f32+bf16", "f16+bf16", "bf16+bf16"),
+                 torch=("f32", "bf16"), tasks=("fwd", "cfg"), cfg_c=("f16", "bf16+bf16")),
     "unet8": dict(official=("unet", "scheduler", "detokenizer2"), c=("f16",), torch=("f32",), tasks=("fwd8",)),
     "vae": dict(official=("vae",), c=("f32", "f16", "bf16"), torch=("f32",), tasks=("decode", "tiled")),
     "vit": dict(official=("vit",), c=("f32", "f16", "bf16"), torch=("f32", "bf16"), tasks=("tile", "grid")),
@@ -81,25 +84,29 @@ N_PREFILL, N_DECODE, N_HIDDEN = 600, 32, 64
 
 
 # ----------------------------------------------------------------- processes
-def run_proc(cmd, log, env=None, cwd=ROOT):
+def run_proc(cmd, log, env=None, cwd=ROOT, cpu=False):
     """Runs cmd under /usr/bin/time (its maximum resident set is the command's own, not
     this Python's as a fork would report), stdout+stderr to log; returns
-    (rc, wall s, peak RSS bytes, output)."""
+    (rc, wall s, peak RSS bytes, output), and the process's CPU seconds (user + system,
+    all threads) after them when cpu."""
     tf = log + ".time"
     t0 = time.time()
     with open(log, "w") as f:
-        rc = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", tf] + cmd, stdout=f, stderr=subprocess.STDOUT,
+        rc = subprocess.call(["/usr/bin/time", "-f", "%U %S\n%M", "-o", tf] + cmd, stdout=f, stderr=subprocess.STDOUT,
                              cwd=cwd, env=dict(os.environ, **(env or {})))
     wall = time.time() - t0
     with open(log, errors="replace") as f:
         out = f.read()
-    rss = 0
+    rss, cpus = 0, 0.0
     if os.path.exists(tf):
         with open(tf) as f:
-            m = re.findall(r"^(\d+)$", f.read(), re.M)
+            tt = f.read()
+        m = re.findall(r"^(\d+)$", tt, re.M)
         rss = int(m[-1]) * 1024 if m else 0
+        c = re.findall(r"^([0-9.]+) ([0-9.]+)$", tt, re.M)
+        cpus = float(c[-1][0]) + float(c[-1][1]) if c else 0.0
         os.remove(tf)
-    return rc, wall, rss, out
+    return (rc, wall, rss, out, cpus) if cpu else (rc, wall, rss, out)
 
 
 def free_gb(path):
@@ -258,7 +265,7 @@ def c_jobs(cache, group, variant, exe, threads, rundir, tag=""):
         jobs.append((f"{group}.{task}.{name}", base + ["unet", "forward", "-m", g, "--sample", x, "--ctx",
                      inp(cache, "ctx.npy"), "--pooled", inp(cache, "pooled.npy"), "--t", str(UNET_T),
                      "-o", o(task)], env, {task: r"unet forward .*?: ([0-9.]+)s"}, {task: o(task)}))
-        if group == "unet":
+        if group == "unet" and variant in MATRIX["unet"]["cfg_c"]:  # the CFG step for a few variants
             jobs.append((f"unet.cfg.{name}", base + ["unet", "sample", "-m", g, "--ctx", inp(cache, "ctx.npy"),
                          "--pooled", inp(cache, "pooled.npy"), "--neg-ctx", inp(cache, "neg_ctx.npy"),
                          "--neg-pooled", inp(cache, "neg_pooled.npy"), "--steps", "1", "--cfg", str(CFG),
@@ -321,9 +328,10 @@ def torch_worker(a):
 
     def timed(key, fn):
         with torch.no_grad(), ac():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = fn()
             res[key] = time.perf_counter() - t0
+            res["cpu_" + key] = time.process_time() - c0  # every thread of the process
         return r
     t0 = time.perf_counter()
     if a.group in ("unet", "unet8"):
@@ -454,7 +462,7 @@ def run_group(cache, group, a, rundir, results, log):
     for r in range(a.runs):
         for (jid, argv, env, parse, outs), side in order:
             la0 = os.getloadavg()[0]
-            rc, wall, rss, text = run_proc(argv, os.path.join(rundir, f"{jid}.log"), env)
+            rc, wall, rss, text, cpus = run_proc(argv, os.path.join(rundir, f"{jid}.log"), env, cpu=True)
             la1 = os.getloadavg()[0]
             if rc != 0:
                 log(f"   {jid}: FAILED ({rc}), see {rundir}/{jid}.log")
@@ -465,12 +473,16 @@ def run_group(cache, group, a, rundir, results, log):
                 t = json.loads(m.group(1)) if m else {}
             else:
                 t = parse_c(text, parse, wall)
+                if len(parse) == 1:  # one task per process: its CPU seconds (with the model's mmap)
+                    t["cpu_" + next(iter(parse))] = cpus
             rec = dict(job=jid, group=group, side=side, run=r, wall=wall, rss=rss, load=(la0 + la1) / 2,
                        times=t, outputs=outs)
             results.append(rec)
             with open(os.path.join(rundir, "results.jsonl"), "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            shown = ", ".join(f"{k} {v:.2f}s" for k, v in t.items() if not k.endswith("_n"))
+            shown = ", ".join(f"{k} {v:.2f}s" for k, v in t.items() if not k.endswith("_n") and
+                              not k.startswith("cpu_"))
+            shown += "".join(f"; CPU {k[4:]} {v:.1f}s" for k, v in t.items() if k.startswith("cpu_"))
             log(f"   [{r + 1}/{a.runs}] {jid}: {shown}; peak RSS {rss / 1e9:.2f} GB; load {la0:.1f}")
 
 
@@ -482,21 +494,24 @@ def table(results, header):
             continue
         variant = r["job"].split(".")[-1]
         for task, v in r["times"].items():
-            if task.endswith("_n") or task == "load" or task == "hidden":
+            if task.endswith("_n") or task == "load" or task == "hidden" or task.startswith("cpu_"):
                 continue
             if task not in MATRIX[r["group"]]["tasks"]:
                 continue
             key = (r["group"], task, variant)
-            rows.setdefault(key, dict(times=[], rss=[], load=[], outputs=r["outputs"], side=r["side"]))
+            rows.setdefault(key, dict(times=[], cpu=[], rss=[], load=[], outputs=r["outputs"], side=r["side"]))
             rows[key]["times"].append(v)
+            if "cpu_" + task in r["times"]:
+                rows[key]["cpu"].append(r["times"]["cpu_" + task])
             rows[key]["rss"].append(r["rss"])
             rows[key]["load"].append(r["load"])
     ref_out = {}
     for (g, task, variant), d in rows.items():
         if variant == "torch-f32":
             ref_out[(g, task)] = d["outputs"].get(task)
-    lines = header + ["", "| task | run | median s | min - max s | n | peak RSS GB | x PyTorch F32 | "
-                          "max-rel vs PyTorch F32 | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = header + ["", "| task | run | median s | min - max s | n | CPU s | peak RSS GB | x PyTorch F32 | "
+                          "x PyTorch F32 (CPU s) | max-rel vs PyTorch F32 | load avg |",
+                          "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {g: i for i, g in enumerate(MATRIX)}
     for key in sorted(rows, key=lambda k: (order[k[0]], k[1], not k[2].startswith("torch"), k[2])):
         g, task, variant = key
@@ -504,13 +519,16 @@ def table(results, header):
         med = statistics.median(d["times"])
         ref = rows.get((g, task, "torch-f32"))
         ratio = f"{med / statistics.median(ref['times']):.2f}" if ref else ""
+        cpu = statistics.median(d["cpu"]) if d["cpu"] else None
+        cratio = f"{cpu / statistics.median(ref['cpu']):.2f}" if ref and ref["cpu"] and cpu else ""
         mr = ""
         ro, mo = ref_out.get((g, task)), d["outputs"].get(task)
         if ro and mo and os.path.exists(ro) and os.path.exists(mo) and variant != "torch-f32":
             mr = f"{maxrel(np.load(mo), np.load(ro)):.1e}"
         label = TASK_LABEL[task]
         lines.append(f"| {label} | {variant} | {med:.2f} | {min(d['times']):.2f} - {max(d['times']):.2f} | "
-                     f"{len(d['times'])} | {max(d['rss']) / 1e9:.2f} | {ratio} | {mr} | "
+                     f"{len(d['times'])} | {f'{cpu:.1f}' if cpu else ''} | {max(d['rss']) / 1e9:.2f} | {ratio} | "
+                     f"{cratio} | {mr} | "
                      f"{statistics.mean(d['load']):.1f} |")
     # LLM numerics: final hidden states of a 64-token prompt
     hid = [(r["job"].split(".")[-1], r["outputs"].get("hidden")) for r in results
@@ -522,23 +540,30 @@ def table(results, header):
             if v == "torch-f32" or v in done or not os.path.exists(p):
                 continue
             done.add(v)
-            lines.append(f"| {TASK_LABEL['hidden']} | {v} | | | | | | {maxrel(np.load(p), np.load(ref)):.1e} | |")
+            lines.append(f"| {TASK_LABEL['hidden']} | {v} | | | | | | | | {maxrel(np.load(p), np.load(ref)):.1e} | |")
     return lines
 
 
 def machine_header(a, cache):
-    cpu = "?"
+    cpu, flags = "?", []
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+            info = f.read()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
+        have = set(re.search(r"^flags\s*:\s*(.*)$", info, re.M).group(1).split())
+        flags = [n + ("" if f in have else " NO") for f, n in (("avx2", "AVX2"), ("avx512f", "AVX-512"),
+                 ("avx512_bf16", "AVX512_BF16"), ("amx_tile", "AMX"))]
     except (OSError, AttributeError):
         pass
+    ver = subprocess.run([a.seedx, "version"], capture_output=True, text=True).stdout.split("\n")
+    ver = "; ".join(x.strip() for x in ver if x.startswith(("simd", "compute")))
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return [f"bench_full.py run, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, "
             f"{os.path.basename(a.seedx)}" + (f" (compare: {a.compare})" if a.compare else ""),
-            f"machine: {cpu}, {os.cpu_count()} CPUs, {mem:.0f} GiB, {platform.platform()}; "
+            f"machine: {cpu}, {os.cpu_count()} CPUs ({', '.join(flags)}), {mem:.0f} GiB, {platform.platform()}; "
+            f"seedx version: {ver}; "
             f"{a.threads} threads; {a.runs} runs per row; LLM: {cache.llm_layers} of 40 layers "
             f"(real layer shapes and vocabulary)"]
 
