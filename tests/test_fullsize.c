@@ -19,15 +19,18 @@
 #define M_ "tests/fixtures/fullsize/model"
 #define I_ "tests/fixtures/seedx_e2e/img_c.png"
 
-/* Runs ./seedx --trace B/fs_<tag> ARGS > B/fs_<tag>.txt; returns the exit status. */
-static int run_mode(const char *tag, const char *args) {
+/* Runs ENV ./seedx --trace B/fs_<tag> ARGS > B/fs_<tag>.txt; returns the exit status. */
+static int run_mode_env(const char *tag, const char *env, const char *args) {
     char *cmd =
-        sx_strf("rm -rf %s/fs_%s && ./seedx --threads 2 --trace %s/fs_%s %s > %s/fs_%s.txt 2>&1",
-                t_build(), tag, t_build(), tag, args, t_build(), tag);
+        sx_strf("rm -rf %s/fs_%s && %s ./seedx --threads 2 --trace %s/fs_%s %s > %s/fs_%s.txt 2>&1",
+                t_build(), tag, env, t_build(), tag, args, t_build(), tag);
     int st = system(cmd);
     if (st != 0) fprintf(stderr, "    failed (%d): %s\n", st, cmd);
     free(cmd);
     return st;
+}
+static int run_mode(const char *tag, const char *args) {
+    return run_mode_env(tag, "", args);
 }
 
 /* Every .npy under the trace folder is finite; returns the number of files
@@ -143,6 +146,22 @@ static void test_reconstruction(void) {
     free(o);
 }
 
+/* SEEDX_TRACE_ONLY keeps the trace to the named modules (what the real-size
+ * rehearsal uses: a whole trace there is tens of GB). */
+static void test_trace_only(void) {
+    char *o = sx_strf("reconstruct -m " M_ " --image " I_ " -o %s/fs_only.png " SMALL, t_build());
+    CHECK(run_mode_env("only", "SEEDX_TRACE_ONLY=ln_post,conv_out,nosuch", o) == 0);
+    free(o);
+    CHECKF(traces_finite("only") == 2, "%d traced files, want ln_post and conv_out",
+           traces_finite("only"));
+    char *p = sx_strf("%s/fs_only/conv_out.npy", t_build()),
+         *q = sx_strf("%s/fs_only/ln_post.npy", t_build());
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && stat(q, &st) == 0);
+    free(p);
+    free(q);
+}
+
 int main(void) {
     TEST_INIT();
     RUN(test_comprehension);
@@ -150,5 +169,6 @@ int main(void) {
     RUN(test_text_to_image);
     RUN(test_editing);
     RUN(test_reconstruction);
+    RUN(test_trace_only);
     return TEST_DONE();
 }
