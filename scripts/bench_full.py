@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -617,10 +618,14 @@ def cmd_convert(a):
     import convert
     cache = Cache(a.dir, a.llm_layers, a.scale)
     dtypes = a.dtypes.split(",")
+    llm_dtypes = a.llm_dtypes.split(",") if a.llm_dtypes else dtypes
     out = os.path.join(cache.dir, "models")
     os.makedirs(out, exist_ok=True)
     rows, checks, checked = [], [], set()
+    files = a.files.split(",") if a.files else [f[:-5] for f, _ in REHEARSAL]
     for i, (fname, comps) in enumerate(REHEARSAL):
+        if fname[:-5] not in files:
+            continue
         print(f"== {fname} (free disk {free_gb(cache.dir):.0f} GB)", flush=True)
         for c in comps:
             cache.official(c)
@@ -634,7 +639,7 @@ def cmd_convert(a):
                 said = [ln.strip() for ln in text.splitlines() if ln.startswith("  ")]
                 checks.append((c, wall, rss, said[-1] if said else ""))
                 print(f"   check {c}: {wall:.0f} s, peak RSS {rss / 1e9:.2f} GB: {checks[-1][3]}", flush=True)
-        todo = ["-"] if fname == "tokenizer.gguf" else list(dtypes)
+        todo = ["-"] if fname == "tokenizer.gguf" else list(llm_dtypes if fname == "llm.gguf" else dtypes)
         if fname == "vae.gguf" and "f32" not in todo:
             todo.insert(0, "f32")  # convert.py --pretrained keeps the VAE in F32
         for dt in todo:
@@ -652,7 +657,13 @@ def cmd_convert(a):
             rows.append((fname, dty, wall, rss, size))
             if not a.keep:
                 rm(st[2])
-        later = {c for _, cs in REHEARSAL[i + 1:] for c in cs}
+            elif fname == "vae.gguf" and dt == "f32":  # every model folder gets the F32 VAE (the default)
+                for dt2 in dtypes:
+                    d2 = os.path.join(out, "seed-x-edit_" + dt2)
+                    os.makedirs(d2, exist_ok=True)
+                    if dt2 != "f32" and not os.path.exists(os.path.join(d2, fname)):
+                        os.link(st[2], os.path.join(d2, fname))
+        later = {c for f, cs in REHEARSAL[i + 1:] if f[:-5] in files for c in cs}
         if not a.keep_sources:
             for c in comps:
                 if c not in later:
@@ -669,6 +680,178 @@ def cmd_convert(a):
     os.makedirs(os.path.join(cache.dir, "runs"), exist_ok=True)
     with open(os.path.join(cache.dir, "runs", "convert-%s.md" % datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S")),
               "w") as f:
+        f.write(text + "\n")
+
+
+# ----------------------------------------------------------------- modes (the rehearsal)
+# mode -> ./seedx arguments after "-m MODEL" ({img}: the 2x2-grid image, {out}: the output)
+MODES = {
+    "comprehension": "chat --image {img} -p 'Describe the image in detail.' -n 32",
+    "grounding": "ground --image {img} -p 'Where is the cat?' -n 32 -o {out}",
+    "text-to-image": "generate -p 'a cat sitting on a sofa' --force-image -n 80 --steps {steps} --size 1024x1024 "
+                     "-o {out}",
+    "editing": "edit --image {img} -p 'make the sky red' --force-image -n 80 --steps {steps} --size 1024x1024 "
+               "-o {out}",
+    "reconstruction": "reconstruct --image {img} --steps {steps} --size 1024x1024 -o {out}",
+}
+# the modules whose outputs are traced and checked finite (SEEDX_TRACE_ONLY)
+TRACED = ("ln_post", "input_resampler", "model.norm", "output_resampler", "resampler.unet_attnpool",
+          "prompt_embeds", "image_latents", "conv_out", "decoder.conv_out")
+
+
+def run_watched(argv, env, log):
+    """Runs argv; returns (rc, wall, ru (wait4 rusage), events [(t, stream, line)], rss
+    samples [(t, bytes)] of VmRSS every 0.2 s)."""
+    import threading
+    t0 = time.time()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                         env=dict(os.environ, **env))
+    events, samples = [], []
+
+    def reader(stream, name):
+        buf = b""
+        while True:
+            ch = stream.read1(4096) if hasattr(stream, "read1") else stream.read(1)
+            if not ch:
+                break
+            buf += ch
+            while b"\n" in buf or (name == "out" and buf):  # stdout: streamed tokens, no newline
+                if b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                else:
+                    line, buf = buf, b""
+                events.append((time.time() - t0, name, line.decode(errors="replace")))
+    th = [threading.Thread(target=reader, args=(p.stdout, "out")),
+          threading.Thread(target=reader, args=(p.stderr, "err"))]
+    for t in th:
+        t.start()
+    status = f"/proc/{p.pid}/status"
+    res = None
+    while res is None:
+        try:
+            with open(status) as f:
+                m = re.search(r"VmRSS:\s+(\d+) kB", f.read())
+            if m:
+                samples.append((time.time() - t0, int(m.group(1)) * 1024))
+        except OSError:
+            pass
+        r = os.wait4(p.pid, os.WNOHANG)
+        if r[0] == p.pid:
+            res = r
+            break
+        time.sleep(0.2)
+    for t in th:
+        t.join()
+    wall = time.time() - t0
+    rc = os.waitstatus_to_exitcode(res[1])
+    with open(log, "w") as f:
+        f.writelines(f"{t:9.2f} {n} {ln}\n" for t, n, ln in events)
+    return rc, wall, res[2], events, samples
+
+
+def stages_of(events, wall):
+    """[(stage, start, end)] from the CLI's own lines: 'vision:', the first streamed
+    token, 'llm:', each 'denoise k/n', the last 'vae k/n', 'de-tokenizer:'."""
+    marks, first_tok = [], None
+    for t, stream, ln in events:
+        if stream == "out" and first_tok is None and marks and marks[-1][0] == "vision" and ln.strip():
+            first_tok = t
+            marks.append(("prefill + 1st token", t))
+        elif ln.startswith("vision:"):
+            marks.append(("vision", t))
+        elif ln.startswith("llm:"):
+            marks.append(("decode" if first_tok is not None else "llm", t))
+        elif ln.startswith("denoise"):
+            m = re.match(r"denoise\s+(\d+)/(\d+)", ln)
+            marks.append((f"UNet step {m.group(1)}" if m else "denoise", t))
+        elif ln.startswith("vae"):
+            if marks and marks[-1][0] == "VAE decode":
+                marks[-1] = ("VAE decode", t)
+            else:
+                marks.append(("VAE decode", t))
+        elif ln.startswith("total"):
+            marks.append(("stage end, free", t))
+    out, prev = [], 0.0
+    for name, t in marks:
+        if name == "UNet step 1":  # also what runs before it: the de-tokenizer's resampler, the UNet's
+            name = "de-tokenizer start + UNet step 1"  # first page-in, the edit's VAE encode (and the ViT
+        out.append((name, prev, t))                     # in reconstruction, which prints no vision line)
+        prev = t
+    out.append(("write output, exit", prev, wall))
+    return out
+
+
+def cmd_modes(a):
+    """Every SEED-X mode on a real-size model folder: per-stage wall time and
+    resident set, the process's peak RSS, major page faults, traced modules finite."""
+    models = {}
+    for spec in a.llm.split(","):  # type=path of an llm.gguf, or type (the folder's own)
+        t, _, path = spec.partition("=")
+        models[t] = path
+    rundir = os.path.join(a.dir, "runs", "modes-" + datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(rundir)
+    img = os.path.abspath(a.image)
+    rows, lines = [], []
+    for lt, path in models.items():
+        mdir = a.model
+        if path:  # the folder with this llm.gguf in place of its own
+            mdir = os.path.join(rundir, "model-" + lt)
+            os.makedirs(mdir)
+            for f in os.listdir(a.model):
+                if f.endswith(".gguf") and f != "llm.gguf":
+                    os.symlink(os.path.abspath(os.path.join(a.model, f)), os.path.join(mdir, f))
+            os.symlink(os.path.abspath(path), os.path.join(mdir, "llm.gguf"))
+        for mode in a.modes.split(","):
+            tr = os.path.join(rundir, f"trace-{mode}-{lt}")
+            out = os.path.join(rundir, f"{mode}-{lt}.png")
+            cmd, rest = MODES[mode].format(img=img, out=out, steps=a.steps).split(" ", 1)
+            argv = [os.path.abspath(a.seedx), "--threads", str(a.threads), "--trace", tr, cmd, "-m", mdir] + \
+                shlex.split(rest)
+            print(f"== {mode}, LLM {lt}: {' '.join(shlex.quote(x) for x in argv)}", flush=True)
+            la = os.getloadavg()[0]
+            rc, wall, ru, events, samples = run_watched(argv, {"SEEDX_TRACE_ONLY": ",".join(TRACED)},
+                                                        os.path.join(rundir, f"{mode}-{lt}.log"))
+            if rc != 0:
+                print(f"   FAILED ({rc}):\n" + "\n".join(ln for _, _, ln in events[-15:]), flush=True)
+                rows.append((mode, lt, "FAILED", wall, 0, 0, 0, "", la))
+                continue
+            bad, nt = [], 0
+            for f in sorted(os.listdir(tr)) if os.path.isdir(tr) else []:
+                if f.endswith(".npy"):
+                    x = np.load(os.path.join(tr, f))
+                    nt += 1
+                    if not np.isfinite(x).all():
+                        bad.append(f)
+            fin = (f"{nt} traced, all finite" if not bad else f"NOT FINITE: {', '.join(bad)}")
+            for st, t0, t1 in stages_of(events, wall):
+                if st in ("write output, exit", "stage end, free") and t1 - t0 < 0.5:
+                    continue
+                rs = [b for t, b in samples if t0 <= t <= t1] or [0]
+                rows.append((mode, lt, st, t1 - t0, max(rs), ru.ru_maxrss * 1024, ru.ru_majflt, fin, la))
+                print(f"   {st}: {t1 - t0:.1f} s, RSS up to {max(rs) / 1e9:.2f} GB", flush=True)
+            steps = [t1 - t0 for st, t0, t1 in stages_of(events, wall) if st.startswith("UNet step")]
+            ext = ""
+            if len(steps) >= 2:
+                ext = f"{wall + (50 - len(steps)) * steps[-1]:.0f} s at 50 steps (extrapolated: + {50 - len(steps)} x " \
+                      f"the last step)"
+            rows.append((mode, lt, "whole run", wall, max(b for _, b in samples) if samples else 0,
+                         ru.ru_maxrss * 1024, ru.ru_majflt, fin + ("; " + ext if ext else ""), la))
+            print(f"   whole run: {wall:.1f} s, peak RSS {ru.ru_maxrss / 2**20:.2f} GiB, {ru.ru_majflt} major faults; "
+                  f"{fin} {ext}", flush=True)
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    lines = [f"bench_full.py modes, {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, model "
+             f"{a.model}, {a.threads} threads, default compute, {a.steps} Euler steps at 1024x1024", "",
+             "| mode | LLM | stage | wall s | largest RSS in stage GB | process peak RSS GB | major faults | "
+             "outputs | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+    for mode, lt, st, w, rs, pk, mf_, fin, la in rows:
+        if st != "whole run":
+            pk, mf_, fin = None, "", ""
+        lines.append(f"| {mode} | {lt} | {st} | {w:.1f} | {rs / 1e9:.2f} | {'' if pk is None else f'{pk / 1e9:.2f}'} | "
+                     f"{mf_} | {fin} | {la:.1f} |")
+    text = "\n".join(lines)
+    print("\n" + text)
+    with open(os.path.join(rundir, "table.md"), "w") as f:
         f.write(text + "\n")
 
 
@@ -701,6 +884,8 @@ def main():
     r.add_argument("--keep", action="store_true", help="keep official and converted files")
     c = sub.choices["convert"]
     c.add_argument("--dtypes", default="f16,bf16")
+    c.add_argument("--llm-dtypes", help="the LLM's types (default: --dtypes), e.g. q8_0,q4_0")
+    c.add_argument("--files", help="only these outputs, e.g. vit,unet (default: every file of the model)")
     c.add_argument("--llm-layers", type=int, default=None)
     c.add_argument("--keep", action="store_true", help="keep the converted files")
     c.add_argument("--keep-sources", action="store_true", help="keep the official files")
@@ -711,13 +896,23 @@ def main():
     w.add_argument("--mode", default="f32", choices=TORCH_MODES)
     w.add_argument("--rundir", required=True)
     w.add_argument("--llm-layers", type=int, default=None)
+    mo = sub.add_parser("modes", help="every SEED-X mode on a real-size model folder (the rehearsal)")
+    mo.add_argument("--dir", default=d, required=d is None)
+    mo.add_argument("--model", required=True, help="a converted seed-x-edit folder")
+    mo.add_argument("--llm", default="own", help="TYPE=llm.gguf,... : one run per LLM file (default: the folder's)")
+    mo.add_argument("--modes", default=",".join(MODES))
+    mo.add_argument("--image", default=os.path.join(ROOT, "tests", "fixtures", "seedx_e2e", "img_c.png"),
+                    help="the input image (default: 900x900, a 2x2 grid: 5 ViT tiles)")
+    mo.add_argument("--steps", type=int, default=2)
+    mo.add_argument("--threads", type=int, default=2)
+    mo.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
     t = sub.add_parser("table", help="print the table of a run folder (runs/STAMP) from its results")
     t.add_argument("rundir")
     a = p.parse_args()
     if a.cmd == "table":
         return cmd_table(a)
     os.makedirs(a.dir, exist_ok=True)
-    {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker}[a.cmd](a)
+    {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker, "modes": cmd_modes}[a.cmd](a)
 
 
 if __name__ == "__main__":
