@@ -641,7 +641,7 @@ def cmd_convert(a):
                 print(f"   check {c}: {wall:.0f} s, peak RSS {rss / 1e9:.2f} GB: {checks[-1][3]}", flush=True)
         todo = ["-"] if fname == "tokenizer.gguf" else list(llm_dtypes if fname == "llm.gguf" else dtypes)
         if fname == "vae.gguf" and "f32" not in todo:
-            todo.insert(0, "f32")  # convert.py --pretrained keeps the VAE in F32
+            todo.append("f32")  # convert.py --pretrained keeps the VAE in F32 (last: linked below)
         for dt in todo:
             d = os.path.join(out, "seed-x-edit_" + (dt if dt != "-" else "f16"))
             pa = convert.pretrained_parser().parse_args(
@@ -661,7 +661,8 @@ def cmd_convert(a):
                 for dt2 in dtypes:
                     d2 = os.path.join(out, "seed-x-edit_" + dt2)
                     os.makedirs(d2, exist_ok=True)
-                    if dt2 != "f32" and not os.path.exists(os.path.join(d2, fname)):
+                    if dt2 != "f32":
+                        rm(os.path.join(d2, fname))
                         os.link(st[2], os.path.join(d2, fname))
         later = {c for f, cs in REHEARSAL[i + 1:] if f[:-5] in files for c in cs}
         if not a.keep_sources:
