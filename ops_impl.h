@@ -104,4 +104,70 @@ enum {
  * memory. The contents are not kept between different uses of a slot. */
 float *sx_scratch(int slot, size_t n);
 
+/* ---- flash attention inner kernels (driven by ops_attn.c) ----
+ * A task is one head x one tile of qt queries, run against the keys and
+ * values of its kv head block by block. The two products are transposed so
+ * that the queries are the vector lanes and the online-softmax statistics
+ * of a tile (running max m, sum l, rescale alpha) are lane-wise vectors:
+ *   scores:  S^T[j][i] = k_j . q_i                    (j: key, i: query)
+ *   softmax: P^T[j][i] = exp(scale S^T[j][i] - m_i)   (online, F32)
+ *   values:  O^T[d][i] = alpha_i O^T[d][i] + sum_j v_j[d] P^T[j][i]
+ *   finish:  o[i][d] = O^T[d][i] / l_i
+ * The scalar set reads keys and values in place; the SIMD sets pack each
+ * kv head once per call (pack_kv) into the panels their register tiles
+ * read, and every set packs its query tile (pack_q). A BF16 set would
+ * convert while packing and round P^T to BF16 inside `values`. Scores,
+ * softmax, O^T and l are F32 on every set. */
+#define SX_ATTN_QT_MAX 64
+typedef struct sx_attn_kv {
+    const float *k, *v; /* key / value rows of the kv head */
+    int64_t ldk, ldv;   /* token strides */
+    int64_t Tk;
+    const void *packed; /* the set's copy (pack_kv), else NULL */
+} sx_attn_kv;
+
+typedef struct sx_attn_kernels {
+    const char *name;
+    int qt; /* queries per tile (<= SX_ATTN_QT_MAX): rows of S^T and O^T are qt floats */
+    int kt; /* `scores` makes S^T rows in multiples of kt keys */
+    int dt; /* O^T has head_dim rounded up to a multiple of dt rows */
+    /* optional (NULL: none): bytes of one kv head's packed copy; packing of
+     * its keys/values [j0, j1) (j0 a multiple of kt) into that copy */
+    size_t (*kv_bytes)(int64_t Tk, int D);
+    void (*pack_kv)(void *dst, const sx_attn_kv *kv, int D, int64_t j0, int64_t j1);
+    /* bytes of one packed query tile; pack_q zero-fills lanes nq..qt-1 */
+    size_t (*q_bytes)(int D);
+    void (*pack_q)(void *dst, const float *q, int64_t ldq, int nq, int D);
+    /* st[nk][qt] = S^T of keys [k0, k0+nk); k0, nk multiples of kt; rows of
+     * keys past Tk hold anything finite (the softmax masks them) */
+    void (*scores)(float *st, const sx_attn_kv *kv, const void *qp, int64_t k0, int64_t nk, int D);
+    /* ot[Dp][qt] = (alpha ? alpha .* ot : 0) + V[k0, k0+nk)^T . pt[nk][qt]
+     * (k0 + nk <= Tk) */
+    void (*values)(float *ot, const sx_attn_kv *kv, const float *pt, int64_t k0, int64_t nk, int D,
+                   const float *alpha);
+    /* One block of the online softmax, in place on st[nk][qt]: row j of lane
+     * i is visible iff j < vis[i] (vis NULL: all nk rows). With t = scale*s
+     * over the visible rows: m' = max(m, max t); alpha = exp(m - m');
+     * p = exp(t - m') (0 where not visible); l = alpha l + sum p; m = m'.
+     * A lane with no visible row so far keeps m = -inf, l = 0, p = 0. */
+    void (*softmax)(float *st, int64_t nk, const int32_t *vis, float scale, float *m, float *l,
+                    float *alpha);
+    /* o[i][d] = ot[d][i] * (1 / l[i]) for i < nq, d < D (0 where l[i] = 0),
+     * o with row stride ldo */
+    void (*finish)(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D);
+} sx_attn_kernels;
+
+/* Scalar F32 helpers (ops_attn.c): a query tile as [D][qt]; the finish. */
+void sx_attn_f32_pack_q(void *dst, const float *q, int64_t ldq, int nq, int D, int qt);
+void sx_attn_f32_finish(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D,
+                        int qt);
+
+extern const sx_attn_kernels sx_attn_scalar;
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_attn_kernels sx_attn_avx2;
+extern const sx_attn_kernels sx_attn_avx512;
+#endif
+/* The set of the current SIMD path (ops_attn.c). */
+const sx_attn_kernels *sx_attn_kernels_cur(void);
+
 #endif

@@ -117,6 +117,79 @@ static void test_attention_vs_torch(void) {
     })
 }
 
+/* Attention in double precision, head by head (the reference of the
+ * kernel-layer tests below): softmax(scale q k^T, causal mask) v. */
+static void attn_ref(const sx_attn *a, float *o, const float *q, const float *k, const float *v,
+                     int64_t Tq, int64_t Tk) {
+    double *s = malloc(sizeof(double) * (size_t)(Tk ? Tk : 1));
+    for (int h = 0; h < a->n_heads; h++) {
+        int hk = h / (a->n_heads / a->n_kv_heads);
+        for (int64_t i = 0; i < Tq; i++) {
+            int64_t n = a->causal ? i + a->causal_offset + 1 : Tk;
+            n = n < 0 ? 0 : n > Tk ? Tk : n;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                double d = 0;
+                for (int c = 0; c < a->head_dim; c++)
+                    d += (double)q[i * a->q_tok + h * a->q_head + c] * k[j * a->k_tok + hk * a->k_head + c];
+                s[j] = d * a->scale;
+                if (s[j] > mx) mx = s[j];
+            }
+            for (int64_t j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+            for (int c = 0; c < a->head_dim; c++) {
+                double acc = 0;
+                for (int64_t j = 0; j < n; j++) acc += s[j] * v[j * a->v_tok + hk * a->v_head + c];
+                o[i * a->o_tok + h * a->o_head + c] = n ? (float)(acc / sum) : 0.0f;
+            }
+        }
+    }
+    free(s);
+}
+
+/* The flash-attention kernels at every head_dim of SEED-X (and an odd one),
+ * with key counts across block and tile edges, GQA, causal masks with a KV
+ * cache offset (incl. queries that see no key), on every SIMD path: within
+ * the PyTorch-parity bound of a double-precision reference, and the same
+ * bytes for 1 and 2 threads. */
+static void test_attention_flash(void) {
+    struct { int64_t Tq, Tk; int H, Hk, D, causal; int64_t off; } cs[] = {
+        {70, 300, 4, 2, 64, 0, 0},   {33, 77, 2, 2, 64, 0, 0},   {45, 130, 2, 1, 104, 1, 85},
+        {64, 64, 3, 3, 128, 1, 0},   {40, 257, 1, 1, 512, 0, 0}, {29, 20, 2, 2, 25, 1, -12},
+        {50, 200, 8, 2, 128, 1, 150}};
+    int nt = sx_threads_count();
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        int64_t Tq = cs[ci].Tq, Tk = cs[ci].Tk;
+        int H = cs[ci].H, Hk = cs[ci].Hk, D = cs[ci].D;
+        /* q with a token stride wider than the heads (a fused projection) */
+        int64_t qtok = (int64_t)H * D + 3, kvtok = (int64_t)Hk * D;
+        float *q = malloc(sizeof(float) * Tq * qtok), *k = malloc(sizeof(float) * Tk * kvtok);
+        float *v = malloc(sizeof(float) * Tk * kvtok), *ref = malloc(sizeof(float) * Tq * H * D);
+        float *o1 = malloc(sizeof(float) * Tq * H * D), *o2 = malloc(sizeof(float) * Tq * H * D);
+        sx_rand_uniform(q, Tq * qtok, 40 + ci, -2, 2);
+        sx_rand_uniform(k, Tk * kvtok, 50 + ci, -2, 2);
+        sx_rand_uniform(v, Tk * kvtok, 60 + ci, -1, 1);
+        sx_attn a = {H, Hk, D, qtok, D, kvtok, D, kvtok, D, (int64_t)H * D, D,
+                     1.0f / sqrtf((float)D), cs[ci].causal, cs[ci].off};
+        attn_ref(&a, ref, q, k, v, Tq, Tk);
+        for (int li = 0; li < n_levels; li++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s Tq=%lld Tk=%lld H=%d/%d D=%d causal=%d",
+                     sx_simd_name(levels[li]), (long long)Tq, (long long)Tk, H, Hk, D, cs[ci].causal);
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            CHECK_OK(sx_attention(&a, o1, q, k, v, Tq, Tk));
+            CHECK_CLOSE(nm, o1, ref, Tq * H * D, 2e-6);
+            sx_threads_init(2);
+            sx_simd_set(levels[li]);
+            CHECK_OK(sx_attention(&a, o2, q, k, v, Tq, Tk));
+            CHECKF(!memcmp(o1, o2, sizeof(float) * Tq * H * D), "%s: differs across threads", nm);
+        }
+        sx_simd_init();
+        free(q), free(k), free(v), free(ref), free(o1), free(o2);
+    }
+    sx_threads_init(nt);
+}
+
 static void test_norms_vs_torch(void) {
     const float *x = T_("norm.x", NULL), *w = T_("norm.w", NULL), *b = T_("norm.b", NULL);
     float y[7 * 129];
@@ -448,10 +521,11 @@ static void test_thread_determinism(void) {
     /* a sequence length whose query blocks used to depend on the thread count */
     sx_attn a2 = {4, 4, 16, 64, 16, 64, 16, 64, 16, 64, 16, 0.25f, 1, 0};
     for (int lvl = 0; lvl < n_levels; lvl++) {
+        sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
         sx_simd_set(levels[lvl]);
-        sx_threads_init(1);
         sx_attention(&a2, y1, x, x + 5000, x + 10000, 70, 70);
         sx_threads_init(2);
+        sx_simd_set(levels[lvl]);
         sx_attention(&a2, y2, x, x + 5000, x + 10000, 70, 70);
         CHECKF(!memcmp(y1, y2, sizeof(float) * 70 * 64), "attention T=70 differs across threads (%s)",
                sx_simd_name(levels[lvl]));
@@ -508,6 +582,7 @@ int main(void) {
     RUN(test_matmul_vs_torch);
     RUN(test_matmul_transposed);
     RUN(test_attention_vs_torch);
+    RUN(test_attention_flash);
     RUN(test_norms_vs_torch);
     RUN(test_activations_vs_torch);
     RUN(test_conv_vs_torch);
