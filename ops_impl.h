@@ -93,7 +93,7 @@ enum {
     SX_SCR_GEMM_B,  /* packed W panels */
     SX_SCR_ATTN_S,  /* attention scores */
     SX_SCR_CONV_COL, /* im2col rows */
-    SX_SCR_CONV_OUT, /* conv GEMM output */
+    SX_SCR_CONV_W,   /* conv weights packed for the micro-kernel */
     SX_SCR_ATTN_KV, /* attention's pre-packed keys and values */
     SX_SCR_ACT,     /* quantized activations of the integer GEMV */
     SX_SCR_PACK,    /* one block of converted weight rows while packing */
@@ -169,5 +169,36 @@ extern const sx_attn_kernels sx_attn_avx512;
 #endif
 /* The set of the current SIMD path (ops_attn.c). */
 const sx_attn_kernels *sx_attn_kernels_cur(void);
+
+/* ---- convolution micro-kernels (driven by ops_conv.c) ----
+ * One register tile of the implicit GEMM Y[co][p] = sum_k W[co][k] X[k][p]:
+ * mr output channels (the broadcast operand: packed weights, mr floats per
+ * k) x nr pixels (the vector lanes), with the rows of X read where they lie:
+ *   c[r][j] = (load_c ? c[r][j] : 0)
+ *           + sum over ci < nci, t < ntaps (in that order) of
+ *             a[(ci*ntaps + t)*mr + r] * x[ci*cs + toff[t] + j]
+ * (c with row stride ldc): x is a band of the input (ops_conv.c) and toff
+ * the offset of each kernel tap in it, so a convolution needs no im2col; a
+ * packed panel of X rows is the case ntaps = 1, cs = nr. Each element is a
+ * plain running sum over k, so splitting k across calls gives the same
+ * bytes. */
+typedef struct sx_conv_kernels {
+    const char *name;
+    int mr, nr;
+    void (*ukr)(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
+                float *c, int64_t ldc, int load_c);
+    /* y[r][j] (row stride ldy) = c[r][j] + (bias ? bias[r] : 0) for
+     * r < rows, j < cols (c with row stride ldc): a finished tile out */
+    void (*store)(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
+                  int cols);
+} sx_conv_kernels;
+
+extern const sx_conv_kernels sx_conv_scalar;
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_conv_kernels sx_conv_avx2;
+extern const sx_conv_kernels sx_conv_avx512;
+#endif
+/* The set of the current SIMD path (ops_conv.c). */
+const sx_conv_kernels *sx_conv_kernels_cur(void);
 
 #endif

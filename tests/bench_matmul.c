@@ -4,11 +4,18 @@
  * read as flop/cycle even while the clock drifts:
  *   flop/cycle = 64 * GFLOP/s / measured AVX-512 peak (64 = 2 FMA ports x 16
  *   lanes x 2 flop per core).
- * Usage: build/tests/bench_matmul [--quick] */
+ * Then attention (vs the GEMM and torch SDPA) and every UNet/VAE/ViT conv
+ * (vs torch conv2d), with PyTorch run beside us by scripts/bench_kernels_torch.py.
+ * Usage: build/tests/bench_matmul [--quick] [--attention] [--conv]
+ *   (--attention / --conv: only those rows; --quick: fewer shapes) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -89,22 +96,89 @@ static double run(const shape *s, int type, int reps) {
     return 2.0 * s->M * s->N * s->K / best / 1e9;
 }
 
+/* ---- the PyTorch side of the attention and conv rows ----
+ * scripts/bench_kernels_torch.py as a coprocess: one request line out, the
+ * best time in seconds back, so PyTorch runs right beside our kernel in the
+ * same rounds. Absent (no .venv): the PyTorch columns stay empty. */
+typedef struct {
+    FILE *to, *from;
+    pid_t pid;
+} torch_proc;
+
+static int torch_open(torch_proc *t) {
+    memset(t, 0, sizeof *t);
+    if (access(".venv/bin/python", X_OK) != 0) return -1;
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(".venv/bin/python", ".venv/bin/python", "scripts/bench_kernels_torch.py", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]), close(out[1]);
+    signal(SIGPIPE, SIG_IGN); /* a failed coprocess only empties the columns */
+    t->to = fdopen(in[1], "w");
+    t->from = fdopen(out[0], "r");
+    t->pid = pid;
+    return t->to && t->from ? 0 : -1;
+}
+
+/* Seconds of the request, or -1. */
+static double torch_time(torch_proc *t, const char *req) {
+    char line[512];
+    if (!t->to) return -1;
+    fprintf(t->to, "%s\n", req);
+    fflush(t->to);
+    if (!fgets(line, sizeof line, t->from)) { /* the coprocess is gone */
+        fclose(t->to), fclose(t->from);
+        t->to = t->from = NULL;
+        return -1;
+    }
+    if (!strncmp(line, "error", 5)) {
+        fprintf(stderr, "torch: %s", line);
+        return -1;
+    }
+    return atof(line);
+}
+
+static void torch_close(torch_proc *t) {
+    if (t->to) fclose(t->to);
+    if (t->from) fclose(t->from);
+    if (t->pid > 0) waitpid(t->pid, NULL, 0);
+}
+
+/* The clock of the attention and conv rows (and of the PyTorch side): with
+ * 1 thread the CPU time of the thread, which leaves out the time other
+ * processes took the core; with more, wall time. */
+static double row_clock(int threads) {
+    if (threads > 1) return sx_time();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* sx_attention at the model shapes, timed alternately (best of ATT_REPS
  * rounds) with the F32 GEMM of the same model's projections
- * ([T, H*D] x [H*D, H*D]^T) and the FMA peak loop on the same threads, so
- * the ratios hold while the clock and the other tenants change. GFLOP/s
- * counts the two products, 4 Tq Tk H D (causal: the visible part only). */
+ * ([T, H*D] x [H*D, H*D]^T), torch's F.scaled_dot_product_attention and the
+ * FMA peak loop on the same threads, so the ratios hold while the clock and
+ * the other tenants change. GFLOP/s counts the two products, 4 Tq Tk H D
+ * (causal: the visible part only). */
 #define ATT_REPS 3
-static void bench_attention(void) {
+static void bench_attention(torch_proc *tp) {
     struct { const char *what; int64_t Tq, Tk; int H, D, causal; } as[] = {
         {"sdxl 64x64 self-attn", 4096, 4096, 10, 64, 0}, {"sdxl 64x64 cross-attn", 4096, 77, 10, 64, 0},
         {"vit-G block", 1024, 1024, 16, 104, 0},       {"llm prefill 600", 600, 600, 40, 128, 0},
         {"llm prefill 600 causal", 600, 600, 40, 128, 1}, {"vae mid (64x64 latent)", 4096, 4096, 1, 512, 0}};
     int maxt = sx_threads_count();
-    printf("\nattention (sx_attention, F32, %s) vs the F32 GEMM [T,HD]x[HD,HD] in the same rounds\n",
+    printf("\nattention (sx_attention, F32, %s) vs the F32 GEMM [T,HD]x[HD,HD] and torch SDPA, same rounds\n"
+           "(1 thread: CPU time of the thread on every side; 2: wall time; peak now: wall time)\n",
            sx_simd_name(sx_simd_level()));
-    printf("%-24s %5s %5s %3s %4s %3s %9s %9s %8s %9s %8s\n", "shape", "Tq", "Tk", "H", "D", "thr",
-           "GFLOP/s", "GEMM", "of GEMM", "peak now", "of peak");
+    printf("%-24s %5s %5s %3s %4s %3s %8s %8s %8s %8s %8s %8s\n", "shape", "Tq", "Tk", "H", "D", "thr",
+           "GFLOP/s", "GEMM", "of GEMM", "torch", "peak now", "of peak");
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
         int64_t Tq = as[i].Tq, Tk = as[i].Tk, HD = (int64_t)as[i].H * as[i].D;
         float *q = malloc(4 * Tq * HD), *k = malloc(4 * Tk * HD), *v = malloc(4 * Tk * HD);
@@ -124,22 +198,29 @@ static void bench_attention(void) {
             pairs += (double)(n < 0 ? 0 : n > Tk ? Tk : n);
         }
         for (int t = 1; t <= maxt; t *= 2) {
-            double ba = 1e30, bg = 1e30, pk = 0;
+            double ba = 1e30, bg = 1e30, bt = 1e30, pk = 0;
+            char req[128];
+            snprintf(req, sizeof req, "attn %lld %lld %d %d %d %d 1", (long long)Tq, (long long)Tk, H,
+                     hd, as[i].causal, t);
             for (int r = 0; r < ATT_REPS; r++) {
                 double p = peak_now(t);
                 if (p > pk) pk = p;
                 sx_threads_init(t);
-                double t0 = sx_time();
+                double t0 = row_clock(t);
                 sx_matmul(o, q, &W, NULL, Tq);
-                double t1 = sx_time();
+                double t1 = row_clock(t);
                 sx_attention(&a, o, q, k, v, Tq, Tk);
-                double t2 = sx_time();
+                double t2 = row_clock(t);
                 if (t1 - t0 < bg) bg = t1 - t0;
                 if (t2 - t1 < ba) ba = t2 - t1;
+                double tt = torch_time(tp, req);
+                if (tt > 0 && tt < bt) bt = tt;
             }
             double ga = 4.0 * pairs * HD / ba / 1e9, gg = 2.0 * Tq * HD * HD / bg / 1e9;
-            printf("%-24s %5lld %5lld %3d %4d %3d %9.1f %9.1f %7.0f%% %9.1f %7.0f%%\n", as[i].what,
-                   (long long)Tq, (long long)Tk, H, hd, t, ga, gg, 100 * ga / gg, pk,
+            char tcol[16] = "-";
+            if (bt < 1e30) snprintf(tcol, sizeof tcol, "%.1f", 4.0 * pairs * HD / bt / 1e9);
+            printf("%-24s %5lld %5lld %3d %4d %3d %8.1f %8.1f %7.0f%% %8s %8.1f %7.0f%%\n", as[i].what,
+                   (long long)Tq, (long long)Tk, H, hd, t, ga, gg, 100 * ga / gg, tcol, pk,
                    pk > 0 ? 100 * ga / pk : 0);
             fflush(stdout);
         }
@@ -148,13 +229,161 @@ static void bench_attention(void) {
     }
 }
 
+/* sx_conv2d at every convolution shape of the SDXL UNet, the SDXL VAE
+ * (decoder and encoder) at 1024x1024 and the ViT patchify, next to
+ * torch.nn.functional.conv2d (F32) on the same shape, alternately (best of
+ * CONV_ROUNDS rounds of 2 runs each). Maps whose conv costs more than
+ * CONV_GFLOP are timed on a band of their rows (full width and channels;
+ * "rows" says how many of H). */
+#define CONV_ROUNDS 2
+#define CONV_GFLOP 8.0
+typedef struct {
+    const char *what;
+    int cin, cout, k, s, pt, pl, pb, pr, H, W;
+} conv_shape;
+
+static void bench_conv(torch_proc *tp, int quick) {
+    static const conv_shape cs[] = {
+        /* SDXL UNet, 128x128 latent */
+        {"unet conv_in", 4, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet conv_in (edit)", 8, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet res 320", 320, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet down 320", 320, 320, 3, 2, 1, 1, 1, 1, 128, 128},
+        {"unet res 320->640", 320, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet res 640", 640, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet short 320->640", 320, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet down 640", 640, 640, 3, 2, 1, 1, 1, 1, 64, 64},
+        {"unet res 640->1280", 640, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet res 1280", 1280, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet short 640->1280", 640, 1280, 1, 1, 0, 0, 0, 0, 32, 32},
+        {"unet up res 2560->1280", 2560, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet up short 2560->1280", 2560, 1280, 1, 1, 0, 0, 0, 0, 32, 32},
+        {"unet up res 1920->1280", 1920, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet up short 1920->1280", 1920, 1280, 1, 1, 0, 0, 0, 0, 32, 32},
+        {"unet upsample 1280", 1280, 1280, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up res 1920->640", 1920, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up short 1920->640", 1920, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet up res 1280->640", 1280, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up short 1280->640", 1280, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet up res 960->640", 960, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up short 960->640", 960, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet upsample 640", 640, 640, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet up res 960->320", 960, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet up short 960->320", 960, 320, 1, 1, 0, 0, 0, 0, 128, 128},
+        {"unet up res 640->320", 640, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet up short 640->320", 640, 320, 1, 1, 0, 0, 0, 0, 128, 128},
+        {"unet conv_out", 320, 4, 3, 1, 1, 1, 1, 1, 128, 128},
+        /* SDXL VAE decoder, 128x128 latent -> 1024x1024 */
+        {"vae post_quant_conv", 4, 4, 1, 1, 0, 0, 0, 0, 128, 128},
+        {"vae dec conv_in", 4, 512, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"vae res 512 @128", 512, 512, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"vae res 512 @256", 512, 512, 3, 1, 1, 1, 1, 1, 256, 256},
+        {"vae res 512 @512", 512, 512, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae res 512->256 @512", 512, 256, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae short 512->256 @512", 512, 256, 1, 1, 0, 0, 0, 0, 512, 512},
+        {"vae res 256 @512", 256, 256, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae res 256 @1024", 256, 256, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae res 256->128 @1024", 256, 128, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae short 256->128 @1024", 256, 128, 1, 1, 0, 0, 0, 0, 1024, 1024},
+        {"vae res 128 @1024", 128, 128, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae dec conv_out", 128, 3, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        /* SDXL VAE encoder (editing), 1024x1024 -> 128x128 */
+        {"vae enc conv_in", 3, 128, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae down 128 @1024", 128, 128, 3, 2, 0, 0, 1, 1, 1024, 1024},
+        {"vae res 128->256 @512", 128, 256, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae short 128->256 @512", 128, 256, 1, 1, 0, 0, 0, 0, 512, 512},
+        {"vae down 256 @512", 256, 256, 3, 2, 0, 0, 1, 1, 512, 512},
+        {"vae res 256->512 @256", 256, 512, 3, 1, 1, 1, 1, 1, 256, 256},
+        {"vae short 256->512 @256", 256, 512, 1, 1, 0, 0, 0, 0, 256, 256},
+        {"vae down 512 @256", 512, 512, 3, 2, 0, 0, 1, 1, 256, 256},
+        {"vae enc conv_out", 512, 8, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"vae quant_conv", 8, 8, 1, 1, 0, 0, 0, 0, 128, 128},
+        /* Qwen-VL ViT-bigG patchify, one 448x448 tile */
+        {"vit patchify", 3, 1664, 14, 14, 0, 0, 0, 0, 448, 448}};
+    static const char *quick_set[] = {"unet res 320", "unet res 640", "unet res 1280", "unet down 320",
+                                      "unet short 640->1280", "unet conv_out", "vae res 128 @1024",
+                                      "vae dec conv_out", "vit patchify", NULL};
+    int maxt = sx_threads_count();
+    printf("\nconv (sx_conv2d, F32 weights, %s) vs torch.nn.functional.conv2d (F32), same rounds\n"
+           "(1 thread: CPU time of the thread on both sides; 2: wall time; peak now: wall time)\n",
+           sx_simd_name(sx_simd_level()));
+    printf("%-25s %-15s %9s %3s %8s %8s %8s %8s %8s\n", "conv", "cin->cout kxk/s", "HxW(rows)", "thr",
+           "GFLOP/s", "torch", "vs torch", "peak now", "of peak");
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        const conv_shape *c = &cs[i];
+        if (quick) {
+            int in = 0;
+            for (int j = 0; quick_set[j]; j++) in |= !strcmp(quick_set[j], c->what);
+            if (!in) continue;
+        }
+        /* rows timed: halve while the conv costs more than CONV_GFLOP */
+        int64_t H = c->H, ho, wo = (c->W + c->pl + c->pr - c->k) / c->s + 1;
+        double fl;
+        for (;;) {
+            ho = (H + c->pt + c->pb - c->k) / c->s + 1;
+            fl = 2.0 * c->cout * c->cin * c->k * c->k * ho * wo;
+            if (fl <= CONV_GFLOP * 1e9 || H <= 16) break;
+            H /= 2;
+        }
+        int64_t K = (int64_t)c->cin * c->k * c->k;
+        float *x = malloc(sizeof(float) * (size_t)(c->cin * H * c->W)), *w = malloc(sizeof(float) * (size_t)(c->cout * K));
+        float *b = malloc(sizeof(float) * (size_t)c->cout), *y = malloc(sizeof(float) * (size_t)(c->cout * ho * wo));
+        sx_rand_uniform(x, c->cin * H * c->W, 1, -1, 1);
+        sx_rand_uniform(w, c->cout * K, 2, -0.05f, 0.05f);
+        sx_rand_uniform(b, c->cout, 3, -1, 1);
+        sx_weight W = sx_weight_f32(w, c->cout, K);
+        sx_conv cv = {c->cin, c->cout, c->k, c->k, c->s, c->pt, c->pl, c->pb, c->pr};
+        char shp[32], hw[24];
+        snprintf(shp, sizeof shp, "%d->%d %dx%d/%d", c->cin, c->cout, c->k, c->k, c->s);
+        snprintf(hw, sizeof hw, H < c->H ? "%dx%d(%lld)" : "%dx%d", c->H, c->W, (long long)H);
+        for (int t = 1; t <= maxt; t *= 2) {
+            double pk = peak_now(t), bo = 1e30, bt = 1e30;
+            char req[160];
+            snprintf(req, sizeof req, "conv %d %d %d %d %d %d %d %d %lld %d %d 2", c->cin, c->cout, c->k,
+                     c->s, c->pt, c->pl, c->pb, c->pr, (long long)H, c->W, t);
+            sx_threads_init(t);
+            sx_conv2d(y, x, H, c->W, &cv, &W, b, NULL, NULL); /* warm-up */
+            for (int r = 0; r < CONV_ROUNDS; r++) {
+                for (int j = 0; j < 2; j++) {
+                    double t0 = row_clock(t);
+                    sx_conv2d(y, x, H, c->W, &cv, &W, b, NULL, NULL);
+                    double dt = row_clock(t) - t0;
+                    if (dt < bo) bo = dt;
+                }
+                double tt = torch_time(tp, req);
+                if (tt > 0 && tt < bt) bt = tt;
+            }
+            double g = fl / bo / 1e9;
+            char tcol[16] = "-", rcol[16] = "-";
+            if (bt < 1e30) {
+                snprintf(tcol, sizeof tcol, "%.1f", fl / bt / 1e9);
+                snprintf(rcol, sizeof rcol, "%.2fx", bt / bo);
+            }
+            printf("%-25s %-15s %9s %3d %8.1f %8s %8s %8.1f %7.0f%%\n", c->what, shp, hw, t, g, tcol, rcol,
+                   pk, pk > 0 ? 100 * g / pk : 0);
+            fflush(stdout);
+        }
+        sx_threads_init(maxt);
+        free(x), free(w), free(b), free(y);
+    }
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--attention")) {
+    int quick = 0, attention = 0, conv = 0;
+    for (int i = 1; i < argc; i++) {
+        quick |= !strcmp(argv[i], "--quick");
+        attention |= !strcmp(argv[i], "--attention");
+        conv |= !strcmp(argv[i], "--conv");
+    }
+    torch_proc tp;
+    if (attention || conv) { /* only these rows */
         if (sx_threads_init(0) != 0) return 1;
-        bench_attention();
+        if (torch_open(&tp)) printf("(no .venv: PyTorch columns left empty)\n");
+        if (attention) bench_attention(&tp);
+        if (conv) bench_conv(&tp, quick);
+        torch_close(&tp);
         return 0;
     }
-    int quick = argc > 1 && !strcmp(argv[1], "--quick");
     if (sx_threads_init(0) != 0) return 1;
     int maxt = sx_threads_count();
     double peak = 0;
@@ -199,6 +428,9 @@ int main(int argc, char **argv) {
         }
     }
     sx_threads_init(maxt);
-    bench_attention();
+    if (torch_open(&tp)) printf("(no .venv: PyTorch columns left empty)\n");
+    bench_attention(&tp);
+    bench_conv(&tp, quick);
+    torch_close(&tp);
     return 0;
 }

@@ -261,6 +261,83 @@ static void test_conv_vs_torch(void) {
     })
 }
 
+/* Convolution in double precision (the reference of the tests below). */
+static void conv_ref(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+                     const float *w, const float *b) {
+    int64_t Ho = (H + c->pad_t + c->pad_b - c->kh) / c->stride + 1;
+    int64_t Wo = (W + c->pad_l + c->pad_r - c->kw) / c->stride + 1;
+    for (int co = 0; co < c->cout; co++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                double acc = b ? b[co] : 0.0;
+                for (int ci = 0; ci < c->cin; ci++)
+                    for (int ky = 0; ky < c->kh; ky++)
+                        for (int kx = 0; kx < c->kw; kx++) {
+                            int64_t iy = oy * c->stride + ky - c->pad_t, ix = ox * c->stride + kx - c->pad_l;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                acc += (double)w[((co * c->cin + ci) * c->kh + ky) * c->kw + kx] *
+                                       x[(ci * H + iy) * W + ix];
+                        }
+                y[(co * Ho + oy) * Wo + ox] = (float)acc;
+            }
+}
+
+/* The convolution paths (stride-1 and strided bands, gathered panels for
+ * narrow outputs, 1x1, the patchify, channel counts off the register tile,
+ * F16 weights) on every SIMD path: within the PyTorch-parity bound of a
+ * double-precision reference, and the same bytes for 1 and 2 threads. */
+static void test_conv_paths(void) {
+    struct { int cin, cout, k, s, pt, pl, pb, pr, H, W, f16; } cs[] = {
+        {7, 29, 3, 1, 1, 1, 1, 1, 13, 70, 0},  {5, 13, 3, 2, 1, 1, 1, 1, 12, 80, 0},
+        {6, 12, 3, 2, 0, 0, 1, 1, 9, 67, 0},   {33, 20, 1, 1, 0, 0, 0, 0, 6, 45, 1},
+        {3, 17, 14, 14, 0, 0, 0, 0, 28, 476, 0}, {4, 4, 3, 1, 1, 1, 1, 1, 5, 7, 0},
+        {9, 3, 3, 1, 1, 1, 1, 1, 40, 33, 1},   {300, 25, 3, 1, 1, 1, 1, 1, 4, 40, 0},
+        {2, 40, 5, 1, 2, 2, 2, 2, 7, 36, 0}};
+    int nt = sx_threads_count();
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k, cs[ci].k, cs[ci].s, cs[ci].pt, cs[ci].pl,
+                      cs[ci].pb, cs[ci].pr};
+        int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw;
+        int64_t Ho = (H + cv.pad_t + cv.pad_b - cv.kh) / cv.stride + 1;
+        int64_t Wo = (W + cv.pad_l + cv.pad_r - cv.kw) / cv.stride + 1, ny = cv.cout * Ho * Wo;
+        float *x = malloc(sizeof(float) * cv.cin * H * W), *w = malloc(sizeof(float) * cv.cout * K);
+        float *b = malloc(sizeof(float) * cv.cout), *ref = malloc(sizeof(float) * ny);
+        float *y1 = malloc(sizeof(float) * ny), *y2 = malloc(sizeof(float) * ny);
+        uint16_t *wh = malloc(sizeof(uint16_t) * cv.cout * K);
+        sx_rand_uniform(x, cv.cin * H * W, 70 + ci, -1, 1);
+        sx_rand_uniform(w, cv.cout * K, 80 + ci, -0.3f, 0.3f);
+        sx_rand_uniform(b, cv.cout, 90 + ci, -1, 1);
+        sx_weight wt = sx_weight_f32(w, cv.cout, K);
+        if (cs[ci].f16) { /* the reference sees the rounded weights */
+            for (int64_t i = 0; i < cv.cout * K; i++) {
+                wh[i] = sx_f32_to_f16(w[i]);
+                w[i] = sx_f16_to_f32(wh[i]);
+            }
+            wt.type = SX_F16;
+            wt.data = wh;
+        }
+        conv_ref(ref, x, H, W, &cv, w, ci % 2 ? NULL : b);
+        for (int li = 0; li < n_levels; li++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s %d->%d k%d s%d %lldx%lld", sx_simd_name(levels[li]), cv.cin,
+                     cv.cout, cv.kh, cv.stride, (long long)H, (long long)W);
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            int64_t ho = 0, wo = 0;
+            CHECK_OK(sx_conv2d(y1, x, H, W, &cv, &wt, ci % 2 ? NULL : b, &ho, &wo));
+            CHECK(ho == Ho && wo == Wo);
+            CHECK_CLOSE(nm, y1, ref, ny, 2e-6);
+            sx_threads_init(2);
+            sx_simd_set(levels[li]);
+            CHECK_OK(sx_conv2d(y2, x, H, W, &cv, &wt, ci % 2 ? NULL : b, NULL, NULL));
+            CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: differs across threads", nm);
+        }
+        sx_simd_init();
+        free(x), free(w), free(b), free(ref), free(y1), free(y2), free(wh);
+    }
+    sx_threads_init(nt);
+}
+
 static void test_resample_vs_torch(void) {
     uint64_t n;
     int et;
@@ -586,6 +663,7 @@ int main(void) {
     RUN(test_norms_vs_torch);
     RUN(test_activations_vs_torch);
     RUN(test_conv_vs_torch);
+    RUN(test_conv_paths);
     RUN(test_resample_vs_torch);
     RUN(test_rope_vs_hf);
     RUN(test_conversions);

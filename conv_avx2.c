@@ -1,0 +1,73 @@
+/* conv_avx2.c - the convolution micro-kernel on AVX2+FMA (see
+ * sx_conv_kernels in ops_impl.h): 6 output channels x 16 pixels, 12 ymm
+ * accumulators; per k step two loads of X (unaligned: shifted input rows)
+ * and six broadcasts of the packed weights. */
+#include <immintrin.h>
+
+#include "ops_impl.h"
+
+#define MR 6
+#define NV 2 /* ymm per row: NR = 8 * NV pixels */
+#define NR (8 * NV)
+
+static void ukr(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
+                float *c, int64_t ldc, int load_c) {
+    __m256 acc[MR][NV];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+            acc[r][v] = load_c ? _mm256_loadu_ps(c + r * ldc + 8 * v) : _mm256_setzero_ps();
+    /* one k step: X row xr against the mr weights at a */
+#define STEP(xr)                                                                             \
+    do {                                                                                     \
+        __m256 b[NV];                                                                       \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_ps((xr) + 8 * v);  \
+        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                              \
+            __m256 av = _mm256_broadcast_ss(a + r);                                                       \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =                  \
+                _mm256_fmadd_ps(av, b[v], acc[r][v]);                                             \
+        }                                                                                    \
+        a += MR;                                                                             \
+    } while (0)
+    if (ntaps == 1) {
+        for (int ci = 0; ci < nci; ci++, x += cs) STEP(x + toff[0]);
+    } else if (ntaps == 9) { /* 3x3: the offsets in registers */
+        int64_t t0 = toff[0], t1 = toff[1], t2 = toff[2], t3 = toff[3], t4 = toff[4], t5 = toff[5],
+                t6 = toff[6], t7 = toff[7], t8 = toff[8];
+        for (int ci = 0; ci < nci; ci++, x += cs) {
+            STEP(x + t0);
+            STEP(x + t1);
+            STEP(x + t2);
+            STEP(x + t3);
+            STEP(x + t4);
+            STEP(x + t5);
+            STEP(x + t6);
+            STEP(x + t7);
+            STEP(x + t8);
+        }
+    } else {
+        for (int ci = 0; ci < nci; ci++, x += cs)
+            for (int t = 0; t < ntaps; t++) STEP(x + toff[t]);
+    }
+#undef STEP
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(c + r * ldc + 8 * v, acc[r][v]);
+}
+
+/* y = c + bias per row (the right edge one by one) */
+static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
+                  int cols) {
+    for (int r = 0; r < rows; r++) {
+        float b = bias ? bias[r] : 0.0f;
+        __m256 bv = _mm256_set1_ps(b);
+        int j = 0;
+        for (; j + 8 <= cols; j += 8)
+            _mm256_storeu_ps(y + r * ldy + j, _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + j), bv));
+        for (; j < cols; j++) y[r * ldy + j] = c[r * ldc + j] + b;
+    }
+}
+
+const sx_conv_kernels sx_conv_avx2 = {.name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .store = store};
