@@ -4,6 +4,7 @@
  * and twelve broadcasts of the packed weights. */
 #include <immintrin.h>
 
+#include "ops_avx2.h"
 #include "ops_impl.h"
 
 #define MR 12
@@ -57,6 +58,10 @@ static void ukr(int nci, int ntaps, const int64_t *toff, const float *a, const f
         for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
 }
 
+static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
+    transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
+}
+
 /* y = c + bias per row, masked at the right edge */
 static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
                   int cols) {
@@ -70,4 +75,5 @@ static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const floa
     }
 }
 
-const sx_conv_kernels sx_conv_avx512 = {.name = "avx512", .mr = MR, .nr = NR, .ukr = ukr, .store = store};
+const sx_conv_kernels sx_conv_avx512 = {.name = "avx512", .mr = MR, .nr = NR, .ukr = ukr,
+    .pack_w = pack_w, .store = store};

@@ -24,6 +24,9 @@
 #endif
 #define CONV_PB 512 /* output pixels per block (about) */
 #define CONV_BW 128 /* columns of a block in a wide output */
+#ifndef CONV_PF
+#define CONV_PF 4 /* input channels prefetched ahead while copying bands */
+#endif
 
 /* ======================================================================
  * scalar reference micro-kernel
@@ -51,8 +54,13 @@ static void sc_store(float *y, int64_t ldy, const float *c, int64_t ldc, const f
         for (int j = 0; j < cols; j++) y[r * ldy + j] = c[r * ldc + j] + (bias ? bias[r] : 0.0f);
 }
 
-const sx_conv_kernels sx_conv_scalar = {
-    .name = "scalar", .mr = SC_MR, .nr = SC_NR, .ukr = sc_ukr, .store = sc_store};
+static void sc_pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
+    for (int64_t k = 0; k < K; k++, dst += SC_MR)
+        for (int r = 0; r < SC_MR; r++) dst[r] = r < n ? w[r * ldw + k] : 0.0f;
+}
+
+const sx_conv_kernels sx_conv_scalar = {.name = "scalar", .mr = SC_MR, .nr = SC_NR, .ukr = sc_ukr,
+                                        .pack_w = sc_pack_w, .store = sc_store};
 
 const sx_conv_kernels *sx_conv_kernels_cur(void) {
     switch (sx_simd_level()) {
@@ -87,8 +95,8 @@ typedef struct {
     _Atomic int failed;
 } conv_job;
 
-/* Weights: channel tiles [b, e) -> panels [K][mr] (channels past Cout are 0):
- * the tile's rows (converted to F32 if needed) copied k by k. */
+/* Weights: channel tiles [b, e) -> panels [K][mr] (channels past Cout are
+ * 0), from the stored rows or their F32 conversion. */
 static void conv_pack_w_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     conv_job *J = ctx;
@@ -98,26 +106,17 @@ static void conv_pack_w_task(void *ctx, int64_t b, int64_t e, int tid) {
     int64_t K = J->K;
     size_t rb = sx_type_nbytes(w->type, w->ld);
     float *rows = w->type == SX_F32 ? NULL : sx_scratch(SX_SCR_PACK, (size_t)(mr * K));
-    const float *src[64];
-    if ((w->type != SX_F32 && !rows) || mr > 64) {
+    if (w->type != SX_F32 && !rows) {
         J->failed = 1;
         return;
     }
     for (int64_t t = b; t < e; t++) {
-        float *dst = (float *)J->ap + t * K * mr;
         int n = (int)(J->c->cout - t * mr < mr ? J->c->cout - t * mr : mr);
-        for (int r = 0; r < n; r++) {
-            const void *wr = (const char *)w->data + (size_t)(t * mr + r) * rb;
-            src[r] = wr;
-            if (rows) {
-                to_f32(rows + r * K, wr, K);
-                src[r] = rows + r * K;
-            }
-        }
-        for (int64_t k = 0; k < K; k++, dst += mr) {
-            for (int r = 0; r < n; r++) dst[r] = src[r][k];
-            for (int r = n; r < mr; r++) dst[r] = 0.0f;
-        }
+        const char *src = (const char *)w->data + (size_t)(t * mr) * rb;
+        if (rows)
+            for (int r = 0; r < n; r++) to_f32(rows + r * K, src + (size_t)r * rb, K);
+        J->ck->pack_w((float *)J->ap + t * K * mr, rows ? rows : (const float *)src,
+                      rows ? K : w->ld, n, K);
     }
 }
 
@@ -167,6 +166,9 @@ static void conv_band(float *xb, const conv_job *J, int64_t ci0, int64_t nch, in
                 continue;
             }
             const float *src = J->x + ((ci0 + ci) * J->H + iy) * W;
+            if (ci + CONV_PF < nch) /* the same row CONV_PF channels ahead (from memory) */
+                for (int64_t j = ix0 > 0 ? ix0 : 0; j < ix0 + s * ps && j < W; j += 16)
+                    __builtin_prefetch(src + CONV_PF * J->H * W + j);
             for (int64_t q = 0; q < s; q++, d += ps) {
                 /* columns j with 0 <= ix0 + j*s + q < W */
                 int64_t lo = ix0 + q >= 0 ? 0 : (-(ix0 + q) + s - 1) / s;

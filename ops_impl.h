@@ -187,6 +187,9 @@ typedef struct sx_conv_kernels {
     int mr, nr;
     void (*ukr)(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
                 float *c, int64_t ldc, int load_c);
+    /* the panel of mr output channels: dst[k][r] = r < n ? w[r*ldw + k] : 0
+     * for k < K, r < mr */
+    void (*pack_w)(float *dst, const float *w, int64_t ldw, int n, int64_t K);
     /* y[r][j] (row stride ldy) = c[r][j] + (bias ? bias[r] : 0) for
      * r < rows, j < cols (c with row stride ldc): a finished tile out */
     void (*store)(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
