@@ -9,9 +9,9 @@
  * slices. X is never materialised: per slice, the band of input rows under
  * the block is copied once, zero-padded (and, for stride s > 1, split into
  * s column phases, so that every kernel tap reads a contiguous run), and
- * the micro-kernel reads the shifted runs of every tap in place. Outputs
- * narrower than one register tile (small test models) gather nr-pixel
- * panels of X instead, across output rows. Every output element is a
+ * the micro-kernel reads the shifted runs of every tap in place. A 1x1
+ * convolution reads x itself (X = x). Outputs narrower than one register
+ * tile (small test models) gather nr-pixel panels of X across output rows. Every output element is a
  * running sum over k in order, so neither the blocks, the slices, the path
  * nor the thread count change its bytes. */
 #include <string.h>
@@ -75,7 +75,8 @@ const sx_conv_kernels *sx_conv_kernels_cur(void) {
 /* ======================================================================
  * driver
  * ====================================================================== */
-#define CONV_TAPS_MAX 256 /* direct path: kernels up to 16x16 */
+#define CONV_TAPS_MAX 256 /* band path: kernels up to 16x16 */
+enum { CONV_BAND, CONV_FLAT, CONV_GATHER };
 
 typedef struct {
     const sx_conv *c;
@@ -85,8 +86,9 @@ typedef struct {
     const float *ap; /* packed weights [ceil(Cout/mr)][K][mr] */
     const sx_weight *w;
     const sx_conv_kernels *ck;
-    int direct;      /* bands (rows of at least nr pixels), else gathered panels */
-    /* blocks: direct: bh rows x bw columns; else runs of pb pixels; x cb channels */
+    int mode;        /* CONV_BAND, CONV_FLAT or CONV_GATHER (see sx_conv2d) */
+    int direct;      /* mode == CONV_BAND */
+    /* blocks: band: bh rows x bw columns; else runs of pb pixels; x cb channels */
     int64_t bh, bw, pb, cb, n_pb, n_cb;
     /* direct: a band per slice of nsl channels: [nsl][brows][rs], rs = s phases
      * of ps columns; toff: the taps' offsets in it */
@@ -209,7 +211,7 @@ static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
     /* per block: slices of nsl channels (direct) or of CONV_KC rows of k */
     int64_t ntp_max = J->direct ? J->bh * ((J->bw + nr - 1) / nr) : (J->pb + nr - 1) / nr;
     int64_t nsl = J->direct ? J->nsl : (K < CONV_KC ? K : CONV_KC), nk = J->direct ? c->cin : K;
-    int64_t xfl = J->direct ? nsl * J->cs : ntp_max * nsl * nr;
+    int64_t xfl = J->direct ? nsl * J->cs : J->mode == CONV_FLAT ? nsl * nr : ntp_max * nsl * nr;
     /* per thread: the block's X (band or panels), its sums [ntc][ntp][mr][nr]
      * (contiguous tiles: rows of y a multiple of 4 KB apart would alias in
      * L1) and its tile list */
@@ -231,6 +233,13 @@ static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
             int64_t ns = nk - s0 < nsl ? nk - s0 : nsl, k0 = J->direct ? s0 * taps : s0;
             if (J->direct) {
                 conv_band(xb, J, s0, ns, oy0, rows, ox0);
+            } else if (J->mode == CONV_FLAT) { /* x in place; a partial tile's rows padded */
+                if (tl[ntp - 1].n < nr)
+                    for (int64_t k = 0; k < ns; k++) {
+                        float *d = xb + k * nr;
+                        memcpy(d, J->x + (s0 + k) * P + tl[ntp - 1].p0, sizeof(float) * (size_t)tl[ntp - 1].n);
+                        memset(d + tl[ntp - 1].n, 0, sizeof(float) * (size_t)(nr - tl[ntp - 1].n));
+                    }
             } else { /* panels [ntp][ns][nr] */
                 for (int64_t k = 0; k < ns; k++) {
                     int64_t ci = (k0 + k) / taps, ky = (k0 + k) % taps / c->kw, kx = (k0 + k) % c->kw;
@@ -247,6 +256,10 @@ static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
                     float *ct = cb + ((int64_t)i * ntp + j) * mr * nr;
                     if (J->direct)
                         ck->ukr((int)ns, taps, J->toff, a, xb + tl[j].xo, J->cs, ct, nr, s0 > 0);
+                    else if (J->mode == CONV_FLAT && tl[j].n == nr)
+                        ck->ukr((int)ns, 1, &zero, a, J->x + s0 * P + tl[j].p0, P, ct, nr, s0 > 0);
+                    else if (J->mode == CONV_FLAT)
+                        ck->ukr((int)ns, 1, &zero, a, xb, nr, ct, nr, s0 > 0);
                     else
                         ck->ukr((int)ns, 1, &zero, a, xb + j * ns * nr, nr, ct, nr, s0 > 0);
                     if (last) /* the finished tile (+ bias) -> y, while in L1 */
@@ -284,7 +297,14 @@ int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
     memset(&J, 0, sizeof J);
     J.c = c, J.y = y, J.x = x, J.bias = bias, J.H = H, J.W = W, J.Ho = ho, J.Wo = wo, J.P = P;
     J.K = K, J.w = w, J.ck = ck;
-    J.direct = wo >= nr && c->kh * c->kw <= CONV_TAPS_MAX;
+    /* band: the general path; flat: 1x1 convolutions read x in place (X is
+     * x); gather: outputs narrower than a register tile */
+    J.mode = c->kh == 1 && c->kw == 1 && c->stride == 1 && !c->pad_t && !c->pad_l && !c->pad_b &&
+                     !c->pad_r
+                 ? CONV_FLAT
+             : wo >= nr && c->kh * c->kw <= CONV_TAPS_MAX ? CONV_BAND
+                                                          : CONV_GATHER;
+    J.direct = J.mode == CONV_BAND;
     J.ap = sx_scratch(SX_SCR_CONV_W, (size_t)(ntiles * mr * K));
     if (!J.ap) return sx_err("sx_conv2d: out of memory packing '%s'", w->name ? w->name : "?");
     sx_parallel_for(ntiles, 1, conv_pack_w_task, &J);
