@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "ops_avx2.h"
+#include "ops_avx512.h"
 #include "ops_impl.h"
 
 #define MR 12
@@ -62,18 +63,34 @@ static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
     transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
 }
 
-/* y = c + bias per row, masked at the right edge */
+/* y = (accumulate ? y : 0) + (c + bias) per row, masked at the right edge */
 static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
-                  int cols) {
+                  int cols, int accumulate) {
     for (int r = 0; r < rows; r++) {
         __m512 bv = _mm512_set1_ps(bias ? bias[r] : 0.0f);
         for (int j = 0; j < cols; j += 16) {
             __mmask16 m = cols - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - j)) - 1);
-            _mm512_mask_storeu_ps(y + r * ldy + j, m,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + r * ldc + j), bv));
+            __m512 t = _mm512_add_ps(_mm512_maskz_loadu_ps(m, c + r * ldc + j), bv);
+            if (accumulate) t = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + r * ldy + j), t);
+            _mm512_mask_storeu_ps(y + r * ldy + j, m, t);
         }
     }
 }
 
+/* GroupNorm's affine (the operations of sx_groupnorm, in order), then
+ * SiLU as v / (1 + exp(-v)) */
+static void prologue(float *v, int64_t n, float mean, float rstd, float w, float b, int silu) {
+    const __m512 m = _mm512_set1_ps(mean), r = _mm512_set1_ps(rstd), wv = _mm512_set1_ps(w),
+                 bv = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 t = _mm512_maskz_loadu_ps(k, v + i);
+        t = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(t, m), r), wv), bv);
+        if (silu)
+            t = _mm512_div_ps(t, _mm512_add_ps(one, exp512_u(_mm512_sub_ps(_mm512_setzero_ps(), t))));
+        _mm512_mask_storeu_ps(v + i, k, t);
+    }
+}
+
 const sx_conv_kernels sx_conv_avx512 = {.name = "avx512", .mr = MR, .nr = NR, .ukr = ukr,
-    .pack_w = pack_w, .store = store};
+    .pack_w = pack_w, .store = store, .prologue = prologue};

@@ -49,9 +49,19 @@ static void sc_ukr(int nci, int ntaps, const int64_t *toff, const float *a, cons
 }
 
 static void sc_store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
-                     int cols) {
+                     int cols, int accumulate) {
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols; j++) y[r * ldy + j] = c[r * ldc + j] + (bias ? bias[r] : 0.0f);
+        for (int j = 0; j < cols; j++) {
+            float t = c[r * ldc + j] + (bias ? bias[r] : 0.0f);
+            y[r * ldy + j] = accumulate ? y[r * ldy + j] + t : t;
+        }
+}
+
+static void sc_prologue(float *v, int64_t n, float mean, float rstd, float w, float b, int silu) {
+    for (int64_t i = 0; i < n; i++) {
+        float t = (v[i] - mean) * rstd * w + b;
+        v[i] = silu ? sx_act1(t, SX_ACT_SILU) : t;
+    }
 }
 
 static void sc_pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
@@ -60,7 +70,8 @@ static void sc_pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K)
 }
 
 const sx_conv_kernels sx_conv_scalar = {.name = "scalar", .mr = SC_MR, .nr = SC_NR, .ukr = sc_ukr,
-                                        .pack_w = sc_pack_w, .store = sc_store};
+                                        .pack_w = sc_pack_w, .store = sc_store,
+                                        .prologue = sc_prologue};
 
 const sx_conv_kernels *sx_conv_kernels_cur(void) {
     switch (sx_simd_level()) {
@@ -77,6 +88,7 @@ const sx_conv_kernels *sx_conv_kernels_cur(void) {
  * ====================================================================== */
 #define CONV_TAPS_MAX 256 /* band path: kernels up to 16x16 */
 enum { CONV_BAND, CONV_FLAT, CONV_GATHER };
+#define SX_CONV_GROUPS_MAX 1024 /* GroupNorm groups of the fused prologue */
 
 typedef struct {
     const sx_conv *c;
@@ -94,8 +106,19 @@ typedef struct {
      * of ps columns; toff: the taps' offsets in it */
     int64_t nsl, ps, rs, cs, brows;
     int64_t toff[CONV_TAPS_MAX];
+    const sx_conv_fuse *f; /* prologue / epilogue (sx_conv2d_fused), or NULL */
+    const float *gstat;    /* per group: mean, rstd */
+    int64_t cg;            /* input channels per group */
     _Atomic int failed;
 } conv_job;
+
+/* The fused prologue on n values of input channel ci. */
+static void conv_pre(const conv_job *J, float *v, int64_t n, int64_t ci) {
+    const sx_conv_fuse *f = J->f;
+    int64_t g = ci / J->cg;
+    J->ck->prologue(v, n, J->gstat[2 * g], J->gstat[2 * g + 1], f->gn_w ? f->gn_w[ci] : 1.0f,
+                    f->gn_b ? f->gn_b[ci] : 0.0f, f->silu);
+}
 
 /* Weights: channel tiles [b, e) -> panels [K][mr] (channels past Cout are
  * 0), from the stored rows or their F32 conversion. */
@@ -183,6 +206,7 @@ static void conv_band(float *xb, const conv_job *J, int64_t ci0, int64_t nch, in
                     memcpy(d + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
                 else
                     for (int64_t j = lo; j < hi; j++) d[j] = src[ix0 + j * s + q];
+                if (J->f && hi > lo) conv_pre(J, d + lo, hi - lo, ci0 + ci);
                 memset(d + hi, 0, sizeof(float) * (size_t)(ps - hi));
             }
         }
@@ -198,6 +222,7 @@ static void conv_b_row(float *b, const conv_job *J, int64_t ci, int64_t ky, int6
         int64_t p = p0 + j, iy = p / J->Wo * c->stride + ky - c->pad_t,
                 ix = p % J->Wo * c->stride + kx - c->pad_l;
         b[j] = j < n && iy >= 0 && iy < J->H && ix >= 0 && ix < J->W ? xc[iy * J->W + ix] : 0.0f;
+        if (J->f && j < n && iy >= 0 && iy < J->H && ix >= 0 && ix < J->W) conv_pre(J, b + j, 1, ci);
     }
 }
 
@@ -264,15 +289,24 @@ static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
                         ck->ukr((int)ns, 1, &zero, a, xb + j * ns * nr, nr, ct, nr, s0 > 0);
                     if (last) /* the finished tile (+ bias) -> y, while in L1 */
                         ck->store(J->y + o * P + tl[j].p0, P, ct, nr, J->bias ? J->bias + o : NULL,
-                                  rws, tl[j].n);
+                                  rws, tl[j].n, J->f && J->f->accumulate);
                 }
             }
         }
     }
 }
 
-int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
-              const sx_weight *w, const float *bias, int64_t *Ho, int64_t *Wo) {
+/* GroupNorm statistics of the fused prologue, one group per item. */
+static void conv_stats_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    conv_job *J = ctx;
+    int64_t n = J->cg * J->H * J->W;
+    for (int64_t g = b; g < e; g++)
+        sx_groupnorm_stats(J->x + g * n, n, J->f->eps, (float *)J->gstat + 2 * g, (float *)J->gstat + 2 * g + 1);
+}
+
+static int conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c, const sx_weight *w,
+                  const float *bias, const sx_conv_fuse *f, int64_t *Ho, int64_t *Wo) {
     if (!y || !x || !c || !w) return sx_err("sx_conv2d: NULL argument");
     if (c->cin <= 0 || c->cout <= 0 || c->kh <= 0 || c->kw <= 0 || c->stride <= 0 || c->pad_t < 0 ||
         c->pad_l < 0 || c->pad_b < 0 || c->pad_r < 0)
@@ -300,11 +334,19 @@ int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
     /* band: the general path; flat: 1x1 convolutions read x in place (X is
      * x); gather: outputs narrower than a register tile */
     J.mode = c->kh == 1 && c->kw == 1 && c->stride == 1 && !c->pad_t && !c->pad_l && !c->pad_b &&
-                     !c->pad_r
+                     !c->pad_r && !f
                  ? CONV_FLAT
              : wo >= nr && c->kh * c->kw <= CONV_TAPS_MAX ? CONV_BAND
                                                           : CONV_GATHER;
     J.direct = J.mode == CONV_BAND;
+    float gstat[2 * SX_CONV_GROUPS_MAX];
+    if (f) { /* the prologue's GroupNorm statistics */
+        if (f->groups <= 0 || f->groups > SX_CONV_GROUPS_MAX || c->cin % f->groups)
+            return sx_err("sx_conv2d_fused: %d input channels not divisible into %d groups ('%s')",
+                          c->cin, f->groups, w->name ? w->name : "?");
+        J.f = f, J.gstat = gstat, J.cg = c->cin / f->groups;
+        sx_parallel_for(f->groups, 1, conv_stats_task, &J);
+    }
     J.ap = sx_scratch(SX_SCR_CONV_W, (size_t)(ntiles * mr * K));
     if (!J.ap) return sx_err("sx_conv2d: out of memory packing '%s'", w->name ? w->name : "?");
     sx_parallel_for(ntiles, 1, conv_pack_w_task, &J);
@@ -345,4 +387,16 @@ int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
     if (Ho) *Ho = ho;
     if (Wo) *Wo = wo;
     return 0;
+}
+
+int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+              const sx_weight *w, const float *bias, int64_t *Ho, int64_t *Wo) {
+    return conv2d(y, x, H, W, c, w, bias, NULL, Ho, Wo);
+}
+
+int sx_conv2d_fused(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+                    const sx_weight *w, const float *bias, const sx_conv_fuse *f, int64_t *Ho,
+                    int64_t *Wo) {
+    if (!f) return sx_err("sx_conv2d_fused: NULL fusion parameters");
+    return conv2d(y, x, H, W, c, w, bias, f, Ho, Wo);
 }

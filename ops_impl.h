@@ -84,6 +84,10 @@ int sx_gemm_pack_b(float *dst, const struct sx_weight *W, int64_t n0, int64_t N,
 void sx_gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
                        const float *bp, int64_t N, int64_t K, int64_t bK, float *ap);
 
+/* GroupNorm's statistics of one group of n values (ops.c): the mean and
+ * 1/sqrt(var + eps), both from sums in double (in a fixed order). */
+void sx_groupnorm_stats(const float *x, int64_t n, float eps, float *mean, float *rstd);
+
 /* ---- per-thread scratch (ops.c) ----
  * Buffers grown on demand and kept: fresh large mallocs are mmap'ed and
  * every page faults on first touch, which costs as much as the arithmetic of
@@ -190,10 +194,16 @@ typedef struct sx_conv_kernels {
     /* the panel of mr output channels: dst[k][r] = r < n ? w[r*ldw + k] : 0
      * for k < K, r < mr */
     void (*pack_w)(float *dst, const float *w, int64_t ldw, int n, int64_t K);
-    /* y[r][j] (row stride ldy) = c[r][j] + (bias ? bias[r] : 0) for
-     * r < rows, j < cols (c with row stride ldc): a finished tile out */
+    /* y[r][j] (row stride ldy) = (accumulate ? y[r][j] : 0) + (c[r][j] +
+     * (bias ? bias[r] : 0)) for r < rows, j < cols (c with row stride ldc):
+     * a finished tile out */
     void (*store)(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
-                  int cols);
+                  int cols, int accumulate);
+    /* In place on n input values of one channel: v = ((v - mean) * rstd) *
+     * w + b (the arithmetic of sx_groupnorm), then, if silu, v / (1 +
+     * exp(-v)): the prologue of sx_conv2d_fused. The scalar set uses expf
+     * (the bytes of sx_groupnorm + sx_silu); the SIMD sets their exp. */
+    void (*prologue)(float *v, int64_t n, float mean, float rstd, float w, float b, int silu);
 } sx_conv_kernels;
 
 extern const sx_conv_kernels sx_conv_scalar;

@@ -10,6 +10,8 @@ as the C side does.
 
   conv  cin cout k stride pad_t pad_l pad_b pad_r H W threads reps
   attn  Tq Tk heads head_dim causal threads reps
+  gnconv cin cout groups H W threads reps  (the resnets' GroupNorm -> SiLU ->
+        3x3 conv -> + residual, as diffusers' ResnetBlock2D runs them)
 
 Attention is F.scaled_dot_product_attention on [1, heads, T, head_dim] (in
 torch 2.0.1 on CPU the math path: the full Tq x Tk score matrix). Inputs are
@@ -44,6 +46,16 @@ def conv(a):
     return best_of(lambda: F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, b, stride=s), reps)
 
 
+def gnconv(a):
+    cin, cout, groups, H, W, threads, reps = map(int, a)
+    torch.set_num_threads(threads)
+    x, r = torch.randn(1, cin, H, W), torch.randn(1, cout, H, W)
+    gw, gb = torch.rand(cin) + 0.5, torch.rand(cin) - 0.5
+    w = torch.randn(cout, cin, 3, 3) * (1.0 / (cin * 9) ** 0.5)
+    b = torch.randn(cout)
+    return best_of(lambda: r + F.conv2d(F.silu(F.group_norm(x, groups, gw, gb, 1e-5)), w, b, padding=1), reps)
+
+
 def attn(a):
     Tq, Tk, H, D, causal, threads, reps = map(int, a)
     torch.set_num_threads(threads)
@@ -58,7 +70,7 @@ def main():
             if not f:
                 continue
             try:
-                t = {"conv": conv, "attn": attn}[f[0]](f[1:])
+                t = {"conv": conv, "attn": attn, "gnconv": gnconv}[f[0]](f[1:])
                 print(f"{t:.9f}", flush=True)
             except Exception as e:  # noqa: BLE001 - reported to the C side
                 print("error " + str(e).replace("\n", " "), flush=True)

@@ -6,8 +6,9 @@
  *   lanes x 2 flop per core).
  * Then attention (vs the GEMM and torch SDPA) and every UNet/VAE/ViT conv
  * (vs torch conv2d), with PyTorch run beside us by scripts/bench_kernels_torch.py.
- * Usage: build/tests/bench_matmul [--quick] [--attention] [--conv]
- *   (--attention / --conv: only those rows; --quick: fewer shapes) */
+ * Usage: build/tests/bench_matmul [--quick] [--attention] [--conv] [--fused]
+ *   (--attention / --conv / --fused (the resnet's norm -> SiLU -> conv): only
+ *   those rows; --quick: fewer shapes) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,19 +369,89 @@ static void bench_conv(torch_proc *tp, int quick) {
     }
 }
 
+/* The resnets' GroupNorm(32) -> SiLU -> 3x3 conv -> + residual: the separate
+ * kernel-layer ops (sx_groupnorm, sx_silu, sx_conv2d, sx_add), the fused
+ * sx_conv2d_fused and PyTorch's four ops, alternately (rows cropped as in
+ * bench_conv). */
+static void bench_gnconv(torch_proc *tp) {
+    static const struct { const char *what; int c, H, W; } gs[] = {
+        {"unet res 320 @128", 320, 128, 128}, {"unet res 640 @64", 640, 64, 64},
+        {"unet res 1280 @32", 1280, 32, 32},  {"vae res 512 @256", 512, 256, 256},
+        {"vae res 128 @1024", 128, 1024, 1024}};
+    int maxt = sx_threads_count();
+    printf("\nresnet GroupNorm(32) -> SiLU -> conv3x3 -> + x: separate ops vs sx_conv2d_fused vs torch (%s)\n"
+           "(1 thread: CPU time of the thread on both sides; 2: wall time)\n",
+           sx_simd_name(sx_simd_level()));
+    printf("%-20s %14s %3s %10s %10s %10s %8s %8s\n", "block", "HxW(rows)", "thr", "separate", "fused",
+           "torch", "fused/sep", "vs torch");
+    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
+        int C = gs[i].c;
+        int64_t H = gs[i].H, W = gs[i].W;
+        while (2.0 * C * C * 9 * H * W > CONV_GFLOP * 1e9 && H > 16) H /= 2;
+        int64_t n = C * H * W, K = (int64_t)C * 9;
+        float *x = malloc(sizeof(float) * n), *h = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+        float *r = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * C * K), *b = malloc(sizeof(float) * C);
+        float *gw = malloc(sizeof(float) * C), *gb = malloc(sizeof(float) * C);
+        sx_rand_uniform(x, n, 1, -1, 1), sx_rand_uniform(r, n, 2, -1, 1);
+        sx_rand_uniform(w, C * K, 3, -0.05f, 0.05f), sx_rand_uniform(b, C, 4, -1, 1);
+        sx_rand_uniform(gw, C, 5, 0.5f, 1.5f), sx_rand_uniform(gb, C, 6, -0.5f, 0.5f);
+        sx_weight W3 = sx_weight_f32(w, C, K);
+        sx_conv cv = {C, C, 3, 3, 1, 1, 1, 1, 1};
+        sx_conv_fuse f = {32, 1e-5f, gw, gb, 1, 1};
+        char hw[32];
+        snprintf(hw, sizeof hw, H < gs[i].H ? "%dx%d(%lld)" : "%dx%d", gs[i].H, gs[i].W, (long long)H);
+        for (int t = 1; t <= maxt; t *= 2) {
+            double bs = 1e30, bf = 1e30, bt = 1e30;
+            char req[128];
+            snprintf(req, sizeof req, "gnconv %d %d 32 %lld %lld %d 2", C, C, (long long)H, (long long)W, t);
+            sx_threads_init(t);
+            for (int rd = 0; rd < CONV_ROUNDS; rd++) {
+                for (int j = 0; j < 2; j++) {
+                    double t0 = row_clock(t);
+                    sx_groupnorm(h, x, gw, gb, C, H * W, 32, 1e-5f);
+                    sx_silu(h, h, n);
+                    sx_conv2d(y, h, H, W, &cv, &W3, b, NULL, NULL);
+                    sx_add(y, r, y, n);
+                    double t1 = row_clock(t);
+                    memcpy(y, r, sizeof(float) * n);
+                    double t2 = row_clock(t);
+                    sx_conv2d_fused(y, x, H, W, &cv, &W3, b, &f, NULL, NULL);
+                    double t3 = row_clock(t);
+                    if (t1 - t0 < bs) bs = t1 - t0;
+                    if (t3 - t2 < bf) bf = t3 - t2;
+                }
+                double tt = torch_time(tp, req);
+                if (tt > 0 && tt < bt) bt = tt;
+            }
+            char tcol[16] = "-", rcol[16] = "-";
+            if (bt < 1e30) {
+                snprintf(tcol, sizeof tcol, "%.1f ms", 1e3 * bt);
+                snprintf(rcol, sizeof rcol, "%.2fx", bt / bf);
+            }
+            printf("%-20s %14s %3d %7.1f ms %7.1f ms %10s %7.2fx %8s\n", gs[i].what, hw, t, 1e3 * bs,
+                   1e3 * bf, tcol, bs / bf, rcol);
+            fflush(stdout);
+        }
+        sx_threads_init(maxt);
+        free(x), free(h), free(y), free(r), free(w), free(b), free(gw), free(gb);
+    }
+}
+
 int main(int argc, char **argv) {
-    int quick = 0, attention = 0, conv = 0;
+    int quick = 0, attention = 0, conv = 0, fused = 0;
     for (int i = 1; i < argc; i++) {
         quick |= !strcmp(argv[i], "--quick");
         attention |= !strcmp(argv[i], "--attention");
         conv |= !strcmp(argv[i], "--conv");
+        fused |= !strcmp(argv[i], "--fused");
     }
     torch_proc tp;
-    if (attention || conv) { /* only these rows */
+    if (attention || conv || fused) { /* only these rows */
         if (sx_threads_init(0) != 0) return 1;
         if (torch_open(&tp)) printf("(no .venv: PyTorch columns left empty)\n");
         if (attention) bench_attention(&tp);
         if (conv) bench_conv(&tp, quick);
+        if (conv || fused) bench_gnconv(&tp);
         torch_close(&tp);
         return 0;
     }
@@ -431,6 +502,7 @@ int main(int argc, char **argv) {
     if (torch_open(&tp)) printf("(no .venv: PyTorch columns left empty)\n");
     bench_attention(&tp);
     bench_conv(&tp, quick);
+    bench_gnconv(&tp);
     torch_close(&tp);
     return 0;
 }

@@ -338,6 +338,73 @@ static void test_conv_paths(void) {
     sx_threads_init(nt);
 }
 
+/* sx_conv2d_fused against the separate ops it fuses (sx_groupnorm, sx_silu,
+ * sx_conv2d, sx_add): the same bytes on the scalar path and without the
+ * SiLU on every path (the SIMD paths' SiLU uses their own exp: within
+ * 1e-6), the same bytes for 1 and 2 threads; on every conv path. */
+static void test_conv_fused(void) {
+    struct { int cin, cout, k, s, pt, pl, pb, pr, H, W, groups, silu, acc, affine; } cs[] = {
+        {32, 20, 3, 1, 1, 1, 1, 1, 9, 70, 8, 1, 1, 1}, {16, 24, 1, 1, 0, 0, 0, 0, 5, 40, 4, 1, 0, 1},
+        {12, 13, 3, 2, 0, 0, 1, 1, 8, 67, 3, 1, 0, 0}, {8, 5, 3, 1, 1, 1, 1, 1, 6, 7, 2, 0, 1, 1},
+        {64, 16, 3, 1, 1, 1, 1, 1, 4, 33, 32, 0, 0, 1}};
+    int nt = sx_threads_count();
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k, cs[ci].k, cs[ci].s, cs[ci].pt, cs[ci].pl,
+                      cs[ci].pb, cs[ci].pr};
+        int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw, nx = cv.cin * H * W;
+        int64_t Ho = (H + cv.pad_t + cv.pad_b - cv.kh) / cv.stride + 1;
+        int64_t Wo = (W + cv.pad_l + cv.pad_r - cv.kw) / cv.stride + 1, ny = cv.cout * Ho * Wo;
+        float *x = malloc(sizeof(float) * nx), *h = malloc(sizeof(float) * nx);
+        float *w = malloc(sizeof(float) * cv.cout * K), *b = malloc(sizeof(float) * cv.cout);
+        float *gw = malloc(sizeof(float) * cv.cin), *gb = malloc(sizeof(float) * cv.cin);
+        float *res = malloc(sizeof(float) * ny), *ref = malloc(sizeof(float) * ny);
+        float *y1 = malloc(sizeof(float) * ny), *y2 = malloc(sizeof(float) * ny);
+        sx_rand_uniform(x, nx, 100 + ci, -3, 5);
+        sx_rand_uniform(w, cv.cout * K, 110 + ci, -0.3f, 0.3f);
+        sx_rand_uniform(b, cv.cout, 120 + ci, -1, 1);
+        sx_rand_uniform(gw, cv.cin, 130 + ci, 0.5f, 1.5f);
+        sx_rand_uniform(gb, cv.cin, 140 + ci, -0.5f, 0.5f);
+        sx_rand_uniform(res, ny, 150 + ci, -1, 1);
+        sx_weight wt = sx_weight_f32(w, cv.cout, K);
+        sx_conv_fuse f = {cs[ci].groups, 1e-5f, cs[ci].affine ? gw : NULL, cs[ci].affine ? gb : NULL,
+                          cs[ci].silu, cs[ci].acc};
+        for (int li = 0; li < n_levels; li++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s fused %d->%d k%d s%d silu %d acc %d", sx_simd_name(levels[li]),
+                     cv.cin, cv.cout, cv.kh, cv.stride, f.silu, f.accumulate);
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            /* the separate ops */
+            CHECK_OK(sx_groupnorm(h, x, f.gn_w, f.gn_b, cv.cin, H * W, f.groups, f.eps));
+            if (f.silu) sx_silu(h, h, nx);
+            CHECK_OK(sx_conv2d(ref, h, H, W, &cv, &wt, b, NULL, NULL));
+            if (f.accumulate) sx_add(ref, res, ref, ny);
+            /* fused, 1 and 2 threads */
+            memcpy(y1, res, sizeof(float) * ny);
+            CHECK_OK(sx_conv2d_fused(y1, x, H, W, &cv, &wt, b, &f, NULL, NULL));
+            if (levels[li] == SX_SIMD_SCALAR || !f.silu)
+                CHECKF(!memcmp(y1, ref, sizeof(float) * ny), "%s: differs from the separate ops", nm);
+            else
+                CHECK_CLOSE(nm, y1, ref, ny, 1e-6);
+            sx_threads_init(2);
+            sx_simd_set(levels[li]);
+            memcpy(y2, res, sizeof(float) * ny);
+            CHECK_OK(sx_conv2d_fused(y2, x, H, W, &cv, &wt, b, &f, NULL, NULL));
+            CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: differs across threads", nm);
+        }
+        sx_simd_init();
+        free(x), free(h), free(w), free(b), free(gw), free(gb), free(res), free(ref), free(y1), free(y2);
+    }
+    sx_threads_init(nt);
+    /* groups must divide the input channels */
+    float z[64] = {0};
+    sx_conv cv = {6, 2, 1, 1, 1, 0, 0, 0, 0};
+    sx_weight wt = sx_weight_f32(z, 2, 6);
+    sx_conv_fuse f = {4, 1e-5f, NULL, NULL, 1, 0};
+    CHECK(sx_conv2d_fused(z + 12, z, 1, 2, &cv, &wt, NULL, &f, NULL, NULL) != 0);
+    CHECK(sx_conv2d_fused(z + 12, z, 1, 2, &cv, &wt, NULL, NULL, NULL, NULL) != 0);
+}
+
 static void test_resample_vs_torch(void) {
     uint64_t n;
     int et;
@@ -664,6 +731,7 @@ int main(void) {
     RUN(test_activations_vs_torch);
     RUN(test_conv_vs_torch);
     RUN(test_conv_paths);
+    RUN(test_conv_fused);
     RUN(test_resample_vs_torch);
     RUN(test_rope_vs_hf);
     RUN(test_conversions);
