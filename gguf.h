@@ -54,19 +54,39 @@ int64_t sx_gguf_n_tensors(const sx_gguf *g);
 const sx_tensor *sx_gguf_tensor_at(const sx_gguf *g, int64_t i);
 /* NULL when absent; sets no error. */
 const sx_tensor *sx_gguf_find(const sx_gguf *g, const char *name);
-/* Checked lookup: type must be in type_mask (SX_TYPE_BIT(..) | ...), ndim
- * must match and each of the ndim int64_t dims must match (pass -1 for
- * "any"). NULL on failure with a message such as
+/* Checked lookup: type must be in type_mask (SX_TYPE_BIT(..) | ...), the
+ * tensor must have ndim dims and shape[d] == dims[d] for each d (-1: any).
+ * NULL on failure with a message such as
  *   model.gguf: tensor 'blocks.0.attn.qkv.weight' has shape [4992,1664],
- *   expected [4992,1600]                                                   */
+ *   expected [4992,1600]
+ * Call sites write the expected shape with SX_SHAPE:
+ *   sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, SX_SHAPE(W, 3, P, P)) */
 const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type_mask,
-                               int ndim, ...);
+                               int ndim, const int64_t *dims);
 /* As sx_tensor_get, returning the tensor converted to float32. The pointer
  * is into the mapping when the tensor is F32 (and 4-byte aligned), else a
  * converted copy owned by g (freed by sx_gguf_close). */
-const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...);
+const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, const int64_t *dims);
+/* SX_SHAPE(a, b, ...) stands for the two arguments `ndim, dims` above: the
+ * number of dims and the array (const int64_t[]){a, b, ...}, every dim
+ * converted to int64_t whatever its type. */
+#define SX_SHAPE(...)                                                                      \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) {         \
+        __VA_ARGS__                                                                        \
+    }
 /* t converted to F32/F16/BF16: a copy owned by g (until sx_gguf_close). */
 const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type);
+/* A zeroed, 64-byte aligned buffer of `bytes` attached to tensor t under
+ * slot (0 .. SX_GGUF_SLOTS-1), owned by g and freed by sx_gguf_close: the
+ * kernel layer keeps a matrix's packed form there. *created (may be NULL)
+ * says whether this call made it (1) or returned the existing one of the
+ * same size (0). NULL on failure, with an error. */
+#define SX_GGUF_SLOTS 2
+void *sx_gguf_tensor_buffer(sx_gguf *g, const sx_tensor *t, int slot, size_t bytes, int *created);
+/* Gives the mapped pages wholly inside tensor t back to the OS
+ * (madvise(MADV_DONTNEED)): they stop counting in the resident set and are
+ * read from the file again if touched later. */
+void sx_gguf_tensor_release(sx_gguf *g, const sx_tensor *t);
 /* Converts any tensor type to float32 into dst (t->nelem floats). */
 int sx_tensor_to_f32(const sx_tensor *t, float *dst);
 
@@ -95,9 +115,17 @@ int sx_meta_arr_str(const sx_gguf *g, const char *key, uint64_t i, const char **
  * element type), for bulk reads such as the tokenizer's scores. */
 const void *sx_meta_arr_data(const sx_gguf *g, const char *key);
 
-/* Writes a gguf-dump-like listing (metadata, tensor table) to f.
- * Implemented in gguf.c; used by `seedx inspect`. */
-int sx_gguf_print(const sx_gguf *g, void *FILE_ptr, int show_all_array_items);
+/* --- for listings (`seedx inspect`) --- */
+/* Metadata value i as text: numbers, "strings" (quotes, backslashes and
+ * control bytes escaped), [arrays] (nested ones too). Unless all, strings
+ * are cut after 120 bytes and arrays after 8 items (", ... N more").
+ * malloc'd; NULL on error. */
+char *sx_gguf_kv_text(const sx_gguf *g, int64_t i, int all);
+/* "u8", "i32", "f32", "bool", "str", "arr", ... ("?" if unknown). */
+const char *sx_gguf_kv_type_name(int type);
+/* File offset of the data section; size of the file in bytes. */
+uint64_t sx_gguf_data_offset(const sx_gguf *g);
+size_t sx_gguf_file_size(const sx_gguf *g);
 
 #ifdef __cplusplus
 }

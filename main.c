@@ -1,67 +1,85 @@
-/* main.c - the `seedx` command line: dispatches to the subcommands that each
- * component implements next to its code (sx_cmd_* functions). */
+/* main.c - the `seedx` command line: global options, then dispatch to the
+ * subcommands (cli.h: SEED-X modes in cli.c, component tools in
+ * cli_tools.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "cli.h"
 
-/* Subcommands (one line each; implemented in the named file). */
-int sx_cmd_version(int argc, char **argv); /* main.c */
-int sx_cmd_tokenize(int argc, char **argv); /* tokenizer.c */
-int sx_cmd_image(int argc, char **argv);   /* image_io.c */
-int sx_cmd_inspect(int argc, char **argv); /* gguf.c */
-int sx_cmd_vit(int argc, char **argv);     /* vit.c */
-int sx_cmd_vae(int argc, char **argv);     /* vae.c */
-int sx_cmd_lm(int argc, char **argv);      /* llama.c */
-int sx_cmd_unet(int argc, char **argv);    /* unet.c */
+static int sx_cmd_version(int argc, char **argv);
+int sx_cmd_serve(int argc, char **argv); /* serve.c */
 
+/* fast: the command's default compute type is BF16 where the CPU has BF16
+ * instructions (AMX, AVX512_BF16): the SEED-X modes and the server. The component tools
+ * default to the exact F32 path (numerics, parity with PyTorch). */
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
+    int fast;
 } cmds[] = {
-    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (from the repo root)"},
-    {"chat", sx_cmd_chat, "SEED-X: talk about images (one shot with -p, else a REPL)"},
-    {"ground", sx_cmd_ground, "SEED-X: find things in an image, print and draw the boxes"},
-    {"generate", sx_cmd_generate, "SEED-X: text to image"},
-    {"edit", sx_cmd_edit, "SEED-X-Edit: edit an image by instruction"},
-    {"reconstruct", sx_cmd_reconstruct, "SEED-X de-tokenizer: image -> ViT features -> image"},
-    {"version", sx_cmd_version, "print version, SIMD path and threads"},
-    {"inspect", sx_cmd_inspect, "list a GGUF file's metadata and tensors (or every *.gguf in a dir)"},
-    {"image", sx_cmd_image, "image info|convert|tiles: decode, resize, SEED-X any-res tiles"},
-    {"tokenize", sx_cmd_tokenize, "text -> token ids (or --decode ids -> text)"},
-    {"vit", sx_cmd_vit, "encode an image with the Qwen-VL ViT (+attn pool), print feature stats"},
-    {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)"},
-    {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip"},
-    {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling"},
+    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (outputs in demo-out/)", 1},
+    {"chat", sx_cmd_chat, "SEED-X: talk about images (one shot with -p, else a REPL)", 1},
+    {"ground", sx_cmd_ground, "SEED-X: find things in an image, print and draw the boxes", 1},
+    {"generate", sx_cmd_generate, "SEED-X: text to image", 1},
+    {"edit", sx_cmd_edit, "SEED-X-Edit: edit an image by instruction", 1},
+    {"reconstruct", sx_cmd_reconstruct, "SEED-X de-tokenizer: image -> ViT features -> image", 1},
+    {"version", sx_cmd_version, "print version, SIMD path and threads", 0},
+    {"inspect", sx_cmd_inspect, "list a GGUF file's metadata and tensors (or every *.gguf in a dir)", 0},
+    {"image", sx_cmd_image, "image info|convert|tiles: decode, resize, SEED-X any-res tiles", 0},
+    {"tokenize", sx_cmd_tokenize, "text -> token ids (or --decode ids -> text)", 0},
+    {"vit", sx_cmd_vit, "encode an image with the Qwen-VL ViT (+attn pool), print feature stats", 0},
+    {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)", 0},
+    {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip", 0},
+    {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling", 0},
+    {"serve", sx_cmd_serve, "SEED-X behind a local HTTP API (OpenAI conventions) and a web page", 1},
     /* @@commands: add one line per subcommand above this marker */
 };
 
-int sx_cmd_version(int argc, char **argv) {
+static int sx_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
     printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
            sx_threads_count());
+    if (sx_compute_bf16_native())
+        printf("compute: bf16 (%s) for chat ground generate edit reconstruct demo serve, f32 for the "
+               "others; --compute f32|bf16 chooses\n",
+               sx_compute_bf16_kernel());
+    else
+        printf("compute: f32 (no BF16 instructions: --compute bf16 would round the inputs but run "
+               "on float32 FMAs, %s)\n",
+               sx_compute_bf16_kernel());
     return 0;
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: seedx [--threads N] [--trace DIR] COMMAND [ARGS...]\n\ncommands:\n");
+    fprintf(f, "usage: seedx [--threads N] [--compute f32|bf16] [--trace DIR] COMMAND [ARGS...]\n\n"
+               "--compute: matrix products in exact float32, or with bfloat16 inputs and float32\n"
+               "sums (AVX512_BF16: about twice the float32 rate, AMX tiles: more than ten times).\n"
+               "Default: bf16 for the SEED-X modes where the CPU has BF16 instructions, f32\n"
+               "otherwise and for the component tools (`seedx version` says which).\n\n"
+               "commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
-    fprintf(f, "\nenvironment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512, SEEDX_TRACE=dir\n"
+    fprintf(f, "\nenvironment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512|amx, SEEDX_TRACE=dir\n"
                "`seedx COMMAND --help` describes a command.\n");
 }
 
 int main(int argc, char **argv) {
-    int threads = 0;
+    int threads = 0, compute = 0;
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             threads = atoi(argv[i + 1]);
             if (threads <= 0) {
                 fprintf(stderr, "seedx: --threads needs a positive number, got '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            i += 2;
+        } else if (!strcmp(argv[i], "--compute") && i + 1 < argc) {
+            if ((compute = sx_compute_from_name(argv[i + 1])) < 0) {
+                fprintf(stderr, "seedx: --compute takes f32 or bf16, got '%s'\n", argv[i + 1]);
                 return 2;
             }
             i += 2;
@@ -84,12 +102,17 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (sx_threads_init(threads) != 0) {
+    if (sx_init(threads) != 0) {
         fprintf(stderr, "seedx: %s\n", sx_errmsg());
         return 1;
     }
-    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++)
-        if (!strcmp(argv[i], cmds[c].name)) return cmds[c].fn(argc - i, argv + i);
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        if (strcmp(argv[i], cmds[c].name)) continue;
+        if (!compute)
+            compute = cmds[c].fast && sx_compute_bf16_native() ? SX_COMPUTE_BF16 : SX_COMPUTE_F32;
+        sx_set_compute(compute);
+        return cmds[c].fn(argc - i, argv + i);
+    }
     fprintf(stderr, "seedx: unknown command '%s'\n", argv[i]);
     usage(stderr);
     return 2;

@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "ops_impl.h"
-#include "seedx.h"
+#include "ops.h"
+#include "sx_core.h"
 
 /* Keys per block of the online softmax (rounded down to a multiple of the
  * set's kt); the block's scores (ATTN_KB x qt floats) stay in L1. */

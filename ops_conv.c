@@ -17,7 +17,8 @@
 #include <string.h>
 
 #include "ops_impl.h"
-#include "seedx.h"
+#include "ops.h"
+#include "sx_core.h"
 
 #ifndef CONV_KC
 #define CONV_KC 256 /* rows of k per slice */

@@ -6,7 +6,8 @@
 
 #include "half.h"
 #include "ops_impl.h"
-#include "seedx.h"
+#include "sx_core.h"
+#include "wtype.h"
 
 /* ---- scalar reference conversions ------------------------------------ */
 
@@ -80,8 +81,9 @@ static const sx_wtype table[] = {
            [SX_SIMD_AVX512] = {X86(sx_f16_to_f32_avx512), NULL, X86(sx_gemv_f16_avx512)}}},
     {.type = SX_BF16, .name = "BF16", .block = 1, .block_bytes = 2, .act_type = SX_F32, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {bf16_to_f32, bf16_from_f32, sx_gemv_bf16_scalar},
-           [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), NULL, X86(sx_gemv_bf16_avx2)},
-           [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), NULL, X86(sx_gemv_bf16_avx512)}}},
+           [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), X86(sx_bf16_from_f32_avx2), X86(sx_gemv_bf16_avx2)},
+           [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), X86(sx_bf16_from_f32_avx512),
+                               X86(sx_gemv_bf16_avx512)}}},
     /* Quantized types: readable (to_f32); quantization and the integer GEMV
      * are added with their kernels (a NULL gemv makes sx_matmul refuse the
      * type for M <= 8 with an error naming it). */
@@ -128,7 +130,7 @@ double sx_type_bpw(int type) {
 }
 
 sx_wtype_kernels sx_wtype_kernels_of(const sx_wtype *t) {
-    sx_wtype_kernels k = t->k[SX_SIMD_SCALAR], s = t->k[sx_simd_level()];
+    sx_wtype_kernels k = t->k[SX_SIMD_SCALAR], s = t->k[sx_simd_vec_level()];
     if (s.to_f32) k.to_f32 = s.to_f32;
     if (s.from_f32) k.from_f32 = s.from_f32;
     if (s.gemv) k.gemv = s.gemv;
