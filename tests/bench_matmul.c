@@ -653,11 +653,9 @@ static void torch_close(torch_proc *t) {
  * processes took the core; with more, wall time. */
 static double row_clock(int threads) { return threads > 1 ? sx_time() : cpu_now(1); }
 
-/* The F32 FMA peak of t threads per CPU-second (measured at the start), for
- * the current SIMD path. */
-static double peak_cpu(int t) {
-    return t * (sx_simd_level() == SX_SIMD_AVX512 ? pk[PK_ZMM] : pk[PK_YMM]);
-}
+/* The F32 FMA peak of one core per CPU-second (measured at the start), for
+ * the current SIMD path: "% peak" divides a rate per CPU-second by it. */
+static double peak_cpu(void) { return sx_simd_level() == SX_SIMD_AVX512 ? pk[PK_ZMM] : pk[PK_YMM]; }
 
 /* sx_attention at the model shapes, timed alternately (best of ATT_REPS
  * rounds) with the F32 GEMM of the same model's projections
@@ -724,7 +722,7 @@ static void bench_attention(torch_proc *tp, int maxt) {
             printf("%-24s %5lld %5lld %3d %4d %3d %8.1f %9.1f %9.1f %7.0f%% %8s %8s %6.0f%%\n", as[i].what,
                    (long long)Tq, (long long)Tk, H, hd, t, fa / aw / 1e9, fa / ac / 1e9, fg / gc / 1e9,
                    100 * (fa / ac) / (fg / gc), tcol, rcol,
-                   peak_cpu(t) > 0 ? 100 * fa / ac / 1e9 / peak_cpu(t) : 0);
+                   peak_cpu() > 0 ? 100 * fa / ac / 1e9 / peak_cpu() : 0);
             fflush(stdout);
         }
         sx_threads_init(maxt);
@@ -864,7 +862,7 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
                 snprintf(rcol, sizeof rcol, "%.2fx", bt / bo);
             }
             printf("%-25s %-15s %9s %3d %8.1f %8s %8s %6.0f%%\n", c->what, shp, hw, t, g, tcol, rcol,
-                   peak_cpu(t) > 0 ? 100 * fl / bc / 1e9 / peak_cpu(t) : 0);
+                   peak_cpu() > 0 ? 100 * fl / bc / 1e9 / peak_cpu() : 0);
             fflush(stdout);
         }
         sx_threads_init(maxt);
