@@ -63,6 +63,11 @@ static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
     transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
 }
 
+static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
+                          int n) {
+    sx_conv_pack_w_panels(dst, MR, pdata, type, pnr, K, c0, n);
+}
+
 /* y = (accumulate ? y : 0) + (c + bias) per row (the right edge one by one) */
 static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
                   int cols, int accumulate) {
@@ -104,4 +109,4 @@ static void prologue(float *v, int64_t n, float mean, float rstd, float w, float
 }
 
 const sx_conv_kernels sx_conv_avx2 = {.name = "avx2", .mr = MR, .nr = NR, .ukr = ukr,
-    .pack_w = pack_w, .store = store, .prologue = prologue};
+    .pack_w = pack_w, .pack_w_panels = pack_w_panels, .store = store, .prologue = prologue};

@@ -4,6 +4,7 @@
  * and twelve broadcasts of the packed weights. */
 #include <immintrin.h>
 
+#include "ops.h"
 #include "ops_avx2.h"
 #include "ops_avx512.h"
 #include "ops_impl.h"
@@ -63,6 +64,31 @@ static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
     transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
 }
 
+/* m (< 16) elements of type `type` from p, widened to float32 (lanes past m 0) */
+static inline __m512 load_w(const void *p, int type, int m) {
+    __mmask16 k = (__mmask16)((1u << m) - 1);
+    if (type == SX_F32) return _mm512_maskz_loadu_ps(k, p);
+    __m256i h = _mm256_maskz_loadu_epi16(k, p);
+    if (type == SX_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Panel rows from the weight panels: per k, the tile's channels are one run
+ * in a weight panel, or two (a tile across two panels). */
+static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
+                          int n) {
+    size_t es = type == SX_F32 ? 4 : 2;
+    int q = (int)(c0 % pnr), n1 = n < pnr - q ? n : pnr - q, n2 = n - n1;
+    const char *p1 = (const char *)pdata + (size_t)(c0 / pnr * pnr * K + q) * es;
+    const char *p2 = (const char *)pdata + (size_t)((c0 / pnr + 1) * pnr * K) * es;
+    __mmask16 m1 = (__mmask16)((1u << n1) - 1), m2 = (__mmask16)((1u << n2) - 1);
+    for (int64_t k = 0; k < K; k++, dst += MR) {
+        _mm512_mask_storeu_ps(dst, (__mmask16)((1u << MR) - 1), _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(dst, m1, load_w(p1 + (size_t)(k * pnr) * es, type, n1));
+        if (n2) _mm512_mask_storeu_ps(dst + n1, m2, load_w(p2 + (size_t)(k * pnr) * es, type, n2));
+    }
+}
+
 /* y = (accumulate ? y : 0) + (c + bias) per row, masked at the right edge */
 static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
                   int cols, int accumulate) {
@@ -93,4 +119,4 @@ static void prologue(float *v, int64_t n, float mean, float rstd, float w, float
 }
 
 const sx_conv_kernels sx_conv_avx512 = {.name = "avx512", .mr = MR, .nr = NR, .ukr = ukr,
-    .pack_w = pack_w, .store = store, .prologue = prologue};
+    .pack_w = pack_w, .pack_w_panels = pack_w_panels, .store = store, .prologue = prologue};

@@ -16,6 +16,7 @@
  * nor the thread count change its bytes. */
 #include <string.h>
 
+#include "half.h"
 #include "ops_impl.h"
 #include "ops.h"
 #include "sx_core.h"
@@ -70,9 +71,31 @@ static void sc_pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K)
         for (int r = 0; r < SC_MR; r++) dst[r] = r < n ? w[r * ldw + k] : 0.0f;
 }
 
+void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
+                           int64_t c0, int n) {
+    for (int r = 0; r < mr; r++) {
+        int64_t c = c0 + r, base = c / pnr * pnr * K + c % pnr; /* element (c, k): base + k*pnr */
+        for (int64_t k = 0; k < K; k++) {
+            float v = 0.0f;
+            if (r < n) {
+                int64_t i = base + k * pnr;
+                v = type == SX_F32   ? ((const float *)pdata)[i]
+                    : type == SX_F16 ? sx_f16_to_f32(((const uint16_t *)pdata)[i])
+                                     : sx_bf16_to_f32(((const uint16_t *)pdata)[i]);
+            }
+            dst[k * mr + r] = v;
+        }
+    }
+}
+
+static void sc_pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
+                             int n) {
+    sx_conv_pack_w_panels(dst, SC_MR, pdata, type, pnr, K, c0, n);
+}
+
 const sx_conv_kernels sx_conv_scalar = {.name = "scalar", .mr = SC_MR, .nr = SC_NR, .ukr = sc_ukr,
-                                        .pack_w = sc_pack_w, .store = sc_store,
-                                        .prologue = sc_prologue};
+                                        .pack_w = sc_pack_w, .pack_w_panels = sc_pack_w_panels,
+                                        .store = sc_store, .prologue = sc_prologue};
 
 const sx_conv_kernels *sx_conv_kernels_cur(void) {
     switch (sx_simd_level()) {
@@ -121,6 +144,15 @@ static void conv_pre(const conv_job *J, float *v, int64_t n, int64_t ci) {
                     f->gn_b ? f->gn_b[ci] : 0.0f, f->silu);
 }
 
+/* The weight's panels packed at load for the F32 compute type, if any. */
+static const sx_packed *conv_panels(const sx_weight *w) {
+    const sx_packed *pk = w->packed;
+    if (!pk || pk->layout != SX_PACK_PANELS || pk->trans || w->trans || pk->K != w->K ||
+        w->packed_n0 + w->N > pk->N || (pk->type != SX_F32 && pk->type != SX_F16 && pk->type != SX_BF16))
+        return NULL;
+    return pk;
+}
+
 /* Weights: channel tiles [b, e) -> panels [K][mr] (channels past Cout are
  * 0), from the stored rows or their F32 conversion. */
 static void conv_pack_w_task(void *ctx, int64_t b, int64_t e, int tid) {
@@ -131,13 +163,19 @@ static void conv_pack_w_task(void *ctx, int64_t b, int64_t e, int tid) {
     int mr = J->ck->mr;
     int64_t K = J->K;
     size_t rb = sx_type_nbytes(w->type, w->ld);
-    float *rows = w->type == SX_F32 ? NULL : sx_scratch(SX_SCR_PACK, (size_t)(mr * K));
-    if (w->type != SX_F32 && !rows) {
+    float *rows = w->type == SX_F32 || conv_panels(w) ? NULL : sx_scratch(SX_SCR_PACK, (size_t)(mr * K));
+    if (w->type != SX_F32 && !conv_panels(w) && !rows) {
         J->failed = 1;
         return;
     }
+    const sx_packed *pk = conv_panels(w);
     for (int64_t t = b; t < e; t++) {
         int n = (int)(J->c->cout - t * mr < mr ? J->c->cout - t * mr : mr);
+        if (pk) { /* from the panels packed at load (the stored pages may be given back) */
+            J->ck->pack_w_panels((float *)J->ap + t * K * mr, pk->data, pk->type, pk->nr, K,
+                                 w->packed_n0 + t * mr, n);
+            continue;
+        }
         const char *src = (const char *)w->data + (size_t)(t * mr) * rb;
         if (rows)
             for (int r = 0; r < n; r++) to_f32(rows + r * K, src + (size_t)r * rb, K);

@@ -299,6 +299,11 @@ typedef struct sx_attn_kernels {
     void (*finish)(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D);
 } sx_attn_kernels;
 
+/* The conv panel of output channels c0 .. c0+n-1 from SX_PACK_PANELS
+ * weights, one element at a time (ops_conv.c; the scalar and AVX2 sets). */
+void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
+                           int64_t c0, int n);
+
 /* Scalar F32 helpers (ops_attn.c): a query tile as [D][qt]; the finish. */
 void sx_attn_f32_pack_q(void *dst, const float *q, int64_t ldq, int nq, int D, int qt);
 void sx_attn_f32_finish(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D,
@@ -332,6 +337,11 @@ typedef struct sx_conv_kernels {
     /* the panel of mr output channels: dst[k][r] = r < n ? w[r*ldw + k] : 0
      * for k < K, r < mr */
     void (*pack_w)(float *dst, const float *w, int64_t ldw, int n, int64_t K);
+    /* the same panel from a weight packed at load (SX_PACK_PANELS: panels of
+     * pnr columns, element type `type`, data at pdata): output channels
+     * (panel columns) c0 .. c0+n-1 */
+    void (*pack_w_panels)(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
+                          int n);
     /* y[r][j] (row stride ldy) = (accumulate ? y[r][j] : 0) + (c[r][j] +
      * (bias ? bias[r] : 0)) for r < rows, j < cols (c with row stride ldc):
      * a finished tile out */

@@ -331,6 +331,24 @@ static void test_conv_paths(void) {
             sx_simd_set(levels[li]);
             CHECK_OK(sx_conv2d(y2, x, H, W, &cv, &wt, ci % 2 ? NULL : b, NULL, NULL));
             CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: differs across threads", nm);
+            /* the weight packed at load (as by sx_weight_get), as a row view
+             * starting at panel 1 of a larger matrix whose stored rows are
+             * then overwritten: the conv reads the packed copy only */
+            size_t es = cs[ci].f16 ? 2 : 4, rowb = (size_t)K * es;
+            char *big = malloc(rowb * (size_t)(cv.cout + 32));
+            memset(big, 0, rowb * 32);
+            memcpy(big + rowb * 32, cs[ci].f16 ? (const void *)wh : (const void *)w, rowb * cv.cout);
+            sx_weight wb = wt;
+            wb.N = cv.cout + 32;
+            wb.data = big;
+            CHECK_OK(sx_weight_pack(&wb));
+            CHECK(wb.packed != NULL);
+            memset(big, 0xff, rowb * (size_t)(cv.cout + 32)); /* NaN */
+            sx_weight wv = sx_weight_rows(&wb, 32, cv.cout);
+            CHECK_OK(sx_conv2d(y2, x, H, W, &cv, &wv, ci % 2 ? NULL : b, NULL, NULL));
+            CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: packed at load differs", nm);
+            sx_weight_unpack(&wb);
+            free(big);
         }
         sx_simd_init();
         free(x), free(w), free(b), free(ref), free(y1), free(y2), free(wh);
