@@ -75,7 +75,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 # public headers (a program compiles with -I PREFIX/include/seedx and
 # #include "seedx.h") and the tiny model `seedx demo` finds next to the binary.
 PREFIX   ?= /usr/local
-PUB_HDRS := seedx.h sx_core.h half.h simd.h wtype.h gguf.h ops.h tokenizer.h image_io.h vit.h \
+PUB_HDRS := seedx.h sx_core.h half.h simd.h wtype.h gguf.h ops.h nn.h tokenizer.h image_io.h vit.h \
             llama.h detokenizer.h unet.h sampler.h vae.h
 install: seedx $(BUILD)/libseedx.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/seedx \

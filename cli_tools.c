@@ -969,7 +969,9 @@ int sx_cmd_unet(int argc, char **argv) {
         eps = sx_malloc(sizeof(float) * (size_t)(c->out_channels * sh[1] * sh[2]), "eps");
         if (!eps) goto fail;
         double t0 = sx_time();
-        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, ctx, T, D, pooled, P, tids, eps)) goto fail;
+        sx_unet_cond cond = {.context = ctx, .n_ctx = T, .ctx_dim = D, .pooled = pooled,
+                             .pooled_dim = P, .time_ids = tids};
+        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, &cond, eps)) goto fail;
         fprintf(stderr, "unet forward %lldx%lld at t=%g: %.2fs\n", (long long)sh[1], (long long)sh[2], t,
                 sx_time() - t0);
         int64_t os[4] = {1, c->out_channels, sh[1], sh[2]};

@@ -418,21 +418,34 @@ typedef struct {
     int kind; /* 0 ViT block, 1 UNet transformer block */
     sx_vit_block *vb;
     sx_unet_tblock *ub;
-    float *x, *x0, *ctx, *work;
+    float *x, *x0, *ctx;
+    sx_arena ws; /* scratch, kept from run to run */
     int64_t T, n;
 } blk_job;
 
 static void blk_run(void *p) {
     blk_job *J = p;
     memcpy(J->x, J->x0, sizeof(float) * (size_t)J->n);
-    int rc = J->kind == 0 ? sx_vit_block_forward(J->vb, 1664, 16, 8192, 1e-6f, J->x, 1, J->T, J->work, -1)
-                          : sx_unet_tblock_forward(J->ub, J->x, J->T, J->ctx, 77);
+    int rc = J->kind == 0 ? sx_vit_block_forward(J->vb, 16, J->x, 1, J->T, -1, &J->ws)
+                          : sx_unet_tblock_forward(J->ub, J->x, J->T, J->ctx, 77, &J->ws);
     if (rc) fprintf(stderr, "block: %s\n", sx_errmsg());
 }
 
 static sx_weight wnew(int64_t N, int64_t K, uint64_t seed, float **keep) {
     *keep = urand(N * K, seed, 1.0f / sqrtf((float)K));
     return sx_weight_f32(*keep, N, K);
+}
+
+/* a linear layer [N, K] with a bias (bias_seed > 0) */
+static sx_linear lnew(int64_t N, int64_t K, uint64_t seed, uint64_t bias_seed, float **keep) {
+    sx_linear l = {wnew(N, K, seed, &keep[0]), NULL};
+    if (bias_seed) l.b = keep[1] = urand(N, bias_seed, 0.1f);
+    return l;
+}
+
+static sx_norm nnew(int64_t n, uint64_t seed, float **keep) {
+    return (sx_norm){.w = keep[0] = urand(n, seed, 1), .b = keep[1] = urand(n, seed + 1, 0.1f),
+                     .dim = n, .eps = 1e-5f};
 }
 
 static void bench_blocks(int maxt) {
@@ -445,38 +458,37 @@ static void bench_blocks(int maxt) {
     const int64_t W = 1664, MLP = 8192, T = 1024;
     sx_vit_block vb;
     memset(&vb, 0, sizeof vb);
-    vb.ln_1_w = keep[nk++] = urand(W, 3, 1), vb.ln_1_b = keep[nk++] = urand(W, 4, 0.1f);
-    vb.ln_2_w = keep[nk++] = urand(W, 5, 1), vb.ln_2_b = keep[nk++] = urand(W, 6, 0.1f);
-    vb.in_proj = wnew(3 * W, W, 7, &keep[nk++]), vb.in_proj_b = keep[nk++] = urand(3 * W, 8, 0.1f);
-    vb.out_proj = wnew(W, W, 9, &keep[nk++]), vb.out_proj_b = keep[nk++] = urand(W, 10, 0.1f);
-    vb.c_fc = wnew(MLP, W, 11, &keep[nk++]), vb.c_fc_b = keep[nk++] = urand(MLP, 12, 0.1f);
-    vb.c_proj = wnew(W, MLP, 13, &keep[nk++]), vb.c_proj_b = keep[nk++] = urand(W, 14, 0.1f);
+    vb.ln_1 = nnew(W, 3, &keep[nk]), nk += 2;
+    vb.ln_2 = nnew(W, 5, &keep[nk]), nk += 2;
+    vb.ln_1.eps = vb.ln_2.eps = 1e-6f;
+    vb.in_proj = lnew(3 * W, W, 7, 8, &keep[nk]), nk += 2;
+    vb.out_proj = lnew(W, W, 9, 10, &keep[nk]), nk += 2;
+    vb.c_fc = lnew(MLP, W, 11, 12, &keep[nk]), nk += 2;
+    vb.c_proj = lnew(W, MLP, 13, 14, &keep[nk]), nk += 2;
     /* SDXL transformer block at 1280 channels (32x32 latent tokens), 77 context tokens */
     const int64_t D = 1280, C = 2048, F = 5120, TU = 1024;
     sx_unet_tblock ub;
     memset(&ub, 0, sizeof ub);
-    ub.dim = (int)D, ub.heads = 20, ub.ctx_dim = (int)C, ub.ff_inner = (int)F, ub.eps = 1e-5f;
-    ub.norm1_w = keep[nk++] = urand(D, 15, 1), ub.norm1_b = keep[nk++] = urand(D, 16, 0.1f);
-    ub.norm2_w = keep[nk++] = urand(D, 17, 1), ub.norm2_b = keep[nk++] = urand(D, 18, 0.1f);
-    ub.norm3_w = keep[nk++] = urand(D, 19, 1), ub.norm3_b = keep[nk++] = urand(D, 20, 0.1f);
-    ub.attn1.q = wnew(D, D, 21, &keep[nk++]), ub.attn1.k = wnew(D, D, 22, &keep[nk++]);
-    ub.attn1.v = wnew(D, D, 23, &keep[nk++]), ub.attn1.o = wnew(D, D, 24, &keep[nk++]);
-    ub.attn1.o_b = keep[nk++] = urand(D, 25, 0.1f);
-    ub.attn2.q = wnew(D, D, 26, &keep[nk++]), ub.attn2.k = wnew(D, C, 27, &keep[nk++]);
-    ub.attn2.v = wnew(D, C, 28, &keep[nk++]), ub.attn2.o = wnew(D, D, 29, &keep[nk++]);
-    ub.attn2.o_b = keep[nk++] = urand(D, 30, 0.1f);
-    ub.ff_proj = wnew(2 * F, D, 31, &keep[nk++]), ub.ff_proj_b = keep[nk++] = urand(2 * F, 32, 0.1f);
-    ub.ff_out = wnew(D, F, 33, &keep[nk++]), ub.ff_out_b = keep[nk++] = urand(D, 34, 0.1f);
+    ub.norm1 = nnew(D, 15, &keep[nk]), nk += 2;
+    ub.norm2 = nnew(D, 17, &keep[nk]), nk += 2;
+    ub.norm3 = nnew(D, 19, &keep[nk]), nk += 2;
+    ub.attn1.q = lnew(D, D, 21, 0, &keep[nk++]), ub.attn1.k = lnew(D, D, 22, 0, &keep[nk++]);
+    ub.attn1.v = lnew(D, D, 23, 0, &keep[nk++]), ub.attn1.o = lnew(D, D, 24, 25, &keep[nk]), nk += 2;
+    ub.attn2.q = lnew(D, D, 26, 0, &keep[nk++]), ub.attn2.k = lnew(D, C, 27, 0, &keep[nk++]);
+    ub.attn2.v = lnew(D, C, 28, 0, &keep[nk++]), ub.attn2.o = lnew(D, D, 29, 30, &keep[nk]), nk += 2;
+    sx_mha_init(&ub.attn1, 20), sx_mha_init(&ub.attn2, 20);
+    ub.ff_proj = lnew(2 * F, D, 31, 32, &keep[nk]), nk += 2;
+    ub.ff_out = lnew(D, F, 33, 34, &keep[nk]), nk += 2;
     int64_t nmax = T * MLP > TU * 2 * F ? T * MLP : TU * 2 * F;
     blk_job jobs[2] = {{0, &vb, NULL, malloc(sizeof(float) * T * W), urand(T * W, 40, 2), NULL,
-                        malloc(sizeof(float) * (size_t)sx_vit_block_work(W, MLP, T)), T, T * W},
+                        {0}, T, T * W},
                        {1, NULL, &ub, malloc(sizeof(float) * TU * D), urand(TU * D, 41, 1),
-                        urand(77 * C, 42, 1), NULL, TU, TU * D}};
+                        urand(77 * C, 42, 1), {0}, TU, TU * D}};
     (void)nmax;
     const char *names[2] = {"ViT-bigG block 1024 tok, 1664/8192", "SDXL tblock 1280ch 1024 tok, ctx 77"};
-    sx_weight *vw[] = {&vb.in_proj, &vb.out_proj, &vb.c_fc, &vb.c_proj, &ub.attn1.q, &ub.attn1.k,
-                       &ub.attn1.v, &ub.attn1.o, &ub.attn2.q, &ub.attn2.k, &ub.attn2.v, &ub.attn2.o,
-                       &ub.ff_proj, &ub.ff_out};
+    sx_weight *vw[] = {&vb.in_proj.w, &vb.out_proj.w, &vb.c_fc.w,  &vb.c_proj.w,  &ub.attn1.q.w,
+                       &ub.attn1.k.w, &ub.attn1.v.w,  &ub.attn1.o.w, &ub.attn2.q.w, &ub.attn2.k.w,
+                       &ub.attn2.v.w, &ub.attn2.o.w,  &ub.ff_proj.w, &ub.ff_out.w};
     int nw = (int)(sizeof vw / sizeof vw[0]);
     for (int b = 0; b < 2; b++)
         for (int t = 1; t <= maxt; t *= 2) {
@@ -495,7 +507,8 @@ static void bench_blocks(int maxt) {
             fflush(stdout);
         }
     for (int i = 0; i < nk; i++) free(keep[i]);
-    for (int b = 0; b < 2; b++) free(jobs[b].x), free(jobs[b].x0), free(jobs[b].ctx), free(jobs[b].work);
+    for (int b = 0; b < 2; b++)
+        free(jobs[b].x), free(jobs[b].x0), free(jobs[b].ctx), sx_arena_free(&jobs[b].ws);
 }
 
 /* ---- memory: packing at load replaces the mapped pages ---- */

@@ -98,6 +98,7 @@ static sx_weight f16w(const mat_job *j) {
     return w;
 }
 
+
 static float *vkeep(keep_t *kp, float *v) {
     kp->p[kp->n++] = v;
     return v;
@@ -121,6 +122,17 @@ static float *input(const char *m, uint64_t add, int64_t n) {
     return x;
 }
 
+/* a linear layer: the F16 matrix of j and a bias vector */
+static sx_linear f16lin(const mat_job *j, keep_t *kp, const char *m, const char *bias, int64_t n) {
+    return (sx_linear){f16w(j), bias ? vkeep(kp, pvec(m, bias, n)) : NULL};
+}
+
+static sx_norm layernorm(keep_t *kp, const char *m, const char *w, const char *b, int64_t n,
+                         float eps) {
+    return (sx_norm){.w = vkeep(kp, pvec(m, w, n)), .b = vkeep(kp, pvec(m, b, n)), .dim = n,
+                     .eps = eps};
+}
+
 /* ---- the modules: each runs twice (F32, then BF16) on the same weights;
  * out receives the full output [T, C] ---- */
 typedef struct {
@@ -142,17 +154,15 @@ static int vit_build(built *b) {
     if (!gen_mats(mj, 4, &b->kp)) return -1;
     sx_vit_block *v = calloc(1, sizeof *v);
     b->mod = v;
-    v->ln_1_w = vkeep(&b->kp, pvec("vit", "ln_1.weight", W));
-    v->ln_1_b = vkeep(&b->kp, pvec("vit", "ln_1.bias", W));
-    v->ln_2_w = vkeep(&b->kp, pvec("vit", "ln_2.weight", W));
-    v->ln_2_b = vkeep(&b->kp, pvec("vit", "ln_2.bias", W));
-    v->in_proj = f16w(&mj[0]), v->in_proj_b = vkeep(&b->kp, pvec("vit", "attn.in_proj.bias", 3 * W));
-    v->out_proj = f16w(&mj[1]), v->out_proj_b = vkeep(&b->kp, pvec("vit", "attn.out_proj.bias", W));
-    v->c_fc = f16w(&mj[2]), v->c_fc_b = vkeep(&b->kp, pvec("vit", "mlp.c_fc.bias", M));
-    v->c_proj = f16w(&mj[3]), v->c_proj_b = vkeep(&b->kp, pvec("vit", "mlp.c_proj.bias", W));
+    v->ln_1 = layernorm(&b->kp, "vit", "ln_1.weight", "ln_1.bias", W, 1e-6f);
+    v->ln_2 = layernorm(&b->kp, "vit", "ln_2.weight", "ln_2.bias", W, 1e-6f);
+    v->in_proj = f16lin(&mj[0], &b->kp, "vit", "attn.in_proj.bias", 3 * W);
+    v->out_proj = f16lin(&mj[1], &b->kp, "vit", "attn.out_proj.bias", W);
+    v->c_fc = f16lin(&mj[2], &b->kp, "vit", "mlp.c_fc.bias", M);
+    v->c_proj = f16lin(&mj[3], &b->kp, "vit", "mlp.c_proj.bias", W);
     b->x = input("vit", 1000, L * W);
-    return v->ln_1_w && v->ln_1_b && v->ln_2_w && v->ln_2_b && v->in_proj_b && v->out_proj_b &&
-                   v->c_fc_b && v->c_proj_b
+    return v->ln_1.w && v->ln_1.b && v->ln_2.w && v->ln_2.b && v->in_proj.b && v->out_proj.b &&
+                   v->c_fc.b && v->c_proj.b
                ? 0
                : -1;
 }
@@ -160,7 +170,10 @@ static int vit_build(built *b) {
 static int vit_run(built *b, float *out) {
     int64_t *d = b->d;
     memcpy(out, b->x, sizeof(float) * (size_t)(d[3] * d[0]));
-    return sx_vit_block_forward(b->mod, d[0], (int)d[1], d[2], 1e-6f, out, 1, d[3], NULL, -1);
+    sx_arena ws = {0};
+    int rc = sx_vit_block_forward(b->mod, (int)d[1], out, 1, d[3], -1, &ws);
+    sx_arena_free(&ws);
+    return rc;
 }
 
 /* Llama-2-13B decoder layer (ref_llm.DecoderLayer), T-token prefill */
@@ -219,22 +232,23 @@ static int unet_build(built *b) {
     if (!gen_mats(mj, 10, &b->kp)) return -1;
     sx_unet_tblock *u = calloc(1, sizeof *u);
     b->mod = u;
-    u->dim = (int)C, u->heads = (int)d[1], u->ctx_dim = (int)Cc, u->ff_inner = (int)F, u->eps = 1e-5f;
-    u->norm1_w = vkeep(&b->kp, pvec("unet", "norm1.weight", C));
-    u->norm1_b = vkeep(&b->kp, pvec("unet", "norm1.bias", C));
-    u->norm2_w = vkeep(&b->kp, pvec("unet", "norm2.weight", C));
-    u->norm2_b = vkeep(&b->kp, pvec("unet", "norm2.bias", C));
-    u->norm3_w = vkeep(&b->kp, pvec("unet", "norm3.weight", C));
-    u->norm3_b = vkeep(&b->kp, pvec("unet", "norm3.bias", C));
-    u->attn1.q = f16w(&mj[0]), u->attn1.k = f16w(&mj[1]), u->attn1.v = f16w(&mj[2]);
-    u->attn1.o = f16w(&mj[3]), u->attn1.o_b = vkeep(&b->kp, pvec("unet", "attn1.to_out.0.bias", C));
-    u->attn2.q = f16w(&mj[4]), u->attn2.k = f16w(&mj[5]), u->attn2.v = f16w(&mj[6]);
-    u->attn2.o = f16w(&mj[7]), u->attn2.o_b = vkeep(&b->kp, pvec("unet", "attn2.to_out.0.bias", C));
-    u->ff_proj = f16w(&mj[8]), u->ff_proj_b = vkeep(&b->kp, pvec("unet", "ff.net.0.proj.bias", 2 * F));
-    u->ff_out = f16w(&mj[9]), u->ff_out_b = vkeep(&b->kp, pvec("unet", "ff.net.2.bias", C));
+    u->norm1 = layernorm(&b->kp, "unet", "norm1.weight", "norm1.bias", C, 1e-5f);
+    u->norm2 = layernorm(&b->kp, "unet", "norm2.weight", "norm2.bias", C, 1e-5f);
+    u->norm3 = layernorm(&b->kp, "unet", "norm3.weight", "norm3.bias", C, 1e-5f);
+    u->attn1.q = f16lin(&mj[0], &b->kp, "unet", NULL, 0);
+    u->attn1.k = f16lin(&mj[1], &b->kp, "unet", NULL, 0);
+    u->attn1.v = f16lin(&mj[2], &b->kp, "unet", NULL, 0);
+    u->attn1.o = f16lin(&mj[3], &b->kp, "unet", "attn1.to_out.0.bias", C);
+    u->attn2.q = f16lin(&mj[4], &b->kp, "unet", NULL, 0);
+    u->attn2.k = f16lin(&mj[5], &b->kp, "unet", NULL, 0);
+    u->attn2.v = f16lin(&mj[6], &b->kp, "unet", NULL, 0);
+    u->attn2.o = f16lin(&mj[7], &b->kp, "unet", "attn2.to_out.0.bias", C);
+    u->ff_proj = f16lin(&mj[8], &b->kp, "unet", "ff.net.0.proj.bias", 2 * F);
+    u->ff_out = f16lin(&mj[9], &b->kp, "unet", "ff.net.2.bias", C);
     b->x = input("unet", 1000, T * C);
     b->ctx = input("unet", 1001, Tc * Cc);
-    return u->norm1_w && u->norm3_b && u->attn1.o_b && u->attn2.o_b && u->ff_proj_b && u->ff_out_b
+    if (sx_mha_init(&u->attn1, (int)d[1]) || sx_mha_init(&u->attn2, (int)d[1])) return -1;
+    return u->norm1.w && u->norm3.b && u->attn1.o.b && u->attn2.o.b && u->ff_proj.b && u->ff_out.b
                ? 0
                : -1;
 }
@@ -242,7 +256,10 @@ static int unet_build(built *b) {
 static int unet_run(built *b, float *out) {
     int64_t C = b->d[0], T = b->d[3];
     memcpy(out, b->x, sizeof(float) * (size_t)(T * C));
-    return sx_unet_tblock_forward(b->mod, out, T, b->ctx, b->d[4]);
+    sx_arena ws = {0};
+    int rc = sx_unet_tblock_forward(b->mod, out, T, b->ctx, b->d[4], &ws);
+    sx_arena_free(&ws);
+    return rc;
 }
 
 typedef struct {
