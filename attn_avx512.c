@@ -1,5 +1,6 @@
 /* attn_avx512.c - the flash-attention inner kernels on AVX-512F (see
- * sx_attn_kernels in ops_impl.h; layouts in attn_f32.h). A query tile is
+ * sx_attn_kernels in ops_impl.h): the products and layouts written once in
+ * attn_f32.h over this file's vector macros, the online softmax here). A query tile is
  * QT = 16*QV queries, the lanes of QV zmm registers. Both products run a
  * register tile of RT rows x QT lanes (RT*QV accumulators) whose broadcast
  * operand is a packed panel: RT keys (S^T) or RT dims of the values (O^T).
@@ -7,7 +8,7 @@
 #include <immintrin.h>
 #include <math.h>
 
-#include "attn_f32.h"
+#include "ops_avx2.h"
 #include "ops_avx512.h"
 #include "ops_impl.h"
 
@@ -18,61 +19,17 @@
 #define QT (16 * QV)
 #define RT 8
 
-static size_t q_bytes(int D) { return sizeof(float) * (size_t)D * QT; }
-static void pack_q(void *dst, const float *q, int64_t ldq, int nq, int D) {
-    attn_pack_q(dst, q, ldq, nq, D, QT);
-}
-static void finish(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D) {
-    attn_finish(o, ldo, ot, l, nq, D, QT);
-}
+#define V          __m512
+#define VL         16
+#define V_LOAD     _mm512_loadu_ps
+#define V_STORE    _mm512_storeu_ps
+#define V_MUL      _mm512_mul_ps
+#define V_FMA      _mm512_fmadd_ps
+#define V_BCAST(p) _mm512_set1_ps(*(p))
+#define V_ZERO     _mm512_setzero_ps
+#include "attn_f32.h"
 
-/* c[RT][QT] = (alpha ? alpha .* c : 0) + sum_k a[k][0..RT) (x) b[k][0..QT)
- * (a: RT floats per step, b: QT). */
-static inline void tile(int64_t kc, const float *a, const float *b, float *c, const float *alpha) {
-    __m512 acc[RT][QV];
-#pragma GCC unroll 8
-    for (int r = 0; r < RT; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < QV; v++)
-            acc[r][v] = alpha ? _mm512_mul_ps(_mm512_loadu_ps(alpha + 16 * v),
-                                              _mm512_loadu_ps(c + r * QT + 16 * v))
-                              : _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, a += RT, b += QT) {
-        __m512 bv[QV];
-#pragma GCC unroll 4
-        for (int v = 0; v < QV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 8
-        for (int r = 0; r < RT; r++) {
-            __m512 av = _mm512_set1_ps(a[r]);
-#pragma GCC unroll 4
-            for (int v = 0; v < QV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < RT; r++)
-#pragma GCC unroll 4
-        for (int v = 0; v < QV; v++) _mm512_storeu_ps(c + r * QT + 16 * v, acc[r][v]);
-}
-
-static size_t kv_bytes(int64_t Tk, int D) { return attn_kv_bytes(Tk, D, RT); }
-static void pack_kv(void *dst, const sx_attn_kv *kv, int D, int64_t j0, int64_t j1) {
-    attn_pack_kv(dst, kv, D, j0, j1, RT);
-}
-
-static void scores(float *st, const sx_attn_kv *kv, const void *qp, int64_t k0, int64_t nk, int D) {
-    const float *kp = (const float *)kv->packed + k0 * D;
-    for (int64_t j = 0; j < nk; j += RT) tile(D, kp + j * D, qp, st + j * QT, NULL);
-}
-
-static void values(float *ot, const sx_attn_kv *kv, const float *pt, int64_t k0, int64_t nk, int D,
-                   const float *alpha) {
-    const float *vp = (const float *)kv->packed + attn_kfloats(kv->Tk, D, RT) + k0 * RT;
-    for (int d0 = 0; d0 < D; d0 += RT)
-        tile(nk, vp + (int64_t)d0 * kv->Tk, pt, ot + (int64_t)d0 * QT, alpha);
-}
-
-/* The online-softmax block (see sx_attn_kernels.softmax); `masked` is a
- * constant in each instance, so the common unmasked block has no compares. */
+/* The online softmax of one block (see sx_attn_kernels.softmax). */
 static inline void softmax_block(float *st, int64_t nk, const int32_t *vis, float scale, float *m,
                                  float *l, float *alpha, int masked) {
     __m512i vi[QV];
@@ -94,8 +51,8 @@ static inline void softmax_block(float *st, int64_t nk, const int32_t *vis, floa
     for (int v = 0; v < QV; v++) {
         __m512 mo = _mm512_loadu_ps(m + 16 * v);
         __m512 mn = _mm512_max_ps(mo, _mm512_mul_ps(mx[v], sc));
-        msafe[v] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mn, ninf, _CMP_EQ_OQ), mn,
-                                        _mm512_setzero_ps());
+        msafe[v] =
+            _mm512_mask_blend_ps(_mm512_cmp_ps_mask(mn, ninf, _CMP_EQ_OQ), mn, _mm512_setzero_ps());
         _mm512_storeu_ps(alpha + 16 * v, exp512(_mm512_sub_ps(mo, msafe[v])));
         _mm512_storeu_ps(m + 16 * v, mn);
     }
@@ -115,13 +72,4 @@ static inline void softmax_block(float *st, int64_t nk, const int32_t *vis, floa
                                                    sum[v]));
 }
 
-static void softmax(float *st, int64_t nk, const int32_t *vis, float scale, float *m, float *l,
-                    float *alpha) {
-    if (vis) softmax_block(st, nk, vis, scale, m, l, alpha, 1);
-    else softmax_block(st, nk, NULL, scale, m, l, alpha, 0);
-}
-
-const sx_attn_kernels sx_attn_avx512 = {
-    .name = "avx512", .qt = QT, .kt = RT, .dt = RT,
-    .kv_bytes = kv_bytes, .pack_kv = pack_kv, .q_bytes = q_bytes, .pack_q = pack_q,
-    .scores = scores, .values = values, .softmax = softmax, .finish = finish};
+const sx_attn_kernels sx_attn_avx512 = ATTN_F32_KERNELS("avx512");

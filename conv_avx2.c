@@ -12,56 +12,14 @@
 #define NV 2 /* ymm per row: NR = 8 * NV pixels */
 #define NR (8 * NV)
 
-static void ukr(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
-                float *c, int64_t ldc, int load_c) {
-    __m256 acc[MR][NV];
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = load_c ? _mm256_loadu_ps(c + r * ldc + 8 * v) : _mm256_setzero_ps();
-    /* one k step: X row xr against the mr weights at a */
-#define STEP(xr)                                                                             \
-    do {                                                                                     \
-        __m256 b[NV];                                                                       \
-        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_ps((xr) + 8 * v);  \
-        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                              \
-            __m256 av = _mm256_broadcast_ss(a + r);                                                       \
-            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =                  \
-                _mm256_fmadd_ps(av, b[v], acc[r][v]);                                             \
-        }                                                                                    \
-        a += MR;                                                                             \
-    } while (0)
-    if (ntaps == 1) {
-        for (int ci = 0; ci < nci; ci++, x += cs) STEP(x + toff[0]);
-    } else if (ntaps == 9) { /* 3x3: the offsets in registers */
-        int64_t t0 = toff[0], t1 = toff[1], t2 = toff[2], t3 = toff[3], t4 = toff[4], t5 = toff[5],
-                t6 = toff[6], t7 = toff[7], t8 = toff[8];
-        for (int ci = 0; ci < nci; ci++, x += cs) {
-            STEP(x + t0);
-            STEP(x + t1);
-            STEP(x + t2);
-            STEP(x + t3);
-            STEP(x + t4);
-            STEP(x + t5);
-            STEP(x + t6);
-            STEP(x + t7);
-            STEP(x + t8);
-        }
-    } else {
-        for (int ci = 0; ci < nci; ci++, x += cs)
-            for (int t = 0; t < ntaps; t++) STEP(x + toff[t]);
-    }
-#undef STEP
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; v++) _mm256_storeu_ps(c + r * ldc + 8 * v, acc[r][v]);
-}
-
-static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
-    transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
-}
+#define V          __m256
+#define VL         8
+#define V_LOAD     _mm256_loadu_ps
+#define V_STORE    _mm256_storeu_ps
+#define V_FMA      _mm256_fmadd_ps
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#define V_ZERO     _mm256_setzero_ps
+#include "conv_f32.h"
 
 static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
                           int n) {
@@ -99,7 +57,8 @@ static void prologue(float *v, int64_t n, float mean, float rstd, float w, float
         t = _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(t, m), r), wv), bv);
         if (silu)
             t = _mm256_div_ps(
-                t, _mm256_add_ps(one, exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), t), cap))));
+                t, _mm256_add_ps(
+                       one, exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), t), cap))));
         _mm256_storeu_ps(v + i, t);
     }
     for (; i < n; i++) {
@@ -108,5 +67,4 @@ static void prologue(float *v, int64_t n, float mean, float rstd, float w, float
     }
 }
 
-const sx_conv_kernels sx_conv_avx2 = {.name = "avx2", .mr = MR, .nr = NR, .ukr = ukr,
-    .pack_w = pack_w, .pack_w_panels = pack_w_panels, .store = store, .prologue = prologue};
+const sx_conv_kernels sx_conv_avx2 = CONV_F32_KERNELS("avx2");

@@ -13,56 +13,14 @@
 #define NV 2 /* zmm per row: NR = 16 * NV pixels */
 #define NR (16 * NV)
 
-static void ukr(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
-                float *c, int64_t ldc, int load_c) {
-    __m512 acc[MR][NV];
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; v++)
-            acc[r][v] = load_c ? _mm512_loadu_ps(c + r * ldc + 16 * v) : _mm512_setzero_ps();
-    /* one k step: X row xr against the mr weights at a */
-#define STEP(xr)                                                                             \
-    do {                                                                                     \
-        __m512 b[NV];                                                                       \
-        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps((xr) + 16 * v);  \
-        _Pragma("GCC unroll 12") for (int r = 0; r < MR; r++) {                              \
-            __m512 av = _mm512_set1_ps(a[r]);                                                       \
-            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] =                  \
-                _mm512_fmadd_ps(av, b[v], acc[r][v]);                                             \
-        }                                                                                    \
-        a += MR;                                                                             \
-    } while (0)
-    if (ntaps == 1) {
-        for (int ci = 0; ci < nci; ci++, x += cs) STEP(x + toff[0]);
-    } else if (ntaps == 9) { /* 3x3: the offsets in registers */
-        int64_t t0 = toff[0], t1 = toff[1], t2 = toff[2], t3 = toff[3], t4 = toff[4], t5 = toff[5],
-                t6 = toff[6], t7 = toff[7], t8 = toff[8];
-        for (int ci = 0; ci < nci; ci++, x += cs) {
-            STEP(x + t0);
-            STEP(x + t1);
-            STEP(x + t2);
-            STEP(x + t3);
-            STEP(x + t4);
-            STEP(x + t5);
-            STEP(x + t6);
-            STEP(x + t7);
-            STEP(x + t8);
-        }
-    } else {
-        for (int ci = 0; ci < nci; ci++, x += cs)
-            for (int t = 0; t < ntaps; t++) STEP(x + toff[t]);
-    }
-#undef STEP
-#pragma GCC unroll 12
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);
-}
-
-static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
-    transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
-}
+#define V          __m512
+#define VL         16
+#define V_LOAD     _mm512_loadu_ps
+#define V_STORE    _mm512_storeu_ps
+#define V_FMA      _mm512_fmadd_ps
+#define V_BCAST(p) _mm512_set1_ps(*(p))
+#define V_ZERO     _mm512_setzero_ps
+#include "conv_f32.h"
 
 /* m (< 16) elements of type `type` from p, widened to float32 (lanes past m 0) */
 static inline __m512 load_w(const void *p, int type, int m) {
@@ -113,10 +71,10 @@ static void prologue(float *v, int64_t n, float mean, float rstd, float w, float
         __m512 t = _mm512_maskz_loadu_ps(k, v + i);
         t = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(t, m), r), wv), bv);
         if (silu)
-            t = _mm512_div_ps(t, _mm512_add_ps(one, exp512_u(_mm512_sub_ps(_mm512_setzero_ps(), t))));
+            t = _mm512_div_ps(t,
+                              _mm512_add_ps(one, exp512_u(_mm512_sub_ps(_mm512_setzero_ps(), t))));
         _mm512_mask_storeu_ps(v + i, k, t);
     }
 }
 
-const sx_conv_kernels sx_conv_avx512 = {.name = "avx512", .mr = MR, .nr = NR, .ukr = ukr,
-    .pack_w = pack_w, .pack_w_panels = pack_w_panels, .store = store, .prologue = prologue};
+const sx_conv_kernels sx_conv_avx512 = CONV_F32_KERNELS("avx512");

@@ -42,7 +42,9 @@ void sx_attn_f32_finish(float *o, int64_t ldo, const float *ot, const float *l, 
 #define SC_QT 8
 #define SC_KT 4
 
-static size_t sc_q_bytes(int D) { return sizeof(float) * (size_t)D * SC_QT; }
+static size_t sc_q_bytes(int D) {
+    return sizeof(float) * (size_t)D * SC_QT;
+}
 static void sc_pack_q(void *dst, const float *q, int64_t ldq, int nq, int D) {
     sx_attn_f32_pack_q(dst, q, ldq, nq, D, SC_QT);
 }
@@ -95,10 +97,16 @@ static void sc_softmax(float *st, int64_t nk, const int32_t *vis, float scale, f
     }
 }
 
-const sx_attn_kernels sx_attn_scalar = {
-    .name = "scalar", .qt = SC_QT, .kt = SC_KT, .dt = 1, .q_bytes = sc_q_bytes,
-    .pack_q = sc_pack_q, .scores = sc_scores, .values = sc_values, .softmax = sc_softmax,
-    .finish = sc_finish};
+const sx_attn_kernels sx_attn_scalar = {.name = "scalar",
+                                        .qt = SC_QT,
+                                        .kt = SC_KT,
+                                        .dt = 1,
+                                        .q_bytes = sc_q_bytes,
+                                        .pack_q = sc_pack_q,
+                                        .scores = sc_scores,
+                                        .values = sc_values,
+                                        .softmax = sc_softmax,
+                                        .finish = sc_finish};
 
 const sx_attn_kernels *sx_attn_kernels_cur(void) {
     switch (sx_simd_level()) {
@@ -127,8 +135,12 @@ typedef struct {
 /* One kv head as the kernels see it. */
 static sx_attn_kv attn_kv_head(const attn_job *J, int hk) {
     const sx_attn *a = J->a;
-    sx_attn_kv kv = {J->k + (int64_t)hk * a->k_head, J->v + (int64_t)hk * a->v_head, a->k_tok,
-                     a->v_tok, J->Tk, J->packed ? J->packed + (size_t)hk * J->kv_head : NULL};
+    sx_attn_kv kv = {J->k + (int64_t)hk * a->k_head,
+                     J->v + (int64_t)hk * a->v_head,
+                     a->k_tok,
+                     a->v_tok,
+                     J->Tk,
+                     J->packed ? J->packed + (size_t)hk * J->kv_head : NULL};
     return kv;
 }
 
@@ -213,7 +225,8 @@ static void attn_direct_task(void *ctx, int64_t b, int64_t e, int tid) {
         const float *qh = J->q + h * a->q_head;
         float *oh = J->o + h * a->o_head;
         if (nk == 0) {
-            for (int64_t i = 0; i < Tq; i++) memset(oh + i * a->o_tok, 0, sizeof(float) * a->head_dim);
+            for (int64_t i = 0; i < Tq; i++)
+                memset(oh + i * a->o_tok, 0, sizeof(float) * a->head_dim);
             continue;
         }
         float *S = sx_scratch(SX_SCR_ATTN_S, (size_t)(Tq * nk));
@@ -248,7 +261,8 @@ int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, con
         a->n_heads % a->n_kv_heads != 0 || Tq < 0 || Tk < 0)
         return sx_err("sx_attention: bad sizes: heads %d kv_heads %d head_dim %d Tq %lld Tk %lld",
                       a->n_heads, a->n_kv_heads, a->head_dim, (long long)Tq, (long long)Tk);
-    if (!(a->scale > 0.0f)) return sx_err("sx_attention: scale %g is not positive", (double)a->scale);
+    if (!(a->scale > 0.0f))
+        return sx_err("sx_attention: scale %g is not positive", (double)a->scale);
     if (Tq == 0) return 0;
     attn_job J = {a, sx_attn_kernels_cur(), o, q, k, v, Tq, Tk, 0, NULL, 0, 0};
     if (Tq <= 2 * SX_GEMV_MAX_M || Tk == 0) {
@@ -256,7 +270,8 @@ int sx_attention(const sx_attn *a, float *o, const float *q, const float *k, con
     } else {
         if (J.ak->pack_kv) { /* the set's copy of every kv head, shared by all tiles */
             J.kv_head = (J.ak->kv_bytes(Tk, a->head_dim) + 63) / 64 * 64;
-            J.packed = (const char *)sx_scratch(SX_SCR_ATTN_KV, (a->n_kv_heads * J.kv_head + 3) / 4);
+            J.packed =
+                (const char *)sx_scratch(SX_SCR_ATTN_KV, (a->n_kv_heads * J.kv_head + 3) / 4);
             if (!J.packed)
                 return sx_err("sx_attention: out of memory packing %lld keys x %d kv heads",
                               (long long)Tk, a->n_kv_heads);

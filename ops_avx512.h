@@ -5,31 +5,10 @@
 
 #include <immintrin.h>
 
-/* exp(x) for x <= 0 (softmax after max subtraction): Cody-Waite reduction
- * x = n ln2 + r, degree-6 polynomial for e^r, scale by 2^n; exact 0 below
- * -87.3 (like expf's underflow to 0 at the float range). */
-static inline __m512 exp512(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.3f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512 res = _mm512_scalef_ps(p, n);
-    return _mm512_maskz_mov_ps((__mmask16)~under, res);
-}
-
-/* exp(x) for x <= 0 without the underflow mask: x is clamped to -150, where
- * the scaling by 2^n already gives 0 (between -103 and -87.3 the result is
- * denormal, as expf's). -inf gives 0. */
+/* exp(x): Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r,
+ * scaled by 2^n (scalef: 0 far below the float range, inf above it). x is
+ * clamped to -150, where the result is already 0; between -103 and -87.3
+ * it is denormal, as expf's. */
 static inline __m512 exp512_u(__m512 x) {
     x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -44,6 +23,13 @@ static inline __m512 exp512_u(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
+}
+
+/* exp(x) for x <= 0 (softmax after max subtraction): exact 0 below -87.3
+ * (like expf's underflow to 0 at the float range). */
+static inline __m512 exp512(__m512 x) {
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+    return _mm512_maskz_mov_ps((__mmask16)~under, exp512_u(x));
 }
 
 #endif

@@ -11,9 +11,9 @@
  * s column phases, so that every kernel tap reads a contiguous run), and
  * the micro-kernel reads the shifted runs of every tap in place. A 1x1
  * convolution reads x itself (X = x). Outputs narrower than one register
- * tile (small test models) gather nr-pixel panels of X across output rows. Every output element is a
- * running sum over k in order, so neither the blocks, the slices, the path
- * nor the thread count change its bytes. */
+ * tile (small test models) gather nr-pixel panels of X across output rows. Every output element is
+ * a running sum over k in order, so neither the blocks, the slices, the path nor the thread count
+ * change its bytes. */
 #include <string.h>
 
 #include "half.h"
@@ -50,8 +50,8 @@ static void sc_ukr(int nci, int ntaps, const int64_t *toff, const float *a, cons
         for (int j = 0; j < SC_NR; j++) c[r * ldc + j] = acc[r][j];
 }
 
-static void sc_store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
-                     int cols, int accumulate) {
+static void sc_store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias,
+                     int rows, int cols, int accumulate) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) {
             float t = c[r * ldc + j] + (bias ? bias[r] : 0.0f);
@@ -88,14 +88,19 @@ void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int 
     }
 }
 
-static void sc_pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
-                             int n) {
+static void sc_pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K,
+                             int64_t c0, int n) {
     sx_conv_pack_w_panels(dst, SC_MR, pdata, type, pnr, K, c0, n);
 }
 
-const sx_conv_kernels sx_conv_scalar = {.name = "scalar", .mr = SC_MR, .nr = SC_NR, .ukr = sc_ukr,
-                                        .pack_w = sc_pack_w, .pack_w_panels = sc_pack_w_panels,
-                                        .store = sc_store, .prologue = sc_prologue};
+const sx_conv_kernels sx_conv_scalar = {.name = "scalar",
+                                        .mr = SC_MR,
+                                        .nr = SC_NR,
+                                        .ukr = sc_ukr,
+                                        .pack_w = sc_pack_w,
+                                        .pack_w_panels = sc_pack_w_panels,
+                                        .store = sc_store,
+                                        .prologue = sc_prologue};
 
 const sx_conv_kernels *sx_conv_kernels_cur(void) {
     switch (sx_simd_level()) {
@@ -122,8 +127,8 @@ typedef struct {
     const float *ap; /* packed weights [ceil(Cout/mr)][K][mr] */
     const sx_weight *w;
     const sx_conv_kernels *ck;
-    int mode;        /* CONV_BAND, CONV_FLAT or CONV_GATHER (see sx_conv2d) */
-    int direct;      /* mode == CONV_BAND */
+    int mode;   /* CONV_BAND, CONV_FLAT or CONV_GATHER (see sx_conv2d) */
+    int direct; /* mode == CONV_BAND */
     /* blocks: band: bh rows x bw columns; else runs of pb pixels; x cb channels */
     int64_t bh, bw, pb, cb, n_pb, n_cb;
     /* direct: a band per slice of nsl channels: [nsl][brows][rs], rs = s phases
@@ -148,7 +153,8 @@ static void conv_pre(const conv_job *J, float *v, int64_t n, int64_t ci) {
 static const sx_packed *conv_panels(const sx_weight *w) {
     const sx_packed *pk = w->packed;
     if (!pk || pk->layout != SX_PACK_PANELS || pk->trans || w->trans || pk->K != w->K ||
-        w->packed_n0 + w->N > pk->N || (pk->type != SX_F32 && pk->type != SX_F16 && pk->type != SX_BF16))
+        w->packed_n0 + w->N > pk->N ||
+        (pk->type != SX_F32 && pk->type != SX_F16 && pk->type != SX_BF16))
         return NULL;
     return pk;
 }
@@ -163,7 +169,8 @@ static void conv_pack_w_task(void *ctx, int64_t b, int64_t e, int tid) {
     int mr = J->ck->mr;
     int64_t K = J->K;
     size_t rb = sx_type_nbytes(w->type, w->ld);
-    float *rows = w->type == SX_F32 || conv_panels(w) ? NULL : sx_scratch(SX_SCR_PACK, (size_t)(mr * K));
+    float *rows =
+        w->type == SX_F32 || conv_panels(w) ? NULL : sx_scratch(SX_SCR_PACK, (size_t)(mr * K));
     if (w->type != SX_F32 && !conv_panels(w) && !rows) {
         J->failed = 1;
         return;
@@ -198,7 +205,8 @@ static int conv_block_tiles(const conv_job *J, int64_t blk, conv_tile *t, int nr
     int nt = 0;
     if (!J->direct) {
         int64_t p0 = blk * J->pb, np = J->P - p0 < J->pb ? J->P - p0 : J->pb;
-        for (int64_t j = 0; j < np; j += nr) t[nt++] = (conv_tile){p0 + j, 0, (int)(np - j < nr ? np - j : nr)};
+        for (int64_t j = 0; j < np; j += nr)
+            t[nt++] = (conv_tile){p0 + j, 0, (int)(np - j < nr ? np - j : nr)};
         return nt;
     }
     int64_t bx = (J->Wo + J->bw - 1) / J->bw;
@@ -261,7 +269,8 @@ static void conv_b_row(float *b, const conv_job *J, int64_t ci, int64_t ky, int6
         int64_t p = p0 + j, iy = p / J->Wo * c->stride + ky - c->pad_t,
                 ix = p % J->Wo * c->stride + kx - c->pad_l;
         b[j] = j < n && iy >= 0 && iy < J->H && ix >= 0 && ix < J->W ? xc[iy * J->W + ix] : 0.0f;
-        if (J->f && j < n && iy >= 0 && iy < J->H && ix >= 0 && ix < J->W) conv_pre(J, b + j, 1, ci);
+        if (J->f && j < n && iy >= 0 && iy < J->H && ix >= 0 && ix < J->W)
+            conv_pre(J, b + j, 1, ci);
     }
 }
 
@@ -280,7 +289,8 @@ static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
      * (contiguous tiles: rows of y a multiple of 4 KB apart would alias in
      * L1) and its tile list */
     int64_t tl_at = (xfl + ntc_max * ntp_max * mr * nr + 15) / 16 * 16;
-    float *xb = sx_scratch(SX_SCR_CONV_COL, (size_t)(tl_at + ntp_max * (int64_t)sizeof(conv_tile) / 4));
+    float *xb =
+        sx_scratch(SX_SCR_CONV_COL, (size_t)(tl_at + ntp_max * (int64_t)sizeof(conv_tile) / 4));
     if (!xb) {
         J->failed = 1;
         return;
@@ -301,12 +311,14 @@ static void conv_task(void *ctx, int64_t b, int64_t e, int tid) {
                 if (tl[ntp - 1].n < nr)
                     for (int64_t k = 0; k < ns; k++) {
                         float *d = xb + k * nr;
-                        memcpy(d, J->x + (s0 + k) * P + tl[ntp - 1].p0, sizeof(float) * (size_t)tl[ntp - 1].n);
+                        memcpy(d, J->x + (s0 + k) * P + tl[ntp - 1].p0,
+                               sizeof(float) * (size_t)tl[ntp - 1].n);
                         memset(d + tl[ntp - 1].n, 0, sizeof(float) * (size_t)(nr - tl[ntp - 1].n));
                     }
             } else { /* panels [ntp][ns][nr] */
                 for (int64_t k = 0; k < ns; k++) {
-                    int64_t ci = (k0 + k) / taps, ky = (k0 + k) % taps / c->kw, kx = (k0 + k) % c->kw;
+                    int64_t ci = (k0 + k) / taps, ky = (k0 + k) % taps / c->kw,
+                            kx = (k0 + k) % c->kw;
                     for (int j = 0; j < ntp; j++)
                         conv_b_row(xb + (j * ns + k) * nr, J, ci, ky, kx, tl[j].p0, tl[j].n, nr);
                 }
@@ -341,11 +353,13 @@ static void conv_stats_task(void *ctx, int64_t b, int64_t e, int tid) {
     conv_job *J = ctx;
     int64_t n = J->cg * J->H * J->W;
     for (int64_t g = b; g < e; g++)
-        sx_groupnorm_stats(J->x + g * n, n, J->f->eps, (float *)J->gstat + 2 * g, (float *)J->gstat + 2 * g + 1);
+        sx_groupnorm_stats(J->x + g * n, n, J->f->eps, (float *)J->gstat + 2 * g,
+                           (float *)J->gstat + 2 * g + 1);
 }
 
-static int conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c, const sx_weight *w,
-                  const float *bias, const sx_conv_fuse *f, int64_t *Ho, int64_t *Wo) {
+static int conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+                  const sx_weight *w, const float *bias, const sx_conv_fuse *f, int64_t *Ho,
+                  int64_t *Wo) {
     if (!y || !x || !c || !w) return sx_err("sx_conv2d: NULL argument");
     if (c->cin <= 0 || c->cout <= 0 || c->kh <= 0 || c->kw <= 0 || c->stride <= 0 || c->pad_t < 0 ||
         c->pad_l < 0 || c->pad_b < 0 || c->pad_r < 0)
@@ -389,7 +403,8 @@ static int conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv 
     J.ap = sx_scratch(SX_SCR_CONV_W, (size_t)(ntiles * mr * K));
     if (!J.ap) return sx_err("sx_conv2d: out of memory packing '%s'", w->name ? w->name : "?");
     sx_parallel_for(ntiles, 1, conv_pack_w_task, &J);
-    if (J.failed) return sx_err("sx_conv2d: out of memory converting '%s'", w->name ? w->name : "?");
+    if (J.failed)
+        return sx_err("sx_conv2d: out of memory converting '%s'", w->name ? w->name : "?");
     /* blocks of about CONV_PB pixels x all channels, smaller while there are
      * fewer than 4 blocks per thread (the blocks never change the sums) */
     J.cb = ntiles * mr;
@@ -398,13 +413,18 @@ static int conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv 
     J.pb = P < CONV_PB ? (P + nr - 1) / nr * nr : CONV_PB;
     int want = 4 * sx_threads_count();
     for (;;) {
-        J.n_pb = J.direct ? (ho + J.bh - 1) / J.bh * ((wo + J.bw - 1) / J.bw) : (P + J.pb - 1) / J.pb;
+        J.n_pb =
+            J.direct ? (ho + J.bh - 1) / J.bh * ((wo + J.bw - 1) / J.bw) : (P + J.pb - 1) / J.pb;
         J.n_cb = (c->cout + J.cb - 1) / J.cb;
         if (J.n_pb * J.n_cb >= want) break;
-        if (J.cb >= 8 * mr) J.cb = (J.cb / mr + 1) / 2 * mr;
-        else if (J.direct && J.bh > 1) J.bh = (J.bh + 1) / 2;
-        else if (!J.direct && J.pb > 2 * nr) J.pb = (J.pb / nr + 1) / 2 * nr;
-        else break;
+        if (J.cb >= 8 * mr)
+            J.cb = (J.cb / mr + 1) / 2 * mr;
+        else if (J.direct && J.bh > 1)
+            J.bh = (J.bh + 1) / 2;
+        else if (!J.direct && J.pb > 2 * nr)
+            J.pb = (J.pb / nr + 1) / 2 * nr;
+        else
+            break;
     }
     if (J.direct) { /* the band of a slice, the taps' offsets in it */
         int64_t st = c->stride, ntx = (J.bw + nr - 1) / nr;
@@ -428,8 +448,8 @@ static int conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv 
     return 0;
 }
 
-int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
-              const sx_weight *w, const float *bias, int64_t *Ho, int64_t *Wo) {
+int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c, const sx_weight *w,
+              const float *bias, int64_t *Ho, int64_t *Wo) {
     return conv2d(y, x, H, W, c, w, bias, NULL, Ho, Wo);
 }
 

@@ -655,6 +655,23 @@ static double torch_time(torch_proc *t, const char *req) {
     return atof(line);
 }
 
+/* One more PyTorch run of req, keeping the best time in *best. */
+static void torch_best(torch_proc *t, const char *req, double *best) {
+    double tt = torch_time(t, req);
+    if (tt > 0 && tt < *best) *best = tt;
+}
+
+/* The PyTorch cell (GFLOP/s of `flop`, or ms when flop is 0) and our
+ * speed relative to it; "-" when PyTorch did not run. */
+static void torch_cells(char *tcol, char *rcol, size_t n, double best, double ours, double flop) {
+    snprintf(tcol, n, "-");
+    snprintf(rcol, n, "-");
+    if (best >= 1e30) return;
+    if (flop > 0) snprintf(tcol, n, "%.1f", flop / best / 1e9);
+    else snprintf(tcol, n, "%.1f ms", 1e3 * best);
+    snprintf(rcol, n, "%.2fx", best / ours);
+}
+
 static void torch_close(torch_proc *t) {
     if (t->to) fclose(t->to);
     if (t->from) fclose(t->from);
@@ -724,14 +741,10 @@ static void bench_attention(torch_proc *tp, int maxt) {
                 if (c2 - c1 < ac) ac = c2 - c1;
                 if (w2 - w1 < aw) aw = w2 - w1;
                 if (r2 - r1 < ar) ar = r2 - r1;
-                double tt = torch_time(tp, req);
-                if (tt > 0 && tt < bt) bt = tt;
+                torch_best(tp, req, &bt);
             }
-            char tcol[16] = "-", rcol[16] = "-";
-            if (bt < 1e30) {
-                snprintf(tcol, sizeof tcol, "%.1f", fa / bt / 1e9);
-                snprintf(rcol, sizeof rcol, "%.2fx", bt / ar);
-            }
+            char tcol[16], rcol[16];
+            torch_cells(tcol, rcol, sizeof tcol, bt, ar, fa);
             printf("%-24s %5lld %5lld %3d %4d %3d %8.1f %9.1f %9.1f %7.0f%% %8s %8s %6.0f%%\n", as[i].what,
                    (long long)Tq, (long long)Tk, H, hd, t, fa / aw / 1e9, fa / ac / 1e9, fg / gc / 1e9,
                    100 * (fa / ac) / (fg / gc), tcol, rcol,
@@ -865,15 +878,11 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
                     if (dt < bo) bo = dt;
                     if (dc < bc) bc = dc;
                 }
-                double tt = torch_time(tp, req);
-                if (tt > 0 && tt < bt) bt = tt;
+                torch_best(tp, req, &bt);
             }
             double g = fl / bo / 1e9;
-            char tcol[16] = "-", rcol[16] = "-";
-            if (bt < 1e30) {
-                snprintf(tcol, sizeof tcol, "%.1f", fl / bt / 1e9);
-                snprintf(rcol, sizeof rcol, "%.2fx", bt / bo);
-            }
+            char tcol[16], rcol[16];
+            torch_cells(tcol, rcol, sizeof tcol, bt, bo, fl);
             printf("%-25s %-15s %9s %3d %8.1f %8s %8s %6.0f%%\n", c->what, shp, hw, t, g, tcol, rcol,
                    peak_cpu() > 0 ? 100 * fl / bc / 1e9 / peak_cpu() : 0);
             fflush(stdout);
@@ -933,14 +942,10 @@ static void bench_gnconv(torch_proc *tp, int maxt) {
                     if (t1 - t0 < bs) bs = t1 - t0;
                     if (t3 - t2 < bf) bf = t3 - t2;
                 }
-                double tt = torch_time(tp, req);
-                if (tt > 0 && tt < bt) bt = tt;
+                torch_best(tp, req, &bt);
             }
-            char tcol[16] = "-", rcol[16] = "-";
-            if (bt < 1e30) {
-                snprintf(tcol, sizeof tcol, "%.1f ms", 1e3 * bt);
-                snprintf(rcol, sizeof rcol, "%.2fx", bt / bf);
-            }
+            char tcol[16], rcol[16];
+            torch_cells(tcol, rcol, sizeof tcol, bt, bf, 0);
             printf("%-20s %14s %3d %7.1f ms %7.1f ms %10s %7.2fx %8s\n", gs[i].what, hw, t, 1e3 * bs,
                    1e3 * bf, tcol, bs / bf, rcol);
             fflush(stdout);
