@@ -685,7 +685,10 @@ static double row_clock(int threads) { return threads > 1 ? sx_time() : cpu_now(
 
 /* The F32 FMA peak of one core per CPU-second (measured at the start), for
  * the current SIMD path: "% peak" divides a rate per CPU-second by it. */
-static double peak_cpu(void) { return sx_simd_level() == SX_SIMD_AVX512 ? pk[PK_ZMM] : pk[PK_YMM]; }
+static double peak_cpu(void) {
+    int l = sx_simd_level();
+    return l == SX_SIMD_AVX512 || l == SX_SIMD_AMX ? pk[PK_ZMM] : pk[PK_YMM];
+}
 
 /* sx_attention at the model shapes, timed alternately (best of ATT_REPS
  * rounds) with the F32 GEMM of the same model's projections
