@@ -862,6 +862,7 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
         sx_rand_uniform(w, c->cout * K, 2, -0.05f, 0.05f);
         sx_rand_uniform(b, c->cout, 3, -1, 1);
         sx_weight W = sx_weight_f32(w, c->cout, K);
+        sx_weight_pack(&W); /* as at load (F32 compute: panels the conv reads its weights from) */
         sx_conv cv = {c->cin, c->cout, c->k, c->k, c->s, c->pt, c->pl, c->pb, c->pr};
         char shp[32], hw[24];
         snprintf(shp, sizeof shp, "%d->%d %dx%d/%d", c->cin, c->cout, c->k, c->k, c->s);
@@ -891,6 +892,7 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
             fflush(stdout);
         }
         sx_threads_init(maxt);
+        sx_weight_unpack(&W);
         free(x), free(w), free(b), free(y);
     }
 }
@@ -921,6 +923,7 @@ static void bench_gnconv(torch_proc *tp, int maxt) {
         sx_rand_uniform(w, C * K, 3, -0.05f, 0.05f), sx_rand_uniform(b, C, 4, -1, 1);
         sx_rand_uniform(gw, C, 5, 0.5f, 1.5f), sx_rand_uniform(gb, C, 6, -0.5f, 0.5f);
         sx_weight W3 = sx_weight_f32(w, C, K);
+        sx_weight_pack(&W3);
         sx_conv cv = {C, C, 3, 3, 1, 1, 1, 1, 1};
         sx_conv_fuse f = {32, 1e-5f, gw, gb, 1, 1};
         char hw[32];
@@ -954,6 +957,7 @@ static void bench_gnconv(torch_proc *tp, int maxt) {
             fflush(stdout);
         }
         sx_threads_init(maxt);
+        sx_weight_unpack(&W3);
         free(x), free(h), free(y), free(r), free(w), free(b), free(gw), free(gb);
     }
 }
