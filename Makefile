@@ -71,6 +71,12 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/libseedx.a $(LDLIBS)
 
+# tests/test_cli.c also calls the front-end's own functions (cli.h)
+CLI_LIB_OBJS := $(BUILD)/cli.o $(BUILD)/cli_tools.o
+$(BUILD)/tests/test_cli: tests/test_cli.c tests/test.h $(BUILD)/libseedx.a $(CLI_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(CLI_LIB_OBJS) $(BUILD)/libseedx.a $(LDLIBS)
+
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the library, the
 # public headers (a program compiles with -I PREFIX/include/seedx and
 # #include "seedx.h") and the tiny model `seedx demo` finds next to the binary.
@@ -130,14 +136,16 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz seedx
 
-# libFuzzer harnesses: tests/fuzz_<name>.c, built with clang; each runs for
-# FUZZ_SECONDS (default 60) on its corpus tests/fuzz/<name>/ (seeded from fixtures).
+# libFuzzer harnesses: tests/fuzz_<name>.c, built with clang (with the library,
+# the HTTP/JSON code and the front-end's cli.c / cli_tools.c); each runs for FUZZ_SECONDS
+# (default 60) on its corpus tests/fuzz/<name>/ (seeded from fixtures).
 FUZZ_SRCS := $(wildcard tests/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
-build-fuzz/%: tests/%.c $(LIB_SRCS) http.c json.c serve.c webui.html $(HDRS)
+FUZZ_LIB_SRCS := $(filter-out $(X86_SRCS) %_neon.c,$(LIB_SRCS)) http.c json.c cli.c cli_tools.c
+build-fuzz/%: tests/%.c $(FUZZ_LIB_SRCS) $(HDRS)
 	@mkdir -p build-fuzz
-	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out $(X86_SRCS) %_neon.c,$(LIB_SRCS)) http.c json.c $(LDLIBS)
+	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(FUZZ_LIB_SRCS) $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/$${n#fuzz_}; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; new=$$(mktemp -d); \

@@ -164,12 +164,20 @@ static int vae_block(stage *s, const sx_vae_block *b, const char *pfx, int i, in
  * decoder: z [L, h, w] (already / scaling_factor) -> image [out, f*h, f*w]
  * written to img. post_quant_conv included.
  * ------------------------------------------------------------------------- */
+/* Progress of a decode (sx_vae.progress): steps done of total. */
+static void report(const sx_vae *v, int64_t done, int64_t total) {
+    if (v->progress) v->progress(v->progress_ud, done, total);
+}
+
+/* trace: the whole image (not a tile): tensors are traced and the progress
+ * is reported after the mid block, each up block and conv_out. */
 static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, float *img,
                         int trace, sx_arena *ws) {
     const sx_vae_coder *d = &v->decoder;
     stage s = {.x = (float *)z, .C = v->cfg.latent_channels, .H = h, .W = w, .ws = ws,
                .trace = trace};
-    int rc = -1;
+    int rc = -1, n_steps = v->cfg.n_blocks + 2;
+    if (trace) report(v, 0, n_steps);
     /* post_quant_conv 1x1: [L, h, w]; decoder.conv_in 3x3: -> [C_last, h, w] */
     if (conv(&s, &v->post_quant_conv, NULL)) goto done;
     TRACE(&s, "post_quant_conv");
@@ -177,15 +185,19 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
     TRACE(&s, "decoder.conv_in");
     /* decoder.mid_block */
     if (mid_block(&s, &d->mid_block, "decoder")) goto done;
+    if (trace) report(v, 1, n_steps);
     /* decoder.up_blocks.i: [C, H, W] -> [C', 2H, 2W] (the last block keeps the size) */
-    for (int i = 0; i < v->cfg.n_blocks; i++)
+    for (int i = 0; i < v->cfg.n_blocks; i++) {
         if (vae_block(&s, &d->blocks[i], "decoder", i, 1)) goto done;
+        if (trace) report(v, 2 + i, n_steps);
+    }
     /* conv_norm_out -> SiLU -> conv_out: [C_0, H, W] -> img [out_channels, H, W] */
     if (sx_norm_chw(&d->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
         conv(&s, &d->conv_out, img))
         goto done;
     TRACE(&s, "decoder.conv_out");
     TRACE(&s, "decoder");
+    if (trace) report(v, n_steps, n_steps);
     rc = 0;
 done:
     if (s.own) free(s.x);
@@ -302,6 +314,7 @@ static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, 
         goto done;
     }
     int64_t oy = 0;
+    if (fn == dec_tile) report(v, 0, nr * nc);
     for (int64_t i = 0; i < nr; i++) {
         int64_t y0 = i * stride, th = H - y0 < tin ? H - y0 : tin, ox = 0, rows = 0;
         for (int64_t j = 0; j < nc; j++) {
@@ -314,6 +327,7 @@ static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, 
                 sx_err_prefix("vae tile (%lld,%lld): ", (long long)i, (long long)j);
                 goto done;
             }
+            if (fn == dec_tile) report(v, i * nc + j + 1, nr * nc);
             if (i > 0) blend_v(&prev[j], &cur[j], Cout, blend);
             if (j > 0) blend_h(&cur[j - 1], &cur[j], Cout, blend);
             int64_t ch = cur[j].h < limit ? cur[j].h : limit;
@@ -374,7 +388,50 @@ static int tile_sizes(const sx_vae *v, int64_t *ts, int64_t *tl) {
  * ------------------------------------------------------------------------- */
 int sx_vae_factor(const sx_vae *vae) { return 1 << (vae->cfg.n_blocks - 1); }
 
-#define SX_VAE_MAX_SIDE 16384 /* pixels */
+/* Floats of the untiled decoder's live buffers at their peak for an h x w
+ * latent (decode_block: a resnet holds x, the norm copy and conv1's output,
+ * then x, h and conv2's output; an upsampler its input and the 4x buffers in
+ * and out; the mid attention x, the norm, tokens, q/k/v and the packed
+ * keys/values; the latent copy z lives throughout) plus what outlives every
+ * step: each thread's attention scratch (a score block of 256 query rows and
+ * its packed copy), kept by the kernel layer once grown. */
+static double decode_floats(const sx_vae_config *c, double h, double w, int threads) {
+    double HW = h * w, C = c->block_out[c->n_blocks - 1], L = c->latent_channels;
+    double peak = 2 * L + C;                               /* post_quant_conv, conv_in */
+    peak = fmax(peak, 3 * C);                              /* mid resnets */
+    if (c->mid_attention) peak = fmax(peak, 8 * C);
+    double scratch = c->mid_attention ? 2.0 * 256 * threads * HW : 0;
+    peak *= HW;
+    double ci = C;
+    for (int i = 0; i < c->n_blocks; i++) {
+        double co = c->block_out[c->n_blocks - 1 - i];
+        for (int r = 0; r < c->layers_per_block + 1; r++, ci = co)
+            peak = fmax(peak, fmax(2 * ci + co, ci + 2 * co) * HW);
+        if (i < c->n_blocks - 1) { /* upsampler: x, then u and the conv output at 4x */
+            peak = fmax(peak, 8 * co * HW);
+            HW *= 4;
+        }
+    }
+    return L * h * w + peak + scratch;
+}
+
+uint64_t sx_vae_decode_bytes(const sx_vae_config *c, int64_t h, int64_t w, int tiling,
+                             int tile_px, int threads) {
+    if (!c || c->n_blocks < 1 || h <= 0 || w <= 0) return 0;
+    int f = 1 << (c->n_blocks - 1);
+    if (threads < 1) threads = 1;
+    int64_t ts = tile_px > 0 ? tile_px : c->sample_size, tl = ts / f;
+    double fl;
+    if (tiling && tl > 0 && (h > tl || w > tl)) { /* one tile + the rows of tiles kept + the crop */
+        double nc = (double)((w + tl * 3 / 4 - 1) / (tl * 3 / 4 > 0 ? tl * 3 / 4 : 1));
+        fl = decode_floats(c, (double)tl, (double)tl, threads) +
+             2 * nc * c->out_channels * (double)ts * (double)ts + (double)c->latent_channels * tl * tl;
+    } else {
+        fl = decode_floats(c, (double)h, (double)w, threads);
+    }
+    double bytes = 4 * fl + 2.0 * 48 * 1048576; /* + im2col and GEMM scratch */
+    return bytes >= 1.8e19 ? UINT64_MAX : (uint64_t)bytes;
+}
 
 int sx_vae_decode(const sx_vae *vae, const float *latents, int64_t latent_channels, int64_t h,
                   int64_t w, int tiling, float *image) {
@@ -571,7 +628,8 @@ static int ld_encoder(const sx_src *s, const sx_vae_config *c, sx_vae_coder *e) 
     return 0;
 }
 
-static int read_config(sx_gguf *g, sx_vae_config *c) {
+int sx_vae_read_config(const sx_gguf *g, sx_vae_config *c) {
+    if (!g || !c) return sx_err("sx_vae_read_config: NULL argument");
     int64_t v;
     double d;
     const char *path = sx_gguf_path(g);
@@ -635,7 +693,7 @@ int sx_vae_load_gguf(sx_gguf *g, sx_vae **out) {
     sx_vae_config *c = &v->cfg;
     sx_src s = sx_src_one(g);
     int L = 0;
-    if (read_config(g, c) != 0) goto fail;
+    if (sx_vae_read_config(g, c) != 0) goto fail;
     L = c->latent_channels;
     if (sx_conv_load(&s, "post_quant_conv", L, L, 1, 1, 0, &v->post_quant_conv) ||
         ld_decoder(&s, c, &v->decoder))

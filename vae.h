@@ -36,6 +36,7 @@ extern "C" {
 #endif
 
 #define SX_VAE_MAX_BLOCKS 8
+#define SX_VAE_MAX_SIDE 16384 /* pixels: the largest image side decode/encode take */
 
 typedef struct sx_vae_config {
     int in_channels, out_channels, latent_channels; /* 3, 3, 4 */
@@ -95,7 +96,22 @@ typedef struct sx_vae {
     sx_conv_layer post_quant_conv; /* 1x1, latent -> latent */
     /* tiling (see the header comment); 0 = cfg.sample_size */
     int tile_sample_size;
+    /* progress of sx_vae_decode (NULL: none): done of total steps, the steps
+     * being the mid block, each up block and conv_out, or each tile when
+     * tiled; called with done = 0 when the decode starts */
+    void (*progress)(void *ud, int64_t done, int64_t total);
+    void *progress_ud;
 } sx_vae;
+
+/* The config from a container's seedx.vae.* metadata (checked), without
+ * loading any tensor. */
+int sx_vae_read_config(const sx_gguf *g, sx_vae_config *c);
+/* Peak bytes sx_vae_decode allocates for [latent_channels, h, w] latents
+ * (untiled, or with tiling and tiles of tile_px pixels, 0 = sample_size),
+ * threads running (the attention scratch is per thread); the caller's output
+ * image is not included. An estimate from the buffers the decoder holds. */
+uint64_t sx_vae_decode_bytes(const sx_vae_config *c, int64_t h, int64_t w, int tiling,
+                             int tile_px, int threads);
 
 /* Loads a container written by `convert.py vae`. Every tensor's presence,
  * type and shape is checked against the metadata. */

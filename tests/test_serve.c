@@ -528,8 +528,13 @@ static char *data_url(const char *path, const char *type) {
     uint8_t *b;
     size_t n;
     if (sx_read_file(path, &b, &n)) return NULL;
-    char *s = malloc(base64_encoded_len(n) + 64);
-    int k = sprintf(s, "data:%s;base64,", type);
+    size_t cap = base64_encoded_len(n) + 64;
+    char *s = malloc(cap);
+    if (!s) {
+        free(b);
+        return NULL;
+    }
+    int k = snprintf(s, cap, "data:%s;base64,", type);
     base64_encode(b, n, s + k);
     free(b);
     return s;
