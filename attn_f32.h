@@ -1,8 +1,8 @@
 /* attn_f32.h - the F32 flash-attention kernels shared by attn_avx2.c and
  * attn_avx512.c, written once over the vector macros the including file
  * defines (V: the vector type, VL lanes, V_LOAD, V_STORE, V_MUL, V_FMA,
- * V_BCAST(pointer), V_ZERO) with RT rows per register tile and QV vectors
- * (QT = QV*VL queries) per tile; the ISA files add the online softmax.
+ * V_BCAST(pointer), V_ZERO and those of the softmax below) with RT rows
+ * per register tile and QV vectors (QT = QV*VL queries) per tile.
  * Layouts:
  *   packed kv head: keys [ceil(Tk/RT)][D][RT] (keys past Tk are 0), then
  *                   values [ceil(D/RT)][Tk][RT] (dims past D are 0)
@@ -11,6 +11,7 @@
 #ifndef SEEDX_ATTN_F32_H
 #define SEEDX_ATTN_F32_H
 
+#include <math.h>
 #include <string.h>
 
 #include "ops_avx2.h"
@@ -91,11 +92,48 @@ static void values(float *ot, const sx_attn_kv *kv, const float *pt, int64_t k0,
         tile(nk, vp + (int64_t)d0 * kv->Tk, pt, ot + (int64_t)d0 * QT, alpha);
 }
 
-/* The online softmax of one block (sx_attn_kernels.softmax), in the ISA file;
- * `masked` is a constant in each instance, so the common unmasked block has
- * no compares. */
+/* The online softmax of one block (see sx_attn_kernels.softmax) over the
+ * ISA file's vector macros (VI: the int32 vector, VI_LOAD, VI_SET1, V_SET1,
+ * V_ADD, V_SUB, V_MAX, V_FMSUB(a, b, c) = a*b - c, V_IF_LT(j, vis, a, b) =
+ * j < vis ? a : b per lane, V_NINF_TO_0, V_EXP_ALPHA and V_EXP: exp of the
+ * rescale factors and of the scores); `masked` is a constant in each
+ * instance, so the common unmasked block has no compares. */
 static inline void softmax_block(float *st, int64_t nk, const int32_t *vis, float scale, float *m,
-                                 float *l, float *alpha, int masked);
+                                 float *l, float *alpha, int masked) {
+    VI vi[QV];
+    V mx[QV], sum[QV], msafe[QV];
+    const V ninf = V_SET1(-INFINITY), sc = V_SET1(scale);
+    for (int v = 0; v < QV; v++) {
+        vi[v] = masked ? VI_LOAD(vis + VL * v) : VI_SET1(0);
+        mx[v] = ninf;
+        sum[v] = V_ZERO();
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        VI jv = VI_SET1((int)j);
+        for (int v = 0; v < QV; v++) {
+            V t = V_MAX(mx[v], V_LOAD(st + j * QT + VL * v));
+            mx[v] = masked ? V_IF_LT(jv, vi[v], t, mx[v]) : t;
+        }
+    }
+    for (int v = 0; v < QV; v++) {
+        V mo = V_LOAD(m + VL * v), mn = V_MAX(mo, V_MUL(mx[v], sc));
+        msafe[v] = V_NINF_TO_0(mn);
+        V_STORE(alpha + VL * v, V_EXP_ALPHA(V_SUB(mo, msafe[v])));
+        V_STORE(m + VL * v, mn);
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        VI jv = VI_SET1((int)j);
+        for (int v = 0; v < QV; v++) {
+            float *p = st + j * QT + VL * v;
+            V e = V_EXP(V_FMSUB(V_LOAD(p), sc, msafe[v]));
+            if (masked) e = V_IF_LT(jv, vi[v], e, V_ZERO());
+            V_STORE(p, e);
+            sum[v] = V_ADD(sum[v], e);
+        }
+    }
+    for (int v = 0; v < QV; v++)
+        V_STORE(l + VL * v, V_ADD(V_MUL(V_LOAD(alpha + VL * v), V_LOAD(l + VL * v)), sum[v]));
+}
 
 static void softmax(float *st, int64_t nk, const int32_t *vis, float scale, float *m, float *l,
                     float *alpha) {

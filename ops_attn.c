@@ -109,14 +109,7 @@ const sx_attn_kernels sx_attn_scalar = {.name = "scalar",
                                         .finish = sc_finish};
 
 const sx_attn_kernels *sx_attn_kernels_cur(void) {
-    switch (sx_simd_level()) {
-#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
-    case SX_SIMD_AVX2: return &sx_attn_avx2;
-    case SX_SIMD_AVX512:
-    case SX_SIMD_AMX: return &sx_attn_avx512; /* (AMX: AVX-512's float32 kernels) */
-#endif
-    default: return &sx_attn_scalar;
-    }
+    return SX_F32_SET(sx_attn);
 }
 
 /* ======================================================================

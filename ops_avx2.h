@@ -5,27 +5,34 @@
 
 #include <immintrin.h>
 
-/* exp(x) for the softmax: same reduction and polynomial as the AVX-512 path. */
+/* The reduction x = n ln2 + r (Cody-Waite, ln2 in two parts) and the
+ * degree-6 polynomial p = e^r shared by the SIMD exps: P is the intrinsics'
+ * prefix (_mm256, _mm512), ROUND its round-to-nearest; sets n and p. */
+#define SX_EXP_REDUCE(P, ROUND, x, n, p)                                                           \
+    do {                                                                                           \
+        n = ROUND(P##_mul_ps(x, P##_set1_ps(1.44269504088896341f)),                                \
+                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);                                  \
+        __typeof__(x) r_ = P##_fnmadd_ps(n, P##_set1_ps(0.693359375f), x);                         \
+        r_ = P##_fnmadd_ps(n, P##_set1_ps(-2.12194440e-4f), r_);                                   \
+        p = P##_set1_ps(1.9875691500e-4f);                                                         \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(1.3981999507e-3f));                                    \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(8.3334519073e-3f));                                    \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(4.1665795894e-2f));                                    \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(1.6666665459e-1f));                                    \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(5.0000001201e-1f));                                    \
+        p = P##_fmadd_ps(p, P##_mul_ps(r_, r_), P##_add_ps(r_, P##_set1_ps(1.0f)));                \
+    } while (0)
+
+/* exp(x) for the softmax: exact 0 below -87.3 (as the AVX-512 path). */
 static inline __m256 exp256(__m256 x) {
     const __m256 lo = _mm256_set1_ps(-87.3f);
-    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ), n, p;
     x = _mm256_max_ps(x, lo);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    SX_EXP_REDUCE(_mm256, _mm256_round_ps, x, n, p);
     /* 2^n: n in [-126, 0] here, build the exponent bits directly */
     __m256i e =
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 res = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    return _mm256_andnot_ps(under, res);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
 /* In-register transpose of the 8x8 block r[0..7]. */

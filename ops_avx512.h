@@ -5,23 +5,16 @@
 
 #include <immintrin.h>
 
+#include "ops_avx2.h"
+
 /* exp(x): Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r,
  * scaled by 2^n (scalef: 0 far below the float range, inf above it). x is
  * clamped to -150, where the result is already 0; between -103 and -87.3
  * it is denormal, as expf's. */
 static inline __m512 exp512_u(__m512 x) {
+    __m512 n, p;
     x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    SX_EXP_REDUCE(_mm512, _mm512_roundscale_ps, x, n, p);
     return _mm512_scalef_ps(p, n);
 }
 

@@ -103,14 +103,7 @@ const sx_conv_kernels sx_conv_scalar = {.name = "scalar",
                                         .prologue = sc_prologue};
 
 const sx_conv_kernels *sx_conv_kernels_cur(void) {
-    switch (sx_simd_level()) {
-#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
-    case SX_SIMD_AVX2: return &sx_conv_avx2;
-    case SX_SIMD_AVX512:
-    case SX_SIMD_AMX: return &sx_conv_avx512; /* (AMX: AVX-512's float32 kernels) */
-#endif
-    default: return &sx_conv_scalar;
-    }
+    return SX_F32_SET(sx_conv);
 }
 
 /* ======================================================================

@@ -304,6 +304,18 @@ typedef struct sx_attn_kernels {
 void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
                            int64_t c0, int n);
 
+/* The float32 kernel set <prefix>_scalar / _avx2 / _avx512 of the current
+ * SIMD path (AMX runs AVX-512's float32 kernels, as the GEMM does). */
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+#define SX_F32_SET(prefix)                                                                         \
+    (sx_simd_level() == SX_SIMD_AVX2     ? &prefix##_avx2                                          \
+     : sx_simd_level() == SX_SIMD_AVX512 ? &prefix##_avx512                                        \
+     : sx_simd_level() == SX_SIMD_AMX    ? &prefix##_avx512                                        \
+                                         : &prefix##_scalar)
+#else
+#define SX_F32_SET(prefix) (&prefix##_scalar)
+#endif
+
 /* Scalar F32 helpers (ops_attn.c): a query tile as [D][qt]; the finish. */
 void sx_attn_f32_pack_q(void *dst, const float *q, int64_t ldq, int nq, int D, int qt);
 void sx_attn_f32_finish(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D,
