@@ -231,7 +231,7 @@ enum {
     SX_SCR_GEMM_A,  /* packed X panels */
     SX_SCR_GEMM_B,  /* packed W panels */
     SX_SCR_ATTN_S,  /* attention scores */
-    SX_SCR_CONV_COL, /* im2col rows */
+    SX_SCR_CONV_COL, /* conv input bands and tile lists */
     SX_SCR_CONV_W,   /* conv weights packed for the micro-kernel */
     SX_SCR_ATTN_KV, /* attention's pre-packed keys and values */
     SX_SCR_ACT,     /* quantized activations of the integer GEMV */
