@@ -626,7 +626,8 @@ static int torch_open(torch_proc *t) {
         dup2(in[0], 0);
         dup2(out[1], 1);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        execl(".venv/bin/python", ".venv/bin/python", "scripts/bench_kernels_torch.py", (char *)NULL);
+        execl(".venv/bin/python", ".venv/bin/python", "scripts/bench_kernels_torch.py",
+              (char *)NULL);
         _exit(127);
     }
     close(in[0]), close(out[1]);
@@ -667,8 +668,10 @@ static void torch_cells(char *tcol, char *rcol, size_t n, double best, double ou
     snprintf(tcol, n, "-");
     snprintf(rcol, n, "-");
     if (best >= 1e30) return;
-    if (flop > 0) snprintf(tcol, n, "%.1f", flop / best / 1e9);
-    else snprintf(tcol, n, "%.1f ms", 1e3 * best);
+    if (flop > 0)
+        snprintf(tcol, n, "%.1f", flop / best / 1e9);
+    else
+        snprintf(tcol, n, "%.1f ms", 1e3 * best);
     snprintf(rcol, n, "%.2fx", best / ours);
 }
 
@@ -681,7 +684,9 @@ static void torch_close(torch_proc *t) {
 /* The clock of the attention and conv rows (and of the PyTorch side): with
  * 1 thread the CPU time of the thread, which leaves out the time other
  * processes took the core; with more, wall time. */
-static double row_clock(int threads) { return threads > 1 ? sx_time() : cpu_now(1); }
+static double row_clock(int threads) {
+    return threads > 1 ? sx_time() : cpu_now(1);
+}
 
 /* The F32 FMA peak of one core per CPU-second (measured at the start), for
  * the current SIMD path: "% peak" divides a rate per CPU-second by it. */
@@ -698,16 +703,23 @@ static double peak_cpu(void) {
  * "of GEMM" and "% peak" compare rates per CPU-second. */
 #define ATT_REPS 3
 static void bench_attention(torch_proc *tp, int maxt) {
-    struct { const char *what; int64_t Tq, Tk; int H, D, causal; } as[] = {
-        {"sdxl 64x64 self-attn", 4096, 4096, 10, 64, 0}, {"sdxl 64x64 cross-attn", 4096, 77, 10, 64, 0},
-        {"vit-G block", 1024, 1024, 16, 104, 0},       {"llm prefill 600", 600, 600, 40, 128, 0},
-        {"llm prefill 600 causal", 600, 600, 40, 128, 1}, {"vae mid (64x64 latent)", 4096, 4096, 1, 512, 0}};
-    printf("\nattention (sx_attention, F32, %s) vs the F32 GEMM [T,HD]x[HD,HD] and torch SDPA, same rounds\n"
+    struct {
+        const char *what;
+        int64_t Tq, Tk;
+        int H, D, causal;
+    } as[] = {{"sdxl 64x64 self-attn", 4096, 4096, 10, 64, 0},
+              {"sdxl 64x64 cross-attn", 4096, 77, 10, 64, 0},
+              {"vit-G block", 1024, 1024, 16, 104, 0},
+              {"llm prefill 600", 600, 600, 40, 128, 0},
+              {"llm prefill 600 causal", 600, 600, 40, 128, 1},
+              {"vae mid (64x64 latent)", 4096, 4096, 1, 512, 0}};
+    printf("\nattention (sx_attention, F32, %s) vs the F32 GEMM [T,HD]x[HD,HD] and torch SDPA, "
+           "same rounds\n"
            "(per CPU-s: flop / process CPU time; torch and \"vs torch\": 1 thread CPU time of the\n"
            " thread on both sides, 2 threads wall time)\n",
            sx_simd_name(sx_simd_level()));
-    printf("%-24s %5s %5s %3s %4s %3s %8s %9s %9s %8s %8s %8s %7s\n", "shape", "Tq", "Tk", "H", "D", "thr",
-           "GFLOP/s", "per CPU-s", "GEMM/CPUs", "of GEMM", "torch", "vs torch", "% peak");
+    printf("%-24s %5s %5s %3s %4s %3s %8s %9s %9s %8s %8s %8s %7s\n", "shape", "Tq", "Tk", "H", "D",
+           "thr", "GFLOP/s", "per CPU-s", "GEMM/CPUs", "of GEMM", "torch", "vs torch", "% peak");
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
         int64_t Tq = as[i].Tq, Tk = as[i].Tk, HD = (int64_t)as[i].H * as[i].D;
         float *q = malloc(4 * Tq * HD), *k = malloc(4 * Tk * HD), *v = malloc(4 * Tk * HD);
@@ -719,8 +731,9 @@ static void bench_attention(torch_proc *tp, int maxt) {
         sx_weight W = sx_weight_f32(w, HD, HD);
         sx_epilogue ep = {.compute = SX_COMPUTE_F32};
         int hd = as[i].D, H = as[i].H;
-        sx_attn a = {H, H, hd, HD, hd, HD, hd, HD, hd, HD, hd, 1.0f / sqrtf((float)hd),
-                     as[i].causal, Tk - Tq};
+        sx_attn a = {
+            H,      H, hd, HD, hd, HD, hd, HD, hd, HD, hd, 1.0f / sqrtf((float)hd), as[i].causal,
+            Tk - Tq};
         /* visible (query, key) pairs */
         double pairs = 0;
         for (int64_t r = 0; r < Tq; r++) {
@@ -731,8 +744,8 @@ static void bench_attention(torch_proc *tp, int maxt) {
         for (int t = 1; t <= maxt; t++) {
             double aw = 1e30, ac = 1e30, ar = 1e30, gc = 1e30, bt = 1e30;
             char req[128];
-            snprintf(req, sizeof req, "attn %lld %lld %d %d %d %d 1", (long long)Tq, (long long)Tk, H,
-                     hd, as[i].causal, t);
+            snprintf(req, sizeof req, "attn %lld %lld %d %d %d %d 1", (long long)Tq, (long long)Tk,
+                     H, hd, as[i].causal, t);
             sx_threads_init(t);
             for (int r = 0; r < ATT_REPS; r++) {
                 double c0 = cpu_now(0);
@@ -748,9 +761,9 @@ static void bench_attention(torch_proc *tp, int maxt) {
             }
             char tcol[16], rcol[16];
             torch_cells(tcol, rcol, sizeof tcol, bt, ar, fa);
-            printf("%-24s %5lld %5lld %3d %4d %3d %8.1f %9.1f %9.1f %7.0f%% %8s %8s %6.0f%%\n", as[i].what,
-                   (long long)Tq, (long long)Tk, H, hd, t, fa / aw / 1e9, fa / ac / 1e9, fg / gc / 1e9,
-                   100 * (fa / ac) / (fg / gc), tcol, rcol,
+            printf("%-24s %5lld %5lld %3d %4d %3d %8.1f %9.1f %9.1f %7.0f%% %8s %8s %6.0f%%\n",
+                   as[i].what, (long long)Tq, (long long)Tk, H, hd, t, fa / aw / 1e9, fa / ac / 1e9,
+                   fg / gc / 1e9, 100 * (fa / ac) / (fg / gc), tcol, rcol,
                    peak_cpu() > 0 ? 100 * fa / ac / 1e9 / peak_cpu() : 0);
             fflush(stdout);
         }
@@ -766,7 +779,7 @@ static void bench_attention(torch_proc *tp, int maxt) {
  * CONV_GFLOP are timed on a band of their rows (full width and channels;
  * "rows" says how many of H). */
 #define CONV_ROUNDS 2
-#define CONV_GFLOP 8.0
+#define CONV_GFLOP  8.0
 typedef struct {
     const char *what;
     int cin, cout, k, s, pt, pl, pb, pr, H, W;
@@ -830,13 +843,16 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
         {"vae quant_conv", 8, 8, 1, 1, 0, 0, 0, 0, 128, 128},
         /* Qwen-VL ViT-bigG patchify, one 448x448 tile */
         {"vit patchify", 3, 1664, 14, 14, 0, 0, 0, 0, 448, 448}};
-    static const char *quick_set[] = {"unet res 320", "unet res 640", "unet res 1280", "unet down 320",
-                                      "unet short 640->1280", "unet conv_out", "vae res 128 @1024",
-                                      "vae dec conv_out", "vit patchify", NULL};
-    printf("\nconv (sx_conv2d, F32 weights, %s) vs torch.nn.functional.conv2d (F32), same rounds\n"
-           "(GFLOP/s and torch: 1 thread per CPU-second of the thread on both sides, 2 threads wall\n"
-           " time; %% peak: per CPU-second vs the FMA peak)\n",
-           sx_simd_name(sx_simd_level()));
+    static const char *quick_set[] = {"unet res 320",         "unet res 640",
+                                      "unet res 1280",        "unet down 320",
+                                      "unet short 640->1280", "unet conv_out",
+                                      "vae res 128 @1024",    "vae dec conv_out",
+                                      "vit patchify",         NULL};
+    printf(
+        "\nconv (sx_conv2d, F32 weights, %s) vs torch.nn.functional.conv2d (F32), same rounds\n"
+        "(GFLOP/s and torch: 1 thread per CPU-second of the thread on both sides, 2 threads wall\n"
+        " time; %% peak: per CPU-second vs the FMA peak)\n",
+        sx_simd_name(sx_simd_level()));
     printf("%-25s %-15s %9s %3s %8s %8s %8s %7s\n", "conv", "cin->cout kxk/s", "HxW(rows)", "thr",
            "GFLOP/s", "torch", "vs torch", "% peak");
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
@@ -856,8 +872,10 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
             H /= 2;
         }
         int64_t K = (int64_t)c->cin * c->k * c->k;
-        float *x = malloc(sizeof(float) * (size_t)(c->cin * H * c->W)), *w = malloc(sizeof(float) * (size_t)(c->cout * K));
-        float *b = malloc(sizeof(float) * (size_t)c->cout), *y = malloc(sizeof(float) * (size_t)(c->cout * ho * wo));
+        float *x = malloc(sizeof(float) * (size_t)(c->cin * H * c->W)),
+              *w = malloc(sizeof(float) * (size_t)(c->cout * K));
+        float *b = malloc(sizeof(float) * (size_t)c->cout),
+              *y = malloc(sizeof(float) * (size_t)(c->cout * ho * wo));
         sx_rand_uniform(x, c->cin * H * c->W, 1, -1, 1);
         sx_rand_uniform(w, c->cout * K, 2, -0.05f, 0.05f);
         sx_rand_uniform(b, c->cout, 3, -1, 1);
@@ -870,8 +888,8 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
         for (int t = 1; t <= maxt; t++) {
             double bo = 1e30, bt = 1e30, bc = 1e30;
             char req[160];
-            snprintf(req, sizeof req, "conv %d %d %d %d %d %d %d %d %lld %d %d 2", c->cin, c->cout, c->k,
-                     c->s, c->pt, c->pl, c->pb, c->pr, (long long)H, c->W, t);
+            snprintf(req, sizeof req, "conv %d %d %d %d %d %d %d %d %lld %d %d 2", c->cin, c->cout,
+                     c->k, c->s, c->pt, c->pl, c->pb, c->pr, (long long)H, c->W, t);
             sx_threads_init(t);
             sx_conv2d(y, x, H, c->W, &cv, &W, b, NULL, NULL); /* warm-up */
             for (int r = 0; r < CONV_ROUNDS; r++) {
@@ -887,8 +905,8 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
             double g = fl / bo / 1e9;
             char tcol[16], rcol[16];
             torch_cells(tcol, rcol, sizeof tcol, bt, bo, fl);
-            printf("%-25s %-15s %9s %3d %8.1f %8s %8s %6.0f%%\n", c->what, shp, hw, t, g, tcol, rcol,
-                   peak_cpu() > 0 ? 100 * fl / bc / 1e9 / peak_cpu() : 0);
+            printf("%-25s %-15s %9s %3d %8.1f %8s %8s %6.0f%%\n", c->what, shp, hw, t, g, tcol,
+                   rcol, peak_cpu() > 0 ? 100 * fl / bc / 1e9 / peak_cpu() : 0);
             fflush(stdout);
         }
         sx_threads_init(maxt);
@@ -902,22 +920,29 @@ static void bench_conv(torch_proc *tp, int quick, int maxt) {
  * sx_conv2d_fused and PyTorch's four ops, alternately (rows cropped as in
  * bench_conv). */
 static void bench_gnconv(torch_proc *tp, int maxt) {
-    static const struct { const char *what; int c, H, W; } gs[] = {
-        {"unet res 320 @128", 320, 128, 128}, {"unet res 640 @64", 640, 64, 64},
-        {"unet res 1280 @32", 1280, 32, 32},  {"vae res 512 @256", 512, 256, 256},
-        {"vae res 128 @1024", 128, 1024, 1024}};
-    printf("\nresnet GroupNorm(32) -> SiLU -> conv3x3 -> + x: separate ops vs sx_conv2d_fused vs torch (%s)\n"
+    static const struct {
+        const char *what;
+        int c, H, W;
+    } gs[] = {{"unet res 320 @128", 320, 128, 128},
+              {"unet res 640 @64", 640, 64, 64},
+              {"unet res 1280 @32", 1280, 32, 32},
+              {"vae res 512 @256", 512, 256, 256},
+              {"vae res 128 @1024", 128, 1024, 1024}};
+    printf("\nresnet GroupNorm(32) -> SiLU -> conv3x3 -> + x: separate ops vs sx_conv2d_fused vs "
+           "torch (%s)\n"
            "(1 thread: CPU time of the thread on both sides; 2: wall time)\n",
            sx_simd_name(sx_simd_level()));
-    printf("%-20s %14s %3s %10s %10s %10s %8s %8s\n", "block", "HxW(rows)", "thr", "separate", "fused",
-           "torch", "fused/sep", "vs torch");
+    printf("%-20s %14s %3s %10s %10s %10s %8s %8s\n", "block", "HxW(rows)", "thr", "separate",
+           "fused", "torch", "fused/sep", "vs torch");
     for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
         int C = gs[i].c;
         int64_t H = gs[i].H, W = gs[i].W;
         while (2.0 * C * C * 9 * H * W > CONV_GFLOP * 1e9 && H > 16) H /= 2;
         int64_t n = C * H * W, K = (int64_t)C * 9;
-        float *x = malloc(sizeof(float) * n), *h = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
-        float *r = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * C * K), *b = malloc(sizeof(float) * C);
+        float *x = malloc(sizeof(float) * n), *h = malloc(sizeof(float) * n),
+              *y = malloc(sizeof(float) * n);
+        float *r = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * C * K),
+              *b = malloc(sizeof(float) * C);
         float *gw = malloc(sizeof(float) * C), *gb = malloc(sizeof(float) * C);
         sx_rand_uniform(x, n, 1, -1, 1), sx_rand_uniform(r, n, 2, -1, 1);
         sx_rand_uniform(w, C * K, 3, -0.05f, 0.05f), sx_rand_uniform(b, C, 4, -1, 1);
@@ -927,11 +952,13 @@ static void bench_gnconv(torch_proc *tp, int maxt) {
         sx_conv cv = {C, C, 3, 3, 1, 1, 1, 1, 1};
         sx_conv_fuse f = {32, 1e-5f, gw, gb, 1, 1};
         char hw[32];
-        snprintf(hw, sizeof hw, H < gs[i].H ? "%dx%d(%lld)" : "%dx%d", gs[i].H, gs[i].W, (long long)H);
+        snprintf(hw, sizeof hw, H < gs[i].H ? "%dx%d(%lld)" : "%dx%d", gs[i].H, gs[i].W,
+                 (long long)H);
         for (int t = 1; t <= maxt; t++) {
             double bs = 1e30, bf = 1e30, bt = 1e30;
             char req[128];
-            snprintf(req, sizeof req, "gnconv %d %d 32 %lld %lld %d 2", C, C, (long long)H, (long long)W, t);
+            snprintf(req, sizeof req, "gnconv %d %d 32 %lld %lld %d 2", C, C, (long long)H,
+                     (long long)W, t);
             sx_threads_init(t);
             for (int rd = 0; rd < CONV_ROUNDS; rd++) {
                 for (int j = 0; j < 2; j++) {
@@ -952,8 +979,8 @@ static void bench_gnconv(torch_proc *tp, int maxt) {
             }
             char tcol[16], rcol[16];
             torch_cells(tcol, rcol, sizeof tcol, bt, bf, 0);
-            printf("%-20s %14s %3d %7.1f ms %7.1f ms %10s %7.2fx %8s\n", gs[i].what, hw, t, 1e3 * bs,
-                   1e3 * bf, tcol, bs / bf, rcol);
+            printf("%-20s %14s %3d %7.1f ms %7.1f ms %10s %7.2fx %8s\n", gs[i].what, hw, t,
+                   1e3 * bs, 1e3 * bf, tcol, bs / bf, rcol);
             fflush(stdout);
         }
         sx_threads_init(maxt);
@@ -966,8 +993,10 @@ int main(int argc, char **argv) {
     int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0, dec = 0, conv = 0, fused = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--conv")) conv = 1;
-        else if (!strcmp(argv[i], "--fused")) fused = 1;
+        else if (!strcmp(argv[i], "--conv"))
+            conv = 1;
+        else if (!strcmp(argv[i], "--fused"))
+            fused = 1;
         else if (!strcmp(argv[i], "--f32")) f32 = 1;
         else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (!strcmp(argv[i], "--blocks")) blocks = 1;
@@ -975,8 +1004,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--memory")) mem = 1;
         else if (!strcmp(argv[i], "--decode")) dec = 1;
         else {
-            fprintf(stderr, "usage: bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory] "
-                            "[--attention] [--conv] [--fused]\n");
+            fprintf(
+                stderr,
+                "usage: bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory] "
+                "[--attention] [--conv] [--fused]\n");
             return 2;
         }
     }
@@ -1013,7 +1044,8 @@ int main(int argc, char **argv) {
     sx_threads_init(0);
     if (sx_set_compute(SX_COMPUTE_F32) != 0) return 1;
     torch_proc tp;
-    if ((attn || conv || fused) && torch_open(&tp)) printf("(no .venv: PyTorch columns left empty)\n");
+    if ((attn || conv || fused) && torch_open(&tp))
+        printf("(no .venv: PyTorch columns left empty)\n");
     if (attn) bench_attention(&tp, maxt);
     if (conv) bench_conv(&tp, quick, maxt);
     if (fused) bench_gnconv(&tp, maxt);

@@ -131,7 +131,8 @@ static void attn_ref(const sx_attn *a, float *o, const float *q, const float *k,
             for (int64_t j = 0; j < n; j++) {
                 double d = 0;
                 for (int c = 0; c < a->head_dim; c++)
-                    d += (double)q[i * a->q_tok + h * a->q_head + c] * k[j * a->k_tok + hk * a->k_head + c];
+                    d += (double)q[i * a->q_tok + h * a->q_head + c] *
+                         k[j * a->k_tok + hk * a->k_head + c];
                 s[j] = d * a->scale;
                 if (s[j] > mx) mx = s[j];
             }
@@ -152,10 +153,13 @@ static void attn_ref(const sx_attn *a, float *o, const float *q, const float *k,
  * the PyTorch-parity bound of a double-precision reference, and the same
  * bytes for 1 and 2 threads. */
 static void test_attention_flash(void) {
-    struct { int64_t Tq, Tk; int H, Hk, D, causal; int64_t off; } cs[] = {
-        {70, 300, 4, 2, 64, 0, 0},   {33, 77, 2, 2, 64, 0, 0},   {45, 130, 2, 1, 104, 1, 85},
-        {64, 64, 3, 3, 128, 1, 0},   {40, 257, 1, 1, 512, 0, 0}, {29, 20, 2, 2, 25, 1, -12},
-        {50, 200, 8, 2, 128, 1, 150}};
+    struct {
+        int64_t Tq, Tk;
+        int H, Hk, D, causal;
+        int64_t off;
+    } cs[] = {{70, 300, 4, 2, 64, 0, 0},   {33, 77, 2, 2, 64, 0, 0},   {45, 130, 2, 1, 104, 1, 85},
+              {64, 64, 3, 3, 128, 1, 0},   {40, 257, 1, 1, 512, 0, 0}, {29, 20, 2, 2, 25, 1, -12},
+              {50, 200, 8, 2, 128, 1, 150}};
     int nt = sx_threads_count();
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         int64_t Tq = cs[ci].Tq, Tk = cs[ci].Tk;
@@ -168,13 +172,26 @@ static void test_attention_flash(void) {
         sx_rand_uniform(q, Tq * qtok, 40 + ci, -2, 2);
         sx_rand_uniform(k, Tk * kvtok, 50 + ci, -2, 2);
         sx_rand_uniform(v, Tk * kvtok, 60 + ci, -1, 1);
-        sx_attn a = {H, Hk, D, qtok, D, kvtok, D, kvtok, D, (int64_t)H * D, D,
-                     1.0f / sqrtf((float)D), cs[ci].causal, cs[ci].off};
+        sx_attn a = {H,
+                     Hk,
+                     D,
+                     qtok,
+                     D,
+                     kvtok,
+                     D,
+                     kvtok,
+                     D,
+                     (int64_t)H * D,
+                     D,
+                     1.0f / sqrtf((float)D),
+                     cs[ci].causal,
+                     cs[ci].off};
         attn_ref(&a, ref, q, k, v, Tq, Tk);
         for (int li = 0; li < n_levels; li++) {
             char nm[96];
             snprintf(nm, sizeof nm, "%s Tq=%lld Tk=%lld H=%d/%d D=%d causal=%d",
-                     sx_simd_name(levels[li]), (long long)Tq, (long long)Tk, H, Hk, D, cs[ci].causal);
+                     sx_simd_name(levels[li]), (long long)Tq, (long long)Tk, H, Hk, D,
+                     cs[ci].causal);
             sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
             sx_simd_set(levels[li]);
             CHECK_OK(sx_attention(&a, o1, q, k, v, Tq, Tk));
@@ -273,7 +290,8 @@ static void conv_ref(float *y, const float *x, int64_t H, int64_t W, const sx_co
                 for (int ci = 0; ci < c->cin; ci++)
                     for (int ky = 0; ky < c->kh; ky++)
                         for (int kx = 0; kx < c->kw; kx++) {
-                            int64_t iy = oy * c->stride + ky - c->pad_t, ix = ox * c->stride + kx - c->pad_l;
+                            int64_t iy = oy * c->stride + ky - c->pad_t,
+                                    ix = ox * c->stride + kx - c->pad_l;
                             if (iy >= 0 && iy < H && ix >= 0 && ix < W)
                                 acc += (double)w[((co * c->cin + ci) * c->kh + ky) * c->kw + kx] *
                                        x[(ci * H + iy) * W + ix];
@@ -287,16 +305,17 @@ static void conv_ref(float *y, const float *x, int64_t H, int64_t W, const sx_co
  * F16 weights) on every SIMD path: within the PyTorch-parity bound of a
  * double-precision reference, and the same bytes for 1 and 2 threads. */
 static void test_conv_paths(void) {
-    struct { int cin, cout, k, s, pt, pl, pb, pr, H, W, f16; } cs[] = {
-        {7, 29, 3, 1, 1, 1, 1, 1, 13, 70, 0},  {5, 13, 3, 2, 1, 1, 1, 1, 12, 80, 0},
-        {6, 12, 3, 2, 0, 0, 1, 1, 9, 67, 0},   {33, 20, 1, 1, 0, 0, 0, 0, 6, 45, 1},
-        {3, 17, 14, 14, 0, 0, 0, 0, 28, 476, 0}, {4, 4, 3, 1, 1, 1, 1, 1, 5, 7, 0},
-        {9, 3, 3, 1, 1, 1, 1, 1, 40, 33, 1},   {300, 25, 3, 1, 1, 1, 1, 1, 4, 40, 0},
-        {2, 40, 5, 1, 2, 2, 2, 2, 7, 36, 0}};
+    struct {
+        int cin, cout, k, s, pt, pl, pb, pr, H, W, f16;
+    } cs[] = {{7, 29, 3, 1, 1, 1, 1, 1, 13, 70, 0},    {5, 13, 3, 2, 1, 1, 1, 1, 12, 80, 0},
+              {6, 12, 3, 2, 0, 0, 1, 1, 9, 67, 0},     {33, 20, 1, 1, 0, 0, 0, 0, 6, 45, 1},
+              {3, 17, 14, 14, 0, 0, 0, 0, 28, 476, 0}, {4, 4, 3, 1, 1, 1, 1, 1, 5, 7, 0},
+              {9, 3, 3, 1, 1, 1, 1, 1, 40, 33, 1},     {300, 25, 3, 1, 1, 1, 1, 1, 4, 40, 0},
+              {2, 40, 5, 1, 2, 2, 2, 2, 7, 36, 0}};
     int nt = sx_threads_count();
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
-        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k, cs[ci].k, cs[ci].s, cs[ci].pt, cs[ci].pl,
-                      cs[ci].pb, cs[ci].pr};
+        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k,  cs[ci].k, cs[ci].s,
+                      cs[ci].pt,  cs[ci].pl,   cs[ci].pb, cs[ci].pr};
         int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw;
         int64_t Ho = (H + cv.pad_t + cv.pad_b - cv.kh) / cv.stride + 1;
         int64_t Wo = (W + cv.pad_l + cv.pad_r - cv.kw) / cv.stride + 1, ny = cv.cout * Ho * Wo;
@@ -337,7 +356,8 @@ static void test_conv_paths(void) {
             size_t es = cs[ci].f16 ? 2 : 4, rowb = (size_t)K * es;
             char *big = malloc(rowb * (size_t)(cv.cout + 32));
             memset(big, 0, rowb * 32);
-            memcpy(big + rowb * 32, cs[ci].f16 ? (const void *)wh : (const void *)w, rowb * cv.cout);
+            memcpy(big + rowb * 32, cs[ci].f16 ? (const void *)wh : (const void *)w,
+                   rowb * cv.cout);
             sx_weight wb = wt;
             wb.N = cv.cout + 32;
             wb.data = big;
@@ -361,15 +381,19 @@ static void test_conv_paths(void) {
  * SiLU on every path (the SIMD paths' SiLU uses their own exp: within
  * 1e-6), the same bytes for 1 and 2 threads; on every conv path. */
 static void test_conv_fused(void) {
-    struct { int cin, cout, k, s, pt, pl, pb, pr, H, W, groups, silu, acc, affine; } cs[] = {
-        {32, 20, 3, 1, 1, 1, 1, 1, 9, 70, 8, 1, 1, 1}, {16, 24, 1, 1, 0, 0, 0, 0, 5, 40, 4, 1, 0, 1},
-        {12, 13, 3, 2, 0, 0, 1, 1, 8, 67, 3, 1, 0, 0}, {8, 5, 3, 1, 1, 1, 1, 1, 6, 7, 2, 0, 1, 1},
-        {64, 16, 3, 1, 1, 1, 1, 1, 4, 33, 32, 0, 0, 1}};
+    struct {
+        int cin, cout, k, s, pt, pl, pb, pr, H, W, groups, silu, acc, affine;
+    } cs[] = {{32, 20, 3, 1, 1, 1, 1, 1, 9, 70, 8, 1, 1, 1},
+              {16, 24, 1, 1, 0, 0, 0, 0, 5, 40, 4, 1, 0, 1},
+              {12, 13, 3, 2, 0, 0, 1, 1, 8, 67, 3, 1, 0, 0},
+              {8, 5, 3, 1, 1, 1, 1, 1, 6, 7, 2, 0, 1, 1},
+              {64, 16, 3, 1, 1, 1, 1, 1, 4, 33, 32, 0, 0, 1}};
     int nt = sx_threads_count();
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
-        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k, cs[ci].k, cs[ci].s, cs[ci].pt, cs[ci].pl,
-                      cs[ci].pb, cs[ci].pr};
-        int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw, nx = cv.cin * H * W;
+        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k,  cs[ci].k, cs[ci].s,
+                      cs[ci].pt,  cs[ci].pl,   cs[ci].pb, cs[ci].pr};
+        int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw,
+                nx = cv.cin * H * W;
         int64_t Ho = (H + cv.pad_t + cv.pad_b - cv.kh) / cv.stride + 1;
         int64_t Wo = (W + cv.pad_l + cv.pad_r - cv.kw) / cv.stride + 1, ny = cv.cout * Ho * Wo;
         float *x = malloc(sizeof(float) * nx), *h = malloc(sizeof(float) * nx);
@@ -384,12 +408,14 @@ static void test_conv_fused(void) {
         sx_rand_uniform(gb, cv.cin, 140 + ci, -0.5f, 0.5f);
         sx_rand_uniform(res, ny, 150 + ci, -1, 1);
         sx_weight wt = sx_weight_f32(w, cv.cout, K);
-        sx_conv_fuse f = {cs[ci].groups, 1e-5f, cs[ci].affine ? gw : NULL, cs[ci].affine ? gb : NULL,
-                          cs[ci].silu, cs[ci].acc};
+        sx_conv_fuse f = {
+            cs[ci].groups, 1e-5f,     cs[ci].affine ? gw : NULL, cs[ci].affine ? gb : NULL,
+            cs[ci].silu,   cs[ci].acc};
         for (int li = 0; li < n_levels; li++) {
             char nm[96];
-            snprintf(nm, sizeof nm, "%s fused %d->%d k%d s%d silu %d acc %d", sx_simd_name(levels[li]),
-                     cv.cin, cv.cout, cv.kh, cv.stride, f.silu, f.accumulate);
+            snprintf(nm, sizeof nm, "%s fused %d->%d k%d s%d silu %d acc %d",
+                     sx_simd_name(levels[li]), cv.cin, cv.cout, cv.kh, cv.stride, f.silu,
+                     f.accumulate);
             sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
             sx_simd_set(levels[li]);
             /* the separate ops */
@@ -401,7 +427,8 @@ static void test_conv_fused(void) {
             memcpy(y1, res, sizeof(float) * ny);
             CHECK_OK(sx_conv2d_fused(y1, x, H, W, &cv, &wt, b, &f, NULL, NULL));
             if (levels[li] == SX_SIMD_SCALAR || !f.silu)
-                CHECKF(!memcmp(y1, ref, sizeof(float) * ny), "%s: differs from the separate ops", nm);
+                CHECKF(!memcmp(y1, ref, sizeof(float) * ny), "%s: differs from the separate ops",
+                       nm);
             else
                 CHECK_CLOSE(nm, y1, ref, ny, 1e-6);
             sx_threads_init(2);
@@ -411,7 +438,8 @@ static void test_conv_fused(void) {
             CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: differs across threads", nm);
         }
         sx_simd_init();
-        free(x), free(h), free(w), free(b), free(gw), free(gb), free(res), free(ref), free(y1), free(y2);
+        free(x), free(h), free(w), free(b), free(gw), free(gb), free(res), free(ref), free(y1),
+            free(y2);
     }
     sx_threads_init(nt);
     /* groups must divide the input channels */
