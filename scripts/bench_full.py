@@ -445,7 +445,7 @@ def run_group(cache, group, a, rundir, results, log):
         make_inputs(cache)
     jobs = []
     cvars = [v for v in spec["c"] if not a.c_variants or v in a.c_variants.split(",")]
-    tmodes = [m for m in spec["torch"] if not a.torch_modes or m in a.torch_modes.split(",")]
+    tmodes = [m for m in spec["torch"] if not a.torch_modes or m in a.torch_modes.split(",")]  # "none": no PyTorch
     for v in cvars:
         jobs += [(j, "c") for j in c_jobs(cache, group, v, a.seedx, a.threads, rundir)]
         if a.compare and v in a.compare_variants:  # the second binary: each group's first task only
@@ -857,10 +857,17 @@ def cmd_modes(a):
 
 
 def cmd_table(a):
-    """The table of a (possibly interrupted) run from its results.jsonl."""
-    with open(os.path.join(a.rundir, "results.jsonl")) as f:
-        results = [json.loads(line) for line in f if line.strip()]
-    print("\n".join(table(results, [f"bench_full.py table {a.rundir}"])))
+    """The table of (possibly interrupted) runs from their results.jsonl; a job of a
+    later folder replaces the same job of the earlier ones (e.g. C rows re-measured
+    with a newer binary beside PyTorch rows that did not change)."""
+    byjob = {}
+    for d in a.rundir:
+        with open(os.path.join(d, "results.jsonl")) as f:
+            runs = [json.loads(line) for line in f if line.strip()]
+        for j in {r["job"] for r in runs}:
+            byjob[j] = [r for r in runs if r["job"] == j]
+    results = [r for rs in byjob.values() for r in rs]
+    print("\n".join(table(results, [f"bench_full.py table {' '.join(a.rundir)}"])))
 
 
 def main():
@@ -908,7 +915,7 @@ def main():
     mo.add_argument("--threads", type=int, default=2)
     mo.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
     t = sub.add_parser("table", help="print the table of a run folder (runs/STAMP) from its results")
-    t.add_argument("rundir")
+    t.add_argument("rundir", nargs="+")
     a = p.parse_args()
     if a.cmd == "table":
         return cmd_table(a)
