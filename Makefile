@@ -25,7 +25,9 @@ BENCH_SRCS := $(wildcard tests/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/%.c=$(BUILD)/tests/%)
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
-AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
+# AVX512-VNNI is a run-time sub-feature of the avx512 path (simd.c: sx_simd_vnni),
+# used only by the functions that check it
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni
 
 .PHONY: all test test-asan bench fixtures format clean fuzz
 all: seedx $(BUILD)/libseedx.a

@@ -65,7 +65,10 @@ const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type
  * is into the mapping when the tensor is F32 (and 4-byte aligned), else a
  * converted copy owned by g (freed by sx_gguf_close). */
 const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...);
-/* t converted to F32/F16/BF16: a copy owned by g (until sx_gguf_close). */
+/* t converted to another storage type (F32, F16, BF16, Q8_0, Q4_0, Q4_K;
+ * rows = the last dimension, a multiple of the type's block): a copy owned
+ * by g (until sx_gguf_close), with the converter's bytes; t's mapped pages
+ * are released. Fails (naming the tensor) on NaN/Inf values. */
 const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type);
 /* Converts any tensor type to float32 into dst (t->nelem floats). */
 int sx_tensor_to_f32(const sx_tensor *t, float *dst);

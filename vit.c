@@ -320,7 +320,7 @@ static int load_block(sx_gguf *g, const sx_vit_config *c, int i, sx_vit_block *b
 #define W_(field, key, rows, cols)                                   \
     do {                                                             \
         snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, 2, (int64_t)(rows), (int64_t)(cols)) || \
+        if (!sx_tensor_get(g, n, SX_ANY_TYPE, 2, (int64_t)(rows), (int64_t)(cols)) || \
             sx_weight_get(g, n, rows, cols, &b->field) != 0)         \
             return -1;                                               \
     } while (0)

@@ -1,0 +1,241 @@
+/* tests/bench_quant.c - quantized weights at Llama-2-13B shapes (SEED-X's LLM):
+ * decode ms/token for F16, Q8_0, Q4_0 and Q4_K with 1 and 2 threads, each next
+ * to the read-bandwidth roofline for ITS bytes measured in the same run, and
+ * prefill tokens/s for a 600-token prompt.
+ *
+ *   decode/token = 40/L x (L distinct 13B decoder layers, one token at context
+ *                  600, F32 KV cache) + lm_head GEMV; L copies of the layer so
+ *                  that the weights streamed per token exceed 1.5 GB (no cache
+ *                  holds them);
+ *   roofline     = bytes one decode step reads (40 x (layer weights + its KV
+ *                  cache) + lm_head) / read bandwidth, the bandwidth being a
+ *                  streaming read over 1 GiB with the same thread count,
+ *                  measured right before the row (the machine is shared:
+ *                  ratios in the same run mean more than absolute numbers);
+ *   prefill      = 40 x (one layer, 600 tokens) + lm_head (last row), 2 threads.
+ * lm_head gets the policy's type (quant.h: Q8_0 for the quantized types).
+ * Weights are random (sx_rand_uniform); quantized with the reference quantizers.
+ *
+ * Usage: build/tests/bench_quant [--quick] [--types f16,q8_0,...] [--reps N]
+ *   --quick: decode only, 2 threads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llama.h"
+#include "quant.h"
+#include "seedx.h"
+
+#define D   5120
+#define F   13824
+#define V   32330
+#define NL  40
+#define CTX 600
+
+/* ---- streaming read bandwidth ---- */
+typedef struct {
+    const uint64_t *buf;
+    int64_t per; /* words per chunk */
+    uint64_t sink[64];
+} bw_job;
+
+static void bw_task(void *ctx, int64_t b, int64_t e, int tid) {
+    bw_job *j = ctx;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t c = b; c < e; c++) {
+        const uint64_t *p = j->buf + c * j->per;
+        for (int64_t i = 0; i < j->per; i += 4) {
+            s0 += p[i];
+            s1 += p[i + 1];
+            s2 += p[i + 2];
+            s3 += p[i + 3];
+        }
+    }
+    j->sink[tid & 63] += s0 ^ s1 ^ s2 ^ s3;
+}
+
+/* best of 3 passes over 1 GiB, GB/s */
+static double read_bw(const uint64_t *buf, int64_t words) {
+    bw_job j = {buf, 1 << 16, {0}};
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = sx_time();
+        sx_parallel_for(words / j.per, 4, bw_task, &j);
+        double t = sx_time() - t0, gbs = (double)words * 8 / t / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    return best;
+}
+
+/* ---- weights ---- */
+typedef struct {
+    const float *src;
+    void *dst;
+    int type;
+    int64_t K;
+} q_job;
+
+static void q_task(void *ctx, int64_t b, int64_t e, int tid) {
+    q_job *j = ctx;
+    (void)tid;
+    size_t rb = sx_type_nbytes(j->type, j->K);
+    for (int64_t r = b; r < e; r++)
+        sx_quantize(j->type, (char *)j->dst + (size_t)r * rb, j->src + r * j->K, j->K);
+}
+
+static void *quantize(const float *src, int64_t N, int64_t K, int type) {
+    void *d = malloc(sx_type_nbytes(type, N * K));
+    if (!d) return NULL;
+    q_job j = {src, d, type, K};
+    sx_parallel_for(N, 16, q_task, &j);
+    return d;
+}
+
+static sx_weight wrap(const void *d, int64_t N, int64_t K, int type) {
+    sx_weight w = sx_weight_f32(NULL, N, K);
+    w.type = type;
+    w.data = d;
+    return w;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, reps = 5;
+    const char *types_arg = "f16,q8_0,q4_0,q4_k";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else return fprintf(stderr, "usage: %s [--quick] [--types f16,q8_0,...] [--reps N]\n", argv[0]), 2;
+    }
+    if (sx_threads_init(2) != 0) return 1;
+    printf("llama 13B shapes, simd %s%s; decode through L distinct layers x40/L + lm_head\n",
+           sx_simd_name(sx_simd_level()), sx_simd_vnni() ? " (+vnni)" : "");
+    const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
+    float *w32[7], *head32 = malloc(sizeof(float) * (size_t)V * D);
+    float *n1 = malloc(sizeof(float) * D), *n2 = malloc(sizeof(float) * D);
+    int64_t layer_params = 0;
+    for (int i = 0; i < 7; i++) {
+        int64_t n = shp[i][0] * shp[i][1];
+        layer_params += n;
+        w32[i] = malloc(sizeof(float) * (size_t)n);
+        if (!w32[i]) return fprintf(stderr, "out of memory\n"), 1;
+        sx_rand_uniform(w32[i], n, 200 + i, -0.02f, 0.02f);
+    }
+    if (!head32) return 1;
+    sx_rand_uniform(head32, (int64_t)V * D, 300, -0.02f, 0.02f);
+    sx_rand_uniform(n1, D, 301, 0.5f, 1.5f);
+    sx_rand_uniform(n2, D, 302, 0.5f, 1.5f);
+    float *x = malloc(sizeof(float) * (size_t)CTX * D), *lg = malloc(sizeof(float) * V);
+    sx_rand_uniform(x, (int64_t)CTX * D, 303, -1.0f, 1.0f);
+    int64_t bw_words = (1LL << 30) / 8;
+    uint64_t *bwbuf = malloc((size_t)bw_words * 8);
+    if (!x || !lg || !bwbuf) return 1;
+    for (int64_t i = 0; i < bw_words; i++) bwbuf[i] = (uint64_t)i;
+
+    printf("%-5s %3s %3s %9s %11s %12s %12s %9s %8s %13s\n", "type", "thr", "L", "bpw",
+           "GB/token", "decode ms", "roofline ms", "read GB/s", "% roof", "prefill tok/s");
+    double prefill_f16 = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", types_arg);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int ty = sx_type_from_name(tok);
+        const sx_wtype *wt = sx_wtype_of(ty);
+        if (!wt || !wt->storage) return fprintf(stderr, "unknown type '%s'\n", tok), 2;
+        int64_t hshape[2] = {V, D};
+        int hty = wt->quantized ? sx_quant_type_for("lm_head.weight", 2, hshape, ty) : ty;
+        /* one layer in this type, then L copies */
+        void *w1[7];
+        size_t lbytes = 0;
+        for (int i = 0; i < 7; i++) {
+            w1[i] = quantize(w32[i], shp[i][0], shp[i][1], ty);
+            if (!w1[i]) return fprintf(stderr, "out of memory\n"), 1;
+            lbytes += sx_type_nbytes(ty, shp[i][0] * shp[i][1]);
+        }
+        void *head = quantize(head32, V, D, hty);
+        int L = (int)((1.5e9 + (double)lbytes - 1) / (double)lbytes);
+        if (L > NL) L = NL;
+        sx_llama_layer *layers = calloc((size_t)L, sizeof *layers);
+        void **copies = calloc((size_t)L * 7, sizeof *copies);
+        if (!head || !layers || !copies) return fprintf(stderr, "out of memory\n"), 1;
+        for (int l = 0; l < L; l++) {
+            for (int i = 0; i < 7; i++) {
+                size_t nb = sx_type_nbytes(ty, shp[i][0] * shp[i][1]);
+                copies[l * 7 + i] = l == 0 ? w1[i] : malloc(nb);
+                if (!copies[l * 7 + i]) return fprintf(stderr, "out of memory\n"), 1;
+                if (l) memcpy(copies[l * 7 + i], w1[i], nb);
+            }
+            void **c = copies + l * 7;
+            layers[l] = (sx_llama_layer){n1, wrap(c[0], D, D, ty), wrap(c[1], D, D, ty),
+                                         wrap(c[2], D, D, ty), wrap(c[3], D, D, ty), n2,
+                                         wrap(c[4], F, D, ty), wrap(c[5], F, D, ty),
+                                         wrap(c[6], D, F, ty)};
+        }
+        sx_llama m;
+        memset(&m, 0, sizeof m);
+        m.cfg = (sx_llama_config){D, L, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
+        m.layers = layers;
+        sx_weight lm = wrap(head, V, D, hty);
+        double hbytes = (double)sx_type_nbytes(hty, (int64_t)V * D);
+        double kv = 2.0 * (CTX + 8) * D * 4.0; /* one layer's F32 keys + values read per token */
+        double tok_bytes = NL * ((double)lbytes + kv) + hbytes;
+        for (int th = quick ? 2 : 1; th <= 2; th++) {
+            sx_threads_init(th);
+            sx_llama_ctx *c;
+            if (sx_llama_ctx_new(&m, CTX + 8 + reps, SX_F32, &c) != 0)
+                return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+            /* fill the cache to CTX positions (prefill through the L layers) */
+            for (int64_t t0 = 0; t0 < CTX; t0 += 200)
+                if (sx_llama_forward_embeds(c, x + t0 * D, 200, SX_LLAMA_LOGITS_NONE, NULL, NULL))
+                    return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+            double bw = read_bw(bwbuf, bw_words);
+            double ts[32];
+            int nr = reps < 32 ? reps : 32;
+            for (int s = 0; s < nr; s++) {
+                double t0 = sx_time();
+                sx_llama_forward_embeds(c, x + (int64_t)s * D, 1, SX_LLAMA_LOGITS_NONE, NULL, NULL);
+                double tl = sx_time() - t0;
+                t0 = sx_time();
+                sx_matmul(lg, x + (int64_t)s * D, &lm, NULL, 1);
+                ts[s] = (double)NL / L * tl + (sx_time() - t0);
+            }
+            qsort(ts, (size_t)nr, sizeof *ts, cmp_d);
+            double dec = ts[nr / 2], roof = tok_bytes / (bw * 1e9);
+            double pre = 0;
+            if (!quick && th == 2) { /* prefill: CTX tokens through one layer, x40 */
+                sx_llama m1 = m;
+                m1.cfg.n_layers = 1;
+                sx_llama_ctx *c1;
+                if (sx_llama_ctx_new(&m1, CTX, SX_F32, &c1) != 0) return 1;
+                double t0 = sx_time();
+                sx_llama_forward_embeds(c1, x, CTX, SX_LLAMA_LOGITS_NONE, NULL, NULL);
+                double tl = sx_time() - t0;
+                t0 = sx_time();
+                sx_matmul(lg, x, &lm, NULL, 1);
+                pre = CTX / (NL * tl + (sx_time() - t0));
+                sx_llama_ctx_free(c1);
+                if (ty == SX_F16) prefill_f16 = pre;
+            }
+            printf("%-5s %3d %3d %9.2f %11.2f %12.0f %12.0f %9.1f %7.0f%% ", wt->name, th, L,
+                   8.0 * tok_bytes / (NL * (double)layer_params + (double)V * D), tok_bytes / 1e9,
+                   dec * 1e3, roof * 1e3, bw, 100.0 * roof / dec);
+            if (pre > 0)
+                printf("%8.1f%s", pre,
+                       prefill_f16 > 0 && ty != SX_F16 ? (pre >= prefill_f16 ? " (>= F16)" : " (< F16)") : "");
+            printf("\n");
+            fflush(stdout);
+            sx_llama_ctx_free(c);
+        }
+        for (int l = 0; l < L * 7; l++) free(copies[l]);
+        free(copies), free(layers), free(head);
+    }
+    printf("(bpw: bytes per token incl. KV cache over the parameter count; %% roof = roofline ms / "
+           "decode ms; prefill: %d tokens, 2 threads)\n", CTX);
+    for (int i = 0; i < 7; i++) free(w32[i]);
+    free(head32), free(n1), free(n2), free(x), free(lg), free(bwbuf);
+    return 0;
+}
