@@ -1182,8 +1182,20 @@ typedef struct {
     int type;
     int64_t K;
     void *out;
-    _Atomic int64_t bad_row; /* first row with a non-finite value (or that failed), -1 */
+    _Atomic int64_t bad_row; /* a row that failed, -1 */
+    int bad_kind;            /* 1 NaN/Inf value, 2 scale overflows f16, 3 out of memory */
 } recast_job;
+
+static void recast_fail(recast_job *J, int64_t r, int kind) {
+    int64_t prev = -1;
+    if (atomic_compare_exchange_strong(&J->bad_row, &prev, r)) J->bad_kind = kind;
+}
+
+static int all_finite(const float *x, int64_t n) {
+    for (int64_t k = 0; k < n; k++)
+        if (!isfinite(x[k])) return 0;
+    return 1;
+}
 
 static void recast_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
@@ -1194,19 +1206,23 @@ static void recast_task(void *ctx, int64_t b, int64_t e, int tid) {
     sx_from_f32_fn from_f32 = sx_wtype_kernels_of(sx_wtype_of(J->type)).from_f32;
     float *row = malloc(sizeof(float) * (size_t)J->K);
     if (!row) {
-        J->bad_row = b;
+        recast_fail(J, b, 3);
         return;
     }
+    sx_to_f32_fn back = sx_wtype_kernels_of(sx_wtype_of(J->type)).to_f32;
     for (int64_t r = b; r < e; r++) {
         to_f32(row, (const uint8_t *)J->t->data + (size_t)r * sb, J->K);
-        int64_t k = 0;
-        while (k < J->K && isfinite(row[k])) k++;
-        if (k < J->K) {
-            int64_t prev = -1;
-            atomic_compare_exchange_strong(&J->bad_row, &prev, r);
+        if (!all_finite(row, J->K)) {
+            recast_fail(J, r, 1);
             break;
         }
-        from_f32((uint8_t *)J->out + (size_t)r * db, row, J->K);
+        uint8_t *dst = (uint8_t *)J->out + (size_t)r * db;
+        from_f32(dst, row, J->K);
+        back(row, dst, J->K); /* a block scale past the f16 range reads back as Inf/NaN */
+        if (!all_finite(row, J->K)) {
+            recast_fail(J, r, 2);
+            break;
+        }
     }
     free(row);
 }
@@ -1239,13 +1255,15 @@ const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type) {
     if (g->recast[i] && g->recast_type[i] == type) return g->recast[i];
     void *out = sx_malloc(sx_type_nbytes(type, t->nelem), t->name);
     if (!out) return NULL;
-    recast_job J = {t, type, K, out, -1};
+    recast_job J = {t, type, K, out, -1, 0};
     int64_t chunk = wt->block > 1 ? 16 : 256;
     sx_parallel_for(rows, chunk, recast_task, &J);
     if (J.bad_row >= 0) {
         free(out);
-        return sx_err("%s: tensor '%s': row %lld has a NaN or Inf (or out of memory converting it "
-                      "to %s)", g->path, t->name, (long long)J.bad_row, wt->name),
+        return sx_err("%s: tensor '%s': row %lld %s", g->path, t->name, (long long)J.bad_row,
+                      J.bad_kind == 1   ? "has a NaN or Inf value"
+                      : J.bad_kind == 2 ? "has values too large for the f16 scales of the type"
+                                        : "could not be converted (out of memory)"),
                NULL;
     }
     free(g->recast[i]);
