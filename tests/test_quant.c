@@ -18,6 +18,7 @@
 #include "test.h"
 #include "llama.h"
 #include "quant.h"
+#include "seedx.h"
 
 #define FX "tests/fixtures/quant/"
 
@@ -545,6 +546,105 @@ static void test_layer13b(void) {
     sx_gguf_close(ex);
 }
 
+/* ---- the tiny end-to-end SEED-X, converted with --dtype q8_0 / q4_0 ----
+ * Comprehension (ViT -> agent -> LLM greedy) against PyTorch's float32
+ * greedy ids (scripts/fixtures_seedx_quant.py). Q8_0 must give the same ids,
+ * or flip only a near-tie: the first differing step's reference top1-top2
+ * margin is printed and must be below 3% of the model's max |logit| (Q8_0
+ * moves logits by up to 1.9% of it on the tiny Llama). Q4_0's changes are
+ * reported. */
+#define SQ "tests/fixtures/seedx_quant/"
+static int cmp_quant(const char *dir, sx_gguf *e, int k, int *first_diff, double *margin,
+                     double *scale) {
+    sx_seedx *M = NULL;
+    char key[64];
+    const char *img;
+    size_t len;
+    snprintf(key, sizeof key, "cmp%d.image", k);
+    if (sx_meta_str(e, key, &img, &len) || sx_seedx_open(dir, &M)) return -1;
+    char p[256];
+    snprintf(p, sizeof p, "tests/fixtures/seedx_e2e/%.*s", (int)len, img);
+    sx_image im;
+    memset(&im, 0, sizeof im);
+    float *feats = NULL;
+    int64_t rows = 0, np, ng;
+    int tiles[1], et, rc = -1;
+    uint64_t cnt;
+    snprintf(key, sizeof key, "cmp%d.prompt_ids", k);
+    sx_meta_arr(e, key, &et, &cnt);
+    np = (int64_t)cnt;
+    int *pids = malloc(sizeof(int) * np);
+    for (int64_t i = 0; i < np; i++) {
+        int64_t v;
+        sx_meta_arr_int(e, key, (uint64_t)i, &v);
+        pids[i] = (int)v;
+    }
+    sx_seedx_reply r;
+    memset(&r, 0, sizeof r);
+    if (!sx_image_load_rgb(p, &im) && !sx_seedx_encode_images(M, &im, 1, NULL, &feats, &rows, tiles)) {
+        sx_seedx_opts o;
+        sx_seedx_opts_default(&o);
+        snprintf(key, sizeof key, "cmp%d.gen_ids", k);
+        sx_meta_arr(e, key, &et, &cnt);
+        ng = (int64_t)cnt;
+        o.max_new_tokens = ng;
+        if (!sx_seedx_generate(M, pids, np, feats, rows, &o, &r)) {
+            *first_diff = -1;
+            for (int64_t i = 0; i < ng && *first_diff < 0; i++) {
+                int64_t v;
+                sx_meta_arr_int(e, key, (uint64_t)i, &v);
+                if (i >= r.n_ids || r.ids[i] != v) *first_diff = (int)i;
+            }
+            *margin = 0;
+            snprintf(key, sizeof key, "cmp%d.logit_absmax", k);
+            sx_meta_float(e, key, scale);
+            if (*first_diff >= 0) {
+                snprintf(key, sizeof key, "cmp%d.margins", k);
+                sx_meta_arr_float(e, key, (uint64_t)*first_diff, margin);
+            }
+            rc = 0;
+        }
+        sx_seedx_reply_free(&r);
+    }
+    if (rc) fprintf(stderr, "  %s: %s\n", dir, sx_errmsg());
+    free(pids), free(feats);
+    sx_image_free(&im);
+    sx_seedx_free(M);
+    return rc;
+}
+
+static void test_seedx_comprehension(void) {
+    sx_gguf *e = open_fx(SQ "expected.gguf");
+    if (!e) { CHECK(0); return; }
+    /* model_q4_0 holds llm and vit; the rest comes from model_q8_0 */
+    char dir[256], cmd[1024];
+    snprintf(dir, sizeof dir, "%s/seedx_q4_0_XXXXXX", t_build());
+    CHECK(mkdtemp(dir) != NULL);
+    const char *files[4][2] = {{"tokenizer.gguf", "model_q8_0"}, {"agent.gguf", "model_q8_0"},
+                               {"llm.gguf", "model_q4_0"}, {"vit.gguf", "model_q4_0"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "ln -s \"$PWD/" SQ "%s/%s\" %s/%s", files[i][1], files[i][0], dir,
+                 files[i][0]);
+        CHECK(system(cmd) == 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        int d8 = -2, d4 = -2;
+        double m8 = 0, m4 = 0, sc = 0;
+        CHECK_OK(cmp_quant(SQ "model_q8_0", e, k, &d8, &m8, &sc));
+        CHECK_OK(cmp_quant(dir, e, k, &d4, &m4, &sc));
+        printf("    comprehension %d: Q8_0 %s", k,
+               d8 < 0 ? "= F32 greedy ids" : "differs from F32 at step");
+        if (d8 >= 0) printf(" %d (reference margin %.3g)", d8, m8);
+        printf("; Q4_0 %s", d4 < 0 ? "= F32 greedy ids" : "differs from F32 at step");
+        if (d4 >= 0) printf(" %d (reference margin %.3g)", d4, m4);
+        printf(" (max |logit| %.3g)\n", sc);
+        CHECKF(d8 < 0 || m8 < 0.03 * sc, "Q8_0 flips step %d whose reference margin is %.3g", d8, m8);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    sx_gguf_close(e);
+}
+
 /* ---- bad containers: refused, naming the tensor ---- */
 static void test_bad_files(void) {
     const char *files[4][2] = {{"bad_q8_0_short.gguf", "blk.short.weight"},
@@ -582,6 +682,7 @@ int main(void) {
     RUN(test_gemv_integer_exact);
     RUN(test_threads);
     RUN(test_tiny_llama);
+    RUN(test_seedx_comprehension);
     RUN(test_layer13b);
     RUN(test_bad_files);
     return TEST_DONE();
