@@ -98,6 +98,7 @@ enum {
     SX_SCR_ACT,     /* quantized activations of the integer GEMV */
     SX_SCR_PACK,    /* one block of converted weight rows while packing */
     SX_SCR_EPI,     /* matmul sums awaiting an accumulating epilogue */
+    SX_SCR_QPREP,   /* quantized GEMV: activations rearranged for the kernel */
     SX_SCR_N
 };
 /* n floats of 64-byte aligned scratch of the calling thread; NULL if out of

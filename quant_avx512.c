@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "ops_impl.h"
 #include "quant.h"
 #include "simd.h"
 
@@ -138,82 +139,254 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
     }
 }
 
-/* ---- GEMV ---- */
-/* w . a for two blocks (64 products) as 16 int32 lanes (lanes 0-7: first
- * block, 8-15: second); w signed with |w| <= 128, a in [-127, 127]. */
-static inline __m512i dot64_plain(__m512i w, __m512i a) {
+/* ---- GEMV ----
+ * Per call, each activation row is rearranged once into per-thread scratch
+ * (cheap next to the weight rows it meets): block scales as floats, codes in
+ * the order the kernel reads them, and per 4-byte lane the sums that undo
+ * an offset (u8 x s8 needs an unsigned operand):
+ *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a)   (w+128 >= 0)
+ *   Q4_0:        dpbusd(-8*sum(a), q, a) = sum((q-8)*a)          (q in 0..15)
+ *   Q8_0 without VNNI: maddubs(|w|, sign(a, w)), as AVX2 (|w| <= 128).
+ * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are gathered
+ * into a vector, converted and multiplied by the activations' 16 scales at
+ * once; each block's product then enters a float FMA per lane. With one
+ * activation row, four weight rows are processed together (four streams in
+ * flight); with m rows, one weight row serves all of them. */
+#define MAXR 4
+
+static inline size_t al64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* sums of each 4-byte lane of 32 int8 codes, as 8 int32 */
+static inline __m256i lane_sums(__m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), _mm256_set1_epi16(1));
+}
+
+/* Q8_0 activation row (nb blocks) -> da[nbp] (zero-padded to 16), codes
+ * [nb*32], lane corrections [nb*8] (-128 * sum of the lane's 4 codes) */
+static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a, int32_t *c) {
+    for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2));
+        _mm256_storeu_si256((__m256i *)(a + b * 32), v);
+        _mm256_storeu_si256((__m256i *)(c + b * 8), _mm256_mullo_epi32(lane_sums(v), _mm256_set1_epi32(-128)));
+    }
+}
+
+/* ... for Q4_0 weights: groups of 4 blocks g: lo[g] = values 0..15 of the 4
+ * blocks, hi[g] = values 16..31, corrections [16] (-8 * sum of the lane's 4
+ * lo and 4 hi codes); blocks past the last full group stay in x */
+static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *lo, int8_t *hi,
+                      int32_t *c) {
+    for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
+    for (int64_t g = 0; g < nb / 4; g++)
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *q = x + (4 * g + i) * SX_Q8_0_BYTES + 2;
+            __m128i l = _mm_loadu_si128((const __m128i *)q), h = _mm_loadu_si128((const __m128i *)(q + 16));
+            _mm_storeu_si128((__m128i *)(lo + g * 64 + 16 * i), l);
+            _mm_storeu_si128((__m128i *)(hi + g * 64 + 16 * i), h);
+            __m256i s = lane_sums(_mm256_set_m128i(h, l)); /* lanes 0-3: lo, 4-7: hi */
+            __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i), _mm_mullo_epi32(t, _mm_set1_epi32(-8)));
+        }
+}
+
+/* w . a for two Q8_0 blocks (lanes 0-7: first, 8-15: second) */
+static inline __m512i dot64_plain(__m512i w, __m512i a, __m512i c) {
+    (void)c;
     __m512i aw = _mm512_abs_epi8(w);
     __m512i sa = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
     return _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sa), _mm512_set1_epi16(1));
 }
-VNNI static inline __m512i dot64_vnni(__m512i w, __m512i a) {
-    __m512i aw = _mm512_abs_epi8(w);
-    __m512i sa = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sa);
+VNNI static inline __m512i dot64_vnni(__m512i w, __m512i a, __m512i c) {
+    return _mm512_dpbusd_epi32(c, _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80)), a);
 }
 
-/* the same for one block (8 lanes) */
+/* (q-8) . a for four Q4_0 blocks (4 lanes each) from the nibbles v */
+static inline __m512i dot4x_plain(__m512i v, const int8_t *lo, const int8_t *hi, __m512i c) {
+    __m512i l = _mm512_and_si512(v, _mm512_set1_epi8(15));
+    __m512i h = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+    __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(l, _mm512_loadu_si512(lo)),
+                                 _mm512_maddubs_epi16(h, _mm512_loadu_si512(hi)));
+    return _mm512_add_epi32(_mm512_madd_epi16(p, _mm512_set1_epi16(1)), c);
+}
+VNNI static inline __m512i dot4x_vnni(__m512i v, const int8_t *lo, const int8_t *hi, __m512i c) {
+    __m512i l = _mm512_and_si512(v, _mm512_set1_epi8(15));
+    __m512i h = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c, l, _mm512_loadu_si512(lo)), h,
+                               _mm512_loadu_si512(hi));
+}
+
+/* one block (the tails), with intrinsics: a plain int8 loop may be turned
+ * into vpdpbusd inside the VNNI functions, which gcc 12 gets wrong for s8 x s8 */
+/* w . a for one Q8_0 block as 8 int32 lanes (maddubs with the sign of w on a) */
 static inline __m256i dot32(__m256i w, __m256i a) {
     __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
-
-/* codes of block b of a Q8_0 (Q4 = 0) or Q4_0 (Q4 = 1, minus 8) row */
-static inline __m256i wcodes(const uint8_t *wp, int Q4) {
-    return Q4 ? _mm256_sub_epi8(nibbles32(wp + 2), _mm256_set1_epi8(8))
-              : _mm256_loadu_si256((const __m256i *)(wp + 2));
+static inline int32_t hsum256_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+static inline int32_t dot_q8_0_1(const uint8_t *w, const int8_t *a) {
+    return hsum256_i32(dot32(_mm256_loadu_si256((const __m256i *)w), _mm256_loadu_si256((const __m256i *)a)));
+}
+static inline int32_t dot_q4_0_1(const uint8_t *w, const int8_t *a) {
+    return hsum256_i32(dot32(_mm256_sub_epi8(nibbles32(w), _mm256_set1_epi8(8)),
+                             _mm256_loadu_si256((const __m256i *)a)));
 }
 
-/* Q8_0 / Q4_0 weights x Q8_0 activations: two blocks per step; with one
- * activation row, four weight rows at a time (four streams in flight). */
-#define GEMV_Q32(fname, DOT, ATTR)                                                                 \
-    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m,                 \
-                           const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,           \
-                           const float *bias, int Q4) {                                            \
-        const int64_t nb = K / SX_QK;                                                              \
+/* The products of the block scales of weight row wr (nb blocks, stride wb)
+ * with the activation scales da, into s[nbp]: all f16 scales of the row are
+ * first copied out (scalar), then converted 16 at a time, so that no load
+ * waits for the small stores just before it. */
+static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t wb, int64_t nb,
+                              int64_t nbp, const float *da) {
+    for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
+    for (int64_t b = nb; b < nbp; b++) h[b] = 0;
+    for (int64_t b = 0; b < nbp; b += 16)
+        _mm512_storeu_ps(s + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),
+                                              _mm512_loadu_ps(da + b)));
+}
+
+/* One pass over NR (weight row, activation row) pairs: m == 1: up to 4
+ * weight rows against activation row 0; m > 1: one weight row against m
+ * activation rows. NR and Q4 (Q4_0, else Q8_0) are constants at each call,
+ * so the pairs' accumulators stay in registers. sc[i]: the pair's block
+ * scale products (row_scales). Each block's scale reaches its lanes by a
+ * permute of the 16 scales of the window. */
+#define GEMV_Q32(fname, DOT2, DOT4, ATTR)                                                          \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                          \
+        const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
+        const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, int64_t ng,       \
+        float *const *sc, const int8_t *const *ac, const int8_t *const *ah,                       \
+        const int32_t *const *cc, const float *bias) {                                            \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
-        const int R = m == 1 ? 4 : 1; /* weight rows per pass */                                   \
-        int64_t n = n0;                                                                            \
-        for (; n < n1; n += R) {                                                                   \
-            int nr = n1 - n < R ? (int)(n1 - n) : R, ma = m == 1 ? nr : m;                          \
-            __m512 acc[4];                                                                         \
-            __m256 acc1[4];                                                                        \
-            for (int i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps(), acc1[i] = _mm256_setzero_ps(); \
-            const uint8_t *wr = (const uint8_t *)w + (size_t)n * ldw;                              \
-            int64_t b = 0;                                                                         \
-            for (; b + 2 <= nb; b += 2) {                                                          \
-                const uint8_t *xa = (const uint8_t *)x + (size_t)b * SX_Q8_0_BYTES;                \
-                for (int i = 0; i < ma; i++) {                                                     \
-                    /* m == 1: weight row i, activation row 0; else row 0, activation row i */    \
-                    const uint8_t *wp = wr + (m == 1 ? (size_t)i * ldw : 0) + (size_t)b * wb;      \
-                    const uint8_t *ap = xa + (m == 1 ? 0 : (size_t)i * ldx);                      \
-                    __m512i wv = cat256(wcodes(wp, Q4), wcodes(wp + wb, Q4));                       \
-                    __m512i av = cat256(_mm256_loadu_si256((const __m256i *)(ap + 2)),             \
-                                        _mm256_loadu_si256((const __m256i *)(ap + 36)));           \
-                    __m512 sc = cat256ps(_mm256_set1_ps(f16at(wp) * f16at(ap)),                     \
-                                         _mm256_set1_ps(f16at(wp + wb) * f16at(ap + 34)));          \
-                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(DOT(wv, av)), sc, acc[i]);         \
+        /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                        \
+        const __m512i idx0 = Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3) \
+                                : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); \
+        __m512 acc[MAXR];                                                                          \
+        float tail[MAXR];                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), tail[i] = 0.0f; \
+        for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
+            int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
+            __m512 sv[MAXR];                                                                       \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) sv[i] = _mm512_loadu_ps(sc[i] + b0); \
+            __m512i idx = idx0;                                                                    \
+            int j = 0;                                                                             \
+            if (Q4) {                                                                              \
+                int full = b0 + cnt <= 4 * ng ? cnt : (int)(4 * ng - b0);                          \
+                for (; j < full; j += 4) {                                                         \
+                    int64_t g = (b0 + j) / 4;                                                      \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
+                        const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
+                        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));  \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1); \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2); \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3); \
+                        int r = ai[i];                                                             \
+                        __m512i d = DOT4(v, ac[r] + g * 64, ah[r] + g * 64,                        \
+                                         _mm512_loadu_si512(cc[r] + g * 16));                      \
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv[i]), acc[i]); \
+                    }                                                                              \
+                    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                             \
+                }                                                                                  \
+                for (; j < cnt; j++) /* blocks past the last group of 4 */                        \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
+                        const int8_t *xa = (const int8_t *)((const uint8_t *)x + (size_t)ai[i] * ldx + \
+                                                            (size_t)(b0 + j) * SX_Q8_0_BYTES + 2); \
+                        tail[i] += (float)dot_q4_0_1(wr[i] + (size_t)(b0 + j) * wb + 2, xa) * sc[i][b0 + j]; \
+                    }                                                                              \
+            } else {                                                                               \
+                for (; j + 2 <= cnt; j += 2) {                                                     \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
+                        const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
+                        __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),               \
+                                            _mm256_loadu_si256((const __m256i *)(wp + wb)));       \
+                        int r = ai[i];                                                             \
+                        __m512i d = DOT2(wv, _mm512_loadu_si512(ac[r] + (b0 + j) * 32),            \
+                                         _mm512_loadu_si512(cc[r] + (b0 + j) * 8));                \
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv[i]), acc[i]); \
+                    }                                                                              \
+                    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                             \
+                }                                                                                  \
+                for (; j < cnt; j++)                                                               \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                           \
+                        tail[i] += (float)dot_q8_0_1(wr[i] + (size_t)(b0 + j) * wb + 2,            \
+                                                     ac[ai[i]] + (b0 + j) * 32) * sc[i][b0 + j];   \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                       \
+            y[(int64_t)ai[i] * ldy + col[i]] =                                                     \
+                (_mm512_reduce_add_ps(acc[i]) + tail[i]) + (bias ? bias[col[i]] : 0.0f);           \
+    }                                                                                              \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m,                \
+                           const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
+                           const float *bias, int Q4) {                                           \
+        const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                     \
+        const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
+        /* per activation row: da [nbp] | codes [nb*32] | corrections [nb*8]; then the      */    \
+        /* scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp]          */    \
+        size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);      \
+        size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);    \
+        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                       \
+        if (!scr) { /* out of memory: the scalar reference needs no scratch */                   \
+            (Q4 ? sx_gemv_q4_0_scalar : sx_gemv_q8_0_scalar)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, \
+                                                              bias);                              \
+            return;                                                                               \
+        }                                                                                          \
+        const float *da[MAXR];                                                                     \
+        const int8_t *ac[MAXR], *ah[MAXR];                                                         \
+        const int32_t *cc[MAXR];                                                                   \
+        for (int r = 0; r < m; r++) {                                                              \
+            uint8_t *p = scr + (size_t)r * rowb;                                                   \
+            float *d = (float *)p;                                                                 \
+            int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));                                     \
+            int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));          \
+            const uint8_t *xr = (const uint8_t *)x + (size_t)r * ldx;                              \
+            if (Q4)                                                                                \
+                prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng, c);                                      \
+            else                                                                                   \
+                prep_q8_0(xr, nb, nbp, d, a, c);                                                   \
+            da[r] = d, ac[r] = a, ah[r] = a + 64 * ng, cc[r] = c;                                  \
+        }                                                                                          \
+        float *sc[MAXR];                                                                           \
+        for (int i = 0; i < MAXR; i++)                                                             \
+            sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));        \
+        uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));        \
+        const int R = m == 1 ? MAXR : 1;                                                           \
+        for (int64_t n = n0; n < n1; n += R) {                                                     \
+            int nr = m == 1 ? (n1 - n < R ? (int)(n1 - n) : R) : m;                                \
+            const uint8_t *wr[MAXR];                                                               \
+            int ai[MAXR];                                                                          \
+            int64_t col[MAXR];                                                                     \
+            for (int i = 0; i < nr; i++) {                                                         \
+                col[i] = m == 1 ? n + i : n;                                                       \
+                wr[i] = (const uint8_t *)w + (size_t)col[i] * ldw;                                 \
+                ai[i] = m == 1 ? 0 : i;                                                            \
+                if (m == 1 || i == 0) row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);        \
+                else { /* the same weight row: the scales of activation row i */                 \
+                    for (int64_t b = 0; b < nbp; b += 16)                                          \
+                        _mm512_storeu_ps(sc[i] + b, _mm512_mul_ps(                                 \
+                            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),         \
+                            _mm512_loadu_ps(da[i] + b)));                                          \
                 }                                                                                  \
             }                                                                                      \
-            for (; b < nb; b++)                                                                    \
-                for (int i = 0; i < ma; i++) {                                                     \
-                    const uint8_t *wp = wr + (m == 1 ? (size_t)i * ldw : 0) + (size_t)b * wb;      \
-                    const uint8_t *ap = (const uint8_t *)x + (m == 1 ? 0 : (size_t)i * ldx) +      \
-                                        (size_t)b * SX_Q8_0_BYTES;                                 \
-                    __m256i s = dot32(wcodes(wp, Q4), _mm256_loadu_si256((const __m256i *)(ap + 2))); \
-                    acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),                               \
-                                              _mm256_set1_ps(f16at(wp) * f16at(ap)), acc1[i]);    \
-                }                                                                                  \
-            for (int i = 0; i < ma; i++) {                                                         \
-                float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[i], _mm512_zextps256_ps512(acc1[i]))); \
-                int64_t col = m == 1 ? n + i : n;                                                  \
-                int row = m == 1 ? 0 : i;                                                          \
-                y[row * ldy + col] = s + (bias ? bias[col] : 0.0f);                                \
+            switch (nr * 2 + (Q4 != 0)) {                                                          \
+            case 8: fname##_pass(4, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 9: fname##_pass(4, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 6: fname##_pass(3, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 7: fname##_pass(3, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 4: fname##_pass(2, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 5: fname##_pass(2, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 2: fname##_pass(1, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            default: fname##_pass(1, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
             }                                                                                      \
         }                                                                                          \
     }
-GEMV_Q32(gemv_q32_plain, dot64_plain, )
-GEMV_Q32(gemv_q32_vnni, dot64_vnni, VNNI)
+GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, )
+GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
 
 void sx_gemv_q8_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
                          size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
@@ -225,10 +398,14 @@ void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
     (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias, 1);
 }
 
-/* Q4_K x Q8_K. A zmm holds two 32-value sub-blocks; the scale of each
- * multiplies its maddubs pairs (madd, or vpdpwssd with VNNI) into int32
- * lanes; the mins meet the bsums in one madd. The integer sums and the float
- * arithmetic after them are those of quant.c: bit-identical. */
+/* Q4_K x Q8_K. Per call, each activation row is rearranged per super-block
+ * so that one zmm load meets one zmm of codes: chunk k (sub-blocks a and
+ * a+2, a = 0, 1, 4, 5) = [a(sub a) | a(sub a+2)]; plus the sums of the 8
+ * sub-blocks (int16) and the scale. The scale of each sub-block multiplies
+ * its maddubs pairs (madd, or vpdpwssd with VNNI) into int32 lanes; the mins
+ * meet the sums in one madd. The integer sums and the float arithmetic after
+ * them are those of quant.c: bit-identical. With one activation row, four
+ * weight rows are processed together, as for Q8_0/Q4_0. */
 static inline __m512i q4k_madd(__m512i acc, __m512i p, __m512i s) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
 }
@@ -236,61 +413,107 @@ VNNI static inline __m512i q4k_madd_vnni(__m512i acc, __m512i p, __m512i s) {
     return _mm512_dpwssd_epi32(acc, p, s);
 }
 
-static inline int hsum256_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+static inline int hsum128_i32(__m128i s) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
 
+#define Q4K_PREP 292 /* bytes per super-block: 256 codes, 8 int16 sums, f32 scale, pad */
+static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
+    for (int64_t b = 0; b < nb; b++, x += SX_Q8_K_BYTES, p += Q4K_PREP) {
+        for (int k = 0; k < 4; k++) {
+            int a = (k >> 1) * 4 + (k & 1);
+            memcpy(p + 64 * k, x + 4 + 32 * a, 32);
+            memcpy(p + 64 * k + 32, x + 4 + 32 * (a + 2), 32);
+        }
+        int16_t bs[16], s8[8];
+        memcpy(bs, x + 4 + SX_QKK, sizeof bs);
+        for (int j = 0; j < 8; j++) s8[j] = (int16_t)(bs[2 * j] + bs[2 * j + 1]);
+        memcpy(p + 256, s8, 16);
+        memcpy(p + 272, x, 4);
+    }
+}
+
+/* One pass over NR (weight row, activation row) pairs, as the Q8_0/Q4_0
+ * passes; per super-block the four products of a pair go to two
+ * accumulators (no long dependency chain), then to its integer sums. */
 #define GEMV_Q4K(fname, MADD, ATTR)                                                                \
-    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m,                 \
-                           const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,           \
-                           const float *bias) {                                                    \
-        const int64_t nb = K / SX_QKK;                                                             \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                          \
+        const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
+        const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
         const __m512i lo4 = _mm512_set1_epi8(15);                                                  \
         /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */        \
-        __m512i sel[4];                                                                            \
-        for (int k = 0; k < 4; k++) {                                                              \
-            int a = (k >> 1) * 4 + (k & 1);                                                        \
-            sel[k] = cat256(_mm256_set1_epi16((short)a), _mm256_set1_epi16((short)(a + 2)));       \
-        }                                                                                          \
-        for (int64_t n = n0; n < n1; n++) {                                                        \
-            const uint8_t *wr = (const uint8_t *)w + (size_t)n * ldw;                              \
-            float s[SX_GEMV_MAX_M] = {0};                                                          \
-            for (int64_t b = 0; b < nb; b++) {                                                     \
-                const uint8_t *wp = wr + (size_t)b * SX_Q4_K_BYTES;                                \
+        const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                  \
+        const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                  \
+        const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                  \
+        const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                  \
+        float s[MAXR];                                                                             \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;                          \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
+                const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
+                const uint8_t *ap = ar[ai[i]] + (size_t)b * Q4K_PREP;                              \
                 uint64_t scb, mb;                                                                  \
                 sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                            \
                 __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb))); \
                 __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                 \
-                __m256i mexp = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)); \
-                __m512i scl[4], q[4];                                                              \
-                for (int k = 0; k < 4; k++) scl[k] = _mm512_permutexvar_epi16(sel[k], sc16);       \
-                for (int h = 0; h < 2; h++) { /* chunks 2h and 2h+1 */                             \
-                    __m512i qv = _mm512_loadu_si512(wp + 16 + 64 * h);                             \
-                    q[2 * h] = _mm512_and_si512(qv, lo4);                                          \
-                    q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(qv, 4), lo4);                \
-                }                                                                                  \
-                float dw = f16at(wp), dmin = f16at(wp + 2);                                        \
-                for (int r = 0; r < m; r++) {                                                      \
-                    const uint8_t *ap = (const uint8_t *)x + (size_t)r * ldx + (size_t)b * SX_Q8_K_BYTES; \
-                    __m512i acc = _mm512_setzero_si512();                                          \
-                    for (int k = 0; k < 4; k++) {                                                  \
-                        const uint8_t *a0 = ap + 4 + 32 * ((k >> 1) * 4 + (k & 1));                \
-                        __m512i av = cat256(_mm256_loadu_si256((const __m256i *)a0),               \
-                                            _mm256_loadu_si256((const __m256i *)(a0 + 64)));       \
-                        acc = MADD(acc, _mm512_maddubs_epi16(q[k], av), scl[k]);                   \
-                    }                                                                              \
-                    __m256i bs = _mm256_loadu_si256((const __m256i *)(ap + 4 + SX_QKK));           \
-                    int32_t msum = hsum256_i32(_mm256_madd_epi16(bs, mexp));                       \
-                    float da;                                                                      \
-                    memcpy(&da, ap, 4);                                                            \
-                    s[r] += (da * dw) * (float)_mm512_reduce_add_epi32(acc);                       \
-                    s[r] -= (da * dmin) * (float)msum;                                             \
-                }                                                                                  \
+                __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);        \
+                __m512i q0 = _mm512_and_si512(v0, lo4), q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4); \
+                __m512i q2 = _mm512_and_si512(v1, lo4), q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4); \
+                __m512i e0 = MADD(_mm512_setzero_si512(),                                          \
+                                  _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)),                \
+                                  _mm512_permutexvar_epi16(sel0, sc16));                           \
+                __m512i e1 = MADD(_mm512_setzero_si512(),                                          \
+                                  _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),           \
+                                  _mm512_permutexvar_epi16(sel1, sc16));                           \
+                e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),              \
+                          _mm512_permutexvar_epi16(sel2, sc16));                                   \
+                e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),              \
+                          _mm512_permutexvar_epi16(sel3, sc16));                                   \
+                int32_t isum = _mm512_reduce_add_epi32(_mm512_add_epi32(e0, e1));                  \
+                int32_t msum = hsum128_i32(_mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256)))); \
+                float da;                                                                          \
+                memcpy(&da, ap + 272, 4);                                                          \
+                s[i] += (da * f16at(wp)) * (float)isum;                                            \
+                s[i] -= (da * f16at(wp + 2)) * (float)msum;                                        \
             }                                                                                      \
-            for (int r = 0; r < m; r++) y[r * ldy + n] = s[r] + (bias ? bias[n] : 0.0f);           \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                       \
+            y[(int64_t)ai[i] * ldy + col[i]] = s[i] + (bias ? bias[col[i]] : 0.0f);                \
+    }                                                                                              \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m,                 \
+                           const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,           \
+                           const float *bias) {                                                    \
+        const int64_t nb = K / SX_QKK;                                                             \
+        size_t rowb = al64((size_t)nb * Q4K_PREP);                                                 \
+        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (rowb * (size_t)m + 3) / 4);            \
+        if (!scr) {                                                                                \
+            sx_gemv_q4_k_scalar(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias);                       \
+            return;                                                                                \
+        }                                                                                          \
+        const uint8_t *ar[MAXR];                                                                   \
+        for (int r = 0; r < m; r++) {                                                              \
+            prep_q8_k((const uint8_t *)x + (size_t)r * ldx, nb, scr + r * rowb);                   \
+            ar[r] = scr + r * rowb;                                                                \
+        }                                                                                          \
+        const int R = m == 1 ? MAXR : 1;                                                           \
+        for (int64_t n = n0; n < n1; n += R) {                                                     \
+            int nr = m == 1 ? (n1 - n < R ? (int)(n1 - n) : R) : m;                                \
+            const uint8_t *wr[MAXR];                                                               \
+            int ai[MAXR];                                                                          \
+            int64_t col[MAXR];                                                                     \
+            for (int i = 0; i < nr; i++) {                                                         \
+                col[i] = m == 1 ? n + i : n;                                                       \
+                wr[i] = (const uint8_t *)w + (size_t)col[i] * ldw;                                 \
+                ai[i] = m == 1 ? 0 : i;                                                            \
+            }                                                                                      \
+            switch (nr) {                                                                          \
+            case 4: fname##_pass(4, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
+            case 3: fname##_pass(3, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
+            case 2: fname##_pass(2, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
+            default: fname##_pass(1, y, ldy, wr, ar, ai, col, nb, bias); break;                    \
+            }                                                                                      \
         }                                                                                          \
     }
 GEMV_Q4K(gemv_q4k_plain, q4k_madd, )
