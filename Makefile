@@ -1,6 +1,7 @@
-# seedx.c - plain Makefile. Every top-level *.c except main.c is library code;
-# files named *_avx2.c / *_avx512.c / *_neon.c get their ISA flags and only
-# build on the matching architecture. tests/test_*.c are test programs.
+# seedx.c - plain Makefile. Every top-level *.c except the front-end files of
+# ./seedx (CLI_SRCS) is library code; files named *_avx2.c / *_avx512.c /
+# *_neon.c get their ISA flags and only build on the matching architecture.
+# tests/test_*.c are test programs.
 CC      ?= cc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
@@ -9,7 +10,9 @@ LDLIBS  := -lm -lpthread
 ARCH    := $(shell uname -m)
 BUILD   ?= build
 
-ALL_SRCS := $(filter-out main.c, $(wildcard *.c))
+CLI_SRCS := main.c cli.c cli_tools.c serve.c http.c json.c
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+ALL_SRCS := $(filter-out $(CLI_SRCS), $(wildcard *.c))
 ifeq ($(ARCH),x86_64)
   LIB_SRCS := $(filter-out %_neon.c, $(ALL_SRCS))
 else ifeq ($(ARCH),aarch64)
@@ -32,7 +35,7 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 # which multiplies u8 x s8 (wrong for negative weights) -- seen in quant_avx512.c.
 AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
 
-.PHONY: all test test-asan bench fixtures format clean fuzz
+.PHONY: all test test-asan test-browser bench fixtures format clean fuzz install
 all: seedx $(BUILD)/libseedx.a
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -48,15 +51,54 @@ $(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
 $(BUILD)/libseedx.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-seedx: $(BUILD)/main.o $(BUILD)/libseedx.a
+seedx: $(CLI_OBJS) $(BUILD)/libseedx.a
 	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# `seedx serve` embeds webui.html (.incbin); its tests link the HTTP and JSON code.
+$(BUILD)/serve.o: webui.html
+$(BUILD)/tests/test_serve: tests/test_serve.c tests/test.h $(BUILD)/http.o $(BUILD)/json.o $(BUILD)/libseedx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/http.o $(BUILD)/json.o $(BUILD)/libseedx.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/libseedx.a $(LDLIBS)
 
-test: seedx $(TEST_BINS)
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the library, the
+# public headers (a program compiles with -I PREFIX/include/seedx and
+# #include "seedx.h") and the tiny model `seedx demo` finds next to the binary.
+PREFIX   ?= /usr/local
+PUB_HDRS := seedx.h sx_core.h half.h simd.h wtype.h gguf.h ops.h tokenizer.h image_io.h vit.h \
+            llama.h detokenizer.h unet.h sampler.h vae.h
+install: seedx $(BUILD)/libseedx.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/seedx \
+	  $(DESTDIR)$(PREFIX)/share/seedx/tiny-model
+	install -m 755 seedx $(DESTDIR)$(PREFIX)/bin/seedx
+	install -m 644 $(BUILD)/libseedx.a $(DESTDIR)$(PREFIX)/lib/libseedx.a
+	install -m 644 $(PUB_HDRS) $(DESTDIR)$(PREFIX)/include/seedx/
+	install -m 644 tests/fixtures/seedx_e2e/model/*.gguf $(DESTDIR)$(PREFIX)/share/seedx/tiny-model/
+
+# make test installs into $(BUILD)/install-test and builds tests/example_api.c
+# against that tree only; tests/test_install.c runs the installed seedx and the
+# example from another directory.
+INSTALL_TEST := $(BUILD)/install-test
+$(INSTALL_TEST)/.done: seedx $(BUILD)/libseedx.a $(PUB_HDRS) Makefile
+	rm -rf $(INSTALL_TEST)
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(INSTALL_TEST)) > /dev/null
+	touch $@
+$(BUILD)/tests/example_api: tests/example_api.c $(INSTALL_TEST)/.done
+	$(CC) $(BASE) $(CFLAGS) -I$(INSTALL_TEST)/include/seedx -o $@ $< \
+	  $(INSTALL_TEST)/lib/libseedx.a $(LDLIBS)
+
+test: seedx $(TEST_BINS) $(BUILD)/tests/example_api
 	@sh tests/run.sh $(BUILD) $(TEST_BINS)
+
+# The web page of `seedx serve` in a real browser: Debian's chromium and
+# chromium-driver driven by selenium (tests/requirements-browser.txt);
+# BROWSER_PY is a python that has it. Screenshots go to $(BUILD)/browser/.
+BROWSER_PY ?= python3
+test-browser: seedx
+	SEEDX_TEST_BUILD=$(BUILD) $(BROWSER_PY) tests/test_serve_browser.py
 
 # The sanitized build also makes ./seedx (the CLI tests run it); it is removed
 # afterwards so the next `make` links the normal binary again.
@@ -86,9 +128,9 @@ clean:
 FUZZ_SRCS := $(wildcard tests/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
-build-fuzz/%: tests/%.c $(LIB_SRCS) $(HDRS)
+build-fuzz/%: tests/%.c $(LIB_SRCS) http.c json.c serve.c webui.html $(HDRS)
 	@mkdir -p build-fuzz
-	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) $(LDLIBS)
+	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) http.c json.c $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/$${n#fuzz_}; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; new=$$(mktemp -d); \

@@ -14,12 +14,12 @@
 #include <string.h>
 
 #include "detokenizer.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 static const float *vec(sx_gguf *g, const char *prefix, const char *name, int64_t n) {
     char key[256];
     snprintf(key, sizeof key, "%s%s", prefix, name);
-    return sx_get_f32(g, key, 1, n);
+    return sx_get_f32(g, key, SX_SHAPE(n));
 }
 
 static int mat(sx_gguf *g, const char *prefix, const char *name, int64_t N, int64_t K,
@@ -35,21 +35,21 @@ int sx_detok_load(sx_gguf *g, const char *prefix, sx_detok *d) {
     char key[256];
     /* sizes from the tensors themselves */
     snprintf(key, sizeof key, "%slatents", prefix);
-    const sx_tensor *t = sx_tensor_get(g, key, SX_ANY_FLOAT, 3, 1LL, -1LL, -1LL);
+    const sx_tensor *t = sx_tensor_get(g, key, SX_ANY_FLOAT, SX_SHAPE(1, -1, -1));
     if (!t) return -1;
     d->n_queries = (int)t->shape[1];
     d->dim = (int)t->shape[2];
     snprintf(key, sizeof key, "%sproj_in.weight", prefix);
-    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, 2, (int64_t)d->dim, -1LL))) return -1;
+    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, SX_SHAPE(d->dim, -1)))) return -1;
     d->embed_dim = (int)t->shape[1];
     snprintf(key, sizeof key, "%slayers.0.1.1.weight", prefix);
-    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, 2, -1LL, (int64_t)d->dim))) return -1;
+    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, SX_SHAPE(-1, d->dim)))) return -1;
     d->ff_dim = (int)t->shape[0];
     snprintf(key, sizeof key, "%sunet_proj_1.weight", prefix);
-    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, 2, -1LL, (int64_t)d->dim))) return -1;
+    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, SX_SHAPE(-1, d->dim)))) return -1;
     d->out1 = (int)t->shape[0];
     snprintf(key, sizeof key, "%sunet_proj_2.weight", prefix);
-    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, 2, -1LL, (int64_t)d->dim))) return -1;
+    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, SX_SHAPE(-1, d->dim)))) return -1;
     d->out2 = (int)t->shape[0];
     while (1) {
         snprintf(key, sizeof key, "%slayers.%d.0.to_q.weight", prefix, d->depth);
@@ -60,7 +60,7 @@ int sx_detok_load(sx_gguf *g, const char *prefix, sx_detok *d) {
         return sx_err("%s: no '%slayers.0.0.to_q.weight': not a ResamplerXLV2", sx_gguf_path(g),
                       prefix);
     snprintf(key, sizeof key, "%slayers.0.0.to_q.weight", prefix);
-    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, 2, -1LL, (int64_t)d->dim))) return -1;
+    if (!(t = sx_tensor_get(g, key, SX_ANY_FLOAT, SX_SHAPE(-1, d->dim)))) return -1;
     int64_t inner = t->shape[0];
     d->heads = (int)sx_meta_int_or(g, "seedx.detok.heads", 16);
     d->pool_heads = (int)sx_meta_int_or(g, "seedx.detok.pool_heads", d->heads);
@@ -73,7 +73,7 @@ int sx_detok_load(sx_gguf *g, const char *prefix, sx_detok *d) {
 
     int64_t D = d->dim, Q = d->n_queries;
     snprintf(key, sizeof key, "%slatents", prefix);
-    if (!(d->latents = sx_get_f32(g, key, 3, 1LL, Q, D))) return -1;
+    if (!(d->latents = sx_get_f32(g, key, SX_SHAPE(1, Q, D)))) return -1;
     if (mat(g, prefix, "proj_in.weight", D, d->embed_dim, &d->proj_in) ||
         !(d->proj_in_b = vec(g, prefix, "proj_in.bias", D)))
         return -1;
@@ -113,7 +113,7 @@ int sx_detok_load(sx_gguf *g, const char *prefix, sx_detok *d) {
         return -1;
     }
     snprintf(key, sizeof key, "%sunet_attnpool.positional_embedding", prefix);
-    if (!(d->pool_pos = sx_get_f32(g, key, 2, Q + 1, D))) {
+    if (!(d->pool_pos = sx_get_f32(g, key, SX_SHAPE(Q + 1, D)))) {
         sx_detok_free(d);
         return -1;
     }
@@ -124,13 +124,6 @@ void sx_detok_free(sx_detok *d) {
     if (!d) return;
     free(d->layers);
     d->layers = NULL;
-}
-
-int sx_vit_down(float *y, const float *x, int64_t n, int64_t D) {
-    if (!y || !x || n <= 0 || D <= 0 || n % 4)
-        return sx_err("vit_down: %lld tokens is not a positive multiple of 4", (long long)n);
-    sx_avgpool_tokens(y, x, n, D, 4);
-    return 0;
 }
 
 /* layers.i.0: PerceiverAttention(x, latents) -> [Q, dim] (no residual) */

@@ -51,10 +51,6 @@ void sx_detok_free(sx_detok *d);
 int sx_detok_forward(const sx_detok *d, const float *x, int64_t n, float *prompt_embeds,
                      float *pooled);
 
-/* vit_down: F.avg_pool1d(kernel 4, stride 4) over the token axis,
- * [n, D] -> [n/4, D] (the negative embedding of the LLM-generated path). */
-int sx_vit_down(float *y, const float *x, int64_t n, int64_t D);
-
 #ifdef __cplusplus
 }
 #endif

@@ -15,7 +15,6 @@
  * never need to: each failure names the file, the field and its offset.
  * Shapes are presented in PyTorch order (GGUF's dims reversed). Lookup of
  * tensors and keys goes through hash tables (SDXL has ~2500 tensors). */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -28,7 +27,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "seedx.h"
+#include "gguf.h"
+#include "half.h"
+#include "sx_core.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "gguf.c reads little-endian files in place; a big-endian host is not supported"
@@ -682,8 +683,8 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (o < cap) snprintf(buf + o, cap - o, "]");
 }
 
-static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned mask, int ndim,
-                                    va_list ap) {
+const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned mask, int ndim,
+                               const int64_t *want) {
     char nb[GGUF_NAME_SHOWN * 4 + 32];
     if (!g || !name) {
         sx_err("sx_tensor_get: NULL %s", g ? "name" : "file");
@@ -695,12 +696,9 @@ static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned
                SX_MAX_DIMS);
         return NULL;
     }
-    int64_t want[SX_MAX_DIMS];
-    for (int d = 0; d < ndim; d++) {
-        want[d] = va_arg(ap, int64_t);
-        /* an int -1 passed where int64_t is read arrives as 0xffffffff on
-         * LP64 ABIs; no real dim has that size, so take it as the wildcard */
-        if (want[d] == 0xffffffffLL) want[d] = -1;
+    if (!want) {
+        sx_err("%s: tensor '%s': NULL dims", g->path, nb);
+        return NULL;
     }
     const sx_tensor *t = sx_gguf_find(g, name);
     if (!t) {
@@ -726,15 +724,6 @@ static const sx_tensor *tensor_getv(const sx_gguf *g, const char *name, unsigned
     return t;
 }
 
-const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type_mask, int ndim,
-                               ...) {
-    va_list ap;
-    va_start(ap, ndim);
-    const sx_tensor *t = tensor_getv(g, name, type_mask, ndim, ap);
-    va_end(ap);
-    return t;
-}
-
 int sx_tensor_to_f32(const sx_tensor *t, float *dst) {
     if (!t || !dst || !t->data) return sx_err("sx_tensor_to_f32: NULL %s", !t ? "tensor" : !dst ? "dst" : "data");
     int64_t n = t->nelem;
@@ -750,11 +739,8 @@ int sx_tensor_to_f32(const sx_tensor *t, float *dst) {
     return sx_dequantize(t->type, dst, p, n); /* byte-wise reference */
 }
 
-const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...) {
-    va_list ap;
-    va_start(ap, ndim);
-    const sx_tensor *t = tensor_getv(g, name, SX_ANY_TYPE, ndim, ap);
-    va_end(ap);
+const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, const int64_t *dims) {
+    const sx_tensor *t = sx_tensor_get(g, name, SX_ANY_TYPE, ndim, dims);
     if (!t) return NULL;
     if (t->type == SX_F32 && ((uintptr_t)t->data & 3) == 0) return t->data;
     int64_t i = t - g->t;
@@ -937,49 +923,74 @@ const void *sx_meta_arr_data(const sx_gguf *g, const char *key) {
     return kv->val;
 }
 
-/* ---- printing (seedx inspect) ------------------------------------------ */
+/* ---- metadata as text (what `seedx inspect` lists) --------------------- */
 
-static void print_str(FILE *f, const uint8_t *s, size_t len, size_t max) {
-    fputc('"', f);
+typedef struct { /* growable text; oom set once an allocation failed */
+    char *p;
+    size_t n, cap;
+    int oom;
+} txt;
+
+static void txt_put(txt *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void txt_printf(txt *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void txt_printf(txt *b, const char *fmt, ...) {
+    char tmp[64]; /* numbers and short escapes only */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) txt_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+static void txt_str(txt *b, const uint8_t *s, size_t len, size_t max) {
+    txt_put(b, "\"", 1);
     for (size_t i = 0; i < len; i++) {
         if (i == max) {
-            fprintf(f, "\"...(%zu bytes)", len);
+            txt_printf(b, "\"...(%zu bytes)", len);
             return;
         }
         unsigned char ch = s[i];
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch == '\n') fputs("\\n", f);
-        else if (ch == '\t') fputs("\\t", f);
-        else if (ch < 32 || ch == 127) fprintf(f, "\\x%02x", ch);
-        else fputc(ch, f);
+        if (ch == '"' || ch == '\\') txt_printf(b, "\\%c", ch);
+        else if (ch == '\n') txt_put(b, "\\n", 2);
+        else if (ch == '\t') txt_put(b, "\\t", 2);
+        else if (ch < 32 || ch == 127) txt_printf(b, "\\x%02x", ch);
+        else txt_put(b, (const char *)&s[i], 1);
     }
-    fputc('"', f);
+    txt_put(b, "\"", 1);
 }
 
-/* A name as is, with control bytes escaped (names are not quoted). */
-static void print_name(FILE *f, const char *s) {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch < 32 || ch == 127) fprintf(f, "\\x%02x", ch);
-        else fputc(ch, f);
-    }
-}
-
-static void print_scalar(FILE *f, const uint8_t *p, int t) {
+static void txt_scalar(txt *b, const uint8_t *p, int t) {
     int64_t iv;
     double fv;
     if (t == SX_GGUF_U64) {
         uint64_t v;
         memcpy(&v, p, 8);
-        fprintf(f, "%llu", (unsigned long long)v);
+        txt_printf(b, "%llu", (unsigned long long)v);
     } else if (t == SX_GGUF_BOOL) {
-        fputs(p[0] ? "true" : "false", f);
+        txt_put(b, p[0] ? "true" : "false", p[0] ? 4 : 5);
     } else if (t == SX_GGUF_F32 || t == SX_GGUF_F64) {
         kv_read_scalar(p, t, NULL, &fv, NULL);
-        fprintf(f, t == SX_GGUF_F32 ? "%.9g" : "%.17g", fv);
+        txt_printf(b, t == SX_GGUF_F32 ? "%.9g" : "%.17g", fv);
     } else {
         kv_read_scalar(p, t, &iv, NULL, NULL);
-        fprintf(f, "%lld", (long long)iv);
+        txt_printf(b, "%lld", (long long)iv);
     }
 }
 
@@ -1001,17 +1012,17 @@ static const uint8_t *skip_value(const uint8_t *p, int t) {
     return p;
 }
 
-/* Prints the (validated) value of type t at *pp, advancing *pp. */
-static void print_value(FILE *f, const uint8_t **pp, int t, int all) {
+/* Appends the (validated) value of type t at *pp, advancing *pp. */
+static void txt_value(txt *b, const uint8_t **pp, int t, int all) {
     const uint8_t *p = *pp;
     size_t sz = kv_scalar_size((uint32_t)t);
     if (sz) {
-        print_scalar(f, p, t);
+        txt_scalar(b, p, t);
         *pp = p + sz;
     } else if (t == SX_GGUF_STRING) {
         uint64_t len;
         memcpy(&len, p, 8);
-        print_str(f, p + 8, (size_t)len, all ? (size_t)-1 : 120);
+        txt_str(b, p + 8, (size_t)len, all ? (size_t)-1 : 120);
         *pp = p + 8 + len;
     } else { /* array */
         uint32_t et;
@@ -1020,159 +1031,41 @@ static void print_value(FILE *f, const uint8_t **pp, int t, int all) {
         memcpy(&n, p + 4, 8);
         p += 12;
         uint64_t shown_n = all ? n : n < 8 ? n : 8;
-        fputc('[', f);
+        txt_put(b, "[", 1);
         for (uint64_t i = 0; i < n; i++) {
             if (i == shown_n) {
                 for (; i < n; i++) p = skip_value(p, (int)et);
-                fprintf(f, ", ... %llu more", (unsigned long long)(n - shown_n));
+                txt_printf(b, ", ... %llu more", (unsigned long long)(n - shown_n));
                 break;
             }
-            if (i) fputs(", ", f);
-            print_value(f, &p, (int)et, all);
+            if (i) txt_put(b, ", ", 2);
+            txt_value(b, &p, (int)et, all);
         }
-        fputc(']', f);
+        txt_put(b, "]", 1);
         *pp = p;
     }
 }
 
-int sx_gguf_print(const sx_gguf *g, void *FILE_ptr, int show_all) {
-    FILE *f = FILE_ptr;
-    if (!g || !f) return sx_err("sx_gguf_print: NULL %s", g ? "FILE" : "file");
-    fprintf(f, "%s: GGUF v%u, %lld key/values, %lld tensors, alignment %zu, data at offset %llu, "
-               "%zu bytes\n", g->path, g->version, (long long)g->n_kv, (long long)g->n_t,
-            g->alignment, (unsigned long long)g->data_off, g->size);
-    fprintf(f, "metadata:\n");
-    int kw = 8;
-    for (int64_t i = 0; i < g->n_kv; i++) {
-        int l = (int)strlen(g->kv[i].key);
-        if (l > kw) kw = l < 48 ? l : 48;
+char *sx_gguf_kv_text(const sx_gguf *g, int64_t i, int all) {
+    if (!g || i < 0 || i >= g->n_kv) {
+        sx_err("sx_gguf_kv_text: %s", g ? "key index out of range" : "NULL file");
+        return NULL;
     }
-    for (int64_t i = 0; i < g->n_kv; i++) {
-        const gg_kv *kv = &g->kv[i];
-        char ty[32];
-        if (kv->type == SX_GGUF_ARRAY)
-            snprintf(ty, sizeof ty, "%s[%llu]", kv_type_name(kv->elem_type),
-                     (unsigned long long)kv->n);
-        else
-            snprintf(ty, sizeof ty, "%s", kv_type_name(kv->type));
-        fprintf(f, "  %5lld  ", (long long)i);
-        print_name(f, kv->key);
-        fprintf(f, "%*s  %-10s ", kw - (int)strlen(kv->key) > 0 ? kw - (int)strlen(kv->key) : 0, "",
-                ty);
-        const uint8_t *p = kv->type == SX_GGUF_ARRAY ? kv->val - 12 : kv->val;
-        print_value(f, &p, kv->type, show_all);
-        fputc('\n', f);
+    const gg_kv *kv = &g->kv[i];
+    txt b = {0};
+    const uint8_t *p = kv->type == SX_GGUF_ARRAY ? kv->val - 12 : kv->val;
+    txt_value(&b, &p, kv->type, all);
+    if (b.oom || !b.p) {
+        free(b.p);
+        sx_err("%s: out of memory formatting metadata '%s'", g->path, kv->key);
+        return NULL;
     }
-    fprintf(f, "tensors:\n  %5s  %-5s  %-24s %14s %14s  %s\n", "#", "type", "shape", "bytes",
-            "offset", "name");
-    uint64_t total = 0;
-    int64_t params = 0;
-    for (int64_t i = 0; i < g->n_t; i++) {
-        const sx_tensor *t = &g->t[i];
-        char shape[128];
-        fmt_shape(shape, sizeof shape, t->ndim, t->shape);
-        fprintf(f, "  %5lld  %-5s  %-24s %14zu %14llu  ", (long long)i, sx_type_name(t->type),
-                shape, t->nbytes, (unsigned long long)t->offset);
-        print_name(f, t->name);
-        fputc('\n', f);
-        total += t->nbytes;
-        params += t->nelem;
-    }
-    fprintf(f, "total: %lld tensors, %lld elements, %llu bytes\n", (long long)g->n_t,
-            (long long)params, (unsigned long long)total);
-    return ferror(f) ? sx_err("%s: write error while printing", g->path) : 0;
+    return b.p;
 }
 
-/* ---- CLI: seedx inspect ------------------------------------------------ */
-
-static int inspect_usage(FILE *f) {
-    fprintf(f, "usage: seedx inspect [--all] FILE.gguf|DIR ...\n"
-               "Prints a GGUF file's metadata (key, type, value) and its tensor table (index,\n"
-               "type, shape in PyTorch order, bytes, offset, name). A directory lists every\n"
-               "*.gguf in it, sorted by name. Arrays and long strings are shortened unless\n"
-               "--all is given.\n");
-    return f == stdout ? 0 : 2;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int inspect_file(const char *path, int all, int *first) {
-    sx_gguf *g;
-    if (!*first) fputc('\n', stdout);
-    *first = 0;
-    if (sx_gguf_open(path, &g) != 0) {
-        fflush(stdout);
-        fprintf(stderr, "seedx inspect: %s\n", sx_errmsg());
-        return 1;
-    }
-    int rc = sx_gguf_print(g, stdout, all);
-    if (rc) fprintf(stderr, "seedx inspect: %s\n", sx_errmsg());
-    sx_gguf_close(g);
-    return rc ? 1 : 0;
-}
-
-static int inspect_dir(const char *dir, int all, int *first) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "seedx inspect: %s: cannot open directory: %s\n", dir, strerror(errno));
-        return 1;
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 5 || strcmp(e->d_name + l - 5, ".gguf")) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *names);
-            if (!nn) { rc = 1; break; }
-            names = nn;
-        }
-        size_t dl = strlen(dir);
-        char *p = malloc(dl + l + 2);
-        if (!p) { rc = 1; break; }
-        snprintf(p, dl + l + 2, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", e->d_name);
-        names[n++] = p;
-    }
-    closedir(d);
-    if (rc) fprintf(stderr, "seedx inspect: out of memory listing %s\n", dir);
-    if (n == 0 && !rc) {
-        fprintf(stderr, "seedx inspect: %s: no *.gguf files\n", dir);
-        rc = 1;
-    }
-    if (n) qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        rc |= inspect_file(names[i], all, first);
-        free(names[i]);
-    }
-    free(names);
-    return rc;
-}
-
-int sx_cmd_inspect(int argc, char **argv) {
-    int all = 0, npaths = 0, rc = 0, first = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return inspect_usage(stdout);
-        if (!strcmp(argv[i], "--all")) all = 1;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "seedx inspect: unknown option '%s'\n", argv[i]);
-            return inspect_usage(stderr);
-        } else
-            npaths++;
-    }
-    if (!npaths) return inspect_usage(stderr);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--all")) continue;
-        struct stat st;
-        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) rc |= inspect_dir(argv[i], all, &first);
-        else rc |= inspect_file(argv[i], all, &first);
-    }
-    return rc;
-}
+const char *sx_gguf_kv_type_name(int type) { return kv_type_name((uint32_t)type); }
+uint64_t sx_gguf_data_offset(const sx_gguf *g) { return g ? g->data_off : 0; }
+size_t sx_gguf_file_size(const sx_gguf *g) { return g ? g->size : 0; }
 
 /* Converts rows [b, e) of a tensor (K values per row) to another type:
  * row -> float32 -> the target type, through the kernels of the current SIMD

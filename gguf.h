@@ -54,17 +54,26 @@ int64_t sx_gguf_n_tensors(const sx_gguf *g);
 const sx_tensor *sx_gguf_tensor_at(const sx_gguf *g, int64_t i);
 /* NULL when absent; sets no error. */
 const sx_tensor *sx_gguf_find(const sx_gguf *g, const char *name);
-/* Checked lookup: type must be in type_mask (SX_TYPE_BIT(..) | ...), ndim
- * must match and each of the ndim int64_t dims must match (pass -1 for
- * "any"). NULL on failure with a message such as
+/* Checked lookup: type must be in type_mask (SX_TYPE_BIT(..) | ...), the
+ * tensor must have ndim dims and shape[d] == dims[d] for each d (-1: any).
+ * NULL on failure with a message such as
  *   model.gguf: tensor 'blocks.0.attn.qkv.weight' has shape [4992,1664],
- *   expected [4992,1600]                                                   */
+ *   expected [4992,1600]
+ * Call sites write the expected shape with SX_SHAPE:
+ *   sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, SX_SHAPE(W, 3, P, P)) */
 const sx_tensor *sx_tensor_get(const sx_gguf *g, const char *name, unsigned type_mask,
-                               int ndim, ...);
+                               int ndim, const int64_t *dims);
 /* As sx_tensor_get, returning the tensor converted to float32. The pointer
  * is into the mapping when the tensor is F32 (and 4-byte aligned), else a
  * converted copy owned by g (freed by sx_gguf_close). */
-const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, ...);
+const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, const int64_t *dims);
+/* SX_SHAPE(a, b, ...) stands for the two arguments `ndim, dims` above: the
+ * number of dims and the array (const int64_t[]){a, b, ...}, every dim
+ * converted to int64_t whatever its type. */
+#define SX_SHAPE(...)                                                                      \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) {         \
+        __VA_ARGS__                                                                        \
+    }
 /* t converted to another storage type (F32, F16, BF16, Q8_0, Q4_0, Q4_K;
  * rows = the last dimension, a multiple of the type's block): a copy owned
  * by g (until sx_gguf_close), with the converter's bytes; t's mapped pages
@@ -98,9 +107,17 @@ int sx_meta_arr_str(const sx_gguf *g, const char *key, uint64_t i, const char **
  * element type), for bulk reads such as the tokenizer's scores. */
 const void *sx_meta_arr_data(const sx_gguf *g, const char *key);
 
-/* Writes a gguf-dump-like listing (metadata, tensor table) to f.
- * Implemented in gguf.c; used by `seedx inspect`. */
-int sx_gguf_print(const sx_gguf *g, void *FILE_ptr, int show_all_array_items);
+/* --- for listings (`seedx inspect`) --- */
+/* Metadata value i as text: numbers, "strings" (quotes, backslashes and
+ * control bytes escaped), [arrays] (nested ones too). Unless all, strings
+ * are cut after 120 bytes and arrays after 8 items (", ... N more").
+ * malloc'd; NULL on error. */
+char *sx_gguf_kv_text(const sx_gguf *g, int64_t i, int all);
+/* "u8", "i32", "f32", "bool", "str", "arr", ... ("?" if unknown). */
+const char *sx_gguf_kv_type_name(int type);
+/* File offset of the data section; size of the file in bytes. */
+uint64_t sx_gguf_data_offset(const sx_gguf *g);
+size_t sx_gguf_file_size(const sx_gguf *g);
 
 #ifdef __cplusplus
 }

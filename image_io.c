@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "image_io.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 #define MAX_SIDE 16384
 #define MAX_PIXELS (256ll * 1024 * 1024)
@@ -492,6 +492,41 @@ typedef struct {
     int32_t *kk;  /* [out][ksize] fixed-point weights */
 } rs_coeffs;
 
+/* ---- box drawing ------------------------------------------------------
+ * OpenCV 4's rectangle() draws the closed polyline (x1,y1) (x2,y1) (x2,y2)
+ * (x1,y2) with ThickLine: a segment of non-zero length becomes a convex
+ * polygon offset by thickness/2 on either side (for thickness 2 and an
+ * axis-aligned segment: exactly one pixel), filled inclusive of its edges;
+ * the end of each segment gets a filled circle of radius (thickness+1)/2 = 1,
+ * which at that radius is a plus of 5 pixels. So each edge covers the three
+ * pixels centred on it, and the outer corner pixels stay undrawn. */
+static void put_rect(sx_image *im, int64_t x0, int64_t y0, int64_t x1, int64_t y1, const uint8_t c[3]) {
+    if (x0 < 0) x0 = 0;
+    if (y0 < 0) y0 = 0;
+    if (x1 >= im->w) x1 = im->w - 1;
+    if (y1 >= im->h) y1 = im->h - 1;
+    for (int64_t y = y0; y <= y1; y++)
+        for (int64_t x = x0; x <= x1; x++) memcpy(im->data + ((size_t)y * (size_t)im->w + (size_t)x) * 3, c, 3);
+}
+
+int sx_image_draw_box(sx_image *im, int x1, int y1, int x2, int y2, const uint8_t rgb[3]) {
+    if (!im || !im->data || !rgb || im->channels != 3 || im->w <= 0 || im->h <= 0)
+        return sx_err("sx_image_draw_box: needs a non-empty RGB image");
+    const int64_t px[4] = {x1, x2, x2, x1}, py[4] = {y1, y1, y2, y2};
+    int64_t ax = px[3], ay = py[3]; /* closed: the first segment starts at the last corner */
+    for (int i = 0; i < 4; i++) {
+        int64_t bx = px[i], by = py[i];
+        if (ay == by && ax != bx) /* horizontal */
+            put_rect(im, ax < bx ? ax : bx, ay - 1, ax < bx ? bx : ax, ay + 1, rgb);
+        else if (ax == bx && ay != by) /* vertical */
+            put_rect(im, ax - 1, ay < by ? ay : by, ax + 1, ay < by ? by : ay, rgb);
+        put_rect(im, bx - 1, by, bx + 1, by, rgb); /* the round join: a plus */
+        put_rect(im, bx, by - 1, bx, by + 1, rgb);
+        ax = bx, ay = by;
+    }
+    return 0;
+}
+
 /* precompute_coeffs + normalize_coeffs_8bpc for box (0, in_size). */
 static int rs_precompute(int in_size, int out_size, int filter, rs_coeffs *c) {
     double (*fn)(double) = filter == SX_RESIZE_BILINEAR ? filt_bilinear : filt_bicubic;
@@ -877,167 +912,4 @@ fail:
     sx_err_prefix("any-res preprocessing of a %dx%d image: ", im->w, im->h);
     sx_anyres_free(out);
     return -1;
-}
-
-/* ======================================================================
- * CLI: seedx image info|convert|tiles
- * ====================================================================== */
-static void image_usage(FILE *f) {
-    fprintf(f, "usage:\n"
-               "  seedx image info FILE                      format, size, Pillow mode\n"
-               "  seedx image convert IN OUT [--resize WxH] [--filter bicubic|bilinear] [--exif-rotate]\n"
-               "                                             OUT: .png, .ppm or .pgm\n"
-               "  seedx image tiles IN --out DIR [--grids 1x1,2x1,...] [--keep-ratio] [--exif-rotate]\n"
-               "                                             SEED-X any-res tiles as PNGs + positions.txt\n");
-}
-
-int sx_cmd_image(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        image_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "info")) {
-        if (argc != 3) {
-            image_usage(stderr);
-            return 2;
-        }
-        uint8_t *b;
-        size_t n;
-        sx_native_image nat;
-        const char *fmt;
-        if (sx_read_file(argv[2], &b, &n) || sx_image_decode_native(b, n, argv[2], &nat, &fmt)) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            free(b);
-            return 1;
-        }
-        int o = sx_exif_orientation(b, n);
-        free(b);
-        printf("%s: %s %dx%d mode %s", argv[2], fmt, nat.w, nat.h, sx_mode_name(nat.mode));
-        if (o != 1) printf(" exif-orientation %d (not applied unless --exif-rotate)", o);
-        printf("\n");
-        sx_native_free(&nat);
-        return 0;
-    }
-    if (!strcmp(sub, "convert")) {
-        const char *in = NULL, *outp = NULL;
-        int rw = 0, rh = 0, filter = SX_RESIZE_BICUBIC, exif = 0;
-        for (int i = 2; i < argc; i++) {
-            if (!strcmp(argv[i], "--exif-rotate")) {
-                exif = 1;
-            } else if (!strcmp(argv[i], "--resize") && i + 1 < argc) {
-                if (sscanf(argv[++i], "%dx%d", &rw, &rh) != 2 || rw <= 0 || rh <= 0) {
-                    fprintf(stderr, "seedx image: --resize wants WxH, got '%s'\n", argv[i]);
-                    return 2;
-                }
-            } else if (!strcmp(argv[i], "--filter") && i + 1 < argc) {
-                i++;
-                if (!strcmp(argv[i], "bicubic")) filter = SX_RESIZE_BICUBIC;
-                else if (!strcmp(argv[i], "bilinear")) filter = SX_RESIZE_BILINEAR;
-                else {
-                    fprintf(stderr, "seedx image: --filter must be bicubic or bilinear, got '%s'\n", argv[i]);
-                    return 2;
-                }
-            } else if (argv[i][0] == '-' && argv[i][1]) {
-                fprintf(stderr, "seedx image: unknown option '%s'\n", argv[i]);
-                return 2;
-            } else if (!in) {
-                in = argv[i];
-            } else if (!outp) {
-                outp = argv[i];
-            } else {
-                image_usage(stderr);
-                return 2;
-            }
-        }
-        if (!in || !outp) {
-            image_usage(stderr);
-            return 2;
-        }
-        sx_image im, r;
-        if (sx_image_load_rgb_ex(in, exif, &im)) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            return 1;
-        }
-        if (rw) {
-            if (sx_image_resize(&im, rw, rh, filter, &r)) {
-                fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-                sx_image_free(&im);
-                return 1;
-            }
-            sx_image_free(&im);
-            im = r;
-        }
-        int rc = sx_image_save(outp, &im);
-        sx_image_free(&im);
-        if (rc) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            return 1;
-        }
-        return 0;
-    }
-    if (!strcmp(sub, "tiles")) {
-        const char *in = NULL, *dir = NULL, *grids = NULL;
-        int exif = 0, keep = 0;
-        for (int i = 2; i < argc; i++) {
-            if (!strcmp(argv[i], "--out") && i + 1 < argc) dir = argv[++i];
-            else if (!strcmp(argv[i], "--exif-rotate")) exif = 1;
-            else if (!strcmp(argv[i], "--keep-ratio")) keep = 1;
-            else if (!strcmp(argv[i], "--grids") && i + 1 < argc) grids = argv[++i];
-            else if (argv[i][0] == '-' && argv[i][1]) {
-                fprintf(stderr, "seedx image: unknown option '%s'\n", argv[i]);
-                return 2;
-            } else if (!in) in = argv[i];
-            else {
-                image_usage(stderr);
-                return 2;
-            }
-        }
-        if (!in || !dir) {
-            image_usage(stderr);
-            return 2;
-        }
-        sx_image im;
-        sx_anyres a;
-        if (sx_image_load_rgb_ex(in, exif, &im) || sx_anyres_preprocess_ex(&im, grids, keep, &a)) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            return 1;
-        }
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "seedx image: cannot create %s: %s\n", dir, strerror(errno));
-            sx_image_free(&im);
-            sx_anyres_free(&a);
-            return 1;
-        }
-        size_t dl = strlen(dir) + 64;
-        char *path = malloc(dl);
-        char *txt = malloc(256 + 64 * (size_t)a.n);
-        int rc = path && txt ? 0 : 1;
-        size_t tl = 0;
-        if (!rc)
-            tl += (size_t)sprintf(txt, "# %s %dx%d -> grid %dx%d (%dx%d px), %d images (tiles row-major, "
-                                       "global thumbnail last)\n# file x y\n", in, im.w, im.h, a.grid_w,
-                                  a.grid_h, a.grid_w * SX_ANYRES_BASE, a.grid_h * SX_ANYRES_BASE, a.n);
-        for (int t = 0; t < a.n && !rc; t++) {
-            const char *base = t == a.n - 1 ? "thumbnail" : "tile";
-            snprintf(path, dl, "%s/%s_%02d.png", dir, base, t);
-            if (sx_image_save(path, &a.tiles[t])) rc = 1;
-            tl += (size_t)sprintf(txt + tl, "%s_%02d.png %.9g %.9g\n", base, t, a.pos[2 * t], a.pos[2 * t + 1]);
-        }
-        if (!rc) {
-            snprintf(path, dl, "%s/positions.txt", dir);
-            if (sx_write_file_atomic(path, (const uint8_t *)txt, tl)) rc = 1;
-        }
-        if (rc) fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-        else printf("%s: %dx%d -> grid %dx%d, wrote %d PNGs and positions.txt to %s\n", in, im.w, im.h,
-                    a.grid_w, a.grid_h, a.n, dir);
-        free(path);
-        free(txt);
-        sx_image_free(&im);
-        sx_anyres_free(&a);
-        return rc;
-    }
-    fprintf(stderr, "seedx image: unknown subcommand '%s'\n", sub);
-    image_usage(stderr);
-    return 2;
 }

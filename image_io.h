@@ -37,6 +37,13 @@ int sx_png_encode(const sx_image *im, uint8_t **out, size_t *n);
 enum { SX_RESIZE_BILINEAR = 2, SX_RESIZE_BICUBIC = 3 };
 int sx_image_resize(const sx_image *src, int w, int h, int filter, sx_image *out);
 
+/* cv2.rectangle(img, (x1, y1), (x2, y2), rgb, thickness=2) of OpenCV 4 with
+ * its default LINE_8, pixel for pixel: how the official grounding
+ * visualisation draws boxes (green, (0, 255, 0)). Corners may lie outside
+ * the image; what falls outside is clipped. 3-channel images only (returns
+ * -1 otherwise). */
+int sx_image_draw_box(sx_image *im, int x1, int y1, int x2, int y2, const uint8_t rgb[3]);
+
 /* ---- native (pre-conversion) images ------------------------------------
  * A decoder's output in the mode Pillow 9.4 would open the file in, before
  * .convert('RGB'): "1" (bytes 0/255), "L", "LA", "P" (indices + a 256-entry
@@ -145,9 +152,6 @@ int sx_exif_orientation(const uint8_t *buf, size_t n);
 int sx_image_exif_transpose(const sx_image *im, int orientation, sx_image *out);
 /* sx_image_load_rgb, then the EXIF transpose when exif_rotate != 0. */
 int sx_image_load_rgb_ex(const char *path, int exif_rotate, sx_image *out);
-
-/* CLI: seedx image info|convert|tiles */
-int sx_cmd_image(int argc, char **argv);
 
 #ifdef __cplusplus
 }

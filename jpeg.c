@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "image_io.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 int sx_jpeg_decode(const uint8_t *buf, size_t n, const char *name, sx_image *out,
                    int *pil_channels);

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "llama.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ======================================================================
  * loading
@@ -76,15 +76,15 @@ int sx_llama_load_gguf(sx_gguf *g, sx_llama **out) {
     m->layers = sx_calloc((size_t)c->n_layers, sizeof *m->layers, "llama layers");
     if (!m->layers) goto fail;
     if (sx_weight_get(g, "model.embed_tokens.weight", c->vocab, D, &m->tok_embd) != 0) goto fail;
-    m->norm = sx_get_f32(g, "model.norm.weight", 1, D);
+    m->norm = sx_get_f32(g, "model.norm.weight", SX_SHAPE(D));
     if (!m->norm) goto fail;
     if (sx_weight_get(g, "lm_head.weight", c->vocab, D, &m->lm_head) != 0) goto fail;
     char name[160];
 #define P_(suffix) (snprintf(name, sizeof name, "model.layers.%lld." suffix, (long long)i), name)
     for (int64_t i = 0; i < c->n_layers; i++) {
         sx_llama_layer *L = &m->layers[i];
-        if (!(L->attn_norm = sx_get_f32(g, P_("input_layernorm.weight"), 1, D)) ||
-            !(L->ffn_norm = sx_get_f32(g, P_("post_attention_layernorm.weight"), 1, D)) ||
+        if (!(L->attn_norm = sx_get_f32(g, P_("input_layernorm.weight"), SX_SHAPE(D))) ||
+            !(L->ffn_norm = sx_get_f32(g, P_("post_attention_layernorm.weight"), SX_SHAPE(D))) ||
             sx_weight_get(g, P_("self_attn.q_proj.weight"), qd, D, &L->wq) ||
             sx_weight_get(g, P_("self_attn.k_proj.weight"), kvd, D, &L->wk) ||
             sx_weight_get(g, P_("self_attn.v_proj.weight"), kvd, D, &L->wv) ||
@@ -353,6 +353,10 @@ int sx_llama_forward_embeds(sx_llama_ctx *c, const float *embeds, int64_t T, int
         memcpy(c->x, embeds + t0 * D, sizeof(float) * (size_t)(n * D));
         if (single) sx_trace("model.embed_tokens", c->x, 2, shp);
         for (int64_t li = 0; li < g->n_layers; li++) {
+            if (T > 1 && sx_stop_requested()) { /* decode steps: checked per token */
+                c->n_past = p_start;
+                return sx_err("cancelled in the prompt pass (layer %lld)", (long long)li);
+            }
             if (layer_forward(c, li, n) != 0) {
                 c->n_past = p_start;
                 return sx_err_prefix("LLM layer %lld: ", (long long)li);
@@ -523,6 +527,10 @@ int sx_llama_generate(sx_llama_ctx *c, const float *prompt_embeds, const int32_t
     int use_pen = opt->repetition_penalty > 0.0f && opt->repetition_penalty != 1.0f;
     int64_t n = 0;
     while (n < N) {
+        if (sx_stop_requested()) {
+            sx_err("cancelled after %lld new tokens", (long long)n);
+            goto done;
+        }
         /* RepetitionPenaltyLogitsProcessor: every id seen so far */
         if (use_pen)
             for (int64_t i = 0; i < V; i++)
@@ -548,190 +556,5 @@ int sx_llama_generate(sx_llama_ctx *c, const float *prompt_embeds, const int32_t
     rc = 0;
 done:
     free(ids), free(seen), free(emb);
-    return rc;
-}
-
-/* ======================================================================
- * CLI: seedx lm -m MODEL -p TEXT [-n N] [--temp T --top-p P --top-k K --seed S]
- * ====================================================================== */
-#include <sys/stat.h>
-
-#include "tokenizer.h"
-
-static int lm_usage(FILE *f) {
-    fprintf(f, "usage: seedx lm -m MODEL -p TEXT [options]\n"
-               "  plain text completion with a Llama checkpoint, streamed to stdout.\n"
-               "  -m MODEL          directory with llm.gguf + tokenizer.gguf, or an LLM .gguf\n"
-               "  --tokenizer FILE  tokenizer .gguf (default: tokenizer.gguf next to the model)\n"
-               "  -p TEXT           prompt (bos is prepended)\n"
-               "  -n N              max new tokens (default 128)\n"
-               "  --temp T          temperature (default 0 = greedy)\n"
-               "  --top-k K         top-k filter (default off)\n"
-               "  --top-p P         nucleus filter (default off)\n"
-               "  --repeat-penalty R  repetition penalty (default 1 = off)\n"
-               "  --seed S          sampling seed (default 0)\n"
-               "  --ctx N           context length (default: max_position_embeddings)\n"
-               "  --kv-f16          keep the KV cache in F16\n");
-    return f == stdout ? 0 : 2;
-}
-
-typedef struct {
-    const sx_tokenizer *tok;
-    int *ids;
-    size_t n, n_prompt;
-    size_t printed; /* bytes of the decoded continuation already written */
-    size_t prompt_len;
-    double t_first;
-    int32_t eos;
-} lm_stream;
-
-static int lm_on_token(void *u, int32_t id) {
-    lm_stream *s = u;
-    if (s->n == s->n_prompt) s->t_first = sx_time();
-    s->ids[s->n++] = id;
-    char *txt = NULL;
-    size_t len = 0;
-    if (sx_detokenize(s->tok, s->ids, s->n, 1, &txt, &len) != 0) return 0;
-    /* hold back an incomplete UTF-8 sequence (decoded as U+FFFD at the end) */
-    size_t end = len;
-    while (end >= 3 && (unsigned char)txt[end - 3] == 0xEF && (unsigned char)txt[end - 2] == 0xBF &&
-           (unsigned char)txt[end - 1] == 0xBD)
-        end -= 3;
-    size_t from = s->prompt_len + s->printed;
-    if (end > from) {
-        fwrite(txt + from, 1, end - from, stdout);
-        fflush(stdout);
-        s->printed = end - s->prompt_len;
-    }
-    free(txt);
-    return 0;
-}
-
-int sx_cmd_lm(int argc, char **argv) {
-    const char *model = NULL, *tokp = NULL, *prompt = NULL;
-    sx_llama_gen opt;
-    sx_llama_gen_defaults(NULL, &opt);
-    int64_t n_ctx = 0;
-    int kv16 = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *e = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return lm_usage(stdout);
-        if (!strcmp(a, "--kv-f16")) {
-            kv16 = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "seedx lm: option '%s' needs a value\n", a);
-            return lm_usage(stderr);
-        }
-        i++;
-        if (!strcmp(a, "-m"))
-            model = v;
-        else if (!strcmp(a, "--tokenizer"))
-            tokp = v;
-        else if (!strcmp(a, "-p"))
-            prompt = v;
-        else if (!strcmp(a, "-n"))
-            opt.max_new_tokens = strtoll(v, &e, 10);
-        else if (!strcmp(a, "--temp"))
-            opt.temperature = strtof(v, &e);
-        else if (!strcmp(a, "--top-k"))
-            opt.top_k = (int)strtol(v, &e, 10);
-        else if (!strcmp(a, "--top-p"))
-            opt.top_p = strtof(v, &e);
-        else if (!strcmp(a, "--repeat-penalty"))
-            opt.repetition_penalty = strtof(v, &e);
-        else if (!strcmp(a, "--seed"))
-            opt.seed = strtoull(v, &e, 10);
-        else if (!strcmp(a, "--ctx"))
-            n_ctx = strtoll(v, &e, 10);
-        else {
-            fprintf(stderr, "seedx lm: unknown option '%s'\n", a);
-            return lm_usage(stderr);
-        }
-        if (e && (*e || e == v)) {
-            fprintf(stderr, "seedx lm: bad value '%s' for %s\n", v, a);
-            return 2;
-        }
-    }
-    if (!model || !prompt) return lm_usage(stderr);
-    if (opt.max_new_tokens < 1 || n_ctx < 0) {
-        fprintf(stderr, "seedx lm: -n must be >= 1 and --ctx >= 0\n");
-        return 2;
-    }
-    char llm_path[4096], tok_path[4096];
-    struct stat st;
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(llm_path, sizeof llm_path, "%s/llm.gguf", model);
-        snprintf(tok_path, sizeof tok_path, "%s/tokenizer.gguf", model);
-    } else {
-        snprintf(llm_path, sizeof llm_path, "%s", model);
-        const char *sl = strrchr(model, '/');
-        int dl = sl ? (int)(sl - model) : 1;
-        snprintf(tok_path, sizeof tok_path, "%.*s/tokenizer.gguf", dl, sl ? model : ".");
-    }
-    if (tokp) snprintf(tok_path, sizeof tok_path, "%s", tokp);
-
-    int rc = 1;
-    sx_llama *m = NULL;
-    sx_tokenizer *tok = NULL;
-    sx_llama_ctx *c = NULL;
-    int *pids = NULL;
-    int32_t *ids32 = NULL, *out = NULL;
-    float *emb = NULL;
-    lm_stream s;
-    memset(&s, 0, sizeof s);
-    double t0 = sx_time();
-    if (sx_llama_load(llm_path, &m) != 0 || sx_tokenizer_open(tok_path, &tok) != 0) goto done;
-    if (sx_tokenizer_n_vocab(tok) > m->cfg.vocab) {
-        sx_err("%s has %d tokens but the model's vocabulary is %lld", tok_path,
-               sx_tokenizer_n_vocab(tok), (long long)m->cfg.vocab);
-        goto done;
-    }
-    size_t np;
-    if (sx_tokenize(tok, prompt, strlen(prompt), 1, &pids, &np) != 0) goto done;
-    if (np == 0) {
-        sx_err("the prompt has no tokens");
-        goto done;
-    }
-    int64_t N = opt.max_new_tokens;
-    if (n_ctx == 0 && (int64_t)np + N > m->cfg.max_pos) n_ctx = (int64_t)np + N;
-    opt.eos_id = (int32_t)m->cfg.eos_id;
-    if (sx_llama_ctx_new(m, n_ctx, kv16 ? SX_F16 : SX_F32, &c) != 0) goto done;
-    ids32 = sx_malloc(sizeof(int32_t) * np, "prompt ids");
-    out = sx_malloc(sizeof(int32_t) * (size_t)N, "generated ids");
-    emb = sx_malloc(sizeof(float) * np * (size_t)m->cfg.hidden, "prompt embeddings");
-    s.ids = sx_malloc(sizeof(int) * (np + (size_t)N), "ids");
-    if (!ids32 || !out || !emb || !s.ids) goto done;
-    for (size_t i = 0; i < np; i++) ids32[i] = s.ids[i] = pids[i];
-    s.tok = tok;
-    s.n = s.n_prompt = np;
-    char *ptxt = NULL;
-    if (sx_detokenize(tok, s.ids, np, 1, &ptxt, &s.prompt_len) != 0) goto done;
-    fputs(ptxt, stdout);
-    fflush(stdout);
-    free(ptxt);
-    if (sx_llama_embed(m, ids32, (int64_t)np, emb) != 0) goto done;
-    opt.on_token = lm_on_token;
-    opt.on_token_user = &s;
-    double t1 = sx_time();
-    int64_t n_out = 0;
-    if (sx_llama_generate(c, emb, ids32, (int64_t)np, &opt, out, &n_out, NULL) != 0) goto done;
-    double t2 = sx_time();
-    printf("\n");
-    double tp = s.t_first - t1, td = t2 - s.t_first;
-    fprintf(stderr,
-            "load %.2f s | prefill %zu tokens in %.2f s (%.1f tok/s) | decode %lld tokens in "
-            "%.2f s (%.2f tok/s)\n",
-            t1 - t0, np, tp, np / (tp > 0 ? tp : 1e-9), (long long)(n_out - 1), td,
-            n_out > 1 ? (n_out - 1) / (td > 0 ? td : 1e-9) : 0.0);
-    rc = 0;
-done:
-    if (rc) fprintf(stderr, "seedx lm: %s\n", sx_errmsg());
-    free(pids), free(ids32), free(out), free(emb), free(s.ids);
-    sx_llama_ctx_free(c);
-    sx_tokenizer_free(tok);
-    sx_llama_free(m);
     return rc;
 }

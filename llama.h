@@ -152,9 +152,6 @@ int sx_llama_generate(sx_llama_ctx *c, const float *prompt_embeds, const int32_t
  * top-p and the RNG state *rng. */
 int32_t sx_llama_sample(float *logits, int64_t vocab, const sx_llama_gen *opt, uint64_t *rng);
 
-/* `seedx lm` subcommand. */
-int sx_cmd_lm(int argc, char **argv);
-
 #ifdef __cplusplus
 }
 #endif

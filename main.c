@@ -1,27 +1,21 @@
-/* main.c - the `seedx` command line: dispatches to the subcommands that each
- * component implements next to its code (sx_cmd_* functions). */
+/* main.c - the `seedx` command line: global options, then dispatch to the
+ * subcommands (cli.h: SEED-X modes in cli.c, component tools in
+ * cli_tools.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "cli.h"
 
-/* Subcommands (one line each; implemented in the named file). */
-int sx_cmd_version(int argc, char **argv); /* main.c */
-int sx_cmd_tokenize(int argc, char **argv); /* tokenizer.c */
-int sx_cmd_image(int argc, char **argv);   /* image_io.c */
-int sx_cmd_inspect(int argc, char **argv); /* gguf.c */
-int sx_cmd_vit(int argc, char **argv);     /* vit.c */
-int sx_cmd_vae(int argc, char **argv);     /* vae.c */
-int sx_cmd_lm(int argc, char **argv);      /* llama.c */
-int sx_cmd_unet(int argc, char **argv);    /* unet.c */
+static int sx_cmd_version(int argc, char **argv);
+int sx_cmd_serve(int argc, char **argv); /* serve.c */
 
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *help;
 } cmds[] = {
-    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (from the repo root)"},
+    {"demo", sx_cmd_demo, "run every mode on the committed tiny model (outputs in demo-out/)"},
     {"chat", sx_cmd_chat, "SEED-X: talk about images (one shot with -p, else a REPL)"},
     {"ground", sx_cmd_ground, "SEED-X: find things in an image, print and draw the boxes"},
     {"generate", sx_cmd_generate, "SEED-X: text to image"},
@@ -35,10 +29,11 @@ static const struct {
     {"lm", sx_cmd_lm, "text completion with a Llama checkpoint (streamed, tokens/s)"},
     {"vae", sx_cmd_vae, "SDXL VAE: decode latents (.npy) to PNG, encode an image, roundtrip"},
     {"unet", sx_cmd_unet, "SDXL UNet: forward, torch-compatible randn, Euler+CFG sampling"},
+    {"serve", sx_cmd_serve, "SEED-X behind a local HTTP API (OpenAI conventions) and a web page"},
     /* @@commands: add one line per subcommand above this marker */
 };
 
-int sx_cmd_version(int argc, char **argv) {
+static int sx_cmd_version(int argc, char **argv) {
     (void)argc;
     (void)argv;
     printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
@@ -84,7 +79,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (sx_threads_init(threads) != 0) {
+    if (sx_init(threads) != 0) {
         fprintf(stderr, "seedx: %s\n", sx_errmsg());
         return 1;
     }

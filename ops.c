@@ -11,7 +11,8 @@
 
 #include "half.h"
 #include "ops_impl.h"
-#include "seedx.h"
+#include "ops.h"
+#include "sx_core.h"
 
 /* ======================================================================
  * scalar reference kernels

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "ops_impl.h"
-#include "seedx.h"
+#include "ops.h"
+#include "sx_core.h"
 
 #ifndef ATTN_QB_MAX
 #define ATTN_QB_MAX 256

@@ -1,6 +1,7 @@
 /* ops_conv.c - 2-D convolution as im2col + the parallel GEMM. */
 #include "ops_impl.h"
-#include "seedx.h"
+#include "ops.h"
+#include "sx_core.h"
 
 /* ======================================================================
  * conv2d as GEMM: the output pixels are cut in chunks; for each chunk the

@@ -7,8 +7,9 @@
 #include <string.h>
 
 #include "ops_impl.h"
+#include "ops.h"
 #include "quant.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 static int64_t prod_from(const sx_tensor *t, int d) {
     int64_t p = 1;

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "image_io.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 #define PNG_MAX_SIDE 16384
 #define PNG_MAX_PIXELS (256ll * 1024 * 1024)

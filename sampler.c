@@ -1,9 +1,12 @@
-/* sampler.c - EulerDiscreteScheduler (diffusers 0.25.0), the SDXL and SEED-X
- * edit guidance loops, and torch-compatible Gaussian noise.
+/* sampler.c - EulerDiscreteScheduler and DPMSolverMultistepScheduler (diffusers
+ * 0.25.0), the SDXL and SEED-X edit guidance loops, and torch-compatible Gaussian
+ * noise.
  *
- * Scheduler arithmetic follows diffusers' float32 tensor ops (betas, cumprod,
- * sigma table, scale_model_input, step) so the sigmas agree with diffusers to
- * float rounding. The guidance loops evaluate the UNet once per branch. */
+ * Scheduler arithmetic follows diffusers: numpy float64 where set_timesteps uses
+ * numpy (spacing, interpolation, Karras sigmas), float32 where it uses torch
+ * tensors (betas, cumprod, sigma table, scale_model_input, step), so timesteps and
+ * sigmas agree with diffusers to float rounding. The guidance loops evaluate the
+ * UNet once per branch. */
 #include "sampler.h"
 
 #include <math.h>
@@ -11,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ======================================================================
- * Euler discrete scheduler
+ * schedulers: configuration and noise schedule
  * ====================================================================== */
 static int meta_str_is(const sx_gguf *g, const char *key, const char *def, const char *want,
                        int *is) {
@@ -25,25 +28,25 @@ static int meta_str_is(const sx_gguf *g, const char *key, const char *def, const
     return 0;
 }
 
-void sx_euler_free(sx_euler *s) {
-    if (!s) return;
-    free(s->timesteps);
-    free(s->sigmas);
-    s->timesteps = s->sigmas = NULL;
-    s->n_steps = 0;
-}
+enum { SPACING_LEADING, SPACING_LINSPACE, SPACING_TRAILING };
 
-int sx_euler_init(sx_euler *s, const sx_gguf *g, int n_steps) {
-    if (!s) return sx_err("sx_euler_init: NULL argument");
-    memset(s, 0, sizeof *s);
+typedef struct sched_cfg {
+    const char *path;
+    int64_t N, offset; /* num_train_timesteps, steps_offset */
+    double beta_start, beta_end;
+    int scaled, spacing, karras;
+} sched_cfg;
+
+static int sched_config(const sx_gguf *g, int kind, int karras, sched_cfg *c) {
     const char *P = g ? sx_gguf_path(g) : "(SDXL defaults)";
-    int64_t N = g ? sx_meta_int_or(g, "seedx.scheduler.num_train_timesteps", 1000) : 1000;
-    int64_t off = g ? sx_meta_int_or(g, "seedx.scheduler.steps_offset", 1) : 1;
-    double b0 = g ? sx_meta_float_or(g, "seedx.scheduler.beta_start", 0.00085) : 0.00085;
-    double b1 = g ? sx_meta_float_or(g, "seedx.scheduler.beta_end", 0.012) : 0.012;
-    if (N < 2 || N > 100000) return sx_err("%s: num_train_timesteps %lld out of range", P, (long long)N);
-    if (n_steps < 1 || n_steps > N)
-        return sx_err("scheduler: %d steps requested, must be in [1, %lld]", n_steps, (long long)N);
+    memset(c, 0, sizeof *c);
+    c->path = P;
+    c->N = g ? sx_meta_int_or(g, "seedx.scheduler.num_train_timesteps", 1000) : 1000;
+    c->offset = g ? sx_meta_int_or(g, "seedx.scheduler.steps_offset", 1) : 1;
+    c->beta_start = g ? sx_meta_float_or(g, "seedx.scheduler.beta_start", 0.00085) : 0.00085;
+    c->beta_end = g ? sx_meta_float_or(g, "seedx.scheduler.beta_end", 0.012) : 0.012;
+    if (c->N < 2 || c->N > 100000)
+        return sx_err("%s: num_train_timesteps %lld out of range", P, (long long)c->N);
     int scaled, lin, leading, linspace, trailing, eps_pred, interp_lin;
     if (meta_str_is(g, "seedx.scheduler.beta_schedule", "scaled_linear", "scaled_linear", &scaled) ||
         meta_str_is(g, "seedx.scheduler.beta_schedule", "scaled_linear", "linear", &lin) ||
@@ -57,72 +60,225 @@ int sx_euler_init(sx_euler *s, const sx_gguf *g, int n_steps) {
     if (!leading && !linspace && !trailing)
         return sx_err("%s: timestep_spacing must be leading, linspace or trailing", P);
     if (!eps_pred) return sx_err("%s: only prediction_type epsilon is supported", P);
-    if (!interp_lin) return sx_err("%s: only interpolation_type linear is supported", P);
-    if (g && (sx_meta_int_or(g, "seedx.scheduler.use_karras_sigmas", 0) ||
-              sx_meta_int_or(g, "seedx.scheduler.rescale_betas_zero_snr", 0)))
-        return sx_err("%s: Karras sigmas / zero-SNR rescaling are not supported", P);
+    /* interpolation_type is an Euler option (DPM's from_config ignores it) */
+    if (kind == SX_SAMPLER_EULER && !interp_lin)
+        return sx_err("%s: only interpolation_type linear is supported", P);
+    if (g && sx_meta_int_or(g, "seedx.scheduler.rescale_betas_zero_snr", 0))
+        return sx_err("%s: zero-SNR rescaling (rescale_betas_zero_snr) is not supported", P);
+    if (karras != SX_KARRAS_CONFIG && karras != SX_KARRAS_ON && karras != SX_KARRAS_OFF)
+        return sx_err("scheduler: bad Karras option %d", karras);
+    c->scaled = scaled;
+    c->spacing = leading ? SPACING_LEADING : linspace ? SPACING_LINSPACE : SPACING_TRAILING;
+    c->karras = karras == SX_KARRAS_CONFIG
+                    ? (g && sx_meta_int_or(g, "seedx.scheduler.use_karras_sigmas", 0) != 0)
+                    : karras == SX_KARRAS_ON;
+    return 0;
+}
 
-    float *tab = sx_malloc(sizeof(float) * (size_t)N, "scheduler sigma table");
-    s->timesteps = sx_malloc(sizeof(float) * (size_t)n_steps, "scheduler timesteps");
-    s->sigmas = sx_malloc(sizeof(float) * (size_t)(n_steps + 1), "scheduler sigmas");
-    if (!tab || !s->timesteps || !s->sigmas) {
-        free(tab);
-        sx_euler_free(s);
-        return -1;
-    }
-    /* betas = linspace(start, end, N) (float32, torch's two-sided formula), squared for
-     * scaled_linear; alphas_cumprod = cumprod(1 - beta) (double accumulator, float store);
-     * sigma(t) = sqrt((1 - ac) / ac) */
-    float st = scaled ? (float)sqrt(b0) : (float)b0, en = scaled ? (float)sqrt(b1) : (float)b1;
+/* sigma(t) = sqrt((1 - alphas_cumprod) / alphas_cumprod), t = 0..N-1, in float32 as diffusers'
+ * tensors: betas = linspace(start, end, N) (torch's two-sided formula), squared for
+ * scaled_linear; alphas_cumprod = cumprod(1 - beta) (double accumulator, float store).
+ * torch 2.0.1's own table differs in the last bit for ~20% of the entries: its linspace kernel
+ * is compiled with fused multiply-adds and its float32 sqrt is not correctly rounded. */
+static void sigma_table(const sched_cfg *c, float *tab) {
+    int64_t N = c->N;
+    float st = c->scaled ? (float)sqrt(c->beta_start) : (float)c->beta_start;
+    float en = c->scaled ? (float)sqrt(c->beta_end) : (float)c->beta_end;
     float step = (en - st) / (float)(N - 1);
     double acc = 1.0;
     for (int64_t i = 0; i < N; i++) {
         float b = i < N / 2 ? st + step * (float)i : en - step * (float)(N - 1 - i);
-        if (scaled) b = b * b;
+        if (c->scaled) b = b * b;
         float a = 1.0f - b;
         acc *= (double)a;
         float ac = (float)acc;
         tab[i] = sqrtf((1.0f - ac) / ac);
     }
-    /* timesteps per spacing; sigmas = interp(timesteps, arange(N), table) */
-    for (int i = 0; i < n_steps; i++) {
-        double t;
-        if (leading) {
-            int64_t ratio = N / n_steps;
-            t = (double)((int64_t)(n_steps - 1 - i) * ratio + off);
-        } else if (trailing) {
-            double ratio = (double)N / n_steps;
-            t = nearbyint((double)N - ratio * i) - 1.0;
-        } else {
-            /* np.linspace(0, N-1, n, dtype=float32)[::-1] */
-            double stp = n_steps > 1 ? (double)(N - 1) / (n_steps - 1) : 0.0;
-            int k = n_steps - 1 - i;
-            t = (float)(k == n_steps - 1 && n_steps > 1 ? (double)(N - 1) : stp * k);
-        }
-        s->timesteps[i] = (float)t;
-        double tc = t < 0 ? 0 : t > (double)(N - 1) ? (double)(N - 1) : t;
-        int64_t j = (int64_t)floor(tc);
-        double fr = tc - (double)j;
-        double sg = j + 1 < N && fr > 0 ? tab[j] + (tab[j + 1] - (double)tab[j]) * fr : tab[j];
-        s->sigmas[i] = (float)sg;
+}
+
+/* element k of np.linspace(0, stop, num) (float64) */
+static double np_linspace(double stop, int64_t num, int64_t k) {
+    if (num == 1) return 0.0;
+    if (k == num - 1) return stop;
+    return (double)k * (stop / (double)(num - 1));
+}
+
+/* np.arange(start, 0, -step) for start, step > 0: its length, and element i (numpy fills
+ * start + i*d with d = (start - step) - start, from the first two values) */
+static int64_t np_arange_down_len(double start, double step) {
+    return (int64_t)ceil((0.0 - start) / -step);
+}
+static double np_arange_down(double start, double step, int64_t i) {
+    double a1 = start - step;
+    return i == 0 ? start : i == 1 ? a1 : start + (double)i * (a1 - start);
+}
+
+/* np.interp(t, arange(N), tab) */
+static double interp_sigma(const float *tab, int64_t N, double t) {
+    double tc = t < 0 ? 0 : t > (double)(N - 1) ? (double)(N - 1) : t;
+    int64_t j = (int64_t)floor(tc);
+    double fr = tc - (double)j;
+    return j + 1 < N && fr > 0 ? tab[j] + (tab[j + 1] - (double)tab[j]) * fr : tab[j];
+}
+
+/* diffusers' _convert_to_karras: sigma_i^(1/rho) evenly spaced from sigma_max to sigma_min,
+ * rho = 7 (float64) */
+static double karras_sigma(double smin, double smax, int n, int i) {
+    const double rho = 7.0;
+    double lo = pow(smin, 1.0 / rho), hi = pow(smax, 1.0 / rho);
+    return pow(hi + np_linspace(1.0, n, i) * (lo - hi), rho);
+}
+
+/* diffusers' _sigma_to_t: t linear in log sigma between the two training steps around it.
+ * log_tab = log of the float32 sigma table, kept in float32 as numpy does. */
+static double sigma_to_t(double sigma, const float *log_tab, int64_t N) {
+    double ls = log(sigma > 1e-10 ? sigma : 1e-10);
+    int64_t lo = 0; /* the last j with log_tab[j] <= ls (argmax of the cumsum), else 0 */
+    for (int64_t j = 0; j < N; j++)
+        if (ls - (double)log_tab[j] >= 0) lo = j;
+    if (lo > N - 2) lo = N - 2;
+    float low = log_tab[lo], high = log_tab[lo + 1];
+    double w = ((double)low - ls) / (double)(low - high); /* low - high in float32 */
+    w = w < 0 ? 0 : w > 1 ? 1 : w;
+    return (1.0 - w) * (double)lo + w * (double)(lo + 1);
+}
+
+/* Timesteps of set_timesteps before any Karras conversion, as doubles. Euler spaces n points,
+ * DPM n + 1 points and drops the last (t = 0); trailing and DPM's linspace values are rounded
+ * half to even as numpy does. */
+static int spaced_timesteps(const sched_cfg *c, int kind, int n, double *ts) {
+    int64_t N = c->N;
+    int dpm = kind == SX_SAMPLER_DPMPP_2M;
+    if (c->spacing == SPACING_LEADING) {
+        int64_t ratio = N / (dpm ? n + 1 : n);
+        if (ratio < 1)
+            return sx_err(
+                "scheduler: %d steps with leading spacing leave no room between timesteps "
+                "(num_train_timesteps %lld)",
+                n, (long long)N);
+        for (int i = 0; i < n; i++)
+            ts[i] = (double)((int64_t)((dpm ? n : n - 1) - i) * ratio + c->offset);
+    } else if (c->spacing == SPACING_TRAILING) {
+        double ratio = (double)N / n;
+        int64_t len = np_arange_down_len((double)N, ratio);
+        if (len != n)
+            return sx_err("scheduler: trailing spacing with %d steps: diffusers 0.25 makes %lld "
+                          "timesteps here (numpy arange rounding); choose another step count",
+                          n, (long long)len);
+        for (int i = 0; i < n; i++) ts[i] = nearbyint(np_arange_down((double)N, ratio, i)) - 1.0;
+    } else if (dpm) {
+        for (int i = 0; i < n; i++) ts[i] = nearbyint(np_linspace((double)(N - 1), n + 1, n - i));
+    } else {
+        /* np.linspace(0, N-1, n, dtype=float32)[::-1] */
+        for (int i = 0; i < n; i++) ts[i] = (float)np_linspace((double)(N - 1), n, n - 1 - i);
     }
-    s->sigmas[n_steps] = 0.0f;
-    free(tab);
-    float mx = 0;
-    for (int i = 0; i <= n_steps; i++)
-        if (s->sigmas[i] > mx) mx = s->sigmas[i];
-    s->init_noise_sigma = (leading) ? sqrtf(mx * mx + 1.0f) : mx;
-    s->n_steps = n_steps;
     return 0;
 }
 
-void sx_euler_scale_input(const sx_euler *s, int i, float *y, const float *x, int64_t n) {
+const char *sx_sampler_name(int kind) {
+    return kind == SX_SAMPLER_EULER ? "euler" : kind == SX_SAMPLER_DPMPP_2M ? "dpmpp2m" : "?";
+}
+
+int sx_sampler_parse(const char *name, int *kind) {
+    if (!name || !kind) return sx_err("sx_sampler_parse: NULL argument");
+    for (int k = SX_SAMPLER_EULER; k <= SX_SAMPLER_DPMPP_2M; k++)
+        if (!strcmp(name, sx_sampler_name(k))) {
+            *kind = k;
+            return 0;
+        }
+    return sx_err("unknown sampler '%s' (euler or dpmpp2m)", name);
+}
+
+void sx_sched_free(sx_sched *s) {
+    if (!s) return;
+    free(s->timesteps);
+    free(s->sigmas);
+    free(s->x0_prev);
+    free(s->x0_cur);
+    memset(s, 0, sizeof *s);
+}
+
+int sx_sched_init(sx_sched *s, const sx_gguf *g, int n_steps, int kind, int karras) {
+    if (!s) return sx_err("sx_sched_init: NULL argument");
+    memset(s, 0, sizeof *s);
+    if (kind != SX_SAMPLER_EULER && kind != SX_SAMPLER_DPMPP_2M)
+        return sx_err("scheduler: unknown sampler %d", kind);
+    sched_cfg c;
+    if (sched_config(g, kind, karras, &c)) return -1;
+    int64_t N = c.N;
+    if (n_steps < 1 || n_steps > N)
+        return sx_err("scheduler: %d steps requested, must be in [1, %lld]", n_steps, (long long)N);
+    int n = n_steps, dpm = kind == SX_SAMPLER_DPMPP_2M;
+    float *tab = sx_malloc(sizeof(float) * (size_t)N * 2, "scheduler sigma table");
+    double *ts = sx_malloc(sizeof(double) * (size_t)n, "scheduler timesteps");
+    s->timesteps = sx_malloc(sizeof(float) * (size_t)n, "scheduler timesteps");
+    s->sigmas = sx_malloc(sizeof(float) * (size_t)(n + 1), "scheduler sigmas");
+    if (!tab || !ts || !s->timesteps || !s->sigmas) goto fail;
+    float *log_tab = tab + N;
+    sigma_table(&c, tab);
+    if (spaced_timesteps(&c, kind, n, ts)) goto fail;
+    if (c.karras) {
+        /* Karras sigmas between the ends of the spaced schedule (Euler) or of the whole training
+         * table (DPM); timesteps back through log sigma (rounded to integers for DPM) */
+        for (int64_t j = 0; j < N; j++) log_tab[j] = logf(tab[j]);
+        double smin = dpm ? tab[0] : interp_sigma(tab, N, ts[n - 1]);
+        double smax = dpm ? tab[N - 1] : interp_sigma(tab, N, ts[0]);
+        for (int i = 0; i < n; i++) {
+            double sg = karras_sigma(smin, smax, n, i);
+            double t = sigma_to_t(sg, log_tab, N);
+            s->sigmas[i] = (float)sg;
+            s->timesteps[i] = (float)(dpm ? nearbyint(t) : t);
+        }
+    } else {
+        for (int i = 0; i < n; i++) {
+            s->timesteps[i] = (float)ts[i];
+            s->sigmas[i] = (float)interp_sigma(tab, N, ts[i]);
+        }
+    }
+    /* the sigma after the last step: Euler 0; DPM (0.25.0, before final_sigmas_type) the
+     * training table's first sigma, or the last Karras sigma repeated */
+    s->sigmas[n] = !dpm ? 0.0f : c.karras ? s->sigmas[n - 1] : tab[0];
+    if (n > 1 && s->timesteps[0] == s->timesteps[1]) {
+        /* diffusers' step() would start at the second occurrence and run past the end */
+        sx_err("scheduler: %d steps: the first two timesteps coincide (%g); choose fewer steps", n,
+               s->timesteps[0]);
+        goto fail;
+    }
+    if (dpm) {
+        s->init_noise_sigma = 1.0f;
+    } else {
+        float mx = 0;
+        for (int i = 0; i <= n; i++)
+            if (s->sigmas[i] > mx) mx = s->sigmas[i];
+        s->init_noise_sigma = c.spacing == SPACING_LEADING ? sqrtf(mx * mx + 1.0f) : mx;
+    }
+    s->kind = kind;
+    s->karras = c.karras;
+    s->n_steps = n;
+    free(tab);
+    free(ts);
+    return 0;
+fail:
+    free(tab);
+    free(ts);
+    sx_sched_free(s);
+    return -1;
+}
+
+void sx_sched_scale_input(const sx_sched *s, int i, float *y, const float *x, int64_t n) {
+    if (s->kind == SX_SAMPLER_DPMPP_2M) {
+        if (y != x) memcpy(y, x, sizeof(float) * (size_t)n);
+        return;
+    }
     float sg = s->sigmas[i];
     float d = sqrtf(sg * sg + 1.0f);
     for (int64_t k = 0; k < n; k++) y[k] = x[k] / d;
 }
 
-void sx_euler_step(const sx_euler *s, int i, float *x, const float *eps, int64_t n) {
+/* ======================================================================
+ * scheduler steps
+ * ====================================================================== */
+static void euler_step(const sx_sched *s, int i, float *x, const float *eps, int64_t n) {
     /* pred_x0 = x - sigma*eps; derivative = (x - pred_x0) / sigma; x += derivative * dt */
     float sg = s->sigmas[i], dt = s->sigmas[i + 1] - sg;
     for (int64_t k = 0; k < n; k++) {
@@ -130,6 +286,78 @@ void sx_euler_step(const sx_euler *s, int i, float *x, const float *eps, int64_t
         float d = (x[k] - p) / sg;
         x[k] = x[k] + d * dt;
     }
+}
+
+/* DPM-Solver's variance-preserving view of sigma: alpha_t = 1/sqrt(sigma^2 + 1),
+ * sigma_t = sigma*alpha_t, lambda = log(alpha_t) - log(sigma_t); float32 scalar ops as
+ * diffusers' 0-d tensors compute them */
+typedef struct vp {
+    float alpha, sigma, lambda;
+} vp;
+static vp vp_of(float sigma) {
+    vp v;
+    v.alpha = 1.0f / sqrtf(sigma * sigma + 1.0f);
+    v.sigma = sigma * v.alpha;
+    v.lambda = logf(v.alpha) - logf(v.sigma);
+    return v;
+}
+
+/* DPMSolverMultistepScheduler.step (dpmsolver++, order 2, midpoint, lower_order_final):
+ * data prediction x0 = (x - sigma_s*eps) / alpha_s; first-order update (DDIM) at step 0
+ * and, below 15 steps, at the last step; the multistep second-order update otherwise:
+ *   x <- (sigma_t/sigma_s0) x - alpha_t (e^-h - 1) D0 - 0.5 alpha_t (e^-h - 1) D1,
+ *   h = lambda_t - lambda_s0, r0 = (lambda_s0 - lambda_s1)/h, D0 = x0, D1 = (x0 - x0_prev)/r0 */
+static void dpm_step(sx_sched *s, int i, float *x, const float *eps, int64_t n) {
+    int N = s->n_steps;
+    vp t = vp_of(s->sigmas[i + 1]), s0 = vp_of(s->sigmas[i]);
+    float *m0 = s->x0_cur, *m1 = s->x0_prev;
+    for (int64_t k = 0; k < n; k++) m0[k] = (x[k] - s0.sigma * eps[k]) / s0.alpha;
+    float h = t.lambda - s0.lambda;
+    float c_x = t.sigma / s0.sigma, c_d = t.alpha * (expf(-h) - 1.0f);
+    int first_order = i == 0 || (i == N - 1 && N < 15);
+    if (first_order) {
+        for (int64_t k = 0; k < n; k++) x[k] = c_x * x[k] - c_d * m0[k];
+    } else if (h != 0.0f) {
+        vp s1 = vp_of(s->sigmas[i - 1]);
+        float r0 = (s0.lambda - s1.lambda) / h, inv_r0 = 1.0f / r0, c_d1 = 0.5f * c_d;
+        for (int64_t k = 0; k < n; k++) {
+            float d1 = inv_r0 * (m0[k] - m1[k]);
+            x[k] = (c_x * x[k] - c_d * m0[k]) - c_d1 * d1;
+        }
+    }
+    /* h == 0 (the repeated last Karras sigma): diffusers' update reduces to x exactly
+     * (sigma ratio 1, e^-0 - 1 = 0, D1 = (1/inf)(m0 - m1) = 0) */
+    s->x0_prev = m0;
+    s->x0_cur = m1;
+}
+
+int sx_sched_step(sx_sched *s, int i, float *x, const float *eps, int64_t n) {
+    if (!s || !x || !eps || n <= 0) return sx_err("sx_sched_step: bad argument");
+    if (!s->sigmas || i < 0 || i >= s->n_steps)
+        return sx_err("scheduler: step %d of %d (not initialised?)", i, s ? s->n_steps : 0);
+    if (s->kind == SX_SAMPLER_EULER) {
+        euler_step(s, i, x, eps, n);
+        return 0;
+    }
+    if (i == 0) {
+        if (n != s->n_state) {
+            free(s->x0_prev);
+            free(s->x0_cur);
+            s->n_state = 0;
+            s->x0_prev = sx_malloc(sizeof(float) * (size_t)n, "DPM-Solver state");
+            s->x0_cur = sx_malloc(sizeof(float) * (size_t)n, "DPM-Solver state");
+            if (!s->x0_prev || !s->x0_cur) return -1;
+            s->n_state = n;
+        }
+    } else if (i != s->next_step || n != s->n_state) {
+        return sx_err(
+            "scheduler: DPM-Solver++ step %d (%lld values) out of order: expected step %d "
+            "(%lld values)",
+            i, (long long)n, s->next_step, (long long)s->n_state);
+    }
+    dpm_step(s, i, x, eps, n);
+    s->next_step = i + 1;
+    return 0;
 }
 
 int sx_latent_size(int64_t px_h, int64_t px_w, int factor, int64_t *h, int64_t *w) {
@@ -145,7 +373,7 @@ int sx_latent_size(int64_t px_h, int64_t px_w, int factor, int64_t *h, int64_t *
 /* ======================================================================
  * guidance loops
  * ====================================================================== */
-static int check_loop(sx_unet *u, const sx_euler *s, float *lat, int64_t h, int64_t w,
+static int check_loop(sx_unet *u, const sx_sched *s, float *lat, int64_t h, int64_t w,
                       const sx_cond *c, const sx_cond *uc, int need_uc, int cin) {
     if (!u || !s || !lat || !c || !c->ctx || (need_uc && (!uc || !uc->ctx)))
         return sx_err("sampler: NULL argument");
@@ -160,6 +388,13 @@ static int check_loop(sx_unet *u, const sx_euler *s, float *lat, int64_t h, int6
     return 0;
 }
 
+/* the pipelines' (scheduler.timesteps == t).nonzero()[0]: the first step with timestep t */
+static int first_step_at(const sx_sched *s, float t) {
+    int j = 0;
+    while (s->timesteps[j] != t) j++;
+    return j;
+}
+
 static int unet_eval(sx_unet *u, const float *x, int cin, int64_t h, int64_t w, float t,
                      const sx_cond *c, float *eps) {
     const sx_unet_config *cf = sx_unet_get_config(u);
@@ -167,9 +402,9 @@ static int unet_eval(sx_unet *u, const float *x, int cin, int64_t h, int64_t w, 
                            cf->pooled_dim, c->time_ids, eps);
 }
 
-int sx_sample_cfg(sx_unet *u, const sx_euler *s, float *latents, int64_t h, int64_t w,
-                  const sx_cond *cond, const sx_cond *uncond, float gs, sx_progress_fn cb,
-                  void *ud, float *history) {
+int sx_sample_cfg(sx_unet *u, sx_sched *s, float *latents, int64_t h, int64_t w,
+                  const sx_cond *cond, const sx_cond *uncond, float gs, sx_progress_fn cb, void *ud,
+                  float *history) {
     int guided = gs > 1.0f;
     if (check_loop(u, s, latents, h, w, cond, uncond, guided, 4)) return -1;
     int64_t n = 4 * h * w;
@@ -181,13 +416,17 @@ int sx_sample_cfg(sx_unet *u, const sx_euler *s, float *latents, int64_t h, int6
     for (int64_t k = 0; k < n; k++) latents[k] = latents[k] * s->init_noise_sigma;
     for (int i = 0; i < s->n_steps; i++) {
         float t = s->timesteps[i];
-        sx_euler_scale_input(s, i, x, latents, n);
+        if (sx_stop_requested()) {
+            sx_err("cancelled before step %d of %d", i + 1, s->n_steps);
+            goto done;
+        }
+        sx_sched_scale_input(s, i, x, latents, n);
         if (unet_eval(u, x, 4, h, w, t, cond, ec)) goto done;
         if (guided) {
             if (unet_eval(u, x, 4, h, w, t, uncond, eu)) goto done;
             for (int64_t k = 0; k < n; k++) ec[k] = eu[k] + gs * (ec[k] - eu[k]);
         }
-        sx_euler_step(s, i, latents, ec, n);
+        if (sx_sched_step(s, i, latents, ec, n)) goto done;
         if (history) memcpy(history + (size_t)i * (size_t)n, latents, sizeof(float) * (size_t)n);
         if (cb) cb(ud, i, s->n_steps, t, latents);
     }
@@ -200,9 +439,9 @@ done:
     return rc;
 }
 
-int sx_sample_edit(sx_unet *u, const sx_euler *s, float *latents, int64_t h, int64_t w,
-                   const sx_cond *cond, const sx_cond *uncond, const float *image_latent,
-                   float gs, float igs, sx_progress_fn cb, void *ud, float *history) {
+int sx_sample_edit(sx_unet *u, sx_sched *s, float *latents, int64_t h, int64_t w,
+                   const sx_cond *cond, const sx_cond *uncond, const float *image_latent, float gs,
+                   float igs, sx_progress_fn cb, void *ud, float *history) {
     int guided = gs > 1.0f && igs >= 1.0f;
     if (check_loop(u, s, latents, h, w, cond, uncond, guided, 8)) return -1;
     int64_t n = 4 * h * w;
@@ -213,9 +452,13 @@ int sx_sample_edit(sx_unet *u, const sx_euler *s, float *latents, int64_t h, int
     float *ei = et + n, *eu = et + 2 * n;
     for (int64_t k = 0; k < n; k++) latents[k] = latents[k] * s->init_noise_sigma;
     for (int i = 0; i < s->n_steps; i++) {
-        float t = s->timesteps[i], sg = s->sigmas[i];
+        float t = s->timesteps[i], sg = s->sigmas[first_step_at(s, t)];
+        if (sx_stop_requested()) {
+            sx_err("cancelled before step %d of %d", i + 1, s->n_steps);
+            goto done;
+        }
         /* branch input: [scaled latents | image latent (zeros for the uncond branch)] */
-        sx_euler_scale_input(s, i, x, latents, n);
+        sx_sched_scale_input(s, i, x, latents, n);
         if (image_latent)
             memcpy(x + n, image_latent, sizeof(float) * (size_t)n);
         else
@@ -232,7 +475,7 @@ int sx_sample_edit(sx_unet *u, const sx_euler *s, float *latents, int64_t h, int
                 et[k] = (x0 - l) / -sg;
             }
         }
-        sx_euler_step(s, i, latents, et, n);
+        if (sx_sched_step(s, i, latents, et, n)) goto done;
         if (history) memcpy(history + (size_t)i * (size_t)n, latents, sizeof(float) * (size_t)n);
         if (cb) cb(ud, i, s->n_steps, t, latents);
     }
@@ -242,22 +485,6 @@ done:
     free(x);
     free(et);
     return rc;
-}
-
-void sx_progress_stderr(void *ud, int step, int n_steps, float t, const float *latents) {
-    (void)t;
-    (void)latents;
-    const sx_progress_bar *pb = ud;
-    double el = pb ? sx_time() - pb->t0 : 0;
-    int done = step + 1, w = 30, fill = n_steps > 0 ? done * w / n_steps : w;
-    double per = done > 0 ? el / done : 0, eta = per * (n_steps - done);
-    char bar[64];
-    for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
-    bar[w] = 0;
-    fprintf(stderr, "\r%s %3d/%d [%s] %.1fs/step, ETA %dm%02ds ", pb && pb->label ? pb->label : "sampling",
-            done, n_steps, bar, per, (int)(eta / 60), (int)eta % 60);
-    if (done == n_steps) fprintf(stderr, "\n");
-    fflush(stderr);
 }
 
 /* ======================================================================

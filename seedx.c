@@ -1,12 +1,14 @@
 /* seedx.c - SEED-X itself: the glue the official inference code puts around
  * the components (SEED-X src/models/mllm/seed_x.py, generation.py and the
- * src/inference scripts).
+ * src/inference scripts), the top floor of the library (seedx.h).
  *
- * This part holds the agent's token-level logic, which depends only on the
- * tokenizer: the special-token ids, the image-token block of a prompt, the
- * positions whose embeddings are replaced by image features, the tile
- * position embedding, SEED-X's image-token logits processor, and the
- * parsing of generated text (tags, boxes). */
+ * It starts with the library's entry point (sx_init), then the agent's
+ * token-level logic, which depends only on the tokenizer: the special-token
+ * ids, the image-token block of a prompt, the positions whose embeddings are
+ * replaced by image features, the tile position embedding, SEED-X's
+ * image-token logits processor, and the parsing of generated text (tags,
+ * boxes). The second part runs the model: images -> features -> LLM turn ->
+ * de-tokenizer -> pixels. The command line lives in cli.c. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,13 @@
 
 #include "seedx.h"
 #include "tokenizer.h"
+
+/* ---- the library's entry point ------------------------------------------ */
+int sx_init(int threads) {
+    if (sx_simd_init() != 0) return -1;
+    sx_threads_on_exit(sx_ops_thread_cleanup);
+    return sx_threads_init(threads);
+}
 
 /* ---- special tokens ---------------------------------------------------- */
 int sx_seedx_tokens_init(const sx_tokenizer *tok, sx_seedx_tokens *t) {
@@ -324,7 +333,8 @@ static int load_agent(sx_seedx *m) {
     }
     snprintf(m->in_rs.name, sizeof m->in_rs.name, "input_resampler");
     snprintf(m->out_rs.name, sizeof m->out_rs.name, "output_resampler");
-    if (!(m->patch_pos_embed = sx_get_f32(m->agent_g, "patch_pos_embed", 2, 4LL, m->in_rs.embed_dim)))
+    if (!(m->patch_pos_embed =
+              sx_get_f32(m->agent_g, "patch_pos_embed", SX_SHAPE(4, m->in_rs.embed_dim))))
         return -1;
     m->n_img_tokens = m->in_rs.n_queries;
     if (m->out_rs.n_queries != m->n_img_tokens || m->n_img_tokens > m->tk.n_img)
@@ -472,6 +482,8 @@ void sx_seedx_opts_default(sx_seedx_opts *o) {
     o->width = o->height = 1024;
     o->seed = 42;
     o->rng = SX_RNG_TORCH_CPU;
+    o->sampler = SX_SAMPLER_EULER;
+    o->karras = SX_KARRAS_CONFIG;
 }
 
 void sx_seedx_reply_free(sx_seedx_reply *r) {
@@ -485,6 +497,19 @@ void sx_seedx_reply_free(sx_seedx_reply *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* The text ids of a reply: generated ids minus each image's span of Q
+ * image-query tokens before its </img>, and minus <img> (as the official
+ * generate() masks them before decoding). Returns the count written to keep. */
+static int64_t text_ids(const sx_seedx *m, const int32_t *gen, int64_t n, int64_t Q, int *keep) {
+    int64_t nk = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int in_span = 0;
+        for (int64_t e2 = j + 1; e2 <= j + Q && e2 < n; e2++)
+            if (gen[e2] == m->tk.img_close && e2 >= Q && j >= e2 - Q) in_span = 1;
+        if (!in_span && gen[j] != m->tk.img_open) keep[nk++] = gen[j];
+    }
+    return nk;
+}
 /* ---- the LLM turn --------------------------------------------------------
  * ContinuousLVLM.generate: embed the prompt, overwrite the rows between
  * image openers and closers with the image features (in order), greedy
@@ -603,13 +628,7 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
         r->feat_dim = m->out_rs.embed_dim;
     }
     /* text = decode(generated ids minus the image spans and <img>) */
-    int64_t nk = 0;
-    for (int64_t j = 0; j < n; j++) {
-        int in_span = 0;
-        for (int64_t e2 = j + 1; e2 <= j + Q && e2 < n; e2++)
-            if (gen[e2] == m->tk.img_close && e2 >= Q && j >= e2 - Q) in_span = 1;
-        if (!in_span && gen[j] != m->tk.img_open) keep[nk++] = gen[j];
-    }
+    int64_t nk = text_ids(m, gen, n, Q, keep);
     if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &r->text, NULL)) {
         free(keep);
         goto out;
@@ -644,8 +663,8 @@ out:
 /* ---- de-tokenizer: features -> pixels -----------------------------------
  * SDXLAdapter.generate / SDXLAdapterWithLatentImage.generate: ResamplerXLV2
  * on the positive and negative features, SDXL time ids for the output size,
- * Euler sampling with CFG through the UNet (2-way; 3-way with an image
- * latent for stage 2), VAE decode, uint8 conversion. */
+ * Euler (or DPM-Solver++) sampling with CFG through the UNet (2-way; 3-way
+ * with an image latent for stage 2), VAE decode, uint8 conversion. */
 int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const float *neg_feat,
                         int64_t n_neg, int stage2, const sx_image *condition,
                         const sx_seedx_opts *o, sx_image *out) {
@@ -659,7 +678,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     memset(&dt, 0, sizeof dt);
     sx_unet *unet = NULL;
     sx_vae *vae = NULL;
-    sx_euler sch;
+    sx_sched sch;
     memset(&sch, 0, sizeof sch);
     float *pe = NULL, *ne = NULL, *pp = NULL, *np_ = NULL, *lat = NULL, *img = NULL, *cimg = NULL,
           *clat = NULL;
@@ -706,9 +725,9 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
         int64_t sl[3] = {4, h, w};
         sx_trace("image_latents", clat, 3, sl);
     }
-    /* 3. Euler + CFG through the UNet */
+    /* 3. sampler (Euler, or DPM-Solver++) + CFG through the UNet */
     if (seedx_path(m, unet_file, p, sizeof p) || sx_unet_load(p, &unet)) goto out;
-    if (sx_euler_init(&sch, sx_unet_gguf(unet), o->steps)) goto out;
+    if (sx_sched_init(&sch, sx_unet_gguf(unet), o->steps, o->sampler, o->karras)) goto out;
     lat = sx_malloc(sizeof(float) * (size_t)(4 * h * w), "latents");
     if (!lat) goto out;
     if (o->init_latents)
@@ -737,7 +756,7 @@ out:
     sx_gguf_close(dg);
     sx_unet_free(unet);
     sx_vae_free(vae);
-    sx_euler_free(&sch);
+    sx_sched_free(&sch);
     free(pe), free(ne), free(pp), free(np_), free(lat), free(img), free(cimg), free(clat);
     return rc;
 }
@@ -853,718 +872,157 @@ int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles,
 }
 
 /* ======================================================================
- * Command line: seedx chat | generate | edit | reconstruct | ground
+ * Multi-turn conversations (see seedx.h): decode_llava_data's rule, each
+ * piece tokenized on its own after one BOS.
  * ====================================================================== */
-typedef struct {
-    const char *model, *prompt, *out, *cond, *grids, *tmpl;
-    const char *images[16];
-    int n_images, verbose, force_image;
-    const char *mode;
-    sx_seedx_opts o;
-} cli_args;
-
-static void cli_usage(const char *cmd) {
-    fprintf(stderr,
-            "usage: seedx %s -m MODEL_DIR [options]\n"
-            "  -m DIR            model directory (scripts/convert.py --pretrained ... --out DIR)\n"
-            "  -p TEXT           prompt / question / caption / instruction\n"
-            "  --image FILE      input image (repeatable for chat)\n"
-            "  --condition FILE  condition image (reconstruct)\n"
-            "  -o FILE           output image (.png or .ppm)\n"
-            "  -n N              max new tokens (default 512; generate: 120)\n"
-            "  --temp T --top-p P --top-k K   sampling (default greedy, as the official code)\n"
-            "  --seed S          noise / sampling seed (default 42)\n"
-            "  --rng torch-cpu|torch-cuda     noise generator (default torch-cpu)\n"
-            "  --steps N --cfg G --image-cfg G --size WxH   diffusion (50, 7.5, 1.5, 1024x1024)\n"
-            "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
-            "  --vae-tiling      tiled VAE (bounded memory)\n"
-            "  --dtype T         f32|f16|bf16: every weight matrix in type T, converted at load\n"
-            "                    (default: as the model files store them); activations stay f32\n"
-            "  --force-image     end the prompt with <img> (SEED-X base text-to-image)\n"
-            "  --template T      seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n') or seed-x (the base\n"
-            "                    model's 'Question: ..\\nAnswer:', detection '.. [[ <box_start>',\n"
-            "                    text-to-image '{TEXT}<img>'), or a literal template with {IMG} {TEXT}\n"
-            "  -q                no per-stage timing / peak memory summary on stderr\n",
-            cmd);
-}
-
-static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
-    memset(a, 0, sizeof *a);
-    a->mode = cmd;
-    a->verbose = 1; /* per-stage timing and peak RSS on stderr; -q turns it off */
-    sx_seedx_opts_default(&a->o);
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV                                                                            \
-    if (!v) {                                                                            \
-        fprintf(stderr, "seedx %s: %s needs a value\n", cmd, k);                         \
-        return 2;                                                                        \
-    }                                                                                    \
-    i++;
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            cli_usage(cmd);
-            return 1;
-        } else if (!strcmp(k, "-m")) {
-            NEEDV a->model = v;
-        } else if (!strcmp(k, "-p")) {
-            NEEDV a->prompt = v;
-        } else if (!strcmp(k, "-o")) {
-            NEEDV a->out = v;
-        } else if (!strcmp(k, "--image")) {
-            NEEDV if (a->n_images == 16) {
-                fprintf(stderr, "seedx %s: at most 16 images\n", cmd);
-                return 2;
-            }
-            a->images[a->n_images++] = v;
-        } else if (!strcmp(k, "--condition")) {
-            NEEDV a->cond = v;
-        } else if (!strcmp(k, "--grids")) {
-            NEEDV a->grids = v;
-        } else if (!strcmp(k, "-n")) {
-            NEEDV a->o.max_new_tokens = atoll(v);
-        } else if (!strcmp(k, "--temp")) {
-            NEEDV a->o.temperature = (float)atof(v);
-        } else if (!strcmp(k, "--top-p")) {
-            NEEDV a->o.top_p = (float)atof(v);
-        } else if (!strcmp(k, "--top-k")) {
-            NEEDV a->o.top_k = atoi(v);
-        } else if (!strcmp(k, "--seed")) {
-            NEEDV a->o.seed = strtoull(v, NULL, 10);
-        } else if (!strcmp(k, "--rng")) {
-            NEEDV if (sx_rng_parse(v, &a->o.rng)) {
-                fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
-                return 2;
-            }
-        } else if (!strcmp(k, "--steps")) {
-            NEEDV a->o.steps = atoi(v);
-        } else if (!strcmp(k, "--cfg")) {
-            NEEDV a->o.cfg = (float)atof(v);
-        } else if (!strcmp(k, "--image-cfg")) {
-            NEEDV a->o.image_cfg = (float)atof(v);
-        } else if (!strcmp(k, "--size")) {
-            NEEDV if (sscanf(v, "%dx%d", &a->o.width, &a->o.height) != 2) {
-                fprintf(stderr, "seedx %s: --size wants WxH, got '%s'\n", cmd, v);
-                return 2;
-            }
-        } else if (!strcmp(k, "--dtype")) {
-            NEEDV int t = !strcmp(v, "f32") ? SX_F32 : !strcmp(v, "f16") ? SX_F16 : !strcmp(v, "bf16") ? SX_BF16 : -2;
-            if (t == -2 || sx_set_weight_dtype(t)) {
-                fprintf(stderr, "seedx %s: --dtype wants f32, f16 or bf16, got '%s'\n", cmd, v);
-                return 2;
-            }
-        } else if (!strcmp(k, "--vae-tiling")) {
-            a->o.vae_tiling = 1;
-        } else if (!strcmp(k, "--template")) {
-            NEEDV a->tmpl = v;
-        } else if (!strcmp(k, "--force-image")) {
-            a->force_image = 1;
-        } else if (!strcmp(k, "-v")) {
-            a->verbose = 1;
-        } else if (!strcmp(k, "-q")) {
-            a->verbose = 0;
-        } else {
-            fprintf(stderr, "seedx %s: unknown option '%s'\n", cmd, k);
-            cli_usage(cmd);
-            return 2;
-        }
-#undef NEEDV
+int sx_seedx_conv_init(sx_seedx_conv *c, const sx_seedx *m, const char *tmpl) {
+    if (!c || !m) return sx_err("sx_seedx_conv_init: NULL argument");
+    memset(c, 0, sizeof *c);
+    if (!tmpl) tmpl = sx_seedx_template("seed-x-i");
+    if (!strstr(tmpl, "{TEXT}")) return sx_err("conversation template must contain {TEXT}: '%s'", tmpl);
+    c->tmpl = strdup(tmpl);
+    c->ids = sx_malloc(sizeof(int) * 256, "conversation ids");
+    if (!c->tmpl || !c->ids) {
+        sx_seedx_conv_free(c);
+        return sx_err("out of memory starting a conversation");
     }
-    if (!a->model) {
-        fprintf(stderr, "seedx %s: -m MODEL_DIR is required\n", cmd);
-        return 2;
-    }
-    if (a->o.steps <= 0 || a->o.max_new_tokens <= 0) {
-        fprintf(stderr, "seedx %s: --steps and -n must be positive\n", cmd);
-        return 2;
-    }
-    a->o.grids = a->grids;
+    c->cap = 256;
+    c->ids[c->n++] = m->tk.bos;
     return 0;
 }
 
-static int stream_token(void *user, int32_t id) {
-    const sx_seedx *m = user;
-    const sx_seedx_tokens *t = sx_seedx_special(m);
-    if (id == t->eos || (id >= t->img[0] && id <= t->img[t->n_img - 1]) || id == t->img_open ||
-        id == t->img_close)
-        return 0;
-    size_t n;
-    const char *s = sx_token_str(sx_seedx_tokenizer(m), id, &n);
-    if (!s) return 0;
-    /* SentencePiece pieces: U+2581 is a space; <0x0A> style byte pieces */
-    for (size_t i = 0; i < n; i++) {
-        if (i + 2 < n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x96 &&
-            (unsigned char)s[i + 2] == 0x81) {
-            fputc(' ', stdout);
-            i += 2;
-        } else if (n == 6 && s[0] == '<' && s[1] == '0' && s[2] == 'x') {
-            fputc((int)strtol(s + 3, NULL, 16), stdout);
-            break;
-        } else {
-            fputc(s[i], stdout);
-        }
+void sx_seedx_conv_free(sx_seedx_conv *c) {
+    if (!c) return;
+    free(c->ids);
+    free(c->feats);
+    free(c->tmpl);
+    memset(c, 0, sizeof *c);
+}
+
+/* Appends ids[1..n) (the piece without the BOS the builder put first). */
+static int conv_append(sx_seedx_conv *c, const int *ids, int64_t n) {
+    if (c->n + n > c->cap) {
+        int64_t cap = c->cap;
+        while (cap < c->n + n) cap *= 2;
+        int *p = realloc(c->ids, sizeof(int) * (size_t)cap);
+        if (!p) return sx_err("out of memory growing a conversation to %lld ids", (long long)cap);
+        c->ids = p;
+        c->cap = cap;
     }
-    fflush(stdout);
+    memcpy(c->ids + c->n, ids + 1, sizeof(int) * (size_t)(n - 1));
+    c->n += n - 1;
     return 0;
 }
 
-static void progress_plain(void *ud, int step, int n_steps, float t, const float *lat) {
-    (void)lat;
-    double *t0 = ud;
-    fprintf(stderr, "denoise step %d/%d (t=%g) %.1fs\n", step + 1, n_steps, t, sx_time() - *t0);
-}
-
-static sx_progress_bar bar;
-static double plain_t0;
-
-/* prefill progress: a bar with ETA on a TTY (stderr), nothing otherwise */
-static void prefill_bar(void *ud, int64_t done, int64_t total) {
-    double t0 = *(double *)ud, el = sx_time() - t0;
-    int w = 30, f = (int)(w * done / (total ? total : 1));
-    double eta = done ? el * (double)(total - done) / (double)done : 0;
-    fprintf(stderr, "\rprefill %3lld%% [%.*s%.*s] %.1fs, ETA %.1fs", (long long)(100 * done / total), f,
-            "##############################", w - f, "..............................", el, eta);
-    if (done == total) fputc('\n', stderr);
-}
-static double prefill_t0;
-
-static void set_progress(sx_seedx_opts *o, const char *label) {
-    if (isatty(2)) {
-        bar.t0 = sx_time();
-        bar.label = label;
-        o->progress = sx_progress_stderr;
-        o->progress_user = &bar;
-    } else {
-        plain_t0 = sx_time();
-        o->progress = progress_plain;
-        o->progress_user = &plain_t0;
+int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, const int *tiles,
+                       int n_images, const float *feats, int64_t rows) {
+    if (!c || !c->ids || !m || !text || n_images < 0 || (n_images && (!tiles || !feats)) || rows < 0)
+        return sx_err("sx_seedx_conv_user: bad arguments");
+    if (n_images && !strstr(c->tmpl, "{IMG}"))
+        return sx_err("conversation template '%s' has no {IMG} for the attached image(s)", c->tmpl);
+    sx_seedx_conv_mark mk = sx_seedx_conv_save(c);
+    /* later turns: turn_sep + template, tokenized as one piece */
+    const char *t = c->tmpl;
+    char *sep = NULL;
+    if (c->user_turns > 0) {
+        size_t L = strlen(c->tmpl);
+        if (!(sep = sx_malloc(L + 2, "turn template"))) return -1;
+        sep[0] = '\n';
+        memcpy(sep + 1, c->tmpl, L + 1);
+        t = sep;
     }
-}
-
-static int load_images(const cli_args *a, sx_image *ims) {
-    for (int i = 0; i < a->n_images; i++)
-        if (sx_image_load_rgb(a->images[i], &ims[i])) {
-            for (int j = 0; j < i; j++) sx_image_free(&ims[j]);
-            return -1;
-        }
-    return 0;
-}
-
-static int save_image(const char *path, const sx_image *im) {
-    if (sx_image_save(path, im)) return -1;
-    printf("wrote %s (%dx%d)\n", path, im->w, im->h);
-    return 0;
-}
-
-static void report(const cli_args *a, double t0) {
-    if (a->verbose)
-        fprintf(stderr, "total %.2fs, peak RSS %.1f MB\n", sx_time() - t0,
-                (double)sx_peak_rss() / 1048576.0);
-}
-
-/* One turn on the images and prompt of a; images generated by the model are
- * decoded (stage 2 with the first input image as condition when `edit`). */
-/* The prompt template of a mode: --template seed-x-i|seed-x|literal. */
-static const char *mode_template(const cli_args *a, const char *mode) {
-    if (!a->tmpl || !strcmp(a->tmpl, "seed-x-i") || !strcmp(a->tmpl, "seed-x-edit"))
-        return sx_seedx_template("seed-x-i");
-    if (!strcmp(a->tmpl, "seed-x"))
-        return sx_seedx_template(!strcmp(mode, "ground")     ? "seed-x-detect"
-                                 : !strcmp(mode, "generate") ? "seed-x-t2i"
-                                                             : "seed-x");
-    return a->tmpl;
-}
-
-static int run_turn(sx_seedx *m, cli_args *a, const char *text, int edit, int print_text,
-                    sx_seedx_reply *r) {
-    sx_image ims[16];
-    memset(ims, 0, sizeof ims);
-    float *feats = NULL;
-    int64_t rows = 0, n = 0;
-    int tiles[16], rc = -1;
     int *ids = NULL;
-    if (load_images(a, ims)) return -1;
-    double t = sx_time();
-    if (sx_seedx_encode_images(m, ims, a->n_images, a->grids, &feats, &rows, tiles)) goto out;
-    if (a->verbose && a->n_images) fprintf(stderr, "vision: %.2fs\n", sx_time() - t);
-    /* --force-image: the prompt string ends with <img> (the tokenizer then drops
-     * the whitespace before it, as in the official base T2I prompt) */
-    const char *tm = mode_template(a, a->mode);
-    char tbuf[512];
-    size_t tl = strlen(tm);
-    if (a->force_image && !(tl >= 5 && !strcmp(tm + tl - 5, "<img>"))) {
-        snprintf(tbuf, sizeof tbuf, "%s<img>", tm);
-        tm = tbuf;
-    }
-    if (sx_seedx_build_prompt_t(m, tm, text, tiles, a->n_images, &ids, &n)) goto out;
-    if (print_text) {
-        a->o.on_token = stream_token;
-        a->o.on_token_user = m;
-    }
-    if (isatty(2)) {
-        prefill_t0 = sx_time();
-        a->o.prefill_progress = prefill_bar;
-        a->o.prefill_progress_user = &prefill_t0;
-    }
-    t = sx_time();
-    if (sx_seedx_generate(m, ids, n, feats, rows, &a->o, r)) goto out;
-    if (print_text) {
-        printf("\n");
-        fflush(stdout);
-    }
-    if (a->verbose)
-        fprintf(stderr, "llm: %lld prompt + %lld new tokens in %.2fs\n", (long long)n,
-                (long long)r->n_ids, sx_time() - t);
-    rc = 0;
-    (void)edit;
-out:
-    for (int i = 0; i < a->n_images; i++) sx_image_free(&ims[i]);
-    free(feats);
+    int64_t n = 0;
+    int rc = sx_seedx_build_prompt_t(m, t, text, tiles, n_images, &ids, &n);
+    free(sep);
+    if (rc == 0) rc = conv_append(c, ids, n);
     free(ids);
-    return rc;
-}
-
-static int decode_images(sx_seedx *m, cli_args *a, const sx_seedx_reply *r, int stage2,
-                         const char *out_default) {
-    sx_image cond;
-    memset(&cond, 0, sizeof cond);
-    if (stage2 && a->n_images && sx_image_load_rgb(a->images[0], &cond)) return -1;
-    int rc = 0;
-    for (int i = 0; i < r->n_images && rc == 0; i++) {
-        char path[1100];
-        const char *base = a->out ? a->out : out_default;
-        if (r->n_images == 1)
-            snprintf(path, sizeof path, "%s", base);
-        else
-            snprintf(path, sizeof path, "%d-%s", i, base);
-        sx_image im;
-        set_progress(&a->o, "denoise");
-        double t = sx_time();
-        rc = sx_seedx_decode_generated(m, r->img_gen_feat + (int64_t)i * r->feat_tokens * r->feat_dim,
-                                       stage2, stage2 && a->n_images ? &cond : NULL, &a->o, &im);
+    if (rc == 0 && rows > 0) {
+        /* the feature width is known once the agent has encoded an image */
+        if (!c->D) c->D = sx_seedx_feat_width(m);
+        if (c->D <= 0) rc = sx_err("conversation: image features given before any image was encoded");
+        if (rc == 0 && c->feat_rows + rows > c->feat_cap) {
+            int64_t cap = c->feat_cap ? c->feat_cap : rows;
+            while (cap < c->feat_rows + rows) cap *= 2;
+            float *p = realloc(c->feats, sizeof(float) * (size_t)(cap * c->D));
+            if (!p) rc = sx_err("out of memory keeping %lld image feature rows", (long long)cap);
+            else c->feats = p, c->feat_cap = cap;
+        }
         if (rc == 0) {
-            if (a->verbose) fprintf(stderr, "de-tokenizer: %.2fs\n", sx_time() - t);
-            rc = save_image(path, &im);
-            sx_image_free(&im);
+            memcpy(c->feats + c->feat_rows * c->D, feats, sizeof(float) * (size_t)(rows * c->D));
+            c->feat_rows += rows;
         }
     }
-    sx_image_free(&cond);
+    if (rc) {
+        sx_seedx_conv_rewind(c, mk);
+        return -1;
+    }
+    c->user_turns++;
+    c->images += n_images;
+    return 0;
+}
+
+int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text) {
+    if (!c || !c->ids || !m || !text) return sx_err("sx_seedx_conv_assistant: bad arguments");
+    int *t = NULL;
+    size_t nt = 0;
+    if (sx_tokenize(m->tok, text, strlen(text), 0, &t, &nt)) return -1;
+    /* conv_append skips one leading id: keep the piece whole */
+    int *ids = sx_malloc(sizeof(int) * (nt + 1), "answer ids");
+    int rc = -1;
+    if (ids) {
+        /* image/patch brackets in an answer would open comprehension slots
+         * that no image fills: an answer carries text only */
+        int64_t w = 1;
+        const sx_seedx_tokens *k = &m->tk;
+        for (size_t i = 0; i < nt; i++)
+            if (t[i] != k->img_open && t[i] != k->img_close && t[i] != k->patch_open &&
+                t[i] != k->patch_close)
+                ids[w++] = t[i];
+        ids[0] = m->tk.bos;
+        rc = conv_append(c, ids, w);
+    }
+    free(ids);
+    free(t);
     return rc;
 }
 
-static int open_model(const char *cmd, const cli_args *a, sx_seedx **m) {
-    if (sx_seedx_open(a->model, m)) {
-        fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
-        return 1;
-    }
-    return 0;
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!m || !r || (r->n_ids && !r->ids)) return sx_err("sx_seedx_reply_turn_text: bad arguments"), NULL;
+    int *keep = sx_malloc(sizeof(int) * (size_t)(r->n_ids ? r->n_ids : 1), "answer ids");
+    if (!keep) return NULL;
+    int64_t nk = text_ids(m, r->ids, r->n_ids, m->n_img_tokens, keep);
+    if (nk > 0 && keep[nk - 1] == m->tk.eos) nk--; /* no EOS between turns */
+    /* a generated image is not carried into the history: its </img> (and any
+     * stray image/patch bracket) would open or close a comprehension slot in
+     * the next prompt, with no features to fill it */
+    int64_t w = 0;
+    for (int64_t i = 0; i < nk; i++)
+        if (keep[i] != m->tk.img_close && keep[i] != m->tk.patch_open && keep[i] != m->tk.patch_close)
+            keep[w++] = keep[i];
+    nk = w;
+    char *text = NULL;
+    if (sx_detokenize(m->tok, keep, (size_t)nk, 0, &text, NULL)) text = NULL;
+    free(keep);
+    return text;
 }
 
-static int fail(const char *cmd, sx_seedx *m) {
-    fprintf(stderr, "seedx %s: %s\n", cmd, sx_errmsg());
-    sx_seedx_free(m);
-    return 1;
-}
-
-int sx_cmd_chat(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("chat", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("chat", &a, &m)) return 1;
-    sx_seedx_reply r;
-    if (a.prompt) { /* one shot */
-        if (run_turn(m, &a, a.prompt, 0, 1, &r)) return fail("chat", m);
-        int rc = r.n_images ? decode_images(m, &a, &r, sx_seedx_has(m, "unet_edit.gguf") && a.n_images,
-                                            "seedx-chat.png")
-                            : 0;
-        sx_seedx_reply_free(&r);
-        if (rc) return fail("chat", m);
-        report(&a, t0);
-        sx_seedx_free(m);
-        return 0;
-    }
-    /* REPL, multi-turn: each line is a question; "/image PATH" attaches an
-     * image to the next question. The conversation so far is kept as text
-     * ("[INST] ... [/INST]\n answer ") with every earlier image block in place,
-     * and each turn runs on the whole history with all images' features
-     * spliced in order (computed once per image). "/reset" forgets it all. */
-    char line[8192];
-    char *hist = strdup("");
-    float *feats = NULL;
-    int64_t rows = 0;
-    int pending = 0, pend_tiles[16];
-    int n_total = 0;
-    fprintf(stderr, "seedx chat: type a message; /image PATH attaches an image; /reset; /quit\n");
-    while (hist && (fputs("> ", stderr), fgets(line, sizeof line, stdin))) {
-        size_t L = strlen(line);
-        while (L && (line[L - 1] == '\n' || line[L - 1] == '\r')) line[--L] = 0;
-        if (!L) continue;
-        if (!strcmp(line, "/quit")) break;
-        if (!strcmp(line, "/reset")) {
-            hist[0] = 0;
-            free(feats);
-            feats = NULL;
-            rows = 0;
-            pending = 0;
-            n_total = 0;
-            continue;
-        }
-        if (!strncmp(line, "/image ", 7)) {
-            if (n_total >= 16) {
-                fprintf(stderr, "seedx chat: at most 16 images\n");
-                continue;
-            }
-            sx_image im;
-            float *f = NULL;
-            int64_t r0 = 0;
-            if (sx_image_load_rgb(line + 7, &im) ||
-                sx_seedx_encode_images(m, &im, 1, a.grids, &f, &r0, &pend_tiles[pending])) {
-                fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-                continue;
-            }
-            sx_image_free(&im);
-            /* feats grows by r0 rows of the LLM width */
-            int64_t D = sx_seedx_feat_width(m);
-            float *nf = realloc(feats, sizeof(float) * (size_t)((rows + r0) * D));
-            if (!nf) {
-                free(f);
-                fprintf(stderr, "seedx chat: out of memory\n");
-                continue;
-            }
-            feats = nf;
-            memcpy(feats + rows * D, f, sizeof(float) * (size_t)(r0 * D));
-            rows += r0;
-            free(f);
-            pending++;
-            n_total++;
-            fprintf(stderr, "(image attached: %d any-res images)\n", pend_tiles[pending - 1]);
-            continue;
-        }
-        /* this turn's text: image blocks of the newly attached images, then the question */
-        size_t cap = strlen(hist) + L + 64;
-        char *blocks[16];
-        for (int i = 0; i < pending; i++) {
-            blocks[i] = sx_seedx_image_block(pend_tiles[i], 64);
-            cap += blocks[i] ? strlen(blocks[i]) : 0;
-        }
-        char *full = malloc(cap);
-        if (!full) break;
-        size_t o = (size_t)sprintf(full, "%s[INST] ", hist);
-        for (int i = 0; i < pending; i++) {
-            if (blocks[i]) o += (size_t)sprintf(full + o, "%s", blocks[i]);
-            free(blocks[i]);
-        }
-        sprintf(full + o, "%s [/INST]\n", line);
-        pending = 0;
-        int *t = NULL, *ids = NULL;
-        size_t nt = 0;
-        int ok = sx_tokenize(sx_seedx_tokenizer(m), full, strlen(full), 0, &t, &nt) == 0 &&
-                 (ids = malloc(sizeof(int) * (nt + 1))) != NULL;
-        if (ok) {
-            ids[0] = sx_seedx_special(m)->bos;
-            memcpy(ids + 1, t, sizeof(int) * nt);
-            a.o.on_token = stream_token;
-            a.o.on_token_user = m;
-            ok = sx_seedx_generate(m, ids, (int64_t)nt + 1, feats, rows, &a.o, &r) == 0;
-            printf("\n");
-            fflush(stdout);
-        }
-        free(t);
-        free(ids);
-        if (!ok) {
-            fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-            free(full);
-            continue;
-        }
-        if (r.n_images && decode_images(m, &a, &r, 0, "seedx-chat.png"))
-            fprintf(stderr, "seedx chat: %s\n", sx_errmsg());
-        /* history += this turn + the answer */
-        char *nh = malloc(strlen(full) + strlen(r.text) + 2);
-        if (nh) {
-            sprintf(nh, "%s%s ", full, r.text);
-            free(hist);
-            hist = nh;
-        }
-        free(full);
-        sx_seedx_reply_free(&r);
-    }
-    free(hist);
-    free(feats);
-    sx_seedx_free(m);
-    return 0;
-}
-
-int sx_cmd_generate(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("generate", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (!a.prompt || !a.out) {
-        fprintf(stderr, "seedx generate: -p CAPTION and -o OUT.png are required\n");
-        return 2;
-    }
-    if (a.n_images) {
-        fprintf(stderr, "seedx generate: takes no --image (use edit)\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("generate", &a, &m)) return 1;
-    char text[8192];
-    if (a.tmpl && !strcmp(a.tmpl, "seed-x"))
-        snprintf(text, sizeof text, "%s", a.prompt); /* '{caption}<img>' */
-    else
-        snprintf(text, sizeof text, "Generate an image: %s", a.prompt);
-    int default_n = 1;
-    for (int i = 1; i < argc; i++) default_n &= strcmp(argv[i], "-n") != 0;
-    if (default_n) a.o.max_new_tokens = 120;
-    sx_seedx_reply r;
-    if (run_turn(m, &a, text, 0, 0, &r)) return fail("generate", m);
-    if (!r.n_images) {
-        fprintf(stderr, "seedx generate: the model answered without an image: \"%s\" "
-                        "(try --force-image)\n", r.clean ? r.clean : "");
-        sx_seedx_reply_free(&r);
-        sx_seedx_free(m);
-        return 1;
-    }
-    int rc = decode_images(m, &a, &r, 0, a.out);
-    sx_seedx_reply_free(&r);
-    if (rc) return fail("generate", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-int sx_cmd_edit(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("edit", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (!a.prompt || !a.out || a.n_images != 1) {
-        fprintf(stderr, "seedx edit: --image IN, -p INSTRUCTION and -o OUT.png are required\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("edit", &a, &m)) return 1;
-    if (!sx_seedx_has(m, "unet_edit.gguf") || !sx_seedx_has(m, "detokenizer_edit.gguf")) {
-        fprintf(stderr, "seedx edit: %s is not a SEED-X-Edit model (no unet_edit.gguf / "
-                        "detokenizer_edit.gguf; convert with --variant seed-x-edit)\n", a.model);
-        sx_seedx_free(m);
-        return 1;
-    }
-    if (!a.grids) a.grids = "1x1"; /* the edit script uses the 1x1 grid only */
-    sx_seedx_reply r;
-    if (run_turn(m, &a, a.prompt, 1, 0, &r)) return fail("edit", m);
-    if (!r.n_images) {
-        fprintf(stderr, "seedx edit: the model answered without an image: \"%s\" (try --force-image)\n",
-                r.clean ? r.clean : "");
-        sx_seedx_reply_free(&r);
-        sx_seedx_free(m);
-        return 1;
-    }
-    int rc = decode_images(m, &a, &r, 1, a.out);
-    sx_seedx_reply_free(&r);
-    if (rc) return fail("edit", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-int sx_cmd_reconstruct(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("reconstruct", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (a.n_images != 1 || !a.out) {
-        fprintf(stderr, "seedx reconstruct: --image IN and -o OUT.png are required\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("reconstruct", &a, &m)) return 1;
-    sx_image im, cond, out;
-    memset(&cond, 0, sizeof cond);
-    if (sx_image_load_rgb(a.images[0], &im)) return fail("reconstruct", m);
-    if (a.cond && sx_image_load_rgb(a.cond, &cond)) {
-        sx_image_free(&im);
-        return fail("reconstruct", m);
-    }
-    set_progress(&a.o, "denoise");
-    int rc = sx_seedx_reconstruct(m, &im, a.cond ? &cond : NULL, &a.o, &out);
-    sx_image_free(&im);
-    sx_image_free(&cond);
-    if (rc == 0) {
-        rc = save_image(a.out, &out);
-        sx_image_free(&out);
-    }
-    if (rc) return fail("reconstruct", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-/* Draws a 2-pixel green rectangle (the official visualizer uses
- * cv2.rectangle(..., (0,255,0), 2)). */
-static void draw_rect(sx_image *im, const int r[4]) {
-    for (int t = 0; t < 2; t++) {
-        int x1 = r[0] - (t ? 1 : 0), y1 = r[1] - (t ? 1 : 0), x2 = r[2] + (t ? 1 : 0) - t,
-            y2 = r[3] + (t ? 1 : 0) - t;
-        for (int x = x1; x <= x2; x++)
-            for (int k = 0; k < 2; k++) {
-                int y = k ? y2 : y1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-        for (int y = y1; y <= y2; y++)
-            for (int k = 0; k < 2; k++) {
-                int x = k ? x2 : x1;
-                if (x >= 0 && x < im->w && y >= 0 && y < im->h) {
-                    uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
-                    p[0] = 0, p[1] = 255, p[2] = 0;
-                }
-            }
-    }
-}
-
-int sx_cmd_ground(int argc, char **argv) {
-    cli_args a;
-    int e = cli_parse("ground", argc, argv, &a);
-    if (e) return e == 1 ? 0 : e;
-    if (a.n_images != 1 || !a.prompt) {
-        fprintf(stderr, "seedx ground: --image FILE and -p TEXT are required\n");
-        return 2;
-    }
-    double t0 = sx_time();
-    sx_seedx *m;
-    if (open_model("ground", &a, &m)) return 1;
-    sx_seedx_reply r;
-    if (run_turn(m, &a, a.prompt, 0, 1, &r)) return fail("ground", m);
-    sx_image im;
-    if (sx_image_load_rgb(a.images[0], &im)) {
-        sx_seedx_reply_free(&r);
-        return fail("ground", m);
-    }
-    printf("%d box(es)\n", r.n_boxes);
-    for (int i = 0; i < r.n_boxes; i++) {
-        int rect[4];
-        if (r.box_counts[i] < 4) {
-            printf("box %d: %d values (need 4), skipped\n", i, r.box_counts[i]);
-            continue;
-        }
-        sx_seedx_box_rect(r.boxes[i], im.w, im.h, rect);
-        printf("box %d: loc (%d, %d, %d, %d) -> pixels x1=%d y1=%d x2=%d y2=%d\n", i, r.boxes[i][0],
-               r.boxes[i][1], r.boxes[i][2], r.boxes[i][3], rect[0], rect[1], rect[2], rect[3]);
-        draw_rect(&im, rect);
-    }
-    int rc = a.out ? save_image(a.out, &im) : 0;
-    sx_image_free(&im);
-    sx_seedx_reply_free(&r);
-    if (rc) return fail("ground", m);
-    report(&a, t0);
-    sx_seedx_free(m);
-    return 0;
-}
-
-/* ---- seedx demo: every mode on the committed tiny model ------------------ */
-static int write_demo_image(const char *path) {
-    /* a 640x480 synthetic scene: sky gradient, a red square, a blue disc */
-    sx_image im = {640, 480, 3, NULL};
-    im.data = sx_malloc((size_t)640 * 480 * 3, "demo image");
-    if (!im.data) return -1;
-    for (int y = 0; y < 480; y++)
-        for (int x = 0; x < 640; x++) {
-            uint8_t *p = im.data + ((size_t)y * 640 + x) * 3;
-            p[0] = (uint8_t)(60 + y / 4), p[1] = (uint8_t)(120 + y / 5), p[2] = (uint8_t)(230 - y / 8);
-            if (x > 80 && x < 240 && y > 260 && y < 420) p[0] = 210, p[1] = 40, p[2] = 30;
-            int dx = x - 470, dy = y - 200;
-            if (dx * dx + dy * dy < 90 * 90) p[0] = 30, p[1] = 60, p[2] = 200;
-        }
-    int rc = sx_image_save(path, &im);
-    sx_image_free(&im);
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r) {
+    if (!c) return sx_err("sx_seedx_conv_reply: bad arguments");
+    char *text = sx_seedx_reply_turn_text(m, r);
+    int rc = text ? sx_seedx_conv_assistant(c, m, text) : -1;
+    free(text);
     return rc;
 }
 
-int sx_cmd_demo(int argc, char **argv) {
-    const char *model = "tests/fixtures/seedx_e2e/model", *outdir = "demo-out";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outdir = argv[++i];
-        else {
-            fprintf(stderr, "usage: seedx demo [-m TINY_MODEL_DIR] [--out DIR]\n"
-                            "Runs every SEED-X mode on the tiny random-weight model committed in\n"
-                            "tests/fixtures/seedx_e2e/model (run from the repository root).\n");
-            return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
-        }
-    }
-    struct stat st;
-    if (stat(model, &st) != 0) {
-        fprintf(stderr, "seedx demo: %s not found: run from the repository root or pass -m\n", model);
-        return 1;
-    }
-    mkdir(outdir, 0777);
-    char img[1100], o1[1100], o2[1100], o3[1100], o4[1100], o5[1100];
-    snprintf(img, sizeof img, "%s/input.png", outdir);
-    snprintf(o1, sizeof o1, "%s/ground.png", outdir);
-    snprintf(o2, sizeof o2, "%s/generate.png", outdir);
-    snprintf(o3, sizeof o3, "%s/edit.png", outdir);
-    snprintf(o4, sizeof o4, "%s/reconstruct.png", outdir);
-    snprintf(o5, sizeof o5, "%s/reconstruct_cond.png", outdir);
-    if (write_demo_image(img)) {
-        fprintf(stderr, "seedx demo: %s\n", sx_errmsg());
-        return 1;
-    }
-    printf("seedx demo: tiny random-weight SEED-X from %s (outputs are noise-like by design:\n"
-           "the weights are random; the point is that every stage runs and matches PyTorch)\n\n",
-           model);
-    /* tiny settings: 64x64 output, 4 steps; 24 new tokens for text, 80 when the
-     * answer must hold an image (64 image tokens + </img>) */
-    const char *small[] = {"--size", "64x64", "--steps", "4", "-n", "24"};
-    struct {
-        const char *title;
-        const char *argv[24];
-    } runs[] = {
-        {"comprehension (any-res tiles -> ViT -> resampler -> LLM)",
-         {"chat", "-m", model, "--image", img, "-p", "Describe this image briefly.", "-v"}},
-        {"grounding (boxes parsed and drawn)",
-         {"ground", "-m", model, "--image", img, "-p", "Where is the red square?", "-o", o1, "-v"}},
-        {"text-to-image (LLM image tokens -> de-tokenizer -> SDXL UNet -> VAE)",
-         {"generate", "-m", model, "-p", "a red square under a blue sky", "--force-image", "-o", o2,
-          "-v"}},
-        {"editing (SEED-X-Edit, 8-channel UNet, 3-way guidance)",
-         {"edit", "-m", model, "--image", img, "-p", "make it sunset", "--force-image", "-o", o3,
-          "-v"}},
-        {"reconstruction (image -> ViT -> de-tokenizer)",
-         {"reconstruct", "-m", model, "--image", img, "-o", o4, "-v"}},
-        {"reconstruction with a condition image",
-         {"reconstruct", "-m", model, "--image", img, "--condition", img, "-o", o5, "-v"}},
-    };
-    int failed = 0;
-    double t0 = sx_time();
-    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-        const char *av[40];
-        int ac = 0;
-        for (; runs[r].argv[ac]; ac++) av[ac] = runs[r].argv[ac];
-        for (int k = 0; k < 6; k++) av[ac++] = small[k];
-        if (!strcmp(av[0], "generate") || !strcmp(av[0], "edit")) av[ac - 1] = "80";
-        av[ac] = NULL;
-        printf("== %s\n$ seedx", runs[r].title);
-        for (int k = 0; k < ac; k++) printf(" %s", av[k]);
-        printf("\n");
-        fflush(stdout);
-        double t = sx_time();
-        int (*fn)(int, char **) = !strcmp(av[0], "chat")       ? sx_cmd_chat
-                                  : !strcmp(av[0], "ground")   ? sx_cmd_ground
-                                  : !strcmp(av[0], "generate") ? sx_cmd_generate
-                                  : !strcmp(av[0], "edit")     ? sx_cmd_edit
-                                                               : sx_cmd_reconstruct;
-        int rc = fn(ac, (char **)av);
-        printf("-> %s in %.2fs\n\n", rc == 0 ? "ok" : "FAILED", sx_time() - t);
-        failed += rc != 0;
-    }
-    printf("demo: %d of %zu stages ok in %.1fs; outputs in %s/\n",
-           (int)(sizeof runs / sizeof runs[0]) - failed, sizeof runs / sizeof runs[0],
-           sx_time() - t0, outdir);
-    return failed ? 1 : 0;
+sx_seedx_conv_mark sx_seedx_conv_save(const sx_seedx_conv *c) {
+    sx_seedx_conv_mark mk = {c->n, c->feat_rows, c->user_turns, c->images};
+    return mk;
+}
+
+void sx_seedx_conv_rewind(sx_seedx_conv *c, sx_seedx_conv_mark mk) {
+    if (mk.n <= c->n) c->n = mk.n;
+    if (mk.feat_rows <= c->feat_rows) c->feat_rows = mk.feat_rows;
+    c->user_turns = mk.user_turns;
+    c->images = mk.images;
 }

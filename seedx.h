@@ -8,10 +8,18 @@
  *   - tensors are float32, row-major, shapes given in PyTorch order.
  *   - all sizes come from the weight container's metadata; nothing about a
  *     model's width or depth is hard-coded.
+ *   - the library never writes to stdout; it writes the files it is asked
+ *     to (images, .npy, traces). Progress and tokens reach the caller
+ *     through callbacks (sx_seedx_opts).
  *
- * This header is the umbrella; each component declares its API in its own
- * header (gguf.h, ops.h, tokenizer.h, image_io.h, vit.h, llama.h, unet.h,
- * vae.h), included below. */
+ * This header is the umbrella: the SEED-X pipeline below, and every layer
+ * under it by including its header. Floors, each using only those below it:
+ *   core        sx_core.h (errors, threads, tracing, .npy, clocks), half.h
+ *   container   gguf.h           kernels   ops.h
+ *   components  tokenizer.h image_io.h vit.h llama.h detokenizer.h unet.h
+ *               sampler.h vae.h
+ *   pipeline    seedx.h (this file)
+ * A program calls sx_init once, then opens models and runs them. */
 #ifndef SEEDX_H
 #define SEEDX_H
 
@@ -20,60 +28,7 @@
 
 #define SEEDX_VERSION "0.1.0"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* ---- errors (seedx_core.c) ------------------------------------------- */
-/* Formats a message into the calling thread's error buffer; returns -1 so
- * that `return sx_err("...")` reads naturally. */
-int sx_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prefixes the current message with more context ("loading vit: " + msg). */
-int sx_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *sx_errmsg(void);
-void sx_err_clear(void);
-
-/* Checked allocation: returns NULL and sets an error naming `what`. */
-void *sx_malloc(size_t n, const char *what);
-void *sx_calloc(size_t n, size_t size, const char *what);
-
-/* ---- threads (threads.c) ---------------------------------------------- */
-/* Creates the pool once. n <= 0: SEEDX_THREADS, else the online CPU count.
- * Calling it again with another count rebuilds the pool. */
-int sx_threads_init(int n);
-int sx_threads_count(void);
-/* Runs fn(ctx, begin, end, tid) over [0, n) in chunks of `chunk` items that
- * workers claim from a shared atomic counter. tid in [0, sx_threads_count())
- * indexes per-thread scratch. Returns when all chunks are done. Nested calls
- * from inside a task run serially on the calling thread. */
-typedef void (*sx_task_fn)(void *ctx, int64_t begin, int64_t end, int tid);
-void sx_parallel_for(int64_t n, int64_t chunk, sx_task_fn fn, void *ctx);
-
-/* ---- tracing (seedx_core.c) ------------------------------------------- */
-/* When SEEDX_TRACE=dir is set (or sx_trace_set_dir was called), writes
- * dir/<name>.npy (float32, the given PyTorch-order shape). No-op otherwise.
- * Names are PyTorch module paths, e.g. "transformer.resblocks.3.mlp". */
-void sx_trace_set_dir(const char *dir);
-int sx_trace_enabled(void);
-void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape);
-/* printf-style name helper: sx_tracef(x, 2, shape, "blocks.%d.attn", i) */
-void sx_tracef(const float *x, int ndim, const int64_t *shape, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* float32 C-order .npy files (what the trace writes; what the CLI tools
- * take as tensors). Write goes to a temporary name and is renamed. Read:
- * version 1-3, at most 4 dims, *data malloc'd. */
-int sx_npy_write(const char *path, const float *x, int ndim, const int64_t *shape);
-int sx_npy_read(const char *path, float **data, int *ndim, int64_t shape[4], int64_t *count);
-
-/* Monotonic wall clock in seconds; peak resident set size in bytes. */
-double sx_time(void);
-size_t sx_peak_rss(void);
-
-#ifdef __cplusplus
-}
-#endif
-
+#include "sx_core.h"
 #include "gguf.h"
 #include "ops.h"
 #include "tokenizer.h"
@@ -85,10 +40,18 @@ size_t sx_peak_rss(void);
 #include "sampler.h"
 #include "vae.h"
 
-/* ---- SEED-X agent logic (seedx.c) ------------------------------------- */
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- the library's entry point (seedx.c) -------------------------------
+ * Picks the SIMD path of the kernel layer (SEEDX_SIMD forces one), then
+ * creates the thread pool (threads <= 0: SEEDX_THREADS, else the online CPU
+ * count). Call it once before anything else; sx_threads_init may resize
+ * the pool later. */
+int sx_init(int threads);
+
+/* ---- SEED-X agent logic (seedx.c) ------------------------------------- */
 #define SX_SEEDX_MAX_IMG_TOKENS 100
 #define SX_SEEDX_MAX_LOC_TOKENS 224
 
@@ -139,7 +102,9 @@ typedef struct sx_seedx_opts {
     int top_k;
     uint64_t seed;            /* sampling and initial noise */
     int rng;                  /* SX_RNG_TORCH_CPU / SX_RNG_TORCH_CUDA (sampler.h) */
-    int steps;                /* Euler steps (50) */
+    int steps;                /* sampler steps (50) */
+    int sampler;              /* SX_SAMPLER_EULER (official) / SX_SAMPLER_DPMPP_2M (sampler.h) */
+    int karras;               /* SX_KARRAS_CONFIG (the UNet container's) / _ON / _OFF */
     float cfg, image_cfg;     /* guidance 7.5, image guidance 1.5 (edit) */
     int width, height;        /* output size (1024x1024) */
     int vae_tiling;
@@ -187,6 +152,56 @@ const char *sx_seedx_template(const char *name);
 /* bos + template with {IMG} (all image blocks) and {TEXT} filled in. */
 int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
                             int n_images, int **ids, int64_t *n);
+/* ---- multi-turn conversations ------------------------------------------
+ * Prompt ids built the way SEED-X-I was fine-tuned on conversations
+ * (decode_llava_data in the official src/data/sft_clm.py, the only official
+ * code that formats more than one turn): each piece is tokenized on its own,
+ * without special tokens, and the ids are concatenated after one BOS:
+ *   first user turn   tmpl with {IMG} = its images' blocks, {TEXT} = question
+ *   assistant turn    the answer text (no EOS between turns)
+ *   later user turns  "\n" + tmpl (turn_sep + instruction_prompt)
+ * with tmpl = "[INST] {IMG}{TEXT} [/INST]\n" for SEED-X-I / -Edit. Images go
+ * first in their turn, as the official eval scripts place them (the training
+ * code puts them first or last at random). The official code has no
+ * reference for images attached to later turns, nor for multi-turn with the
+ * base model's template ("Question: {IMG}{TEXT}\nAnswer:"): both follow the
+ * same per-piece rule here. The conversation keeps its images' LLM-width
+ * features in prompt order, so sx_seedx_generate(m, c->ids, c->n, c->feats,
+ * c->feat_rows, ...) runs the next turn. */
+typedef struct sx_seedx_conv {
+    int *ids;           /* BOS + every piece so far */
+    int64_t n, cap;
+    float *feats;       /* [feat_rows, D] features of every image so far */
+    int64_t feat_rows, feat_cap, D; /* D: the LLM width, set by the first image */
+    int user_turns, images;
+    char *tmpl;         /* the per-turn template */
+} sx_seedx_conv;
+/* tmpl: NULL or a template with {TEXT} (and {IMG} if images will come). */
+int sx_seedx_conv_init(sx_seedx_conv *c, const sx_seedx *m, const char *tmpl);
+void sx_seedx_conv_free(sx_seedx_conv *c);
+/* A user turn: n_images images already encoded with sx_seedx_encode_images
+ * (any-res counts tiles[i], features feats[rows, D], copied) and the text. */
+int sx_seedx_conv_user(sx_seedx_conv *c, const sx_seedx *m, const char *text, const int *tiles,
+                       int n_images, const float *feats, int64_t rows);
+/* An assistant turn from its text (e.g. a client's history), or from the
+ * reply sx_seedx_generate gave (its text ids without image spans and
+ * without a final EOS, decoded, then tokenized as a piece). A generated
+ * image does not enter the history: image/patch brackets are dropped from
+ * an answer's ids (they would open comprehension slots no image fills). */
+int sx_seedx_conv_assistant(sx_seedx_conv *c, const sx_seedx *m, const char *text);
+int sx_seedx_conv_reply(sx_seedx_conv *c, const sx_seedx *m, const sx_seedx_reply *r);
+/* That text of a reply: what sx_seedx_conv_reply adds, and what a client
+ * holding the history (a server's caller) sends back as the assistant turn.
+ * Tags kept; malloc'd, NULL on error. */
+char *sx_seedx_reply_turn_text(const sx_seedx *m, const sx_seedx_reply *r);
+/* Rewinding: a failed turn leaves the conversation as it was before it. */
+typedef struct sx_seedx_conv_mark {
+    int64_t n, feat_rows;
+    int user_turns, images;
+} sx_seedx_conv_mark;
+sx_seedx_conv_mark sx_seedx_conv_save(const sx_seedx_conv *c);
+void sx_seedx_conv_rewind(sx_seedx_conv *c, sx_seedx_conv_mark mk);
+
 /* One LLM turn on prompt ids with image features spliced in. */
 int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float *feats,
                       int64_t n_feat_rows, const sx_seedx_opts *o, sx_seedx_reply *r);
@@ -201,13 +216,6 @@ int sx_seedx_decode_generated(sx_seedx *m, const float *img_gen_feat, int stage2
 /* Reconstruction: image -> ViT -> de-tokenizer (stage 2 when condition given). */
 int sx_seedx_reconstruct(sx_seedx *m, const sx_image *image, const sx_image *condition,
                          const sx_seedx_opts *o, sx_image *out);
-/* CLI subcommands (seedx.c) */
-int sx_cmd_chat(int argc, char **argv);
-int sx_cmd_generate(int argc, char **argv);
-int sx_cmd_edit(int argc, char **argv);
-int sx_cmd_reconstruct(int argc, char **argv);
-int sx_cmd_ground(int argc, char **argv);
-int sx_cmd_demo(int argc, char **argv);
 #ifdef __cplusplus
 }
 #endif

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ---- errors: one message buffer per thread ---- */
 static _Thread_local char err_buf[2048];
@@ -69,6 +69,17 @@ void *sx_calloc(size_t n, size_t size, const char *what) {
     if (!p) sx_err("out of memory allocating %zu bytes for %s", n * size, what ? what : "?");
     return p;
 }
+
+/* ---- cancellation: one stop check per thread ---- */
+static _Thread_local sx_stop_fn stop_fn;
+static _Thread_local void *stop_user;
+
+void sx_set_stop_check(sx_stop_fn fn, void *user) {
+    stop_fn = fn;
+    stop_user = user;
+}
+
+int sx_stop_requested(void) { return stop_fn && stop_fn(stop_user) != 0; }
 
 /* ---- clocks ---- */
 double sx_time(void) {

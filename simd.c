@@ -7,7 +7,8 @@
 #endif
 
 #include "ops_impl.h"
-#include "seedx.h"
+#include "simd.h"
+#include "sx_core.h"
 
 static const sx_kernels *cur = &sx_kernels_scalar;
 static int cur_level = SX_SIMD_SCALAR;

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 #define SX_MAX_THREADS 256
 
@@ -30,6 +30,7 @@ static struct {
        .done_cv = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local int in_task; /* nested sx_parallel_for runs serially */
+static void (*_Atomic exit_hook)(void); /* sx_threads_on_exit */
 static pthread_mutex_t job_mu = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 
 static void run_chunks(int tid) {
@@ -56,8 +57,16 @@ static void *worker(void *arg) {
         if (--P.active == 0) pthread_cond_signal(&P.done_cv);
     }
     pthread_mutex_unlock(&P.mu);
-    sx_ops_thread_cleanup();
+    void (*fn)(void) = exit_hook;
+    if (fn) fn();
     return NULL;
+}
+
+void sx_threads_on_exit(void (*fn)(void)) { exit_hook = fn; }
+
+static void main_thread_exit(void) {
+    void (*fn)(void) = exit_hook;
+    if (fn) fn();
 }
 
 static void pool_stop(void) {
@@ -72,7 +81,6 @@ static void pool_stop(void) {
 }
 
 int sx_threads_init(int n) {
-    if (sx_simd_init() != 0) return -1;
     if (n <= 0) {
         const char *e = getenv("SEEDX_THREADS");
         if (e && *e) {
@@ -90,7 +98,7 @@ int sx_threads_init(int n) {
     pool_stop();
     static int registered;
     if (!registered) {
-        atexit(sx_ops_thread_cleanup); /* runs after pool_stop (reverse order) */
+        atexit(main_thread_exit); /* runs after pool_stop (reverse order) */
         atexit(pool_stop);
         registered = 1;
     }

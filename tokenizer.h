@@ -70,9 +70,6 @@ const char *sx_token_str(const sx_tokenizer *tok, int id, size_t *len);
 /* 1 if id is one of all_special_ids (bos/eos/unk/pad/additional specials). */
 int sx_token_is_special(const sx_tokenizer *tok, int id);
 
-/* `seedx tokenize` (CLI section of tokenizer.c). */
-int sx_cmd_tokenize(int argc, char **argv);
-
 #ifdef __cplusplus
 }
 #endif

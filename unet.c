@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 typedef struct ucv { /* Conv2d */
     sx_weight w;
@@ -22,7 +22,6 @@ typedef struct ucv { /* Conv2d */
     sx_conv c;
 } ucv;
 
-#define SX_UNET_MAX_FILES 8
 typedef struct usrc { /* tensor sources: each tensor from the first file that has it */
     sx_gguf *g[SX_UNET_MAX_FILES];
     int n;
@@ -159,7 +158,7 @@ static int read_config(sx_gguf *g, sx_unet_config *c) {
 }
 
 static int ld_vec(const usrc *g, const char *name, int64_t n, const float **out) {
-    *out = sx_get_f32(pick(g, name), name, 1, n);
+    *out = sx_get_f32(pick(g, name), name, SX_SHAPE(n));
     return *out ? 0 : -1;
 }
 
@@ -189,8 +188,7 @@ static int ld_conv(const usrc *g, const char *name, int cin, int cout, int k, in
                    ucv *cv) {
     char nm[400];
     snprintf(nm, sizeof nm, "%s.weight", name);
-    const sx_tensor *t = sx_tensor_get(pick(g, nm), nm, SX_ANY_FLOAT, 4, (int64_t)cout, (int64_t)cin,
-                                       (int64_t)k, (int64_t)k);
+    const sx_tensor *t = sx_tensor_get(pick(g, nm), nm, SX_ANY_FLOAT, SX_SHAPE(cout, cin, k, k));
     if (!t) return -1;
     if (sx_weight_get(pick(g, nm), nm, cout, (int64_t)cin * k * k, &cv->w)) return -1;
     snprintf(nm, sizeof nm, "%s.bias", name);
@@ -849,284 +847,5 @@ done:
     free(x);
     free(y);
     free(cat);
-    return rc;
-}
-
-/* ======================================================================
- * CLI: seedx unet forward | randn | sample
- * ====================================================================== */
-#include <errno.h>
-
-#include "image_io.h"
-#include "sampler.h"
-
-static int unet_usage(FILE *f) {
-    fprintf(f,
-            "usage: seedx unet forward -m UNET.gguf [-m BASE.gguf] --sample X.npy --ctx CTX.npy [--pooled P.npy]\n"
-            "                          [--t 500] [--time-ids 1024,1024,0,0,1024,1024] -o EPS.npy\n"
-            "                          [--trace DIR]\n"
-            "       seedx unet randn   --shape 1,4,128,128 [--seed 0] [--rng torch-cuda|torch-cpu]\n"
-            "                          [--cuda-threads N] -o NOISE.npy\n"
-            "       seedx unet sample  -m UNET.gguf --ctx CTX.npy --pooled P.npy [--neg-ctx C.npy\n"
-            "                          --neg-pooled P.npy] [--steps 50] [--cfg 7.5] [--size 1024]\n"
-            "                          [--seed 0] [--rng torch-cuda|torch-cpu] [--noise N.npy]\n"
-            "                          [--image-latent L.npy] [--igs 1.5] -o LATENTS.npy\n"
-            "  -m may be repeated: an overlay (convert_unet.py --overlay) first, then its base.\n"
-            "  forward: one UNet evaluation (sample [C,h,w] or [1,C,h,w], context [T,D] or [1,T,D]).\n"
-            "  randn:   torch.randn-compatible noise (torch-cuda: Philox port, see sampler.h;\n"
-            "           torch-cpu: bit-exact CPU generator).\n"
-            "  sample:  Euler + classifier-free guidance from initial noise (drawn, or --noise);\n"
-            "           an 8-channel UNet runs the SEED-X edit loop (3-way guidance). Negative\n"
-            "           embeddings default to zeros. Prints a progress bar with ETA.\n");
-    return f == stdout ? 0 : 1;
-}
-
-static int parse_ints(const char *s, int64_t *v, int max) {
-    int n = 0;
-    while (s && *s && n < max) {
-        char *e;
-        errno = 0;
-        long long x = strtoll(s, &e, 10);
-        if (e == s || errno) return -1;
-        v[n++] = x;
-        s = *e == ',' ? e + 1 : e;
-        if (*e && *e != ',') return -1;
-    }
-    return n;
-}
-
-int sx_cmd_unet(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-        return unet_usage(argc < 2 ? stderr : stdout);
-    if (strcmp(argv[1], "forward") && strcmp(argv[1], "randn") && strcmp(argv[1], "sample")) {
-        fprintf(stderr, "seedx unet: unknown subcommand '%s'\n", argv[1]);
-        return unet_usage(stderr);
-    }
-    const char *models[SX_UNET_MAX_FILES];
-    int n_models = 0;
-    const char *sub = argv[1], *out = NULL, *sample_p = NULL, *ctx_p = NULL;
-    const char *pooled_p = NULL, *nctx_p = NULL, *npooled_p = NULL, *noise_p = NULL, *img_p = NULL;
-    const char *tids_s = "1024,1024,0,0,1024,1024", *shape_s = NULL, *rng_s = "torch-cuda", *trace = NULL;
-    double t = 500, cfg = 7.5, igs = 1.5;
-    long long seed = 0, steps = 50, size = 1024, cuda_threads = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && (i++, 1))
-        if (OPT("-m")) {
-            if (n_models == SX_UNET_MAX_FILES) {
-                fprintf(stderr, "seedx unet: at most %d -m files\n", SX_UNET_MAX_FILES);
-                return 1;
-            }
-            models[n_models++] = v;
-        }
-        else if (OPT("-o")) out = v;
-        else if (OPT("--sample")) sample_p = v;
-        else if (OPT("--ctx")) ctx_p = v;
-        else if (OPT("--pooled")) pooled_p = v;
-        else if (OPT("--neg-ctx")) nctx_p = v;
-        else if (OPT("--neg-pooled")) npooled_p = v;
-        else if (OPT("--noise")) noise_p = v;
-        else if (OPT("--image-latent")) img_p = v;
-        else if (OPT("--time-ids")) tids_s = v;
-        else if (OPT("--shape")) shape_s = v;
-        else if (OPT("--rng")) rng_s = v;
-        else if (OPT("--trace")) trace = v;
-        else if (OPT("--t")) t = atof(v);
-        else if (OPT("--cfg")) cfg = atof(v);
-        else if (OPT("--igs")) igs = atof(v);
-        else if (OPT("--seed")) seed = strtoll(v, NULL, 0);
-        else if (OPT("--steps")) steps = atoll(v);
-        else if (OPT("--size")) size = atoll(v);
-        else if (OPT("--cuda-threads")) cuda_threads = atoll(v);
-        else {
-            fprintf(stderr, "seedx unet: unknown or incomplete option '%s'\n", a);
-            return unet_usage(stderr);
-        }
-#undef OPT
-    }
-    if (!out) {
-        fprintf(stderr, "seedx unet: -o is required\n");
-        return unet_usage(stderr);
-    }
-    if (trace) sx_trace_set_dir(trace);
-    int rc = 1, kind;
-    sx_unet *u = NULL;
-    float *x = NULL, *ctx = NULL, *pooled = NULL, *nctx = NULL, *npooled = NULL, *eps = NULL, *img = NULL;
-    sx_euler sch;
-    memset(&sch, 0, sizeof sch);
-    int nd;
-    int64_t sh[4], cnt, tid_v[6];
-    float tids[6];
-    if (parse_ints(tids_s, tid_v, 6) != 6) {
-        fprintf(stderr, "seedx unet: --time-ids needs 6 integers\n");
-        return 1;
-    }
-    for (int k = 0; k < 6; k++) tids[k] = (float)tid_v[k];
-    if (sx_rng_parse(rng_s, &kind)) goto fail;
-
-    if (!strcmp(sub, "randn")) {
-        int64_t dims[4];
-        int n = parse_ints(shape_s, dims, 4);
-        if (n < 1) {
-            fprintf(stderr, "seedx unet randn: --shape like 1,4,128,128 is required\n");
-            return 1;
-        }
-        int64_t total = 1;
-        for (int k = 0; k < n; k++) {
-            if (dims[k] <= 0 || dims[k] > (1 << 20)) {
-                fprintf(stderr, "seedx unet randn: bad --shape\n");
-                return 1;
-            }
-            total *= dims[k];
-        }
-        if (total > ((int64_t)1 << 31)) {
-            fprintf(stderr, "seedx unet randn: shape too large\n");
-            return 1;
-        }
-        x = sx_malloc(sizeof(float) * (size_t)total, "noise");
-        if (!x) goto fail;
-        if ((kind == SX_RNG_TORCH_CUDA ? sx_randn_torch_cuda(x, total, (uint64_t)seed, cuda_threads)
-                                       : sx_randn_torch_cpu(x, total, (uint64_t)seed)) ||
-            sx_npy_write(out, x, n, dims))
-            goto fail;
-        rc = 0;
-        goto done;
-    }
-    if (!n_models || !ctx_p) {
-        fprintf(stderr, "seedx unet %s: -m and --ctx are required\n", sub);
-        return unet_usage(stderr);
-    }
-    if (sx_unet_load_files(models, n_models, &u)) goto fail;
-    const sx_unet_config *c = sx_unet_get_config(u);
-    int64_t T, D;
-    if (sx_npy_read(ctx_p, &ctx, &nd, sh, &cnt)) goto fail;
-    if (nd < 2 || nd > 3 || (nd == 3 && sh[0] != 1)) {
-        sx_err("%s: context must be [T, D] or [1, T, D]", ctx_p);
-        goto fail;
-    }
-    T = sh[nd - 2];
-    D = sh[nd - 1];
-    int64_t P = c->pooled_dim;
-    if (c->text_time) {
-        if (!pooled_p) {
-            sx_err("this UNet needs --pooled (%lld values)", (long long)P);
-            goto fail;
-        }
-        if (sx_npy_read(pooled_p, &pooled, &nd, sh, &cnt)) goto fail;
-        P = cnt;
-    }
-    if (!strcmp(sub, "forward")) {
-        if (!sample_p) {
-            fprintf(stderr, "seedx unet forward: --sample is required\n");
-            goto done;
-        }
-        if (sx_npy_read(sample_p, &x, &nd, sh, &cnt)) goto fail;
-        if (nd == 4 && sh[0] == 1) {
-            memmove(sh, sh + 1, 3 * sizeof *sh);
-            nd = 3;
-        }
-        if (nd != 3) {
-            sx_err("%s: sample must be [C, h, w] or [1, C, h, w]", sample_p);
-            goto fail;
-        }
-        eps = sx_malloc(sizeof(float) * (size_t)(c->out_channels * sh[1] * sh[2]), "eps");
-        if (!eps) goto fail;
-        double t0 = sx_time();
-        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, ctx, T, D, pooled, P, tids, eps)) goto fail;
-        fprintf(stderr, "unet forward %lldx%lld at t=%g: %.2fs\n", (long long)sh[1], (long long)sh[2], t,
-                sx_time() - t0);
-        int64_t os[4] = {1, c->out_channels, sh[1], sh[2]};
-        if (sx_npy_write(out, eps, 4, os)) goto fail;
-        rc = 0;
-    } else if (!strcmp(sub, "sample")) {
-        int64_t h, w;
-        if (size > 8192) {
-            sx_err("--size %lld: at most 8192 pixels", size);
-            goto fail;
-        }
-        if (sx_latent_size(size, size, 8, &h, &w)) goto fail;
-        int64_t n = 4 * h * w;
-        nctx = sx_calloc((size_t)(T * D), sizeof(float), "negative context");
-        npooled = sx_calloc((size_t)(P > 0 ? P : 1), sizeof(float), "negative pooled");
-        x = sx_malloc(sizeof(float) * (size_t)n, "latents");
-        if (!nctx || !npooled || !x) goto fail;
-        if (nctx_p) {
-            float *tmp;
-            if (sx_npy_read(nctx_p, &tmp, &nd, sh, &cnt)) goto fail;
-            if (cnt != T * D) {
-                free(tmp);
-                sx_err("%s: negative context has %lld values, expected %lld", nctx_p, (long long)cnt,
-                       (long long)(T * D));
-                goto fail;
-            }
-            memcpy(nctx, tmp, sizeof(float) * (size_t)cnt);
-            free(tmp);
-        }
-        if (npooled_p) {
-            float *tmp;
-            if (sx_npy_read(npooled_p, &tmp, &nd, sh, &cnt)) goto fail;
-            if (cnt != P) {
-                free(tmp);
-                sx_err("%s: negative pooled has %lld values, expected %lld", npooled_p, (long long)cnt,
-                       (long long)P);
-                goto fail;
-            }
-            memcpy(npooled, tmp, sizeof(float) * (size_t)cnt);
-            free(tmp);
-        }
-        if (noise_p) {
-            float *tmp;
-            if (sx_npy_read(noise_p, &tmp, &nd, sh, &cnt)) goto fail;
-            if (cnt != n) {
-                free(tmp);
-                sx_err("%s: noise has %lld values, a %lldx%lld latent needs %lld", noise_p, (long long)cnt,
-                       (long long)h, (long long)w, (long long)n);
-                goto fail;
-            }
-            memcpy(x, tmp, sizeof(float) * (size_t)n);
-            free(tmp);
-        } else {
-            if (sx_randn(x, n, (uint64_t)seed, kind)) goto fail;
-            /* the official GPU pipeline draws the latent noise in fp16 */
-            if (kind == SX_RNG_TORCH_CUDA)
-                for (int64_t k = 0; k < n; k++) x[k] = sx_f16_to_f32(sx_f32_to_f16(x[k]));
-        }
-        if (img_p) {
-            if (sx_npy_read(img_p, &img, &nd, sh, &cnt)) goto fail;
-            if (cnt != n) {
-                sx_err("%s: image latent has %lld values, expected %lld", img_p, (long long)cnt, (long long)n);
-                goto fail;
-            }
-        }
-        if (sx_euler_init(&sch, sx_unet_gguf(u), (int)steps)) goto fail;
-        sx_cond cp = {ctx, T, pooled, {0}}, cn = {nctx, T, npooled, {0}};
-        memcpy(cp.time_ids, tids, sizeof tids);
-        memcpy(cn.time_ids, tids, sizeof tids);
-        sx_progress_bar pb = {sx_time(), "unet"};
-        int r = c->in_channels == 8
-                    ? sx_sample_edit(u, &sch, x, h, w, &cp, &cn, img, (float)cfg, (float)igs, sx_progress_stderr,
-                                     &pb, NULL)
-                    : sx_sample_cfg(u, &sch, x, h, w, &cp, &cn, (float)cfg, sx_progress_stderr, &pb, NULL);
-        if (r) goto fail;
-        int64_t os[4] = {1, 4, h, w};
-        if (sx_npy_write(out, x, 4, os)) goto fail;
-        rc = 0;
-    } else {
-        fprintf(stderr, "seedx unet: unknown subcommand '%s'\n", sub);
-        unet_usage(stderr);
-    }
-    goto done;
-fail:
-    fprintf(stderr, "seedx unet: %s\n", sx_errmsg());
-done:
-    sx_euler_free(&sch);
-    sx_unet_free(u);
-    free(x);
-    free(ctx);
-    free(pooled);
-    free(nctx);
-    free(npooled);
-    free(eps);
-    free(img);
     return rc;
 }

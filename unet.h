@@ -86,7 +86,8 @@ int sx_unet_load_gguf(sx_gguf *g, sx_unet **out);
  * tensor from the first file that holds it. Used for overlays: convert_unet.py
  * --overlay writes only a de-tokenizer's replaced tensors (e.g. stage 1's to_k/to_v,
  * an 8-channel conv_in), loaded as {overlay.gguf, sdxl_base.gguf}. Later files must
- * describe the same architecture (checked). */
+ * describe the same architecture (checked). At most SX_UNET_MAX_FILES files. */
+#define SX_UNET_MAX_FILES 8
 int sx_unet_load_files(const char *const *paths, int n, sx_unet **out);
 void sx_unet_free(sx_unet *u);
 const sx_unet_config *sx_unet_get_config(const sx_unet *u);

@@ -16,13 +16,12 @@
  * largest activation buffers (see the report in tests/bench_vae.c). */
 #include "vae.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "seedx.h"
+#include "sx_core.h"
 
 /* ---------------------------------------------------------------------------
  * small helpers
@@ -572,7 +571,7 @@ int sx_vae_to_rgb8(const float *image, int64_t channels, int64_t H, int64_t W, s
  * loading
  * ------------------------------------------------------------------------- */
 static int get_vec(sx_gguf *g, const char *name, int64_t n, const float **out) {
-    *out = sx_get_f32(g, name, 1, (int64_t)n);
+    *out = sx_get_f32(g, name, SX_SHAPE(n));
     return *out ? 0 : -1;
 }
 
@@ -583,7 +582,7 @@ static int get_conv(sx_gguf *g, const char *pfx, int cin, int cout, int k, sx_va
     c->cin = cin;
     c->cout = cout;
     c->k = k;
-    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, 4, (int64_t)cout, (int64_t)cin, (int64_t)k, (int64_t)k))
+    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, SX_SHAPE(cout, cin, k, k)))
         return -1;
     if (sx_weight_get(g, nw, cout, (int64_t)cin * k * k, &c->w) != 0) return -1;
     return get_vec(g, nb, cout, &c->b);
@@ -639,7 +638,7 @@ static int get_lin(sx_gguf *g, const char *pfx, int C, sx_weight *w, const float
     char nw[256], nb[256];
     snprintf(nw, sizeof nw, "%s.weight", pfx);
     snprintf(nb, sizeof nb, "%s.bias", pfx);
-    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, 2, (int64_t)C, (int64_t)C)) return -1;
+    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, SX_SHAPE(C, C))) return -1;
     if (sx_weight_get(g, nw, C, C, w) != 0) return -1;
     return get_vec(g, nb, C, b);
 }
@@ -815,144 +814,4 @@ void sx_vae_free(sx_vae *vae) {
     }
     if (vae->owns_g) sx_gguf_close(vae->g);
     free(vae);
-}
-
-/* ===========================================================================
- * CLI: seedx vae decode|encode|roundtrip
- * ======================================================================== */
-
-static int vae_usage(FILE *f) {
-    fprintf(f,
-            "usage: seedx vae decode    -m VAE.gguf --latents L.npy -o OUT.png [--raw OUT.npy]\n"
-            "       seedx vae encode    -m VAE.gguf --image IN.png -o MEAN.npy [--logvar LV.npy]\n"
-            "       seedx vae roundtrip -m VAE.gguf --image IN.png -o OUT.png\n"
-            "       common options: [--tiling] [--tile PX]\n"
-            "decode: latents [4,h,w] or [1,4,h,w] float32 as the pipeline holds them (scaled;\n"
-            "  divided by the config's scaling_factor here) -> 8-bit PNG, as diffusers'\n"
-            "  VaeImageProcessor.postprocess; --raw also saves the float image [3,8h,8w].\n"
-            "encode: image (width/height multiples of 8; /255*2-1) -> posterior mean [4,h,w]\n"
-            "  (latent_dist.mode(), not multiplied by scaling_factor: the SEED-X edit latent).\n"
-            "roundtrip: encode, scale the mean by scaling_factor, decode.\n"
-            "--tiling uses diffusers' tiled decode/encode (tiles of --tile pixels, default the\n"
-            "  config's sample_size; 512 bounds a 1024x1024 decode to well under 1 GB).\n");
-    return f == stdout ? 0 : 2;
-}
-
-int sx_cmd_vae(int argc, char **argv) {
-    if (argc < 2) return vae_usage(stderr);
-    const char *mode = argv[1], *model = NULL, *lat_p = NULL, *img_p = NULL, *out_p = NULL,
-               *raw_p = NULL, *lv_p = NULL;
-    int tiling = 0, tile = 0;
-    if (!strcmp(mode, "-h") || !strcmp(mode, "--help")) return vae_usage(stdout);
-    if (strcmp(mode, "decode") && strcmp(mode, "encode") && strcmp(mode, "roundtrip")) {
-        fprintf(stderr, "seedx vae: unknown mode '%s'\n", mode);
-        return vae_usage(stderr);
-    }
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return vae_usage(stdout);
-        if (!strcmp(a, "--tiling")) {
-            tiling = 1;
-            continue;
-        }
-        if (!next) {
-            fprintf(stderr, "seedx vae: unknown option or missing value: '%s'\n", a);
-            return vae_usage(stderr);
-        }
-        if (!strcmp(a, "-m")) model = argv[++i];
-        else if (!strcmp(a, "--latents")) lat_p = argv[++i];
-        else if (!strcmp(a, "--image")) img_p = argv[++i];
-        else if (!strcmp(a, "-o")) out_p = argv[++i];
-        else if (!strcmp(a, "--raw")) raw_p = argv[++i];
-        else if (!strcmp(a, "--logvar")) lv_p = argv[++i];
-        else if (!strcmp(a, "--tile")) {
-            char *e;
-            long v = strtol(argv[++i], &e, 10);
-            if (*e || v <= 0 || v > 65536) {
-                fprintf(stderr, "seedx vae: bad --tile '%s'\n", argv[i]);
-                return 2;
-            }
-            tile = (int)v;
-        } else {
-            fprintf(stderr, "seedx vae: unknown option '%s'\n", a);
-            return vae_usage(stderr);
-        }
-    }
-    int dec = !strcmp(mode, "decode");
-    if (!model || !out_p || (dec ? !lat_p : !img_p)) return vae_usage(stderr);
-    sx_vae *v = NULL;
-    float *lat = NULL, *img = NULL, *mean = NULL, *lv = NULL;
-    sx_image im = {0}, rgb = {0};
-    int rc = 1;
-    if (sx_vae_load(model, &v) != 0) goto done;
-    v->tile_sample_size = tile;
-    int64_t f = sx_vae_factor(v), L = v->cfg.latent_channels, h, w;
-    double t0 = sx_time();
-    if (dec) {
-        int nd;
-        int64_t s[4];
-        if (sx_npy_read(lat_p, &lat, &nd, s, NULL) != 0) goto done;
-        if (nd == 4 && s[0] == 1) {
-            memmove(s, s + 1, 3 * sizeof s[0]);
-            nd = 3;
-        }
-        if (nd != 3) {
-            sx_err("%s: latents must be [C,h,w] or [1,C,h,w], got %d dims", lat_p, nd);
-            goto done;
-        }
-        h = s[1];
-        w = s[2];
-        if (h <= 0 || w <= 0 || h > 16384 || w > 16384) {
-            sx_err("%s: bad latent size %lldx%lld", lat_p, (long long)h, (long long)w);
-            goto done;
-        }
-        img = alloc_f(3 * h * f * w * f, "vae image");
-        if (!img || sx_vae_decode(v, lat, s[0], h, w, tiling, img) != 0) goto done;
-    } else {
-        if (sx_image_load_rgb(img_p, &im) != 0) goto done;
-        int64_t H = im.h, W = im.w;
-        float *x = alloc_f(3 * H * W, "vae input image");
-        if (!x) goto done;
-        for (int64_t c = 0; c < 3; c++) /* VaeImageProcessor: /255, 2x-1 */
-            for (int64_t i = 0; i < H * W; i++) {
-                float u = (float)im.data[i * 3 + c] / 255.0f;
-                x[c * H * W + i] = 2.0f * u - 1.0f;
-            }
-        h = H / f;
-        w = W / f;
-        mean = alloc_f(L * h * w, "vae mean");
-        lv = lv_p ? alloc_f(L * h * w, "vae logvar") : NULL;
-        int e = !mean || (lv_p && !lv) || sx_vae_encode(v, x, 3, H, W, tiling, mean, lv) != 0;
-        free(x);
-        if (e) goto done;
-        int64_t s[3] = {L, h, w};
-        if (!strcmp(mode, "encode")) {
-            if (sx_npy_write(out_p, mean, 3, s) != 0) goto done;
-            if (lv_p && sx_npy_write(lv_p, lv, 3, s) != 0) goto done;
-        } else {
-            for (int64_t i = 0; i < L * h * w; i++) mean[i] *= v->cfg.scaling_factor;
-            img = alloc_f(3 * h * f * w * f, "vae image");
-            if (!img || sx_vae_decode(v, mean, L, h, w, tiling, img) != 0) goto done;
-        }
-    }
-    if (img) {
-        int64_t s[3] = {3, h * f, w * f};
-        if (raw_p && sx_npy_write(raw_p, img, 3, s) != 0) goto done;
-        if (sx_vae_to_rgb8(img, 3, h * f, w * f, &rgb) != 0 || sx_image_save(out_p, &rgb) != 0)
-            goto done;
-    }
-    fprintf(stderr, "seedx vae %s: %lldx%lld latents, %.2fs, peak RSS %.0f MB -> %s\n", mode,
-            (long long)w, (long long)h, sx_time() - t0, (double)sx_peak_rss() / (1024.0 * 1024.0),
-            out_p);
-    rc = 0;
-done:
-    if (rc) fprintf(stderr, "seedx vae: %s\n", sx_errmsg());
-    free(lat);
-    free(img);
-    free(mean);
-    free(lv);
-    sx_image_free(&im);
-    sx_image_free(&rgb);
-    sx_vae_free(v);
-    return rc;
 }

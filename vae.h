@@ -158,9 +158,6 @@ int sx_vae_resnet_forward(const sx_vae_resnet *r, const float *x, int64_t H, int
 /* x [C, H, W] -> y [C, H, W] (y may equal x). */
 int sx_vae_attn_forward(const sx_vae_attn *a, float *y, const float *x, int64_t H, int64_t W);
 
-/* CLI: seedx vae decode|encode ... */
-int sx_cmd_vae(int argc, char **argv);
-
 #ifdef __cplusplus
 }
 #endif

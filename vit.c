@@ -25,8 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image_io.h"
-#include "seedx.h"
+#include "sx_core.h"
 
 /* floor(sqrt(n)) for n >= 0, exact */
 static int64_t isqrt64(int64_t n) {
@@ -151,7 +150,7 @@ void sx_resampler_free(sx_resampler *r) {
 static const float *vec(sx_gguf *g, const char *prefix, const char *key, int64_t n) {
     char name[256];
     snprintf(name, sizeof name, "%s%s", prefix, key);
-    return sx_get_f32(g, name, 1, n);
+    return sx_get_f32(g, name, SX_SHAPE(n));
 }
 
 int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx_resampler *r) {
@@ -162,7 +161,7 @@ int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx
     snprintf(r->name, sizeof r->name, "%.*s", (int)(pl && prefix[pl - 1] == '.' ? pl - 1 : pl), prefix);
     char n[256];
     snprintf(n, sizeof n, "%squery", prefix);
-    const sx_tensor *tq = sx_tensor_get(g, n, SX_ANY_FLOAT, 2, -1LL, -1LL);
+    const sx_tensor *tq = sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(-1, -1));
     if (!tq) return -1;
     int64_t Q = tq->shape[0], E = tq->shape[1];
     r->n_queries = Q;
@@ -176,14 +175,14 @@ int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx
     if (n_heads <= 0 || E % n_heads)
         return sx_err("%s: resampler '%s': %d heads do not divide the width %lld", sx_gguf_path(g),
                       r->name, n_heads, (long long)E);
-    if (!(r->query = sx_get_f32(g, n, 2, Q, E))) return -1;
+    if (!(r->query = sx_get_f32(g, n, SX_SHAPE(Q, E)))) return -1;
     snprintf(n, sizeof n, "%spos_embed", prefix);
-    if (!(r->pos_embed = sx_get_f32(g, n, 2, Q, E))) return -1;
+    if (!(r->pos_embed = sx_get_f32(g, n, SX_SHAPE(Q, E)))) return -1;
     snprintf(n, sizeof n, "%skv_proj.weight", prefix);
     const sx_tensor *tk = sx_gguf_find(g, n);
     r->kv_dim = E;
     if (tk) { /* nn.Identity when kv_dim == embed_dim: no tensor */
-        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, 2, E, -1LL)) return -1;
+        if (!sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(E, -1))) return -1;
         r->kv_dim = tk->shape[1];
         r->has_kv_proj = 1;
         if (sx_weight_get(g, n, E, r->kv_dim, &r->kv_proj) != 0) return -1;
@@ -315,12 +314,12 @@ static int load_block(sx_gguf *g, const sx_vit_config *c, int i, sx_vit_block *b
 #define V_(field, key, len)                                          \
     do {                                                             \
         snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!(b->field = sx_get_f32(g, n, 1, (int64_t)(len)))) return -1; \
+        if (!(b->field = sx_get_f32(g, n, SX_SHAPE(len)))) return -1; \
     } while (0)
 #define W_(field, key, rows, cols)                                   \
     do {                                                             \
         snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!sx_tensor_get(g, n, SX_ANY_TYPE, 2, (int64_t)(rows), (int64_t)(cols)) || \
+        if (!sx_tensor_get(g, n, SX_ANY_TYPE, SX_SHAPE(rows, cols)) || \
             sx_weight_get(g, n, rows, cols, &b->field) != 0)         \
             return -1;                                               \
     } while (0)
@@ -385,28 +384,30 @@ int sx_vit_load(sx_gguf *g, sx_vit **out) {
         goto fail;
     }
     /* conv1 [W,3,p,p] (no bias), positional_embedding, ln_pre */
-    if (!sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, 4, W, 3LL, P, P) ||
+    if (!sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, SX_SHAPE(W, 3, P, P)) ||
         sx_weight_get(g, "conv1.weight", W, 3 * P * P, &v->conv1) ||
-        !(v->positional_embedding = sx_get_f32(g, "positional_embedding", 2, G * G, W)) ||
-        !(v->ln_pre_w = sx_get_f32(g, "ln_pre.weight", 1, W)) ||
-        !(v->ln_pre_b = sx_get_f32(g, "ln_pre.bias", 1, W)))
+        !(v->positional_embedding = sx_get_f32(g, "positional_embedding", SX_SHAPE(G * G, W))) ||
+        !(v->ln_pre_w = sx_get_f32(g, "ln_pre.weight", SX_SHAPE(W))) ||
+        !(v->ln_pre_b = sx_get_f32(g, "ln_pre.bias", SX_SHAPE(W))))
         goto fail;
     v->blocks = sx_calloc((size_t)c->layers, sizeof *v->blocks, "vit blocks");
     if (!v->blocks) goto fail;
     for (int i = 0; i < c->layers; i++)
         if (load_block(g, c, i, &v->blocks[i])) goto fail;
     /* attn_pool: Resampler(grid, E, E // 128 heads, kv_dim = W), LN eps of the ViT */
-    if (!sx_tensor_get(g, "attn_pool.query", SX_ANY_FLOAT, 2, c->n_queries, E)) goto fail;
-    if (W != E && !sx_tensor_get(g, "attn_pool.kv_proj.weight", SX_ANY_FLOAT, 2, E, W)) goto fail;
+    if (!sx_tensor_get(g, "attn_pool.query", SX_ANY_FLOAT, SX_SHAPE(c->n_queries, E))) goto fail;
+    if (W != E && !sx_tensor_get(g, "attn_pool.kv_proj.weight", SX_ANY_FLOAT, SX_SHAPE(E, W)))
+        goto fail;
     if (sx_resampler_load(g, "attn_pool.", (int)c->pool_heads, c->ln_eps, &v->attn_pool)) goto fail;
     if (v->attn_pool.kv_dim != W) {
         sx_err("%s: attn_pool takes %lld-wide inputs, the ViT width is %lld", path,
                (long long)v->attn_pool.kv_dim, (long long)W);
         goto fail;
     }
-    if (!(v->ln_post_w = sx_get_f32(g, "ln_post.weight", 1, E)) ||
-        !(v->ln_post_b = sx_get_f32(g, "ln_post.bias", 1, E)) ||
-        !sx_tensor_get(g, "proj", SX_ANY_FLOAT, 2, E, E) || sx_weight_get_t(g, "proj", E, E, &v->proj))
+    if (!(v->ln_post_w = sx_get_f32(g, "ln_post.weight", SX_SHAPE(E))) ||
+        !(v->ln_post_b = sx_get_f32(g, "ln_post.bias", SX_SHAPE(E))) ||
+        !sx_tensor_get(g, "proj", SX_ANY_FLOAT, SX_SHAPE(E, E)) ||
+        sx_weight_get_t(g, "proj", E, E, &v->proj))
         goto fail;
     /* positional tables for the configured input size */
     int64_t grid = c->image_size / P;
@@ -502,123 +503,10 @@ done:
     return rc;
 }
 
-/* ======================================================================
- * CLI: seedx vit -m VIT.gguf [--image F | --zero | --random SEED] [--size S]
- *                [--filter bilinear|bicubic] [--tiles N] [-o OUT.npy]
- * Encodes an image as SEED-X's processor prepares it (configs/processer/
- * qwen_448_transform.yaml: Pillow bilinear resize to S x S, /255, CLIP mean/std;
- * --filter bicubic = qwen_visual.py's own image_transform) and prints stats.
- * ====================================================================== */
-
-
-static int vit_usage(FILE *f) {
-    fprintf(f, "usage: seedx vit -m VIT.gguf [--image FILE | --zero | --random SEED] [--size S]\n"
-               "                 [--filter bilinear|bicubic] [--tiles N] [-o OUT.npy]\n"
-               "Runs the Qwen-VL visual encoder on one image, on an all-zero input or on uniform\n"
-               "random pixels in [-2,2], and prints statistics of the [N, n_queries, output_dim]\n"
-               "features; -o saves them as float32 .npy. The image is resized to S x S with\n"
-               "Pillow's filter (default bilinear as SEED-X's qwen_448_transform; bicubic as\n"
-               "qwen_visual.py's image_transform), scaled to [0,1] and CLIP-normalised.\n"
-               "S defaults to the model's image_size; --tiles repeats the input N times.\n");
-    return 2;
-}
-
-int sx_cmd_vit(int argc, char **argv) {
-    const char *model = NULL, *image = NULL, *outp = NULL;
-    int zero = 0, filter = SX_RESIZE_BILINEAR;
-    long long seed = -1, size = 0, tiles = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            vit_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--zero")) zero = 1;
-        else if (!next) {
-            fprintf(stderr, "seedx vit: unknown option or missing value: '%s'\n", a);
-            return vit_usage(stderr);
-        } else if (!strcmp(a, "-m")) model = argv[++i];
-        else if (!strcmp(a, "--image")) image = argv[++i];
-        else if (!strcmp(a, "-o")) outp = argv[++i];
-        else if (!strcmp(a, "--filter")) {
-            i++;
-            if (!strcmp(argv[i], "bilinear")) filter = SX_RESIZE_BILINEAR;
-            else if (!strcmp(argv[i], "bicubic")) filter = SX_RESIZE_BICUBIC;
-            else {
-                fprintf(stderr, "seedx vit: --filter must be bilinear or bicubic, got '%s'\n", argv[i]);
-                return 2;
-            }
-        }
-        else if (!strcmp(a, "--random") || !strcmp(a, "--size") || !strcmp(a, "--tiles")) {
-            char *end;
-            long long v = strtoll(argv[++i], &end, 10);
-            if (*end || v < 0 || (strcmp(a, "--random") && (v <= 0 || v > 65536))) {
-                fprintf(stderr, "seedx vit: bad value '%s' for %s\n", argv[i], a);
-                return 2;
-            }
-            if (!strcmp(a, "--random")) seed = v;
-            else if (!strcmp(a, "--size")) size = v;
-            else tiles = v;
-        } else {
-            fprintf(stderr, "seedx vit: unknown option '%s'\n", a);
-            return vit_usage(stderr);
-        }
-    }
-    if (!model || (!!image + zero + (seed >= 0)) != 1) return vit_usage(stderr);
-    sx_vit *v = NULL;
-    float *px = NULL, *out = NULL;
-    sx_image im = {0}, rs = {0};
-    int rc = 1;
-    double t0 = sx_time();
-    if (sx_vit_open(model, &v)) goto done;
-    double t_load = sx_time() - t0;
-    int64_t S = size ? size : v->c.image_size, N = tiles, Q = v->c.n_queries, E = v->c.output_dim;
-    int64_t plane = S * S;
-    px = sx_calloc((size_t)(N * 3 * plane), sizeof(float), "pixels");
-    out = sx_malloc(sizeof(float) * (size_t)(N * Q * E), "features");
-    if (!px || !out) goto done;
-    if (image) {
-        if (sx_image_load_rgb(image, &im) || sx_image_resize(&im, (int)S, (int)S, filter, &rs))
-            goto done;
-        for (int64_t p = 0; p < plane; p++)
-            for (int c = 0; c < 3; c++)
-                px[c * plane + p] = ((float)rs.data[p * 3 + c] / 255.0f - v->c.image_mean[c]) / v->c.image_std[c];
-    } else if (seed >= 0) {
-        sx_rand_uniform(px, 3 * plane, (uint64_t)seed, -2.0f, 2.0f);
-    }
-    for (int64_t n = 1; n < N; n++) memcpy(px + n * 3 * plane, px, sizeof(float) * (size_t)(3 * plane));
-    t0 = sx_time();
-    if (sx_vit_forward(v, px, N, S, out)) goto done;
-    double t_fwd = sx_time() - t0;
-    double sum = 0, sq = 0, mn = INFINITY, mx = -INFINITY;
-    int64_t cnt = N * Q * E;
-    for (int64_t i = 0; i < cnt; i++) {
-        sum += out[i];
-        sq += (double)out[i] * out[i];
-        if (out[i] < mn) mn = out[i];
-        if (out[i] > mx) mx = out[i];
-    }
-    double mean = sum / (double)cnt;
-    printf("model: %s (width %lld, %lld layers, %lld heads -> %lld x %lld), load %.2fs\n", model,
-           (long long)v->c.width, (long long)v->c.layers, (long long)v->c.heads, (long long)Q,
-           (long long)E, t_load);
-    printf("input: %s, [%lld,3,%lld,%lld], grid %lldx%lld\n",
-           image ? image : zero ? "zeros" : "random", (long long)N, (long long)S, (long long)S,
-           (long long)(S / v->c.patch_size), (long long)(S / v->c.patch_size));
-    printf("features [%lld,%lld,%lld]: mean %.6g std %.6g min %.6g max %.6g (%.2fs, %s, %d threads)\n",
-           (long long)N, (long long)Q, (long long)E, mean, sqrt(fmax(sq / (double)cnt - mean * mean, 0)),
-           mn, mx, t_fwd, sx_simd_name(sx_simd_level()), sx_threads_count());
-    printf("token 0: %.6g %.6g %.6g %.6g ...\n", out[0], out[1 % E], out[2 % E], out[3 % E]);
-    if (outp) {
-        if (sx_npy_write(outp, out, 3, (int64_t[]){N, Q, E})) goto done;
-        printf("wrote %s\n", outp);
-    }
-    rc = 0;
-done:
-    if (rc) fprintf(stderr, "seedx vit: %s\n", sx_errmsg());
-    sx_image_free(&im);
-    sx_image_free(&rs);
-    free(px);
-    free(out);
-    sx_vit_free(v);
-    return rc;
+/* vit_down: [n, D] -> [n/4, D], the mean of every 4 consecutive tokens */
+int sx_vit_down(float *y, const float *x, int64_t n, int64_t D) {
+    if (!y || !x || n <= 0 || D <= 0 || n % 4)
+        return sx_err("vit_down: %lld tokens is not a positive multiple of 4", (long long)n);
+    sx_avgpool_tokens(y, x, n, D, 4);
+    return 0;
 }

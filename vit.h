@@ -128,9 +128,10 @@ int64_t sx_vit_grid(const sx_vit *v, int64_t S);
 /* pixels [N,3,S,S] (CLIP-normalised) -> out [N, n_queries, output_dim].
  * Any S >= patch_size (grid = S / patch; positional tables are resized). */
 int sx_vit_forward(const sx_vit *v, const float *pixels, int64_t N, int64_t S, float *out);
-
-/* CLI: seedx vit -m VIT.gguf [--image F | --zero] [--size S] */
-int sx_cmd_vit(int argc, char **argv);
+/* vit_down (SEED-X's de-tokenizer input): F.avg_pool1d(kernel 4, stride 4)
+ * over the token axis, [n, D] -> [n/4, D]; the negative embedding of the
+ * LLM-generated path pools a zero image's 256 ViT tokens to 64. */
+int sx_vit_down(float *y, const float *x, int64_t n, int64_t D);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,8 @@
 #include "half.h"
 #include "ops_impl.h"
 #include "quant.h"
-#include "seedx.h"
+#include "sx_core.h"
+#include "wtype.h"
 
 /* ---- scalar reference conversions ------------------------------------ */
 

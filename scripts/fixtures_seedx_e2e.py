@@ -230,6 +230,9 @@ NOTES = {
     "image": "VAE decode of the last latents (/scaling_factor) [3,S,S]",
     "image_u8": "VaeImageProcessor.postprocess -> uint8 [S,S,3] (stored F16, exact)",
 }
+# chat_*: metadata only: seedx.e2e.question.<k>, prompt_ids.<k> (decode_llava_data ids of the
+# turns so far, without the final eos), gen_ids.<k>, answer.<k> (decoded without a trailing eos),
+# llava_ids (the whole conversation with its final eos).
 
 
 def write_readme(cfg, cases):
@@ -248,6 +251,59 @@ def write_readme(cfg, cases):
     L += ["", "| tensor | meaning |", "|---|---|"] + [f"| {k} | {v} |" for k, v in NOTES.items()]
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write("\n".join(L) + "\n")
+
+
+def llava_ids(tok, turns, n_tiles, instruction_prompt=ref_seedx.TEMPLATE_I, turn_sep="\n"):
+    """The id assembly of decode_llava_data (official src/data/sft_clm.py), the
+    code SEED-X-I was fine-tuned with on conversations, transcribed for the
+    multi-resolution case with the image placed first (as the eval scripts do;
+    training draws first/last at random): each piece tokenized on its own
+    without special tokens, [bos] + pieces + [eos]."""
+    image_tokens = ref_seedx.image_block(n_tiles)
+    ids = []
+    for idx, content in enumerate(turns):
+        if idx % 2 == 0:  # USER
+            if idx == 0:
+                text = instruction_prompt.format_map({"instruction": image_tokens + content})
+            else:
+                text = turn_sep + instruction_prompt.format_map({"instruction": content})
+        else:             # ASSISTANT
+            text = content
+        ids.extend(tok.encode(text, add_special_tokens=False))
+    return [tok.bos_token_id] + ids + [tok.eos_token_id]
+
+
+def chat_case(sx, name, image, img_name, questions, max_new):
+    """A conversation: each turn's prompt = decode_llava_data ids of the turns so
+    far without the final eos; the model's answer (greedy, image-token processor),
+    decoded without a trailing eos, becomes the next assistant piece."""
+    tok = sx.tok
+    pixels, pos, wh = ref_seedx.anyres(image, ref_seedx.ALL_GRIDS, sx.vit_size)
+    c = Case(name)
+    c.m("image", img_name)
+    c.m("turns", len(questions))
+    turns = []
+    for k, q in enumerate(questions):
+        turns.append(q)
+        ids = llava_ids(tok, turns, pixels.shape[0])[:-1]
+        r = sx.agent_generate(ids, pixels, pos, max_new_tokens=max_new)
+        gen = r["gen_ids"]
+        keep = [i for i in gen if i != tok.convert_tokens_to_ids(ref_seedx.BOI)]
+        assert not r["has_img_output"], "chat fixture: the tiny model generated an image"
+        if keep and keep[-1] == tok.eos_token_id:
+            keep = keep[:-1]
+        answer = tok.decode(keep, skip_special_tokens=False)
+        turns.append(answer)
+        c.m(f"question.{k}", q)
+        c.m(f"prompt_ids.{k}", [int(i) for i in ids])
+        c.m(f"gen_ids.{k}", [int(i) for i in gen])
+        c.m(f"answer.{k}", answer)
+        c.m(f"min_margin.{k}", float(min(r["margins"])))
+        print(f"    {name} turn {k}: {len(ids)} prompt ids, answer {answer[:30]!r}, "
+              f"min margin {min(r['margins']):.4g}")
+    # the whole conversation as decode_llava_data returns it (with the final eos)
+    c.m("llava_ids", [int(i) for i in llava_ids(tok, turns, pixels.shape[0])])
+    return c
 
 
 def main():
@@ -330,6 +386,13 @@ def main():
         c.m("condition", "img_a.png")
         add_detok(c, r, 2, 5)
         cases.append((c, r))
+
+        # multi-turn chat (issue #19): the prompts of turns 2 and 3
+        for name, img, qs in (("chat_2turn", "img_a.png", ["Describe this image briefly.", "What colour is it?"]),
+                              ("chat_3turn", "img_c.png", ["What is in the picture?", "Where is it?",
+                                                           "Tell me more."])):
+            c = chat_case(sx, name, ims[img], img, qs, 24)
+            cases.append((c, {}))
 
         write_readme(cfg, [c for c, _ in cases])
         with open(os.path.join(OUT, "tiny_seedx.json"), "w") as f:

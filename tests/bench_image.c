@@ -43,7 +43,7 @@ static tm2 median3(tm2 *t) {
 }
 
 int main(void) {
-    if (sx_threads_init(0) != 0) return 1;
+    if (sx_init(0) != 0) return 1;
     printf("threads: %d (Pillow: 1)\n", sx_threads_count());
     FILE *p = popen(".venv/bin/python scripts/bench_image_pillow.py " DIR " 2>&1", "r");
     char line[512];

@@ -52,7 +52,7 @@ static sx_weight wrap(const void *d, int64_t N, int64_t K, int type) {
 int main(int argc, char **argv) {
     int ntok = CTX;
     if (argc > 1) ntok = atoi(argv[1]);
-    if (sx_threads_init(0) != 0) return 1;
+    if (sx_init(0) != 0) return 1;
     printf("llama 13B shapes, %d threads, simd %s; 1 layer measured, x%d extrapolated\n",
            sx_threads_count(), sx_simd_name(sx_simd_level()), NL);
     const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};

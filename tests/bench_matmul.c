@@ -126,12 +126,12 @@ static void bench_attention(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--attention")) {
-        if (sx_threads_init(0) != 0) return 1;
+        if (sx_init(0) != 0) return 1;
         bench_attention();
         return 0;
     }
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
-    if (sx_threads_init(0) != 0) return 1;
+    if (sx_init(0) != 0) return 1;
     int maxt = sx_threads_count();
     double peak = 0;
 #if defined(__x86_64__)

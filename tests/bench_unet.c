@@ -226,7 +226,7 @@ static void real_forward(const char *path) {
 }
 
 int main(void) {
-    if (sx_threads_init(0)) return 1;
+    if (sx_init(0)) return 1;
     int nt = sx_threads_count();
     const char *real = getenv("SEEDX_UNET_GGUF");
     if (real) {

@@ -115,7 +115,7 @@ static double time_attn(int C, int S) {
 }
 
 int main(void) {
-    if (sx_threads_init(0) != 0) {
+    if (sx_init(0) != 0) {
         fprintf(stderr, "%s\n", sx_errmsg());
         return 1;
     }

@@ -68,7 +68,7 @@ static double pool_flops(int64_t T) {
 
 int main(int argc, char **argv) {
     int bf16 = argc > 1 && !strcmp(argv[1], "bf16");
-    if (sx_threads_init(0)) {
+    if (sx_init(0)) {
         fprintf(stderr, "%s\n", sx_errmsg());
         return 1;
     }

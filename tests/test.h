@@ -51,8 +51,8 @@ static const char *t_cur_ = "";
 
 #define TEST_INIT()                                                                     \
     do {                                                                                \
-        if (sx_threads_init(0) != 0) {                                                  \
-            fprintf(stderr, "sx_threads_init: %s\n", sx_errmsg());                      \
+        if (sx_init(0) != 0) {                                                          \
+            fprintf(stderr, "sx_init: %s\n", sx_errmsg());                              \
             return 1;                                                                   \
         }                                                                               \
     } while (0)

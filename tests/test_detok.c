@@ -12,7 +12,7 @@ static const float *X(const char *name) {
         fprintf(stderr, "  fixture tensor '%s' missing\n", name);
         return NULL;
     }
-    return sx_get_f32(E, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+    return sx_get_f32(E, name, t->ndim, t->shape);
 }
 
 static void run_case(const char *model, int n, double tol) {

@@ -165,11 +165,10 @@ static void test_roundtrip_values(void) {
         CHECK_OK(sx_tensor_to_f32(t, y));
         CHECKF(same_f32(y, x->data, t->nelem), "%s (%s) values differ from numpy", t->name,
                sx_type_name(t->type));
-        const float *z = sx_get_f32(g, t->name, t->ndim, t->shape[0], t->shape[1], t->shape[2],
-                                    t->shape[3]);
+        const float *z = sx_get_f32(g, t->name, t->ndim, t->shape);
         CHECKF(z && same_f32(z, x->data, t->nelem), "%s sx_get_f32: %s", t->name, sx_errmsg());
         if (t->type == SX_F32) CHECK(z == t->data); /* no copy for F32 */
-        else CHECK(z != t->data && z == sx_get_f32(g, t->name, t->ndim, -1L, -1L, -1L, -1L));
+        else CHECK(z != t->data && z == sx_get_f32(g, t->name, t->ndim, t->shape));
         free(y);
         switch (t->type) {
         case SX_F32: seen[0]++; break;
@@ -201,10 +200,10 @@ static void test_roundtrip_values(void) {
             longest = (int)strlen(sx_gguf_tensor_at(g, i)->name);
     CHECK(longest == 299);
     /* known values: special floats survive F16/BF16; a zero Q8_0 block */
-    const float *h = sx_get_f32(g, "a.f16_2d", 2, (int64_t)13, (int64_t)3);
+    const float *h = sx_get_f32(g, "a.f16_2d", SX_SHAPE(13, 3));
     CHECK(h && h[0] == 65504.0f && h[1] == 0 && signbit(h[1]) && isinf(h[4]) && h[4] > 0 &&
           isinf(h[5]) && h[5] < 0 && isnan(h[6]) && h[2] > 0 && h[2] < 1e-7f);
-    const float *q = sx_get_f32(g, "a.q8_0_2d", 2, (int64_t)3, (int64_t)64);
+    const float *q = sx_get_f32(g, "a.q8_0_2d", SX_SHAPE(3, 64));
     int zero = 1;
     for (int j = 96; j < 128 && q; j++) zero &= q[j] == 0;
     CHECK(q && zero);
@@ -340,32 +339,35 @@ static void test_lookup_errors(void) {
     CHECK_OK(sx_gguf_open(FIX, &g));
     if (!g) return;
     const char *m;
-    const sx_tensor *t = sx_tensor_get(g, "a.f32_4d", SX_TYPE_BIT(SX_F32), 4, (int64_t)2,
-                                       (int64_t)3, (int64_t)5, (int64_t)7);
+    const sx_tensor *t = sx_tensor_get(g, "a.f32_4d", SX_TYPE_BIT(SX_F32), SX_SHAPE(2, 3, 5, 7));
     CHECK(t && t->nelem == 210);
-    CHECK(sx_tensor_get(g, "a.f32_4d", SX_ANY_FLOAT, 4, -1L, (int64_t)3, -1L, (int64_t)7) == t);
-    CHECK(sx_tensor_get(g, "a.f32_4d", SX_ANY_FLOAT, 4, (int64_t)2, (int64_t)3, (int64_t)5,
-                        (int64_t)8) == NULL);
+    CHECK(sx_tensor_get(g, "a.f32_4d", SX_ANY_FLOAT, SX_SHAPE(-1, 3, -1, 7)) == t);
+    CHECK(sx_tensor_get(g, "a.f32_4d", SX_ANY_FLOAT, SX_SHAPE(2, 3, 5, 8)) == NULL);
     m = sx_errmsg();
     CHECKF(strstr(m, FIX ": tensor 'a.f32_4d' has shape [2,3,5,7], expected [2,3,5,8]"), "%s", m);
-    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_FLOAT, 2, (int64_t)7, -1L) == NULL);
+    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_FLOAT, SX_SHAPE(7, -1)) == NULL);
     m = sx_errmsg();
     CHECKF(strstr(m, "'a.f32_1d' has shape [7], expected [7,*]"), "%s", m);
-    CHECK(sx_tensor_get(g, "a.f16_2d", SX_TYPE_BIT(SX_F32) | SX_TYPE_BIT(SX_BF16), 2, (int64_t)13,
-                        (int64_t)3) == NULL);
+    CHECK(sx_tensor_get(g, "a.f16_2d", SX_TYPE_BIT(SX_F32) | SX_TYPE_BIT(SX_BF16),
+                        SX_SHAPE(13, 3)) == NULL);
     m = sx_errmsg();
     CHECKF(strstr(m, FIX ": tensor 'a.f16_2d' has type F16, expected one of F32|BF16"), "%s", m);
-    CHECK(sx_tensor_get(g, "a.q4_0_1d", SX_ANY_FLOAT, 1, (int64_t)96) == NULL);
+    CHECK(sx_tensor_get(g, "a.q4_0_1d", SX_ANY_FLOAT, SX_SHAPE(96)) == NULL);
     CHECKF(strstr(sx_errmsg(), "has type Q4_0, expected one of F32|F16|BF16"), "%s", sx_errmsg());
-    CHECK(sx_tensor_get(g, "no.such.tensor", SX_ANY_TYPE, 1, (int64_t)1) == NULL);
+    CHECK(sx_tensor_get(g, "no.such.tensor", SX_ANY_TYPE, SX_SHAPE(1)) == NULL);
     m = sx_errmsg();
     CHECKF(strstr(m, FIX ": tensor 'no.such.tensor' not found"), "%s", m);
-    CHECK(sx_get_f32(g, "no.such.tensor", 1, (int64_t)1) == NULL);
-    CHECK(sx_get_f32(g, "a.q8_0_3d", 3, (int64_t)2, (int64_t)2, (int64_t)31) == NULL);
+    CHECK(sx_get_f32(g, "no.such.tensor", SX_SHAPE(1)) == NULL);
+    CHECK(sx_get_f32(g, "a.q8_0_3d", SX_SHAPE(2, 2, 31)) == NULL);
     CHECKF(strstr(sx_errmsg(), "has shape [2,2,32], expected [2,2,31]"), "%s", sx_errmsg());
-    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, 0) == NULL);
-    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, 5, 1L, 1L, 1L, 1L, 1L) == NULL);
-    CHECK(sx_tensor_get(NULL, "a", SX_ANY_TYPE, 1, 1L) == NULL);
+    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, 0, NULL) == NULL);
+    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, 1, NULL) == NULL);
+    /* dims are int64_t whatever the caller's type: an int stays itself, no wildcard guessing */
+    int seven = 7;
+    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, SX_SHAPE(seven)) != NULL);
+    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, SX_SHAPE(0xffffffffLL)) == NULL);
+    CHECK(sx_tensor_get(g, "a.f32_1d", SX_ANY_TYPE, SX_SHAPE(1, 1, 1, 1, 1)) == NULL);
+    CHECK(sx_tensor_get(NULL, "a", SX_ANY_TYPE, SX_SHAPE(1)) == NULL);
     CHECK(sx_gguf_find(g, "no.such.tensor") == NULL && sx_gguf_find(g, NULL) == NULL);
     CHECK(sx_gguf_tensor_at(g, 11) == NULL && sx_gguf_tensor_at(g, -1) == NULL);
     CHECK(sx_tensor_to_f32(NULL, NULL) == -1);
@@ -402,20 +404,51 @@ static void test_types(void) {
     CHECK(sx_tensor_to_f32(&t4, y) == -1);
 }
 
+/* The listing of `seedx inspect` (front-end) and the metadata text it is made
+ * of (sx_gguf_kv_text, library). */
 static void test_print(void) {
     sx_gguf *g = NULL;
     CHECK_OK(sx_gguf_open(FIX, &g));
     if (!g) return;
     for (int all = 0; all < 2; all++) {
-        FILE *f = tmpfile();
-        CHECK(f != NULL);
-        if (!f) break;
-        CHECK_OK(sx_gguf_print(g, f, all));
-        long n = ftell(f);
-        rewind(f);
-        char *s = calloc((size_t)n + 1, 1);
-        CHECK(fread(s, 1, (size_t)n, f) == (size_t)n);
-        fclose(f);
+        /* every value's text, one per line */
+        char *vals = calloc(1, 1);
+        size_t vn = 0;
+        for (int64_t i = 0; i < sx_gguf_n_kv(g) && vals; i++) {
+            char *v = sx_gguf_kv_text(g, i, all);
+            CHECKF(v != NULL, "%s", sx_errmsg());
+            if (!v) continue;
+            size_t l = strlen(v);
+            char *nv = realloc(vals, vn + l + 2);
+            if (nv) {
+                memcpy(nv + vn, v, l);
+                nv[vn + l] = '\n';
+                nv[vn + l + 1] = 0;
+                vn += l + 1;
+            }
+            vals = nv;
+            free(v);
+        }
+        CHECK(vals != NULL);
+        if (vals) {
+            CHECK(strstr(vals, "\n4000000000\n") != NULL);
+            CHECK(strstr(vals, "[\"alpha\", \"\", ") != NULL);
+            CHECK(strstr(vals, "\n[[1, 2], [\"in\", \"ner\"], [[]], [1.5]]\n") != NULL);
+            if (!all) CHECK(strstr(vals, "\n[0, 1, 2, 3, 4, 5, 6, 7, ... 92 more]\n") != NULL);
+            else CHECK(strstr(vals, "97, 98, 99]\n") != NULL && !strstr(vals, "more]"));
+        }
+        free(vals);
+        /* the whole listing, through the command line */
+        char out[512], cmd[1024];
+        snprintf(out, sizeof out, "%s/test_gguf_inspect.txt", t_build());
+        snprintf(cmd, sizeof cmd, "./seedx inspect %s" FIX " > %s", all ? "--all " : "", out);
+        CHECK(system(cmd) == 0);
+        size_t n = 0;
+        char *s = (char *)slurp(out, &n);
+        CHECK(s != NULL);
+        if (!s) break;
+        s[n] = 0;
+        remove(out);
         CHECK(strstr(s, "GGUF v3, 34 key/values, 11 tensors, alignment 64") != NULL);
         CHECK(strstr(s, "test.u32") && strstr(s, "4000000000"));
         CHECK(strstr(s, "[\"alpha\", \"\", ") != NULL);
@@ -427,6 +460,7 @@ static void test_print(void) {
         else CHECK(strstr(s, "97, 98, 99]") != NULL && !strstr(s, "more]"));
         free(s);
     }
+    CHECK(sx_gguf_kv_text(g, sx_gguf_n_kv(g), 0) == NULL);
     sx_gguf_close(g);
 }
 
@@ -649,7 +683,7 @@ static void test_built_files(void) {
     CHECK_OK(sx_gguf_open(p, &g));
     if (g) {
         CHECK(sx_gguf_alignment(g) == 32 && sx_gguf_n_kv(g) == 0);
-        const float *x = sx_get_f32(g, "w", 1, (int64_t)3);
+        const float *x = sx_get_f32(g, "w", SX_SHAPE(3));
         CHECK(x && !memcmp(x, w, sizeof w));
         sx_gguf_close(g);
     }
@@ -681,9 +715,9 @@ static void test_built_files(void) {
     if (g) {
         CHECK(data % 2 == 1 && sx_gguf_alignment(g) == 1);
         const sx_tensor *t = sx_gguf_find(g, "f32");
-        const float *x = sx_get_f32(g, "f32", 1, (int64_t)3);
+        const float *x = sx_get_f32(g, "f32", SX_SHAPE(3));
         CHECK(t && ((uintptr_t)t->data & 3) != 0 && x && x != t->data && !memcmp(x, w, sizeof w));
-        x = sx_get_f32(g, "f16", 1, (int64_t)2);
+        x = sx_get_f32(g, "f16", SX_SHAPE(2));
         CHECK(x && x[0] == 1.0f && x[1] == -2.0f);
         sx_gguf_close(g);
     }
@@ -748,7 +782,7 @@ static void test_many_tensors(void) {
         int bad = 0;
         for (int i = N - 1; i >= 0; i--) {
             snprintf(name, sizeof name, "model.layers.%d.w", i);
-            const float *x = sx_get_f32(g, name, 1, (int64_t)1);
+            const float *x = sx_get_f32(g, name, SX_SHAPE(1));
             if (!x || *x != (float)i * 0.5f || sx_gguf_find(g, name) != sx_gguf_tensor_at(g, i))
                 bad++;
         }
@@ -783,10 +817,10 @@ static void test_fuzz_corpus(void) {
                 CHECKF(y && sx_tensor_to_f32(t, y) == 0, "%s: %s", path, t->name);
                 free(y);
             }
-            FILE *f = fopen("/dev/null", "w");
-            if (f) {
-                CHECK_OK(sx_gguf_print(g, f, 1));
-                fclose(f);
+            for (int64_t k = 0; k < sx_gguf_n_kv(g); k++) { /* walks every value's bytes */
+                char *v = sx_gguf_kv_text(g, k, 1);
+                CHECKF(v != NULL, "%s: %s", path, sx_errmsg());
+                free(v);
             }
             sx_gguf_close(g);
         } else {

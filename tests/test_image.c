@@ -745,6 +745,51 @@ static void test_fuzz_corpus(void) {
     CHECK(files >= 50 && decoded >= 40);
 }
 
+/* Boxes as the official grounding visualisation draws them: OpenCV 4.9's
+ * cv2.rectangle(..., (0, 255, 0), 2) on random backgrounds, every border
+ * crossed, degenerate and 1-pixel cases (tests/fixtures/draw/boxes.gguf from
+ * scripts/fixtures_draw.py): byte-identical. */
+static void test_draw_box_matches_opencv(void) {
+    sx_gguf *g = NULL;
+    CHECK_OK(sx_gguf_open("tests/fixtures/draw/boxes.gguf", &g));
+    if (!g) return;
+    int64_t n = sx_meta_int_or(g, "draw.n_cases", 0);
+    CHECK(n >= 40);
+    const uint8_t green[3] = {0, 255, 0};
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        char key[64];
+        int64_t v[6];
+        snprintf(key, sizeof key, "draw.case.%lld", (long long)i);
+        for (int k = 0; k < 6; k++) CHECK_OK(sx_meta_arr_int(g, key, (uint64_t)k, &v[k]));
+        int w = (int)v[0], h = (int)v[1];
+        snprintf(key, sizeof key, "draw.%lld.in", (long long)i);
+        const float *in = sx_get_f32(g, key, SX_SHAPE(h, w, 3));
+        snprintf(key, sizeof key, "draw.%lld.out", (long long)i);
+        const float *want = sx_get_f32(g, key, SX_SHAPE(h, w, 3));
+        if (!in || !want) {
+            CHECKF(0, "case %lld: %s", (long long)i, sx_errmsg());
+            continue;
+        }
+        sx_image im = {w, h, 3, malloc((size_t)w * h * 3)};
+        for (int64_t j = 0; j < (int64_t)w * h * 3; j++) im.data[j] = (uint8_t)in[j];
+        CHECK_OK(sx_image_draw_box(&im, (int)v[2], (int)v[3], (int)v[4], (int)v[5], green));
+        int diff = 0;
+        for (int64_t j = 0; j < (int64_t)w * h * 3; j++) diff += im.data[j] != (uint8_t)want[j];
+        if (diff) {
+            bad++;
+            fprintf(stderr, "  case %lld: %dx%d box (%lld,%lld)-(%lld,%lld): %d bytes differ\n",
+                    (long long)i, w, h, (long long)v[2], (long long)v[3], (long long)v[4],
+                    (long long)v[5], diff);
+        }
+        free(im.data);
+    }
+    CHECKF(bad == 0, "%d of %lld boxes differ from OpenCV", bad, (long long)n);
+    sx_image gray = {4, 4, 1, (uint8_t[16]){0}};
+    CHECK(sx_image_draw_box(&gray, 0, 0, 2, 2, green) != 0);
+    sx_gguf_close(g);
+}
+
 int main(void) {
     TEST_INIT();
     RUN(test_zlib_round_trip);
@@ -763,5 +808,6 @@ int main(void) {
     RUN(test_exif_transpose);
     RUN(test_jpeg_through_image_io);
     RUN(test_fuzz_corpus);
+    RUN(test_draw_box_matches_opencv);
     return TEST_DONE();
 }

@@ -88,9 +88,9 @@ static void test_mha_prompt(void) {
     CHECK_OK(sx_llama_embed(f.m, f.ids, P, emb));
     CHECK_OK(sx_llama_forward_embeds(c, emb, P, SX_LLAMA_LOGITS_ALL, lg, hid));
     CHECK(sx_llama_ctx_n_past(c) == P);
-    const float *eh = sx_get_f32(f.e, "hidden", 2, P, D);
-    const float *el = sx_get_f32(f.e, "logits_rows", 2, (int64_t)4, V);
-    const float *am = sx_get_f32(f.e, "argmax", 1, P);
+    const float *eh = sx_get_f32(f.e, "hidden", SX_SHAPE(P, D));
+    const float *el = sx_get_f32(f.e, "logits_rows", SX_SHAPE(4, V));
+    const float *am = sx_get_f32(f.e, "argmax", SX_SHAPE(P));
     int64_t nr;
     int32_t *rows = meta_ids(f.e, "llm.rows", &nr);
     if (eh) CHECK_CLOSE("hidden_states[-1]", hid, eh, P * D, 1e-5);
@@ -146,7 +146,7 @@ static float *spliced(mha_fx *f) {
     sx_llama_embed(f->m, f->ids, P, emb);
     int64_t s0 = sx_meta_int_or(f->e, "llm.span_start", 0),
             sl = sx_meta_int_or(f->e, "llm.span_len", 0);
-    const float *vec = sx_get_f32(f->e, "span_vectors", 2, sl, D);
+    const float *vec = sx_get_f32(f->e, "span_vectors", SX_SHAPE(sl, D));
     if (vec) memcpy(emb + s0 * D, vec, sizeof(float) * sl * D);
     (void)n;
     return emb;
@@ -165,8 +165,8 @@ static void test_mha_splice(void) {
     sx_llama_ctx *c;
     CHECK_OK(sx_llama_ctx_new(f.m, 0, SX_F32, &c));
     CHECK_OK(sx_llama_forward_embeds(c, emb, P, SX_LLAMA_LOGITS_ALL, lg, hid));
-    const float *eh = sx_get_f32(f.e, "hidden2", 2, P, D);
-    const float *el = sx_get_f32(f.e, "logits2_rows", 2, (int64_t)2, V);
+    const float *eh = sx_get_f32(f.e, "hidden2", SX_SHAPE(P, D));
+    const float *el = sx_get_f32(f.e, "logits2_rows", SX_SHAPE(2, V));
     int64_t nr;
     int32_t *rows = meta_ids(f.e, "llm.rows2", &nr);
     if (eh) CHECK_CLOSE("hidden_states[-1] (spliced)", hid, eh, P * D, 1e-5);
@@ -204,7 +204,7 @@ static void test_mha_generate(void) {
     for (int64_t i = 0; i < n && i < ng; i++) same += out[i] == want[i];
     CHECKF(same == 40, "%d of 40 generated ids equal transformers'", same);
     CHECK(sx_llama_ctx_n_past(c) == P + N - 1);
-    const float *egh = sx_get_f32(f.e, "gen_hidden", 2, P + N - 1, D);
+    const float *egh = sx_get_f32(f.e, "gen_hidden", SX_SHAPE(P + N - 1, D));
     if (egh) CHECK_CLOSE("generate hidden states", gh, egh, (P + N - 1) * D, 1e-5);
 
     /* full recompute of prompt + generated[:-1] in one pass */
@@ -275,8 +275,9 @@ static void test_gqa(void) {
     }
     int64_t P, ng, D = 64, V = 512;
     int32_t *ids = meta_ids(e, "llm.prompt_ids", &P), *want = meta_ids(e, "llm.gen_ids", &ng);
-    const float *eh = sx_get_f32(e, "hidden", 2, P, D), *el = sx_get_f32(e, "logits", 2, P, V);
-    const float *egh = sx_get_f32(e, "gen_hidden", 2, P + ng - 1, D);
+    const float *eh = sx_get_f32(e, "hidden", SX_SHAPE(P, D));
+    const float *el = sx_get_f32(e, "logits", SX_SHAPE(P, V));
+    const float *egh = sx_get_f32(e, "gen_hidden", SX_SHAPE(P + ng - 1, D));
     const char *files[3] = {FX "tiny_gqa_f32.gguf", FX "tiny_gqa_f16.gguf",
                             FX "tiny_gqa_bf16.gguf"};
     const double tol[3] = {1e-5, 5e-3, 3e-2};
@@ -518,7 +519,7 @@ static void test_layer13b(void) {
         return;
     }
     const int64_t D = 5120, F = 13824, T = 9;
-    const float *ey = sx_get_f32(e, "out", 2, T, D);
+    const float *ey = sx_get_f32(e, "out", SX_SHAPE(T, D));
     uint16_t *w[7];
     const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
     gen_job gj = {w, shp}; /* one matrix per task: the threads share the generation */

@@ -13,7 +13,7 @@ static const float *T_(const char *name, int64_t *n) {
         return NULL;
     }
     if (n) *n = t->nelem;
-    return sx_get_f32(G, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+    return sx_get_f32(G, name, t->ndim, t->shape);
 }
 
 static void test_fixture_open(void) {

@@ -57,7 +57,7 @@ static const int qtypes[3] = {SX_Q8_0, SX_Q4_0, SX_Q4_K};
 static void test_rows_roundtrip(void) {
     sx_gguf *g = open_fx(FX "rows.gguf");
     if (!g) { CHECK(0); return; }
-    const float *x = sx_get_f32(g, "x", 2, 64LL, 256LL);
+    const float *x = sx_get_f32(g, "x", SX_SHAPE(64, 256));
     if (!x) { CHECK(0); sx_gguf_close(g); return; }
     int64_t n = 64 * 256;
     float *back = malloc(sizeof(float) * n);
@@ -66,9 +66,9 @@ static void test_rows_roundtrip(void) {
         char nm[32];
         snprintf(nm, sizeof nm, "%s", t->name);
         for (char *c = nm; *c; c++) *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-        const sx_tensor *ref = sx_tensor_get(g, nm, SX_TYPE_BIT(t->type), 2, 64LL, 256LL);
+        const sx_tensor *ref = sx_tensor_get(g, nm, SX_TYPE_BIT(t->type), SX_SHAPE(64, 256));
         strcat(nm, ".deq");
-        const float *deq = sx_get_f32(g, nm, 2, 64LL, 256LL);
+        const float *deq = sx_get_f32(g, nm, SX_SHAPE(64, 256));
         if (!ref || !deq) {
             CHECK(0);
             continue;
@@ -327,7 +327,7 @@ static void test_tiny_llama(void) {
     sx_meta_arr(e, "llm.prompt_ids", &et, &np);
     sx_meta_arr(e, "llm.gen_ids", &et, &ng);
     const int64_t P = (int64_t)np, S = (int64_t)ng, V = 512;
-    const float *ref_lg = sx_get_f32(e, "logits", 2, S, V);
+    const float *ref_lg = sx_get_f32(e, "logits", SX_SHAPE(S, V));
     int32_t *seq = malloc(sizeof(int32_t) * (P + S)), *greedy = malloc(sizeof(int32_t) * S);
     for (int64_t i = 0; i < P + S; i++) {
         int64_t v = 0;
@@ -461,7 +461,7 @@ static void test_layer13b(void) {
     float *w[7];
     gen_job gj = {w, shp};
     sx_parallel_for(7, 1, gen_task, &gj);
-    const float *ey = sx_get_f32(ex, "out", 2, T, D);
+    const float *ey = sx_get_f32(ex, "out", SX_SHAPE(T, D));
     float *n1 = malloc(sizeof(float) * D), *n2 = malloc(sizeof(float) * D);
     float *x = malloc(sizeof(float) * T * D), *y = malloc(sizeof(float) * T * D);
     sx_rand_uniform(n1, D, 108, 0.5f, 1.5f);

@@ -93,7 +93,7 @@ static void test_image_token_processor(void) {
         memcpy(orig, s, sizeof(float) * V);
         sx_seedx_image_token_rule(&TK, 64, (int)AI("proc.lasts", c), s, V);
         snprintf(k, sizeof k, "proc.%llu.at_L", (unsigned long long)c);
-        const float *exp = sx_get_f32(G, k, 1, 66LL);
+        const float *exp = sx_get_f32(G, k, SX_SHAPE(66));
         float got[66];
         for (int j = 0; j < 66; j++) got[j] = s[L[j]];
         CHECK_CLOSE(k, got, exp, 66, 0);
@@ -147,9 +147,9 @@ static void test_text_and_boxes(void) {
 }
 
 static void test_patch_pos(void) {
-    const float *P = sx_get_f32(G, "patch_pos.P", 2, 4LL, 40LL);
-    const float *pos = sx_get_f32(G, "patch_pos.pos", 2, 4LL, 2LL);
-    const float *exp = sx_get_f32(G, "patch_pos.out", 2, 4LL, 40LL);
+    const float *P = sx_get_f32(G, "patch_pos.P", SX_SHAPE(4, 40));
+    const float *pos = sx_get_f32(G, "patch_pos.pos", SX_SHAPE(4, 2));
+    const float *exp = sx_get_f32(G, "patch_pos.out", SX_SHAPE(4, 40));
     float out[4 * 40];
     for (int i = 0; i < 4; i++) sx_seedx_patch_pos(P, 40, pos[2 * i], pos[2 * i + 1], out + 40 * i);
     CHECK_CLOSE("patch_pos", out, exp, 160, 1e-6);

@@ -30,7 +30,7 @@ static const float *T(fx *f, const char *name, int64_t *n) {
         return NULL;
     }
     if (n) *n = t->nelem;
-    return sx_get_f32(f->g, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+    return sx_get_f32(f->g, name, t->ndim, t->shape);
 }
 
 static int64_t MI(fx *f, const char *key) {
@@ -372,6 +372,140 @@ static void test_cli_errors(void) {
     if (fp) fclose(fp);
 }
 
+/* Multi-turn chat (issue #19): the conversation API builds every turn's
+ * prompt exactly as SEED-X's decode_llava_data does (per-piece tokenization,
+ * "\n" turn separator, BOS once), the answers of each turn equal
+ * transformers' greedy generate on those ids, and a failed turn rewinds. */
+static int same_ids(const int *a, int64_t na, const int *b, int64_t nb, const char *what, int k) {
+    int64_t i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    if (i == na && na == nb) return 1;
+    fprintf(stderr, "  %s turn %d: %lld vs %lld ids, first difference at %lld (%d vs %d)\n", what, k,
+            (long long)na, (long long)nb, (long long)i, i < na ? a[i] : -1, i < nb ? b[i] : -1);
+    return 0;
+}
+
+static void chat_mode(const char *mode) {
+    fx f;
+    if (fx_open(&f, mode)) {
+        CHECK(0);
+        return;
+    }
+    char p[256];
+    snprintf(p, sizeof p, DIR_ "%s", MS(&f, "image"));
+    sx_image im;
+    float *feats = NULL;
+    int64_t rows = 0;
+    int tiles[1];
+    CHECK_OK(sx_image_load_rgb(p, &im));
+    CHECK_OK(sx_seedx_encode_images(M, &im, 1, NULL, &feats, &rows, tiles));
+    sx_seedx_conv c;
+    CHECK_OK(sx_seedx_conv_init(&c, M, NULL));
+    int64_t turns = MI(&f, "turns");
+    CHECK(turns >= 2);
+    for (int k = 0; k < turns; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "question.%d", k);
+        const char *q = MS(&f, key);
+        CHECK_OK(sx_seedx_conv_user(&c, M, q, k == 0 ? tiles : NULL, k == 0 ? 1 : 0,
+                                    k == 0 ? feats : NULL, k == 0 ? rows : 0));
+        int64_t np;
+        snprintf(key, sizeof key, "prompt_ids.%d", k);
+        int *want = MA(&f, key, &np);
+        CHECK(want && same_ids(c.ids, c.n, want, np, mode, k));
+        sx_seedx_opts o;
+        sx_seedx_opts_default(&o);
+        o.max_new_tokens = 24;
+        sx_seedx_reply r;
+        CHECK_OK(sx_seedx_generate(M, c.ids, c.n, c.feats, c.feat_rows, &o, &r));
+        int64_t ng;
+        snprintf(key, sizeof key, "gen_ids.%d", k);
+        int *gen = MA(&f, key, &ng);
+        CHECK(gen && same_ids(r.ids, r.n_ids, gen, ng, "generated", k));
+        CHECK_OK(sx_seedx_conv_reply(&c, M, &r));
+        sx_seedx_reply_free(&r);
+        free(want);
+        free(gen);
+    }
+    /* the whole conversation = decode_llava_data's ids without the final eos */
+    int64_t nl;
+    int *llava = MA(&f, "llava_ids", &nl);
+    CHECK(llava && nl > 1 && same_ids(c.ids, c.n, llava, nl - 1, "whole conversation", (int)turns));
+    free(llava);
+    /* a turn that failed after its prompt was added rewinds to before it */
+    sx_seedx_conv_mark mk = sx_seedx_conv_save(&c);
+    int *before = malloc(sizeof(int) * (size_t)c.n);
+    memcpy(before, c.ids, sizeof(int) * (size_t)c.n);
+    CHECK_OK(sx_seedx_conv_user(&c, M, "one more", tiles, 1, feats, rows));
+    CHECK(c.n > mk.n && c.images == 2 && c.feat_rows == 2 * rows);
+    sx_seedx_conv_rewind(&c, mk);
+    CHECK(c.n == mk.n && c.user_turns == turns && c.images == 1 && c.feat_rows == rows &&
+          !memcmp(before, c.ids, sizeof(int) * (size_t)c.n));
+    free(before);
+    /* an answer with image brackets (a generated image, or a client's history)
+     * adds text only: no bracket may open a comprehension slot */
+    int64_t n1 = c.n;
+    CHECK_OK(sx_seedx_conv_assistant(&c, M, "see <img> here </img> and <patch></patch>"));
+    const sx_seedx_tokens *tk = sx_seedx_special(M);
+    int brackets = 0;
+    for (int64_t i = n1; i < c.n; i++)
+        brackets += c.ids[i] == tk->img_open || c.ids[i] == tk->img_close || c.ids[i] == tk->patch_open ||
+                    c.ids[i] == tk->patch_close;
+    CHECK(c.n == n1 + 3 && brackets == 0); /* "see" "here" "and" */
+    /* an image in a later turn with a template that has no {IMG}: refused, nothing changed */
+    sx_seedx_conv t;
+    CHECK_OK(sx_seedx_conv_init(&t, M, "Q: {TEXT}\nA:"));
+    int64_t n0 = t.n;
+    CHECK(sx_seedx_conv_user(&t, M, "hi", tiles, 1, feats, rows) != 0 && t.n == n0 && t.user_turns == 0);
+    sx_seedx_conv_free(&t);
+    sx_seedx_conv_free(&c);
+    free(feats);
+    sx_image_free(&im);
+    sx_gguf_close(f.g);
+}
+static void test_chat_two_turns(void) { chat_mode("chat_2turn"); }
+static void test_chat_three_turns(void) { chat_mode("chat_3turn"); }
+
+/* The REPL (seedx chat without -p) runs the same conversation: its streamed
+ * answers are the reference's answers of each turn (compared without spaces:
+ * streaming prints token pieces, the reference decodes whole answers, and the
+ * two differ only in the spaces around added tokens). */
+static void test_chat_repl(void) {
+    fx f;
+    if (fx_open(&f, "chat_2turn")) {
+        CHECK(0);
+        return;
+    }
+    char cmd[1024], path[512];
+    snprintf(path, sizeof path, "%s/chat_repl.txt", t_build());
+    snprintf(cmd, sizeof cmd,
+             "printf '/image " DIR_ "%s\\n/unknown-command\\n%s\\n%s\\n' | ./seedx chat -m " DIR_
+             "model -n 24 -q > %s 2>/dev/null",
+             MS(&f, "image"), MS(&f, "question.0"), MS(&f, "question.1"), path);
+    CHECK(system(cmd) == 0);
+    FILE *fp = fopen(path, "r");
+    CHECK(fp != NULL);
+    char line[8192];
+    int k = 0;
+    while (fp && fgets(line, sizeof line, fp) && k < 2) {
+        char key[32], a[8192], b[8192];
+        snprintf(key, sizeof key, "answer.%d", k);
+        const char *want = MS(&f, key);
+        size_t na = 0, nb = 0;
+        for (const char *p = line; *p; p++)
+            if (*p != ' ' && *p != '\n') a[na++] = *p;
+        for (const char *p = want; *p; p++)
+            if (*p != ' ') b[nb++] = *p;
+        a[na] = b[nb] = 0;
+        CHECKF(!strcmp(a, b), "turn %d:\n  got '%s'\n  exp '%s'", k, a, b);
+        k++;
+    }
+    CHECK(k == 2);
+    if (fp) fclose(fp);
+    remove(path);
+    sx_gguf_close(f.g);
+}
+
 int main(void) {
     TEST_INIT();
     if (sx_seedx_open(DIR_ "model", &M)) {
@@ -392,6 +526,9 @@ int main(void) {
     RUN(test_prompt_templates);
     RUN(test_wrong_variant);
     RUN(test_cli_errors);
+    RUN(test_chat_two_turns);
+    RUN(test_chat_three_turns);
+    RUN(test_chat_repl);
     sx_seedx_free(M);
     return TEST_DONE();
 }

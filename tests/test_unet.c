@@ -23,7 +23,7 @@ static const float *F_(sx_gguf *g, const char *name, int64_t *n) {
         return NULL;
     }
     if (n) *n = t->nelem;
-    return sx_get_f32(g, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+    return sx_get_f32(g, name, t->ndim, t->shape);
 }
 
 static void test_load(void) {

@@ -16,8 +16,7 @@ static const float *fx(sx_gguf *g, const char *name, int64_t n) {
                 t ? (long long)t->nelem : -1LL, (long long)n);
         return NULL;
     }
-    return sx_get_f32(g, name, t->ndim, t->shape[0], t->ndim > 1 ? t->shape[1] : 0,
-                      t->ndim > 2 ? t->shape[2] : 0, t->ndim > 3 ? t->shape[3] : 0);
+    return sx_get_f32(g, name, t->ndim, t->shape);
 }
 
 static sx_vae *load(const char *dt) {

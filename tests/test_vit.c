@@ -24,7 +24,7 @@ static const float *ex(const char *name, int64_t *n) {
         return NULL;
     }
     if (n) *n = t->nelem;
-    return sx_get_f32(EXP, name, t->ndim, -1LL, -1LL, -1LL, -1LL);
+    return sx_get_f32(EXP, name, t->ndim, t->shape);
 }
 
 /* float32 data of a trace file dir/<name>.npy written by sx_trace */
@@ -113,7 +113,7 @@ static void test_sincos_table(void) {
     sx_gguf *g = NULL;
     CHECK_OK(sx_gguf_open(FIX "tiny_f32.gguf", &g));
     if (!g) return;
-    const float *pe = sx_get_f32(g, "attn_pool.pos_embed", 2, 256LL, 128LL);
+    const float *pe = sx_get_f32(g, "attn_pool.pos_embed", SX_SHAPE(256, 128));
     float *t = malloc(sizeof(float) * 256 * 128);
     CHECK_OK(sx_sincos_2d(t, 128, 16));
     if (pe) CHECK_CLOSE("sincos_2d", t, pe, 256 * 128, 1e-6);
@@ -207,7 +207,7 @@ static double run_case_t(const char *file, const input_case *c, double tol, int 
             for (int64_t r = 0; r < R && r * stride < full_r; r++)
                 memcpy(s + (a * R + r) * C, got + (a * full_r + r * stride) * C, sizeof(float) * (size_t)C);
         snprintf(nm, sizeof nm, "%s %s", c->name, mod);
-        CHECK_CLOSE(nm, s, sx_get_f32(EXP, t->name, 3, N, R, C), N * R * C, tol);
+        CHECK_CLOSE(nm, s, sx_get_f32(EXP, t->name, SX_SHAPE(N, R, C)), N * R * C, tol);
         free(s);
         free(got);
         n_mod++;
@@ -321,7 +321,7 @@ static void test_realshape_block(void) {
     int64_t R = (L + rs - 1) / rs;
     float *sub = malloc(sizeof(float) * (size_t)(R * W));
     for (int64_t r = 0; r < R; r++) memcpy(sub + r * W, x + r * rs * W, sizeof(float) * (size_t)W);
-    const float *y = sx_get_f32(RS, "block.y", 2, R, W);
+    const float *y = sx_get_f32(RS, "block.y", SX_SHAPE(R, W));
     if (y) {
         CHECK_CLOSE("block 1664/16/8192 x1024", sub, y, R * W, 2e-5);
         printf("    block max-rel %.3g\n", t_compare(sub, y, R * W).max_rel);
@@ -381,7 +381,7 @@ static void test_realshape_resampler(void) {
     int64_t R = (Q + rq - 1) / rq;
     float *sub = malloc(sizeof(float) * (size_t)(R * E));
     for (int64_t i = 0; i < R; i++) memcpy(sub + i * E, out + i * rq * E, sizeof(float) * (size_t)E);
-    const float *y = sx_get_f32(RS, "resampler.y", 2, R, E);
+    const float *y = sx_get_f32(RS, "resampler.y", SX_SHAPE(R, E));
     if (y) {
         CHECK_CLOSE("resampler 1664->4096/32 heads", sub, y, R * E, 2e-5);
         printf("    resampler max-rel %.3g\n", t_compare(sub, y, R * E).max_rel);
