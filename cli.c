@@ -57,7 +57,8 @@ static void cli_usage(const char *cmd) {
             "  --karras          Karras sigmas (either sampler)\n"
             "  --grids LIST      any-res candidates, e.g. 1x1,2x2 (default: the official 8)\n"
             "  --vae-tiling      tiled VAE (bounded memory)\n"
-            "  --dtype T         f32|f16|bf16: every weight matrix in type T, converted at load\n"
+            "  --dtype T         f32|f16|bf16: every weight matrix in type T; q8_0|q4_0|q4_k: the\n"
+            "                    LLM's and ViT's matrices quantized (README); converted at load\n"
             "                    (default: as the model files store them); activations stay f32\n"
             "  --force-image     end the prompt with <img> (SEED-X base text-to-image)\n"
             "  --template T      seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n') or seed-x (the base\n"
@@ -134,9 +135,10 @@ static int cli_parse(const char *cmd, int argc, char **argv, cli_args *a) {
                 return 2;
             }
         } else if (!strcmp(k, "--dtype")) {
-            NEEDV int t = !strcmp(v, "f32") ? SX_F32 : !strcmp(v, "f16") ? SX_F16 : !strcmp(v, "bf16") ? SX_BF16 : -2;
-            if (t == -2 || sx_set_weight_dtype(t)) {
-                fprintf(stderr, "seedx %s: --dtype wants f32, f16 or bf16, got '%s'\n", cmd, v);
+            NEEDV int t = sx_type_from_name(v);
+            if (t < 0 || sx_set_weight_dtype(t)) {
+                fprintf(stderr, "seedx %s: --dtype wants f32, f16, bf16, q8_0, q4_0 or q4_k, got '%s'\n",
+                        cmd, v);
                 return 2;
             }
         } else if (!strcmp(k, "--vae-tiling")) {

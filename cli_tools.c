@@ -82,8 +82,23 @@ static int print_gguf(const sx_gguf *g, FILE *f, int all) {
         total += t->nbytes;
         params += t->nelem;
     }
-    fprintf(f, "total: %lld tensors, %lld elements, %llu bytes\n", (long long)n_t,
-            (long long)params, (unsigned long long)total);
+    fprintf(f, "total: %lld tensors, %lld elements, %llu bytes, %.2f bits per weight\n",
+            (long long)n_t, (long long)params, (unsigned long long)total,
+            params ? 8.0 * (double)total / (double)params : 0.0);
+    /* per type: tensors, elements, bytes and its bits per weight */
+    for (int k = 0; sx_wtype_at(k); k++) {
+        const sx_wtype *w = sx_wtype_at(k);
+        int64_t nt = 0, ne = 0;
+        uint64_t nbytes = 0;
+        for (int64_t i = 0; i < n_t; i++) {
+            const sx_tensor *t = sx_gguf_tensor_at(g, i);
+            if (t->type != w->type) continue;
+            nt++, ne += t->nelem, nbytes += t->nbytes;
+        }
+        if (nt)
+            fprintf(f, "  %-5s %6lld tensors %14lld elements %14llu bytes (%.2f bits per weight)\n",
+                    w->name, (long long)nt, (long long)ne, (unsigned long long)nbytes, sx_type_bpw(w->type));
+    }
     return ferror(f) ? sx_err("%s: write error while printing", sx_gguf_path(g)) : 0;
 }
 
@@ -622,7 +637,9 @@ static int lm_usage(FILE *f) {
                "  --repeat-penalty R  repetition penalty (default 1 = off)\n"
                "  --seed S          sampling seed (default 0)\n"
                "  --ctx N           context length (default: max_position_embeddings)\n"
-               "  --kv-f16          keep the KV cache in F16\n");
+               "  --kv-f16          keep the KV cache in F16\n"
+               "  --dtype T         matrices in f32|f16|bf16, or quantized q8_0|q4_0|q4_k (README),\n"
+               "                    converted at load (default: as stored)\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -697,7 +714,13 @@ int sx_cmd_lm(int argc, char **argv) {
             opt.seed = strtoull(v, &e, 10);
         else if (!strcmp(a, "--ctx"))
             n_ctx = strtoll(v, &e, 10);
-        else {
+        else if (!strcmp(a, "--dtype")) {
+            int t = sx_type_from_name(v);
+            if (t < 0 || sx_set_weight_dtype(t) != 0) {
+                fprintf(stderr, "seedx lm: --dtype wants f32, f16, bf16, q8_0, q4_0 or q4_k, got '%s'\n", v);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "seedx lm: unknown option '%s'\n", a);
             return lm_usage(stderr);
         }

@@ -670,6 +670,22 @@ static void test_bad_files(void) {
     sx_gguf_close(g);
 }
 
+/* ---- the CLI: inspect's types and bits per weight, --dtype at load ---- */
+static void test_cli(void) {
+    char cmd[2048], out[200];
+    snprintf(out, sizeof out, "%.150s/quant_cli.txt", t_build());
+    snprintf(cmd, sizeof cmd, "./seedx inspect " SQ "model_q8_0/llm.gguf > %s 2>&1 && grep -q "
+             "'bits per weight' %s && grep -q 'Q8_0 .*(8.50 bits per weight)' %s && grep -q "
+             "'Q8_0   \\[32330,32\\]' %s", out, out, out, out);
+    CHECKF(system(cmd) == 0, "seedx inspect: types / bits per weight missing (%s)", out);
+    snprintf(cmd, sizeof cmd, "./seedx lm -m " SQ "model_q8_0 -p 'hello world' -n 3 --dtype q4_0 > %s 2>&1",
+             out);
+    CHECKF(system(cmd) == 0, "seedx lm --dtype q4_0 failed (%s)", out);
+    snprintf(cmd, sizeof cmd, "./seedx chat -m " SQ "model_q8_0 -p x --dtype q5_k > %s 2>&1; "
+             "grep -q \"wants f32, f16, bf16, q8_0, q4_0 or q4_k, got 'q5_k'\" %s", out, out);
+    CHECKF(system(cmd) == 0, "seedx chat --dtype q5_k: no clear error (%s)", out);
+}
+
 int main(void) {
     TEST_INIT();
     for (int l = 0; l < SX_SIMD_N; l++)
@@ -686,5 +702,6 @@ int main(void) {
     RUN(test_seedx_comprehension);
     RUN(test_layer13b);
     RUN(test_bad_files);
+    RUN(test_cli);
     return TEST_DONE();
 }
