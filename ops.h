@@ -54,6 +54,8 @@ int sx_weight_get(sx_gguf *g, const char *name, int64_t N, int64_t K, sx_weight 
 int sx_weight_get_t(sx_gguf *g, const char *name, int64_t K, int64_t N, sx_weight *w);
 /* Wraps an F32 buffer as a weight, e.g. a conv kernel viewed [Cout, Cin*kh*kw]. */
 sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K);
+/* Wraps an [N, K] buffer of any type of the table (rows of K, packed). */
+sx_weight sx_weight_typed(const void *data, int type, int64_t N, int64_t K);
 /* Row r of W (K values) as float32, e.g. a token embedding (not for trans). */
 int sx_weight_row(const sx_weight *w, int64_t r, float *out);
 /* A row range [n0, n0+n) of a weight (e.g. one of q/k/v in a fused proj). */

@@ -94,6 +94,13 @@ sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K) {
     return w;
 }
 
+sx_weight sx_weight_typed(const void *data, int type, int64_t N, int64_t K) {
+    sx_weight w = sx_weight_f32(NULL, N, K);
+    w.type = type;
+    w.data = data;
+    return w;
+}
+
 /* Bytes from one stored row of w to the next. */
 static size_t row_bytes(const sx_weight *w) { return sx_type_nbytes(w->type, w->ld); }
 

@@ -11,7 +11,9 @@
 #include "half.h"
 #include "quant.h"
 
-static inline float ld_f16(const uint8_t *p) { return sx_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static inline float ld_f16(const uint8_t *p) {
+    return sx_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
 static inline void st_f16(uint8_t *p, float f) {
     uint16_t h = sx_f32_to_f16(f);
     p[0] = (uint8_t)h;
@@ -66,7 +68,8 @@ void sx_q8_0_from_f32(void *y, const float *x, int64_t n) {
         }
         float d = amax / 127.0f, id = inv_or_zero(d);
         st_f16(p, d);
-        for (int j = 0; j < SX_QK; j++) p[2 + j] = (uint8_t)(int8_t)clamp_int(roundf(x[j] * id), -127, 127);
+        for (int j = 0; j < SX_QK; j++)
+            p[2 + j] = (uint8_t)(int8_t)clamp_int(roundf(x[j] * id), -127, 127);
     }
 }
 
@@ -314,7 +317,8 @@ static float dot_q4_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, w += SX_Q4_0_BYTES, a += SX_Q8_0_BYTES) {
         int32_t i = 0;
         for (int j = 0; j < 16; j++)
-            i += ((w[2 + j] & 15) - 8) * (int8_t)a[2 + j] + ((w[2 + j] >> 4) - 8) * (int8_t)a[18 + j];
+            i += ((w[2 + j] & 15) - 8) * (int8_t)a[2 + j] +
+                 ((w[2 + j] >> 4) - 8) * (int8_t)a[18 + j];
         s += (float)i * (ld_f16(w) * ld_f16(a));
     }
     return s;
@@ -346,15 +350,15 @@ static float dot_q4_k(const uint8_t *w, const uint8_t *a, int64_t nb) {
     return s;
 }
 
-#define GEMV_Q(name, dot, QB)                                                             \
-    void name(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, size_t ldw, \
-              int64_t n0, int64_t n1, int64_t K, const float *bias) {                             \
-        for (int64_t n = n0; n < n1; n++) {                                                       \
-            const uint8_t *wr = (const uint8_t *)w + (size_t)n * ldw;                             \
-            for (int r = 0; r < m; r++)                                                           \
+#define GEMV_Q(name, dot, QB)                                                                      \
+    void name(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, size_t ldw,  \
+              int64_t n0, int64_t n1, int64_t K, const float *bias) {                              \
+        for (int64_t n = n0; n < n1; n++) {                                                        \
+            const uint8_t *wr = (const uint8_t *)w + (size_t)n * ldw;                              \
+            for (int r = 0; r < m; r++)                                                            \
                 y[r * ldy + n] = dot(wr, (const uint8_t *)x + (size_t)r * ldx, K / QB) +           \
-                                 (bias ? bias[n] : 0.0f);                                         \
-        }                                                                                         \
+                                 (bias ? bias[n] : 0.0f);                                          \
+        }                                                                                          \
     }
 GEMV_Q(sx_gemv_q8_0_scalar, dot_q8_0, SX_QK)
 GEMV_Q(sx_gemv_q4_0_scalar, dot_q4_0, SX_QK)

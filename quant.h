@@ -28,8 +28,8 @@
 
 #include "wtype.h"
 
-#define SX_QK 32   /* values per Q8_0 / Q4_0 block */
-#define SX_QKK 256 /* values per Q4_K / Q8_K super-block */
+#define SX_QK         32  /* values per Q8_0 / Q4_0 block */
+#define SX_QKK        256 /* values per Q4_K / Q8_K super-block */
 #define SX_Q8_0_BYTES 34
 #define SX_Q4_0_BYTES 18
 #define SX_Q4_K_BYTES 144
@@ -49,15 +49,15 @@ void sx_q4_k_from_f32(void *y, const float *x, int64_t n);
 void sx_q8_k_to_f32(float *y, const void *x, int64_t n);
 void sx_q8_k_from_f32(void *y, const float *x, int64_t n);
 
-#define SX_QGEMV_DECL(isa)                                                                        \
+#define SX_QGEMV_DECL(isa)                                                                         \
     void sx_gemv_q8_0_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,               \
-                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,         \
-                            const float *bias);                                                   \
+                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
+                            const float *bias);                                                    \
     void sx_gemv_q4_0_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,               \
-                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,         \
-                            const float *bias);                                                   \
+                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
+                            const float *bias);                                                    \
     void sx_gemv_q4_k_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,               \
-                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,         \
+                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
                             const float *bias);
 SX_QGEMV_DECL(scalar)
 

@@ -11,16 +11,10 @@
 
 #include "half.h"
 #include "ops_impl.h"
-#include "quant.h"
+#include "quant_x86.h"
 #include "simd.h"
 
 #define VNNI __attribute__((target("avx512vnni")))
-
-static inline float f16at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
 
 /* two ymm -> one zmm */
 static inline __m512i cat256(__m256i lo, __m256i hi) {
@@ -28,13 +22,6 @@ static inline __m512i cat256(__m256i lo, __m256i hi) {
 }
 static inline __m512 cat256ps(__m256 lo, __m256 hi) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-}
-
-/* Q4_0 block: 16 bytes of nibbles -> 32 bytes of codes 0..15 in value order */
-static inline __m256i nibbles32(const uint8_t *p) {
-    __m128i q = _mm_loadu_si128((const __m128i *)p);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-    return _mm256_and_si256(v, _mm256_set1_epi8(15));
 }
 
 /* ---- dequantization (bit-identical to quant.c) ---- */
@@ -63,15 +50,15 @@ void sx_q4_k_to_f32_avx512(float *y, const void *x, int64_t n) {
     for (int64_t b = 0; b < n / SX_QKK; b++, p += SX_Q4_K_BYTES, y += SX_QKK) {
         float d = f16at(p), dmin = f16at(p + 2);
         for (int c = 0; c < 4; c++) {
-            __m256i qv = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * c));
-            __m256i nib[2] = {_mm256_and_si256(qv, _mm256_set1_epi8(15)),
-                              _mm256_and_si256(_mm256_srli_epi16(qv, 4), _mm256_set1_epi8(15))};
+            __m256i nib[2];
+            q4k_chunk(p, c, nib);
             for (int h = 0; h < 2; h++) {
                 int sc, m;
                 sx_q4_k_scale_min(p + 4, 2 * c + h, &sc, &m);
                 __m512 dl = _mm512_set1_ps(d * (float)sc), ml = _mm512_set1_ps(dmin * (float)m);
                 __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(nib[h])));
-                __m512 bb = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(nib[h], 1)));
+                __m512 bb =
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(nib[h], 1)));
                 float *o = y + 64 * c + 32 * h;
                 _mm512_storeu_ps(o, _mm512_sub_ps(_mm512_mul_ps(dl, a), ml));
                 _mm512_storeu_ps(o + 16, _mm512_sub_ps(_mm512_mul_ps(dl, bb), ml));
@@ -108,7 +95,8 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
     uint8_t *p = yv;
     for (int64_t b = 0; b < n / SX_QKK; b++, p += SX_Q8_K_BYTES, x += SX_QKK) {
         __m512 mx = _mm512_setzero_ps();
-        for (int k = 0; k < 16; k++) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
+        for (int k = 0; k < 16; k++)
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
         float amax = _mm512_reduce_max_ps(mx), vmax = 0.0f, d = 0.0f;
         int16_t bs[16];
         if (amax == 0.0f || !isfinite(amax)) {
@@ -117,7 +105,8 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
         } else {
             __m512 am = _mm512_set1_ps(amax);
             for (int k = 0; k < 16; k++) { /* the first value of largest magnitude */
-                __mmask16 e = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)), am, _CMP_EQ_OQ);
+                __mmask16 e =
+                    _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)), am, _CMP_EQ_OQ);
                 if (e) {
                     vmax = x[16 * k + __builtin_ctz((unsigned)e)];
                     break;
@@ -152,15 +141,6 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
  * once; each block's product then enters a float FMA per lane. With one
  * activation row, four weight rows are processed together (four streams in
  * flight); with m rows, one weight row serves all of them. */
-#define MAXR 4
-
-static inline size_t al64(size_t n) { return (n + 63) / 64 * 64; }
-
-/* sums of each 4-byte lane of 32 int8 codes, as 8 int32 */
-static inline __m256i lane_sums(__m256i a) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), _mm256_set1_epi16(1));
-}
-
 /* Q8_0 activation row (nb blocks) -> da[nbp] (zero-padded to 16), codes
  * [nb*32], lane corrections [nb*8] (-128 * sum of the lane's 4 codes) */
 static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a, int32_t *c) {
@@ -168,7 +148,8 @@ static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
     for (int64_t b = 0; b < nb; b++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2));
         _mm256_storeu_si256((__m256i *)(a + b * 32), v);
-        _mm256_storeu_si256((__m256i *)(c + b * 8), _mm256_mullo_epi32(lane_sums(v), _mm256_set1_epi32(-128)));
+        _mm256_storeu_si256((__m256i *)(c + b * 8),
+                            _mm256_mullo_epi32(lane_sums(v), _mm256_set1_epi32(-128)));
     }
 }
 
@@ -181,12 +162,14 @@ static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
     for (int64_t g = 0; g < nb / 4; g++)
         for (int i = 0; i < 4; i++) {
             const uint8_t *q = x + (4 * g + i) * SX_Q8_0_BYTES + 2;
-            __m128i l = _mm_loadu_si128((const __m128i *)q), h = _mm_loadu_si128((const __m128i *)(q + 16));
+            __m128i l = _mm_loadu_si128((const __m128i *)q),
+                    h = _mm_loadu_si128((const __m128i *)(q + 16));
             _mm_storeu_si128((__m128i *)(lo + g * 64 + 16 * i), l);
             _mm_storeu_si128((__m128i *)(hi + g * 64 + 16 * i), h);
             __m256i s = lane_sums(_mm256_set_m128i(h, l)); /* lanes 0-3: lo, 4-7: hi */
             __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i), _mm_mullo_epi32(t, _mm_set1_epi32(-8)));
+            _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i),
+                             _mm_mullo_epi32(t, _mm_set1_epi32(-8)));
         }
 }
 
@@ -216,27 +199,6 @@ VNNI static inline __m512i dot4x_vnni(__m512i v, const int8_t *lo, const int8_t 
                                _mm512_loadu_si512(hi));
 }
 
-/* one block (the tails), with intrinsics: a plain int8 loop may be turned
- * into vpdpbusd inside the VNNI functions, which gcc 12 gets wrong for s8 x s8 */
-/* w . a for one Q8_0 block as 8 int32 lanes (maddubs with the sign of w on a) */
-static inline __m256i dot32(__m256i w, __m256i a) {
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-static inline int32_t hsum256_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-static inline int32_t dot_q8_0_1(const uint8_t *w, const int8_t *a) {
-    return hsum256_i32(dot32(_mm256_loadu_si256((const __m256i *)w), _mm256_loadu_si256((const __m256i *)a)));
-}
-static inline int32_t dot_q4_0_1(const uint8_t *w, const int8_t *a) {
-    return hsum256_i32(dot32(_mm256_sub_epi8(nibbles32(w), _mm256_set1_epi8(8)),
-                             _mm256_loadu_si256((const __m256i *)a)));
-}
-
 /* The products of the block scales of weight row wr (nb blocks, stride wb)
  * with the activation scales da, into s[nbp]: all f16 scales of the row are
  * first copied out (scalar), then converted 16 at a time, so that no load
@@ -246,8 +208,9 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
     for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
     for (int64_t b = nb; b < nbp; b++) h[b] = 0;
     for (int64_t b = 0; b < nbp; b += 16)
-        _mm512_storeu_ps(s + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),
-                                              _mm512_loadu_ps(da + b)));
+        _mm512_storeu_ps(
+            s + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),
+                                 _mm512_loadu_ps(da + b)));
 }
 
 /* One pass over NR (weight row, activation row) pairs: m == 1: up to 4
@@ -257,22 +220,25 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
  * scale products (row_scales). Each block's scale reaches its lanes by a
  * permute of the 16 scales of the window. */
 #define GEMV_Q32(fname, DOT2, DOT4, ATTR)                                                          \
-    ATTR static inline __attribute__((always_inline)) void fname##_pass(                          \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
         const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
         const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, int64_t ng,       \
-        float *const *sc, const int8_t *const *ac, const int8_t *const *ah,                       \
-        const int32_t *const *cc, const float *bias) {                                            \
+        float *const *sc, const int8_t *const *ac, const int8_t *const *ah,                        \
+        const int32_t *const *cc, const float *bias) {                                             \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
-        /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                        \
-        const __m512i idx0 = Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3) \
-                                : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1); \
+        /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                          \
+        const __m512i idx0 =                                                                       \
+            Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
+               : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);                \
         __m512 acc[MAXR];                                                                          \
         float tail[MAXR];                                                                          \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(), tail[i] = 0.0f; \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(),         \
+                                                             tail[i] = 0.0f;                       \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
             __m512 sv[MAXR];                                                                       \
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) sv[i] = _mm512_loadu_ps(sc[i] + b0); \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) sv[i] =                           \
+                _mm512_loadu_ps(sc[i] + b0);                                                       \
             __m512i idx = idx0;                                                                    \
             int j = 0;                                                                             \
             if (Q4) {                                                                              \
@@ -283,20 +249,25 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
                         const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
                         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));  \
                         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1); \
-                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2); \
-                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3); \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), \
+                                               2);                                                 \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), \
+                                               3);                                                 \
                         int r = ai[i];                                                             \
                         __m512i d = DOT4(v, ac[r] + g * 64, ah[r] + g * 64,                        \
                                          _mm512_loadu_si512(cc[r] + g * 16));                      \
-                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv[i]), acc[i]); \
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                            \
+                                                 _mm512_permutexvar_ps(idx, sv[i]), acc[i]);       \
                     }                                                                              \
                     idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                             \
                 }                                                                                  \
-                for (; j < cnt; j++) /* blocks past the last group of 4 */                        \
+                for (; j < cnt; j++) /* blocks past the last group of 4 */                         \
                     _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
-                        const int8_t *xa = (const int8_t *)((const uint8_t *)x + (size_t)ai[i] * ldx + \
-                                                            (size_t)(b0 + j) * SX_Q8_0_BYTES + 2); \
-                        tail[i] += (float)dot_q4_0_1(wr[i] + (size_t)(b0 + j) * wb + 2, xa) * sc[i][b0 + j]; \
+                        const int8_t *xa =                                                         \
+                            (const int8_t *)((const uint8_t *)x + (size_t)ai[i] * ldx +            \
+                                             (size_t)(b0 + j) * SX_Q8_0_BYTES + 2);                \
+                        tail[i] += (float)dot_q4_0_1(wr[i] + (size_t)(b0 + j) * wb + 2, xa) *      \
+                                   sc[i][b0 + j];                                                  \
                     }                                                                              \
             } else {                                                                               \
                 for (; j + 2 <= cnt; j += 2) {                                                     \
@@ -307,34 +278,35 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
                         int r = ai[i];                                                             \
                         __m512i d = DOT2(wv, _mm512_loadu_si512(ac[r] + (b0 + j) * 32),            \
                                          _mm512_loadu_si512(cc[r] + (b0 + j) * 8));                \
-                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv[i]), acc[i]); \
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                            \
+                                                 _mm512_permutexvar_ps(idx, sv[i]), acc[i]);       \
                     }                                                                              \
                     idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                             \
                 }                                                                                  \
                 for (; j < cnt; j++)                                                               \
-                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                           \
-                        tail[i] += (float)dot_q8_0_1(wr[i] + (size_t)(b0 + j) * wb + 2,            \
-                                                     ac[ai[i]] + (b0 + j) * 32) * sc[i][b0 + j];   \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) tail[i] +=                \
+                        (float)dot_q8_0_1(wr[i] + (size_t)(b0 + j) * wb + 2,                       \
+                                          ac[ai[i]] + (b0 + j) * 32) *                             \
+                        sc[i][b0 + j];                                                             \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                       \
-            y[(int64_t)ai[i] * ldy + col[i]] =                                                     \
-                (_mm512_reduce_add_ps(acc[i]) + tail[i]) + (bias ? bias[col[i]] : 0.0f);           \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
+            (_mm512_reduce_add_ps(acc[i]) + tail[i]) + (bias ? bias[col[i]] : 0.0f);               \
     }                                                                                              \
-    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m,                \
-                           const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
-                           const float *bias, int Q4) {                                           \
-        const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                     \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
+                           size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias,       \
+                           int Q4) {                                                               \
+        const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                      \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
-        /* per activation row: da [nbp] | codes [nb*32] | corrections [nb*8]; then the      */    \
-        /* scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp]          */    \
-        size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);      \
-        size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);    \
-        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                       \
-        if (!scr) { /* out of memory: the scalar reference needs no scratch */                   \
+        /* per activation row: da [nbp] | codes [nb*32] | corrections [nb*8]; then the      */     \
+        /* scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp]          */      \
+        size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);       \
+        size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);     \
+        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                        \
+        if (!scr) { /* out of memory: the scalar reference needs no scratch */                     \
             (Q4 ? sx_gemv_q4_0_scalar : sx_gemv_q8_0_scalar)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, \
-                                                              bias);                              \
-            return;                                                                               \
+                                                             bias);                                \
+            return;                                                                                \
         }                                                                                          \
         const float *da[MAXR];                                                                     \
         const int8_t *ac[MAXR], *ah[MAXR];                                                         \
@@ -343,7 +315,7 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
             uint8_t *p = scr + (size_t)r * rowb;                                                   \
             float *d = (float *)p;                                                                 \
             int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));                                     \
-            int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));          \
+            int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));           \
             const uint8_t *xr = (const uint8_t *)x + (size_t)r * ldx;                              \
             if (Q4)                                                                                \
                 prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng, c);                                      \
@@ -353,35 +325,49 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
         }                                                                                          \
         float *sc[MAXR];                                                                           \
         for (int i = 0; i < MAXR; i++)                                                             \
-            sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));        \
-        uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));        \
-        const int R = m == 1 ? MAXR : 1;                                                           \
-        for (int64_t n = n0; n < n1; n += R) {                                                     \
-            int nr = m == 1 ? (n1 - n < R ? (int)(n1 - n) : R) : m;                                \
+            sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));         \
+        uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));         \
+        for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {                                     \
             const uint8_t *wr[MAXR];                                                               \
             int ai[MAXR];                                                                          \
             int64_t col[MAXR];                                                                     \
+            int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);                                       \
             for (int i = 0; i < nr; i++) {                                                         \
-                col[i] = m == 1 ? n + i : n;                                                       \
-                wr[i] = (const uint8_t *)w + (size_t)col[i] * ldw;                                 \
-                ai[i] = m == 1 ? 0 : i;                                                            \
-                if (m == 1 || i == 0) row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);        \
-                else { /* the same weight row: the scales of activation row i */                 \
+                if (m == 1 || i == 0)                                                              \
+                    row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);                           \
+                else { /* the same weight row: the scales of activation row i */                   \
                     for (int64_t b = 0; b < nbp; b += 16)                                          \
-                        _mm512_storeu_ps(sc[i] + b, _mm512_mul_ps(                                 \
-                            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),         \
-                            _mm512_loadu_ps(da[i] + b)));                                          \
+                        _mm512_storeu_ps(sc[i] + b,                                                \
+                                         _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(         \
+                                                           (const __m256i *)(h + b))),             \
+                                                       _mm512_loadu_ps(da[i] + b)));               \
                 }                                                                                  \
             }                                                                                      \
             switch (nr * 2 + (Q4 != 0)) {                                                          \
-            case 8: fname##_pass(4, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            case 9: fname##_pass(4, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            case 6: fname##_pass(3, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            case 7: fname##_pass(3, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            case 4: fname##_pass(2, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            case 5: fname##_pass(2, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            case 2: fname##_pass(1, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
-            default: fname##_pass(1, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias); break; \
+            case 8:                                                                                \
+                fname##_pass(4, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 9:                                                                                \
+                fname##_pass(4, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 6:                                                                                \
+                fname##_pass(3, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 7:                                                                                \
+                fname##_pass(3, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 4:                                                                                \
+                fname##_pass(2, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 5:                                                                                \
+                fname##_pass(2, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 2:                                                                                \
+                fname##_pass(1, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            default:                                                                               \
+                fname##_pass(1, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
             }                                                                                      \
         }                                                                                          \
     }
@@ -390,12 +376,14 @@ GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
 
 void sx_gemv_q8_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
                          size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
-    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias, 0);
+    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias,
+                                                      0);
 }
 
 void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
                          size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
-    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias, 1);
+    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias,
+                                                      1);
 }
 
 /* Q4_K x Q8_K. Per call, each activation row is rearranged per super-block
@@ -411,12 +399,6 @@ static inline __m512i q4k_madd(__m512i acc, __m512i p, __m512i s) {
 }
 VNNI static inline __m512i q4k_madd_vnni(__m512i acc, __m512i p, __m512i s) {
     return _mm512_dpwssd_epi32(acc, p, s);
-}
-
-static inline int hsum128_i32(__m128i s) {
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
 }
 
 #define Q4K_PREP 292 /* bytes per super-block: 256 codes, 8 int16 sums, f32 scale, pad */
@@ -439,15 +421,15 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
  * passes; per super-block the four products of a pair go to two
  * accumulators (no long dependency chain), then to its integer sums. */
 #define GEMV_Q4K(fname, MADD, ATTR)                                                                \
-    ATTR static inline __attribute__((always_inline)) void fname##_pass(                          \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
         const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
         const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
         const __m512i lo4 = _mm512_set1_epi8(15);                                                  \
-        /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */        \
-        const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                  \
-        const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                  \
-        const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                  \
-        const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                  \
+        /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */         \
+        const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                   \
+        const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                   \
+        const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                   \
+        const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                   \
         float s[MAXR];                                                                             \
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;                          \
         for (int64_t b = 0; b < nb; b++) {                                                         \
@@ -456,14 +438,17 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
                 const uint8_t *ap = ar[ai[i]] + (size_t)b * Q4K_PREP;                              \
                 uint64_t scb, mb;                                                                  \
                 sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                            \
-                __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb))); \
+                __m512i sc16 =                                                                     \
+                    _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));  \
                 __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                 \
                 __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);        \
-                __m512i q0 = _mm512_and_si512(v0, lo4), q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4); \
-                __m512i q2 = _mm512_and_si512(v1, lo4), q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4); \
-                __m512i e0 = MADD(_mm512_setzero_si512(),                                          \
-                                  _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)),                \
-                                  _mm512_permutexvar_epi16(sel0, sc16));                           \
+                __m512i q0 = _mm512_and_si512(v0, lo4),                                            \
+                        q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                      \
+                __m512i q2 = _mm512_and_si512(v1, lo4),                                            \
+                        q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                      \
+                __m512i e0 =                                                                       \
+                    MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)), \
+                         _mm512_permutexvar_epi16(sel0, sc16));                                    \
                 __m512i e1 = MADD(_mm512_setzero_si512(),                                          \
                                   _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),           \
                                   _mm512_permutexvar_epi16(sel1, sc16));                           \
@@ -472,19 +457,19 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
                 e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),              \
                           _mm512_permutexvar_epi16(sel3, sc16));                                   \
                 int32_t isum = _mm512_reduce_add_epi32(_mm512_add_epi32(e0, e1));                  \
-                int32_t msum = hsum128_i32(_mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256)))); \
+                int32_t msum = hsum128_i32(                                                        \
+                    _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256))));            \
                 float da;                                                                          \
                 memcpy(&da, ap + 272, 4);                                                          \
                 s[i] += (da * f16at(wp)) * (float)isum;                                            \
                 s[i] -= (da * f16at(wp + 2)) * (float)msum;                                        \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++)                                       \
-            y[(int64_t)ai[i] * ldy + col[i]] = s[i] + (bias ? bias[col[i]] : 0.0f);                \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
+            s[i] + (bias ? bias[col[i]] : 0.0f);                                                   \
     }                                                                                              \
-    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m,                 \
-                           const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,           \
-                           const float *bias) {                                                    \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
+                           size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {     \
         const int64_t nb = K / SX_QKK;                                                             \
         size_t rowb = al64((size_t)nb * Q4K_PREP);                                                 \
         uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (rowb * (size_t)m + 3) / 4);            \
@@ -497,17 +482,11 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
             prep_q8_k((const uint8_t *)x + (size_t)r * ldx, nb, scr + r * rowb);                   \
             ar[r] = scr + r * rowb;                                                                \
         }                                                                                          \
-        const int R = m == 1 ? MAXR : 1;                                                           \
-        for (int64_t n = n0; n < n1; n += R) {                                                     \
-            int nr = m == 1 ? (n1 - n < R ? (int)(n1 - n) : R) : m;                                \
+        for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {                                     \
             const uint8_t *wr[MAXR];                                                               \
             int ai[MAXR];                                                                          \
             int64_t col[MAXR];                                                                     \
-            for (int i = 0; i < nr; i++) {                                                         \
-                col[i] = m == 1 ? n + i : n;                                                       \
-                wr[i] = (const uint8_t *)w + (size_t)col[i] * ldw;                                 \
-                ai[i] = m == 1 ? 0 : i;                                                            \
-            }                                                                                      \
+            int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);                                       \
             switch (nr) {                                                                          \
             case 4: fname##_pass(4, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
             case 3: fname##_pass(3, y, ldy, wr, ar, ai, col, nb, bias); break;                     \

@@ -157,3 +157,30 @@ int sx_quantize(int type, void *y, const float *x, int64_t n) {
     t->k[SX_SIMD_SCALAR].from_f32(y, x, n);
     return 0;
 }
+
+/* sx_quantize over rows, in parallel (each row is converted by one thread:
+ * the same bytes whatever the thread count) */
+typedef struct {
+    int type;
+    void *dst;
+    const float *src;
+    int64_t K;
+} quant_job;
+
+static void quant_rows_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    quant_job *j = ctx;
+    size_t rb = sx_type_nbytes(j->type, j->K);
+    sx_from_f32_fn q = sx_wtype_of(j->type)->k[SX_SIMD_SCALAR].from_f32;
+    for (int64_t r = b; r < e; r++) q((char *)j->dst + (size_t)r * rb, j->src + r * j->K, j->K);
+}
+
+int sx_quantize_rows(int type, void *dst, const float *src, int64_t rows, int64_t K) {
+    const sx_wtype *t = checked(type, K, "sx_quantize_rows");
+    if (!t) return -1;
+    if (!t->k[SX_SIMD_SCALAR].from_f32 || rows < 0 || !dst || !src)
+        return sx_err("sx_quantize_rows: bad arguments (%s, %lld rows)", t->name, (long long)rows);
+    quant_job j = {type, dst, src, K};
+    sx_parallel_for(rows, 8, quant_rows_task, &j);
+    return 0;
+}

@@ -68,34 +68,13 @@ static double read_bw(const uint64_t *buf, int64_t words) {
 }
 
 /* ---- weights ---- */
-typedef struct {
-    const float *src;
-    void *dst;
-    int type;
-    int64_t K;
-} q_job;
-
-static void q_task(void *ctx, int64_t b, int64_t e, int tid) {
-    q_job *j = ctx;
-    (void)tid;
-    size_t rb = sx_type_nbytes(j->type, j->K);
-    for (int64_t r = b; r < e; r++)
-        sx_quantize(j->type, (char *)j->dst + (size_t)r * rb, j->src + r * j->K, j->K);
-}
-
 static void *quantize(const float *src, int64_t N, int64_t K, int type) {
     void *d = malloc(sx_type_nbytes(type, N * K));
-    if (!d) return NULL;
-    q_job j = {src, d, type, K};
-    sx_parallel_for(N, 16, q_task, &j);
+    if (d && sx_quantize_rows(type, d, src, N, K) != 0) {
+        free(d);
+        return NULL;
+    }
     return d;
-}
-
-static sx_weight wrap(const void *d, int64_t N, int64_t K, int type) {
-    sx_weight w = sx_weight_f32(NULL, N, K);
-    w.type = type;
-    w.data = d;
-    return w;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -107,10 +86,16 @@ int main(int argc, char **argv) {
     int quick = 0, reps = 5;
     const char *types_arg = "f16,q8_0,q4_0,q4_k";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-        else return fprintf(stderr, "usage: %s [--quick] [--types f16,q8_0,...] [--reps N]\n", argv[0]), 2;
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc)
+            types_arg = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else
+            return fprintf(stderr, "usage: %s [--quick] [--types f16,q8_0,...] [--reps N]\n",
+                           argv[0]),
+                   2;
     }
     if (sx_threads_init(2) != 0) return 1;
     printf("llama 13B shapes, simd %s%s; decode through L distinct layers x40/L + lm_head\n",
@@ -137,8 +122,8 @@ int main(int argc, char **argv) {
     if (!x || !lg || !bwbuf) return 1;
     for (int64_t i = 0; i < bw_words; i++) bwbuf[i] = (uint64_t)i;
 
-    printf("%-5s %3s %3s %9s %11s %12s %12s %9s %8s %13s\n", "type", "thr", "L", "bpw",
-           "GB/token", "decode ms", "roofline ms", "read GB/s", "% roof", "prefill tok/s");
+    printf("%-5s %3s %3s %9s %11s %12s %12s %9s %8s %13s\n", "type", "thr", "L", "bpw", "GB/token",
+           "decode ms", "roofline ms", "read GB/s", "% roof", "prefill tok/s");
     double prefill_f16 = 0;
     char buf[128];
     snprintf(buf, sizeof buf, "%s", types_arg);
@@ -170,16 +155,21 @@ int main(int argc, char **argv) {
                 if (l) memcpy(copies[l * 7 + i], w1[i], nb);
             }
             void **c = copies + l * 7;
-            layers[l] = (sx_llama_layer){n1, wrap(c[0], D, D, ty), wrap(c[1], D, D, ty),
-                                         wrap(c[2], D, D, ty), wrap(c[3], D, D, ty), n2,
-                                         wrap(c[4], F, D, ty), wrap(c[5], F, D, ty),
-                                         wrap(c[6], D, F, ty)};
+            layers[l] = (sx_llama_layer){n1,
+                                         sx_weight_typed(c[0], ty, D, D),
+                                         sx_weight_typed(c[1], ty, D, D),
+                                         sx_weight_typed(c[2], ty, D, D),
+                                         sx_weight_typed(c[3], ty, D, D),
+                                         n2,
+                                         sx_weight_typed(c[4], ty, F, D),
+                                         sx_weight_typed(c[5], ty, F, D),
+                                         sx_weight_typed(c[6], ty, D, F)};
         }
         sx_llama m;
         memset(&m, 0, sizeof m);
         m.cfg = (sx_llama_config){D, L, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
         m.layers = layers;
-        sx_weight lm = wrap(head, V, D, hty);
+        sx_weight lm = sx_weight_typed(head, hty, V, D);
         double hbytes = (double)sx_type_nbytes(hty, (int64_t)V * D);
         double kv = 2.0 * (CTX + 8) * D * 4.0; /* one layer's F32 keys + values read per token */
         double tok_bytes = NL * ((double)lbytes + kv) + hbytes;
@@ -225,7 +215,9 @@ int main(int argc, char **argv) {
                    dec * 1e3, roof * 1e3, bw, 100.0 * roof / dec);
             if (pre > 0)
                 printf("%8.1f%s", pre,
-                       prefill_f16 > 0 && ty != SX_F16 ? (pre >= prefill_f16 ? " (>= F16)" : " (< F16)") : "");
+                       prefill_f16 > 0 && ty != SX_F16
+                           ? (pre >= prefill_f16 ? " (>= F16)" : " (< F16)")
+                           : "");
             printf("\n");
             fflush(stdout);
             sx_llama_ctx_free(c);
@@ -234,7 +226,8 @@ int main(int argc, char **argv) {
         free(copies), free(layers), free(head);
     }
     printf("(bpw: bytes per token incl. KV cache over the parameter count; %% roof = roofline ms / "
-           "decode ms; prefill: %d tokens, 2 threads)\n", CTX);
+           "decode ms; prefill: %d tokens, 2 threads)\n",
+           CTX);
     for (int i = 0; i < 7; i++) free(w32[i]);
     free(head32), free(n1), free(n2), free(x), free(lg), free(bwbuf);
     return 0;

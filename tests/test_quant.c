@@ -56,9 +56,16 @@ static const int qtypes[3] = {SX_Q8_0, SX_Q4_0, SX_Q4_K};
 /* ---- round trips on random and adversarial rows ---- */
 static void test_rows_roundtrip(void) {
     sx_gguf *g = open_fx(FX "rows.gguf");
-    if (!g) { CHECK(0); return; }
+    if (!g) {
+        CHECK(0);
+        return;
+    }
     const float *x = sx_get_f32(g, "x", SX_SHAPE(64, 256));
-    if (!x) { CHECK(0); sx_gguf_close(g); return; }
+    if (!x) {
+        CHECK(0);
+        sx_gguf_close(g);
+        return;
+    }
     int64_t n = 64 * 256;
     float *back = malloc(sizeof(float) * n);
     for (int i = 0; i < 3; i++) {
@@ -78,14 +85,15 @@ static void test_rows_roundtrip(void) {
         CHECK_OK(sx_quantize(t->type, q, x, n));
         /* our quantizer = quant_ref.py (the converter), byte for byte */
         size_t bad = 0, bb = t->block_bytes;
-        for (size_t b = 0; b < nb / bb; b++) bad += memcmp(q + b * bb, (const uint8_t *)ref->data + b * bb, bb) != 0;
+        for (size_t b = 0; b < nb / bb; b++)
+            bad += memcmp(q + b * bb, (const uint8_t *)ref->data + b * bb, bb) != 0;
         CHECKF(bad == 0, "%s: %zu of %zu blocks differ from quant_ref.py", t->name, bad, nb / bb);
         /* our dequantization = gguf-py's, bit for bit, on every path */
         for (int l = 0; l < n_levels; l++) {
             sx_simd_set(levels[l]);
             sx_wtype_kernels_of(t).to_f32(back, q, n);
-            CHECKF(!memcmp(back, deq, sizeof(float) * n), "%s: %s dequantization differs from gguf-py",
-                   t->name, sx_simd_name(levels[l]));
+            CHECKF(!memcmp(back, deq, sizeof(float) * n),
+                   "%s: %s dequantization differs from gguf-py", t->name, sx_simd_name(levels[l]));
             if (sx_wtype_kernels_of(t).from_f32 != t->k[SX_SIMD_SCALAR].from_f32) {
                 uint8_t *q2 = malloc(nb);
                 sx_wtype_kernels_of(t).from_f32(q2, x, n);
@@ -96,8 +104,8 @@ static void test_rows_roundtrip(void) {
         }
         sx_simd_init();
         t_err e = t_compare(deq, x, n);
-        printf("    %-5s rows: bytes = quant_ref.py, values = gguf-py; max abs error %.3g\n", t->name,
-               e.max_abs);
+        printf("    %-5s rows: bytes = quant_ref.py, values = gguf-py; max abs error %.3g\n",
+               t->name, e.max_abs);
         free(q);
     }
     /* Q8_K (activations): SIMD quantizers = scalar, on the same rows */
@@ -108,7 +116,8 @@ static void test_rows_roundtrip(void) {
     for (int l = 0; l < n_levels; l++) {
         sx_simd_set(levels[l]);
         sx_wtype_kernels_of(k8).from_f32(b, x, n);
-        CHECKF(!memcmp(a, b, nb), "Q8_K: %s quantizer differs from the scalar one", sx_simd_name(levels[l]));
+        CHECKF(!memcmp(a, b, nb), "Q8_K: %s quantizer differs from the scalar one",
+               sx_simd_name(levels[l]));
     }
     sx_simd_init();
     free(a), free(b), free(back);
@@ -118,7 +127,10 @@ static void test_rows_roundtrip(void) {
 /* ---- the policy = quant_ref.quant_type_for on every listed case ---- */
 static void test_policy(void) {
     sx_gguf *g = open_fx(FX "policy.gguf");
-    if (!g) { CHECK(0); return; }
+    if (!g) {
+        CHECK(0);
+        return;
+    }
     int et;
     uint64_t n;
     CHECK_OK(sx_meta_arr(g, "policy.names", &et, &n));
@@ -128,9 +140,13 @@ static void test_policy(void) {
         size_t len;
         int64_t nd, want, type, shape[4];
         if (sx_meta_arr_str(g, "policy.names", i, &s, &len) ||
-            sx_meta_arr_int(g, "policy.ndim", i, &nd) || sx_meta_arr_int(g, "policy.want", i, &want) ||
-            sx_meta_arr_int(g, "policy.type", i, &type))
-            { CHECK(0); sx_gguf_close(g); return; }
+            sx_meta_arr_int(g, "policy.ndim", i, &nd) ||
+            sx_meta_arr_int(g, "policy.want", i, &want) ||
+            sx_meta_arr_int(g, "policy.type", i, &type)) {
+            CHECK(0);
+            sx_gguf_close(g);
+            return;
+        }
         for (int d = 0; d < 4; d++) sx_meta_arr_int(g, "policy.shapes", 4 * i + d, &shape[d]);
         char name[200];
         snprintf(name, sizeof name, "%.*s", (int)len, s);
@@ -139,7 +155,8 @@ static void test_policy(void) {
             bad++;
             fprintf(stderr, "  policy: %s [%lld,%lld] want %s: C %s, converter %s\n", name,
                     (long long)shape[0], (long long)shape[1], sx_type_name((int)want),
-                    got < 0 ? "float" : sx_type_name(got), type < 0 ? "float" : sx_type_name((int)type));
+                    got < 0 ? "float" : sx_type_name(got),
+                    type < 0 ? "float" : sx_type_name((int)type));
         }
     }
     CHECKF(bad == 0 && n > 200, "%d of %llu cases differ", bad, (unsigned long long)n);
@@ -147,24 +164,18 @@ static void test_policy(void) {
 }
 
 /* ---- kernels on every path vs the scalar reference ---- */
-static sx_weight wq(const void *d, int64_t N, int64_t K, int type) {
-    sx_weight w = sx_weight_f32(NULL, N, K);
-    w.type = type;
-    w.data = d;
-    return w;
-}
 
 /* runs fn() on every path, and on avx512 with and without VNNI */
-#define FOR_PATHS(...)                                                                       \
-    for (int l_ = 0; l_ < n_levels; l_++)                                                    \
-        for (int v_ = 0; v_ < (levels[l_] == SX_SIMD_AVX512 && sx_simd_set_vnni(1) == 0 ? 2 : 1); \
-             v_++) {                                                                         \
-            sx_simd_set(levels[l_]);                                                         \
-            sx_simd_set_vnni(v_);                                                            \
-            char path[32];                                                                   \
-            snprintf(path, sizeof path, "%s%s", sx_simd_name(levels[l_]), v_ ? "+vnni" : ""); \
-            __VA_ARGS__                                                                      \
-        }                                                                                    \
+#define FOR_PATHS(...)                                                                             \
+    for (int l_ = 0; l_ < n_levels; l_++)                                                          \
+        for (int v_ = 0; v_ < (levels[l_] == SX_SIMD_AVX512 && sx_simd_set_vnni(1) == 0 ? 2 : 1);  \
+             v_++) {                                                                               \
+            sx_simd_set(levels[l_]);                                                               \
+            sx_simd_set_vnni(v_);                                                                  \
+            char path[32];                                                                         \
+            snprintf(path, sizeof path, "%s%s", sx_simd_name(levels[l_]), v_ ? "+vnni" : "");      \
+            __VA_ARGS__                                                                            \
+        }                                                                                          \
     sx_simd_init();
 
 static void test_gemv_paths(void) {
@@ -184,17 +195,18 @@ static void test_gemv_paths(void) {
             if (K % sx_wtype_of(ty)->block) continue;
             void *q = malloc(sx_type_nbytes(ty, N * K));
             CHECK_OK(sx_quantize(ty, q, w, N * K));
-            sx_weight W = wq(q, N, K, ty);
+            sx_weight W = sx_weight_typed(q, ty, N, K);
             for (int64_t m = 1; m <= M; m++) {
                 sx_simd_set(SX_SIMD_SCALAR);
                 CHECK_OK(sx_matmul(ref, x, &W, bias, m));
                 FOR_PATHS({
                     CHECK_OK(sx_matmul(got, x, &W, bias, m));
                     char nm[80];
-                    snprintf(nm, sizeof nm, "%s %s K=%lld M=%lld", path, sx_type_name(ty), (long long)K,
-                             (long long)m);
+                    snprintf(nm, sizeof nm, "%s %s K=%lld M=%lld", path, sx_type_name(ty),
+                             (long long)K, (long long)m);
                     if (ty == SX_Q4_K)
-                        CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s: not bit-identical", nm);
+                        CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s: not bit-identical",
+                               nm);
                     else
                         CHECK_CLOSE(nm, got, ref, m * N, 2e-6);
                 })
@@ -219,12 +231,13 @@ static void test_gemv_integer_exact(void) {
         w4[i] = i % 32 == 9 ? -8.0f : floorf(u[i] * 16.0f) - 8.0f;
     }
     sx_rand_uniform(u, M * K, 71, 0, 1);
-    for (int64_t i = 0; i < M * K; i++) x[i] = i % 32 == 3 ? 127.0f : floorf(u[i] * 255.0f) - 127.0f;
+    for (int64_t i = 0; i < M * K; i++)
+        x[i] = i % 32 == 3 ? 127.0f : floorf(u[i] * 255.0f) - 127.0f;
     for (int i = 0; i < 2; i++) {
         int ty = qtypes[i];
         void *q = malloc(sx_type_nbytes(ty, N * K));
         CHECK_OK(sx_quantize(ty, q, i ? w4 : w8, N * K));
-        sx_weight W = wq(q, N, K, ty);
+        sx_weight W = sx_weight_typed(q, ty, N, K);
         for (int64_t m = 1; m <= M; m++) {
             sx_simd_set(SX_SIMD_SCALAR);
             CHECK_OK(sx_matmul(ref, x, &W, NULL, m));
@@ -260,7 +273,7 @@ static void test_threads(void) {
     for (int i = 0; i < 3; i++) {
         void *q = malloc(sx_type_nbytes(qtypes[i], N * K));
         sx_quantize(qtypes[i], q, w, N * K);
-        sx_weight W = wq(q, N, K, qtypes[i]);
+        sx_weight W = sx_weight_typed(q, qtypes[i], N, K);
         for (int64_t m = 1; m <= M; m += 19) {
             sx_threads_init(1);
             CHECK_OK(sx_matmul(a, x, &W, NULL, m));
@@ -321,7 +334,10 @@ static int run_tiny(sx_llama *m, const int32_t *seq, int64_t P, int64_t S, float
 
 static void test_tiny_llama(void) {
     sx_gguf *e = open_fx(FX "tiny_llama_expected.gguf");
-    if (!e) { CHECK(0); return; }
+    if (!e) {
+        CHECK(0);
+        return;
+    }
     int et;
     uint64_t np, ng;
     sx_meta_arr(e, "llm.prompt_ids", &et, &np);
@@ -331,7 +347,8 @@ static void test_tiny_llama(void) {
     int32_t *seq = malloc(sizeof(int32_t) * (P + S)), *greedy = malloc(sizeof(int32_t) * S);
     for (int64_t i = 0; i < P + S; i++) {
         int64_t v = 0;
-        sx_meta_arr_int(e, i < P ? "llm.prompt_ids" : "llm.gen_ids", (uint64_t)(i < P ? i : i - P), &v);
+        sx_meta_arr_int(e, i < P ? "llm.prompt_ids" : "llm.gen_ids", (uint64_t)(i < P ? i : i - P),
+                        &v);
         seq[i] = (int32_t)v;
     }
     float *lf = malloc(sizeof(float) * S * V), *lq = malloc(sizeof(float) * S * V);
@@ -339,7 +356,11 @@ static void test_tiny_llama(void) {
     /* F32 reference: the BF16 file computed in float32 (lossless weights) */
     sx_llama *m = NULL;
     CHECK_OK(sx_llama_load(FX "tiny_llama.gguf", &m));
-    if (!m || !ref_lg) { CHECK(0); sx_gguf_close(e); return; }
+    if (!m || !ref_lg) {
+        CHECK(0);
+        sx_gguf_close(e);
+        return;
+    }
     CHECK_OK(run_tiny(m, seq, P, S, lf, greedy));
     CHECK_CLOSE("F32 logits vs PyTorch", lf, ref_lg, S * V, 1e-5);
     int same = 0;
@@ -379,7 +400,9 @@ static void test_tiny_llama(void) {
             char name[160];
             snprintf(name, sizeof name, "%.*s", (int)len, s);
             const sx_tensor *t = sx_gguf_find(m->g, name);
-            const void *d = !t ? NULL : type == t->type ? t->data : sx_gguf_tensor_as(m->g, t, (int)type);
+            const void *d = !t                ? NULL
+                            : type == t->type ? t->data
+                                              : sx_gguf_tensor_as(m->g, t, (int)type);
             if (!d || sxhash(d, sx_type_nbytes((int)type, t->nelem)) != (uint64_t)hash) {
                 bad++;
                 fprintf(stderr, "  %s: %s (%s) differs from the converter's\n", tn[i], name,
@@ -403,8 +426,10 @@ static void test_tiny_llama(void) {
             er.kl_mean += kl / (double)S;
             er.kl_max = fmax(er.kl_max, kl);
         }
-        while (er.greedy_same < S && greedy[er.greedy_same] == seq[P + er.greedy_same]) er.greedy_same++;
-        printf("    tiny llama %s: logits max-rel %.3g, top-1 agreement %d/%lld, KL mean %.3g max %.3g, "
+        while (er.greedy_same < S && greedy[er.greedy_same] == seq[P + er.greedy_same])
+            er.greedy_same++;
+        printf("    tiny llama %s: logits max-rel %.3g, top-1 agreement %d/%lld, KL mean %.3g max "
+               "%.3g, "
                "free-running greedy equal for %d/%lld steps\n",
                sx_type_name(qtypes[i]), er.max_rel, er.top1, (long long)S, er.kl_mean, er.kl_max,
                er.greedy_same, (long long)S);
@@ -413,54 +438,36 @@ static void test_tiny_llama(void) {
         kl_of[i] = er.kl_mean;
         sx_llama_free(m);
     }
-    CHECKF(kl_of[0] < kl_of[2] && kl_of[2] < kl_of[1], "KL: Q8_0 %.3g, Q4_K %.3g, Q4_0 %.3g", kl_of[0],
-           kl_of[2], kl_of[1]);
+    CHECKF(kl_of[0] < kl_of[2] && kl_of[2] < kl_of[1], "KL: Q8_0 %.3g, Q4_K %.3g, Q4_0 %.3g",
+           kl_of[0], kl_of[2], kl_of[1]);
     free(seq), free(greedy), free(lf), free(lq), free(pf), free(pq);
     sx_gguf_close(e);
 }
 
 /* ---- 13B-shaped layer: llama.cpp's rounding, error vs F32 ---- */
-typedef struct {
-    float **w;
-    const int64_t (*shp)[2];
-} gen_job;
-
-static void gen_task(void *ctx, int64_t b, int64_t e, int tid) {
-    gen_job *j = ctx;
-    (void)tid;
-    for (int64_t i = b; i < e; i++) { /* tests/test_llm.c's weights (BF16-rounded) */
-        int64_t N = j->shp[i][0], K = j->shp[i][1];
-        float a = 1.0f / sqrtf((float)K), *t = j->w[i] = malloc(sizeof(float) * N * K);
-        sx_rand_uniform(t, N * K, 101 + (uint64_t)i, -a, a);
-        for (int64_t k = 0; k < N * K; k++) t[k] = sx_bf16_to_f32(sx_f32_to_bf16(t[k]));
-    }
-}
-
-typedef struct {
-    const float *src;
-    uint8_t *dst;
-    int type;
-    int64_t K;
-} q_job;
-
-static void q_task(void *ctx, int64_t b, int64_t e, int tid) {
-    q_job *j = ctx;
-    (void)tid;
-    size_t rb = sx_type_nbytes(j->type, j->K);
-    for (int64_t r = b; r < e; r++) sx_quantize(j->type, j->dst + r * rb, j->src + r * j->K, j->K);
-}
-
 static void test_layer13b(void) {
-    sx_gguf *ref = open_fx(FX "layer13b_ref.gguf"), *ex = open_fx("tests/fixtures/llm/layer13b.gguf");
-    if (!ref || !ex) { CHECK(0); sx_gguf_close(ref); sx_gguf_close(ex); return; }
+    sx_gguf *ref = open_fx(FX "layer13b_ref.gguf"),
+            *ex = open_fx("tests/fixtures/llm/layer13b.gguf");
+    if (!ref || !ex) {
+        CHECK(0);
+        sx_gguf_close(ref);
+        sx_gguf_close(ex);
+        return;
+    }
     const int64_t D = 5120, F = 13824, T = 9;
     const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
     const char *names[7] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                             "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                             "mlp.down_proj"};
     float *w[7];
-    gen_job gj = {w, shp};
-    sx_parallel_for(7, 1, gen_task, &gj);
+    for (int k = 0; k < 7;
+         k++) { /* tests/test_llm.c's weights: U(-a, a), a = K^-1/2, BF16-rounded */
+        int64_t N = shp[k][0], K = shp[k][1];
+        float a = 1.0f / sqrtf((float)K);
+        w[k] = malloc(sizeof(float) * N * K);
+        sx_rand_uniform(w[k], N * K, 101 + (uint64_t)k, -a, a);
+        for (int64_t i = 0; i < N * K; i++) w[k][i] = sx_bf16_to_f32(sx_f32_to_bf16(w[k][i]));
+    }
     const float *ey = sx_get_f32(ex, "out", SX_SHAPE(T, D));
     float *n1 = malloc(sizeof(float) * D), *n2 = malloc(sizeof(float) * D);
     float *x = malloc(sizeof(float) * T * D), *y = malloc(sizeof(float) * T * D);
@@ -481,8 +488,7 @@ static void test_layer13b(void) {
         for (int k = 0; k < 7; k++) {
             size_t nb = sx_type_nbytes(ty, shp[k][0] * shp[k][1]);
             q[k] = malloc(nb);
-            q_job qj = {w[k], q[k], ty, shp[k][1]};
-            sx_parallel_for(shp[k][0], 16, q_task, &qj);
+            CHECK_OK(sx_quantize_rows(ty, q[k], w[k], shp[k][0], shp[k][1]));
             /* bytes = llama.cpp's reference rounding (Q4_K: the first rows) */
             int64_t rows = ty == SX_Q4_K ? q4k_rows : shp[k][0];
             char key[96], tl[8];
@@ -505,11 +511,17 @@ static void test_layer13b(void) {
             sx_meta_float(ref, key, &r);
             rms_ref = fmax(rms_ref, r);
         }
-        CHECKF(bad == 0, "%s: %d of 7 matrices differ from llama.cpp's reference rounding", t->name, bad);
+        CHECKF(bad == 0, "%s: %d of 7 matrices differ from llama.cpp's reference rounding", t->name,
+               bad);
         sx_llama_layer L = {n1,
-                            wq(q[0], D, D, ty), wq(q[1], D, D, ty), wq(q[2], D, D, ty), wq(q[3], D, D, ty),
+                            sx_weight_typed(q[0], ty, D, D),
+                            sx_weight_typed(q[1], ty, D, D),
+                            sx_weight_typed(q[2], ty, D, D),
+                            sx_weight_typed(q[3], ty, D, D),
                             n2,
-                            wq(q[4], F, D, ty), wq(q[5], F, D, ty), wq(q[6], D, F, ty)};
+                            sx_weight_typed(q[4], ty, F, D),
+                            sx_weight_typed(q[5], ty, F, D),
+                            sx_weight_typed(q[6], ty, D, F)};
         sx_llama m;
         memset(&m, 0, sizeof m);
         m.cfg = (sx_llama_config){D, 1, 40, 40, 128, F, 1, 2048, 1e-5f, 10000.0f, 1, 2, 0};
@@ -525,22 +537,26 @@ static void test_layer13b(void) {
             dmax = fmax(dmax, fabs((double)y[j] - ey[j]));
             cmax = fmax(cmax, fabs((double)ey[j] - x[j]));
         }
-        printf("    13B layer %s: bytes = llama.cpp reference rounding%s; weight rms %.3g (reference "
-               "%.3g); output max-rel %.3g, of the layer's update %.3g\n",
-               t->name, ty == SX_Q4_K ? " (first 256 rows)" : "", rms_ours, rms_ref, er.max_rel,
-               dmax / cmax);
+        printf(
+            "    13B layer %s: bytes = llama.cpp reference rounding%s; weight rms %.3g (reference "
+            "%.3g); output max-rel %.3g, of the layer's update %.3g\n",
+            t->name, ty == SX_Q4_K ? " (first 256 rows)" : "", rms_ours, rms_ref, er.max_rel,
+            dmax / cmax);
         CHECKF(fabs(rms_ours - rms_ref) <= 1e-6 * rms_ref, "%s: weight rms %.6g vs reference %.6g",
                t->name, rms_ours, rms_ref);
-        CHECKF(er.max_rel <= tol[i], "%s: layer output max-rel %.3g > %.3g", t->name, er.max_rel, tol[i]);
+        CHECKF(er.max_rel <= tol[i], "%s: layer output max-rel %.3g > %.3g", t->name, er.max_rel,
+               tol[i]);
         out_err[i] = er.max_rel;
         sx_llama_ctx_free(c);
         for (int k = 0; k < 7; k++) free(q[k]);
     }
-    CHECKF(out_err[0] < out_err[2] && out_err[2] < out_err[1], "layer error: Q8_0 %.3g, Q4_K %.3g, Q4_0 %.3g",
-           out_err[0], out_err[2], out_err[1]);
+    CHECKF(out_err[0] < out_err[2] && out_err[2] < out_err[1],
+           "layer error: Q8_0 %.3g, Q4_K %.3g, Q4_0 %.3g", out_err[0], out_err[2], out_err[1]);
     int64_t gd = meta_i(ref, "layer.gguf_py_q4_0_diff_blocks");
-    printf("    (gguf-py's own Q4_0 quantizer, which emulates an FMA build, differs in %lld blocks; "
-           "its Q8_0 matches)\n", (long long)gd);
+    printf(
+        "    (gguf-py's own Q4_0 quantizer, which emulates an FMA build, differs in %lld blocks; "
+        "its Q8_0 matches)\n",
+        (long long)gd);
     for (int k = 0; k < 7; k++) free(w[k]);
     free(n1), free(n2), free(x), free(y);
     sx_gguf_close(ref);
@@ -582,7 +598,8 @@ static int cmp_quant(const char *dir, sx_gguf *e, int k, int *first_diff, double
     }
     sx_seedx_reply r;
     memset(&r, 0, sizeof r);
-    if (!sx_image_load_rgb(p, &im) && !sx_seedx_encode_images(M, &im, 1, NULL, &feats, &rows, tiles)) {
+    if (!sx_image_load_rgb(p, &im) &&
+        !sx_seedx_encode_images(M, &im, 1, NULL, &feats, &rows, tiles)) {
         sx_seedx_opts o;
         sx_seedx_opts_default(&o);
         snprintf(key, sizeof key, "cmp%d.gen_ids", k);
@@ -616,13 +633,18 @@ static int cmp_quant(const char *dir, sx_gguf *e, int k, int *first_diff, double
 
 static void test_seedx_comprehension(void) {
     sx_gguf *e = open_fx(SQ "expected.gguf");
-    if (!e) { CHECK(0); return; }
+    if (!e) {
+        CHECK(0);
+        return;
+    }
     /* model_q4_0 holds llm and vit; the rest comes from model_q8_0 */
     char dir[256], cmd[1024];
     snprintf(dir, sizeof dir, "%s/seedx_q4_0_XXXXXX", t_build());
     CHECK(mkdtemp(dir) != NULL);
-    const char *files[4][2] = {{"tokenizer.gguf", "model_q8_0"}, {"agent.gguf", "model_q8_0"},
-                               {"llm.gguf", "model_q4_0"}, {"vit.gguf", "model_q4_0"}};
+    const char *files[4][2] = {{"tokenizer.gguf", "model_q8_0"},
+                               {"agent.gguf", "model_q8_0"},
+                               {"llm.gguf", "model_q4_0"},
+                               {"vit.gguf", "model_q4_0"}};
     for (int i = 0; i < 4; i++) {
         snprintf(cmd, sizeof cmd, "ln -s \"$PWD/" SQ "%s/%s\" %s/%s", files[i][1], files[i][0], dir,
                  files[i][0]);
@@ -639,7 +661,8 @@ static void test_seedx_comprehension(void) {
         printf("; Q4_0 %s", d4 < 0 ? "= F32 greedy ids" : "differs from F32 at step");
         if (d4 >= 0) printf(" %d (reference margin %.3g)", d4, m4);
         printf(" (max |logit| %.3g)\n", sc);
-        CHECKF(d8 < 0 || m8 < 0.03 * sc, "Q8_0 flips step %d whose reference margin is %.3g", d8, m8);
+        CHECKF(d8 < 0 || m8 < 0.03 * sc, "Q8_0 flips step %d whose reference margin is %.3g", d8,
+               m8);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
@@ -664,7 +687,10 @@ static void test_bad_files(void) {
     }
     /* run-time conversion of rows that do not split into blocks: refused */
     sx_gguf *g = open_fx("tests/fixtures/llm/tiny_gqa_f32.gguf");
-    if (!g) { CHECK(0); return; }
+    if (!g) {
+        CHECK(0);
+        return;
+    }
     const sx_tensor *t = sx_gguf_find(g, "model.layers.0.mlp.down_proj.weight"); /* rows of 172 */
     CHECK(t && !sx_gguf_tensor_as(g, t, SX_Q8_0) && strstr(sx_errmsg(), "down_proj"));
     sx_gguf_close(g);
@@ -674,15 +700,19 @@ static void test_bad_files(void) {
 static void test_cli(void) {
     char cmd[2048], out[200];
     snprintf(out, sizeof out, "%.150s/quant_cli.txt", t_build());
-    snprintf(cmd, sizeof cmd, "./seedx inspect " SQ "model_q8_0/llm.gguf > %s 2>&1 && grep -q "
+    snprintf(cmd, sizeof cmd,
+             "./seedx inspect " SQ "model_q8_0/llm.gguf > %s 2>&1 && grep -q "
              "'bits per weight' %s && grep -q 'Q8_0 .*(8.50 bits per weight)' %s && grep -q "
-             "'Q8_0   \\[32330,32\\]' %s", out, out, out, out);
+             "'Q8_0   \\[32330,32\\]' %s",
+             out, out, out, out);
     CHECKF(system(cmd) == 0, "seedx inspect: types / bits per weight missing (%s)", out);
-    snprintf(cmd, sizeof cmd, "./seedx lm -m " SQ "model_q8_0 -p 'hello world' -n 3 --dtype q4_0 > %s 2>&1",
-             out);
+    snprintf(cmd, sizeof cmd,
+             "./seedx lm -m " SQ "model_q8_0 -p 'hello world' -n 3 --dtype q4_0 > %s 2>&1", out);
     CHECKF(system(cmd) == 0, "seedx lm --dtype q4_0 failed (%s)", out);
-    snprintf(cmd, sizeof cmd, "./seedx chat -m " SQ "model_q8_0 -p x --dtype q5_k > %s 2>&1; "
-             "grep -q \"wants f32, f16, bf16, q8_0, q4_0 or q4_k, got 'q5_k'\" %s", out, out);
+    snprintf(cmd, sizeof cmd,
+             "./seedx chat -m " SQ "model_q8_0 -p x --dtype q5_k > %s 2>&1; "
+             "grep -q \"wants f32, f16, bf16, q8_0, q4_0 or q4_k, got 'q5_k'\" %s",
+             out, out);
     CHECKF(system(cmd) == 0, "seedx chat --dtype q5_k: no clear error (%s)", out);
 }
 
