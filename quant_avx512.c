@@ -20,9 +20,6 @@
 static inline __m512i cat256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-static inline __m512 cat256ps(__m256 lo, __m256 hi) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-}
 
 /* ---- dequantization (bit-identical to quant.c) ---- */
 static inline void i8x32_to_f32(float *y, __m256i q, __m512 d) {

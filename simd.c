@@ -61,7 +61,7 @@ static int x86_has(int level) {
 }
 
 /* AVX512-VNNI: CPUID.(7,0):ECX bit 11 (on top of the avx512 path). */
-static int x86_has_vnni(void) {
+static __attribute__((unused)) int x86_has_vnni(void) {
     unsigned a, b, c, d;
     if (!x86_has(SX_SIMD_AVX512) || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
     return (c >> 11) & 1;
