@@ -1,6 +1,7 @@
 # seedx.c - plain Makefile. Every top-level *.c except the front-end files of
 # ./seedx (CLI_SRCS) is library code; files named *_avx2.c / *_avx512.c /
-# *_neon.c get their ISA flags and only build on the matching architecture.
+# *_avx512bf16.c / *_amx.c / *_neon.c get their ISA flags and only build on
+# the matching architecture (the CPU is checked at run time, simd.c).
 # tests/test_*.c are test programs.
 CC      ?= cc
 OPT     ?= -O2
@@ -13,12 +14,13 @@ BUILD   ?= build
 CLI_SRCS := main.c cli.c cli_tools.c serve.c http.c json.c
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 ALL_SRCS := $(filter-out $(CLI_SRCS), $(wildcard *.c))
+X86_SRCS := %_avx2.c %_avx512.c %_avx512bf16.c %_amx.c
 ifeq ($(ARCH),x86_64)
   LIB_SRCS := $(filter-out %_neon.c, $(ALL_SRCS))
 else ifeq ($(ARCH),aarch64)
-  LIB_SRCS := $(filter-out %_avx2.c %_avx512.c, $(ALL_SRCS))
+  LIB_SRCS := $(filter-out $(X86_SRCS), $(ALL_SRCS))
 else
-  LIB_SRCS := $(filter-out %_avx2.c %_avx512.c %_neon.c, $(ALL_SRCS))
+  LIB_SRCS := $(filter-out $(X86_SRCS) %_neon.c, $(ALL_SRCS))
 endif
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 HDRS      := $(wildcard *.h)
@@ -33,7 +35,9 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 # else in an *_avx512.c file can use it on a CPU without it (Skylake-X). With
 # -mavx512vnni, gcc 12.2 also turns a plain int8 x int8 dot loop into vpdpbusd,
 # which multiplies u8 x s8 (wrong for negative weights) -- seen in quant_avx512.c.
-AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
+AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
+AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-bf16
 
 .PHONY: all test test-asan test-browser bench fixtures format clean fuzz install
 all: seedx $(BUILD)/libseedx.a
@@ -47,6 +51,14 @@ $(BUILD)/%_avx2.o: %_avx2.c $(HDRS)
 $(BUILD)/%_avx512.o: %_avx512.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/%_avx512bf16.o: %_avx512bf16.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) $(AVX512BF16_FLAGS) -c $< -o $@
+$(BUILD)/%_amx.o: %_amx.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) $(AMX_FLAGS) -c $< -o $@
+# the emulated AMX kernel includes ops_amx.c
+$(BUILD)/ops_amxemu.o: ops_amxemu.c ops_amx.c $(HDRS)
 
 $(BUILD)/libseedx.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -64,11 +76,17 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libseedx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(BUILD)/libseedx.a $(LDLIBS)
 
+# tests/test_cli.c also calls the front-end's own functions (cli.h)
+CLI_LIB_OBJS := $(BUILD)/cli.o $(BUILD)/cli_tools.o
+$(BUILD)/tests/test_cli: tests/test_cli.c tests/test.h $(BUILD)/libseedx.a $(CLI_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE) $(CFLAGS) -I. -o $@ $< $(CLI_LIB_OBJS) $(BUILD)/libseedx.a $(LDLIBS)
+
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the library, the
 # public headers (a program compiles with -I PREFIX/include/seedx and
 # #include "seedx.h") and the tiny model `seedx demo` finds next to the binary.
 PREFIX   ?= /usr/local
-PUB_HDRS := seedx.h sx_core.h half.h simd.h wtype.h gguf.h ops.h tokenizer.h image_io.h vit.h \
+PUB_HDRS := seedx.h sx_core.h half.h simd.h wtype.h gguf.h ops.h nn.h tokenizer.h image_io.h vit.h \
             llama.h detokenizer.h unet.h sampler.h vae.h
 install: seedx $(BUILD)/libseedx.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/seedx \
@@ -123,14 +141,16 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz seedx
 
-# libFuzzer harnesses: tests/fuzz_<name>.c, built with clang; each runs for
-# FUZZ_SECONDS (default 60) on its corpus tests/fuzz/<name>/ (seeded from fixtures).
+# libFuzzer harnesses: tests/fuzz_<name>.c, built with clang (with the library,
+# the HTTP/JSON code and the front-end's cli.c / cli_tools.c); each runs for FUZZ_SECONDS
+# (default 60) on its corpus tests/fuzz/<name>/ (seeded from fixtures).
 FUZZ_SRCS := $(wildcard tests/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/%.c=build-fuzz/%)
 FUZZ_SECONDS ?= 60
-build-fuzz/%: tests/%.c $(LIB_SRCS) http.c json.c serve.c webui.html $(HDRS)
+FUZZ_LIB_SRCS := $(filter-out $(X86_SRCS) %_neon.c,$(LIB_SRCS)) http.c json.c cli.c cli_tools.c
+build-fuzz/%: tests/%.c $(FUZZ_LIB_SRCS) $(HDRS)
 	@mkdir -p build-fuzz
-	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(filter-out %_avx2.c %_avx512.c %_neon.c,$(LIB_SRCS)) http.c json.c $(LDLIBS)
+	clang $(BASE) -O1 -g -DSX_NO_SIMD_FILES -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(FUZZ_LIB_SRCS) $(LDLIBS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/$${n#fuzz_}; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; new=$$(mktemp -d); \

@@ -11,7 +11,6 @@
  * Front-end code (cli.h): parses argv, prints, and calls the library. */
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,15 +101,6 @@ static int print_gguf(const sx_gguf *g, FILE *f, int all) {
     return ferror(f) ? sx_err("%s: write error while printing", sx_gguf_path(g)) : 0;
 }
 
-static int inspect_usage(FILE *f) {
-    fprintf(f, "usage: seedx inspect [--all] FILE.gguf|DIR ...\n"
-               "Prints a GGUF file's metadata (key, type, value) and its tensor table (index,\n"
-               "type, shape in PyTorch order, bytes, offset, name). A directory lists every\n"
-               "*.gguf in it, sorted by name. Arrays and long strings are shortened unless\n"
-               "--all is given.\n");
-    return f == stdout ? 0 : 2;
-}
-
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -172,21 +162,22 @@ static int inspect_dir(const char *dir, int all, int *first) {
 
 int sx_cmd_inspect(int argc, char **argv) {
     int all = 0, npaths = 0, rc = 0, first = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return inspect_usage(stdout);
-        if (!strcmp(argv[i], "--all")) all = 1;
-        else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "seedx inspect: unknown option '%s'\n", argv[i]);
-            return inspect_usage(stderr);
-        } else
-            npaths++;
-    }
-    if (!npaths) return inspect_usage(stderr);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--all")) continue;
+    const char *paths[256];
+    const cli_opt opts[] = {
+        {"--all", CLI_FLAG, &all, NULL, "arrays and long strings in full", 0, 0, NULL},
+    };
+    cli_spec s = {"seedx inspect", "seedx inspect [--all] FILE.gguf|DIR ...",
+                  "Prints a GGUF file's metadata (key, type, value) and its tensor table (index,\n"
+                  "type, shape in PyTorch order, bytes, offset, name). A directory lists every\n"
+                  "*.gguf in it, sorted by name. Arrays and long strings are shortened unless\n"
+                  "--all is given.",
+                  opts, CLI_COUNT(opts), paths, 1, 256, &npaths, 0};
+    CLI_PARSE(&s, argc, argv);
+    CLI_GO(&s);
+    for (int i = 0; i < npaths; i++) {
         struct stat st;
-        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) rc |= inspect_dir(argv[i], all, &first);
-        else rc |= inspect_file(argv[i], all, &first);
+        if (stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) rc |= inspect_dir(paths[i], all, &first);
+        else rc |= inspect_file(paths[i], all, &first);
     }
     return rc;
 }
@@ -194,179 +185,165 @@ int sx_cmd_inspect(int argc, char **argv) {
 /* ======================================================================
  * seedx image info|convert|tiles
  * ====================================================================== */
-static void image_usage(FILE *f) {
+static int image_usage(FILE *f) {
     fprintf(f, "usage:\n"
                "  seedx image info FILE                      format, size, Pillow mode\n"
                "  seedx image convert IN OUT [--resize WxH] [--filter bicubic|bilinear] [--exif-rotate]\n"
                "                                             OUT: .png, .ppm or .pgm\n"
                "  seedx image tiles IN --out DIR [--grids 1x1,2x1,...] [--keep-ratio] [--exif-rotate]\n"
-               "                                             SEED-X any-res tiles as PNGs + positions.txt\n");
+               "                                             SEED-X any-res tiles as PNGs + positions.txt\n"
+               "`seedx image SUBCOMMAND --help` describes one.\n");
+    return f == stdout ? 0 : 2;
+}
+
+static int image_info(int argc, char **argv) {
+    const char *path[1];
+    int n = 0;
+    cli_spec s = {"seedx image info", "seedx image info FILE",
+                  "Prints the format, the size and Pillow's mode of an image file (and its EXIF\n"
+                  "orientation when it has one).",
+                  NULL, 0, path, 1, 1, &n, 0};
+    CLI_PARSE(&s, argc, argv);
+    CLI_GO(&s);
+    uint8_t *b = NULL;
+    size_t len;
+    sx_native_image nat;
+    const char *fmt;
+    if (sx_read_file(path[0], &b, &len) || sx_image_decode_native(b, len, path[0], &nat, &fmt)) {
+        fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+        free(b);
+        return 1;
+    }
+    int o = sx_exif_orientation(b, len);
+    free(b);
+    printf("%s: %s %dx%d mode %s", path[0], fmt, nat.w, nat.h, sx_mode_name(nat.mode));
+    if (o != 1) printf(" exif-orientation %d (not applied unless --exif-rotate)", o);
+    printf("\n");
+    sx_native_free(&nat);
+    return 0;
+}
+
+static int image_convert(int argc, char **argv) {
+    const char *path[2];
+    int n = 0, size[2] = {0, 0}, filter = 0, exif = 0;
+    const cli_opt opts[] = {
+        {"--resize", CLI_SIZE, size, "WxH", "resize with Pillow's filter (bit-exact)", 1, 65536, NULL},
+        {"--filter", CLI_CHOICE, &filter, "NAME", "resampling filter (default bicubic)", 0, 0, "bicubic|bilinear"},
+        {"--exif-rotate", CLI_FLAG, &exif, NULL, "apply the EXIF orientation first", 0, 0, NULL},
+    };
+    cli_spec s = {"seedx image convert", "seedx image convert IN OUT [options]",
+                  "Decodes IN (PNG, JPEG, PPM), optionally resizes it, writes OUT (.png, .ppm, .pgm).",
+                  opts, CLI_COUNT(opts), path, 2, 2, &n, 0};
+    CLI_PARSE(&s, argc, argv);
+    CLI_GO(&s);
+    if (sx_image_check_output(path[1])) {
+        fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+        return 2;
+    }
+    sx_image im, r;
+    if (sx_image_load_rgb_ex(path[0], exif, &im)) {
+        fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+        return 1;
+    }
+    if (size[0]) {
+        if (sx_image_resize(&im, size[0], size[1], filter ? SX_RESIZE_BILINEAR : SX_RESIZE_BICUBIC, &r)) {
+            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+            sx_image_free(&im);
+            return 1;
+        }
+        sx_image_free(&im);
+        im = r;
+    }
+    int rc = sx_image_save(path[1], &im);
+    sx_image_free(&im);
+    if (rc) {
+        fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+        return 1;
+    }
+    return 0;
+}
+
+/* positions.txt of `image tiles`: a header naming the input (any length),
+ * then one line per tile. malloc'd, NULL with the error set. */
+static char *positions_text(const char *in, const sx_image *im, const sx_anyres *a) {
+    sx_str b = {0};
+    sx_str_addf(&b, "# %s %dx%d -> grid %dx%d (%dx%d px), %d images (tiles row-major, global thumbnail "
+                    "last)\n# file x y\n",
+                in, im->w, im->h, a->grid_w, a->grid_h, a->grid_w * SX_ANYRES_BASE,
+                a->grid_h * SX_ANYRES_BASE, a->n);
+    for (int t = 0; t < a->n; t++)
+        sx_str_addf(&b, "%s_%02d.png %.9g %.9g\n", t == a->n - 1 ? "thumbnail" : "tile", t,
+                    a->pos[2 * t], a->pos[2 * t + 1]);
+    if (b.oom) sx_str_free(&b);
+    return b.s;
+}
+
+static int image_tiles(int argc, char **argv) {
+    const char *path[1], *dir = NULL, *grids = NULL;
+    int n = 0, exif = 0, keep = 0;
+    const cli_opt opts[] = {
+        {"--out", CLI_STR, &dir, "DIR", "where the tiles go (created; required)", 0, 0, NULL},
+        {"--grids", CLI_STR, &grids, "LIST", "any-res candidates (default: the official 8)", 0, 0, NULL},
+        {"--keep-ratio", CLI_FLAG, &keep, NULL, "resize_and_pad with keep_ratio=True", 0, 0, NULL},
+        {"--exif-rotate", CLI_FLAG, &exif, NULL, "apply the EXIF orientation first", 0, 0, NULL},
+    };
+    cli_spec s = {"seedx image tiles", "seedx image tiles IN --out DIR [options]",
+                  "Writes SEED-X's any-res images of IN (tiles row-major, then the global\n"
+                  "thumbnail) as PNGs, and positions.txt with each tile's position.",
+                  opts, CLI_COUNT(opts), path, 1, 1, &n, 0};
+    CLI_PARSE(&s, argc, argv);
+    int res[SX_ANYRES_MAX_GRIDS][2], nres;
+    if (!dir || sx_anyres_parse_grids(grids, res, &nres)) {
+        fprintf(stderr, "seedx image tiles: %s\nusage: %s\n", dir ? sx_errmsg() : "--out DIR is required", s.usage);
+        return 2;
+    }
+    CLI_GO(&s);
+    sx_image im;
+    sx_anyres a;
+    if (sx_image_load_rgb_ex(path[0], exif, &im)) {
+        fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+        return 1;
+    }
+    if (sx_anyres_preprocess_ex(&im, grids, keep, &a)) {
+        fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+        sx_image_free(&im);
+        return 1;
+    }
+    int rc = 0;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        rc = sx_err("cannot create %s: %s", dir, strerror(errno));
+    for (int t = 0; t < a.n && !rc; t++) {
+        char *p = sx_strf("%s/%s_%02d.png", dir, t == a.n - 1 ? "thumbnail" : "tile", t);
+        rc = !p || sx_image_save(p, &a.tiles[t]);
+        free(p);
+    }
+    char *txt = rc ? NULL : positions_text(path[0], &im, &a), *p = NULL;
+    if (!rc && (!txt || !(p = sx_strf("%s/positions.txt", dir)) ||
+                sx_write_file_atomic(p, (const uint8_t *)txt, strlen(txt))))
+        rc = 1;
+    if (rc) fprintf(stderr, "seedx image: %s\n", sx_errmsg());
+    else printf("%s: %dx%d -> grid %dx%d, wrote %d PNGs and positions.txt to %s\n", path[0], im.w,
+                im.h, a.grid_w, a.grid_h, a.n, dir);
+    free(p);
+    free(txt);
+    sx_image_free(&im);
+    sx_anyres_free(&a);
+    return rc ? 1 : 0;
 }
 
 int sx_cmd_image(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        image_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    const char *sub = argv[1];
-    if (!strcmp(sub, "info")) {
-        if (argc != 3) {
-            image_usage(stderr);
-            return 2;
-        }
-        uint8_t *b;
-        size_t n;
-        sx_native_image nat;
-        const char *fmt;
-        if (sx_read_file(argv[2], &b, &n) || sx_image_decode_native(b, n, argv[2], &nat, &fmt)) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            free(b);
-            return 1;
-        }
-        int o = sx_exif_orientation(b, n);
-        free(b);
-        printf("%s: %s %dx%d mode %s", argv[2], fmt, nat.w, nat.h, sx_mode_name(nat.mode));
-        if (o != 1) printf(" exif-orientation %d (not applied unless --exif-rotate)", o);
-        printf("\n");
-        sx_native_free(&nat);
-        return 0;
-    }
-    if (!strcmp(sub, "convert")) {
-        const char *in = NULL, *outp = NULL;
-        int rw = 0, rh = 0, filter = SX_RESIZE_BICUBIC, exif = 0;
-        for (int i = 2; i < argc; i++) {
-            if (!strcmp(argv[i], "--exif-rotate")) {
-                exif = 1;
-            } else if (!strcmp(argv[i], "--resize") && i + 1 < argc) {
-                if (sscanf(argv[++i], "%dx%d", &rw, &rh) != 2 || rw <= 0 || rh <= 0) {
-                    fprintf(stderr, "seedx image: --resize wants WxH, got '%s'\n", argv[i]);
-                    return 2;
-                }
-            } else if (!strcmp(argv[i], "--filter") && i + 1 < argc) {
-                i++;
-                if (!strcmp(argv[i], "bicubic")) filter = SX_RESIZE_BICUBIC;
-                else if (!strcmp(argv[i], "bilinear")) filter = SX_RESIZE_BILINEAR;
-                else {
-                    fprintf(stderr, "seedx image: --filter must be bicubic or bilinear, got '%s'\n", argv[i]);
-                    return 2;
-                }
-            } else if (argv[i][0] == '-' && argv[i][1]) {
-                fprintf(stderr, "seedx image: unknown option '%s'\n", argv[i]);
-                return 2;
-            } else if (!in) {
-                in = argv[i];
-            } else if (!outp) {
-                outp = argv[i];
-            } else {
-                image_usage(stderr);
-                return 2;
-            }
-        }
-        if (!in || !outp) {
-            image_usage(stderr);
-            return 2;
-        }
-        sx_image im, r;
-        if (sx_image_load_rgb_ex(in, exif, &im)) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            return 1;
-        }
-        if (rw) {
-            if (sx_image_resize(&im, rw, rh, filter, &r)) {
-                fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-                sx_image_free(&im);
-                return 1;
-            }
-            sx_image_free(&im);
-            im = r;
-        }
-        int rc = sx_image_save(outp, &im);
-        sx_image_free(&im);
-        if (rc) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            return 1;
-        }
-        return 0;
-    }
-    if (!strcmp(sub, "tiles")) {
-        const char *in = NULL, *dir = NULL, *grids = NULL;
-        int exif = 0, keep = 0;
-        for (int i = 2; i < argc; i++) {
-            if (!strcmp(argv[i], "--out") && i + 1 < argc) dir = argv[++i];
-            else if (!strcmp(argv[i], "--exif-rotate")) exif = 1;
-            else if (!strcmp(argv[i], "--keep-ratio")) keep = 1;
-            else if (!strcmp(argv[i], "--grids") && i + 1 < argc) grids = argv[++i];
-            else if (argv[i][0] == '-' && argv[i][1]) {
-                fprintf(stderr, "seedx image: unknown option '%s'\n", argv[i]);
-                return 2;
-            } else if (!in) in = argv[i];
-            else {
-                image_usage(stderr);
-                return 2;
-            }
-        }
-        if (!in || !dir) {
-            image_usage(stderr);
-            return 2;
-        }
-        sx_image im;
-        sx_anyres a;
-        if (sx_image_load_rgb_ex(in, exif, &im) || sx_anyres_preprocess_ex(&im, grids, keep, &a)) {
-            fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-            return 1;
-        }
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "seedx image: cannot create %s: %s\n", dir, strerror(errno));
-            sx_image_free(&im);
-            sx_anyres_free(&a);
-            return 1;
-        }
-        size_t dl = strlen(dir) + 64;
-        char *path = malloc(dl);
-        char *txt = malloc(256 + 64 * (size_t)a.n);
-        int rc = path && txt ? 0 : 1;
-        size_t tl = 0;
-        if (!rc)
-            tl += (size_t)sprintf(txt, "# %s %dx%d -> grid %dx%d (%dx%d px), %d images (tiles row-major, "
-                                       "global thumbnail last)\n# file x y\n", in, im.w, im.h, a.grid_w,
-                                  a.grid_h, a.grid_w * SX_ANYRES_BASE, a.grid_h * SX_ANYRES_BASE, a.n);
-        for (int t = 0; t < a.n && !rc; t++) {
-            const char *base = t == a.n - 1 ? "thumbnail" : "tile";
-            snprintf(path, dl, "%s/%s_%02d.png", dir, base, t);
-            if (sx_image_save(path, &a.tiles[t])) rc = 1;
-            tl += (size_t)sprintf(txt + tl, "%s_%02d.png %.9g %.9g\n", base, t, a.pos[2 * t], a.pos[2 * t + 1]);
-        }
-        if (!rc) {
-            snprintf(path, dl, "%s/positions.txt", dir);
-            if (sx_write_file_atomic(path, (const uint8_t *)txt, tl)) rc = 1;
-        }
-        if (rc) fprintf(stderr, "seedx image: %s\n", sx_errmsg());
-        else printf("%s: %dx%d -> grid %dx%d, wrote %d PNGs and positions.txt to %s\n", in, im.w, im.h,
-                    a.grid_w, a.grid_h, a.n, dir);
-        free(path);
-        free(txt);
-        sx_image_free(&im);
-        sx_anyres_free(&a);
-        return rc;
-    }
-    fprintf(stderr, "seedx image: unknown subcommand '%s'\n", sub);
-    image_usage(stderr);
-    return 2;
+    if (argc < 2) return image_usage(stderr);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return image_usage(stdout);
+    if (!strcmp(argv[1], "info")) return image_info(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert")) return image_convert(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tiles")) return image_tiles(argc - 1, argv + 1);
+    fprintf(stderr, "seedx image: unknown subcommand '%s'\n", argv[1]);
+    return image_usage(stderr);
 }
 
 /* ======================================================================
  * seedx tokenize -m MODEL [--bos] [--pieces] TEXT | --decode [--skip-special] ID...
  * ====================================================================== */
-static void tokenize_usage(FILE *f) {
-    fprintf(f,
-            "usage: seedx tokenize -m MODEL [--bos] [--pieces] TEXT\n"
-            "       seedx tokenize -m MODEL --decode [--skip-special] ID...\n"
-            "  Prints the ids of tokenizer.encode(TEXT, add_special_tokens=False) on one line\n"
-            "  (--bos prepends bos, --pieces prints the token strings instead), or with --decode\n"
-            "  the text of tokenizer.decode(IDS). TEXT '-' reads stdin verbatim.\n"
-            "  MODEL: a model directory (holding tokenizer.gguf) or a tokenizer .gguf file.\n");
-}
-
 static int read_stdin(char **buf, size_t *len) {
     size_t cap = 1 << 16, n = 0;
     char *p = malloc(cap);
@@ -395,65 +372,66 @@ static int read_stdin(char **buf, size_t *len) {
 }
 
 int sx_cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL;
-    int bos = 0, pieces = 0, decode = 0, skip = 0;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-m") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(a, "--bos")) bos = 1;
-        else if (!strcmp(a, "--pieces")) pieces = 1;
-        else if (!strcmp(a, "--decode")) decode = 1;
-        else if (!strcmp(a, "--skip-special")) skip = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            tokenize_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--")) {
-            i++;
-            break;
-        } else if (a[0] == '-' && a[1] && !(decode && (a[1] >= '0' && a[1] <= '9'))) {
-            fprintf(stderr, "seedx tokenize: unknown option '%s'\n", a);
-            tokenize_usage(stderr);
-            return 2;
-        } else break;
-    }
-    if (!model) {
-        fprintf(stderr, "seedx tokenize: -m MODEL is required\n");
-        tokenize_usage(stderr);
-        return 2;
-    }
-    if (!decode && argc - i != 1) {
-        fprintf(stderr, "seedx tokenize: expected exactly one TEXT argument (use '-' for stdin)\n");
-        return 2;
-    }
-    sx_tokenizer *tok;
-    if (sx_tokenizer_open(model, &tok)) {
-        fprintf(stderr, "seedx tokenize: %s\n", sx_errmsg());
+    const char *model = NULL, **args = NULL;
+    int bos = 0, pieces = 0, decode = 0, skip = 0, n_args = 0;
+    const cli_opt opts[] = {
+        {"-m", CLI_STR, &model, "MODEL", "a model directory (holding tokenizer.gguf) or a tokenizer .gguf", 0, 0, NULL},
+        {"--bos", CLI_FLAG, &bos, NULL, "prepend bos", 0, 0, NULL},
+        {"--pieces", CLI_FLAG, &pieces, NULL, "print the token strings instead of the ids", 0, 0, NULL},
+        {"--decode", CLI_FLAG, &decode, NULL, "the arguments are ids: print tokenizer.decode(IDS)", 0, 0, NULL},
+        {"--skip-special", CLI_FLAG, &skip, NULL, "with --decode: skip special tokens", 0, 0, NULL},
+    };
+    args = malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
+    if (!args) {
+        fprintf(stderr, "seedx tokenize: out of memory\n");
         return 1;
     }
-    int rc = 1;
+    cli_spec s = {"seedx tokenize", "seedx tokenize -m MODEL [--bos] [--pieces] TEXT\n"
+                                    "       seedx tokenize -m MODEL --decode [--skip-special] ID...",
+                  "Prints the ids of tokenizer.encode(TEXT, add_special_tokens=False) on one line,\n"
+                  "or with --decode the text of tokenizer.decode(IDS). TEXT '-' reads stdin verbatim;\n"
+                  "a TEXT starting with '-' goes after '--'.",
+                  opts, CLI_COUNT(opts), args, 1, argc, &n_args, 1};
+    int prc = cli_parse(&s, argc, argv), rc = 1;
+    if (prc == 0 && !model) {
+        fprintf(stderr, "seedx tokenize: -m MODEL is required\nusage: %s\n", s.usage);
+        prc = 2;
+    } else if (prc == 0 && !decode && n_args != 1) {
+        fprintf(stderr, "seedx tokenize: expected exactly one TEXT argument (use '-' for stdin)\n");
+        prc = 2;
+    }
     int *ids = NULL;
     size_t n = 0;
     char *buf = NULL;
-    if (decode) {
-        n = (size_t)(argc - i);
+    sx_tokenizer *tok = NULL;
+    if (prc == 0 && decode) { /* the ids, each a whole number */
+        n = (size_t)n_args;
         ids = malloc((n + 1) * sizeof *ids);
-        if (!ids) {
-            fprintf(stderr, "seedx tokenize: out of memory\n");
-            goto out;
-        }
-        for (size_t k = 0; k < n; k++) {
-            const char *s = argv[i + (int)k];
+        if (!ids) prc = 2;
+        for (size_t k = 0; k < n && prc == 0; k++) {
+            const char *v = args[k];
             char *end;
             errno = 0;
-            long v = strtol(s, &end, 10);
-            if (!*s || *end || errno || v < -2147483647L || v > 2147483647L) {
-                fprintf(stderr, "seedx tokenize: '%s' is not a token id\n", s);
-                rc = 2;
-                goto out;
+            long x = strtol(v, &end, 10);
+            if (!*v || *end || errno || x < -2147483647L || x > 2147483647L || v[0] == ' ') {
+                fprintf(stderr, "seedx tokenize: '%s' is not a token id\n", v);
+                prc = 2;
             }
-            ids[k] = (int)v;
+            if (prc == 0) ids[k] = (int)x;
         }
+    }
+    if (prc || cli_args_only || cli_apply_common(s.name)) {
+        free(ids);
+        free(args);
+        return prc == 1 ? 0 : prc ? prc : cli_args_only ? 0 : 2;
+    }
+    if (sx_tokenizer_open(model, &tok)) {
+        fprintf(stderr, "seedx tokenize: %s\n", sx_errmsg());
+        free(ids);
+        free(args);
+        return 1;
+    }
+    if (decode) {
         size_t len;
         if (sx_detokenize(tok, ids, n, skip, &buf, &len)) {
             fprintf(stderr, "seedx tokenize: %s\n", sx_errmsg());
@@ -463,7 +441,7 @@ int sx_cmd_tokenize(int argc, char **argv) {
         fputc('\n', stdout);
         rc = 0;
     } else {
-        const char *text = argv[i];
+        const char *text = args[0];
         size_t len = strlen(text);
         if (!strcmp(text, "-")) {
             if (read_stdin(&buf, &len)) {
@@ -492,6 +470,7 @@ int sx_cmd_tokenize(int argc, char **argv) {
 out:
     free(ids);
     free(buf);
+    free(args);
     sx_tokenizer_free(tok);
     if (fflush(stdout) != 0 && rc == 0) {
         fprintf(stderr, "seedx tokenize: write error\n");
@@ -508,59 +487,41 @@ out:
  * --filter bicubic = qwen_visual.py's own image_transform) and prints stats.
  * ====================================================================== */
 
-static int vit_usage(FILE *f) {
-    fprintf(f, "usage: seedx vit -m VIT.gguf [--image FILE | --zero | --random SEED] [--size S]\n"
-               "                 [--filter bilinear|bicubic] [--tiles N] [-o OUT.npy]\n"
-               "Runs the Qwen-VL visual encoder on one image, on an all-zero input or on uniform\n"
-               "random pixels in [-2,2], and prints statistics of the [N, n_queries, output_dim]\n"
-               "features; -o saves them as float32 .npy. The image is resized to S x S with\n"
-               "Pillow's filter (default bilinear as SEED-X's qwen_448_transform; bicubic as\n"
-               "qwen_visual.py's image_transform), scaled to [0,1] and CLIP-normalised.\n"
-               "S defaults to the model's image_size; --tiles repeats the input N times.\n");
-    return 2;
-}
-
 int sx_cmd_vit(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *outp = NULL;
-    int zero = 0, filter = SX_RESIZE_BILINEAR;
-    long long seed = -1, size = 0, tiles = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            vit_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--zero")) zero = 1;
-        else if (!next) {
-            fprintf(stderr, "seedx vit: unknown option or missing value: '%s'\n", a);
-            return vit_usage(stderr);
-        } else if (!strcmp(a, "-m")) model = argv[++i];
-        else if (!strcmp(a, "--image")) image = argv[++i];
-        else if (!strcmp(a, "-o")) outp = argv[++i];
-        else if (!strcmp(a, "--filter")) {
-            i++;
-            if (!strcmp(argv[i], "bilinear")) filter = SX_RESIZE_BILINEAR;
-            else if (!strcmp(argv[i], "bicubic")) filter = SX_RESIZE_BICUBIC;
-            else {
-                fprintf(stderr, "seedx vit: --filter must be bilinear or bicubic, got '%s'\n", argv[i]);
-                return 2;
-            }
-        }
-        else if (!strcmp(a, "--random") || !strcmp(a, "--size") || !strcmp(a, "--tiles")) {
-            char *end;
-            long long v = strtoll(argv[++i], &end, 10);
-            if (*end || v < 0 || (strcmp(a, "--random") && (v <= 0 || v > 65536))) {
-                fprintf(stderr, "seedx vit: bad value '%s' for %s\n", argv[i], a);
-                return 2;
-            }
-            if (!strcmp(a, "--random")) seed = v;
-            else if (!strcmp(a, "--size")) size = v;
-            else tiles = v;
-        } else {
-            fprintf(stderr, "seedx vit: unknown option '%s'\n", a);
-            return vit_usage(stderr);
-        }
+    int zero = 0, filter = 0, size = 0, tiles = 1;
+    uint64_t rseed = 0;
+    const char *random_s = NULL;
+    const cli_opt opts[] = {
+        {"-m", CLI_STR, &model, "VIT.gguf", "the ViT container (required)", 0, 0, NULL},
+        {"--image", CLI_STR, &image, "FILE", "encode this image", 0, 0, NULL},
+        {"--zero", CLI_FLAG, &zero, NULL, "encode the all-zero input", 0, 0, NULL},
+        {"--random", CLI_STR, &random_s, "SEED", "encode uniform random pixels in [-2,2] (seed: a whole number)", 0, 0, NULL},
+        {"--size", CLI_INT, &size, "S", "resize to S x S (default: the model's image_size)", 1, 8192, NULL},
+        {"--filter", CLI_CHOICE, &filter, "NAME", "Pillow filter of the resize (default bilinear)", 0, 0, "bilinear|bicubic"},
+        {"--tiles", CLI_INT, &tiles, "N", "repeat the input N times (a batch)", 1, 1024, NULL},
+        {"-o", CLI_STR, &outp, "OUT.npy", "save the features as float32 .npy", 0, 0, NULL},
+    };
+    cli_spec s = {"seedx vit", "seedx vit -m VIT.gguf (--image FILE | --zero | --random SEED) [options]",
+                  "Runs the Qwen-VL visual encoder on one image, on an all-zero input or on uniform\n"
+                  "random pixels in [-2,2], and prints statistics of the [N, n_queries, output_dim]\n"
+                  "features. The image is resized to S x S with Pillow's filter (bilinear as SEED-X's\n"
+                  "qwen_448_transform; bicubic as qwen_visual.py's image_transform), scaled to [0,1]\n"
+                  "and CLIP-normalised.",
+                  opts, CLI_COUNT(opts), NULL, 0, 0, NULL, 0};
+    CLI_PARSE(&s, argc, argv);
+    const cli_opt seed_opt = {"--random", CLI_U64, &rseed, "SEED", "", 0, 0, NULL};
+    if (random_s && cli_value(s.name, &seed_opt, random_s)) return 2;
+    if (!model || (!!image + zero + !!random_s) != 1) {
+        fprintf(stderr, "seedx vit: -m and one of --image, --zero, --random are required\nusage: %s\n", s.usage);
+        return 2;
     }
-    if (!model || (!!image + zero + (seed >= 0)) != 1) return vit_usage(stderr);
+    CLI_GO(&s);
+    if (outp && sx_file_check_writable(outp)) {
+        fprintf(stderr, "seedx vit: %s\n", sx_errmsg());
+        return 2;
+    }
+    filter = filter ? SX_RESIZE_BICUBIC : SX_RESIZE_BILINEAR;
     sx_vit *v = NULL;
     float *px = NULL, *out = NULL;
     sx_image im = {0}, rs = {0};
@@ -579,8 +540,8 @@ int sx_cmd_vit(int argc, char **argv) {
         for (int64_t p = 0; p < plane; p++)
             for (int c = 0; c < 3; c++)
                 px[c * plane + p] = ((float)rs.data[p * 3 + c] / 255.0f - v->c.image_mean[c]) / v->c.image_std[c];
-    } else if (seed >= 0) {
-        sx_rand_uniform(px, 3 * plane, (uint64_t)seed, -2.0f, 2.0f);
+    } else if (random_s) {
+        sx_rand_uniform(px, 3 * plane, rseed, -2.0f, 2.0f);
     }
     for (int64_t n = 1; n < N; n++) memcpy(px + n * 3 * plane, px, sizeof(float) * (size_t)(3 * plane));
     t0 = sx_time();
@@ -624,25 +585,6 @@ done:
  * seedx lm -m MODEL -p TEXT [-n N] [--temp T --top-p P --top-k K --seed S]
  * ====================================================================== */
 
-static int lm_usage(FILE *f) {
-    fprintf(f, "usage: seedx lm -m MODEL -p TEXT [options]\n"
-               "  plain text completion with a Llama checkpoint, streamed to stdout.\n"
-               "  -m MODEL          directory with llm.gguf + tokenizer.gguf, or an LLM .gguf\n"
-               "  --tokenizer FILE  tokenizer .gguf (default: tokenizer.gguf next to the model)\n"
-               "  -p TEXT           prompt (bos is prepended)\n"
-               "  -n N              max new tokens (default 128)\n"
-               "  --temp T          temperature (default 0 = greedy)\n"
-               "  --top-k K         top-k filter (default off)\n"
-               "  --top-p P         nucleus filter (default off)\n"
-               "  --repeat-penalty R  repetition penalty (default 1 = off)\n"
-               "  --seed S          sampling seed (default 0)\n"
-               "  --ctx N           context length (default: max_position_embeddings)\n"
-               "  --kv-f16          keep the KV cache in F16\n"
-               "  --dtype T         matrices in f32|f16|bf16, or quantized q8_0|q4_0|q4_k (README),\n"
-               "                    converted at load (default: as stored)\n");
-    return f == stdout ? 0 : 2;
-}
-
 typedef struct {
     const sx_tokenizer *tok;
     int *ids;
@@ -680,97 +622,84 @@ int sx_cmd_lm(int argc, char **argv) {
     sx_llama_gen opt;
     sx_llama_gen_defaults(NULL, &opt);
     int64_t n_ctx = 0;
-    int kv16 = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *e = NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return lm_usage(stdout);
-        if (!strcmp(a, "--kv-f16")) {
-            kv16 = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "seedx lm: option '%s' needs a value\n", a);
-            return lm_usage(stderr);
-        }
-        i++;
-        if (!strcmp(a, "-m"))
-            model = v;
-        else if (!strcmp(a, "--tokenizer"))
-            tokp = v;
-        else if (!strcmp(a, "-p"))
-            prompt = v;
-        else if (!strcmp(a, "-n"))
-            opt.max_new_tokens = strtoll(v, &e, 10);
-        else if (!strcmp(a, "--temp"))
-            opt.temperature = strtof(v, &e);
-        else if (!strcmp(a, "--top-k"))
-            opt.top_k = (int)strtol(v, &e, 10);
-        else if (!strcmp(a, "--top-p"))
-            opt.top_p = strtof(v, &e);
-        else if (!strcmp(a, "--repeat-penalty"))
-            opt.repetition_penalty = strtof(v, &e);
-        else if (!strcmp(a, "--seed"))
-            opt.seed = strtoull(v, &e, 10);
-        else if (!strcmp(a, "--ctx"))
-            n_ctx = strtoll(v, &e, 10);
-        else if (!strcmp(a, "--dtype")) {
-            int t = sx_type_from_name(v);
-            if (t < 0 || sx_set_weight_dtype(t) != 0) {
-                fprintf(stderr, "seedx lm: --dtype wants f32, f16, bf16, q8_0, q4_0 or q4_k, got '%s'\n", v);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "seedx lm: unknown option '%s'\n", a);
-            return lm_usage(stderr);
-        }
-        if (e && (*e || e == v)) {
-            fprintf(stderr, "seedx lm: bad value '%s' for %s\n", v, a);
-            return 2;
-        }
-    }
-    if (!model || !prompt) return lm_usage(stderr);
-    if (opt.max_new_tokens < 1 || n_ctx < 0) {
-        fprintf(stderr, "seedx lm: -n must be >= 1 and --ctx >= 0\n");
+    int kv16 = 0, dtype = -1;
+    const cli_opt opts[] = {
+        {"-m", CLI_STR, &model, "MODEL", "directory with llm.gguf + tokenizer.gguf, or an LLM .gguf", 0, 0, NULL},
+        {"--tokenizer", CLI_STR, &tokp, "FILE", "tokenizer .gguf (default: tokenizer.gguf next to the model)", 0, 0, NULL},
+        {"-p", CLI_STR, &prompt, "TEXT", "prompt (bos is prepended)", 0, 0, NULL},
+        {"-n", CLI_I64, &opt.max_new_tokens, "N", "max new tokens (default 128; generation stops when the\ncontext is full, with a message)", 1, 1 << 24, NULL},
+        {"--temp", CLI_FLOAT, &opt.temperature, "T", "temperature (default 0 = greedy)", 0, 100, NULL},
+        {"--top-k", CLI_INT, &opt.top_k, "K", "top-k filter (default 0: off)", 0, 1 << 24, NULL},
+        {"--top-p", CLI_FLOAT, &opt.top_p, "P", "nucleus filter (default 1: off)", 0, 1, NULL},
+        {"--repeat-penalty", CLI_FLOAT, &opt.repetition_penalty, "R", "repetition penalty (default 1 = off)", 0.01, 100, NULL},
+        {"--seed", CLI_U64, &opt.seed, "S", "sampling seed (default 0)", 0, 0, NULL},
+        {"--ctx", CLI_I64, &n_ctx, "N", "context length (default 0: max_position_embeddings)", 0, 1 << 24, NULL},
+        {"--kv-f16", CLI_FLAG, &kv16, NULL, "keep the KV cache in F16", 0, 0, NULL},
+        {"--dtype", CLI_CHOICE, &dtype, "T", "matrices converted at load (default: as stored): f32|f16|bf16,\nor quantized q8_0|q4_0|q4_k (README)", 0, 0, CLI_DTYPES},
+    };
+    cli_spec spec = {"seedx lm", "seedx lm -m MODEL -p TEXT [options]",
+                     "Plain text completion with a Llama checkpoint, streamed to stdout.", opts, CLI_COUNT(opts), NULL, 0, 0,
+                     NULL, 0};
+    CLI_PARSE(&spec, argc, argv);
+    if (!model || !prompt) {
+        fprintf(stderr, "seedx lm: -m MODEL and -p TEXT are required\nusage: %s\n", spec.usage);
         return 2;
     }
-    char llm_path[4096], tok_path[4096];
+    CLI_GO(&spec);
+    if (cli_apply_dtype(spec.name, dtype)) return 2;
+    /* llm.gguf and the tokenizer: in MODEL if it is a directory, else MODEL
+     * and tokenizer.gguf beside it */
     struct stat st;
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(llm_path, sizeof llm_path, "%s/llm.gguf", model);
-        snprintf(tok_path, sizeof tok_path, "%s/tokenizer.gguf", model);
-    } else {
-        snprintf(llm_path, sizeof llm_path, "%s", model);
-        const char *sl = strrchr(model, '/');
-        int dl = sl ? (int)(sl - model) : 1;
-        snprintf(tok_path, sizeof tok_path, "%.*s/tokenizer.gguf", dl, sl ? model : ".");
-    }
-    if (tokp) snprintf(tok_path, sizeof tok_path, "%s", tokp);
-
-    int rc = 1;
+    int is_dir = stat(model, &st) == 0 && S_ISDIR(st.st_mode);
+    const char *sl = strrchr(model, '/');
+    char *llm_path = is_dir ? sx_strf("%s/llm.gguf", model) : sx_strf("%s", model);
+    char *tok_path = tokp     ? sx_strf("%s", tokp)
+                     : is_dir ? sx_strf("%s/tokenizer.gguf", model)
+                     : sl     ? sx_strf("%.*s/tokenizer.gguf", (int)(sl - model), model)
+                              : sx_strf("tokenizer.gguf");
+    int rc = 1, capped = 0;
     sx_llama *m = NULL;
     sx_tokenizer *tok = NULL;
     sx_llama_ctx *c = NULL;
+    sx_gguf *g = NULL;
     int *pids = NULL;
     int32_t *ids32 = NULL, *out = NULL;
     float *emb = NULL;
     lm_stream s;
     memset(&s, 0, sizeof s);
     double t0 = sx_time();
-    if (sx_llama_load(llm_path, &m) != 0 || sx_tokenizer_open(tok_path, &tok) != 0) goto done;
+    size_t np;
+    int64_t max_pos;
+    /* before the weights: the context (metadata) and the prompt's length */
+    if (!llm_path || !tok_path || sx_gguf_open(llm_path, &g) ||
+        sx_meta_int(g, "seedx.llm.max_position_embeddings", &max_pos) ||
+        sx_tokenizer_open(tok_path, &tok) || sx_tokenize(tok, prompt, strlen(prompt), 1, &pids, &np))
+        goto done;
+    sx_gguf_close(g);
+    g = NULL;
+    if (n_ctx > max_pos) {
+        sx_err("--ctx %lld: more than the model's max_position_embeddings %lld", (long long)n_ctx,
+               (long long)max_pos);
+        goto done;
+    }
+    if (n_ctx == 0) n_ctx = max_pos;
+    if (np == 0 || (int64_t)np >= n_ctx) {
+        sx_err("the prompt is %zu tokens: it needs at least one, and room for one new token in the "
+               "context of %lld",
+               np, (long long)n_ctx);
+        goto done;
+    }
+    if ((int64_t)np + opt.max_new_tokens > n_ctx) { /* generate up to the context limit */
+        opt.max_new_tokens = n_ctx - (int64_t)np;
+        capped = 1;
+    }
+    if (sx_llama_load(llm_path, &m) != 0) goto done;
     if (sx_tokenizer_n_vocab(tok) > m->cfg.vocab) {
         sx_err("%s has %d tokens but the model's vocabulary is %lld", tok_path,
                sx_tokenizer_n_vocab(tok), (long long)m->cfg.vocab);
         goto done;
     }
-    size_t np;
-    if (sx_tokenize(tok, prompt, strlen(prompt), 1, &pids, &np) != 0) goto done;
-    if (np == 0) {
-        sx_err("the prompt has no tokens");
-        goto done;
-    }
     int64_t N = opt.max_new_tokens;
-    if (n_ctx == 0 && (int64_t)np + N > m->cfg.max_pos) n_ctx = (int64_t)np + N;
     opt.eos_id = (int32_t)m->cfg.eos_id;
     if (sx_llama_ctx_new(m, n_ctx, kv16 ? SX_F16 : SX_F32, &c) != 0) goto done;
     ids32 = sx_malloc(sizeof(int32_t) * np, "prompt ids");
@@ -800,9 +729,15 @@ int sx_cmd_lm(int argc, char **argv) {
             "%.2f s (%.2f tok/s)\n",
             t1 - t0, np, tp, np / (tp > 0 ? tp : 1e-9), (long long)(n_out - 1), td,
             n_out > 1 ? (n_out - 1) / (td > 0 ? td : 1e-9) : 0.0);
+    if (capped && n_out == N && out[n_out - 1] != opt.eos_id)
+        fprintf(stderr, "seedx lm: stopped at the context limit: %lld tokens (prompt %zu + %lld new)\n",
+                (long long)n_ctx, np, (long long)n_out);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "seedx lm: %s\n", sx_errmsg());
+    sx_gguf_close(g);
+    free(llm_path);
+    free(tok_path);
     free(pids), free(ids32), free(out), free(emb), free(s.ids);
     sx_llama_ctx_free(c);
     sx_tokenizer_free(tok);
@@ -814,149 +749,145 @@ done:
  * seedx unet forward | randn | sample
  * ====================================================================== */
 
+
 static int unet_usage(FILE *f) {
-    fprintf(f,
-            "usage: seedx unet forward -m UNET.gguf [-m BASE.gguf] --sample X.npy --ctx CTX.npy [--pooled P.npy]\n"
-            "                          [--t 500] [--time-ids 1024,1024,0,0,1024,1024] -o EPS.npy\n"
-            "                          [--trace DIR]\n"
-            "       seedx unet randn   --shape 1,4,128,128 [--seed 0] [--rng torch-cuda|torch-cpu]\n"
-            "                          [--cuda-threads N] -o NOISE.npy\n"
-            "       seedx unet sample  -m UNET.gguf --ctx CTX.npy --pooled P.npy [--neg-ctx C.npy\n"
-            "                          --neg-pooled P.npy] [--steps 50] [--cfg 7.5] [--size 1024]\n"
-            "                          [--seed 0] [--rng torch-cuda|torch-cpu] [--noise N.npy]\n"
-            "                          [--image-latent L.npy] [--igs 1.5] [--sampler euler|dpmpp2m]\n"
-            "                          [--karras] -o LATENTS.npy\n"
-            "  -m may be repeated: an overlay (convert_unet.py --overlay) first, then its base.\n"
-            "  forward: one UNet evaluation (sample [C,h,w] or [1,C,h,w], context [T,D] or [1,T,D]).\n"
-            "  randn:   torch.randn-compatible noise (torch-cuda: Philox port, see sampler.h;\n"
-            "           torch-cpu: bit-exact CPU generator).\n"
-            "  sample:  Euler (or DPM-Solver++(2M), --karras: Karras sigmas) + classifier-free\n"
-            "           guidance from initial noise (drawn, or --noise);\n"
-            "           an 8-channel UNet runs the SEED-X edit loop (3-way guidance). Negative\n"
-            "           embeddings default to zeros. Prints a progress bar with ETA.\n");
-    return f == stdout ? 0 : 1;
+    fprintf(f, "usage: seedx unet forward -m UNET.gguf [-m BASE.gguf] --sample X.npy --ctx CTX.npy [options] -o EPS.npy\n"
+               "       seedx unet randn --shape 1,4,128,128 [options] -o NOISE.npy\n"
+               "       seedx unet sample -m UNET.gguf --ctx CTX.npy --pooled P.npy [options] -o LATENTS.npy\n"
+               "`seedx unet SUBCOMMAND --help` lists the options of each.\n");
+    return f == stdout ? 0 : 2;
 }
 
+/* "a,b,c": exactly the integers of the list (at most max); -1 if anything else */
 static int parse_ints(const char *s, int64_t *v, int max) {
     int n = 0;
-    while (s && *s && n < max) {
+    for (; s && *s; n++) {
         char *e;
         errno = 0;
-        long long x = strtoll(s, &e, 10);
-        if (e == s || errno) return -1;
-        v[n++] = x;
-        s = *e == ',' ? e + 1 : e;
-        if (*e && *e != ',') return -1;
+        long long x = (*s == '-' || (*s >= '0' && *s <= '9')) ? strtoll(s, &e, 10) : 0;
+        if (!(*s == '-' || (*s >= '0' && *s <= '9')) || e == s || errno || n == max) return -1;
+        if (*e && (*e != ',' || !e[1])) return -1;
+        v[n] = x;
+        s = *e ? e + 1 : e;
     }
     return n;
 }
 
+enum { U_FWD = 1, U_RANDN = 2, U_SAMPLE = 4 };
+
 int sx_cmd_unet(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
-        return unet_usage(argc < 2 ? stderr : stdout);
-    if (strcmp(argv[1], "forward") && strcmp(argv[1], "randn") && strcmp(argv[1], "sample")) {
-        fprintf(stderr, "seedx unet: unknown subcommand '%s'\n", argv[1]);
+    if (argc < 2) return unet_usage(stderr);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) return unet_usage(stdout);
+    const char *sub = argv[1];
+    int which = !strcmp(sub, "forward") ? U_FWD : !strcmp(sub, "randn") ? U_RANDN : !strcmp(sub, "sample") ? U_SAMPLE : 0;
+    if (!which) {
+        fprintf(stderr, "seedx unet: unknown subcommand '%s'\n", sub);
         return unet_usage(stderr);
     }
-    const char *models[SX_UNET_MAX_FILES];
-    int n_models = 0;
-    const char *sub = argv[1], *out = NULL, *sample_p = NULL, *ctx_p = NULL;
+    cli_list models = {{0}, 0};
+    const char *out = NULL, *sample_p = NULL, *ctx_p = NULL;
     const char *pooled_p = NULL, *nctx_p = NULL, *npooled_p = NULL, *noise_p = NULL, *img_p = NULL;
-    const char *tids_s = "1024,1024,0,0,1024,1024", *shape_s = NULL, *rng_s = "torch-cuda", *trace = NULL;
-    const char *sampler_s = "euler";
-    int karras = SX_KARRAS_CONFIG, sampler;
+    const char *tids_s = "1024,1024,0,0,1024,1024", *shape_s = NULL;
     double t = 500, cfg = 7.5, igs = 1.5;
-    long long seed = 0, steps = 50, size = 1024, cuda_threads = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name) (!strcmp(a, name) && v && (i++, 1))
-        if (OPT("-m")) {
-            if (n_models == SX_UNET_MAX_FILES) {
-                fprintf(stderr, "seedx unet: at most %d -m files\n", SX_UNET_MAX_FILES);
-                return 1;
-            }
-            models[n_models++] = v;
-        }
-        else if (OPT("-o")) out = v;
-        else if (OPT("--sample")) sample_p = v;
-        else if (OPT("--ctx")) ctx_p = v;
-        else if (OPT("--pooled")) pooled_p = v;
-        else if (OPT("--neg-ctx")) nctx_p = v;
-        else if (OPT("--neg-pooled")) npooled_p = v;
-        else if (OPT("--noise")) noise_p = v;
-        else if (OPT("--image-latent")) img_p = v;
-        else if (OPT("--time-ids")) tids_s = v;
-        else if (OPT("--shape")) shape_s = v;
-        else if (OPT("--rng")) rng_s = v;
-        else if (OPT("--trace")) trace = v;
-        else if (OPT("--t")) t = atof(v);
-        else if (OPT("--cfg")) cfg = atof(v);
-        else if (OPT("--igs")) igs = atof(v);
-        else if (OPT("--seed")) seed = strtoll(v, NULL, 0);
-        else if (OPT("--steps")) steps = atoll(v);
-        else if (OPT("--size")) size = atoll(v);
-        else if (OPT("--cuda-threads")) cuda_threads = atoll(v);
-        else if (OPT("--sampler")) sampler_s = v;
-        else if (!strcmp(a, "--karras")) karras = SX_KARRAS_ON;
-        else {
-            fprintf(stderr, "seedx unet: unknown or incomplete option '%s'\n", a);
-            return unet_usage(stderr);
-        }
-#undef OPT
+    uint64_t seed = 0;
+    int steps = 50, size = 1024, kind = SX_RNG_TORCH_CUDA, sampler = SX_SAMPLER_EULER, karras_on = 0;
+    int64_t cuda_threads = 0;
+    const struct {
+        int subs;
+        cli_opt o;
+    } rows[] = {
+        {U_FWD | U_SAMPLE, {"-m", CLI_MULTI, &models, "UNET.gguf", "the UNet; repeated: an overlay (convert_unet.py --overlay)\nfirst, then its base", 0, 0, NULL}},
+        {U_FWD, {"--sample", CLI_STR, &sample_p, "X.npy", "the UNet input [C,h,w] or [1,C,h,w] (required)", 0, 0, NULL}},
+        {U_FWD | U_SAMPLE, {"--ctx", CLI_STR, &ctx_p, "CTX.npy", "context [T,D] or [1,T,D] (required)", 0, 0, NULL}},
+        {U_FWD | U_SAMPLE, {"--pooled", CLI_STR, &pooled_p, "P.npy", "pooled text embedding (SDXL: required)", 0, 0, NULL}},
+        {U_FWD, {"--t", CLI_DOUBLE, &t, "T", "timestep (default 500)", 0, 100000, NULL}},
+        {U_FWD | U_SAMPLE, {"--time-ids", CLI_STR, &tids_s, "LIST", "SDXL time ids, 6 integers (default 1024,1024,0,0,1024,1024)", 0, 0, NULL}},
+        {U_RANDN, {"--shape", CLI_STR, &shape_s, "LIST", "noise shape, e.g. 1,4,128,128 (required)", 0, 0, NULL}},
+        {U_RANDN | U_SAMPLE, {"--seed", CLI_U64, &seed, "S", "noise seed (default 0)", 0, 0, NULL}},
+        {U_RANDN | U_SAMPLE, {"--rng", CLI_CHOICE, &kind, "NAME", "torch-cpu: bit-exact CPU generator; torch-cuda: Philox port\n(default torch-cuda, rounded to fp16 in sample as the pipeline)", 0, 0, "torch-cpu|torch-cuda"}},
+        {U_RANDN, {"--cuda-threads", CLI_I64, &cuda_threads, "N", "torch-cuda: the launch's thread count (default 0: torch's)", 0, 1 << 30, NULL}},
+        {U_SAMPLE, {"--neg-ctx", CLI_STR, &nctx_p, "C.npy", "negative context (default zeros)", 0, 0, NULL}},
+        {U_SAMPLE, {"--neg-pooled", CLI_STR, &npooled_p, "P.npy", "negative pooled (default zeros)", 0, 0, NULL}},
+        {U_SAMPLE, {"--steps", CLI_INT, &steps, "N", "sampler steps (default 50)", 1, SX_SEEDX_MAX_STEPS, NULL}},
+        {U_SAMPLE, {"--sampler", CLI_CHOICE, &sampler, "NAME", "euler (default) or dpmpp2m (DPM-Solver++(2M))", 0, 0, "euler|dpmpp2m"}},
+        {U_SAMPLE, {"--karras", CLI_FLAG, &karras_on, NULL, "Karras sigmas (either sampler; default: the container's setting)", 0, 0, NULL}},
+        {U_SAMPLE, {"--cfg", CLI_DOUBLE, &cfg, "G", "guidance scale (default 7.5)", 0, SX_SEEDX_MAX_CFG, NULL}},
+        {U_SAMPLE, {"--igs", CLI_DOUBLE, &igs, "G", "image guidance scale, 8-channel UNet (default 1.5)", 0, SX_SEEDX_MAX_CFG, NULL}},
+        {U_SAMPLE, {"--size", CLI_INT, &size, "PX", "square output size in pixels, a multiple of 8 (default 1024)", 8, 8192, NULL}},
+        {U_SAMPLE, {"--noise", CLI_STR, &noise_p, "N.npy", "initial noise instead of drawing it", 0, 0, NULL}},
+        {U_SAMPLE, {"--image-latent", CLI_STR, &img_p, "L.npy", "the edit loop's image latent (8-channel UNet)", 0, 0, NULL}},
+        {U_FWD | U_RANDN | U_SAMPLE, {"-o", CLI_STR, &out, "OUT.npy", "output .npy (required)", 0, 0, NULL}},
+    };
+    cli_opt opts[CLI_COUNT(rows)];
+    int n_opts = 0;
+    for (int i = 0; i < CLI_COUNT(rows); i++)
+        if (rows[i].subs & which) opts[n_opts++] = rows[i].o;
+    static const char *usages[] = {
+        "seedx unet forward -m UNET.gguf [-m BASE.gguf] --sample X.npy --ctx CTX.npy [--pooled P.npy] [options] -o EPS.npy",
+        "seedx unet randn --shape 1,4,128,128 [options] -o NOISE.npy",
+        "seedx unet sample -m UNET.gguf --ctx CTX.npy --pooled P.npy [options] -o LATENTS.npy"};
+    static const char *abouts[] = {
+        "One UNet evaluation: eps = UNet(sample, t, context, pooled, time ids).",
+        "torch.randn-compatible noise (torch-cuda: Philox port, see sampler.h; torch-cpu:\nbit-exact CPU generator).",
+        "Euler or DPM-Solver++(2M) + classifier-free guidance from initial noise (drawn,\nor --noise); an "
+        "8-channel UNet runs the SEED-X edit loop (3-way guidance). Negative embeddings\n"
+        "default to zeros. Prints a progress bar with ETA."};
+    int k = which == U_FWD ? 0 : which == U_RANDN ? 1 : 2;
+    char name[32];
+    snprintf(name, sizeof name, "seedx unet %s", sub);
+    cli_spec spec = {name, usages[k], abouts[k], opts, n_opts, NULL, 0, 0, NULL, 0};
+    CLI_PARSE(&spec, argc - 1, argv + 1);
+    int64_t sh[4], tid_v[6], dims[4];
+    int n_dims = which == U_RANDN ? parse_ints(shape_s, dims, 4) : 0;
+    const char *missing = !out                                         ? "-o OUT.npy"
+                          : which != U_RANDN && !models.n              ? "-m UNET.gguf"
+                          : which != U_RANDN && !ctx_p                 ? "--ctx CTX.npy"
+                          : which == U_FWD && !sample_p                ? "--sample X.npy"
+                          : which == U_RANDN && n_dims < 1             ? "--shape like 1,4,128,128"
+                          : which != U_RANDN && parse_ints(tids_s, tid_v, 6) != 6 ? "--time-ids: 6 integers"
+                          : which == U_SAMPLE && size % 8              ? "--size: a multiple of 8"
+                                                                       : NULL;
+    if (missing) {
+        fprintf(stderr, "%s: %s is required\nusage: %s\n", name, missing, spec.usage);
+        return 2;
     }
-    if (!out) {
-        fprintf(stderr, "seedx unet: -o is required\n");
-        return unet_usage(stderr);
+    if (models.n > SX_UNET_MAX_FILES) {
+        fprintf(stderr, "%s: at most %d -m files\n", name, SX_UNET_MAX_FILES);
+        return 2;
     }
-    if (trace) sx_trace_set_dir(trace);
-    int rc = 1, kind;
+    CLI_GO(&spec);
+    if (sx_file_check_writable(out)) {
+        fprintf(stderr, "%s: %s\n", name, sx_errmsg());
+        return 2;
+    }
+    int rc = 1;
     sx_unet *u = NULL;
     float *x = NULL, *ctx = NULL, *pooled = NULL, *nctx = NULL, *npooled = NULL, *eps = NULL, *img = NULL;
     sx_sched sch;
     memset(&sch, 0, sizeof sch);
     int nd;
-    int64_t sh[4], cnt, tid_v[6];
+    int64_t cnt;
     float tids[6];
-    if (parse_ints(tids_s, tid_v, 6) != 6) {
-        fprintf(stderr, "seedx unet: --time-ids needs 6 integers\n");
-        return 1;
-    }
-    for (int k = 0; k < 6; k++) tids[k] = (float)tid_v[k];
-    if (sx_rng_parse(rng_s, &kind) || sx_sampler_parse(sampler_s, &sampler)) goto fail;
+    for (int j = 0; j < 6; j++) tids[j] = (float)tid_v[j];
 
-    if (!strcmp(sub, "randn")) {
-        int64_t dims[4];
-        int n = parse_ints(shape_s, dims, 4);
-        if (n < 1) {
-            fprintf(stderr, "seedx unet randn: --shape like 1,4,128,128 is required\n");
-            return 1;
-        }
+    if (which == U_RANDN) {
         int64_t total = 1;
-        for (int k = 0; k < n; k++) {
-            if (dims[k] <= 0 || dims[k] > (1 << 20)) {
-                fprintf(stderr, "seedx unet randn: bad --shape\n");
-                return 1;
+        for (int j = 0; j < n_dims; j++) {
+            if (dims[j] <= 0 || dims[j] > (1 << 20) || (total *= dims[j]) > ((int64_t)1 << 31)) {
+                sx_err("--shape %s: each dimension from 1 to 2^20, at most 2^31 values", shape_s);
+                goto fail;
             }
-            total *= dims[k];
-        }
-        if (total > ((int64_t)1 << 31)) {
-            fprintf(stderr, "seedx unet randn: shape too large\n");
-            return 1;
         }
         x = sx_malloc(sizeof(float) * (size_t)total, "noise");
         if (!x) goto fail;
-        if ((kind == SX_RNG_TORCH_CUDA ? sx_randn_torch_cuda(x, total, (uint64_t)seed, cuda_threads)
-                                       : sx_randn_torch_cpu(x, total, (uint64_t)seed)) ||
-            sx_npy_write(out, x, n, dims))
+        if ((kind == SX_RNG_TORCH_CUDA ? sx_randn_torch_cuda(x, total, seed, cuda_threads)
+                                       : sx_randn_torch_cpu(x, total, seed)) ||
+            sx_npy_write(out, x, n_dims, dims))
             goto fail;
         rc = 0;
         goto done;
     }
-    if (!n_models || !ctx_p) {
-        fprintf(stderr, "seedx unet %s: -m and --ctx are required\n", sub);
-        return unet_usage(stderr);
-    }
-    if (sx_unet_load_files(models, n_models, &u)) goto fail;
+    if (sx_unet_load_files(models.v, models.n, &u)) goto fail;
     const sx_unet_config *c = sx_unet_get_config(u);
     int64_t T, D;
     if (sx_npy_read(ctx_p, &ctx, &nd, sh, &cnt)) goto fail;
@@ -975,11 +906,7 @@ int sx_cmd_unet(int argc, char **argv) {
         if (sx_npy_read(pooled_p, &pooled, &nd, sh, &cnt)) goto fail;
         P = cnt;
     }
-    if (!strcmp(sub, "forward")) {
-        if (!sample_p) {
-            fprintf(stderr, "seedx unet forward: --sample is required\n");
-            goto done;
-        }
+    if (which == U_FWD) {
         if (sx_npy_read(sample_p, &x, &nd, sh, &cnt)) goto fail;
         if (nd == 4 && sh[0] == 1) {
             memmove(sh, sh + 1, 3 * sizeof *sh);
@@ -992,18 +919,18 @@ int sx_cmd_unet(int argc, char **argv) {
         eps = sx_malloc(sizeof(float) * (size_t)(c->out_channels * sh[1] * sh[2]), "eps");
         if (!eps) goto fail;
         double t0 = sx_time();
-        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, ctx, T, D, pooled, P, tids, eps)) goto fail;
+        sx_unet_cond cond = {.context = ctx, .n_ctx = T, .ctx_dim = D, .pooled = pooled,
+                             .pooled_dim = P, .time_ids = tids};
+        if (sx_unet_forward(u, x, sh[0], sh[1], sh[2], (float)t, &cond, eps) ||
+            sx_check_finite("UNet forward (eps)", eps, c->out_channels * sh[1] * sh[2]))
+            goto fail;
         fprintf(stderr, "unet forward %lldx%lld at t=%g: %.2fs\n", (long long)sh[1], (long long)sh[2], t,
                 sx_time() - t0);
         int64_t os[4] = {1, c->out_channels, sh[1], sh[2]};
         if (sx_npy_write(out, eps, 4, os)) goto fail;
         rc = 0;
-    } else if (!strcmp(sub, "sample")) {
+    } else {
         int64_t h, w;
-        if (size > 8192) {
-            sx_err("--size %lld: at most 8192 pixels", size);
-            goto fail;
-        }
         if (sx_latent_size(size, size, 8, &h, &w)) goto fail;
         int64_t n = 4 * h * w;
         nctx = sx_calloc((size_t)(T * D), sizeof(float), "negative context");
@@ -1058,27 +985,24 @@ int sx_cmd_unet(int argc, char **argv) {
                 goto fail;
             }
         }
-        int st = steps > INT_MAX ? INT_MAX : steps < INT_MIN ? INT_MIN : (int)steps;
-        if (sx_sched_init(&sch, sx_unet_gguf(u), st, sampler, karras)) goto fail;
+        if (sx_sched_init(&sch, sx_unet_gguf(u), steps, sampler, karras_on ? SX_KARRAS_ON : SX_KARRAS_CONFIG))
+            goto fail;
         sx_cond cp = {ctx, T, pooled, {0}}, cn = {nctx, T, npooled, {0}};
         memcpy(cp.time_ids, tids, sizeof tids);
         memcpy(cn.time_ids, tids, sizeof tids);
-        cli_progress_bar pb = {sx_time(), "unet"};
+        cli_progress_bar pb = {sx_time(), "unet", 1};
         int r = c->in_channels == 8
                     ? sx_sample_edit(u, &sch, x, h, w, &cp, &cn, img, (float)cfg, (float)igs, cli_progress,
                                      &pb, NULL)
                     : sx_sample_cfg(u, &sch, x, h, w, &cp, &cn, (float)cfg, cli_progress, &pb, NULL);
-        if (r) goto fail;
+        if (r || sx_check_finite("UNet sampling (latents)", x, n)) goto fail;
         int64_t os[4] = {1, 4, h, w};
         if (sx_npy_write(out, x, 4, os)) goto fail;
         rc = 0;
-    } else {
-        fprintf(stderr, "seedx unet: unknown subcommand '%s'\n", sub);
-        unet_usage(stderr);
     }
     goto done;
 fail:
-    fprintf(stderr, "seedx unet: %s\n", sx_errmsg());
+    fprintf(stderr, "%s: %s\n", name, sx_errmsg());
 done:
     sx_sched_free(&sch);
     sx_unet_free(u);
@@ -1103,19 +1027,10 @@ static float *alloc_floats(int64_t n, const char *what) {
 }
 
 static int vae_usage(FILE *f) {
-    fprintf(f,
-            "usage: seedx vae decode    -m VAE.gguf --latents L.npy -o OUT.png [--raw OUT.npy]\n"
-            "       seedx vae encode    -m VAE.gguf --image IN.png -o MEAN.npy [--logvar LV.npy]\n"
-            "       seedx vae roundtrip -m VAE.gguf --image IN.png -o OUT.png\n"
-            "       common options: [--tiling] [--tile PX]\n"
-            "decode: latents [4,h,w] or [1,4,h,w] float32 as the pipeline holds them (scaled;\n"
-            "  divided by the config's scaling_factor here) -> 8-bit PNG, as diffusers'\n"
-            "  VaeImageProcessor.postprocess; --raw also saves the float image [3,8h,8w].\n"
-            "encode: image (width/height multiples of 8; /255*2-1) -> posterior mean [4,h,w]\n"
-            "  (latent_dist.mode(), not multiplied by scaling_factor: the SEED-X edit latent).\n"
-            "roundtrip: encode, scale the mean by scaling_factor, decode.\n"
-            "--tiling uses diffusers' tiled decode/encode (tiles of --tile pixels, default the\n"
-            "  config's sample_size; 512 bounds a 1024x1024 decode to well under 1 GB).\n");
+    fprintf(f, "usage: seedx vae decode    -m VAE.gguf --latents L.npy -o OUT.png [--raw OUT.npy]\n"
+               "       seedx vae encode    -m VAE.gguf --image IN.png -o MEAN.npy [--logvar LV.npy]\n"
+               "       seedx vae roundtrip -m VAE.gguf --image IN.png -o OUT.png\n"
+               "`seedx vae MODE --help` lists the options of each.\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -1125,48 +1040,62 @@ int sx_cmd_vae(int argc, char **argv) {
                *raw_p = NULL, *lv_p = NULL;
     int tiling = 0, tile = 0;
     if (!strcmp(mode, "-h") || !strcmp(mode, "--help")) return vae_usage(stdout);
-    if (strcmp(mode, "decode") && strcmp(mode, "encode") && strcmp(mode, "roundtrip")) {
+    int dec = !strcmp(mode, "decode"), enc = !strcmp(mode, "encode");
+    if (!dec && !enc && strcmp(mode, "roundtrip")) {
         fprintf(stderr, "seedx vae: unknown mode '%s'\n", mode);
         return vae_usage(stderr);
     }
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return vae_usage(stdout);
-        if (!strcmp(a, "--tiling")) {
-            tiling = 1;
-            continue;
-        }
-        if (!next) {
-            fprintf(stderr, "seedx vae: unknown option or missing value: '%s'\n", a);
-            return vae_usage(stderr);
-        }
-        if (!strcmp(a, "-m")) model = argv[++i];
-        else if (!strcmp(a, "--latents")) lat_p = argv[++i];
-        else if (!strcmp(a, "--image")) img_p = argv[++i];
-        else if (!strcmp(a, "-o")) out_p = argv[++i];
-        else if (!strcmp(a, "--raw")) raw_p = argv[++i];
-        else if (!strcmp(a, "--logvar")) lv_p = argv[++i];
-        else if (!strcmp(a, "--tile")) {
-            char *e;
-            long v = strtol(argv[++i], &e, 10);
-            if (*e || v <= 0 || v > 65536) {
-                fprintf(stderr, "seedx vae: bad --tile '%s'\n", argv[i]);
-                return 2;
-            }
-            tile = (int)v;
-        } else {
-            fprintf(stderr, "seedx vae: unknown option '%s'\n", a);
-            return vae_usage(stderr);
-        }
+    const cli_opt all[] = {
+        {"-m", CLI_STR, &model, "VAE.gguf", "the VAE container (required)", 0, 0, NULL},
+        {"--latents", CLI_STR, &lat_p, "L.npy", "latents [4,h,w] or [1,4,h,w] float32 as the pipeline holds them\n(scaled; divided by the config's scaling_factor here)", 0, 0, NULL},
+        {"--image", CLI_STR, &img_p, "IN.png", "the image (width and height multiples of 8)", 0, 0, NULL},
+        {"-o", CLI_STR, &out_p, enc ? "MEAN.npy" : "OUT.png", enc ? "the posterior mean [4,h,w] (not scaled: the SEED-X edit latent)" : "the decoded 8-bit image (.png, .ppm)", 0, 0, NULL},
+        {"--raw", CLI_STR, &raw_p, "OUT.npy", "also the float image [3,8h,8w]", 0, 0, NULL},
+        {"--logvar", CLI_STR, &lv_p, "LV.npy", "also the clamped log-variance", 0, 0, NULL},
+        {"--tiling", CLI_FLAG, &tiling, NULL, "diffusers' tiled decode/encode (bounded memory)", 0, 0, NULL},
+        {"--tile", CLI_INT, &tile, "PX", "tile size in pixels (default: the config's sample_size;\n512 bounds a 1024x1024 decode to well under 1 GB)", 8, 65536, NULL},
+    };
+    /* decode: -m --latents -o --raw; encode: -m --image -o --logvar; roundtrip: -m --image -o */
+    cli_opt opts[CLI_COUNT(all)];
+    int n = 0;
+    for (int i = 0; i < CLI_COUNT(all); i++) {
+        const char *nm = all[i].name;
+        if ((!strcmp(nm, "--latents") || !strcmp(nm, "--raw")) && !dec) continue;
+        if (!strcmp(nm, "--image") && dec) continue;
+        if (!strcmp(nm, "--logvar") && !enc) continue;
+        opts[n++] = all[i];
     }
-    int dec = !strcmp(mode, "decode");
-    if (!model || !out_p || (dec ? !lat_p : !img_p)) return vae_usage(stderr);
+    char name[32];
+    snprintf(name, sizeof name, "seedx vae %s", mode);
+    cli_spec spec = {name,
+                     dec ? "seedx vae decode -m VAE.gguf --latents L.npy -o OUT.png [options]"
+                     : enc ? "seedx vae encode -m VAE.gguf --image IN.png -o MEAN.npy [options]"
+                           : "seedx vae roundtrip -m VAE.gguf --image IN.png -o OUT.png [options]",
+                     dec ? "SDXL VAE decode -> 8-bit image, as diffusers' VaeImageProcessor.postprocess."
+                     : enc ? "SDXL VAE encode: image (/255*2-1) -> posterior mean (latent_dist.mode())."
+                           : "Encode, scale the mean by scaling_factor, decode.",
+                     opts, n, NULL, 0, 0, NULL, 0};
+    CLI_PARSE(&spec, argc - 1, argv + 1);
+    if (!model || !out_p || (dec ? !lat_p : !img_p)) {
+        fprintf(stderr, "%s: -m, %s and -o are required\nusage: %s\n", name, dec ? "--latents" : "--image",
+                spec.usage);
+        return 2;
+    }
+    CLI_GO(&spec);
+    if ((enc ? sx_file_check_writable(out_p) : sx_image_check_output(out_p)) ||
+        (raw_p && sx_file_check_writable(raw_p)) || (lv_p && sx_file_check_writable(lv_p))) {
+        fprintf(stderr, "%s: %s\n", name, sx_errmsg());
+        return 2;
+    }
     sx_vae *v = NULL;
     float *lat = NULL, *img = NULL, *mean = NULL, *lv = NULL;
     sx_image im = {0}, rgb = {0};
     int rc = 1;
     if (sx_vae_load(model, &v) != 0) goto done;
     v->tile_sample_size = tile;
+    cli_progress_bar bar = {sx_time(), "vae", 1};
+    v->progress = cli_progress_count;
+    v->progress_ud = &bar;
     int64_t f = sx_vae_factor(v), L = v->cfg.latent_channels, h, w;
     double t0 = sx_time();
     if (dec) {
@@ -1203,7 +1132,8 @@ int sx_cmd_vae(int argc, char **argv) {
         w = W / f;
         mean = alloc_floats(L * h * w, "vae mean");
         lv = lv_p ? alloc_floats(L * h * w, "vae logvar") : NULL;
-        int e = !mean || (lv_p && !lv) || sx_vae_encode(v, x, 3, H, W, tiling, mean, lv) != 0;
+        int e = !mean || (lv_p && !lv) || sx_vae_encode(v, x, 3, H, W, tiling, mean, lv) != 0 ||
+                sx_check_finite("VAE encode (mean)", mean, L * h * w);
         free(x);
         if (e) goto done;
         int64_t s[3] = {L, h, w};
@@ -1218,16 +1148,17 @@ int sx_cmd_vae(int argc, char **argv) {
     }
     if (img) {
         int64_t s[3] = {3, h * f, w * f};
+        if (sx_check_finite("VAE decode (pixels)", img, 3 * h * f * w * f)) goto done;
         if (raw_p && sx_npy_write(raw_p, img, 3, s) != 0) goto done;
         if (sx_vae_to_rgb8(img, 3, h * f, w * f, &rgb) != 0 || sx_image_save(out_p, &rgb) != 0)
             goto done;
     }
-    fprintf(stderr, "seedx vae %s: %lldx%lld latents, %.2fs, peak RSS %.0f MB -> %s\n", mode,
-            (long long)w, (long long)h, sx_time() - t0, (double)sx_peak_rss() / (1024.0 * 1024.0),
-            out_p);
+    if (!cli_g.quiet)
+        fprintf(stderr, "%s: %lldx%lld latents, %.2fs, peak RSS %.0f MB -> %s\n", name, (long long)w,
+                (long long)h, sx_time() - t0, (double)sx_peak_rss() / (1024.0 * 1024.0), out_p);
     rc = 0;
 done:
-    if (rc) fprintf(stderr, "seedx vae: %s\n", sx_errmsg());
+    if (rc) fprintf(stderr, "%s: %s\n", name, sx_errmsg());
     free(lat);
     free(img);
     free(mean);

@@ -144,6 +144,8 @@ struct sx_gguf {
     float **conv; /* sx_get_f32 copies, per tensor */
     void **recast; /* sx_gguf_tensor_as copies, per tensor */
     int *recast_type;
+    void **packed; /* sx_gguf_tensor_buffer buffers, [slot][tensor] */
+    size_t *packed_bytes;
     gg_chunk *chunks;
 };
 
@@ -632,6 +634,11 @@ void sx_gguf_close(sx_gguf *g) {
         for (int64_t i = 0; i < g->n_t; i++) free(g->recast[i]);
         free(g->recast);
         free(g->recast_type);
+    }
+    if (g->packed) {
+        for (int64_t i = 0; i < SX_GGUF_SLOTS * g->n_t; i++) free(g->packed[i]);
+        free(g->packed);
+        free(g->packed_bytes);
     }
     if (g->kv)
         for (int64_t i = 0; i < g->n_kv; i++) {
@@ -1168,4 +1175,46 @@ const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type) {
     uintptr_t hi = ((uintptr_t)t->data + t->nbytes) / (uintptr_t)pg * (uintptr_t)pg;
     if (pg > 0 && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
     return out;
+}
+
+/* Buffers the kernel layer attaches to a tensor (its packed form), owned
+ * by g like the converted copies. */
+void *sx_gguf_tensor_buffer(sx_gguf *g, const sx_tensor *t, int slot, size_t bytes, int *created) {
+    if (created) *created = 0;
+    if (!g || !t || t < g->t || t >= g->t + g->n_t || slot < 0 || slot >= SX_GGUF_SLOTS || !bytes)
+        return sx_err("sx_gguf_tensor_buffer: bad arguments"), NULL;
+    if (!g->packed) {
+        g->packed = sx_calloc((size_t)(SX_GGUF_SLOTS * g->n_t), sizeof *g->packed, "gguf packed tensors");
+        g->packed_bytes = sx_calloc((size_t)(SX_GGUF_SLOTS * g->n_t), sizeof *g->packed_bytes,
+                                    "gguf packed tensors");
+        if (!g->packed || !g->packed_bytes) {
+            free(g->packed);
+            free(g->packed_bytes);
+            g->packed = NULL;
+            g->packed_bytes = NULL;
+            return NULL;
+        }
+    }
+    int64_t i = (int64_t)slot * g->n_t + (t - g->t);
+    if (g->packed[i] && g->packed_bytes[i] == bytes) return g->packed[i];
+    void *p = NULL;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded < bytes || posix_memalign(&p, 64, rounded) != 0)
+        return sx_err("%s: out of memory for %zu bytes packing tensor '%s'", g->path, bytes, t->name),
+               NULL;
+    memset(p, 0, rounded);
+    free(g->packed[i]);
+    g->packed[i] = p;
+    g->packed_bytes[i] = bytes;
+    if (created) *created = 1;
+    return p;
+}
+
+void sx_gguf_tensor_release(sx_gguf *g, const sx_tensor *t) {
+    if (!g || !t || t < g->t || t >= g->t + g->n_t || !g->map) return;
+    const uint8_t *p = t->data;
+    if (p < g->map || p + t->nbytes > g->map + g->size) return; /* not in the mapping */
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t b = ((uintptr_t)p + pg - 1) / pg * pg, e = ((uintptr_t)p + t->nbytes) / pg * pg;
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
 }

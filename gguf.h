@@ -79,6 +79,17 @@ const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, const int64_t *d
  * by g (until sx_gguf_close), with the converter's bytes; t's mapped pages
  * are released. Fails (naming the tensor) on NaN/Inf values. */
 const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type);
+/* A zeroed, 64-byte aligned buffer of `bytes` attached to tensor t under
+ * slot (0 .. SX_GGUF_SLOTS-1), owned by g and freed by sx_gguf_close: the
+ * kernel layer keeps a matrix's packed form there. *created (may be NULL)
+ * says whether this call made it (1) or returned the existing one of the
+ * same size (0). NULL on failure, with an error. */
+#define SX_GGUF_SLOTS 2
+void *sx_gguf_tensor_buffer(sx_gguf *g, const sx_tensor *t, int slot, size_t bytes, int *created);
+/* Gives the mapped pages wholly inside tensor t back to the OS
+ * (madvise(MADV_DONTNEED)): they stop counting in the resident set and are
+ * read from the file again if touched later. */
+void sx_gguf_tensor_release(sx_gguf *g, const sx_tensor *t);
 /* Converts any tensor type to float32 into dst (t->nelem floats). */
 int sx_tensor_to_f32(const sx_tensor *t, float *dst);
 

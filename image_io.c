@@ -9,6 +9,7 @@
  *
  * Formats are recognised by their magic bytes, never by the file name. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,12 +108,13 @@ int sx_read_file(const char *path, uint8_t **buf, size_t *n) {
     return 0;
 }
 
+/* The name sx_write_file_atomic writes before renaming: PATH.tmpPID. */
+static char *tmp_name(const char *path) { return sx_strf("%s.tmp%ld", path, (long)getpid()); }
+
 int sx_write_file_atomic(const char *path, const uint8_t *buf, size_t n) {
     if (!path || (!buf && n)) return sx_err("sx_write_file_atomic: NULL argument");
-    size_t pl = strlen(path);
-    char *tmp = sx_malloc(pl + 32, "temporary file name");
+    char *tmp = tmp_name(path);
     if (!tmp) return -1;
-    snprintf(tmp, pl + 32, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         sx_err("%s: cannot create: %s", tmp, strerror(errno));
@@ -135,6 +137,24 @@ int sx_write_file_atomic(const char *path, const uint8_t *buf, size_t n) {
     }
     free(tmp);
     return 0;
+}
+
+int sx_file_check_writable(const char *path) {
+    if (!path || !*path) return sx_err("output path is empty");
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return sx_err("%s: is a directory", path);
+    char *tmp = tmp_name(path);
+    if (!tmp) return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    int rc = 0;
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    } else if (errno != EEXIST) {
+        rc = sx_err("%s: cannot write there (creating %s: %s)", path, tmp, strerror(errno));
+    }
+    free(tmp);
+    return rc;
 }
 
 /* ======================================================================
@@ -450,15 +470,26 @@ static int ends_with(const char *s, const char *suf) {
     return 1;
 }
 
+/* The writer a path's extension asks for: 'p' PNG, 'm' PPM/PGM, 0 unknown. */
+static int out_format(const char *path) {
+    return ends_with(path, ".png") ? 'p' : ends_with(path, ".ppm") || ends_with(path, ".pgm") ? 'm' : 0;
+}
+
+int sx_image_check_output(const char *path) {
+    if (!path) return sx_err("sx_image_check_output: NULL path");
+    if (!out_format(path)) return sx_err("%s: unknown output format (use .png, .ppm or .pgm)", path);
+    return sx_file_check_writable(path);
+}
+
 int sx_image_save(const char *path, const sx_image *im) {
     if (!path) return sx_err("sx_image_save: NULL path");
     if (check_image(im, path)) return -1;
     uint8_t *b = NULL;
     size_t n = 0;
-    int rc;
-    if (ends_with(path, ".png"))
+    int rc, fmt = out_format(path);
+    if (fmt == 'p')
         rc = sx_png_encode(im, &b, &n);
-    else if (ends_with(path, ".ppm") || ends_with(path, ".pgm"))
+    else if (fmt == 'm')
         rc = sx_ppm_encode(im, &b, &n);
     else
         return sx_err("%s: unknown output format (use .png, .ppm or .pgm)", path);

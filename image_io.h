@@ -27,7 +27,10 @@ int sx_image_decode_rgb(const uint8_t *buf, size_t n, const char *name, sx_image
 int sx_image_load_rgb(const char *path, sx_image *out);
 
 /* Writers (write to a temporary name and rename: no partial files). */
-int sx_image_save(const char *path, const sx_image *im); /* by extension: .png .ppm */
+int sx_image_save(const char *path, const sx_image *im); /* by extension: .png .ppm .pgm */
+/* What sx_image_save will need, checked before any work: a known extension
+ * and a writable place (sx_file_check_writable). */
+int sx_image_check_output(const char *path);
 int sx_png_encode(const sx_image *im, uint8_t **out, size_t *n);
 
 /* Pillow Image.resize on 8-bit RGB, bit-exact (Resample.c: fixed-point
@@ -97,8 +100,12 @@ int sx_jpeg_exif_orientation(const uint8_t *buf, size_t n);
 int sx_image_decode_native(const uint8_t *buf, size_t n, const char *name, sx_native_image *out,
                            const char **format);
 int sx_read_file(const char *path, uint8_t **buf, size_t *n);
-/* Writes buf to path through path.tmp + rename. */
+/* Writes buf to path through path.tmpPID + rename. */
 int sx_write_file_atomic(const char *path, const uint8_t *buf, size_t n);
+/* Checks, before any work, that path can be written the way
+ * sx_write_file_atomic will: not a directory, and its temporary name can be
+ * created in that folder (created and removed again). */
+int sx_file_check_writable(const char *path);
 /* PPM (P6) / PGM (P5) writer for 3 / 1 channel images. */
 int sx_ppm_encode(const sx_image *im, uint8_t **out, size_t *n);
 /* Deep copy; crop (x,y,w,h must lie inside src). */

@@ -307,8 +307,10 @@ static int layer_forward(sx_llama_ctx *c, int64_t li, int64_t T) {
         vall = c->vf;
     }
     /* attention: causal over the Tk cached positions, GQA head mapping */
-    sx_attn a = {
-        (int)H, (int)KV, (int)hd, qd, hd, kvd, hd, kvd, hd, qd, hd, 1.0f / sqrtf((float)hd), 1, p0};
+    sx_attn a = {.n_heads = (int)H, .n_kv_heads = (int)KV, .head_dim = (int)hd,
+                 .q_tok = qd, .q_head = hd, .k_tok = kvd, .k_head = hd, .v_tok = kvd, .v_head = hd,
+                 .o_tok = qd, .o_head = hd, .scale = 1.0f / sqrtf((float)hd),
+                 .causal = 1, .causal_offset = p0};
     if (sx_attention(&a, c->att, c->q, kall, vall, T, Tk) != 0) return -1;
     /* self_attn.o_proj: [T, qd] -> [T, D], residual */
     if (sx_matmul(xn, c->att, &L->wo, NULL, T) != 0) return -1;
@@ -316,8 +318,9 @@ static int layer_forward(sx_llama_ctx *c, int64_t li, int64_t T) {
     sx_add(x, x, xn, T * D);
     /* post_attention_layernorm + mlp: down(silu(gate(h)) * up(h)), residual */
     sx_rmsnorm(xn, x, L->ffn_norm, T, D, g->rms_eps);
-    if (sx_matmul(c->gt, xn, &L->gate, NULL, T) || sx_matmul(c->up, xn, &L->up, NULL, T)) return -1;
-    sx_silu(c->gt, c->gt, T * F);
+    sx_epilogue silu = {.act = SX_ACT_SILU};
+    if (sx_matmul_ep(c->gt, F, xn, D, &L->gate, &silu, T) || sx_matmul(c->up, xn, &L->up, NULL, T))
+        return -1;
     sx_mul(c->gt, c->gt, c->up, T * F);
     if (sx_matmul(xn, c->gt, &L->down, NULL, T) != 0) return -1;
     if (c->tracing) sx_tracef(xn, 2, shp, "model.layers.%lld.mlp", (long long)li);

@@ -80,7 +80,34 @@ static void softmax_row_scalar(float *x, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* ukr with B's panel in the weight's float type (F32/F16/BF16) and only
+ * `rows` rows of A meaningful (ops_impl.h) */
+static void ukr_x_scalar(int64_t kc, const float *a, const void *b, int btype, int rows, float *c,
+                         int64_t ldc, int load_c) {
+    float acc[SC_MR][SC_NR];
+    for (int i = 0; i < SC_MR; i++)
+        for (int j = 0; j < SC_NR; j++) acc[i][j] = load_c ? c[i * ldc + j] : 0.0f;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *ak = a + k * SC_MR;
+        float bk[SC_NR];
+        for (int j = 0; j < SC_NR; j++) {
+            uint16_t h;
+            if (btype == SX_F32) {
+                bk[j] = ((const float *)b)[k * SC_NR + j];
+                continue;
+            }
+            h = ((const uint16_t *)b)[k * SC_NR + j];
+            bk[j] = btype == SX_F16 ? sx_f16_to_f32(h) : sx_bf16_to_f32(h);
+        }
+        for (int i = 0; i < rows && i < SC_MR; i++)
+            for (int j = 0; j < SC_NR; j++) acc[i][j] += ak[i] * bk[j];
+    }
+    for (int i = 0; i < SC_MR; i++)
+        for (int j = 0; j < SC_NR; j++) c[i * ldc + j] = acc[i][j];
+}
+
 const sx_kernels sx_kernels_scalar = {.name = "scalar",
+                                      .ukr_x = ukr_x_scalar,
                                       .mr = SC_MR,
                                       .nr = SC_NR,
                                       .ukr = ukr_scalar,

@@ -37,8 +37,28 @@ typedef struct sx_weight {
                         * a multiple of the type's block */
     const void *data;
     const char *name;  /* for error messages; may be NULL */
-    void *packed;      /* kernel-layer private */
+    const void *packed; /* kernel-layer private: the matrix packed once for the kernels */
+    int64_t packed_n0; /* kernel-layer private: first packed column of this view */
 } sx_weight;
+
+/* ---- compute type of the matrix products ----
+ * F32:  exact float32 (the reference `make test` checks against PyTorch).
+ * BF16: matmul inputs (activations and weights) rounded to bfloat16, sums
+ *       in float32 (PyTorch's CPU bf16 autocast contract); bias, activation,
+ *       residual add, norms, softmax and everything else stay float32. Runs
+ *       on AMX tiles, AVX512_BF16, or float32 FMAs on the rounded inputs.
+ * Weights looked up with sx_weight_get while BF16 is set are packed once
+ * into the tile layout (owned by the container, its mapped pages given back
+ * to the OS); F32 then reads the stored matrix again (still exact). */
+enum { SX_COMPUTE_DEFAULT = 0, SX_COMPUTE_F32 = 1, SX_COMPUTE_BF16 = 2 };
+int sx_set_compute(int mode); /* SX_COMPUTE_F32 (initial) or SX_COMPUTE_BF16 */
+int sx_compute(void);
+const char *sx_compute_name(int mode); /* "f32", "bf16" */
+int sx_compute_from_name(const char *name); /* -1 if unknown */
+/* 1 if the current SIMD path runs BF16 on BF16 instructions (AMX tiles or
+ * AVX512_BF16), where it is the fast path; else it runs on float32 FMAs. */
+int sx_compute_bf16_native(void);
+const char *sx_compute_bf16_kernel(void); /* "amx", "avx512bf16", "avx2-fma", ... */
 
 /* Run-time weight type for every matrix looked up from now on, converted at
  * load from what the file stores (copy owned by the container, with the
@@ -58,6 +78,12 @@ sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K);
 sx_weight sx_weight_typed(const void *data, int type, int64_t N, int64_t K);
 /* Row r of W (K values) as float32, e.g. a token embedding (not for trans). */
 int sx_weight_row(const sx_weight *w, int64_t r, float *out);
+/* Packs w once for the current compute type into a buffer the caller owns
+ * (for weights that are not in a container: tests, benches); w->packed is
+ * set, sx_weight_unpack frees it. Does nothing for quantized weights (their
+ * kernels read them as stored), nor where F32 compute packs per call. */
+int sx_weight_pack(sx_weight *w);
+void sx_weight_unpack(sx_weight *w);
 /* A row range [n0, n0+n) of a weight (e.g. one of q/k/v in a fused proj). */
 sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n);
 
@@ -79,6 +105,7 @@ typedef struct sx_epilogue {
     const float *bias; /* [N] or NULL */
     int act;           /* SX_ACT_* */
     int accumulate;    /* 1: add into Y (residual connections) */
+    int compute;       /* SX_COMPUTE_*: this call's compute type; 0: sx_compute() */
 } sx_epilogue;
 int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
                  const sx_epilogue *ep, int64_t M);

@@ -38,6 +38,60 @@ static void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ld
 #undef ST
 }
 
+/* ukr_x: B panels in F32/F16/BF16 (widened in registers), the first R rows
+ * of A (R a constant in each instance: 6, 4, 2, 1). */
+static inline __attribute__((always_inline)) __m256 ldb(const void *b, int bt, int64_t off) {
+    if (bt == SX_F32) return _mm256_loadu_ps((const float *)b + off);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)b + off));
+    if (bt == SX_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) void ukr_rows(int R, int bt, int64_t kc, const float *a,
+                                                           const void *b, float *c, int64_t ldc,
+                                                           int load_c) {
+    __m256 acc[MR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = load_c ? _mm256_loadu_ps(c + r * ldc) : _mm256_setzero_ps();
+        acc[r][1] = load_c ? _mm256_loadu_ps(c + r * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = ldb(b, bt, k * NR), b1 = ldb(b, bt, k * NR + 8);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + k * MR + r);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        _mm256_storeu_ps(c + r * ldc, acc[r][0]);
+        _mm256_storeu_ps(c + r * ldc + 8, acc[r][1]);
+    }
+}
+
+#define UKR_TYPE(name, BT)                                                                    \
+    static void name(int64_t kc, const float *a, const void *b, int rows, float *c, int64_t ldc, \
+                     int load_c) {                                                            \
+        if (rows > 4) ukr_rows(MR, BT, kc, a, b, c, ldc, load_c);                             \
+        else if (rows > 2) ukr_rows(4, BT, kc, a, b, c, ldc, load_c);                         \
+        else if (rows > 1) ukr_rows(2, BT, kc, a, b, c, ldc, load_c);                         \
+        else ukr_rows(1, BT, kc, a, b, c, ldc, load_c);                                       \
+    }
+UKR_TYPE(ukr_f32, SX_F32)
+UKR_TYPE(ukr_f16, SX_F16)
+UKR_TYPE(ukr_bf16, SX_BF16)
+
+static void ukr_x(int64_t kc, const float *a, const void *b, int btype, int rows, float *c,
+                  int64_t ldc, int load_c) {
+    if (btype == SX_F32 && rows == MR) ukr(kc, a, b, c, ldc, load_c);
+    else if (btype == SX_F32) ukr_f32(kc, a, b, rows, c, ldc, load_c);
+    else if (btype == SX_F16) ukr_f16(kc, a, b, rows, c, ldc, load_c);
+    else ukr_bf16(kc, a, b, rows, c, ldc, load_c);
+}
+
 static inline __m256 load8(const void *w, int type, int64_t k) {
     if (type == SX_F32) return _mm256_loadu_ps((const float *)w + k);
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
@@ -116,6 +170,28 @@ void sx_f16_to_f32_avx2(float *y, const void *xv, int64_t n) {
     for (; i < n; i++) y[i] = sx_f16_to_f32(x[i]);
 }
 
+/* float32 -> bfloat16, round to nearest even, NaN kept NaN (sx_f32_to_bf16) */
+void sx_bf16_from_f32_avx2(void *yv, const float *x, int64_t n) {
+    uint16_t *y = yv;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i qnan = _mm256_set1_epi32(0x40);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i r2[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i + 8 * h)), hi = _mm256_srli_epi32(u, 16);
+            __m256i r = _mm256_srli_epi32(
+                _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(hi, one))), 16);
+            __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf); /* both >= 0 */
+            r2[h] = _mm256_blendv_epi8(r, _mm256_or_si256(hi, qnan), nan);
+        }
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r2[0], r2[1]), 0xd8);
+        _mm256_storeu_si256((__m256i *)(y + i), p);
+    }
+    for (; i < n; i++) y[i] = sx_f32_to_bf16(x[i]);
+}
+
 void sx_bf16_to_f32_avx2(float *y, const void *xv, int64_t n) {
     const uint16_t *x = xv;
     int64_t i = 0;
@@ -184,4 +260,70 @@ GEMV_FLOAT(sx_gemv_f16_avx2, SX_F16)
 GEMV_FLOAT(sx_gemv_bf16_avx2, SX_BF16)
 
 const sx_kernels sx_kernels_avx2 = {
-    .name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row};
+    .name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x};
+
+/* ---- BF16 GEMM on float32 FMAs ----
+ * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:
+ * a 64-byte row holds the k pair of 16 columns; its odd elements are the
+ * high halves of the 32-bit words (mask), the even ones the low halves
+ * (shift left 16). Per output: c += a1*b1, then c += a0*b0, one FMA each
+ * (exact products) under DAZ|FTZ: vdpbf16ps's arithmetic. 6 rows x 16
+ * columns at a time (12 accumulators), the two panels one after the other. */
+#define BMR 6
+static inline __attribute__((always_inline)) void bf16_panel(int R, int64_t kp, const float *a,
+                                                             const uint16_t *b, float *c,
+                                                             int64_t ldc, int load_c) {
+    __m256 acc[BMR][2];
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++)
+            acc[r][h] = load_c ? _mm256_loadu_ps(c + r * ldc + 8 * h) : _mm256_setzero_ps();
+    for (int64_t j = 0; j < kp; j++) {
+        const __m256i *bj = (const __m256i *)(b + 32 * j);
+        __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256(bj), hi));
+        __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(_mm256_loadu_si256(bj + 1), hi));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + j * 2 * BMR + 2 * r + 1);
+            acc[r][0] = _mm256_fmadd_ps(av, o0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, o1, acc[r][1]);
+        }
+        __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(bj), 16));
+        __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_loadu_si256(bj + 1), 16));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m256 av = _mm256_broadcast_ss(a + j * 2 * BMR + 2 * r);
+            acc[r][0] = _mm256_fmadd_ps(av, e0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, e1, acc[r][1]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) _mm256_storeu_ps(c + r * ldc + 8 * h, acc[r][h]);
+}
+
+static inline __attribute__((always_inline)) void bf16_rows(int R, int64_t kp, const float *a,
+                                                            const uint16_t *b, int64_t bstride,
+                                                            float *c, int64_t ldc, int load_c) {
+    bf16_panel(R, kp, a, b, c, ldc, load_c);
+    bf16_panel(R, kp, a, b + bstride, c + 16, ldc, load_c);
+}
+
+static void bf16_ukr(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t *b,
+                     int64_t bstride, float *c, int64_t ldc, int load_c) {
+    (void)lda;
+    unsigned csr = sx_flush_denormals_begin();
+    if (rows > 4)
+        bf16_rows(BMR, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 2)
+        bf16_rows(4, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 1)
+        bf16_rows(2, kp, a, b, bstride, c, ldc, load_c);
+    else
+        bf16_rows(1, kp, a, b, bstride, c, ldc, load_c);
+    sx_flush_denormals_end(csr);
+}
+
+const sx_bf16_kernels sx_bf16_kernels_avx2 = {
+    .name = "avx2-fma", .mr = BMR, .a_layout = SX_BF16_A_PANELS_F32, .kc = 128, .ukr = bf16_ukr};

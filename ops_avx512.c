@@ -43,6 +43,61 @@ static void ukr(int64_t kc, const float *a, const float *b, float *c, int64_t ld
 #undef ST
 }
 
+/* ukr_x: B panels in F32/F16/BF16 (widened in registers), the first R rows
+ * of A (R a constant in each instance: 12, 8, 4, 2, 1). */
+static inline __attribute__((always_inline)) __m512 ldb(const void *b, int bt, int64_t off) {
+    if (bt == SX_F32) return _mm512_loadu_ps((const float *)b + off);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)b + off));
+    if (bt == SX_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) void ukr_rows(int R, int bt, int64_t kc, const float *a,
+                                                           const void *b, float *c, int64_t ldc,
+                                                           int load_c) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = load_c ? _mm512_loadu_ps(c + r * ldc) : _mm512_setzero_ps();
+        acc[r][1] = load_c ? _mm512_loadu_ps(c + r * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = ldb(b, bt, k * NR), b1 = ldb(b, bt, k * NR + 16);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[k * MR + r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        _mm512_storeu_ps(c + r * ldc, acc[r][0]);
+        _mm512_storeu_ps(c + r * ldc + 16, acc[r][1]);
+    }
+}
+
+#define UKR_TYPE(name, BT)                                                                    \
+    static void name(int64_t kc, const float *a, const void *b, int rows, float *c, int64_t ldc, \
+                     int load_c) {                                                            \
+        if (rows > 8) ukr_rows(MR, BT, kc, a, b, c, ldc, load_c);                             \
+        else if (rows > 4) ukr_rows(8, BT, kc, a, b, c, ldc, load_c);                         \
+        else if (rows > 2) ukr_rows(4, BT, kc, a, b, c, ldc, load_c);                         \
+        else if (rows > 1) ukr_rows(2, BT, kc, a, b, c, ldc, load_c);                         \
+        else ukr_rows(1, BT, kc, a, b, c, ldc, load_c);                                       \
+    }
+UKR_TYPE(ukr_f32, SX_F32)
+UKR_TYPE(ukr_f16, SX_F16)
+UKR_TYPE(ukr_bf16, SX_BF16)
+
+static void ukr_x(int64_t kc, const float *a, const void *b, int btype, int rows, float *c,
+                  int64_t ldc, int load_c) {
+    if (btype == SX_F32 && rows == MR) ukr(kc, a, b, c, ldc, load_c);
+    else if (btype == SX_F32) ukr_f32(kc, a, b, rows, c, ldc, load_c);
+    else if (btype == SX_F16) ukr_f16(kc, a, b, rows, c, ldc, load_c);
+    else ukr_bf16(kc, a, b, rows, c, ldc, load_c);
+}
+
 static inline __m512 load16(const void *w, int type, int64_t k) {
     if (type == SX_F32) return _mm512_loadu_ps((const float *)w + k);
     __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + k));
@@ -136,6 +191,24 @@ void sx_bf16_to_f32_avx512(float *y, const void *xv, int64_t n) {
     for (; i < n; i++) y[i] = sx_bf16_to_f32(x[i]);
 }
 
+/* float32 -> bfloat16, round to nearest even, NaN kept NaN (sx_f32_to_bf16) */
+void sx_bf16_from_f32_avx512(void *yv, const float *x, int64_t n) {
+    uint16_t *y = yv;
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i qnan = _mm512_set1_epi32(0x40);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + i)), hi = _mm512_srli_epi32(u, 16);
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(hi, one))), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, qnan));
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < n; i++) y[i] = sx_f32_to_bf16(x[i]);
+}
+
 /* exp(x) for x <= 0 (softmax after max subtraction): Cody-Waite reduction
  * x = n ln2 + r, degree-6 polynomial for e^r, scale by 2^n; exact 0 below
  * -87.3 (like expf's underflow to 0 at the float range). */
@@ -192,4 +265,68 @@ GEMV_FLOAT(sx_gemv_f16_avx512, SX_F16)
 GEMV_FLOAT(sx_gemv_bf16_avx512, SX_BF16)
 
 const sx_kernels sx_kernels_avx512 = {
-    .name = "avx512", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row};
+    .name = "avx512", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x};
+
+/* ---- BF16 GEMM on float32 FMAs (AVX-512 CPUs without AVX512_BF16) ----
+ * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:
+ * a 64-byte row holds the k pair of 16 columns; its odd elements are the
+ * high halves of the 32-bit words (mask), the even ones the low halves
+ * (shift left 16). Per output: c += a1*b1, then c += a0*b0, one FMA each
+ * (exact products) under DAZ|FTZ: vdpbf16ps's arithmetic. */
+#define BMR 12
+static inline __attribute__((always_inline)) void bf16_rows(int R, int64_t kp, const float *a,
+                                                            const uint16_t *b, int64_t bstride,
+                                                            float *c, int64_t ldc, int load_c) {
+    __m512 acc[BMR][2];
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++)
+            acc[r][h] = load_c ? _mm512_loadu_ps(c + r * ldc + 16 * h) : _mm512_setzero_ps();
+    const uint16_t *b1 = b + bstride;
+    for (int64_t j = 0; j < kp; j++) {
+        __m512i w0 = _mm512_loadu_si512(b + 32 * j), w1 = _mm512_loadu_si512(b1 + 32 * j);
+        __m512 o0 = _mm512_castsi512_ps(_mm512_and_si512(w0, hi));
+        __m512 o1 = _mm512_castsi512_ps(_mm512_and_si512(w1, hi));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[j * 2 * BMR + 2 * r + 1]);
+            acc[r][0] = _mm512_fmadd_ps(av, o0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, o1, acc[r][1]);
+        }
+        __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16));
+        __m512 e1 = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+        #pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[j * 2 * BMR + 2 * r]);
+            acc[r][0] = _mm512_fmadd_ps(av, e0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, e1, acc[r][1]);
+        }
+    }
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) _mm512_storeu_ps(c + r * ldc + 16 * h, acc[r][h]);
+}
+
+static void bf16_ukr(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t *b,
+                     int64_t bstride, float *c, int64_t ldc, int load_c) {
+    (void)lda;
+    unsigned csr = sx_flush_denormals_begin();
+    if (rows > 8)
+        bf16_rows(BMR, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 4)
+        bf16_rows(8, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 2)
+        bf16_rows(4, kp, a, b, bstride, c, ldc, load_c);
+    else if (rows > 1)
+        bf16_rows(2, kp, a, b, bstride, c, ldc, load_c);
+    else
+        bf16_rows(1, kp, a, b, bstride, c, ldc, load_c);
+    sx_flush_denormals_end(csr);
+}
+
+const sx_bf16_kernels sx_bf16_kernels_avx512 = {.name = "avx512-fma",
+                                                .mr = BMR,
+                                                .a_layout = SX_BF16_A_PANELS_F32,
+                                                .kc = 128,
+                                                .ukr = bf16_ukr};

@@ -36,6 +36,27 @@ int sx_set_weight_dtype(int type) {
     return 0;
 }
 
+/* BF16 compute: the matrix packed once in the tile layout, in a buffer the
+ * container owns; the mapped pages of the stored matrix are then given back
+ * (the packed copy replaces them; F32 compute would read them again). */
+static int pack_in_container(sx_gguf *g, const sx_tensor *t, sx_weight *w) {
+    int bf16 = sx_compute() == SX_COMPUTE_BF16, nr = sx_kernels_cur()->nr, created;
+    if (!bf16 && !sx_kernels_cur()->ukr_x) return 0; /* this path packs per call */
+    size_t bytes = bf16 ? sx_packed_bytes(w) : sx_panels_bytes(w, nr);
+    void *buf = sx_gguf_tensor_buffer(g, t, bf16 ? 0 : 1, bytes, &created);
+    if (!buf) return -1;
+    const sx_packed *pk = buf;
+    if (!created && pk->layout == (bf16 ? SX_PACK_BF16 : SX_PACK_PANELS) && pk->K == w->K &&
+        pk->trans == w->trans && pk->type == (bf16 ? SX_BF16 : w->type) && (bf16 || pk->nr == nr)) {
+        w->packed = pk; /* looked up before (e.g. a shared matrix) */
+        w->packed_n0 = 0;
+        return 0;
+    }
+    if ((bf16 ? sx_pack_weight_bf16(w, buf) : sx_pack_weight_panels(w, buf, nr)) != 0) return -1;
+    sx_gguf_tensor_release(g, t);
+    return 0;
+}
+
 static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int trans,
                        sx_weight *w) {
     const sx_tensor *t = sx_gguf_find(g, name);
@@ -72,6 +93,9 @@ static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int
         if (!(w->data = sx_gguf_tensor_as(g, t, to))) return -1;
         w->type = to;
     }
+    /* quantized weights (stored, or converted above) are never packed: the
+     * integer GEMV streams them at decode, GEMMs dequantize them per call */
+    if (!sx_wtype_of(w->type)->quantized) return pack_in_container(g, t, w);
     return 0;
 }
 
@@ -117,7 +141,13 @@ int sx_weight_row(const sx_weight *w, int64_t r, float *out) {
 sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
     sx_weight r = *w;
     r.N = n;
-    r.packed = NULL;
+    /* a packed view when the rows start on a 32-column block of the layout */
+    const sx_packed *pk = w->packed;
+    if (pk && (w->packed_n0 + n0) % (pk->layout == SX_PACK_BF16 ? 32 : pk->nr) == 0 &&
+        w->packed_n0 + n0 + n <= pk->N)
+        r.packed_n0 = w->packed_n0 + n0;
+    else
+        r.packed = NULL, r.packed_n0 = 0;
     if (w->trans) /* float types only: columns of the stored [K, N] matrix */
         r.data = (const char *)w->data + sx_type_nbytes(w->type, n0);
     else
@@ -151,22 +181,31 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
 typedef struct {
     float *Y;
     int64_t ldy;
-    const float *ap, *bp; /* packed panels */
+    const float *ap; /* packed X panels */
+    const void *bp;  /* packed W panels, elements of btype */
     const float *bias;
     int64_t M, N, K, mc, nc, n_mblk, n_nblk;
     const sx_kernels *k;
     int64_t bK; /* K of the packed-W layout (panel stride / nr); 0: K */
     int act, accumulate; /* epilogue (bias is above) */
     _Atomic int failed;
+    int btype; /* SX_F32, or F16/BF16 panels packed at load (ukr_x) */
 } gemm_job;
 
 /* The epilogue on a block of finished sums c[rows][cols] (row stride ldc):
  * y = (accumulate ? y : 0) + act(c + bias), in the order of the separate ops. */
-static void epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows, int64_t cols,
-                     const float *bias, int act, int accumulate) {
+void sx_gemm_epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows,
+                      int64_t cols, const float *bias, int act, int accumulate) {
     for (int64_t i = 0; i < rows; i++) {
         float *yr = y + i * ldy;
         const float *cr = c + i * ldc;
+        if (!act && !accumulate) { /* the common cases, in loops that vectorize */
+            if (bias)
+                for (int64_t j = 0; j < cols; j++) yr[j] = cr[j] + bias[j];
+            else if (yr != cr)
+                memcpy(yr, cr, sizeof(float) * (size_t)cols);
+            continue;
+        }
         for (int64_t j = 0; j < cols; j++) {
             float t = cr[j];
             if (bias) t += bias[j];
@@ -260,6 +299,75 @@ static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
     }
 }
 
+/* The weight's panels packed at load, if they are this path's (same nr)
+ * and the view starts on a panel; NULL: pack per call. */
+static const sx_packed *packed_panels(const sx_weight *W, const sx_kernels *kk) {
+    const sx_packed *pk = W->packed;
+    if (!pk || pk->layout != SX_PACK_PANELS || pk->nr != kk->nr || !kk->ukr_x || pk->K != W->K ||
+        pk->trans != W->trans || W->packed_n0 % pk->nr || W->packed_n0 + W->N > pk->N)
+        return NULL;
+    return pk;
+}
+
+/* W rows [p*nr, p*nr+nr) -> dst[p][K][nr] in W's own float type (zero past
+ * N): the panels packed once at load for the F32 compute type. */
+typedef struct {
+    char *dst;
+    const sx_weight *W;
+    int nr;
+} tpack_job;
+
+static void tpack_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    tpack_job *J = ctx;
+    const sx_weight *W = J->W;
+    int nr = J->nr;
+    size_t es = W->type == SX_F32 ? 4 : 2, rb = row_bytes(W);
+    int64_t K = W->K;
+    for (int64_t p = b; p < e; p++) {
+        char *dst = J->dst + (size_t)(p * nr * K) * es;
+        int64_t c0 = p * nr;
+        int cols = (int)(W->N - c0 < nr ? W->N - c0 : nr);
+        if (cols < nr) memset(dst, 0, (size_t)(nr * K) * es);
+        if (W->trans) { /* row k of the stored [K, N] matrix: columns c0.. */
+            for (int64_t k = 0; k < K; k++)
+                memcpy(dst + (size_t)(k * nr) * es, (const char *)W->data + (size_t)k * rb + c0 * es,
+                       (size_t)cols * es);
+        } else if (es == 4) {
+            for (int j = 0; j < cols; j++) {
+                const char *src = (const char *)W->data + (size_t)(c0 + j) * rb;
+                for (int64_t k = 0; k < K; k++) memcpy(dst + (size_t)(k * nr + j) * 4, src + 4 * k, 4);
+            }
+        } else {
+            for (int j = 0; j < cols; j++) {
+                const char *src = (const char *)W->data + (size_t)(c0 + j) * rb;
+                for (int64_t k = 0; k < K; k++) memcpy(dst + (size_t)(k * nr + j) * 2, src + 2 * k, 2);
+            }
+        }
+    }
+}
+
+#define PANELS_HDR 64 /* the sx_packed header, then the panels (64-byte aligned) */
+
+size_t sx_panels_bytes(const sx_weight *w, int nr) {
+    size_t es = w->type == SX_F32 ? 4 : 2;
+    return PANELS_HDR + (size_t)((w->N + nr - 1) / nr * nr) * (size_t)w->K * es;
+}
+
+int sx_pack_weight_panels(sx_weight *w, void *buf, int nr) {
+    if (w->type != SX_F32 && w->type != SX_F16 && w->type != SX_BF16)
+        return sx_err("packing '%s': panels of type %s", w->name ? w->name : "?",
+                      sx_type_name(w->type));
+    tpack_job J = {(char *)buf + PANELS_HDR, w, nr};
+    sx_parallel_for((w->N + nr - 1) / nr, 4, tpack_task, &J);
+    sx_packed *pk = buf;
+    *pk = (sx_packed){SX_PACK_PANELS, w->trans, w->type, nr, (w->N + nr - 1) / nr * nr, w->K, w->K,
+                      J.dst};
+    w->packed = pk;
+    w->packed_n0 = 0;
+    return 0;
+}
+
 static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     gemm_job *J = ctx;
@@ -279,31 +387,41 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
         int64_t nc = J->N - n0 < J->nc ? J->N - n0 : J->nc;
         float *C = blk ? blk : J->Y + m0 * J->ldy + n0;
         int64_t ldc = blk ? J->nc : J->ldy;
-        for (int64_t k0 = 0; k0 < J->K; k0 += GEMM_KC) {
-            int64_t kc = J->K - k0 < GEMM_KC ? J->K - k0 : GEMM_KC;
+        size_t es = J->btype == SX_F32 ? 4 : 2;
+        /* K slices of at most GEMM_KC, balanced (a short last slice costs a C
+         * round trip for little work; the sums are the same either way) */
+        int64_t nsl = (J->K + GEMM_KC - 1) / GEMM_KC, kcs = (J->K + nsl - 1) / nsl;
+        for (int64_t k0 = 0; k0 < J->K; k0 += kcs) {
+            int64_t kc = J->K - k0 < kcs ? J->K - k0 : kcs;
             for (int64_t jp = 0; jp < nc; jp += nr) {
-                const float *bpan = J->bp + (n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr;
+                const char *bpan = (const char *)J->bp +
+                                   ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
                 for (int64_t ip = 0; ip < mc; ip += mr) {
                     const float *apan = J->ap + (m0 + ip) * J->K + k0 * mr;
                     float *c = C + ip * ldc + jp;
-                    if (ip + mr <= mc && jp + nr <= nc) {
-                        kk->ukr(kc, apan, bpan, c, ldc, k0 > 0);
-                    } else {
-                        int rows = (int)(mc - ip < mr ? mc - ip : mr);
-                        int cols = (int)(nc - jp < nr ? nc - jp : nr);
+                    int rows = (int)(mc - ip < mr ? mc - ip : mr);
+                    int cols = (int)(nc - jp < nr ? nc - jp : nr);
+                    float *cc = c;
+                    int64_t lc = ldc;
+                    if (rows < mr || cols < nr) { /* an edge: through a whole tile */
                         for (int i = 0; i < mr; i++)
                             for (int j = 0; j < nr; j++)
                                 tile[i * nr + j] =
                                     (k0 > 0 && i < rows && j < cols) ? c[i * ldc + j] : 0.0f;
-                        kk->ukr(kc, apan, bpan, tile, nr, 1);
+                        cc = tile, lc = nr;
+                    }
+                    if (kk->ukr_x)
+                        kk->ukr_x(kc, apan, bpan, J->btype, rows, cc, lc, k0 > 0 || cc == tile);
+                    else
+                        kk->ukr(kc, apan, (const float *)bpan, cc, lc, k0 > 0 || cc == tile);
+                    if (cc == tile)
                         for (int i = 0; i < rows; i++)
                             for (int j = 0; j < cols; j++) c[i * ldc + j] = tile[i * nr + j];
-                    }
                 }
             }
         }
         if (J->bias || J->act || blk)
-            epilogue(J->Y + m0 * J->ldy + n0, J->ldy, C, ldc, mc, nc, J->bias ? J->bias + n0 : NULL,
+            sx_gemm_epilogue(J->Y + m0 * J->ldy + n0, J->ldy, C, ldc, mc, nc, J->bias ? J->bias + n0 : NULL,
                      J->act, J->accumulate);
     }
 }
@@ -362,7 +480,7 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
     int64_t chunk = 16;
     while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
     sx_parallel_for(W->N, chunk, gemv_task, &J);
-    if (post) epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
+    if (post) sx_gemm_epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
     return 0;
 }
 
@@ -383,23 +501,36 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
                       W->name ? W->name : "?", sx_type_name(W->type),
                       wt && wt->quantized && W->trans ? " stored transposed" : "");
     if (M == 0) return 0;
-    /* matrix-vector: stream each weight row once per 4 rows of X */
     if (ep->act < SX_ACT_NONE || ep->act > SX_ACT_SILU)
         return sx_err("sx_matmul: weight '%s': unknown activation %d", W->name ? W->name : "?",
                       ep->act);
-    if (M <= 2 * SX_GEMV_MAX_M && !W->trans) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
+    int mode = ep->compute ? ep->compute : sx_compute();
+    if (mode != SX_COMPUTE_F32 && mode != SX_COMPUTE_BF16)
+        return sx_err("sx_matmul: weight '%s': unknown compute type %d", W->name ? W->name : "?",
+                      mode);
+    /* BF16: the tile kernels, for any M when the weight is packed (they
+     * stream the packed matrix once, as the GEMV streams the stored one);
+     * unpacked weights keep the float32 GEMV for few rows (decode) */
+    if (mode == SX_COMPUTE_BF16 && (W->packed || M > 2 * SX_GEMV_MAX_M || W->trans))
+        return sx_matmul_bf16(Y, ldy, X, ldx, W, ep, M);
+    /* matrix-vector: stream each weight row once per 4 rows of X (a weight
+     * packed at load is streamed in its panels by the GEMM's kernels) */
+    if (M <= 2 * SX_GEMV_MAX_M && !W->trans && !packed_panels(W, sx_kernels_cur()))
+        return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
     const sx_kernels *kk = sx_kernels_cur();
     int mr = kk->mr, nr = kk->nr;
     int64_t K = W->K;
+    const sx_packed *pk = packed_panels(W, kk);
     /* slabs: rows of X and columns of W whose packed copies fit the caps */
     int64_t ms = (GEMM_A_MAX / K) / mr * mr, ns = (GEMM_B_MAX / K) / nr * nr;
+    if (pk) ns = W->N; /* packed at load: one slab */
     if (ms < mr) ms = mr;
     if (ns < nr) ns = nr;
     if (ms > M) ms = (M + mr - 1) / mr * mr;
     if (ns > W->N) ns = (W->N + nr - 1) / nr * nr;
     float *ap = sx_scratch(SX_SCR_GEMM_A, (size_t)ms * (size_t)K);
-    float *bp = sx_scratch(SX_SCR_GEMM_B, (size_t)ns * (size_t)K);
-    if (!ap || !bp)
+    float *bp = pk ? NULL : sx_scratch(SX_SCR_GEMM_B, (size_t)ns * (size_t)K);
+    if (!ap || (!pk && !bp))
         return sx_err("sx_matmul: out of memory packing '%s' (M=%lld N=%lld K=%lld)",
                       W->name ? W->name : "?", (long long)M, (long long)W->N, (long long)K);
     for (int64_t m0 = 0; m0 < M; m0 += ms) {
@@ -408,13 +539,20 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
         sx_parallel_for((mcnt + mr - 1) / mr, 4, pack_a_task, &PA);
         for (int64_t n0 = 0; n0 < W->N; n0 += ns) {
             int64_t ncnt = W->N - n0 < ns ? W->N - n0 : ns;
-            pack_job PB = {bp, NULL, 0, 0, K, W, n0, ncnt, nr, kk, 0};
-            sx_parallel_for((ncnt + nr - 1) / nr, 2, pack_b_task, &PB);
-            if (PB.failed)
-                return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
-            gemm_job J = {Y + m0 * ldy + n0, ldy, ap, bp, bias ? bias + n0 : NULL,
+            const void *b = bp;
+            int btype = SX_F32;
+            if (pk) {
+                btype = pk->type;
+                b = (const char *)pk->data + (size_t)(W->packed_n0 * K) * (btype == SX_F32 ? 4 : 2);
+            } else {
+                pack_job PB = {bp, NULL, 0, 0, K, W, n0, ncnt, nr, kk, 0};
+                sx_parallel_for((ncnt + nr - 1) / nr, 2, pack_b_task, &PB);
+                if (PB.failed)
+                    return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
+            }
+            gemm_job J = {Y + m0 * ldy + n0, ldy, ap, b, bias ? bias + n0 : NULL,
                           mcnt, ncnt, K, (int64_t)GEMM_MC_PANELS * mr, GEMM_NC, 0, 0, kk, 0,
-                          ep->act, ep->accumulate, 0};
+                          ep->act, ep->accumulate, 0, btype};
             J.n_mblk = (mcnt + J.mc - 1) / J.mc;
             /* enough tasks for all threads: shrink the blocks (multiples of nr / mr) */
             while (J.nc > nr && J.n_mblk * ((ncnt + J.nc - 1) / J.nc) < 4 * sx_threads_count())
@@ -458,6 +596,6 @@ void sx_gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64
     const sx_kernels *kk = sx_kernels_cur();
     pack_job PA = {ap, x, ldx, M, K, NULL, 0, 0, kk->mr, kk, 0};
     pack_a_task(&PA, 0, (M + kk->mr - 1) / kk->mr, 0);
-    gemm_job G = {y, ldy, ap, bp, NULL, M, N, K, M, N, 1, 1, kk, bK, 0, 0, 0};
+    gemm_job G = {y, ldy, ap, bp, NULL, M, N, K, M, N, 1, 1, kk, bK, 0, 0, 0, SX_F32};
     gemm_task(&G, 0, 1, 0);
 }

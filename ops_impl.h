@@ -17,16 +17,149 @@
 #include "simd.h"
 #include "wtype.h"
 
+struct sx_weight;
+struct sx_epilogue;
+
 typedef struct sx_kernels {
     const char *name;
     int mr, nr; /* micro-tile of the GEMM: mr rows of X, nr rows of W */
     /* C[mr,nr] (row stride ldc) = (load_c ? C : 0) + A.B over kc steps, where
      * A is packed [kc][mr] and B packed [kc][nr]. */
     void (*ukr)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int load_c);
+    /* The same product with B's panel in its weight's float type (btype
+     * SX_F32, SX_F16 or SX_BF16: weights packed once at load in their own
+     * type, widened in registers) and only the first `rows` rows of A
+     * meaningful (rows <= mr; A still holds mr rows, C gets mr rows).
+     * Same arithmetic as ukr: for each output, k in order, one FMA each
+     * (the scalar kernel: multiply, then add). NULL: the path packs every
+     * weight to float32 per call. */
+    void (*ukr_x)(int64_t kc, const float *a, const void *b, int btype, int rows, float *c,
+                  int64_t ldc, int load_c);
     /* In place x = softmax(scale * x) over n values (n >= 1, scale > 0);
      * -inf entries become 0. */
     void (*softmax_row)(float *x, int64_t n, float scale);
 } sx_kernels;
+
+/* ---- the BF16 GEMM (compute type BF16: matmul inputs rounded to
+ * bfloat16, float32 accumulation) ----
+ * Operands, K padded with zeros to Kp (a multiple of SX_BF16_KSTEP):
+ *   B, the weight, in the "tile layout": panels of 16 output columns (weight
+ *     rows), each Kp/2 rows of 64 bytes; row j of a panel holds the k pair
+ *     (2j, 2j+1) of its 16 columns, b[j][n][2]. 16 such rows are the B
+ *     operand of AMX's TDPBF16PS, one is the operand of AVX512_BF16's
+ *     vdpbf16ps. Panel p starts p*16*Kp elements in; N is padded with zero
+ *     columns to a multiple of 32 (kernels work on two panels at a time).
+ *   A, the activations, in the kernel's a_layout:
+ *     SX_BF16_A_ROWS   - bfloat16 rows, lda elements apart (AMX tile rows);
+ *     SX_BF16_A_PANELS - panels of mr rows, pair-interleaved: a[j][r][2]
+ *                        (one 32-bit broadcast per row and k pair).
+ * Arithmetic: every output is c = 0, then for j = 0, 1, ..: c += a.b at
+ * k = 2j+1, then at k = 2j, each product exact and each sum rounded to
+ * float32 with denormal inputs and results flushed to zero - what
+ * vdpbf16ps does. The scalar, AVX2 and AVX-512 kernels reproduce it bit
+ * for bit (float32 FMAs under MXCSR DAZ|FTZ); AMX sums a tile's 32-k step
+ * in the hardware's own order (tested within a stated bound). */
+#define SX_BF16_KSTEP 32 /* K granularity of the layout (one AMX tile row) */
+enum { SX_BF16_A_ROWS = 0, SX_BF16_A_PANELS = 1, SX_BF16_A_PANELS_F32 = 2 };
+typedef struct sx_bf16_kernels {
+    const char *name;
+    int mr;       /* rows of A per micro-kernel call */
+    int a_layout; /* SX_BF16_A_ROWS, SX_BF16_A_PANELS, or SX_BF16_A_PANELS_F32 (the
+                   * panels layout with each bfloat16 widened to float32, for
+                   * kernels that multiply with float32 FMAs) */
+    int kc;       /* k pairs per micro-kernel call the driver aims for (cache blocking) */
+    int native;   /* 1: BF16 instructions (faster than F32); 0: float32 FMAs */
+    /* C[mr, 32] (row stride ldc) = (load_c ? C : 0) + A.B over kp k pairs:
+     * a - rows layout: row 0 of the block (lda elements between rows);
+     *     panels layout: the panel at its first pair (lda unused);
+     * b - the first of two panels at its first pair, the second bstride
+     *     elements after it.
+     * The kernel may read all mr rows of A and write all mr rows of C; only
+     * the first `rows` are meaningful (rows past M are zero in A). */
+    void (*ukr)(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t *b,
+                int64_t bstride, float *c, int64_t ldc, int load_c);
+} sx_bf16_kernels;
+
+/* Rounding to the layouts above (ops_bf16.c), single-threaded, for callers
+ * that multiply inside their own parallel tasks (attention, convolution):
+ *   A: rows [M, K] of x (row stride ldx floats) -> the current BF16
+ *      kernel's A layout, M padded with zero rows to a multiple of mr, K with
+ *      zeros to Kp; sx_bf16_a_size(M, K) elements (of 2 bytes, or 4 for
+ *      the F32 panels layout: use sx_bf16_a_bytes).
+ *   B: columns [n0, n0+N) of W -> the tile layout (sx_bf16_b_bytes(N, K)).
+ * sx_bf16_gemm_prepacked: y[M, N] (row stride ldy) = A.B as packed above,
+ * c: scratch of sx_bf16_c_floats(M, N). Kp = sx_bf16_kpad(K). */
+int64_t sx_bf16_kpad(int64_t K);
+size_t sx_bf16_a_bytes(const sx_bf16_kernels *kk, int64_t M, int64_t K);
+size_t sx_bf16_b_bytes(int64_t N, int64_t K);
+size_t sx_bf16_c_floats(const sx_bf16_kernels *kk, int64_t M, int64_t N);
+int sx_bf16_pack_a(const sx_bf16_kernels *kk, void *dst, const float *x, int64_t ldx, int64_t M,
+                   int64_t K);
+int sx_bf16_pack_b(uint16_t *dst, const struct sx_weight *W, int64_t n0, int64_t N, int64_t K);
+void sx_bf16_gemm_prepacked(const sx_bf16_kernels *kk, float *y, int64_t ldy, const void *a,
+                            int64_t M, const uint16_t *b, int64_t N, int64_t K, float *c);
+
+/* Float32 arithmetic with denormal inputs read as zero and denormal results
+ * flushed to zero (MXCSR DAZ|FTZ on x86), as the BF16 dot-product
+ * instructions compute; restored by sx_flush_denormals_end. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+static inline unsigned sx_flush_denormals_begin(void) {
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040);
+    return csr;
+}
+static inline void sx_flush_denormals_end(unsigned csr) { _mm_setcsr(csr); }
+#else
+static inline unsigned sx_flush_denormals_begin(void) { return 0; }
+static inline void sx_flush_denormals_end(unsigned csr) { (void)csr; }
+#endif
+
+/* What sx_weight.packed points to: a matrix packed once, at load, for the
+ * compute type of that moment:
+ *   SX_PACK_BF16   - the tile layout above (ops_bf16.c), bfloat16;
+ *   SX_PACK_PANELS - the float32 GEMM's B layout, panels of nr columns
+ *                    [ceil(N/nr)][K][nr], in the weight's own float type
+ *                    (F32, F16 or BF16: the same bytes as the stored matrix),
+ *                    for the path whose kernels have that nr (ops_gemm.c). */
+enum { SX_PACK_BF16 = 1, SX_PACK_PANELS = 2 };
+typedef struct sx_packed {
+    int layout;         /* SX_PACK_* */
+    int trans;          /* of the weight it was packed from */
+    int type, nr;       /* PANELS: element type, panel width */
+    int64_t N, K, Kp;   /* N: columns packed (BF16: a multiple of 32, zero past the weight's) */
+    const void *data;
+} sx_packed;
+/* F32 compute: bytes of w packed in panels of nr, and the packing (into buf,
+ * 64-byte aligned; w->packed points at it). Multi-threaded. */
+size_t sx_panels_bytes(const struct sx_weight *w, int nr);
+int sx_pack_weight_panels(struct sx_weight *w, void *buf, int nr);
+/* The BF16 matrix product (ops_bf16.c): sx_matmul_ep with BF16 compute. */
+int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const struct sx_weight *W,
+                   const struct sx_epilogue *ep, int64_t M);
+/* Packs w in the tile layout into buf (sx_packed_bytes(w) bytes, 64-byte
+ * aligned) and points w->packed at it. Multi-threaded. */
+size_t sx_packed_bytes(const struct sx_weight *w);
+int sx_pack_weight_bf16(struct sx_weight *w, void *buf);
+/* The epilogue of the GEMM drivers (ops_gemm.c): y = (accumulate ? y : 0)
+ * + act(c + bias) over a block of rows x cols. */
+void sx_gemm_epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows,
+                      int64_t cols, const float *bias, int act, int accumulate);
+
+extern const sx_bf16_kernels sx_bf16_kernels_scalar;
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_bf16_kernels sx_bf16_kernels_avx2;
+extern const sx_bf16_kernels sx_bf16_kernels_avx512;
+extern const sx_bf16_kernels sx_bf16_kernels_avx512bf16;
+extern const sx_bf16_kernels sx_bf16_kernels_amx;
+#endif
+/* The AMX kernel with the tile instructions computed in C (ops_amxemu.c):
+ * tests run the AMX code path on any CPU with it. */
+extern const sx_bf16_kernels sx_bf16_kernels_amx_emulated;
+/* The BF16 kernels of the current path (simd.c). */
+const sx_bf16_kernels *sx_bf16_kernels_cur(void);
+/* Tests: use k instead of the path's BF16 kernels (NULL: back to the path's). */
+void sx_bf16_kernels_override(const sx_bf16_kernels *k);
 
 extern const sx_kernels sx_kernels_scalar;
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
@@ -58,6 +191,8 @@ void sx_f16_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_bf16_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_f16_to_f32_avx512(float *y, const void *x, int64_t n);
 void sx_bf16_to_f32_avx512(float *y, const void *x, int64_t n);
+void sx_bf16_from_f32_avx2(void *y, const float *x, int64_t n);
+void sx_bf16_from_f32_avx512(void *y, const float *x, int64_t n);
 #endif
 
 /* One activation on one value: the exact expressions of sx_gelu,
@@ -99,6 +234,9 @@ enum {
     SX_SCR_PACK,    /* one block of converted weight rows while packing */
     SX_SCR_EPI,     /* matmul sums awaiting an accumulating epilogue */
     SX_SCR_QPREP,   /* quantized GEMV: activations rearranged for the kernel */
+    SX_SCR_BF16_A,  /* activations rounded to the BF16 kernel's A layout */
+    SX_SCR_BF16_B,  /* a weight slab packed per call in the tile layout */
+    SX_SCR_BF16_C,  /* a task's float32 sums before the epilogue */
     SX_SCR_N
 };
 /* n floats of 64-byte aligned scratch of the calling thread; NULL if out of

@@ -398,8 +398,9 @@ static int first_step_at(const sx_sched *s, float t) {
 static int unet_eval(sx_unet *u, const float *x, int cin, int64_t h, int64_t w, float t,
                      const sx_cond *c, float *eps) {
     const sx_unet_config *cf = sx_unet_get_config(u);
-    return sx_unet_forward(u, x, cin, h, w, t, c->ctx, c->T, cf->cross_dim, c->pooled,
-                           cf->pooled_dim, c->time_ids, eps);
+    sx_unet_cond uc = {.context = c->ctx, .n_ctx = c->T, .ctx_dim = cf->cross_dim,
+                       .pooled = c->pooled, .pooled_dim = cf->pooled_dim, .time_ids = c->time_ids};
+    return sx_unet_forward(u, x, cin, h, w, t, &uc, eps);
 }
 
 int sx_sample_cfg(sx_unet *u, sx_sched *s, float *latents, int64_t h, int64_t w,

@@ -64,17 +64,15 @@ char *sx_seedx_image_block(int n_images, int tokens_per_image) {
         sx_err("image block: %d images of %d tokens", n_images, tokens_per_image);
         return NULL;
     }
-    size_t per = 9 + 10 + (size_t)tokens_per_image * 11;
-    char *s = sx_malloc(per * (size_t)n_images + 1, "image token block");
-    if (!s) return NULL;
-    size_t o = 0;
+    sx_str b = {0};
     for (int i = 0; i < n_images; i++) {
         int global = i == n_images - 1;
-        o += (size_t)sprintf(s + o, "%s", global ? "<img>" : "<patch>");
-        for (int k = 0; k < tokens_per_image; k++) o += (size_t)sprintf(s + o, "<img_%05d>", k);
-        o += (size_t)sprintf(s + o, "%s", global ? "</img>" : "</patch>");
+        sx_str_adds(&b, global ? "<img>" : "<patch>");
+        for (int k = 0; k < tokens_per_image; k++) sx_str_addf(&b, "<img_%05d>", k);
+        sx_str_adds(&b, global ? "</img>" : "</patch>");
     }
-    return s;
+    if (b.oom) sx_str_free(&b);
+    return b.s;
 }
 
 /* ids_cmp_mask: positions strictly between the i-th opener (<img> or
@@ -255,7 +253,7 @@ void sx_seedx_box_rect(const int box[4], int W, int H, int rect[4]) {
 #include <unistd.h>
 
 struct sx_seedx {
-    char dir[1024];
+    char *dir;
     sx_tokenizer *tok;
     sx_seedx_tokens tk;
     /* agent: input/output resamplers and the tile position embedding */
@@ -267,21 +265,107 @@ struct sx_seedx {
      * de-tokenizer's negative; depends only on weights */
     float *zero_feat;
     int64_t zero_n, vit_out;
+    unsigned checked;   /* model_files[i] already found to hold its component: bit i */
+    int64_t max_pos;    /* the LLM's context (max_position_embeddings), 0 until read */
 };
 
-static int seedx_path(const sx_seedx *m, const char *file, char *out, size_t n) {
-    snprintf(out, n, "%s/%s", m->dir, file);
-    struct stat st;
-    if (stat(out, &st) != 0)
-        return sx_err("%s: missing model file %s (convert it with scripts/convert.py)", m->dir, file);
-    return 0;
+/* The files of a model directory and the component each must hold, known by
+ * the prefix of the metadata keys its converter writes (scripts/convert_*.py);
+ * in_channels: the UNet's input channels (4, or 8 for the stage-2 UNet). */
+static const struct {
+    const char *file, *prefix, *what;
+    int in_channels;
+} model_files[] = {
+    {"tokenizer.gguf", "seedx.tokenizer.", "a tokenizer", 0},
+    {"vit.gguf", "seedx.vit.", "a ViT", 0},
+    {"agent.gguf", "seedx.agent.", "the agent (resamplers)", 0},
+    {"llm.gguf", "seedx.llm.", "an LLM", 0},
+    {"detokenizer.gguf", "seedx.detok.", "a de-tokenizer", 0},
+    {"detokenizer_edit.gguf", "seedx.detok.", "a de-tokenizer", 0},
+    {"unet.gguf", "seedx.unet.", "a UNet", 4},
+    {"unet_edit.gguf", "seedx.unet.", "a UNet", 8},
+    {"vae.gguf", "seedx.vae.", "a VAE", 0},
+};
+#define N_MODEL_FILES (int)(sizeof model_files / sizeof model_files[0])
+
+/* What a container holds, from its first seedx.<component>.* key. */
+static const char *component_of(const sx_gguf *g) {
+    static const struct { const char *prefix, *what; } kinds[] = {
+        {"seedx.tokenizer.", "a tokenizer"}, {"seedx.vit.", "a ViT"},
+        {"seedx.agent.", "the agent (resamplers)"}, {"seedx.llm.", "an LLM"},
+        {"seedx.detok.", "a de-tokenizer"}, {"seedx.unet.", "a UNet"},
+        {"seedx.scheduler.", "a UNet"}, {"seedx.vae.", "a VAE"},
+    };
+    for (int64_t i = 0; i < sx_gguf_n_kv(g); i++)
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+            if (!strncmp(sx_gguf_key_at(g, i), kinds[k].prefix, strlen(kinds[k].prefix)))
+                return kinds[k].what;
+    return NULL;
 }
 
-int sx_seedx_has(const sx_seedx *m, const char *file) {
-    char p[1200];
-    snprintf(p, sizeof p, "%s/%s", m->dir, file);
+/* Checks that dir/file exists and holds the component model_files says,
+ * once per file and model: "unet.gguf is a VAE, expected a UNet". */
+static int check_file(sx_seedx *m, const char *file, const char *path) {
+    int i = 0;
+    while (i < N_MODEL_FILES && strcmp(model_files[i].file, file)) i++;
     struct stat st;
-    return stat(p, &st) == 0;
+    if (stat(path, &st) != 0)
+        return sx_err("%s: missing model file %s (convert it with scripts/convert.py)", m->dir, file);
+    if (i == N_MODEL_FILES || (m->checked >> i & 1)) return 0;
+    sx_gguf *g;
+    if (sx_gguf_open(path, &g)) return -1;
+    const char *is = component_of(g);
+    int rc = 0;
+    if (!is)
+        rc = sx_err("%s: %s has no seedx.* metadata: not written by scripts/convert.py, expected %s",
+                    m->dir, file, model_files[i].what);
+    else if (strcmp(is, model_files[i].what))
+        rc = sx_err("%s: %s is %s, expected %s (metadata %s*)", m->dir, file, is,
+                    model_files[i].what, model_files[i].prefix);
+    else if (model_files[i].in_channels) {
+        int64_t c = sx_meta_int_or(g, "seedx.unet.in_channels", -1);
+        if (c != model_files[i].in_channels)
+            rc = sx_err("%s: %s is a %lld-channel UNet, expected the %d-channel %s UNet", m->dir,
+                        file, (long long)c, model_files[i].in_channels,
+                        model_files[i].in_channels == 8 ? "stage-2 (edit)" : "stage-1");
+    }
+    sx_gguf_close(g);
+    if (rc == 0) m->checked |= 1u << i;
+    return rc;
+}
+
+/* dir/file, malloc'd, after check_file; NULL with the error set. */
+static char *model_file(sx_seedx *m, const char *file) {
+    char *p = sx_strf("%s/%s", m->dir, file);
+    if (p && check_file(m, file, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* open_<component>(m, file, &out): the component's loader on its checked
+ * file (model_file). */
+#define MODEL_OPENER(name, type, loader)                                                     \
+    static int name(sx_seedx *m, const char *file, type **out) {                             \
+        char *p = model_file(m, file);                                                       \
+        int rc = p ? loader(p, out) : -1;                                                    \
+        free(p);                                                                             \
+        return rc;                                                                           \
+    }
+MODEL_OPENER(open_gguf, sx_gguf, sx_gguf_open)
+MODEL_OPENER(open_vit, sx_vit, sx_vit_open)
+MODEL_OPENER(open_llm, sx_llama, sx_llama_load)
+MODEL_OPENER(open_unet, sx_unet, sx_unet_load)
+MODEL_OPENER(open_vae, sx_vae, sx_vae_load)
+#undef MODEL_OPENER
+
+int sx_seedx_has(const sx_seedx *m, const char *file) {
+    char *p = sx_strf("%s/%s", m->dir, file);
+    struct stat st;
+    int has = p && stat(p, &st) == 0;
+    free(p);
+    return has;
 }
 
 int sx_seedx_open(const char *dir, sx_seedx **out) {
@@ -292,13 +376,14 @@ int sx_seedx_open(const char *dir, sx_seedx **out) {
         return sx_err("%s: not a model directory (see README: converting weights)", dir);
     sx_seedx *m = sx_calloc(1, sizeof *m, "model");
     if (!m) return -1;
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
-    char p[1200];
-    if (seedx_path(m, "tokenizer.gguf", p, sizeof p) || sx_tokenizer_open(p, &m->tok) ||
-        sx_seedx_tokens_init(m->tok, &m->tk)) {
+    char *p = NULL;
+    if (!(m->dir = sx_strf("%s", dir)) || !(p = model_file(m, "tokenizer.gguf")) ||
+        sx_tokenizer_open(p, &m->tok) || sx_seedx_tokens_init(m->tok, &m->tk)) {
+        free(p);
         sx_seedx_free(m);
         return -1;
     }
+    free(p);
     *out = m;
     return 0;
 }
@@ -310,6 +395,7 @@ void sx_seedx_free(sx_seedx *m) {
     sx_resampler_free(&m->out_rs);
     sx_gguf_close(m->agent_g);
     free(m->zero_feat);
+    free(m->dir);
     free(m);
 }
 
@@ -321,14 +407,14 @@ int64_t sx_seedx_feat_width(const sx_seedx *m) { return m->in_rs.embed_dim; }
 
 static int load_agent(sx_seedx *m) {
     if (m->agent_g) return 0;
-    char p[1200];
-    if (seedx_path(m, "agent.gguf", p, sizeof p) || sx_gguf_open(p, &m->agent_g)) return -1;
+    const char *p = "agent.gguf";
+    if (open_gguf(m, p, &m->agent_g)) return -1;
     int hin = (int)sx_meta_int_or(m->agent_g, "seedx.agent.input_heads", 32);
     int hout = (int)sx_meta_int_or(m->agent_g, "seedx.agent.output_heads", 32);
     float eps = (float)sx_meta_float_or(m->agent_g, "seedx.agent.eps", 1e-5);
     if (sx_resampler_load(m->agent_g, "input_resampler.", hin, eps, &m->in_rs) ||
         sx_resampler_load(m->agent_g, "output_resampler.", hout, eps, &m->out_rs)) {
-        sx_err_prefix("%s: ", p);
+        sx_err_prefix("%s/%s: ", m->dir, p);
         return -1;
     }
     snprintf(m->in_rs.name, sizeof m->in_rs.name, "input_resampler");
@@ -338,7 +424,7 @@ static int load_agent(sx_seedx *m) {
         return -1;
     m->n_img_tokens = m->in_rs.n_queries;
     if (m->out_rs.n_queries != m->n_img_tokens || m->n_img_tokens > m->tk.n_img)
-        return sx_err("%s: resamplers have %lld / %lld queries, tokenizer %d image tokens", p,
+        return sx_err("%s/%s: resamplers have %lld / %lld queries, tokenizer %d image tokens", m->dir, p,
                       (long long)m->in_rs.n_queries, (long long)m->out_rs.n_queries, m->tk.n_img);
     return 0;
 }
@@ -353,9 +439,8 @@ int sx_seedx_encode_images(sx_seedx *m, const sx_image *images, int n_images, co
     *n_rows = 0;
     if (n_images <= 0) return 0;
     if (load_agent(m)) return -1;
-    char p[1200];
     sx_vit *vit = NULL;
-    if (seedx_path(m, "vit.gguf", p, sizeof p) || sx_vit_open(p, &vit)) return -1;
+    if (open_vit(m, "vit.gguf", &vit)) return -1;
     int64_t Q = m->n_img_tokens, D = m->in_rs.embed_dim, E = vit->c.output_dim;
     int64_t S = vit->c.image_size, VQ = vit->c.n_queries;
     if (m->in_rs.kv_dim != E) {
@@ -419,9 +504,8 @@ fail:
  * [256, E]; computed once and kept. */
 static int zero_image_features(sx_seedx *m, const float **feat, int64_t *n, int64_t *E) {
     if (!m->zero_feat) {
-        char p[1200];
         sx_vit *vit = NULL;
-        if (seedx_path(m, "vit.gguf", p, sizeof p) || sx_vit_open(p, &vit)) return -1;
+        if (open_vit(m, "vit.gguf", &vit)) return -1;
         int64_t S = vit->c.image_size;
         float *zeros = sx_calloc((size_t)(3 * S * S), sizeof(float), "zero image");
         float *f = sx_malloc(sizeof(float) * (size_t)(vit->c.n_queries * vit->c.output_dim),
@@ -447,9 +531,8 @@ static int zero_image_features(sx_seedx *m, const float **feat, int64_t *n, int6
  * (torchvision Resize((448,448)) bilinear + CLIP normalise): [256, E]. */
 static int image_features_448(sx_seedx *m, const sx_image *im, float **feat, int64_t *n,
                               int64_t *E) {
-    char p[1200];
     sx_vit *vit = NULL;
-    if (seedx_path(m, "vit.gguf", p, sizeof p) || sx_vit_open(p, &vit)) return -1;
+    if (open_vit(m, "vit.gguf", &vit)) return -1;
     int64_t S = vit->c.image_size;
     float *px = sx_malloc(sizeof(float) * (size_t)(3 * S * S), "pixels");
     float *f = sx_malloc(sizeof(float) * (size_t)(vit->c.n_queries * vit->c.output_dim), "features");
@@ -457,7 +540,8 @@ static int image_features_448(sx_seedx *m, const sx_image *im, float **feat, int
     if (px && f && S == 448 && sx_clip_preprocess_448(im, px) == 0)
         rc = sx_vit_forward(vit, px, 1, S, f);
     else if (px && f && S != 448)
-        sx_err("%s: the reconstruction transform is 448x448, the ViT takes %lld", p, (long long)S);
+        sx_err("%s/vit.gguf: the reconstruction transform is 448x448, the ViT takes %lld", m->dir,
+               (long long)S);
     *n = vit->c.n_queries;
     *E = vit->c.output_dim;
     free(px);
@@ -532,11 +616,10 @@ int sx_seedx_generate(sx_seedx *m, const int *prompt_ids, int64_t P, const float
                       int64_t n_feat_rows, const sx_seedx_opts *o, sx_seedx_reply *r) {
     memset(r, 0, sizeof *r);
     if (!m || !prompt_ids || P <= 0 || !o) return sx_err("sx_seedx_generate: bad arguments");
-    if (load_agent(m)) return -1;
-    char p[1200];
+    if (sx_seedx_opts_check(o) || load_agent(m)) return -1;
     sx_llama *llm = NULL;
     sx_llama_ctx *ctx = NULL;
-    if (seedx_path(m, "llm.gguf", p, sizeof p) || sx_llama_load(p, &llm)) return -1;
+    if (open_llm(m, "llm.gguf", &llm)) return -1;
     int64_t D = llm->cfg.hidden, Q = m->n_img_tokens, maxn = o->max_new_tokens;
     int rc = -1;
     float *emb = NULL, *hid = NULL;
@@ -660,6 +743,20 @@ out:
     return rc;
 }
 
+
+/* The sampler's step callback: remembers the first step whose latents are
+ * not finite, then calls the caller's progress. */
+typedef struct {
+    const sx_seedx_opts *o;
+    int64_t n;
+    int bad_step;
+} step_watch;
+static void watch_step(void *ud, int step, int n_steps, float t, const float *lat) {
+    step_watch *w = ud;
+    if (w->bad_step < 0 && lat && sx_nonfinite_at(lat, w->n) >= 0) w->bad_step = step;
+    if (w->o->progress) w->o->progress(w->o->progress_user, step, n_steps, t, lat);
+}
+
 /* ---- de-tokenizer: features -> pixels -----------------------------------
  * SDXLAdapter.generate / SDXLAdapterWithLatentImage.generate: ResamplerXLV2
  * on the positive and negative features, SDXL time ids for the output size,
@@ -670,7 +767,6 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
                         const sx_seedx_opts *o, sx_image *out) {
     if (!m || !pos_feat || !neg_feat || !o || !out) return sx_err("sx_seedx_detokenize: bad arguments");
     memset(out, 0, sizeof *out);
-    char p[1200];
     const char *detok_file = stage2 ? "detokenizer_edit.gguf" : "detokenizer.gguf";
     const char *unet_file = stage2 ? "unet_edit.gguf" : "unet.gguf";
     sx_gguf *dg = NULL;
@@ -683,13 +779,9 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     float *pe = NULL, *ne = NULL, *pp = NULL, *np_ = NULL, *lat = NULL, *img = NULL, *cimg = NULL,
           *clat = NULL;
     int rc = -1;
-    if (o->width <= 0 || o->height <= 0 || o->width % 8 || o->height % 8) {
-        sx_err("output size %dx%d: both sides must be positive multiples of 8", o->width, o->height);
-        goto out;
-    }
+    if (sx_seedx_opts_check(o)) goto out;
     /* 1. ResamplerXLV2 -> prompt embeds [64, 2048] + pooled [1280], pos and neg */
-    if (seedx_path(m, detok_file, p, sizeof p) || sx_gguf_open(p, &dg) ||
-        sx_detok_load(dg, "resampler.", &dt))
+    if (open_gguf(m, detok_file, &dg) || sx_detok_load(dg, "resampler.", &dt))
         goto out;
     int64_t Qd = dt.n_queries, W = dt.out1 + dt.out2;
     pe = sx_malloc(sizeof(float) * (size_t)(Qd * W), "prompt embeds");
@@ -698,7 +790,9 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     np_ = sx_malloc(sizeof(float) * (size_t)dt.out2, "negative pooled");
     if (!pe || !ne || !pp || !np_) goto out;
     if (sx_detok_forward(&dt, pos_feat, n_pos, pe, pp) ||
-        sx_detok_forward(&dt, neg_feat, n_neg, ne, np_))
+        sx_detok_forward(&dt, neg_feat, n_neg, ne, np_) ||
+        sx_check_finite("de-tokenizer resampler (prompt embeds)", pe, Qd * W) ||
+        sx_check_finite("de-tokenizer resampler (negative prompt embeds)", ne, Qd * W))
         goto out;
     int64_t s2[2] = {Qd, W};
     sx_trace("prompt_embeds", pe, 2, s2);
@@ -709,7 +803,7 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
     /* 2. condition image latent (stage 2): resize to the output size (1024 in
      * the official scripts), [-1,1], VAE encoder mean (not scaled) */
     int64_t h = o->height / 8, w = o->width / 8;
-    if (seedx_path(m, "vae.gguf", p, sizeof p) || sx_vae_load(p, &vae)) goto out;
+    if (open_vae(m, "vae.gguf", &vae)) goto out;
     if (stage2 && condition) {
         sx_image rs;
         memset(&rs, 0, sizeof rs);
@@ -721,12 +815,14 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
             for (int64_t i = 0; i < (int64_t)o->width * o->height; i++)
                 cimg[c * o->width * o->height + i] = rs.data[i * 3 + c] / 255.0f * 2.0f - 1.0f;
         sx_image_free(&rs);
-        if (sx_vae_encode(vae, cimg, 3, o->height, o->width, o->vae_tiling, clat, NULL)) goto out;
+        if (sx_vae_encode(vae, cimg, 3, o->height, o->width, o->vae_tiling, clat, NULL) ||
+            sx_check_finite("VAE encode of the condition image (latents)", clat, 4 * h * w))
+            goto out;
         int64_t sl[3] = {4, h, w};
         sx_trace("image_latents", clat, 3, sl);
     }
     /* 3. sampler (Euler, or DPM-Solver++) + CFG through the UNet */
-    if (seedx_path(m, unet_file, p, sizeof p) || sx_unet_load(p, &unet)) goto out;
+    if (open_unet(m, unet_file, &unet)) goto out;
     if (sx_sched_init(&sch, sx_unet_gguf(unet), o->steps, o->sampler, o->karras)) goto out;
     lat = sx_malloc(sizeof(float) * (size_t)(4 * h * w), "latents");
     if (!lat) goto out;
@@ -736,18 +832,29 @@ int sx_seedx_detokenize(sx_seedx *m, const float *pos_feat, int64_t n_pos, const
         goto out;
     sx_cond cond = {pe, Qd, pp, {(float)o->height, (float)o->width, 0, 0, (float)o->height, (float)o->width}};
     sx_cond unc = {ne, Qd, np_, {(float)o->height, (float)o->width, 0, 0, (float)o->height, (float)o->width}};
+    step_watch sw = {o, 4 * h * w, -1};
     int e = stage2 ? sx_sample_edit(unet, &sch, lat, h, w, &cond, &unc, clat, o->cfg, o->image_cfg,
-                                    o->progress, o->progress_user, NULL)
-                   : sx_sample_cfg(unet, &sch, lat, h, w, &cond, &unc, o->cfg, o->progress,
-                                   o->progress_user, NULL);
+                                    watch_step, &sw, NULL)
+                   : sx_sample_cfg(unet, &sch, lat, h, w, &cond, &unc, o->cfg, watch_step, &sw,
+                                   NULL);
     if (e) goto out;
+    if (sw.bad_step >= 0 || sx_nonfinite_at(lat, 4 * h * w) >= 0) {
+        sx_err("UNet sampling: the latents hold NaN or infinity from step %d of %d on (guidance "
+               "%g%s; check the weights and the guidance scales)",
+               sw.bad_step >= 0 ? sw.bad_step + 1 : o->steps, o->steps, o->cfg,
+               stage2 ? ", image guidance given" : "");
+        goto out;
+    }
     int64_t sl[3] = {4, h, w};
     sx_trace("latents", lat, 3, sl);
     sx_unet_free(unet);
     unet = NULL;
     /* 4. VAE decode and diffusers' postprocess */
     img = sx_malloc(sizeof(float) * (size_t)(3 * o->width * o->height), "image");
+    vae->progress = o->decode_progress;
+    vae->progress_ud = o->decode_progress_user;
     if (!img || sx_vae_decode(vae, lat, 4, h, w, o->vae_tiling, img) ||
+        sx_check_finite("VAE decode (pixels)", img, 3 * (int64_t)o->width * o->height) ||
         sx_vae_to_rgb8(img, 3, o->height, o->width, out))
         goto out;
     rc = 0;
@@ -815,38 +922,62 @@ const char *sx_seedx_template(const char *name) {
     return NULL;
 }
 
+static int count_of(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = strstr(s, what); p; p = strstr(p + strlen(what), what)) n++;
+    return n;
+}
+
+char *sx_seedx_fill_template(const char *tmpl, const char *text, const char *const *blocks,
+                             int n_blocks) {
+    if (!tmpl || !text || n_blocks < 0 || (n_blocks > 0 && !blocks)) {
+        sx_err("sx_seedx_fill_template: bad arguments");
+        return NULL;
+    }
+    if (!strstr(tmpl, "{TEXT}")) {
+        sx_err("prompt template must contain {TEXT}: '%s'", tmpl);
+        return NULL;
+    }
+    int n_img = count_of(tmpl, "{IMG}");
+    if (n_blocks > 0 && n_img != 1) {
+        sx_err("prompt template must contain {IMG} once for %d image(s), it has %d: '%s'", n_blocks,
+               n_img, tmpl);
+        return NULL;
+    }
+    sx_str b = {0};
+    sx_str_add(&b, "", 0);
+    for (const char *p = tmpl; *p;) {
+        if (!strncmp(p, "{IMG}", 5)) {
+            for (int i = 0; i < n_blocks; i++) sx_str_adds(&b, blocks[i]);
+            p += 5;
+        } else if (!strncmp(p, "{TEXT}", 6)) {
+            sx_str_adds(&b, text);
+            p += 6;
+        } else {
+            sx_str_add(&b, p++, 1);
+        }
+    }
+    if (b.oom) {
+        sx_str_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
 /* bos + tokens of the template filled in. n_images images with tiles[i]
  * any-res images each. */
 int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
                             int n_images, int **ids, int64_t *n) {
-    if (!tmpl || !strstr(tmpl, "{TEXT}"))
-        return sx_err("prompt template must contain {TEXT}: '%s'", tmpl ? tmpl : "(null)");
-    if (n_images > 0 && !strstr(tmpl, "{IMG}"))
-        return sx_err("prompt template has no {IMG} for %d image(s)", n_images);
-    size_t cap = strlen(text) + strlen(tmpl) + 16;
+    if (!m || !tmpl || !text || !ids || !n || n_images < 0 || (n_images > 0 && !tiles))
+        return sx_err("sx_seedx_build_prompt_t: bad arguments");
     char **blocks = sx_calloc((size_t)(n_images > 0 ? n_images : 1), sizeof(char *), "blocks");
     if (!blocks) return -1;
     int rc = -1;
-    for (int i = 0; i < n_images; i++) {
+    char *s = NULL;
+    for (int i = 0; i < n_images; i++)
         if (!(blocks[i] = sx_seedx_image_block(tiles[i], m->n_img_tokens ? (int)m->n_img_tokens : 64)))
             goto out;
-        cap += strlen(blocks[i]);
-    }
-    char *s = sx_malloc(cap, "prompt");
-    if (!s) goto out;
-    size_t o = 0;
-    for (const char *p = tmpl; *p;) {
-        if (!strncmp(p, "{IMG}", 5)) {
-            for (int i = 0; i < n_images; i++) o += (size_t)sprintf(s + o, "%s", blocks[i]);
-            p += 5;
-        } else if (!strncmp(p, "{TEXT}", 6)) {
-            o += (size_t)sprintf(s + o, "%s", text);
-            p += 6;
-        } else {
-            s[o++] = *p++;
-        }
-    }
-    s[o] = 0;
+    if (!(s = sx_seedx_fill_template(tmpl, text, (const char *const *)blocks, n_images))) goto out;
     int *t = NULL;
     size_t nt = 0;
     if (sx_tokenize(m->tok, s, strlen(s), 0, &t, &nt) == 0) {
@@ -859,8 +990,8 @@ int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *tex
         }
         free(t);
     }
-    free(s);
 out:
+    free(s);
     for (int i = 0; i < n_images; i++) free(blocks[i]);
     free(blocks);
     return rc;
@@ -869,6 +1000,251 @@ out:
 int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles, int n_images,
                           int **ids, int64_t *n) {
     return sx_seedx_build_prompt_t(m, sx_seedx_template("seed-x-i"), text, tiles, n_images, ids, n);
+}
+
+/* ======================================================================
+ * Checks before any work: what sx_seedx_check and friends (seedx.h) look
+ * at is the request's numbers and the model files' metadata, never their
+ * tensors, so a bad request is refused in milliseconds at any model size.
+ * ====================================================================== */
+int sx_seedx_opts_check(const sx_seedx_opts *o) {
+    if (!o) return sx_err("sx_seedx_opts_check: NULL options");
+    if (o->max_new_tokens < 1)
+        return sx_err("max new tokens %lld: must be at least 1", (long long)o->max_new_tokens);
+    if (!isfinite(o->temperature) || o->temperature < 0)
+        return sx_err("temperature %g: must be a finite number >= 0 (0: greedy)", o->temperature);
+    if (!isfinite(o->top_p) || o->top_p < 0 || o->top_p > 1)
+        return sx_err("top-p %g: must be in [0, 1]", o->top_p);
+    if (o->top_k < 0) return sx_err("top-k %d: must be >= 0 (0: off)", o->top_k);
+    if (o->steps < 1 || o->steps > SX_SEEDX_MAX_STEPS)
+        return sx_err("steps %d: must be in [1, %d]", o->steps, SX_SEEDX_MAX_STEPS);
+    if (!isfinite(o->cfg) || o->cfg < 0 || o->cfg > SX_SEEDX_MAX_CFG)
+        return sx_err("guidance scale %g: must be a finite number in [0, %g]", o->cfg,
+                      SX_SEEDX_MAX_CFG);
+    if (!isfinite(o->image_cfg) || o->image_cfg < 0 || o->image_cfg > SX_SEEDX_MAX_CFG)
+        return sx_err("image guidance scale %g: must be a finite number in [0, %g]", o->image_cfg,
+                      SX_SEEDX_MAX_CFG);
+    if (o->width < 8 || o->height < 8 || o->width > SX_VAE_MAX_SIDE || o->height > SX_VAE_MAX_SIDE ||
+        o->width % 8 || o->height % 8)
+        return sx_err("output size %dx%d: width and height must be multiples of 8 from 8 to %d",
+                      o->width, o->height, SX_VAE_MAX_SIDE);
+    if (o->rng != SX_RNG_TORCH_CPU && o->rng != SX_RNG_TORCH_CUDA)
+        return sx_err("unknown noise generator %d", o->rng);
+    if (o->sampler != SX_SAMPLER_EULER && o->sampler != SX_SAMPLER_DPMPP_2M)
+        return sx_err("unknown sampler %d", o->sampler);
+    if (o->karras != SX_KARRAS_CONFIG && o->karras != SX_KARRAS_ON && o->karras != SX_KARRAS_OFF)
+        return sx_err("karras setting %d: SX_KARRAS_CONFIG, _ON or _OFF", o->karras);
+    int res[SX_ANYRES_MAX_GRIDS][2], nres;
+    if (o->grids && sx_anyres_parse_grids(o->grids, res, &nres)) return -1;
+    return 0;
+}
+
+int sx_seedx_count_tiles(const sx_image *im, const char *grids, int *n) {
+    if (!im || !n || im->w <= 0 || im->h <= 0) return sx_err("sx_seedx_count_tiles: bad arguments");
+    int res[SX_ANYRES_MAX_GRIDS][2], nres;
+    if (sx_anyres_parse_grids(grids, res, &nres)) return -1;
+    int k = sx_anyres_select(im->w, im->h, (const int(*)[2])res, nres);
+    if (k < 0) return -1;
+    *n = (res[k][0] / SX_ANYRES_BASE) * (res[k][1] / SX_ANYRES_BASE) + 1;
+    return 0;
+}
+
+/* The LLM's context length from llm.gguf's metadata (kept). */
+static int llm_context(sx_seedx *m, int64_t *max_pos) {
+    if (!m->max_pos) {
+        sx_gguf *g;
+        if (open_gguf(m, "llm.gguf", &g)) return -1;
+        int rc = sx_meta_int(g, "seedx.llm.max_position_embeddings", &m->max_pos);
+        sx_gguf_close(g);
+        if (rc) return -1;
+        if (m->max_pos < 2) return sx_err("%s/llm.gguf: context of %lld tokens", m->dir, (long long)m->max_pos);
+    }
+    *max_pos = m->max_pos;
+    return 0;
+}
+
+int sx_seedx_check_prompt(sx_seedx *m, const int *ids, int64_t n_ids, const int *tiles,
+                          int n_images, const sx_seedx_opts *o) {
+    if (!m || !ids || n_ids < 1 || n_images < 0 || (n_images && !tiles) || !o)
+        return sx_err("sx_seedx_check_prompt: bad arguments");
+    int64_t Q = m->n_img_tokens ? m->n_img_tokens : 64, rows = 0, ctx;
+    for (int i = 0; i < n_images; i++) rows += tiles[i] * Q;
+    int64_t np = sx_seedx_cmp_positions(&m->tk, ids, n_ids, NULL, 0);
+    if (np != rows)
+        return sx_err("the prompt has %lld image-token positions where its %d image(s) need %lld: "
+                      "does the text hold <img>, </img>, <patch> or </patch> tags of its own?",
+                      (long long)np, n_images, (long long)rows);
+    if (llm_context(m, &ctx)) return -1;
+    if (n_ids >= ctx)
+        return sx_err("the prompt is %lld tokens, the LLM's context %lld: shorten the prompt",
+                      (long long)n_ids, (long long)ctx);
+    if (n_ids + o->max_new_tokens > ctx)
+        return sx_err("the prompt is %lld tokens and up to %lld new ones are asked for: %lld, more "
+                      "than the LLM's context of %lld tokens (ask for at most %lld new tokens, or "
+                      "shorten the prompt)",
+                      (long long)n_ids, (long long)o->max_new_tokens,
+                      (long long)(n_ids + o->max_new_tokens), (long long)ctx, (long long)(ctx - n_ids));
+    return 0;
+}
+
+/* Physical memory of the machine in bytes (0 if unknown). */
+static uint64_t ram_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+/* UNet activations for an h x w latent, from unet.gguf's metadata: the skip
+ * connections of the down path (conv_in, every resnet and downsampler), the
+ * working buffers of the widest level (a transformer block: tokens, q/k/v,
+ * attention output, GEGLU 8C: about 16 C per position); *scratch: the
+ * attention's per-thread score blocks of 256 queries at the first attention
+ * level, which the kernel layer keeps for later stages too. */
+static int unet_bytes(sx_seedx *m, const char *file, int64_t h, int64_t w, double *bytes,
+                      double *scratch) {
+    sx_gguf *g;
+    if (open_gguf(m, file, &g)) return -1;
+    int et, rc = -1;
+    uint64_t nb = 0;
+    int64_t lpb = sx_meta_int_or(g, "seedx.unet.layers_per_block", 2), C;
+    double hw = (double)h * (double)w, skips = 0, work = 0, attn_t = 0;
+    if (sx_meta_arr(g, "seedx.unet.block_out_channels", &et, &nb) || nb < 1 || nb > 16) {
+        sx_err_prefix("%s/%s: ", m->dir, file);
+        goto out;
+    }
+    for (uint64_t i = 0; i < nb; i++, hw /= 4) {
+        const char *type = "";
+        size_t tl = 0;
+        if (sx_meta_arr_int(g, "seedx.unet.block_out_channels", i, &C)) goto out;
+        if (i == 0) skips += (double)C * hw; /* conv_in */
+        skips += (double)(lpb + (i + 1 < nb)) * (double)C * hw;
+        work = fmax(work, 16.0 * (double)C * hw);
+        if (sx_meta_arr_str(g, "seedx.unet.down_block_types", i, &type, &tl) == 0 && !attn_t &&
+            tl >= 9 && !strncmp(type, "CrossAttn", 9))
+            attn_t = hw;
+    }
+    *bytes = 4 * (skips + work);
+    *scratch = 4 * 2.0 * 256 * sx_threads_count() * attn_t;
+    rc = 0;
+out:
+    sx_gguf_close(g);
+    return rc;
+}
+
+/* Bytes of the de-tokenizer stage at W x H given the VAE config (see
+ * sx_seedx_decode_bytes). */
+static int stage_bytes(sx_seedx *m, const sx_vae_config *vc, int64_t W, int64_t H, int tiling,
+                       int stage2, double *bytes) {
+    int64_t f = (int64_t)1 << (vc->n_blocks - 1), h = H / f, w = W / f;
+    double unet, scratch, px = (double)W * (double)H;
+    if (unet_bytes(m, stage2 ? "unet_edit.gguf" : "unet.gguf", h, w, &unet, &scratch)) return -1;
+    double lat = 4.0 * vc->latent_channels * (double)h * (double)w;
+    double vae = (double)sx_vae_decode_bytes(vc, h, w, tiling, 0, sx_threads_count());
+    /* stage 2 encodes the condition at W x H first: about a decode's peak */
+    double img = 4 * 3 * px + 3 * px; /* float image + 8-bit copy */
+    *bytes = scratch + fmax(unet + 4 * lat, vae + img + 2 * lat);
+    if (stage2) *bytes = fmax(*bytes, scratch + vae + 4 * 3 * px + 2 * lat);
+    return 0;
+}
+
+static int read_vae_config(sx_seedx *m, sx_vae_config *vc) {
+    sx_gguf *g;
+    if (open_gguf(m, "vae.gguf", &g)) return -1;
+    int rc = sx_vae_read_config(g, vc);
+    sx_gguf_close(g);
+    return rc;
+}
+
+int sx_seedx_decode_bytes(sx_seedx *m, const sx_seedx_opts *o, int stage2, uint64_t *bytes) {
+    if (!m || !o || !bytes) return sx_err("sx_seedx_decode_bytes: NULL argument");
+    sx_vae_config vc;
+    double b;
+    if (read_vae_config(m, &vc) || stage_bytes(m, &vc, o->width, o->height, o->vae_tiling, stage2, &b))
+        return -1;
+    *bytes = b >= 1.8e19 ? UINT64_MAX : (uint64_t)b;
+    return 0;
+}
+
+/* The largest multiple of 64 such that a square output of that side fits
+ * in `avail` bytes (0 if none). */
+static int64_t largest_square(sx_seedx *m, const sx_vae_config *vc, int tiling, int stage2,
+                              double avail) {
+    int64_t lo = 0, hi = SX_VAE_MAX_SIDE / 64;
+    while (lo < hi) {
+        int64_t mid = (lo + hi + 1) / 2;
+        double b;
+        if (stage_bytes(m, vc, mid * 64, mid * 64, tiling, stage2, &b) || b > avail) hi = mid - 1;
+        else lo = mid;
+    }
+    return lo * 64;
+}
+
+static int check_memory(sx_seedx *m, const sx_seedx_opts *o, int stage2) {
+    sx_vae_config vc;
+    double need, avail = (double)ram_bytes(), gb = 1e9;
+    if (read_vae_config(m, &vc) ||
+        stage_bytes(m, &vc, o->width, o->height, o->vae_tiling, stage2, &need))
+        return -1;
+    if (avail <= 0 || need <= avail) return 0;
+    int64_t s = largest_square(m, &vc, o->vae_tiling, stage2, avail);
+    char *msg = sx_strf("output size %dx%d needs about %.1f GB of memory for the de-tokenizer (UNet "
+                        "sampling and VAE decode), more than this machine's %.1f GB",
+                        o->width, o->height, need / gb, avail / gb);
+    if (!msg) return -1;
+    if (o->vae_tiling)
+        sx_err("%s; the largest square size that fits is %lldx%lld", msg, (long long)s, (long long)s);
+    else {
+        int64_t st = largest_square(m, &vc, 1, stage2, avail);
+        sx_err("%s; the largest square size that fits is %lldx%lld, %lldx%lld with tiled VAE "
+               "decoding (--vae-tiling)",
+               msg, (long long)s, (long long)s, (long long)st, (long long)st);
+    }
+    free(msg);
+    return -1;
+}
+
+int sx_seedx_check(sx_seedx *m, unsigned stages, const sx_seedx_opts *o) {
+    if (!m || !o) return sx_err("sx_seedx_check: NULL argument");
+    if (sx_seedx_opts_check(o)) return -1;
+    const char *files[8];
+    int n = 0;
+    if (stages & (SX_SEEDX_VISION | SX_SEEDX_LLM)) files[n++] = "agent.gguf";
+    if (stages & (SX_SEEDX_VISION | SX_SEEDX_DECODE | SX_SEEDX_DECODE_EDIT)) files[n++] = "vit.gguf";
+    if (stages & SX_SEEDX_LLM) files[n++] = "llm.gguf";
+    if (stages & SX_SEEDX_DECODE) files[n++] = "detokenizer.gguf", files[n++] = "unet.gguf";
+    if (stages & SX_SEEDX_DECODE_EDIT)
+        files[n++] = "detokenizer_edit.gguf", files[n++] = "unet_edit.gguf";
+    if (stages & (SX_SEEDX_DECODE | SX_SEEDX_DECODE_EDIT)) files[n++] = "vae.gguf";
+    for (int i = 0; i < n; i++) {
+        char *p = model_file(m, files[i]);
+        if (!p) return -1;
+        free(p);
+    }
+    int64_t ctx;
+    if ((stages & SX_SEEDX_LLM) && llm_context(m, &ctx)) return -1;
+    if ((stages & SX_SEEDX_LLM) && o->max_new_tokens >= ctx)
+        return sx_err("%lld new tokens: the LLM's context is %lld tokens, prompt included",
+                      (long long)o->max_new_tokens, (long long)ctx);
+    for (int stage2 = 0; stage2 < 2; stage2++) {
+        if (!(stages & (stage2 ? SX_SEEDX_DECODE_EDIT : SX_SEEDX_DECODE))) continue;
+        sx_gguf *g;
+        const char *unet = stage2 ? "unet_edit.gguf" : "unet.gguf";
+        if (open_gguf(m, unet, &g)) return -1;
+        int64_t N = sx_meta_int_or(g, "seedx.scheduler.num_train_timesteps", 1000);
+        sx_gguf_close(g);
+        if (o->steps > N)
+            return sx_err("%d steps: the scheduler of %s/%s has %lld training timesteps, at most "
+                          "that many steps",
+                          o->steps, m->dir, unet, (long long)N);
+        if (stage2 && open_gguf(m, "vae.gguf", &g) == 0) {
+            int enc = sx_gguf_find(g, "encoder.conv_in.weight") != NULL;
+            sx_gguf_close(g);
+            if (!enc) return sx_err("%s/vae.gguf has no encoder: the condition image cannot be encoded", m->dir);
+        } else if (stage2) {
+            return -1;
+        }
+        if (check_memory(m, o, stage2)) return -1;
+    }
+    return 0;
 }
 
 /* ======================================================================

@@ -116,8 +116,53 @@ typedef struct sx_seedx_opts {
     void *progress_user;
     void (*prefill_progress)(void *ud, int64_t done, int64_t total); /* LLM prompt pass */
     void *prefill_progress_user;
+    void (*decode_progress)(void *ud, int64_t done, int64_t total); /* VAE decode */
+    void *decode_progress_user;
 } sx_seedx_opts;
 void sx_seedx_opts_default(sx_seedx_opts *o);
+
+/* ---- checks before any work (seedx.c) -----------------------------------
+ * What a front-end calls after parsing a request and before the first
+ * expensive stage, so that a bad request costs nothing:
+ *
+ * sx_seedx_opts_check: the numbers alone. max_new_tokens >= 1; temperature
+ *   finite >= 0; top_p in [0, 1]; top_k >= 0; steps in [1, SX_SEEDX_MAX_STEPS];
+ *   cfg and image_cfg finite in [0, SX_SEEDX_MAX_CFG]; width and height
+ *   multiples of 8 in [8, SX_VAE_MAX_SIDE]; rng, sampler and karras known;
+ *   grids parse. */
+#define SX_SEEDX_MAX_STEPS 1000
+#define SX_SEEDX_MAX_CFG 100.0f
+int sx_seedx_opts_check(const sx_seedx_opts *o);
+/* The stages a run goes through (or-ed), for sx_seedx_check. */
+enum {
+    SX_SEEDX_VISION = 1,      /* images -> features: vit.gguf, agent.gguf */
+    SX_SEEDX_LLM = 2,         /* an LLM turn: agent.gguf, llm.gguf */
+    SX_SEEDX_DECODE = 4,      /* features -> pixels, stage 1: vit.gguf (the negative),
+                                 detokenizer.gguf, unet.gguf, vae.gguf */
+    SX_SEEDX_DECODE_EDIT = 8, /* stage 2 (edit, reconstruction with a condition):
+                                 detokenizer_edit.gguf, unet_edit.gguf, vae.gguf with its encoder */
+};
+/* sx_seedx_opts_check, then for the stages given: each file present and of
+ * the right component (its metadata says what it is: "unet.gguf is a VAE,
+ * expected a UNet"); steps within the scheduler's num_train_timesteps;
+ * max_new_tokens within the LLM's context; and the output size within
+ * memory: sx_seedx_decode_bytes against the machine's RAM, refused with the
+ * amount needed and the largest square size that fits. Reads metadata only. */
+int sx_seedx_check(sx_seedx *m, unsigned stages, const sx_seedx_opts *o);
+/* Estimated peak bytes of the de-tokenizer stage at o->width x o->height
+ * (stage2: the 8-channel UNet and the condition's VAE encode): the larger of
+ * the UNet sampling (skip connections, working buffers, attention scores)
+ * and the VAE decode (sx_vae_decode_bytes, tiled when o->vae_tiling) with the
+ * image buffers; weights (memory-mapped) not included. */
+int sx_seedx_decode_bytes(sx_seedx *m, const sx_seedx_opts *o, int stage2, uint64_t *bytes);
+/* How many any-res images (tiles + thumbnail) sx_seedx_encode_images will
+ * make of im with these grids, without making them. */
+int sx_seedx_count_tiles(const sx_image *im, const char *grids, int *n);
+/* A built prompt, before the ViT runs: its image-token positions match the
+ * images (tiles[i] any-res images each; text holding <img>/<patch> tags of its
+ * own does not), and n_ids + o->max_new_tokens fit the LLM's context. */
+int sx_seedx_check_prompt(sx_seedx *m, const int *ids, int64_t n_ids, const int *tiles,
+                          int n_images, const sx_seedx_opts *o);
 
 typedef struct sx_seedx_reply {
     int32_t *ids;            /* generated ids */
@@ -149,6 +194,11 @@ int sx_seedx_build_prompt(const sx_seedx *m, const char *text, const int *tiles,
 /* The official templates by name: "seed-x-i" (also -edit), "seed-x" (base
  * model question), "seed-x-detect", "seed-x-t2i"; NULL if unknown. */
 const char *sx_seedx_template(const char *name);
+/* The template with each {TEXT} replaced by text and its {IMG} by the image
+ * blocks one after the other (malloc'd, sized from its inputs). {TEXT} must
+ * appear; with n_blocks > 0, {IMG} exactly once. NULL with the error set. */
+char *sx_seedx_fill_template(const char *tmpl, const char *text, const char *const *blocks,
+                             int n_blocks);
 /* bos + template with {IMG} (all image blocks) and {TEXT} filled in. */
 int sx_seedx_build_prompt_t(const sx_seedx *m, const char *tmpl, const char *text, const int *tiles,
                             int n_images, int **ids, int64_t *n);

@@ -1,5 +1,6 @@
 /* seedx_core.c - errors, tracing, clocks: the small things every file uses. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,30 +12,84 @@
 
 #include "sx_core.h"
 
-/* ---- errors: one message buffer per thread ---- */
-static _Thread_local char err_buf[2048];
+/* ---- errors: one message buffer per thread ----
+ * A message longer than the buffer keeps its head and its tail (where the
+ * reason usually is: "<long path>: cannot open: No such file") around " ... ",
+ * both cut on UTF-8 character boundaries. */
+#define SX_ERR_CAP 2048
+static _Thread_local char err_buf[SX_ERR_CAP];
+
+/* Start of the UTF-8 character holding s[i] (i itself when s[i] starts one). */
+static size_t utf8_start(const char *s, size_t i) {
+    while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80) i--;
+    return i;
+}
+
+/* Stores msg[0..n) (not err_buf itself) as the message, shortened as
+ * described above. */
+static void err_store(const char *msg, size_t n) {
+    if (n < SX_ERR_CAP) {
+        memcpy(err_buf, msg, n);
+        err_buf[n] = 0;
+        return;
+    }
+    static const char mid[] = " ... ";
+    size_t m = sizeof mid - 1, room = SX_ERR_CAP - 1 - m;
+    size_t head = utf8_start(msg, room / 2), tail = n - (room - room / 2);
+    while (tail < n && ((unsigned char)msg[tail] & 0xC0) == 0x80) tail++;
+    memcpy(err_buf, msg, head);
+    memcpy(err_buf + head, mid, m);
+    memcpy(err_buf + head + m, msg + tail, n - tail);
+    err_buf[head + m + (n - tail)] = 0;
+}
+
+/* vsnprintf into a buffer of the message's own size; NULL if that fails. */
+static char *vformat(const char *fmt, va_list ap, size_t *len) {
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    if (n < 0) return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s) vsnprintf(s, (size_t)n + 1, fmt, ap);
+    *len = (size_t)n;
+    return s;
+}
 
 int sx_err(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    size_t n;
+    char *s = vformat(fmt, ap, &n);
     va_end(ap);
+    if (s) {
+        err_store(s, n);
+        free(s);
+    } else { /* no memory: the head of the message, cut on a character */
+        va_start(ap, fmt);
+        vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+        va_end(ap);
+        size_t l = strlen(err_buf);
+        if (l == SX_ERR_CAP - 1) err_buf[utf8_start(err_buf, l - 1)] = 0;
+    }
     return -1;
 }
 
 int sx_err_prefix(const char *fmt, ...) {
-    char old[sizeof err_buf], pre[512];
-    memcpy(old, err_buf, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
+    size_t lp;
+    char *pre = vformat(fmt, ap, &lp);
     va_end(ap);
-    size_t lp = strlen(pre), lo = strlen(old);
-    if (lp > sizeof err_buf - 1) lp = sizeof err_buf - 1;
-    if (lp + lo > sizeof err_buf - 1) lo = sizeof err_buf - 1 - lp;
-    memcpy(err_buf, pre, lp);
-    memcpy(err_buf + lp, old, lo);
-    err_buf[lp + lo] = 0;
+    size_t lo = strlen(err_buf);
+    char *all = pre ? malloc(lp + lo + 1) : NULL;
+    if (all) {
+        memcpy(all, pre, lp);
+        memcpy(all + lp, err_buf, lo + 1);
+        err_store(all, lp + lo);
+    }
+    free(pre);
+    free(all);
     return -1;
 }
 
@@ -68,6 +123,75 @@ void *sx_calloc(size_t n, size_t size, const char *what) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) sx_err("out of memory allocating %zu bytes for %s", n * size, what ? what : "?");
     return p;
+}
+
+/* ---- strings ---- */
+int sx_str_add(sx_str *b, const char *s, size_t n) {
+    if (b->oom) return -1;
+    if (n > SIZE_MAX / 2 - b->len) {
+        b->oom = 1;
+        return sx_err("string too long (%zu + %zu bytes)", b->len, n);
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return sx_err("out of memory growing a string to %zu bytes", cap);
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+    return 0;
+}
+
+int sx_str_adds(sx_str *b, const char *s) { return sx_str_add(b, s, strlen(s)); }
+
+int sx_str_addf(sx_str *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n;
+    char *s = vformat(fmt, ap, &n);
+    va_end(ap);
+    if (!s) {
+        b->oom = 1;
+        return sx_err("out of memory formatting a string");
+    }
+    int rc = sx_str_add(b, s, n);
+    free(s);
+    return rc;
+}
+
+void sx_str_free(sx_str *b) {
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+char *sx_strf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n;
+    char *s = vformat(fmt, ap, &n);
+    va_end(ap);
+    if (!s) sx_err("out of memory formatting a string");
+    return s;
+}
+
+int64_t sx_nonfinite_at(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
+int sx_check_finite(const char *what, const float *x, int64_t n) {
+    int64_t i = sx_nonfinite_at(x, n);
+    if (i < 0) return 0;
+    return sx_err("%s: value %lld of %lld is %s", what, (long long)i, (long long)n,
+                  isnan(x[i]) ? "NaN" : "infinite");
 }
 
 /* ---- cancellation: one stop check per thread ---- */
@@ -127,20 +251,24 @@ int sx_npy_write(const char *path, const float *x, int ndim, const int64_t *shap
     if (!path || !x || ndim < 0 || ndim > 8) return sx_err("sx_npy_write: bad arguments");
     int hl = npy_header(hdr, sizeof hdr, ndim, shape, &n);
     if (hl < 0) return sx_err("%s: shape too long for a .npy header", path);
-    char tmp[2100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *tmp = sx_strf("%s.tmp", path);
+    if (!tmp) return -1;
     FILE *f = fopen(tmp, "wb");
-    if (!f) return sx_err("%s: cannot write: %s", tmp, strerror(errno));
-    size_t w1 = fwrite(hdr, 1, (size_t)hl, f), w2 = fwrite(x, sizeof(float), (size_t)n, f);
-    if (fclose(f) != 0 || w1 != (size_t)hl || w2 != (size_t)n) {
-        remove(tmp);
-        return sx_err("%s: short write", tmp);
+    int rc = -1;
+    if (!f) {
+        sx_err("%s: cannot write: %s", tmp, strerror(errno));
+    } else {
+        size_t w1 = fwrite(hdr, 1, (size_t)hl, f), w2 = fwrite(x, sizeof(float), (size_t)n, f);
+        if (fclose(f) != 0 || w1 != (size_t)hl || w2 != (size_t)n)
+            sx_err("%s: short write", tmp);
+        else if (rename(tmp, path) != 0)
+            sx_err("%s: cannot rename into place: %s", path, strerror(errno));
+        else
+            rc = 0;
+        if (rc) remove(tmp);
     }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return sx_err("%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    return 0;
+    free(tmp);
+    return rc;
 }
 
 int sx_npy_read(const char *path, float **data, int *ndim, int64_t shape[4], int64_t *count) {
@@ -224,13 +352,14 @@ done:
 }
 
 /* ---- tracing: dir/<name>.npy, float32, C order ---- */
-static char trace_dir[1024];
+static char *trace_dir; /* NULL or "": off */
 static int trace_init_done;
 
 void sx_trace_set_dir(const char *dir) {
-    snprintf(trace_dir, sizeof trace_dir, "%s", dir ? dir : "");
+    free(trace_dir);
+    trace_dir = dir && *dir ? strdup(dir) : NULL;
     trace_init_done = 1;
-    if (trace_dir[0]) mkdir(trace_dir, 0777);
+    if (trace_dir) mkdir(trace_dir, 0777);
 }
 
 int sx_trace_enabled(void) {
@@ -238,33 +367,35 @@ int sx_trace_enabled(void) {
         const char *d = getenv("SEEDX_TRACE");
         sx_trace_set_dir(d ? d : "");
     }
-    return trace_dir[0] != 0;
+    return trace_dir != NULL;
 }
 
 void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape) {
     if (!sx_trace_enabled() || !x || ndim < 0 || ndim > 8) return;
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s.npy", trace_dir, name);
-    if (sx_npy_write(path, x, ndim, shape) != 0) {
+    char *path = sx_strf("%s/%s.npy", trace_dir, name);
+    if (!path || sx_npy_write(path, x, ndim, shape) != 0) {
         fprintf(stderr, "seedx: trace: %s\n", sx_errmsg());
+        free(path);
         return;
     }
+    free(path);
     /* the order modules ran in, for scripts/compare.py */
-    char order[1100];
-    snprintf(order, sizeof order, "%s/trace_order.txt", trace_dir);
-    FILE *of = fopen(order, "a");
+    char *order = sx_strf("%s/trace_order.txt", trace_dir);
+    FILE *of = order ? fopen(order, "a") : NULL;
     if (of) {
         fprintf(of, "%s\n", name);
         fclose(of);
     }
+    free(order);
 }
 
 void sx_tracef(const float *x, int ndim, const int64_t *shape, const char *fmt, ...) {
     if (!sx_trace_enabled()) return;
-    char name[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
+    size_t n;
+    char *name = vformat(fmt, ap, &n);
     va_end(ap);
-    sx_trace(name, x, ndim, shape);
+    if (name) sx_trace(name, x, ndim, shape);
+    free(name);
 }

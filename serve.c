@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "cli.h"
 #include "json.h"
 #include "seedx.h"
 
@@ -466,6 +467,10 @@ static int parse_options(job *j, const json_value *root, reqerr *e) {
                         strlen(s) >= sizeof j->grids ? "too long" : sx_errmsg());
         snprintf(j->grids, sizeof j->grids, "%s", s);
     }
+    o->grids = s;
+    int bad = sx_seedx_opts_check(o); /* the checks every front-end shares (seedx.h) */
+    o->grids = NULL;
+    if (bad) return rerr(e, 400, "%s", sx_errmsg());
     return 0;
 }
 
@@ -722,8 +727,7 @@ static int build_conversation(sx_seedx *m, const job *j, const sx_image *ims, co
         const char *text = tu->text;
         char *own = NULL;
         if (t == j->n_turns - 1 && j->mode == MODE_GENERATE && !j->base_template) {
-            if (!(own = malloc(strlen(text) + 32))) return sx_err("out of memory"), 500;
-            sprintf(own, "Generate an image: %s", text);
+            if (!(own = sx_strf("Generate an image: %s", text))) return 500;
             text = own;
         }
         int rc = sx_seedx_conv_user(c, m, text, tiles, tu->n_img, feats, rows);
@@ -1448,144 +1452,68 @@ static void on_signal(int sig) {
     (void)k;
 }
 
-static void usage(FILE *f) {
-    fprintf(
-        f,
-        "usage: seedx serve -m MODEL_DIR [options]\n"
-        "  SEED-X behind a local HTTP API (OpenAI chat-completions conventions) and a web page at "
-        "/.\n"
-        "  -m DIR                 model directory (as for seedx chat)\n"
-        "  --host H               address to bind (default 127.0.0.1; loopback only accepts Host "
-        "headers\n"
-        "                         naming it)\n"
-        "  --port N               port (default 8080; 0: any free port, printed)\n"
-        "  --threads N            compute threads (default: all cores)\n"
-        "  --max-queue N          requests waiting for the model (default 8); more: 503 + "
-        "Retry-After\n"
-        "  --max-conns N          open connections (default 64); more: 503\n"
-        "  -q                     no request log on stderr\n"
-        "request defaults (a request's own values win):\n"
-        "  --steps N --size WxH --cfg G --image-cfg G   diffusion (50, 1024x1024, 7.5, 1.5)\n"
-        "  --max-tokens N         new tokens (default: 120 for generate, 512 otherwise, as the "
-        "CLI)\n"
-        "  --grids LIST           any-res candidates (default: the official 8; edit: 1x1)\n"
-        "  --dtype T              f32|f16|bf16 weights, converted at load (as the CLI)\n"
-        "limits:\n"
-        "  --max-body BYTES       request body (default 33554432 = 32 MiB): 413 above\n"
-        "  --read-timeout S       the whole request must arrive within S seconds (default 30): "
-        "408\n"
-        "  --write-timeout S      each blocked write may wait S seconds (default 30), then the "
-        "client\n"
-        "                         counts as gone and its request is cancelled\n"
-        "  --max-image-side PX    input image side, read from the header before decoding, and "
-        "output\n"
-        "                         size (default 4096)\n"
-        "  --max-image-pixels N   input image area (default 16777216)\n"
-        "  fixed: request line / header line 8192 bytes, head 32768 bytes, 64 header fields;\n"
-        "  JSON nesting 32, 100000 values, numbers of 64 characters; 256 messages, 16 images and\n"
-        "  1 MiB of text per request; one request per connection (Connection: close).\n");
-}
-
+/* The command line (cli.h's parser, as every command): 0 go on, 1 after
+ * --help, 2 after a message. */
 static int parse_args(int argc, char **argv, serve_cfg *c) {
     memset(c, 0, sizeof *c);
     c->host = "127.0.0.1";
     c->port = 8080;
     c->max_queue = 8;
     c->max_conns = 64;
-    c->max_body = 32LL << 20;
     c->read_timeout = c->write_timeout = 30;
     c->max_image_side = 4096;
-    c->max_image_pixels = 16LL << 20;
     c->steps = 50;
-    c->width = c->height = 1024;
     c->cfg = 7.5f;
     c->image_cfg = 1.5f;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(k, "-q")) {
-            c->quiet = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "seedx serve: %s needs a value (or is unknown; see --help)\n", k);
-            return 2;
-        }
-        i++;
-        double d = strtod(v, &end);
-        int num_ok = end != v && !*end;
-#define NUM(lo, hi)                                                                                \
-    if (!num_ok || d < (lo) || d > (hi)) {                                                         \
-        fprintf(stderr, "seedx serve: %s wants a number in [%g, %g], got '%s'\n", k, (double)(lo), \
-                (double)(hi), v);                                                                  \
-        return 2;                                                                                  \
-    }
-        if (!strcmp(k, "-m"))
-            c->model = v;
-        else if (!strcmp(k, "--host"))
-            c->host = v;
-        else if (!strcmp(k, "--grids"))
-            c->grids = v;
-        else if (!strcmp(k, "--port")) {
-            NUM(0, 65535) c->port = (int)d;
-        } else if (!strcmp(k, "--threads")) {
-            NUM(1, 256)
-            if (sx_threads_init((int)d)) {
-                fprintf(stderr, "seedx serve: %s\n", sx_errmsg());
-                return 2;
-            }
-        } else if (!strcmp(k, "--max-queue")) {
-            NUM(0, 100000) c->max_queue = (int)d;
-        } else if (!strcmp(k, "--max-conns")) {
-            NUM(1, 100000) c->max_conns = (int)d;
-        } else if (!strcmp(k, "--max-body")) {
-            NUM(1024, 1e12) c->max_body = (long long)d;
-        } else if (!strcmp(k, "--read-timeout")) {
-            NUM(0.1, 86400) c->read_timeout = d;
-        } else if (!strcmp(k, "--write-timeout")) {
-            NUM(0.1, 86400) c->write_timeout = d;
-        } else if (!strcmp(k, "--max-image-side")) {
-            NUM(8, 16384) c->max_image_side = (int)d;
-        } else if (!strcmp(k, "--max-image-pixels")) {
-            NUM(64, 268435456) c->max_image_pixels = (long long)d;
-        } else if (!strcmp(k, "--steps")) {
-            NUM(1, 1000) c->steps = (int)d;
-        } else if (!strcmp(k, "--cfg")) {
-            NUM(0, 100) c->cfg = (float)d;
-        } else if (!strcmp(k, "--image-cfg")) {
-            NUM(0, 100) c->image_cfg = (float)d;
-        } else if (!strcmp(k, "--max-tokens")) {
-            NUM(1, 1e9) c->max_tokens = (int64_t)d;
-        } else if (!strcmp(k, "--size")) {
-            reqerr e;
-            if (parse_size(v, &c->width, &c->height, &e)) {
-                fprintf(stderr, "seedx serve: --size: %s\n", e.msg);
-                return 2;
-            }
-        } else if (!strcmp(k, "--dtype")) {
-            int t = !strcmp(v, "f32")    ? SX_F32
-                    : !strcmp(v, "f16")  ? SX_F16
-                    : !strcmp(v, "bf16") ? SX_BF16
-                                         : -2;
-            if (t == -2 || sx_set_weight_dtype(t)) {
-                fprintf(stderr, "seedx serve: --dtype wants f32, f16 or bf16, got '%s'\n", v);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "seedx serve: unknown option '%s' (see --help)\n", k);
-            return 2;
-        }
-#undef NUM
-    }
-    if (!c->model) {
-        fprintf(stderr, "seedx serve: -m MODEL_DIR is required (see --help)\n");
+    int size[2] = {1024, 1024}, dtype = -1;
+    int64_t max_body = 32LL << 20, max_pixels = 16LL << 20;
+    const cli_opt opts[] = {
+        {"-m", CLI_STR, &c->model, "DIR", "model directory (as for seedx chat; required)", 0, 0, NULL},
+        {"--host", CLI_STR, &c->host, "H", "address to bind (default 127.0.0.1; loopback only accepts\nHost headers naming it)", 0, 0, NULL},
+        {"--port", CLI_INT, &c->port, "N", "port (default 8080; 0: any free port, printed)", 0, 65535, NULL},
+        {"--max-queue", CLI_INT, &c->max_queue, "N", "requests waiting for the model (default 8); more: 503 +\nRetry-After", 0, 100000, NULL},
+        {"--max-conns", CLI_INT, &c->max_conns, "N", "open connections (default 64); more: 503", 1, 100000, NULL},
+        {"--steps", CLI_INT, &c->steps, "N", "request default: sampler steps (default 50)", 1, SX_SEEDX_MAX_STEPS, NULL},
+        {"--size", CLI_SIZE, size, "WxH", "request default: output size (default 1024x1024)", 8, SX_VAE_MAX_SIDE, NULL},
+        {"--cfg", CLI_FLOAT, &c->cfg, "G", "request default: guidance scale (default 7.5)", 0, SX_SEEDX_MAX_CFG, NULL},
+        {"--image-cfg", CLI_FLOAT, &c->image_cfg, "G", "request default: image guidance (default 1.5)", 0, SX_SEEDX_MAX_CFG, NULL},
+        {"--max-tokens", CLI_I64, &c->max_tokens, "N", "request default: new tokens (default: 120 for generate,\n512 otherwise, as the CLI)", 1, 1e9, NULL},
+        {"--grids", CLI_STR, &c->grids, "LIST", "any-res candidates (default: the official 8; edit: 1x1)", 0, 0, NULL},
+        {"--dtype", CLI_CHOICE, &dtype, "T", "weights converted at load (as the CLI)", 0, 0, CLI_DTYPES},
+        {"--max-body", CLI_I64, &max_body, "BYTES", "request body (default 33554432 = 32 MiB): 413 above", 1024, 1e12, NULL},
+        {"--read-timeout", CLI_DOUBLE, &c->read_timeout, "S", "the whole request must arrive within S seconds\n(default 30): 408", 0.1, 86400, NULL},
+        {"--write-timeout", CLI_DOUBLE, &c->write_timeout, "S", "each blocked write may wait S seconds (default 30), then\nthe client counts as gone and its request is cancelled", 0.1, 86400, NULL},
+        {"--max-image-side", CLI_INT, &c->max_image_side, "PX", "input image side, read from the header before decoding,\nand output size (default 4096)", 8, 16384, NULL},
+        {"--max-image-pixels", CLI_I64, &max_pixels, "N", "input image area (default 16777216)", 64, 268435456, NULL},
+    };
+    cli_spec spec = {
+        "seedx serve", "seedx serve -m MODEL_DIR [options]",
+        "SEED-X behind a local HTTP API (OpenAI chat-completions conventions) and a web page at /.\n"
+        "A request's own values win over the request defaults; -q: no request log on stderr.\n"
+        "Fixed limits: request line / header line 8192 bytes, head 32768 bytes, 64 header fields;\n"
+        "JSON nesting 32, 100000 values, numbers of 64 characters; 256 messages, 16 images and\n"
+        "1 MiB of text per request; one request per connection (Connection: close).",
+        opts, CLI_COUNT(opts), NULL, 0, 0, NULL, 0};
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc) return rc;
+    c->width = size[0], c->height = size[1];
+    c->max_body = max_body, c->max_image_pixels = max_pixels;
+    c->quiet = cli_g.quiet;
+    sx_seedx_opts o; /* the request defaults pass the checks every request passes */
+    sx_seedx_opts_default(&o);
+    o.steps = c->steps, o.cfg = c->cfg, o.image_cfg = c->image_cfg;
+    o.width = c->width, o.height = c->height, o.grids = c->grids;
+    const char *bad = !c->model ? "-m MODEL_DIR is required" : sx_seedx_opts_check(&o) ? sx_errmsg()
+                      : c->width > c->max_image_side || c->height > c->max_image_side
+                          ? "--size is larger than --max-image-side"
+                          : NULL;
+    if (bad) {
+        fprintf(stderr, "seedx serve: %s (seedx serve --help)\n", bad);
         return 2;
     }
-    return 0;
+    if (cli_args_only) return 0;
+    if (cli_apply_common(spec.name)) return 2;
+    return cli_apply_dtype("seedx serve", dtype);
 }
 
 /* Binds host:port; fills the printable URL. */
@@ -1650,10 +1578,11 @@ static int open_model(const serve_cfg *c) {
             return sx_err("%s: missing %s (convert the model with scripts/convert.py)", c->model,
                           need[i]);
     S.has_edit = sx_seedx_has(S.m, "unet_edit.gguf") && sx_seedx_has(S.m, "detokenizer_edit.gguf");
-    char p[1200];
-    snprintf(p, sizeof p, "%s/llm.gguf", c->model);
+    char *p = sx_strf("%s/llm.gguf", c->model);
     sx_llama *llm;
-    if (sx_llama_load(p, &llm)) return -1;
+    int rc = !p || sx_llama_load(p, &llm);
+    free(p);
+    if (rc) return -1;
     S.n_ctx = llm->cfg.max_pos;
     sx_llama_free(llm);
     return 0;
@@ -1661,7 +1590,7 @@ static int open_model(const serve_cfg *c) {
 
 int sx_cmd_serve(int argc, char **argv) {
     int e = parse_args(argc, argv, &S.c);
-    if (e) return e == 1 ? 0 : e;
+    if (e || cli_args_only) return e == 1 ? 0 : e;
     if (open_model(&S.c)) {
         fprintf(stderr, "seedx serve: %s\n", sx_errmsg());
         sx_seedx_free(S.m);

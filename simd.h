@@ -14,7 +14,9 @@ enum {
     SX_SIMD_AVX2 = 1,   /* x86-64 AVX2 + FMA + F16C */
     SX_SIMD_AVX512 = 2, /* x86-64 AVX-512 F/BW/DQ/VL (+BF16 where present) */
     SX_SIMD_NEON = 3,   /* aarch64 Advanced SIMD */
-    SX_SIMD_N = 4       /* number of paths (table size) */
+    SX_SIMD_AMX = 4,    /* x86-64 AVX-512 + AMX-TILE/AMX-BF16 tiles for the BF16 GEMM (its
+                         * float32 kernels are AVX-512's) */
+    SX_SIMD_N = 5       /* number of paths (table size) */
 };
 
 /* Picks the best path the CPU supports, or SEEDX_SIMD if set. Safe to call
@@ -29,6 +31,13 @@ const char *sx_simd_name(int level);
 int sx_simd_vnni(void);
 int sx_simd_set_vnni(int on); /* -1 (with error) if on and unsupported */
 int sx_simd_supported(int level);
+/* The path whose vector kernels run: the level itself, except AMX, whose
+ * float32 and conversion kernels are AVX-512's (wtype.c's table has no AMX
+ * column). */
+int sx_simd_vec_level(void);
+/* 1 if the CPU has AVX512_BF16 (vdpbf16ps): the avx512 path's BF16 GEMM
+ * then uses it instead of float32 FMAs on widened inputs. */
+int sx_simd_has_avx512bf16(void);
 
 #ifdef __cplusplus
 }

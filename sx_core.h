@@ -20,7 +20,8 @@ extern "C" {
 
 /* ---- errors (seedx_core.c) ------------------------------------------- */
 /* Formats a message into the calling thread's error buffer; returns -1 so
- * that `return sx_err("...")` reads naturally. */
+ * that `return sx_err("...")` reads naturally. The buffer holds 2047 bytes:
+ * a longer message keeps its start and its end around " ... ". */
 int sx_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prefixes the current message with more context ("loading vit: " + msg). */
 int sx_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -30,6 +31,30 @@ void sx_err_clear(void);
 /* Checked allocation: returns NULL and sets an error naming `what`. */
 void *sx_malloc(size_t n, const char *what);
 void *sx_calloc(size_t n, size_t size, const char *what);
+
+/* ---- strings (seedx_core.c) ------------------------------------------
+ * A string that grows as it is appended to, for text built from user input
+ * (prompts, paths, listings): sx_str b = {0}; then sx_str_add/adds/addf;
+ * b.s is NUL-terminated (NULL until something is added), b.len its length;
+ * sx_str_free(&b) when done. After a failed allocation the string stays as
+ * it was, every later call returns -1 and b.oom is set. */
+typedef struct sx_str {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sx_str;
+int sx_str_add(sx_str *b, const char *s, size_t n);
+int sx_str_adds(sx_str *b, const char *s);
+int sx_str_addf(sx_str *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sx_str_free(sx_str *b);
+/* printf into a malloc'd string of the right size; NULL (error set) on failure. */
+char *sx_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Index of the first NaN or infinity among x[0..n), -1 when all are finite. */
+int64_t sx_nonfinite_at(const float *x, int64_t n);
+/* 0 when x[0..n) is finite, else an error naming `what` (a stage, a tensor)
+ * and the first bad value. */
+int sx_check_finite(const char *what, const float *x, int64_t n);
 
 /* ---- threads (threads.c) ---------------------------------------------- */
 /* Creates the pool. n <= 0: SEEDX_THREADS, else the online CPU count.

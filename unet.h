@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "gguf.h"
+#include "nn.h"
 #include "ops.h"
 
 #ifdef __cplusplus
@@ -41,38 +42,20 @@ typedef struct sx_unet_config {
     int conv_in_k, conv_out_k, down_pad;
 } sx_unet_config;
 
-/* ---- layer weights (plain structs so tests can fill them in memory) ---- */
-typedef struct sx_unet_resnet {          /* ResnetBlock2D */
-    int cin, cout, groups;
-    float eps;
-    const float *norm1_w, *norm1_b, *conv1_b, *temb_b, *norm2_w, *norm2_b, *conv2_b, *short_b;
-    sx_weight conv1, temb, conv2, shortcut; /* conv kernels viewed [Cout, Cin*3*3]; temb [Cout, E] */
-    int has_shortcut;                       /* 1x1 conv_shortcut when cin != cout */
-    int temb_dim;
-} sx_unet_resnet;
-
-typedef struct sx_unet_attn {            /* Attention: to_q/to_k/to_v (no bias), to_out.0 */
-    sx_weight q, k, v, o;
-    const float *o_b;
-} sx_unet_attn;
-
+/* ---- the UNet's own layers (plain structs so tests can fill them in memory;
+ * ResnetBlock2D and the attention projections are nn.h's) ---- */
 typedef struct sx_unet_tblock {          /* BasicTransformerBlock (layer_norm, GEGLU) */
-    int dim, heads, ctx_dim, ff_inner;
-    float eps;                           /* LayerNorm eps (1e-5) */
-    const float *norm1_w, *norm1_b, *norm2_w, *norm2_b, *norm3_w, *norm3_b;
-    sx_unet_attn attn1, attn2;
-    sx_weight ff_proj;                   /* [2*ff_inner, dim]: [value | gate] */
-    const float *ff_proj_b;
-    sx_weight ff_out;                    /* [dim, ff_inner] */
-    const float *ff_out_b;
+    sx_norm norm1, norm2, norm3;         /* LayerNorm [dim], eps 1e-5 */
+    sx_mha attn1, attn2;                 /* self-attention; cross-attention to the context */
+    sx_linear ff_proj;                   /* ff.net.0.proj [2*ff_inner, dim]: [value | gate] */
+    sx_linear ff_out;                    /* ff.net.2 [dim, ff_inner] */
 } sx_unet_tblock;
 
 typedef struct sx_unet_transformer {     /* Transformer2DModel (continuous input) */
-    int ch, n_layers, groups;
-    float eps;                           /* GroupNorm eps (1e-6) */
-    const float *norm_w, *norm_b, *proj_in_b, *proj_out_b;
-    sx_weight proj_in, proj_out;         /* [C, C] (Linear, or 1x1 conv viewed [C, C]) */
-    sx_unet_tblock *blocks;
+    sx_norm norm;                        /* GroupNorm [C], eps 1e-6 */
+    sx_linear proj_in, proj_out;         /* [C, C] (Linear, or a 1x1 conv viewed [C, C]) */
+    int n_layers;
+    sx_unet_tblock *blocks;              /* transformer_blocks.* */
 } sx_unet_transformer;
 
 typedef struct sx_unet sx_unet;
@@ -93,26 +76,33 @@ void sx_unet_free(sx_unet *u);
 const sx_unet_config *sx_unet_get_config(const sx_unet *u);
 sx_gguf *sx_unet_gguf(const sx_unet *u); /* the container (metadata: seedx.scheduler.*) */
 
-/* eps[out_channels, h, w] = UNet(sample[cin, h, w], timestep, context[T, ctx_dim],
- * pooled[pooled_dim], time_ids[6]); cin, ctx_dim and pooled_dim are checked against
- * the config; pooled/time_ids are ignored (may be NULL) without text_time. Any h, w
- * >= 1 (when not multiples of 2^(n_blocks-1), the up-samplers resize to the skip
- * connection's size, as diffusers does). Traces diffusers module paths (conv_in,
- * down_blocks.1.attentions.0, mid_block, up_blocks.0.resnets.2, ...). */
-int sx_unet_forward(sx_unet *u, const float *sample, int64_t cin, int64_t h, int64_t w,
-                    float timestep, const float *context, int64_t T, int64_t ctx_dim,
-                    const float *pooled, int64_t pooled_dim, const float *time_ids, float *eps);
+/* The conditioning of one UNet evaluation (diffusers' encoder_hidden_states
+ * and added_cond_kwargs). */
+typedef struct sx_unet_cond {
+    const float *context;  /* encoder_hidden_states [n_ctx, ctx_dim] */
+    int64_t n_ctx, ctx_dim;
+    const float *pooled;   /* text_embeds [pooled_dim] (text_time only, else may be NULL) */
+    int64_t pooled_dim;
+    const float *time_ids; /* time_ids [6] (text_time only) */
+} sx_unet_cond;
 
-/* ---- single layers (used by the forward; exposed for real-shape tests/bench) ---- */
-/* y[cout, H, W] = resnet(x[cin, H, W], emb_act) where emb_act = SiLU(emb) [temb_dim]. */
-int sx_unet_resnet_forward(const sx_unet_resnet *r, float *y, const float *x, int64_t H, int64_t W,
-                           const float *emb_act);
+/* eps[out_channels, h, w] = UNet(sample[cin, h, w], timestep, cond); cin,
+ * ctx_dim and pooled_dim are checked against the config. Any h, w >= 1
+ * (when not multiples of 2^(n_blocks-1), the up-samplers resize to the skip
+ * connection's size, as diffusers does). Traces diffusers module paths
+ * (conv_in, down_blocks.1.attentions.0, mid_block, up_blocks.0.resnets.2, ...). */
+int sx_unet_forward(const sx_unet *u, const float *sample, int64_t cin, int64_t h, int64_t w,
+                    float timestep, const sx_unet_cond *cond, float *eps);
+
+/* ---- single layers (used by the forward; exposed for real-shape tests/bench).
+ * Temporaries come from ws (nn.h's memory convention). ---- */
 /* h[T, dim] updated in place: h += attn1(LN1 h); h += attn2(LN2 h, ctx); h += FF(LN3 h). */
 int sx_unet_tblock_forward(const sx_unet_tblock *b, float *h, int64_t T, const float *ctx,
-                           int64_t Tc);
+                           int64_t Tc, sx_arena *ws);
 /* y[C, H, W] = transformer(x[C, H, W], ctx); trace = module path or NULL. */
 int sx_unet_transformer_forward(const sx_unet_transformer *t, float *y, const float *x, int64_t H,
-                                int64_t W, const float *ctx, int64_t Tc, const char *trace);
+                                int64_t W, const float *ctx, int64_t Tc, const char *trace,
+                                sx_arena *ws);
 
 /* Sinusoidal timestep embedding as diffusers get_timestep_embedding computes it in
  * float32: y[dim] (dim even). */

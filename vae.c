@@ -11,9 +11,11 @@
  * [mean | logvar].
  * Every GroupNorm in the VAE uses eps 1e-6 (from the container metadata).
  *
- * Functions return newly allocated activations and free their inputs as soon
- * as they are dead, so the peak of an untiled decode is about three of the
- * largest activation buffers (see the report in tests/bench_vae.c). */
+ * Memory (nn.h's convention): the layers take their temporaries from one
+ * arena per call; between layers each stage writes a new activation of its
+ * exact size and frees its input as soon as it is dead, so the peak of an
+ * untiled decode is about three of the largest activation buffers (see the
+ * report in tests/bench_vae.c). */
 #include "vae.h"
 
 #include <math.h>
@@ -23,287 +25,213 @@
 
 #include "sx_core.h"
 
-/* ---------------------------------------------------------------------------
- * small helpers
- * ------------------------------------------------------------------------- */
 static float *alloc_f(int64_t n, const char *what) {
     if (n <= 0) n = 1;
     return sx_malloc((size_t)n * sizeof(float), what);
-}
-
-/* GroupNorm(groups) over [C, HW] (+ SiLU); both kernels are threaded. */
-static int group_norm(float *y, const float *x, const float *w, const float *b, int64_t C,
-                      int64_t HW, int groups, float eps, int silu) {
-    if (sx_groupnorm(y, x, w, b, C, HW, groups, eps)) return sx_err_prefix("vae: ");
-    if (silu) sx_silu(y, y, C * HW);
-    return 0;
-}
-
-/* conv: 3x3 pad 1 (k=3), 1x1 (k=1), or the downsampler (down=1: 3x3 stride 2
- * on the input padded right/bottom by one). Output newly allocated unless y. */
-static float *conv_fwd(const sx_vae_conv *c, const float *x, int64_t H, int64_t W, int down,
-                       int64_t *Ho, int64_t *Wo, float *y) {
-    sx_conv p = {c->cin, c->cout, c->k, c->k, 1, 0, 0, 0, 0};
-    if (down) {
-        p.stride = 2;
-        p.pad_b = p.pad_r = 1;
-    } else {
-        p.pad_t = p.pad_l = p.pad_b = p.pad_r = c->k / 2;
-    }
-    int64_t ho = (H + p.pad_t + p.pad_b - p.kh) / p.stride + 1;
-    int64_t wo = (W + p.pad_l + p.pad_r - p.kw) / p.stride + 1;
-    if (H + p.pad_t + p.pad_b < p.kh || W + p.pad_l + p.pad_r < p.kw || ho <= 0 || wo <= 0) {
-        sx_err("vae: %lldx%lld input too small for conv '%s'", (long long)H, (long long)W,
-               c->w.name ? c->w.name : "?");
-        return NULL;
-    }
-    float *out = y ? y : alloc_f((int64_t)c->cout * ho * wo, "vae conv output");
-    if (!out) return NULL;
-    if (sx_conv2d(out, x, H, W, &p, &c->w, c->b, Ho, Wo) != 0) {
-        if (!y) free(out);
-        return NULL;
-    }
-    return out;
 }
 
 /* ---------------------------------------------------------------------------
  * layers
  * ------------------------------------------------------------------------- */
 
-/* ResnetBlock2D: x [cin,H,W] -> [cout,H,W]:
- *   h = conv1(silu(norm1(x))); h = conv2(silu(norm2(h))); out = shortcut(x) + h */
-int sx_vae_resnet_forward(const sx_vae_resnet *r, const float *x, int64_t H, int64_t W, float **y) {
-    if (!r || !x || !y || H <= 0 || W <= 0 || r->cin <= 0 || r->cout <= 0 ||
-        (r->cin != r->cout && !r->has_shortcut))
-        return sx_err("sx_vae_resnet_forward: bad arguments (cin %d, cout %d)", r ? r->cin : 0,
-                      r ? r->cout : 0);
-    *y = NULL;
-    int64_t HW = H * W;
-    sx_vae_conv c1 = {r->cin, r->cout, 3, r->conv1, r->conv1_b};
-    sx_vae_conv c2 = {r->cout, r->cout, 3, r->conv2, r->conv2_b};
-    float *t = alloc_f((int64_t)r->cin * HW, "vae resnet norm1");
-    if (!t) return -1;
-    if (group_norm(t, x, r->norm1_w, r->norm1_b, r->cin, HW, r->groups, r->eps, 1) != 0) {
-        free(t);
-        return -1;
-    }
-    float *h = conv_fwd(&c1, t, H, W, 0, NULL, NULL, NULL); /* conv1: [cout,H,W] */
-    free(t);
-    if (!h) return -1;
-    if (group_norm(h, h, r->norm2_w, r->norm2_b, r->cout, HW, r->groups, r->eps, 1) != 0) {
-        free(h);
-        return -1;
-    }
-    float *out = conv_fwd(&c2, h, H, W, 0, NULL, NULL, NULL); /* conv2 */
-    if (!out) {
-        free(h);
-        return -1;
-    }
-    if (r->has_shortcut) { /* conv_shortcut 1x1 into h's buffer (same size) */
-        sx_vae_conv cs = {r->cin, r->cout, 1, r->shortcut, r->shortcut_b};
-        if (!conv_fwd(&cs, x, H, W, 0, NULL, NULL, h)) {
-            free(h);
-            free(out);
-            return -1;
-        }
-        sx_add(out, h, out, (int64_t)r->cout * HW); /* input + hidden (torch order) */
-    } else {
-        sx_add(out, x, out, (int64_t)r->cout * HW);
-    }
-    free(h);
-    *y = out;
-    return 0;
-}
-
 /* Attention (mid block): x [C,H,W]; tokens t = H*W rows of C.
  *   n = group_norm(x); q,k,v = to_q/k/v(n^T); o = softmax(q k^T / sqrt(C)) v;
  *   y = to_out.0(o)^T + x */
-int sx_vae_attn_forward(const sx_vae_attn *a, float *y, const float *x, int64_t H, int64_t W) {
-    if (!a || !y || !x || H <= 0 || W <= 0 || a->channels <= 0)
+int sx_vae_attn_forward(const sx_vae_attn *a, float *y, const float *x, int64_t H, int64_t W,
+                        sx_arena *ws) {
+    if (!a || !y || !x || !ws || H <= 0 || W <= 0 || a->group_norm.dim <= 0)
         return sx_err("sx_vae_attn_forward: bad arguments");
-    int64_t C = a->channels, T = H * W;
-    const sx_weight *ws[4] = {&a->q, &a->k, &a->v, &a->o};
+    int64_t C = a->group_norm.dim, T = H * W;
+    const sx_linear *ls[4] = {&a->mha.q, &a->mha.k, &a->mha.v, &a->mha.o};
     for (int i = 0; i < 4; i++)
-        if (ws[i]->N != C || ws[i]->K != C || !ws[i]->data)
+        if (ls[i]->w.N != C || ls[i]->w.K != C || !ls[i]->w.data)
             return sx_err("sx_vae_attn_forward: weight '%s' is [%lld,%lld], expected [%lld,%lld]",
-                          ws[i]->name ? ws[i]->name : "?", (long long)ws[i]->N,
-                          (long long)ws[i]->K, (long long)C, (long long)C);
-    float *n = alloc_f(C * T, "vae attention norm");
-    float *tok = alloc_f(T * C, "vae attention tokens");
-    float *qkv = alloc_f(3 * T * C, "vae attention q/k/v");
+                          ls[i]->w.name ? ls[i]->w.name : "?", (long long)ls[i]->w.N,
+                          (long long)ls[i]->w.K, (long long)C, (long long)C);
+    sx_arena_mark top = sx_arena_top(ws);
+    float *n = sx_arena_floats(ws, C * T, "vae attention norm");
+    float *tok = sx_arena_floats(ws, T * C, "vae attention tokens");
     int rc = -1;
-    if (!n || !tok || !qkv) goto done;
-    if (group_norm(n, x, a->norm_w, a->norm_b, C, T, a->groups, a->eps, 0) != 0) goto done;
-    sx_transpose(tok, n, C, T); /* [T, C] */
-    float *q = qkv, *k = qkv + T * C, *v = qkv + 2 * T * C;
-    if (sx_matmul(q, tok, &a->q, a->q_b, T) != 0 || sx_matmul(k, tok, &a->k, a->k_b, T) != 0 ||
-        sx_matmul(v, tok, &a->v, a->v_b, T) != 0)
-        goto done;
-    sx_attn at = {1, 1, (int)C, C, C, C, C, C, C, C, C, (float)(1.0 / sqrt((double)C)), 0, 0};
-    if (sx_attention(&at, tok, q, k, v, T, T) != 0) goto done; /* o -> tok */
-    if (sx_matmul(q, tok, &a->o, a->o_b, T) != 0) goto done;   /* to_out.0 -> q */
-    sx_transpose(n, q, T, C);                                  /* [C, T] */
-    sx_add(y, n, x, C * T);                                    /* + residual */
+    if (!n || !tok || sx_norm_chw(&a->group_norm, n, x, T, SX_ACT_NONE)) goto done;
+    sx_transpose(tok, n, C, T);                                       /* [T, C] */
+    if (sx_mha_forward(&a->mha, n, tok, T, tok, tok, T, 0, ws)) goto done; /* [T, C] */
+    sx_transpose(tok, n, T, C);                                       /* [C, T] */
+    sx_add(y, tok, x, C * T);                                         /* + residual */
     rc = 0;
 done:
-    free(n);
-    free(tok);
-    free(qkv);
+    sx_arena_release(ws, top);
     return rc;
 }
 
-static float *mid_fwd(const sx_vae_mid *m, float *x, int64_t H, int64_t W, const char *pfx,
-                      int trace) {
-    int64_t shp[4] = {1, m->res0.cout, H, W};
-    float *h;
-    int rc = sx_vae_resnet_forward(&m->res0, x, H, W, &h);
-    free(x);
-    if (rc) return NULL;
-    if (trace) sx_tracef(h, 4, shp, "%s.mid_block.resnets.0", pfx);
+/* The activation between stages, x [C, H, W]: the caller's input at first
+ * (not owned), then each stage's output. */
+typedef struct stage {
+    float *x;
+    int own;
+    int64_t C, H, W;
+    sx_arena *ws;
+    int trace;
+} stage;
+
+/* traces x [1, C, H, W] under a module path (printf-style) */
+#define TRACE(s, ...)                                                                              \
+    do {                                                                                           \
+        if ((s)->trace) sx_tracef((s)->x, 4, (int64_t[]){1, (s)->C, (s)->H, (s)->W}, __VA_ARGS__); \
+    } while (0)
+
+/* x = y [C, H, W]; the old x is freed when owned */
+static void advance(stage *s, float *y, int own, int64_t C, int64_t H, int64_t W) {
+    if (s->own) free(s->x);
+    *s = (stage){.x = y, .own = own, .C = C, .H = H, .W = W, .ws = s->ws, .trace = s->trace};
+}
+
+/* x = conv(x), into dst (the caller's) or a new buffer */
+static int conv(stage *s, const sx_conv_layer *cv, float *dst) {
+    int64_t Ho, Wo;
+    sx_conv_out_hw(&cv->c, s->H, s->W, &Ho, &Wo);
+    if (Ho <= 0 || Wo <= 0)
+        return sx_err("vae: %lldx%lld input too small for conv '%s'", (long long)s->H,
+                      (long long)s->W, cv->w.name ? cv->w.name : "?");
+    float *y = dst ? dst : alloc_f(cv->c.cout * Ho * Wo, "vae activations");
+    if (!y) return -1;
+    if (sx_conv_forward(cv, y, s->x, s->H, s->W, NULL, NULL)) {
+        if (!dst) free(y);
+        return -1;
+    }
+    advance(s, y, !dst, cv->c.cout, Ho, Wo);
+    return 0;
+}
+
+/* x = resnet(x) */
+static int resnet(stage *s, const sx_resnet *r) {
+    float *y = alloc_f(r->cout * s->H * s->W, "vae activations");
+    if (!y || sx_resnet_forward(r, y, s->x, s->H, s->W, NULL, s->ws)) {
+        free(y);
+        return -1;
+    }
+    advance(s, y, 1, r->cout, s->H, s->W);
+    return 0;
+}
+
+/* upsamplers.0: x = conv(nearest x2 (x)); the doubled input is scratch and
+ * x is freed before the conv */
+static int upsample(stage *s, const sx_conv_layer *cv) {
+    sx_arena_mark top = sx_arena_top(s->ws);
+    float *u = sx_arena_floats(s->ws, s->C * 4 * s->H * s->W, "vae upsample");
+    if (!u) return -1;
+    sx_upsample_nearest2x(u, s->x, s->C, s->H, s->W);
+    stage t = {.x = u, .C = s->C, .H = 2 * s->H, .W = 2 * s->W, .ws = s->ws, .trace = s->trace};
+    advance(s, NULL, 0, 0, 0, 0);
+    int rc = conv(&t, cv, NULL);
+    if (!rc) *s = t;
+    sx_arena_release(s->ws, top);
+    return rc;
+}
+
+/* <pfx>.mid_block: resnets.0 -> attentions.0 -> resnets.1 at [C_last, h, w] */
+static int mid_block(stage *s, const sx_vae_mid *m, const char *pfx) {
+    if (resnet(s, &m->resnets[0])) return sx_err_prefix("%s.mid_block.resnets.0: ", pfx);
+    TRACE(s, "%s.mid_block.resnets.0", pfx);
     if (m->has_attn) {
-        if (sx_vae_attn_forward(&m->attn, h, h, H, W) != 0) {
-            free(h);
-            return NULL;
-        }
-        if (trace) sx_tracef(h, 4, shp, "%s.mid_block.attentions.0", pfx);
+        if (sx_vae_attn_forward(&m->attn, s->x, s->x, s->H, s->W, s->ws))
+            return sx_err_prefix("%s.mid_block.attentions.0: ", pfx);
+        TRACE(s, "%s.mid_block.attentions.0", pfx);
     }
-    float *o;
-    rc = sx_vae_resnet_forward(&m->res1, h, H, W, &o);
-    free(h);
-    if (rc) return NULL;
-    if (trace) {
-        sx_tracef(o, 4, shp, "%s.mid_block.resnets.1", pfx);
-        sx_tracef(o, 4, shp, "%s.mid_block", pfx);
+    if (resnet(s, &m->resnets[1])) return sx_err_prefix("%s.mid_block.resnets.1: ", pfx);
+    TRACE(s, "%s.mid_block.resnets.1", pfx);
+    TRACE(s, "%s.mid_block", pfx);
+    return 0;
+}
+
+/* encoder.down_blocks.i: resnets, then the stride-2 conv -> [C, H/2, W/2];
+ * decoder.up_blocks.i: resnets, then nearest x2 + conv -> [C, 2H, 2W] */
+static int vae_block(stage *s, const sx_vae_block *b, const char *pfx, int i, int up) {
+    const char *kind = up ? "up_blocks" : "down_blocks";
+    for (int r = 0; r < b->n_resnets; r++) {
+        if (resnet(s, &b->resnets[r])) return sx_err_prefix("%s.%d.resnets.%d: ", kind, i, r);
+        TRACE(s, "%s.%s.%d.resnets.%d", pfx, kind, i, r);
     }
-    return o;
+    if (b->has_sampler) {
+        if (up ? upsample(s, &b->sampler) : conv(s, &b->sampler, NULL))
+            return sx_err_prefix("%s.%d.%s.0: ", kind, i, up ? "upsamplers" : "downsamplers");
+        TRACE(s, "%s.%s.%d.%s.0", pfx, kind, i, up ? "upsamplers" : "downsamplers");
+    }
+    TRACE(s, "%s.%s.%d", pfx, kind, i);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------
  * decoder: z [L, h, w] (already / scaling_factor) -> image [out, f*h, f*w]
  * written to img. post_quant_conv included.
  * ------------------------------------------------------------------------- */
+/* Progress of a decode (sx_vae.progress): steps done of total. */
+static void report(const sx_vae *v, int64_t done, int64_t total) {
+    if (v->progress) v->progress(v->progress_ud, done, total);
+}
+
+/* trace: the whole image (not a tile): tensors are traced and the progress
+ * is reported after the mid block, each up block and conv_out. */
 static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, float *img,
-                        int trace) {
-    const sx_vae_config *c = &v->cfg;
-    int64_t H = h, W = w;
-    int64_t shp[4] = {1, c->latent_channels, H, W};
-    float *x = conv_fwd(&v->post_quant_conv, z, H, W, 0, NULL, NULL, NULL);
-    if (!x) return sx_err_prefix("vae decode: ");
-    if (trace) sx_trace("post_quant_conv", x, 4, shp);
-    float *t = conv_fwd(&v->dec_conv_in, x, H, W, 0, NULL, NULL, NULL); /* [C_last,h,w] */
-    free(x);
-    if (!t) return sx_err_prefix("vae decode: ");
-    x = t;
-    int64_t C = c->block_out[c->n_blocks - 1];
-    shp[1] = C;
-    if (trace) sx_trace("decoder.conv_in", x, 4, shp);
-    x = mid_fwd(&v->dec_mid, x, H, W, "decoder", trace);
-    if (!x) return sx_err_prefix("vae decode: ");
-    for (int i = 0; i < c->n_blocks; i++) {
-        const sx_vae_up_block *b = &v->up[i];
-        for (int r = 0; r < b->n_resnets; r++) { /* up_blocks.i.resnets.r */
-            int rc = sx_vae_resnet_forward(&b->resnets[r], x, H, W, &t);
-            free(x);
-            if (rc) return sx_err_prefix("vae decode: up_blocks.%d.resnets.%d: ", i, r);
-            x = t;
-            C = b->resnets[r].cout;
-            int64_t s[4] = {1, C, H, W};
-            if (trace) sx_tracef(x, 4, s, "decoder.up_blocks.%d.resnets.%d", i, r);
-        }
-        if (b->has_up) { /* upsamplers.0: nearest x2, conv 3x3 */
-            float *u = alloc_f(C * 4 * H * W, "vae upsample");
-            if (!u) {
-                free(x);
-                return -1;
-            }
-            sx_upsample_nearest2x(u, x, C, H, W);
-            free(x);
-            H *= 2;
-            W *= 2;
-            x = conv_fwd(&b->up, u, H, W, 0, NULL, NULL, NULL);
-            free(u);
-            if (!x) return sx_err_prefix("vae decode: up_blocks.%d.upsamplers.0: ", i);
-            int64_t s[4] = {1, C, H, W};
-            if (trace) sx_tracef(x, 4, s, "decoder.up_blocks.%d.upsamplers.0", i);
-        }
-        int64_t s[4] = {1, C, H, W};
-        if (trace) sx_tracef(x, 4, s, "decoder.up_blocks.%d", i);
+                        int trace, sx_arena *ws) {
+    const sx_vae_coder *d = &v->decoder;
+    stage s = {.x = (float *)z, .C = v->cfg.latent_channels, .H = h, .W = w, .ws = ws,
+               .trace = trace};
+    int rc = -1, n_steps = v->cfg.n_blocks + 2;
+    if (trace) report(v, 0, n_steps);
+    /* post_quant_conv 1x1: [L, h, w]; decoder.conv_in 3x3: -> [C_last, h, w] */
+    if (conv(&s, &v->post_quant_conv, NULL)) goto done;
+    TRACE(&s, "post_quant_conv");
+    if (conv(&s, &d->conv_in, NULL)) goto done;
+    TRACE(&s, "decoder.conv_in");
+    /* decoder.mid_block */
+    if (mid_block(&s, &d->mid_block, "decoder")) goto done;
+    if (trace) report(v, 1, n_steps);
+    /* decoder.up_blocks.i: [C, H, W] -> [C', 2H, 2W] (the last block keeps the size) */
+    for (int i = 0; i < v->cfg.n_blocks; i++) {
+        if (vae_block(&s, &d->blocks[i], "decoder", i, 1)) goto done;
+        if (trace) report(v, 2 + i, n_steps);
     }
-    /* conv_norm_out, conv_act, conv_out */
-    if (group_norm(x, x, v->dec_norm_w, v->dec_norm_b, C, H * W, c->norm_groups, c->norm_eps, 1)) {
-        free(x);
-        return -1;
-    }
-    t = conv_fwd(&v->dec_conv_out, x, H, W, 0, NULL, NULL, img);
-    free(x);
-    if (!t) return sx_err_prefix("vae decode: conv_out: ");
-    int64_t s[4] = {1, c->out_channels, H, W};
-    if (trace) {
-        sx_trace("decoder.conv_out", img, 4, s);
-        sx_trace("decoder", img, 4, s);
-    }
-    return 0;
+    /* conv_norm_out -> SiLU -> conv_out: [C_0, H, W] -> img [out_channels, H, W] */
+    if (sx_norm_chw(&d->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
+        conv(&s, &d->conv_out, img))
+        goto done;
+    TRACE(&s, "decoder.conv_out");
+    TRACE(&s, "decoder");
+    if (trace) report(v, n_steps, n_steps);
+    rc = 0;
+done:
+    if (s.own) free(s.x);
+    return rc ? sx_err_prefix("vae decode: ") : 0;
 }
 
 /* encoder + quant_conv: x [in, H, W] -> moments [2L, H', W'] (allocated). */
 static float *encode_block(const sx_vae *v, const float *img, int64_t H, int64_t W, int64_t *Ho,
-                           int64_t *Wo, int trace) {
-    const sx_vae_config *c = &v->cfg;
-    float *x = conv_fwd(&v->enc_conv_in, img, H, W, 0, NULL, NULL, NULL);
-    if (!x) return NULL;
-    int64_t C = c->block_out[0];
-    int64_t shp[4] = {1, C, H, W};
-    if (trace) sx_trace("encoder.conv_in", x, 4, shp);
-    for (int i = 0; i < c->n_blocks; i++) {
-        const sx_vae_down_block *b = &v->down[i];
-        for (int r = 0; r < b->n_resnets; r++) { /* down_blocks.i.resnets.r */
-            float *t;
-            int rc = sx_vae_resnet_forward(&b->resnets[r], x, H, W, &t);
-            free(x);
-            if (rc) {
-                sx_err_prefix("down_blocks.%d.resnets.%d: ", i, r);
-                return NULL;
-            }
-            x = t;
-            C = b->resnets[r].cout;
-            int64_t s[4] = {1, C, H, W};
-            if (trace) sx_tracef(x, 4, s, "encoder.down_blocks.%d.resnets.%d", i, r);
-        }
-        if (b->has_down) { /* downsamplers.0: pad (0,1,0,1), conv 3x3 stride 2 */
-            int64_t h2, w2;
-            float *t = conv_fwd(&b->down, x, H, W, 1, &h2, &w2, NULL);
-            free(x);
-            if (!t) return NULL;
-            x = t;
-            H = h2;
-            W = w2;
-            int64_t s[4] = {1, C, H, W};
-            if (trace) sx_tracef(x, 4, s, "encoder.down_blocks.%d.downsamplers.0", i);
-        }
-        int64_t s[4] = {1, C, H, W};
-        if (trace) sx_tracef(x, 4, s, "encoder.down_blocks.%d", i);
-    }
-    x = mid_fwd(&v->enc_mid, x, H, W, "encoder", trace);
-    if (!x) return NULL;
-    if (group_norm(x, x, v->enc_norm_w, v->enc_norm_b, C, H * W, c->norm_groups, c->norm_eps, 1)) {
-        free(x);
-        return NULL;
-    }
-    float *t = conv_fwd(&v->enc_conv_out, x, H, W, 0, NULL, NULL, NULL); /* [2L, H, W] */
-    free(x);
-    if (!t) return NULL;
-    int64_t s[4] = {1, 2 * c->latent_channels, H, W};
-    if (trace) {
-        sx_trace("encoder.conv_out", t, 4, s);
-        sx_trace("encoder", t, 4, s);
-    }
-    x = conv_fwd(&v->quant_conv, t, H, W, 0, NULL, NULL, NULL);
-    free(t);
-    if (!x) return NULL;
-    if (trace) sx_trace("quant_conv", x, 4, s);
-    *Ho = H;
-    *Wo = W;
-    return x;
+                           int64_t *Wo, int trace, sx_arena *ws) {
+    const sx_vae_coder *e = &v->encoder;
+    stage s = {.x = (float *)img, .C = v->cfg.in_channels, .H = H, .W = W, .ws = ws,
+               .trace = trace};
+    /* encoder.conv_in 3x3: [in, H, W] -> [C_0, H, W] */
+    if (conv(&s, &e->conv_in, NULL)) goto fail;
+    TRACE(&s, "encoder.conv_in");
+    /* encoder.down_blocks.i: [C, H, W] -> [C', H/2, W/2] (the last block keeps the size) */
+    for (int i = 0; i < v->cfg.n_blocks; i++)
+        if (vae_block(&s, &e->blocks[i], "encoder", i, 0)) goto fail;
+    /* encoder.mid_block */
+    if (mid_block(&s, &e->mid_block, "encoder")) goto fail;
+    /* conv_norm_out -> SiLU -> conv_out [2L, H', W'] -> quant_conv 1x1 */
+    if (sx_norm_chw(&e->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
+        conv(&s, &e->conv_out, NULL))
+        goto fail;
+    TRACE(&s, "encoder.conv_out");
+    TRACE(&s, "encoder");
+    if (conv(&s, &v->quant_conv, NULL)) goto fail;
+    TRACE(&s, "quant_conv");
+    *Ho = s.H;
+    *Wo = s.W;
+    return s.x;
+fail:
+    if (s.own) free(s.x);
+    return NULL;
 }
 
 /* ---------------------------------------------------------------------------
@@ -350,19 +278,22 @@ static void blend_h(const tile *a, tile *b, int64_t C, int64_t extent) {
 }
 
 /* Runs one tile: in [Cin, th, tw] -> out tile (allocated). */
-typedef int (*tile_fn)(const sx_vae *v, const float *in, int64_t th, int64_t tw, tile *out);
+typedef int (*tile_fn)(const sx_vae *v, const float *in, int64_t th, int64_t tw, tile *out,
+                       sx_arena *ws);
 
-static int dec_tile(const sx_vae *v, const float *in, int64_t th, int64_t tw, tile *out) {
+static int dec_tile(const sx_vae *v, const float *in, int64_t th, int64_t tw, tile *out,
+                    sx_arena *ws) {
     int f = sx_vae_factor(v);
     out->h = th * f;
     out->w = tw * f;
     out->d = alloc_f((int64_t)v->cfg.out_channels * out->h * out->w, "vae tile");
     if (!out->d) return -1;
-    return decode_block(v, in, th, tw, out->d, 0);
+    return decode_block(v, in, th, tw, out->d, 0, ws);
 }
 
-static int enc_tile(const sx_vae *v, const float *in, int64_t th, int64_t tw, tile *out) {
-    out->d = encode_block(v, in, th, tw, &out->h, &out->w, 0);
+static int enc_tile(const sx_vae *v, const float *in, int64_t th, int64_t tw, tile *out,
+                    sx_arena *ws) {
+    out->d = encode_block(v, in, th, tw, &out->h, &out->w, 0, ws);
     return out->d ? 0 : -1;
 }
 
@@ -373,7 +304,7 @@ static int enc_tile(const sx_vae *v, const float *in, int64_t th, int64_t tw, ti
  * previous row of tiles is kept. */
 static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, int64_t H,
                      int64_t W, int64_t tin, int64_t stride, int64_t blend, int64_t limit,
-                     int64_t Cout, float *out, int64_t OH, int64_t OW) {
+                     int64_t Cout, float *out, int64_t OH, int64_t OW, sx_arena *ws) {
     int64_t nr = (H + stride - 1) / stride, nc = (W + stride - 1) / stride;
     tile *prev = calloc((size_t)nc, sizeof(tile)), *cur = calloc((size_t)nc, sizeof(tile));
     float *crop = alloc_f(Cin * tin * tin, "vae tile input");
@@ -383,6 +314,7 @@ static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, 
         goto done;
     }
     int64_t oy = 0;
+    if (fn == dec_tile) report(v, 0, nr * nc);
     for (int64_t i = 0; i < nr; i++) {
         int64_t y0 = i * stride, th = H - y0 < tin ? H - y0 : tin, ox = 0, rows = 0;
         for (int64_t j = 0; j < nc; j++) {
@@ -391,10 +323,11 @@ static int tiled_run(const sx_vae *v, tile_fn fn, const float *in, int64_t Cin, 
                 for (int64_t y = 0; y < th; y++)
                     memcpy(crop + (c * th + y) * tw, in + (c * H + y0 + y) * W + x0,
                            (size_t)tw * sizeof(float));
-            if (fn(v, crop, th, tw, &cur[j]) != 0) {
+            if (fn(v, crop, th, tw, &cur[j], ws) != 0) {
                 sx_err_prefix("vae tile (%lld,%lld): ", (long long)i, (long long)j);
                 goto done;
             }
+            if (fn == dec_tile) report(v, i * nc + j + 1, nr * nc);
             if (i > 0) blend_v(&prev[j], &cur[j], Cout, blend);
             if (j > 0) blend_h(&cur[j - 1], &cur[j], Cout, blend);
             int64_t ch = cur[j].h < limit ? cur[j].h : limit;
@@ -455,7 +388,50 @@ static int tile_sizes(const sx_vae *v, int64_t *ts, int64_t *tl) {
  * ------------------------------------------------------------------------- */
 int sx_vae_factor(const sx_vae *vae) { return 1 << (vae->cfg.n_blocks - 1); }
 
-#define SX_VAE_MAX_SIDE 16384 /* pixels */
+/* Floats of the untiled decoder's live buffers at their peak for an h x w
+ * latent (decode_block: a resnet holds x, the norm copy and conv1's output,
+ * then x, h and conv2's output; an upsampler its input and the 4x buffers in
+ * and out; the mid attention x, the norm, tokens, q/k/v and the packed
+ * keys/values; the latent copy z lives throughout) plus what outlives every
+ * step: each thread's attention scratch (a score block of 256 query rows and
+ * its packed copy), kept by the kernel layer once grown. */
+static double decode_floats(const sx_vae_config *c, double h, double w, int threads) {
+    double HW = h * w, C = c->block_out[c->n_blocks - 1], L = c->latent_channels;
+    double peak = 2 * L + C;                               /* post_quant_conv, conv_in */
+    peak = fmax(peak, 3 * C);                              /* mid resnets */
+    if (c->mid_attention) peak = fmax(peak, 8 * C);
+    double scratch = c->mid_attention ? 2.0 * 256 * threads * HW : 0;
+    peak *= HW;
+    double ci = C;
+    for (int i = 0; i < c->n_blocks; i++) {
+        double co = c->block_out[c->n_blocks - 1 - i];
+        for (int r = 0; r < c->layers_per_block + 1; r++, ci = co)
+            peak = fmax(peak, fmax(2 * ci + co, ci + 2 * co) * HW);
+        if (i < c->n_blocks - 1) { /* upsampler: x, then u and the conv output at 4x */
+            peak = fmax(peak, 8 * co * HW);
+            HW *= 4;
+        }
+    }
+    return L * h * w + peak + scratch;
+}
+
+uint64_t sx_vae_decode_bytes(const sx_vae_config *c, int64_t h, int64_t w, int tiling,
+                             int tile_px, int threads) {
+    if (!c || c->n_blocks < 1 || h <= 0 || w <= 0) return 0;
+    int f = 1 << (c->n_blocks - 1);
+    if (threads < 1) threads = 1;
+    int64_t ts = tile_px > 0 ? tile_px : c->sample_size, tl = ts / f;
+    double fl;
+    if (tiling && tl > 0 && (h > tl || w > tl)) { /* one tile + the rows of tiles kept + the crop */
+        double nc = (double)((w + tl * 3 / 4 - 1) / (tl * 3 / 4 > 0 ? tl * 3 / 4 : 1));
+        fl = decode_floats(c, (double)tl, (double)tl, threads) +
+             2 * nc * c->out_channels * (double)ts * (double)ts + (double)c->latent_channels * tl * tl;
+    } else {
+        fl = decode_floats(c, (double)h, (double)w, threads);
+    }
+    double bytes = 4 * fl + 2.0 * 48 * 1048576; /* + im2col and GEMM scratch */
+    return bytes >= 1.8e19 ? UINT64_MAX : (uint64_t)bytes;
+}
 
 int sx_vae_decode(const sx_vae *vae, const float *latents, int64_t latent_channels, int64_t h,
                   int64_t w, int tiling, float *image) {
@@ -478,21 +454,19 @@ int sx_vae_decode(const sx_vae *vae, const float *latents, int64_t latent_channe
     }
     int rc;
     int64_t ts, tl;
-    if (tiling) {
-        if (tile_sizes(vae, &ts, &tl) != 0) {
-            free(z);
-            return -1;
-        }
-    }
-    if (tiling && (h > tl || w > tl)) {
+    sx_arena ws = {0};
+    if (tiling && tile_sizes(vae, &ts, &tl) != 0) {
+        rc = -1;
+    } else if (tiling && (h > tl || w > tl)) {
         int64_t stride = (int64_t)((double)tl * 0.75), blend = (int64_t)((double)ts * 0.25);
         rc = tiled_run(vae, dec_tile, z, c->latent_channels, h, w, tl, stride, blend, ts - blend,
-                       c->out_channels, image, h * f, w * f);
+                       c->out_channels, image, h * f, w * f, &ws);
     } else {
         int64_t shp[4] = {1, c->latent_channels, h, w};
         sx_trace("vae.decode.z", z, 4, shp);
-        rc = decode_block(vae, z, h, w, image, 1);
+        rc = decode_block(vae, z, h, w, image, 1, &ws);
     }
+    sx_arena_free(&ws);
     free(z);
     return rc;
 }
@@ -515,25 +489,29 @@ int sx_vae_encode(const sx_vae *vae, const float *image, int64_t channels, int64
     int64_t L = c->latent_channels, h = H / f, w = W / f, ts, tl;
     float *mom = NULL;
     if (tiling && tile_sizes(vae, &ts, &tl) != 0) return -1;
+    sx_arena ws = {0};
     if (tiling && (H > ts || W > ts)) {
         int64_t stride = (int64_t)((double)ts * 0.75), blend = (int64_t)((double)tl * 0.25);
         mom = alloc_f(2 * L * h * w, "vae moments");
-        if (!mom) return -1;
-        if (tiled_run(vae, enc_tile, image, channels, H, W, ts, stride, blend, tl - blend, 2 * L,
-                      mom, h, w) != 0) {
+        if (mom && tiled_run(vae, enc_tile, image, channels, H, W, ts, stride, blend, tl - blend,
+                             2 * L, mom, h, w, &ws) != 0) {
             free(mom);
-            return -1;
+            mom = NULL;
         }
     } else {
         int64_t ho, wo;
-        mom = encode_block(vae, image, H, W, &ho, &wo, 1);
-        if (!mom) return sx_err_prefix("sx_vae_encode: ");
-        if (ho != h || wo != w) {
+        mom = encode_block(vae, image, H, W, &ho, &wo, 1, &ws);
+        if (!mom) {
+            sx_err_prefix("sx_vae_encode: ");
+        } else if (ho != h || wo != w) {
             free(mom);
-            return sx_err("sx_vae_encode: encoder gave %lldx%lld latents, expected %lldx%lld",
-                          (long long)wo, (long long)ho, (long long)w, (long long)h);
+            mom = NULL;
+            sx_err("sx_vae_encode: encoder gave %lldx%lld latents, expected %lldx%lld",
+                   (long long)wo, (long long)ho, (long long)w, (long long)h);
         }
     }
+    sx_arena_free(&ws);
+    if (!mom) return -1;
     /* DiagonalGaussianDistribution: mean, logvar = chunk(moments, 2); clamp */
     memcpy(mean, mom, (size_t)(L * h * w) * sizeof(float));
     if (logvar)
@@ -570,110 +548,88 @@ int sx_vae_to_rgb8(const float *image, int64_t channels, int64_t H, int64_t W, s
 /* ---------------------------------------------------------------------------
  * loading
  * ------------------------------------------------------------------------- */
-static int get_vec(sx_gguf *g, const char *name, int64_t n, const float **out) {
-    *out = sx_get_f32(g, name, SX_SHAPE(n));
-    return *out ? 0 : -1;
+static int ld_resnet(const sx_src *s, const sx_vae_config *c, const char *p, int cin, int cout,
+                     sx_resnet *r) {
+    return sx_resnet_load(s, p, cin, cout, 0, c->norm_groups, c->norm_eps, r);
 }
 
-static int get_conv(sx_gguf *g, const char *pfx, int cin, int cout, int k, sx_vae_conv *c) {
-    char nw[256], nb[256];
-    snprintf(nw, sizeof nw, "%s.weight", pfx);
-    snprintf(nb, sizeof nb, "%s.bias", pfx);
-    c->cin = cin;
-    c->cout = cout;
-    c->k = k;
-    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, SX_SHAPE(cout, cin, k, k)))
-        return -1;
-    if (sx_weight_get(g, nw, cout, (int64_t)cin * k * k, &c->w) != 0) return -1;
-    return get_vec(g, nb, cout, &c->b);
-}
-
-static int get_norm(sx_gguf *g, const char *pfx, int C, const float **w, const float **b) {
-    char nw[256], nb[256];
-    snprintf(nw, sizeof nw, "%s.weight", pfx);
-    snprintf(nb, sizeof nb, "%s.bias", pfx);
-    if (get_vec(g, nw, C, w) != 0) return -1;
-    return get_vec(g, nb, C, b);
-}
-
-static int get_resnet(sx_gguf *g, const sx_vae_config *c, const char *pfx, int cin, int cout,
-                      sx_vae_resnet *r) {
-    char n[256];
-    sx_vae_conv cv;
-    memset(r, 0, sizeof *r);
-    r->cin = cin;
-    r->cout = cout;
-    r->groups = c->norm_groups;
-    r->eps = c->norm_eps;
-    if (cin % c->norm_groups || cout % c->norm_groups)
-        return sx_err("%s: %s has %d/%d channels, not divisible by norm_num_groups %d",
-                      sx_gguf_path(g), pfx, cin, cout, c->norm_groups);
-    snprintf(n, sizeof n, "%s.norm1", pfx);
-    if (get_norm(g, n, cin, &r->norm1_w, &r->norm1_b)) return -1;
-    snprintf(n, sizeof n, "%s.conv1", pfx);
-    if (get_conv(g, n, cin, cout, 3, &cv)) return -1;
-    r->conv1 = cv.w;
-    r->conv1_b = cv.b;
-    snprintf(n, sizeof n, "%s.norm2", pfx);
-    if (get_norm(g, n, cout, &r->norm2_w, &r->norm2_b)) return -1;
-    snprintf(n, sizeof n, "%s.conv2", pfx);
-    if (get_conv(g, n, cout, cout, 3, &cv)) return -1;
-    r->conv2 = cv.w;
-    r->conv2_b = cv.b;
-    snprintf(n, sizeof n, "%s.conv_shortcut.weight", pfx);
-    if (cin != cout) {
-        r->has_shortcut = 1;
-        snprintf(n, sizeof n, "%s.conv_shortcut", pfx);
-        if (get_conv(g, n, cin, cout, 1, &cv)) return -1;
-        r->shortcut = cv.w;
-        r->shortcut_b = cv.b;
-    } else if (sx_gguf_find(g, n)) {
-        return sx_err("%s: unexpected tensor '%s' (in and out channels are both %d)",
-                      sx_gguf_path(g), n, cin);
-    }
-    return 0;
-}
-
-static int get_lin(sx_gguf *g, const char *pfx, int C, sx_weight *w, const float **b) {
-    char nw[256], nb[256];
-    snprintf(nw, sizeof nw, "%s.weight", pfx);
-    snprintf(nb, sizeof nb, "%s.bias", pfx);
-    if (!sx_tensor_get(g, nw, SX_ANY_FLOAT, SX_SHAPE(C, C))) return -1;
-    if (sx_weight_get(g, nw, C, C, w) != 0) return -1;
-    return get_vec(g, nb, C, b);
-}
-
-static int get_mid(sx_gguf *g, const sx_vae_config *c, const char *pfx, int C, sx_vae_mid *m) {
+/* <pfx>.mid_block: two resnets [C] and (mid_block_add_attention) the attention */
+static int ld_mid(const sx_src *s, const sx_vae_config *c, const char *pfx, int C, sx_vae_mid *m) {
     char n[256];
     memset(m, 0, sizeof *m);
     snprintf(n, sizeof n, "%s.mid_block.resnets.0", pfx);
-    if (get_resnet(g, c, n, C, C, &m->res0)) return -1;
+    if (ld_resnet(s, c, n, C, C, &m->resnets[0])) return -1;
     snprintf(n, sizeof n, "%s.mid_block.resnets.1", pfx);
-    if (get_resnet(g, c, n, C, C, &m->res1)) return -1;
+    if (ld_resnet(s, c, n, C, C, &m->resnets[1])) return -1;
     m->has_attn = c->mid_attention;
     if (!m->has_attn) return 0;
-    sx_vae_attn *a = &m->attn;
-    a->channels = C;
-    a->groups = c->norm_groups;
-    a->eps = c->norm_eps;
     snprintf(n, sizeof n, "%s.mid_block.attentions.0.query.weight", pfx);
-    if (sx_gguf_find(g, n))
+    if (sx_gguf_find(s->g[0], n))
         return sx_err("%s: legacy attention name '%s': re-convert with scripts/convert.py vae "
                       "(it stores to_q/to_k/to_v/to_out.0)",
-                      sx_gguf_path(g), n);
+                      sx_gguf_path(s->g[0]), n);
     snprintf(n, sizeof n, "%s.mid_block.attentions.0.group_norm", pfx);
-    if (get_norm(g, n, C, &a->norm_w, &a->norm_b)) return -1;
-    snprintf(n, sizeof n, "%s.mid_block.attentions.0.to_q", pfx);
-    if (get_lin(g, n, C, &a->q, &a->q_b)) return -1;
-    snprintf(n, sizeof n, "%s.mid_block.attentions.0.to_k", pfx);
-    if (get_lin(g, n, C, &a->k, &a->k_b)) return -1;
-    snprintf(n, sizeof n, "%s.mid_block.attentions.0.to_v", pfx);
-    if (get_lin(g, n, C, &a->v, &a->v_b)) return -1;
-    snprintf(n, sizeof n, "%s.mid_block.attentions.0.to_out.0", pfx);
-    return get_lin(g, n, C, &a->o, &a->o_b);
+    if (sx_groupnorm_load(s, n, C, c->norm_groups, c->norm_eps, &m->attn.group_norm)) return -1;
+    snprintf(n, sizeof n, "%s.mid_block.attentions.0", pfx);
+    return sx_mha_load_diffusers(s, n, C, C, 1, SX_BIAS, &m->attn.mha);
 }
 
-static int read_config(sx_gguf *g, sx_vae_config *c) {
+/* <pfx>.down_blocks.i / <pfx>.up_blocks.i: n resnets cin -> cout (-> cout),
+ * then the block's sampler unless it is the last block */
+static int ld_block(const sx_src *s, const sx_vae_config *c, const char *pfx, int i, int n, int cin,
+                    int cout, int up, sx_vae_block *b) {
+    const char *kind = up ? "up_blocks" : "down_blocks";
+    char p[256];
+    b->n_resnets = n;
+    b->resnets = sx_calloc((size_t)n, sizeof *b->resnets, "vae resnets");
+    if (!b->resnets) return -1;
+    for (int r = 0; r < n; r++) {
+        snprintf(p, sizeof p, "%s.%s.%d.resnets.%d", pfx, kind, i, r);
+        if (ld_resnet(s, c, p, r == 0 ? cin : cout, cout, &b->resnets[r])) return -1;
+    }
+    b->has_sampler = i < c->n_blocks - 1;
+    if (!b->has_sampler) return 0;
+    snprintf(p, sizeof p, "%s.%s.%d.%s.0.conv", pfx, kind, i, up ? "upsamplers" : "downsamplers");
+    if (sx_conv_load(s, p, cout, cout, 3, up ? 1 : 2, up ? 1 : 0, &b->sampler)) return -1;
+    if (!up) b->sampler.c.pad_b = b->sampler.c.pad_r = 1; /* F.pad(x, (0, 1, 0, 1)) */
+    return 0;
+}
+
+static int ld_decoder(const sx_src *s, const sx_vae_config *c, sx_vae_coder *d) {
+    int nb = c->n_blocks, last = c->block_out[nb - 1];
+    if (sx_conv_load(s, "decoder.conv_in", c->latent_channels, last, 3, 1, 1, &d->conv_in) ||
+        ld_mid(s, c, "decoder", last, &d->mid_block))
+        return -1;
+    for (int i = 0, cin = last; i < nb; cin = c->block_out[nb - 1 - i], i++)
+        if (ld_block(s, c, "decoder", i, c->layers_per_block + 1, cin, c->block_out[nb - 1 - i], 1,
+                     &d->blocks[i]))
+            return -1;
+    if (sx_groupnorm_load(s, "decoder.conv_norm_out", c->block_out[0], c->norm_groups, c->norm_eps,
+                          &d->conv_norm_out) ||
+        sx_conv_load(s, "decoder.conv_out", c->block_out[0], c->out_channels, 3, 1, 1,
+                     &d->conv_out))
+        return -1;
+    return 0;
+}
+
+static int ld_encoder(const sx_src *s, const sx_vae_config *c, sx_vae_coder *e) {
+    int nb = c->n_blocks, last = c->block_out[nb - 1];
+    if (sx_conv_load(s, "encoder.conv_in", c->in_channels, c->block_out[0], 3, 1, 1, &e->conv_in))
+        return -1;
+    for (int i = 0, cin = c->block_out[0]; i < nb; cin = c->block_out[i], i++)
+        if (ld_block(s, c, "encoder", i, c->layers_per_block, cin, c->block_out[i], 0,
+                     &e->blocks[i]))
+            return -1;
+    if (ld_mid(s, c, "encoder", last, &e->mid_block) ||
+        sx_groupnorm_load(s, "encoder.conv_norm_out", last, c->norm_groups, c->norm_eps,
+                          &e->conv_norm_out) ||
+        sx_conv_load(s, "encoder.conv_out", last, 2 * c->latent_channels, 3, 1, 1, &e->conv_out))
+        return -1;
+    return 0;
+}
+
+int sx_vae_read_config(const sx_gguf *g, sx_vae_config *c) {
+    if (!g || !c) return sx_err("sx_vae_read_config: NULL argument");
     int64_t v;
     double d;
     const char *path = sx_gguf_path(g);
@@ -727,6 +683,7 @@ static int read_config(sx_gguf *g, sx_vae_config *c) {
     return 0;
 }
 
+
 int sx_vae_load_gguf(sx_gguf *g, sx_vae **out) {
     if (!g || !out) return sx_err("sx_vae_load_gguf: NULL argument");
     *out = NULL;
@@ -734,57 +691,18 @@ int sx_vae_load_gguf(sx_gguf *g, sx_vae **out) {
     if (!v) return -1;
     v->g = g;
     sx_vae_config *c = &v->cfg;
-    char n[256];
-    if (read_config(g, c) != 0) goto fail;
-    int nbk = c->n_blocks, L = c->latent_channels;
-    const int *bo = c->block_out;
-    /* decoder */
-    if (get_conv(g, "post_quant_conv", L, L, 1, &v->post_quant_conv)) goto fail;
-    if (get_conv(g, "decoder.conv_in", L, bo[nbk - 1], 3, &v->dec_conv_in)) goto fail;
-    if (get_mid(g, c, "decoder", bo[nbk - 1], &v->dec_mid)) goto fail;
-    int prev = bo[nbk - 1];
-    for (int i = 0; i < nbk; i++) {
-        sx_vae_up_block *b = &v->up[i];
-        int oc = bo[nbk - 1 - i];
-        b->n_resnets = c->layers_per_block + 1;
-        b->resnets = sx_calloc((size_t)b->n_resnets, sizeof(sx_vae_resnet), "vae resnets");
-        if (!b->resnets) goto fail;
-        for (int r = 0; r < b->n_resnets; r++) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, r);
-            if (get_resnet(g, c, n, r == 0 ? prev : oc, oc, &b->resnets[r])) goto fail;
-        }
-        b->has_up = i < nbk - 1;
-        snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv", i);
-        if (b->has_up && get_conv(g, n, oc, oc, 3, &b->up)) goto fail;
-        prev = oc;
-    }
-    if (get_norm(g, "decoder.conv_norm_out", bo[0], &v->dec_norm_w, &v->dec_norm_b)) goto fail;
-    if (get_conv(g, "decoder.conv_out", bo[0], c->out_channels, 3, &v->dec_conv_out)) goto fail;
+    sx_src s = sx_src_one(g);
+    int L = 0;
+    if (sx_vae_read_config(g, c) != 0) goto fail;
+    L = c->latent_channels;
+    if (sx_conv_load(&s, "post_quant_conv", L, L, 1, 1, 0, &v->post_quant_conv) ||
+        ld_decoder(&s, c, &v->decoder))
+        goto fail;
     /* encoder (optional: a decoder-only file can still decode) */
     v->has_encoder = sx_gguf_find(g, "encoder.conv_in.weight") != NULL;
-    if (v->has_encoder) {
-        if (get_conv(g, "encoder.conv_in", c->in_channels, bo[0], 3, &v->enc_conv_in)) goto fail;
-        prev = bo[0];
-        for (int i = 0; i < nbk; i++) {
-            sx_vae_down_block *b = &v->down[i];
-            b->n_resnets = c->layers_per_block;
-            b->resnets = sx_calloc((size_t)b->n_resnets, sizeof(sx_vae_resnet), "vae resnets");
-            if (!b->resnets) goto fail;
-            for (int r = 0; r < b->n_resnets; r++) {
-                snprintf(n, sizeof n, "encoder.down_blocks.%d.resnets.%d", i, r);
-                if (get_resnet(g, c, n, r == 0 ? prev : bo[i], bo[i], &b->resnets[r])) goto fail;
-            }
-            b->has_down = i < nbk - 1;
-            snprintf(n, sizeof n, "encoder.down_blocks.%d.downsamplers.0.conv", i);
-            if (b->has_down && get_conv(g, n, bo[i], bo[i], 3, &b->down)) goto fail;
-            prev = bo[i];
-        }
-        if (get_mid(g, c, "encoder", bo[nbk - 1], &v->enc_mid)) goto fail;
-        if (get_norm(g, "encoder.conv_norm_out", bo[nbk - 1], &v->enc_norm_w, &v->enc_norm_b))
-            goto fail;
-        if (get_conv(g, "encoder.conv_out", bo[nbk - 1], 2 * L, 3, &v->enc_conv_out)) goto fail;
-        if (get_conv(g, "quant_conv", 2 * L, 2 * L, 1, &v->quant_conv)) goto fail;
-    }
+    if (v->has_encoder && (ld_encoder(&s, c, &v->encoder) ||
+                           sx_conv_load(&s, "quant_conv", 2 * L, 2 * L, 1, 1, 0, &v->quant_conv)))
+        goto fail;
     *out = v;
     return 0;
 fail:
@@ -809,8 +727,8 @@ int sx_vae_load(const char *path, sx_vae **out) {
 void sx_vae_free(sx_vae *vae) {
     if (!vae) return;
     for (int i = 0; i < SX_VAE_MAX_BLOCKS; i++) {
-        free(vae->down[i].resnets);
-        free(vae->up[i].resnets);
+        free(vae->encoder.blocks[i].resnets);
+        free(vae->decoder.blocks[i].resnets);
     }
     if (vae->owns_g) sx_gguf_close(vae->g);
     free(vae);

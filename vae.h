@@ -28,6 +28,7 @@
 
 #include "gguf.h"
 #include "image_io.h"
+#include "nn.h"
 #include "ops.h"
 
 #ifdef __cplusplus
@@ -35,6 +36,7 @@ extern "C" {
 #endif
 
 #define SX_VAE_MAX_BLOCKS 8
+#define SX_VAE_MAX_SIDE 16384 /* pixels: the largest image side decode/encode take */
 
 typedef struct sx_vae_config {
     int in_channels, out_channels, latent_channels; /* 3, 3, 4 */
@@ -51,81 +53,65 @@ typedef struct sx_vae_config {
     int sample_size;                                 /* 1024: default tile size in pixels */
 } sx_vae_config;
 
-/* ResnetBlock2D (no time embedding): norm1, SiLU, conv1 3x3, norm2, SiLU,
- * conv2 3x3, + (conv_shortcut 1x1 when cin != cout) input. */
-typedef struct sx_vae_resnet {
-    int cin, cout, groups;
-    float eps;
-    const float *norm1_w, *norm1_b; /* [cin] */
-    sx_weight conv1;                /* [cout, cin*9] */
-    const float *conv1_b;           /* [cout] */
-    const float *norm2_w, *norm2_b; /* [cout] */
-    sx_weight conv2;                /* [cout, cout*9] */
-    const float *conv2_b;
-    int has_shortcut;
-    sx_weight shortcut; /* [cout, cin] */
-    const float *shortcut_b;
-} sx_vae_resnet;
+/* The VAE's layers (ResnetBlock2D, Conv2d, GroupNorm and the attention
+ * projections are nn.h's; the resnets take no time embedding). */
 
-/* Mid-block Attention: GroupNorm, one head over all H*W tokens (scale
- * 1/sqrt(C)), to_out.0, + residual. */
+/* Mid-block Attention (diffusers Attention with group_norm and a residual
+ * connection): one head over all H*W tokens, q/k/v with bias. */
 typedef struct sx_vae_attn {
-    int channels, groups;
-    float eps;
-    const float *norm_w, *norm_b;
-    sx_weight q, k, v, o; /* [C, C] */
-    const float *q_b, *k_b, *v_b, *o_b;
+    sx_norm group_norm; /* GroupNorm [C] */
+    sx_mha mha;         /* to_q / to_k / to_v / to_out.0, [C, C] each */
 } sx_vae_attn;
 
-/* A 3x3 conv (stride 1 pad 1, or the 2x downsampler: stride 2, pad r/b 1). */
-typedef struct sx_vae_conv {
-    int cin, cout, k;
-    sx_weight w;
-    const float *b;
-} sx_vae_conv;
-
-typedef struct sx_vae_down_block {
+/* DownEncoderBlock2D / UpDecoderBlock2D */
+typedef struct sx_vae_block {
     int n_resnets;
-    sx_vae_resnet *resnets;
-    int has_down;
-    sx_vae_conv down; /* downsamplers.0.conv */
-} sx_vae_down_block;
+    sx_resnet *resnets;
+    int has_sampler;
+    sx_conv_layer sampler; /* downsamplers.0.conv: 3x3 stride 2 on the input padded right and
+                            * bottom by one; upsamplers.0.conv: 3x3 after nearest x2 */
+} sx_vae_block;
 
-typedef struct sx_vae_up_block {
-    int n_resnets;
-    sx_vae_resnet *resnets;
-    int has_up;
-    sx_vae_conv up; /* upsamplers.0.conv (after nearest x2) */
-} sx_vae_up_block;
-
-typedef struct sx_vae_mid {
-    sx_vae_resnet res0, res1;
+typedef struct sx_vae_mid { /* UNetMidBlock2D: resnets.0, attentions.0, resnets.1 */
+    sx_resnet resnets[2];
     int has_attn;
     sx_vae_attn attn;
 } sx_vae_mid;
+
+typedef struct sx_vae_coder { /* diffusers Encoder / Decoder */
+    sx_conv_layer conv_in;
+    sx_vae_block blocks[SX_VAE_MAX_BLOCKS]; /* down_blocks (encoder) / up_blocks (decoder) */
+    sx_vae_mid mid_block;
+    sx_norm conv_norm_out;
+    sx_conv_layer conv_out; /* encoder: -> 2*latent channels (mean | logvar) */
+} sx_vae_coder;
 
 typedef struct sx_vae {
     sx_vae_config cfg;
     sx_gguf *g;     /* owned when loaded with sx_vae_load */
     int owns_g;
     int has_encoder; /* a decoder-only file is accepted (encode then fails) */
-    /* encoder */
-    sx_vae_conv enc_conv_in;
-    sx_vae_down_block down[SX_VAE_MAX_BLOCKS];
-    sx_vae_mid enc_mid;
-    const float *enc_norm_w, *enc_norm_b;
-    sx_vae_conv enc_conv_out; /* -> 2*latent */
-    sx_vae_conv quant_conv;   /* 1x1, 2*latent -> 2*latent */
-    /* decoder */
-    sx_vae_conv post_quant_conv; /* 1x1, latent -> latent */
-    sx_vae_conv dec_conv_in;
-    sx_vae_mid dec_mid;
-    sx_vae_up_block up[SX_VAE_MAX_BLOCKS];
-    const float *dec_norm_w, *dec_norm_b;
-    sx_vae_conv dec_conv_out;
+    sx_vae_coder encoder, decoder;
+    sx_conv_layer quant_conv;      /* 1x1, 2*latent -> 2*latent */
+    sx_conv_layer post_quant_conv; /* 1x1, latent -> latent */
     /* tiling (see the header comment); 0 = cfg.sample_size */
     int tile_sample_size;
+    /* progress of sx_vae_decode (NULL: none): done of total steps, the steps
+     * being the mid block, each up block and conv_out, or each tile when
+     * tiled; called with done = 0 when the decode starts */
+    void (*progress)(void *ud, int64_t done, int64_t total);
+    void *progress_ud;
 } sx_vae;
+
+/* The config from a container's seedx.vae.* metadata (checked), without
+ * loading any tensor. */
+int sx_vae_read_config(const sx_gguf *g, sx_vae_config *c);
+/* Peak bytes sx_vae_decode allocates for [latent_channels, h, w] latents
+ * (untiled, or with tiling and tiles of tile_px pixels, 0 = sample_size),
+ * threads running (the attention scratch is per thread); the caller's output
+ * image is not included. An estimate from the buffers the decoder holds. */
+uint64_t sx_vae_decode_bytes(const sx_vae_config *c, int64_t h, int64_t w, int tiling,
+                             int tile_px, int threads);
 
 /* Loads a container written by `convert.py vae`. Every tensor's presence,
  * type and shape is checked against the metadata. */
@@ -152,11 +138,11 @@ int sx_vae_encode(const sx_vae *vae, const float *image, int64_t channels, int64
 /* diffusers VaeImageProcessor.postprocess of [3, H, W] -> 8-bit RGB. */
 int sx_vae_to_rgb8(const float *image, int64_t channels, int64_t H, int64_t W, sx_image *out);
 
-/* Layer forwards (usable with in-memory weights, e.g. for real-shape tests).
- * x [cin, H, W] -> *y newly allocated [cout, H, W] (free()). */
-int sx_vae_resnet_forward(const sx_vae_resnet *r, const float *x, int64_t H, int64_t W, float **y);
-/* x [C, H, W] -> y [C, H, W] (y may equal x). */
-int sx_vae_attn_forward(const sx_vae_attn *a, float *y, const float *x, int64_t H, int64_t W);
+/* The mid-block attention on x [C, H, W] -> y [C, H, W] (y may equal x),
+ * temporaries from ws (nn.h); usable with in-memory weights (real-shape
+ * tests). The resnets run with sx_resnet_forward (nn.h). */
+int sx_vae_attn_forward(const sx_vae_attn *a, float *y, const float *x, int64_t H, int64_t W,
+                        sx_arena *ws);
 
 #ifdef __cplusplus
 }

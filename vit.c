@@ -39,7 +39,9 @@ static int64_t isqrt64(int64_t n) {
 /* ======================================================================
  * positional tables
  * ====================================================================== */
-int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens) {
+/* get_abs_pos with its scratch from ws */
+static int abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens,
+                   sx_arena *ws) {
     if (!out || !table || rows <= 0 || C <= 0 || n_tokens <= 0)
         return sx_err("get_abs_pos: bad arguments (rows %lld, dim %lld, tokens %lld)",
                       (long long)rows, (long long)C, (long long)n_tokens);
@@ -52,14 +54,22 @@ int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t 
         return 0;
     }
     /* [s*s, C] -> [C, s, s] -> bicubic [C, t, t] -> [t*t, C] */
-    float *a = sx_malloc(sizeof(float) * (size_t)(C * (rows + n_tokens)), "get_abs_pos scratch");
+    sx_arena_mark top = sx_arena_top(ws);
+    float *a = sx_arena_floats(ws, C * (rows + n_tokens), "get_abs_pos scratch");
     if (!a) return -1;
     float *b = a + C * rows;
     sx_transpose(a, table, rows, C);
     sx_interp_bicubic(b, a, C, s, s, t, t);
     sx_transpose(out, b, C, n_tokens);
-    free(a);
+    sx_arena_release(ws, top);
     return 0;
+}
+
+int sx_abs_pos(float *out, const float *table, int64_t rows, int64_t C, int64_t n_tokens) {
+    sx_arena ws = {0};
+    int rc = abs_pos(out, table, rows, C, n_tokens, &ws);
+    sx_arena_free(&ws);
+    return rc;
 }
 
 int sx_sincos_2d(float *out, int64_t dim, int64_t grid) {
@@ -93,27 +103,29 @@ static int err_r(const sx_resampler *r, const char *what) {
 int sx_resampler_init(sx_resampler *r) {
     if (!r) return sx_err("sx_resampler_init: NULL resampler");
     int64_t Q = r->n_queries, E = r->embed_dim;
-    if (!r->query || !r->pos_embed || !r->in_proj_bias || !r->out_proj_bias || !r->ln_q_w ||
-        !r->ln_q_b || !r->ln_kv_w || !r->ln_kv_b || !r->wq.data || !r->wk.data || !r->wv.data ||
-        !r->out_proj.data || (r->has_kv_proj && !r->kv_proj.data))
+    const sx_mha *m = &r->attn;
+    if (!r->query || !r->pos_embed || !m->q.b || !m->k.b || !m->v.b || !m->o.b || !r->ln_q.w ||
+        !r->ln_q.b || !r->ln_kv.w || !r->ln_kv.b || !m->q.w.data || !m->k.w.data || !m->v.w.data ||
+        !m->o.w.data)
         return err_r(r, "a weight is not set");
-    if (Q <= 0 || E <= 0 || r->kv_dim <= 0 || r->n_heads <= 0 || E % r->n_heads)
+    if (Q <= 0 || E <= 0 || r->kv_dim <= 0 || m->heads <= 0 || E % m->heads)
         return sx_err("resampler '%s': bad sizes: %lld queries, dim %lld, kv dim %lld, %d heads",
-                      r->name, (long long)Q, (long long)E, (long long)r->kv_dim, r->n_heads);
+                      r->name, (long long)Q, (long long)E, (long long)r->kv_dim, m->heads);
     if (r->grid * r->grid != Q) return err_r(r, "queries do not form a square grid");
-    if (!r->has_kv_proj && r->kv_dim != E) return err_r(r, "kv_dim != embed_dim needs kv_proj");
-    if (r->wq.N != E || r->wq.K != E || r->wk.N != E || r->wk.K != E || r->wv.N != E ||
-        r->wv.K != E || r->out_proj.N != E || r->out_proj.K != E ||
-        (r->has_kv_proj && (r->kv_proj.N != E || r->kv_proj.K != r->kv_dim)))
+    if (!r->kv_proj.w.data && r->kv_dim != E) return err_r(r, "kv_dim != embed_dim needs kv_proj");
+    if (m->q.w.N != E || m->q.w.K != E || m->k.w.K != E || m->o.w.N != E ||
+        r->ln_q.dim != E || r->ln_kv.dim != E ||
+        (r->kv_proj.w.data && (r->kv_proj.w.N != E || r->kv_proj.w.K != r->kv_dim)))
         return err_r(r, "weight shapes do not match the sizes");
+    if (sx_mha_init(&r->attn, m->heads)) return sx_err_prefix("resampler '%s': ", r->name);
     free(r->q);
     r->q = sx_malloc(sizeof(float) * (size_t)(2 * Q * E), "resampler queries");
     if (!r->q) return -1;
     /* q = Wq (ln_q(query) + pos_embed) + bq: the same for every input, done once */
     float *t = r->q + Q * E;
-    sx_layernorm(t, r->query, r->ln_q_w, r->ln_q_b, Q, E, r->eps);
+    sx_norm_rows(&r->ln_q, t, r->query, Q);
     sx_add(t, t, r->pos_embed, Q * E);
-    if (sx_matmul(r->q, t, &r->wq, r->in_proj_bias, Q) != 0) {
+    if (sx_linear_forward(&r->attn.q, r->q, t, Q) != 0) {
         free(r->q);
         r->q = NULL;
         return sx_err_prefix("resampler '%s': ", r->name);
@@ -147,18 +159,13 @@ void sx_resampler_free(sx_resampler *r) {
     r->key_pos_n = 0;
 }
 
-static const float *vec(sx_gguf *g, const char *prefix, const char *key, int64_t n) {
-    char name[256];
-    snprintf(name, sizeof name, "%s%s", prefix, key);
-    return sx_get_f32(g, name, SX_SHAPE(n));
-}
-
 int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx_resampler *r) {
     if (!g || !prefix || !r) return sx_err("sx_resampler_load: NULL argument");
     memset(r, 0, sizeof *r);
     size_t pl = strlen(prefix);
     if (pl + 40 > 256) return sx_err("sx_resampler_load: prefix '%s' too long", prefix);
     snprintf(r->name, sizeof r->name, "%.*s", (int)(pl && prefix[pl - 1] == '.' ? pl - 1 : pl), prefix);
+    sx_src s = sx_src_one(g);
     char n[256];
     snprintf(n, sizeof n, "%squery", prefix);
     const sx_tensor *tq = sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(-1, -1));
@@ -167,14 +174,13 @@ int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx
     r->n_queries = Q;
     r->embed_dim = E;
     r->grid = isqrt64(Q);
-    r->n_heads = n_heads;
-    r->eps = eps;
     if (r->grid * r->grid != Q)
         return sx_err("%s: tensor '%s' has %lld rows, not a square grid of queries",
                       sx_gguf_path(g), n, (long long)Q);
     if (n_heads <= 0 || E % n_heads)
         return sx_err("%s: resampler '%s': %d heads do not divide the width %lld", sx_gguf_path(g),
                       r->name, n_heads, (long long)E);
+    r->attn.heads = n_heads;
     if (!(r->query = sx_get_f32(g, n, SX_SHAPE(Q, E)))) return -1;
     snprintf(n, sizeof n, "%spos_embed", prefix);
     if (!(r->pos_embed = sx_get_f32(g, n, SX_SHAPE(Q, E)))) return -1;
@@ -184,116 +190,127 @@ int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx
     if (tk) { /* nn.Identity when kv_dim == embed_dim: no tensor */
         if (!sx_tensor_get(g, n, SX_ANY_FLOAT, SX_SHAPE(E, -1))) return -1;
         r->kv_dim = tk->shape[1];
-        r->has_kv_proj = 1;
-        if (sx_weight_get(g, n, E, r->kv_dim, &r->kv_proj) != 0) return -1;
+        snprintf(n, sizeof n, "%skv_proj", prefix);
+        if (sx_linear_load(&s, n, E, r->kv_dim, SX_NO_BIAS, &r->kv_proj)) return -1;
     }
+    /* attn: nn.MultiheadAttention's in_proj_weight [3E, E] = [Wq; Wk; Wv] */
     sx_weight in;
+    const float *in_b;
     snprintf(n, sizeof n, "%sattn.in_proj_weight", prefix);
-    if (sx_weight_get(g, n, 3 * E, E, &in) != 0) return -1;
-    r->wq = sx_weight_rows(&in, 0, E);
-    r->wk = sx_weight_rows(&in, E, E);
-    r->wv = sx_weight_rows(&in, 2 * E, E);
-    snprintf(n, sizeof n, "%sattn.out_proj.weight", prefix);
-    if (sx_weight_get(g, n, E, E, &r->out_proj) != 0) return -1;
-    if (!(r->in_proj_bias = vec(g, prefix, "attn.in_proj_bias", 3 * E)) ||
-        !(r->out_proj_bias = vec(g, prefix, "attn.out_proj.bias", E)) ||
-        !(r->ln_q_w = vec(g, prefix, "ln_q.weight", E)) || !(r->ln_q_b = vec(g, prefix, "ln_q.bias", E)) ||
-        !(r->ln_kv_w = vec(g, prefix, "ln_kv.weight", E)) || !(r->ln_kv_b = vec(g, prefix, "ln_kv.bias", E)))
+    if (sx_weight_get(g, n, 3 * E, E, &in) != 0 ||
+        !(in_b = sx_src_vec(&s, prefix, "attn.in_proj_bias", 3 * E)))
         return -1;
+    r->attn.q = (sx_linear){sx_weight_rows(&in, 0, E), in_b};
+    r->attn.k = (sx_linear){sx_weight_rows(&in, E, E), in_b + E};
+    r->attn.v = (sx_linear){sx_weight_rows(&in, 2 * E, E), in_b + 2 * E};
+    snprintf(n, sizeof n, "%sattn.out_proj", prefix);
+    if (sx_linear_load(&s, n, E, E, SX_BIAS, &r->attn.o)) return -1;
+    snprintf(n, sizeof n, "%sln_q", prefix);
+    if (sx_layernorm_load(&s, n, E, eps, &r->ln_q)) return -1;
+    snprintf(n, sizeof n, "%sln_kv", prefix);
+    if (sx_layernorm_load(&s, n, E, eps, &r->ln_kv)) return -1;
     return sx_resampler_init(r);
 }
 
-int sx_resampler_forward(const sx_resampler *r, const float *x, int64_t N, int64_t L, float *out) {
+/* x [N, L, kv_dim] -> out [N, Q, E], temporaries from ws */
+static int resampler_run(const sx_resampler *r, const float *x, int64_t N, int64_t L, float *out,
+                         sx_arena *ws) {
     if (!r || !r->q || !x || !out) return sx_err("sx_resampler_forward: NULL argument or resampler not initialised");
     if (N <= 0 || L <= 0) return sx_err("resampler '%s': bad batch %lld x %lld tokens", r->name, (long long)N, (long long)L);
     int64_t Q = r->n_queries, E = r->embed_dim, KV = r->kv_dim, M = N * L;
-    int hd = (int)(E / r->n_heads);
-    float *buf = sx_malloc(sizeof(float) * (size_t)(3 * M * E + (r->key_pos_n == L ? 0 : L * E) + N * Q * E),
-                           "resampler activations");
-    if (!buf) return -1;
-    float *kv = buf, *kin = kv + M * E, *K = kin + M * E, *ctx = K + M * E, *kpos = ctx + N * Q * E;
+    sx_arena_mark top = sx_arena_top(ws);
+    float *kv = sx_arena_floats(ws, M * E, "resampler kv");
+    float *kin = sx_arena_floats(ws, M * E, "resampler keys in");
+    float *K = sx_arena_floats(ws, M * E, "resampler keys");
+    float *ctx = sx_arena_floats(ws, N * Q * E, "resampler attention");
+    float *kpos =
+        r->key_pos_n == L ? r->key_pos : sx_arena_floats(ws, L * E, "resampler key positions");
     int rc = -1;
+    if (!kv || !kin || !K || !ctx || !kpos) goto done;
     /* get_abs_pos(pos_embed, L): the key positions */
-    if (r->key_pos_n == L) kpos = r->key_pos;
-    else if (sx_abs_pos(kpos, r->pos_embed, Q, E, L) != 0) goto done;
+    if (kpos != r->key_pos && abs_pos(kpos, r->pos_embed, Q, E, L, ws) != 0) goto done;
 
     /* <name>.kv_proj: [N*L, KV] -> [N*L, E] (nn.Identity without the tensor) */
-    if (r->has_kv_proj) {
-        if (sx_matmul(kv, x, &r->kv_proj, NULL, M) != 0) goto done;
+    if (r->kv_proj.w.data) {
+        if (sx_linear_forward(&r->kv_proj, kv, x, M) != 0) goto done;
         sx_tracef(kv, 3, (int64_t[]){N, L, E}, "%s.kv_proj", r->name);
     } else {
         memcpy(kv, x, sizeof(float) * (size_t)(M * KV));
     }
     /* <name>.ln_kv */
-    sx_layernorm(kv, kv, r->ln_kv_w, r->ln_kv_b, M, E, r->eps);
+    sx_norm_rows(&r->ln_kv, kv, kv, M);
     sx_tracef(kv, 3, (int64_t[]){N, L, E}, "%s.ln_kv", r->name);
 
-    /* <name>.attn (nn.MultiheadAttention): k = Wk (kv + pos) + bk, v = Wv kv + bv */
+    /* <name>.attn (nn.MultiheadAttention): k = Wk (kv + pos) + bk, v = Wv kv + bv; the
+     * projected queries are r->q; each of the N sequences attends on its own */
     for (int64_t n = 0; n < N; n++) sx_add(kin + n * L * E, kv + n * L * E, kpos, L * E);
-    if (sx_matmul(K, kin, &r->wk, r->in_proj_bias + E, M) != 0) goto done;
+    if (sx_linear_forward(&r->attn.k, K, kin, M) != 0) goto done;
     float *V = kin; /* reuse */
-    if (sx_matmul(V, kv, &r->wv, r->in_proj_bias + 2 * E, M) != 0) goto done;
-    sx_attn a = {r->n_heads, r->n_heads, hd, E, hd, E, hd, E, hd, E, hd,
-                 1.0f / sqrtf((float)hd), 0, 0};
+    if (sx_linear_forward(&r->attn.v, V, kv, M) != 0) goto done;
+    sx_attn a = sx_attn_heads(r->attn.heads, (int)(E / r->attn.heads), r->attn.scale);
     for (int64_t n = 0; n < N; n++)
         if (sx_attention(&a, ctx + n * Q * E, r->q, K + n * L * E, V + n * L * E, Q, L) != 0) goto done;
-    if (sx_matmul(out, ctx, &r->out_proj, r->out_proj_bias, N * Q) != 0) goto done;
+    if (sx_linear_forward(&r->attn.o, out, ctx, N * Q) != 0) goto done;
     sx_tracef(out, 3, (int64_t[]){N, Q, E}, "%s.attn", r->name);
     sx_tracef(out, 3, (int64_t[]){N, Q, E}, "%s", r->name);
     rc = 0;
 done:
     if (rc) sx_err_prefix("resampler '%s': ", r->name);
-    free(buf);
+    sx_arena_release(ws, top);
+    return rc;
+}
+
+int sx_resampler_forward(const sx_resampler *r, const float *x, int64_t N, int64_t L, float *out) {
+    sx_arena ws = {0};
+    int rc = resampler_run(r, x, N, L, out, &ws);
+    sx_arena_free(&ws);
     return rc;
 }
 
 /* ======================================================================
  * ViT block
  * ====================================================================== */
-int64_t sx_vit_block_work(int64_t W, int64_t mlp, int64_t n_tok) {
-    return n_tok * (W + (4 * W > mlp ? 4 * W : mlp));
-}
-
-int sx_vit_block_forward(const sx_vit_block *b, int64_t W, int heads, int64_t mlp, float eps,
-                         float *x, int64_t N, int64_t T, float *work, int layer) {
-    if (!b || !x || heads <= 0 || W <= 0 || W % heads || mlp <= 0 || N <= 0 || T <= 0)
+int sx_vit_block_forward(const sx_vit_block *b, int heads, float *x, int64_t N, int64_t T,
+                         int layer, sx_arena *ws) {
+    int64_t W = b ? b->ln_1.dim : 0, mlp = b ? b->c_fc.w.N : 0;
+    if (!b || !x || !ws || heads <= 0 || W <= 0 || W % heads || mlp <= 0 || N <= 0 || T <= 0)
         return sx_err("vit block %d: bad arguments (width %lld, heads %d, mlp %lld, %lld x %lld tokens)",
                       layer, (long long)W, heads, (long long)mlp, (long long)N, (long long)T);
     int64_t M = N * T, hd = W / heads;
-    float *own = NULL;
-    if (!work) {
-        work = own = sx_malloc(sizeof(float) * (size_t)sx_vit_block_work(W, mlp, M), "vit block scratch");
-        if (!work) return -1;
-    }
-    float *h = work, *qkv = h + M * W, *ctx = qkv + M * 3 * W, *f = qkv;
+    sx_arena_mark top = sx_arena_top(ws);
+    float *h = sx_arena_floats(ws, M * W, "vit block");
+    float *qkv = sx_arena_floats(ws, M * (4 * W > mlp ? 4 * W : mlp), "vit block");
+    float *ctx = qkv + M * 3 * W, *f = qkv; /* the attention, then the MLP */
     int rc = -1;
     int64_t shp[3] = {N, T, W};
+    if (!h || !qkv) goto done;
 
     /* .ln_1 -> .attn: in_proj [M,W] -> [M,3W], per head h the columns
      * [3hd*h, 3hd*h+3hd) are q_h | k_h | v_h; read in place through strides */
-    sx_layernorm(h, x, b->ln_1_w, b->ln_1_b, M, W, eps);
-    if (sx_matmul(qkv, h, &b->in_proj, b->in_proj_b, M) != 0) goto done;
-    sx_attn a = {heads, heads, (int)hd, 3 * W, 3 * hd, 3 * W, 3 * hd, 3 * W, 3 * hd, W, hd,
-                 1.0f / sqrtf((float)hd), 0, 0};
+    sx_norm_rows(&b->ln_1, h, x, M);
+    if (sx_linear_forward(&b->in_proj, qkv, h, M) != 0) goto done;
+    sx_attn a = {.n_heads = heads, .n_kv_heads = heads, .head_dim = (int)hd,
+                 .q_tok = 3 * W, .q_head = 3 * hd, .k_tok = 3 * W, .k_head = 3 * hd,
+                 .v_tok = 3 * W, .v_head = 3 * hd, .o_tok = W, .o_head = hd,
+                 .scale = 1.0f / sqrtf((float)hd)};
     for (int64_t n = 0; n < N; n++) {
         const float *base = qkv + n * T * 3 * W;
         if (sx_attention(&a, ctx + n * T * W, base, base + hd, base + 2 * hd, T, T) != 0) goto done;
     }
-    if (sx_matmul(h, ctx, &b->out_proj, b->out_proj_b, M) != 0) goto done; /* heads concatenated */
+    if (sx_linear_forward(&b->out_proj, h, ctx, M) != 0) goto done; /* heads concatenated */
     if (layer >= 0) sx_tracef(h, 3, shp, "transformer.resblocks.%d.attn", layer);
     sx_add(x, x, h, M * W);
 
     /* .ln_2 -> .mlp: c_fc [M,W] -> [M,mlp], GELU (erf), c_proj -> [M,W] */
-    sx_layernorm(h, x, b->ln_2_w, b->ln_2_b, M, W, eps);
-    if (sx_matmul(f, h, &b->c_fc, b->c_fc_b, M) != 0) goto done;
-    sx_gelu(f, f, M * mlp);
-    if (sx_matmul(h, f, &b->c_proj, b->c_proj_b, M) != 0) goto done;
+    sx_norm_rows(&b->ln_2, h, x, M);
+    if (sx_linear_act(&b->c_fc, f, h, M, SX_ACT_GELU) != 0) goto done;
+    if (sx_linear_forward(&b->c_proj, h, f, M) != 0) goto done;
     if (layer >= 0) sx_tracef(h, 3, shp, "transformer.resblocks.%d.mlp", layer);
     sx_add(x, x, h, M * W);
     rc = 0;
 done:
     if (rc) sx_err_prefix("transformer.resblocks.%d: ", layer);
-    free(own);
+    sx_arena_release(ws, top);
     return rc;
 }
 
@@ -307,36 +324,18 @@ static int meta_pos(sx_gguf *g, const char *key, int64_t *v) {
     return 0;
 }
 
-static int load_block(sx_gguf *g, const sx_vit_config *c, int i, sx_vit_block *b) {
-    char p[96], n[160];
+static int load_block(const sx_src *s, const sx_vit_config *c, int i, sx_vit_block *b) {
+    char n[160];
     int64_t W = c->width, M = c->mlp_width;
-    snprintf(p, sizeof p, "transformer.resblocks.%d.", i);
-#define V_(field, key, len)                                          \
-    do {                                                             \
-        snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!(b->field = sx_get_f32(g, n, SX_SHAPE(len)))) return -1; \
-    } while (0)
-#define W_(field, key, rows, cols)                                   \
-    do {                                                             \
-        snprintf(n, sizeof n, "%s%s", p, key);                       \
-        if (!sx_tensor_get(g, n, SX_ANY_TYPE, SX_SHAPE(rows, cols)) || \
-            sx_weight_get(g, n, rows, cols, &b->field) != 0)         \
-            return -1;                                               \
-    } while (0)
-    V_(ln_1_w, "ln_1.weight", W);
-    V_(ln_1_b, "ln_1.bias", W);
-    W_(in_proj, "attn.in_proj.weight", 3 * W, W);
-    V_(in_proj_b, "attn.in_proj.bias", 3 * W);
-    W_(out_proj, "attn.out_proj.weight", W, W);
-    V_(out_proj_b, "attn.out_proj.bias", W);
-    V_(ln_2_w, "ln_2.weight", W);
-    V_(ln_2_b, "ln_2.bias", W);
-    W_(c_fc, "mlp.c_fc.weight", M, W);
-    V_(c_fc_b, "mlp.c_fc.bias", M);
-    W_(c_proj, "mlp.c_proj.weight", W, M);
-    V_(c_proj_b, "mlp.c_proj.bias", W);
-#undef V_
-#undef W_
+#define SUB(key) (snprintf(n, sizeof n, "transformer.resblocks.%d.%s", i, key), n)
+    if (sx_layernorm_load(s, SUB("ln_1"), W, c->ln_eps, &b->ln_1) ||
+        sx_linear_load(s, SUB("attn.in_proj"), 3 * W, W, SX_BIAS, &b->in_proj) ||
+        sx_linear_load(s, SUB("attn.out_proj"), W, W, SX_BIAS, &b->out_proj) ||
+        sx_layernorm_load(s, SUB("ln_2"), W, c->ln_eps, &b->ln_2) ||
+        sx_linear_load(s, SUB("mlp.c_fc"), M, W, SX_BIAS, &b->c_fc) ||
+        sx_linear_load(s, SUB("mlp.c_proj"), W, M, SX_BIAS, &b->c_proj))
+        return -1;
+#undef SUB
     return 0;
 }
 
@@ -357,6 +356,7 @@ int sx_vit_load(sx_gguf *g, sx_vit **out) {
     v->g = g;
     sx_vit_config *c = &v->c;
     const char *path = sx_gguf_path(g);
+    sx_src s = sx_src_one(g);
     double eps;
     if (meta_pos(g, "seedx.vit.image_size", &c->image_size) || meta_pos(g, "seedx.vit.patch_size", &c->patch_size) ||
         meta_pos(g, "seedx.vit.width", &c->width) || meta_pos(g, "seedx.vit.layers", &c->layers) ||
@@ -387,13 +387,12 @@ int sx_vit_load(sx_gguf *g, sx_vit **out) {
     if (!sx_tensor_get(g, "conv1.weight", SX_ANY_FLOAT, SX_SHAPE(W, 3, P, P)) ||
         sx_weight_get(g, "conv1.weight", W, 3 * P * P, &v->conv1) ||
         !(v->positional_embedding = sx_get_f32(g, "positional_embedding", SX_SHAPE(G * G, W))) ||
-        !(v->ln_pre_w = sx_get_f32(g, "ln_pre.weight", SX_SHAPE(W))) ||
-        !(v->ln_pre_b = sx_get_f32(g, "ln_pre.bias", SX_SHAPE(W))))
+        sx_layernorm_load(&s, "ln_pre", W, c->ln_eps, &v->ln_pre))
         goto fail;
     v->blocks = sx_calloc((size_t)c->layers, sizeof *v->blocks, "vit blocks");
     if (!v->blocks) goto fail;
     for (int i = 0; i < c->layers; i++)
-        if (load_block(g, c, i, &v->blocks[i])) goto fail;
+        if (load_block(&s, c, i, &v->blocks[i])) goto fail;
     /* attn_pool: Resampler(grid, E, E // 128 heads, kv_dim = W), LN eps of the ViT */
     if (!sx_tensor_get(g, "attn_pool.query", SX_ANY_FLOAT, SX_SHAPE(c->n_queries, E))) goto fail;
     if (W != E && !sx_tensor_get(g, "attn_pool.kv_proj.weight", SX_ANY_FLOAT, SX_SHAPE(E, W)))
@@ -404,8 +403,7 @@ int sx_vit_load(sx_gguf *g, sx_vit **out) {
                (long long)v->attn_pool.kv_dim, (long long)W);
         goto fail;
     }
-    if (!(v->ln_post_w = sx_get_f32(g, "ln_post.weight", SX_SHAPE(E))) ||
-        !(v->ln_post_b = sx_get_f32(g, "ln_post.bias", SX_SHAPE(E))) ||
+    if (sx_layernorm_load(&s, "ln_post", E, c->ln_eps, &v->ln_post) ||
         !sx_tensor_get(g, "proj", SX_ANY_FLOAT, SX_SHAPE(E, E)) ||
         sx_weight_get_t(g, "proj", E, E, &v->proj))
         goto fail;
@@ -441,6 +439,36 @@ int64_t sx_vit_grid(const sx_vit *v, int64_t S) { return v && v->c.patch_size > 
 /* ======================================================================
  * forward
  * ====================================================================== */
+/* conv1: [3,S,S] -> [W, grid, grid] per image (stride = kernel = patch, no bias) -> tokens
+ * x [T, W] (raster order) + get_abs_pos(positional_embedding, T) */
+static int embed_patches(const sx_vit *v, const float *pixels, int64_t N, int64_t S, float *x,
+                         sx_arena *ws) {
+    const sx_vit_config *c = &v->c;
+    int64_t P = c->patch_size, W = c->width, grid = S / P, T = grid * grid;
+    sx_arena_mark top = sx_arena_top(ws);
+    int rc = -1;
+    float *conv = sx_arena_floats(ws, N * W * T, "vit conv1");
+    /* positions: cached for image_size */
+    float *pos = grid == v->pos_grid_n ? v->pos : sx_arena_floats(ws, T * W, "vit positions");
+    if (!conv || !pos) goto done;
+    if (pos != v->pos && abs_pos(pos, v->positional_embedding, c->pos_grid * c->pos_grid, W, T, ws))
+        goto done;
+    sx_conv geom = {.cin = 3, .cout = (int)W, .kh = (int)P, .kw = (int)P, .stride = (int)P};
+    for (int64_t n = 0; n < N; n++)
+        if (sx_conv2d(conv + n * W * T, pixels + n * 3 * S * S, S, S, &geom, &v->conv1, NULL, NULL,
+                      NULL))
+            goto done;
+    sx_tracef(conv, 4, (int64_t[]){N, W, grid, grid}, "conv1");
+    for (int64_t n = 0; n < N; n++) {
+        sx_transpose(x + n * T * W, conv + n * W * T, W, T);
+        sx_add(x + n * T * W, x + n * T * W, pos, T * W);
+    }
+    rc = 0;
+done:
+    sx_arena_release(ws, top);
+    return rc;
+}
+
 int sx_vit_forward(const sx_vit *v, const float *pixels, int64_t N, int64_t S, float *out) {
     if (!v || !pixels || !out) return sx_err("sx_vit_forward: NULL argument");
     const sx_vit_config *c = &v->c;
@@ -449,57 +477,30 @@ int sx_vit_forward(const sx_vit *v, const float *pixels, int64_t N, int64_t S, f
         return sx_err("sx_vit_forward: bad input [%lld,3,%lld,%lld] (patch size %lld)", (long long)N,
                       (long long)S, (long long)S, (long long)P);
     int64_t grid = S / P, T = grid * grid, M = N * T;
-    int64_t work_n = sx_vit_block_work(W, c->mlp_width, M);
-    int64_t conv_n = M * W;
-    float *x = sx_malloc(sizeof(float) * (size_t)M * (size_t)W, "vit activations");
-    float *work = sx_malloc(sizeof(float) * (size_t)(work_n > conv_n + T * W ? work_n : conv_n + T * W),
-                            "vit scratch");
-    float *pooled = sx_malloc(sizeof(float) * (size_t)(N * Q * E), "vit pooled");
+    sx_arena ws = {0};
+    float *x = sx_arena_floats(&ws, M * W, "vit activations");
+    float *pooled = sx_arena_floats(&ws, N * Q * E, "vit pooled");
     int rc = -1;
-    if (!x || !work || !pooled) goto done;
-
-    /* positions: get_abs_pos(positional_embedding, T), cached for image_size */
-    const float *pos = v->pos;
-    if (grid != v->pos_grid_n) {
-        float *tmp = work + conv_n;
-        if (sx_abs_pos(tmp, v->positional_embedding, c->pos_grid * c->pos_grid, W, T)) goto done;
-        pos = tmp;
-    }
-    /* conv1: [3,S,S] -> [W, grid, grid] per tile (stride = kernel = patch, no bias) */
-    sx_conv conv = {3, (int)W, (int)P, (int)P, (int)P, 0, 0, 0, 0};
-    for (int64_t n = 0; n < N; n++)
-        if (sx_conv2d(work + n * W * T, pixels + n * 3 * S * S, S, S, &conv, &v->conv1, NULL, NULL, NULL))
-            goto done;
-    sx_tracef(work, 4, (int64_t[]){N, W, grid, grid}, "conv1");
-    /* [W, T] -> [T, W] tokens (raster order), + positions */
-    for (int64_t n = 0; n < N; n++) {
-        sx_transpose(x + n * T * W, work + n * W * T, W, T);
-        sx_add(x + n * T * W, x + n * T * W, pos, T * W);
-    }
-    /* ln_pre */
-    sx_layernorm(x, x, v->ln_pre_w, v->ln_pre_b, M, W, c->ln_eps);
+    /* conv1 + positions: [N, 3, S, S] -> [N, T, W]; ln_pre */
+    if (!x || !pooled || embed_patches(v, pixels, N, S, x, &ws)) goto done;
+    sx_norm_rows(&v->ln_pre, x, x, M);
     sx_tracef(x, 3, (int64_t[]){N, T, W}, "ln_pre");
-    /* transformer.resblocks.* */
+    /* transformer.resblocks.*: [N, T, W] */
     for (int i = 0; i < c->layers; i++) {
-        if (sx_vit_block_forward(&v->blocks[i], W, (int)c->heads, c->mlp_width, c->ln_eps, x, N, T, work, i))
-            goto done;
+        if (sx_vit_block_forward(&v->blocks[i], (int)c->heads, x, N, T, i, &ws)) goto done;
         sx_tracef(x, 3, (int64_t[]){N, T, W}, "transformer.resblocks.%d", i);
     }
-    free(work);
-    work = NULL;
-    /* attn_pool: [N,T,W] -> [N,Q,E] */
-    if (sx_resampler_forward(&v->attn_pool, x, N, T, pooled)) goto done;
-    /* ln_post, x @ proj */
-    sx_layernorm(pooled, pooled, v->ln_post_w, v->ln_post_b, N * Q, E, c->ln_eps);
+    /* attn_pool: [N, T, W] -> [N, Q, E] */
+    if (resampler_run(&v->attn_pool, x, N, T, pooled, &ws)) goto done;
+    /* ln_post, x @ proj: [N, Q, E] */
+    sx_norm_rows(&v->ln_post, pooled, pooled, N * Q);
     sx_tracef(pooled, 3, (int64_t[]){N, Q, E}, "ln_post");
     if (sx_matmul(out, pooled, &v->proj, NULL, N * Q)) goto done;
     sx_tracef(out, 3, (int64_t[]){N, Q, E}, "output");
     rc = 0;
 done:
     if (rc) sx_err_prefix("vit forward: ");
-    free(x);
-    free(work);
-    free(pooled);
+    sx_arena_free(&ws);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gguf.h"
+#include "nn.h"
 #include "ops.h"
 
 #ifdef __cplusplus
@@ -34,28 +35,24 @@ extern "C" {
  * shapes) are given by the caller. */
 typedef struct sx_resampler {
     int64_t n_queries, grid, embed_dim, kv_dim;
-    int n_heads;
-    float eps;
-    char name[64];                 /* trace prefix, e.g. "attn_pool" */
+    char name[64];                  /* trace prefix, e.g. "attn_pool" */
     const float *query, *pos_embed; /* [Q,E] each */
-    int has_kv_proj;
-    sx_weight kv_proj;             /* [E, kv_dim], no bias */
-    sx_weight wq, wk, wv;          /* row blocks of in_proj_weight, [E,E] each */
-    const float *in_proj_bias;     /* [3E]: bq | bk | bv */
-    sx_weight out_proj;            /* [E,E] */
-    const float *out_proj_bias;    /* [E] */
-    const float *ln_q_w, *ln_q_b, *ln_kv_w, *ln_kv_b;
+    sx_linear kv_proj;              /* [E, kv_dim], no bias; w.data NULL: nn.Identity */
+    sx_norm ln_q, ln_kv;            /* LayerNorm [E] */
+    sx_mha attn;                    /* q/k/v: row blocks Wq;Wk;Wv of in_proj_weight with
+                                     * in_proj_bias; o: out_proj */
     /* derived by sx_resampler_init (owned): */
-    float *q;                      /* [Q,E] projected queries Wq (ln_q(query) + pos_embed) + bq */
-    int64_t key_pos_n;             /* keys the cached table is for (0: none) */
-    float *key_pos;                /* [key_pos_n, E] = get_abs_pos(pos_embed, key_pos_n) */
+    float *q;                       /* [Q,E] projected queries Wq (ln_q(query) + pos_embed) + bq */
+    int64_t key_pos_n;              /* keys the cached table is for (0: none) */
+    float *key_pos;                 /* [key_pos_n, E] = get_abs_pos(pos_embed, key_pos_n) */
 } sx_resampler;
 
 /* Fills r from tensors named prefix + key and runs sx_resampler_init. The
  * tensors must stay mapped (g open) while r is used. */
 int sx_resampler_load(sx_gguf *g, const char *prefix, int n_heads, float eps, sx_resampler *r);
-/* Computes the derived data (projected queries) once the weight fields are
- * set; used by sx_resampler_load and by callers filling a zeroed r by hand. */
+/* Computes the derived data (projected queries) once the weight fields and
+ * attn.heads are set; used by sx_resampler_load and by callers filling a
+ * zeroed r by hand. */
 int sx_resampler_init(sx_resampler *r);
 /* Caches the key positional table for n_kv_tokens keys (a perfect square). */
 int sx_resampler_prepare(sx_resampler *r, int64_t n_kv_tokens);
@@ -75,25 +72,19 @@ int sx_sincos_2d(float *out, int64_t dim, int64_t grid);
 
 /* ---- ViT blocks --------------------------------------------------------- */
 typedef struct sx_vit_block {
-    const float *ln_1_w, *ln_1_b, *ln_2_w, *ln_2_b; /* [W] */
-    sx_weight in_proj;        /* [3W, W]; rows per head h: q_h | k_h | v_h (3*hd rows) */
-    const float *in_proj_b;   /* [3W] */
-    sx_weight out_proj;       /* [W, W] */
-    const float *out_proj_b;  /* [W] */
-    sx_weight c_fc;           /* [mlp, W] */
-    const float *c_fc_b;      /* [mlp] */
-    sx_weight c_proj;         /* [W, mlp] */
-    const float *c_proj_b;    /* [W] */
+    sx_norm ln_1, ln_2;       /* LayerNorm [W] */
+    sx_linear in_proj;        /* attn.in_proj [3W, W]; per head h rows q_h | k_h | v_h (3*hd) */
+    sx_linear out_proj;       /* attn.out_proj [W, W] */
+    sx_linear c_fc;           /* mlp.c_fc [mlp, W] */
+    sx_linear c_proj;         /* mlp.c_proj [W, mlp] */
 } sx_vit_block;
 
-/* Floats of scratch sx_vit_block_forward needs for n_tok tokens. */
-int64_t sx_vit_block_work(int64_t width, int64_t mlp_width, int64_t n_tok);
 /* One pre-LN block on x [N*T, W] in place (N sequences of T tokens attend
  * within themselves): x += out_proj(attn(ln_1(x))); x += c_proj(gelu(c_fc(ln_2(x)))).
- * work: sx_vit_block_work(W, mlp, N*T) floats, or NULL to allocate.
- * layer >= 0 names traces transformer.resblocks.<layer>(.attn/.mlp). */
-int sx_vit_block_forward(const sx_vit_block *b, int64_t width, int heads, int64_t mlp_width,
-                         float eps, float *x, int64_t N, int64_t T, float *work, int layer);
+ * Temporaries from ws (nn.h): N*T*(W + max(4W, mlp)) floats. layer >= 0
+ * names traces transformer.resblocks.<layer>(.attn/.mlp). */
+int sx_vit_block_forward(const sx_vit_block *b, int heads, float *x, int64_t N, int64_t T,
+                         int layer, sx_arena *ws);
 
 /* ---- the encoder -------------------------------------------------------- */
 typedef struct sx_vit_config {
@@ -109,10 +100,10 @@ typedef struct sx_vit {
     int own_g;
     sx_weight conv1;                    /* [W, 3*p*p], no bias */
     const float *positional_embedding;  /* [pos_grid^2, W] */
-    const float *ln_pre_w, *ln_pre_b;
+    sx_norm ln_pre;                     /* [W] */
     sx_vit_block *blocks;               /* [layers] */
     sx_resampler attn_pool;
-    const float *ln_post_w, *ln_post_b; /* [E] */
+    sx_norm ln_post;                    /* [E] */
     sx_weight proj;                     /* [E,E] used as x @ proj */
     int64_t pos_grid_n;                 /* grid the cached table is for */
     float *pos;                         /* [grid^2, W] positional table for image_size */

@@ -60,8 +60,9 @@ static const sx_wtype table[] = {
            [SX_SIMD_AVX512] = {X86(sx_f16_to_f32_avx512), NULL, X86(sx_gemv_f16_avx512)}}},
     {.type = SX_BF16, .name = "BF16", .block = 1, .block_bytes = 2, .act_type = SX_F32, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {bf16_to_f32, bf16_from_f32, sx_gemv_bf16_scalar},
-           [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), NULL, X86(sx_gemv_bf16_avx2)},
-           [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), NULL, X86(sx_gemv_bf16_avx512)}}},
+           [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), X86(sx_bf16_from_f32_avx2), X86(sx_gemv_bf16_avx2)},
+           [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), X86(sx_bf16_from_f32_avx512),
+                               X86(sx_gemv_bf16_avx512)}}},
     /* Quantized types (quant.h: layouts; quant.c, quant_<isa>.c: kernels).
      * The integer GEMV takes the activations quantized to act_type. */
     {.type = SX_Q8_0, .name = "Q8_0", .block = SX_QK, .block_bytes = SX_Q8_0_BYTES,
@@ -126,7 +127,7 @@ double sx_type_bpw(int type) {
 }
 
 sx_wtype_kernels sx_wtype_kernels_of(const sx_wtype *t) {
-    sx_wtype_kernels k = t->k[SX_SIMD_SCALAR], s = t->k[sx_simd_level()];
+    sx_wtype_kernels k = t->k[SX_SIMD_SCALAR], s = t->k[sx_simd_vec_level()];
     if (s.to_f32) k.to_f32 = s.to_f32;
     if (s.from_f32) k.from_f32 = s.from_f32;
     if (s.gemv) k.gemv = s.gemv;

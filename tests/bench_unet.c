@@ -63,45 +63,45 @@ static sx_weight mat(int64_t N, int64_t K) {
     return w;
 }
 
-static void make_tblock(sx_unet_tblock *b, int D, int heads, int C) {
-    memset(b, 0, sizeof *b);
-    b->dim = D;
-    b->heads = heads;
-    b->ctx_dim = C;
-    b->ff_inner = 4 * D;
-    b->eps = 1e-5f;
-    b->norm1_w = vec(D, 0.8f, 1.2f), b->norm1_b = vec(D, -0.1f, 0.1f);
-    b->norm2_w = vec(D, 0.8f, 1.2f), b->norm2_b = vec(D, -0.1f, 0.1f);
-    b->norm3_w = vec(D, 0.8f, 1.2f), b->norm3_b = vec(D, -0.1f, 0.1f);
-    b->attn1.q = mat(D, D), b->attn1.k = mat(D, D), b->attn1.v = mat(D, D), b->attn1.o = mat(D, D);
-    b->attn1.o_b = vec(D, -0.1f, 0.1f);
-    b->attn2.q = mat(D, D), b->attn2.k = mat(D, C), b->attn2.v = mat(D, C), b->attn2.o = mat(D, D);
-    b->attn2.o_b = vec(D, -0.1f, 0.1f);
-    b->ff_proj = mat(8 * (int64_t)D, D), b->ff_proj_b = vec(8 * D, -0.1f, 0.1f);
-    b->ff_out = mat(D, 4 * (int64_t)D), b->ff_out_b = vec(D, -0.1f, 0.1f);
+static sx_linear lin(int64_t N, int64_t K, int bias) {
+    return (sx_linear){mat(N, K), bias ? vec(N, -0.1f, 0.1f) : NULL};
+}
+static sx_norm norm(int64_t c, int groups, float eps) {
+    return (sx_norm){.w = vec(c, 0.8f, 1.2f), .b = vec(c, -0.1f, 0.1f), .dim = c, .groups = groups,
+                     .eps = eps};
+}
+static sx_conv_layer conv3(int c) {
+    sx_conv_layer cv = sx_conv_f32(NULL, vec(c, -0.1f, 0.1f), c, c, 3, 1, 1);
+    cv.w = mat(c, (int64_t)c * 9);
+    return cv;
 }
 
-static void make_resnet(sx_unet_resnet *r, int c, int E) {
+static void make_tblock(sx_unet_tblock *b, int D, int heads, int C) {
+    memset(b, 0, sizeof *b);
+    b->norm1 = norm(D, 0, 1e-5f), b->norm2 = norm(D, 0, 1e-5f), b->norm3 = norm(D, 0, 1e-5f);
+    b->attn1.q = lin(D, D, 0), b->attn1.k = lin(D, D, 0), b->attn1.v = lin(D, D, 0);
+    b->attn1.o = lin(D, D, 1);
+    b->attn2.q = lin(D, D, 0), b->attn2.k = lin(D, C, 0), b->attn2.v = lin(D, C, 0);
+    b->attn2.o = lin(D, D, 1);
+    sx_mha_init(&b->attn1, heads);
+    sx_mha_init(&b->attn2, heads);
+    b->ff_proj = lin(8 * (int64_t)D, D, 1);
+    b->ff_out = lin(D, 4 * (int64_t)D, 1);
+}
+
+static void make_resnet(sx_resnet *r, int c, int E) {
     memset(r, 0, sizeof *r);
     r->cin = r->cout = c;
-    r->groups = 32;
-    r->eps = 1e-5f;
-    r->temb_dim = E;
-    r->norm1_w = vec(c, 0.8f, 1.2f), r->norm1_b = vec(c, -0.1f, 0.1f);
-    r->norm2_w = vec(c, 0.8f, 1.2f), r->norm2_b = vec(c, -0.1f, 0.1f);
-    r->conv1 = mat(c, (int64_t)c * 9), r->conv1_b = vec(c, -0.1f, 0.1f);
-    r->conv2 = mat(c, (int64_t)c * 9), r->conv2_b = vec(c, -0.1f, 0.1f);
-    r->temb = mat(c, E), r->temb_b = vec(c, -0.1f, 0.1f);
+    r->norm1 = norm(c, 32, 1e-5f), r->norm2 = norm(c, 32, 1e-5f);
+    r->conv1 = conv3(c), r->conv2 = conv3(c);
+    r->time_emb_proj = lin(c, E, 1);
 }
 
 static void make_wrapper(sx_unet_transformer *t, int c) {
     memset(t, 0, sizeof *t);
-    t->ch = c;
-    t->groups = 32;
-    t->eps = 1e-6f;
-    t->norm_w = vec(c, 0.8f, 1.2f), t->norm_b = vec(c, -0.1f, 0.1f);
-    t->proj_in = mat(c, c), t->proj_in_b = vec(c, -0.1f, 0.1f);
-    t->proj_out = mat(c, c), t->proj_out_b = vec(c, -0.1f, 0.1f);
+    t->norm = norm(c, 32, 1e-6f);
+    t->proj_in = lin(c, c, 1);
+    t->proj_out = lin(c, c, 1);
     t->n_layers = 0;
 }
 
@@ -118,6 +118,7 @@ static double now(void) { return sx_time(); }
 
 static void run_blocks(timings *T) {
     static const int lvl_c[3] = {320, 640, 1280}, lvl_s[3] = {128, 64, 32};
+    sx_arena ws = {0};
     const int E = 1280, C = 2048;
     float *ctx = vec(64 * (int64_t)C, -1, 1);
     /* transformer blocks */
@@ -126,24 +127,24 @@ static void run_blocks(timings *T) {
         make_tblock(&b, 1280, 20, C);
         float *h = vec(1024 * 1280, -1, 1);
         double t0 = now();
-        if (sx_unet_tblock_forward(&b, h, 1024, ctx, 64)) fprintf(stderr, "%s\n", sx_errmsg());
+        if (sx_unet_tblock_forward(&b, h, 1024, ctx, 64, &ws)) fprintf(stderr, "%s\n", sx_errmsg());
         T->tb1280 = now() - t0;
         make_tblock(&b, 640, 10, C);
         h = vec(4096 * 640, -1, 1);
         t0 = now();
-        if (sx_unet_tblock_forward(&b, h, 4096, ctx, 64)) fprintf(stderr, "%s\n", sx_errmsg());
+        if (sx_unet_tblock_forward(&b, h, 4096, ctx, 64, &ws)) fprintf(stderr, "%s\n", sx_errmsg());
         T->tb640 = now() - t0;
     }
     /* resnets C->C per level */
     float *emb = vec(E, -1, 1);
     for (int l = 0; l < 3; l++) {
-        sx_unet_resnet r;
+        sx_resnet r;
         int c = lvl_c[l], s = lvl_s[l];
         make_resnet(&r, c, E);
         float *x = vec((int64_t)c * s * s, -1, 1);
         float *y = keep(malloc(sizeof(float) * (size_t)c * s * s));
         double t0 = now();
-        if (sx_unet_resnet_forward(&r, y, x, s, s, emb)) fprintf(stderr, "%s\n", sx_errmsg());
+        if (sx_resnet_forward(&r, y, x, s, s, emb, &ws)) fprintf(stderr, "%s\n", sx_errmsg());
         T->r[l] = now() - t0;
     }
     /* transformer wrappers (GroupNorm + proj_in + proj_out) */
@@ -154,12 +155,14 @@ static void run_blocks(timings *T) {
         float *x = vec((int64_t)c * s * s, -1, 1);
         float *y = keep(malloc(sizeof(float) * (size_t)c * s * s));
         double t0 = now();
-        if (sx_unet_transformer_forward(&t, y, x, s, s, ctx, 64, NULL)) fprintf(stderr, "%s\n", sx_errmsg());
+        if (sx_unet_transformer_forward(&t, y, x, s, s, ctx, 64, NULL, &ws))
+            fprintf(stderr, "%s\n", sx_errmsg());
         if (l == 1)
             T->w640 = now() - t0;
         else
             T->w1280 = now() - t0;
     }
+    sx_arena_free(&ws);
     free_all();
 }
 
@@ -212,8 +215,9 @@ static void real_forward(const char *path) {
     float *eps = keep(malloc(sizeof(float) * (size_t)(c->out_channels * h * w)));
     size_t rss0 = sx_peak_rss();
     t0 = now();
-    if (sx_unet_forward(u, x, c->in_channels, h, w, 981.0f, ctx, 64, c->cross_dim, pooled, c->pooled_dim,
-                        tids, eps))
+    sx_unet_cond cond = {.context = ctx, .n_ctx = 64, .ctx_dim = c->cross_dim, .pooled = pooled,
+                         .pooled_dim = c->pooled_dim, .time_ids = tids};
+    if (sx_unet_forward(u, x, c->in_channels, h, w, 981.0f, &cond, eps))
         fprintf(stderr, "%s\n", sx_errmsg());
     double dt = now() - t0;
     size_t rss = sx_peak_rss();

@@ -31,45 +31,47 @@ static float *rnd(int64_t n, uint64_t seed, float lo, float hi) {
     return p;
 }
 
-static void make_resnet(sx_vae_resnet *r, int cin, int cout, uint64_t s) {
+static sx_norm norm(int c, uint64_t s) {
+    return (sx_norm){.w = rnd(c, s, 0.5f, 1.5f), .b = rnd(c, s + 1, -0.1f, 0.1f), .dim = c,
+                     .groups = 32, .eps = 1e-6f};
+}
+
+static void make_resnet(sx_resnet *r, int cin, int cout, uint64_t s) {
     memset(r, 0, sizeof *r);
     r->cin = cin;
     r->cout = cout;
-    r->groups = 32;
-    r->eps = 1e-6f;
     float a1 = 0.05f, a2 = 0.05f;
-    r->norm1_w = rnd(cin, s + 0, 0.5f, 1.5f);
-    r->norm1_b = rnd(cin, s + 1, -0.1f, 0.1f);
-    r->conv1 = sx_weight_f32(rnd((int64_t)cout * cin * 9, s + 2, -a1, a1), cout, (int64_t)cin * 9);
-    r->conv1_b = rnd(cout, s + 3, -0.1f, 0.1f);
-    r->norm2_w = rnd(cout, s + 4, 0.5f, 1.5f);
-    r->norm2_b = rnd(cout, s + 5, -0.1f, 0.1f);
-    r->conv2 = sx_weight_f32(rnd((int64_t)cout * cout * 9, s + 6, -a2, a2), cout, (int64_t)cout * 9);
-    r->conv2_b = rnd(cout, s + 7, -0.1f, 0.1f);
+    r->norm1 = norm(cin, s + 0);
+    float *w1 = rnd((int64_t)cout * cin * 9, s + 2, -a1, a1);
+    r->conv1 = sx_conv_f32(w1, rnd(cout, s + 3, -0.1f, 0.1f), cin, cout, 3, 1, 1);
+    r->norm2 = norm(cout, s + 4);
+    float *w2 = rnd((int64_t)cout * cout * 9, s + 6, -a2, a2);
+    r->conv2 = sx_conv_f32(w2, rnd(cout, s + 7, -0.1f, 0.1f), cout, cout, 3, 1, 1);
     if (cin != cout) {
-        r->has_shortcut = 1;
-        r->shortcut = sx_weight_f32(rnd((int64_t)cout * cin, s + 8, -0.05f, 0.05f), cout, cin);
-        r->shortcut_b = rnd(cout, s + 9, -0.1f, 0.1f);
+        float *w3 = rnd((int64_t)cout * cin, s + 8, -0.05f, 0.05f);
+        r->conv_shortcut = sx_conv_f32(w3, rnd(cout, s + 9, -0.1f, 0.1f), cin, cout, 1, 1, 0);
     }
 }
 
-static void free_resnet(sx_vae_resnet *r) {
-    free((void *)r->norm1_w), free((void *)r->norm1_b), free((void *)r->conv1.data);
-    free((void *)r->conv1_b), free((void *)r->norm2_w), free((void *)r->norm2_b);
-    free((void *)r->conv2.data), free((void *)r->conv2_b);
-    if (r->has_shortcut) free((void *)r->shortcut.data), free((void *)r->shortcut_b);
+static void free_resnet(sx_resnet *r) {
+    const void *p[] = {r->norm1.w, r->norm1.b, r->conv1.w.data, r->conv1.b, r->norm2.w,
+                       r->norm2.b, r->conv2.w.data, r->conv2.b, r->conv_shortcut.w.data,
+                       r->conv_shortcut.b};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free((void *)p[i]);
 }
 
 /* seconds per pixel of one resnet cin->cout, measured on S x S */
 static double time_resnet(int cin, int cout, int S) {
-    sx_vae_resnet r;
+    sx_resnet r;
     make_resnet(&r, cin, cout, 1000);
-    float *x = rnd((int64_t)cin * S * S, 7, -1, 1), *y = NULL;
-    sx_vae_resnet_forward(&r, x, S, S, &y); /* warm-up */
-    free(y);
+    float *x = rnd((int64_t)cin * S * S, 7, -1, 1);
+    float *y = malloc(sizeof(float) * (size_t)cout * S * S);
+    sx_arena ws = {0};
+    sx_resnet_forward(&r, y, x, S, S, NULL, &ws); /* warm-up */
     double t0 = sx_time();
-    if (sx_vae_resnet_forward(&r, x, S, S, &y) != 0) fprintf(stderr, "%s\n", sx_errmsg());
+    if (sx_resnet_forward(&r, y, x, S, S, NULL, &ws) != 0) fprintf(stderr, "%s\n", sx_errmsg());
     double dt = sx_time() - t0;
+    sx_arena_free(&ws);
     free(y);
     free(x);
     free_resnet(&r);
@@ -93,24 +95,21 @@ static double time_conv(int cin, int cout, int S) {
 static double time_attn(int C, int S) {
     sx_vae_attn a;
     memset(&a, 0, sizeof a);
-    a.channels = C;
-    a.groups = 32;
-    a.eps = 1e-6f;
-    a.norm_w = rnd(C, 1, 0.5f, 1.5f);
-    a.norm_b = rnd(C, 2, -0.1f, 0.1f);
-    sx_weight *ws[4] = {&a.q, &a.k, &a.v, &a.o};
-    const float **bs[4] = {&a.q_b, &a.k_b, &a.v_b, &a.o_b};
-    for (int k = 0; k < 4; k++) {
-        *ws[k] = sx_weight_f32(rnd((int64_t)C * C, 3 + k, -0.07f, 0.07f), C, C);
-        *bs[k] = rnd(C, 9 + k, -0.1f, 0.1f);
-    }
+    a.group_norm = norm(C, 1);
+    sx_linear *ls[4] = {&a.mha.q, &a.mha.k, &a.mha.v, &a.mha.o};
+    for (int k = 0; k < 4; k++)
+        *ls[k] = sx_linear_f32(rnd((int64_t)C * C, 3 + k, -0.07f, 0.07f), C, C,
+                               rnd(C, 9 + k, -0.1f, 0.1f));
+    sx_mha_init(&a.mha, 1);
     float *x = rnd((int64_t)C * S * S, 20, -1, 1);
+    sx_arena ws = {0};
     double t0 = sx_time();
-    if (sx_vae_attn_forward(&a, x, x, S, S) != 0) fprintf(stderr, "%s\n", sx_errmsg());
+    if (sx_vae_attn_forward(&a, x, x, S, S, &ws) != 0) fprintf(stderr, "%s\n", sx_errmsg());
     double dt = sx_time() - t0;
+    sx_arena_free(&ws);
     free(x);
-    free((void *)a.norm_w), free((void *)a.norm_b);
-    for (int k = 0; k < 4; k++) free((void *)ws[k]->data), free((void *)*bs[k]);
+    free((void *)a.group_norm.w), free((void *)a.group_norm.b);
+    for (int k = 0; k < 4; k++) free((void *)ls[k]->w.data), free((void *)ls[k]->b);
     return dt;
 }
 

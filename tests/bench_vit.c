@@ -79,9 +79,12 @@ int main(int argc, char **argv) {
     float *op = urand(W * W, 4, 0.04f), *fc = urand((int64_t)MLP * W, 5, 0.04f), *fcb = urand(MLP, 6, 0.1f);
     float *pr = urand((int64_t)W * MLP, 7, 0.01f);
     for (int i = 0; i < 2 * W; i += 2) ln[i] += 1.0f;
-    sx_vit_block b = {ln, ln + W, ln + 2 * W, ln + 3 * W, wrap(in, 3 * W, W, bf16, &keep[0]), inb,
-                      wrap(op, W, W, bf16, &keep[1]), inb, wrap(fc, MLP, W, bf16, &keep[2]), fcb,
-                      wrap(pr, W, MLP, bf16, &keep[3]), inb};
+    sx_vit_block b = {.ln_1 = {.w = ln, .b = ln + W, .dim = W, .eps = 1e-6f},
+                      .ln_2 = {.w = ln + 2 * W, .b = ln + 3 * W, .dim = W, .eps = 1e-6f},
+                      .in_proj = {wrap(in, 3 * W, W, bf16, &keep[0]), inb},
+                      .out_proj = {wrap(op, W, W, bf16, &keep[1]), inb},
+                      .c_fc = {wrap(fc, MLP, W, bf16, &keep[2]), fcb},
+                      .c_proj = {wrap(pr, W, MLP, bf16, &keep[3]), inb}};
     /* pool weights */
     float *qry = urand((int64_t)Q * E, 11, 1.0f), *pe = malloc(sizeof(float) * Q * E);
     float *kv = urand((int64_t)E * W, 12, 0.04f), *pin = urand(3LL * E * E, 13, 0.027f);
@@ -95,21 +98,16 @@ int main(int argc, char **argv) {
     r.grid = 16;
     r.embed_dim = E;
     r.kv_dim = W;
-    r.n_heads = PH;
-    r.eps = 1e-6f;
+    r.attn.heads = PH;
     r.query = qry;
     r.pos_embed = pe;
-    r.has_kv_proj = 1;
-    r.kv_proj = wrap(kv, E, W, bf16, &keep[4]);
+    r.kv_proj = (sx_linear){wrap(kv, E, W, bf16, &keep[4]), NULL};
     sx_weight inw = wrap(pin, 3 * E, E, bf16, &keep[5]);
-    r.wq = sx_weight_rows(&inw, 0, E);
-    r.wk = sx_weight_rows(&inw, E, E);
-    r.wv = sx_weight_rows(&inw, 2 * E, E);
-    r.in_proj_bias = pinb;
-    r.out_proj = wrap(pout, E, E, bf16, &keep[6]);
-    r.out_proj_bias = pinb;
-    r.ln_q_w = r.ln_kv_w = pln;
-    r.ln_q_b = r.ln_kv_b = pln + E;
+    r.attn.q = (sx_linear){sx_weight_rows(&inw, 0, E), pinb};
+    r.attn.k = (sx_linear){sx_weight_rows(&inw, E, E), pinb + E};
+    r.attn.v = (sx_linear){sx_weight_rows(&inw, 2 * E, E), pinb + 2 * E};
+    r.attn.o = (sx_linear){wrap(pout, E, E, bf16, &keep[6]), pinb};
+    r.ln_q = r.ln_kv = (sx_norm){.w = pln, .b = pln + E, .dim = E, .eps = 1e-6f};
     sx_weight pw = wrap(proj, E, E, bf16, &keep[7]);
     pw.trans = 1;
     if (sx_resampler_init(&r) || sx_resampler_prepare(&r, 1024)) {
@@ -118,7 +116,7 @@ int main(int argc, char **argv) {
     }
     int64_t T = 1024;
     float *x = urand(T * W, 21, 2.0f), *x0 = malloc(sizeof(float) * T * W);
-    float *work = malloc(sizeof(float) * (size_t)sx_vit_block_work(W, MLP, T));
+    sx_arena ws = {0};
     float *pooled = malloc(sizeof(float) * Q * E), *out = malloc(sizeof(float) * Q * E);
     memcpy(x0, x, sizeof(float) * T * W);
 
@@ -136,7 +134,7 @@ int main(int argc, char **argv) {
             int64_t tt = lvl == SX_SIMD_SCALAR ? 256 : T;
             memcpy(x, x0, sizeof(float) * T * W);
             double t0 = sx_time(), c0 = cpu_time();
-            if (sx_vit_block_forward(&b, W, H, MLP, 1e-6f, x, 1, tt, work, -1)) {
+            if (sx_vit_block_forward(&b, H, x, 1, tt, -1, &ws)) {
                 fprintf(stderr, "%s\n", sx_errmsg());
                 return 1;
             }
@@ -170,7 +168,8 @@ int main(int argc, char **argv) {
     sx_simd_init();
     sx_threads_init(max_threads);
     sx_resampler_free(&r);
-    float *bufs[] = {ln, in, inb, op, fc, fcb, pr, qry, pe, kv, pin, pinb, pout, pln, proj, x, x0, work, pooled, out};
+    sx_arena_free(&ws);
+    float *bufs[] = {ln, in, inb, op, fc, fcb, pr, qry, pe, kv, pin, pinb, pout, pln, proj, x, x0, pooled, out};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     for (int i = 0; i < 8; i++) free(keep[i]);
     return 0;

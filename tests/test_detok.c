@@ -56,7 +56,7 @@ static void test_runtime_weight_dtype(void) {
     CHECK_OK(sx_gguf_open("tests/fixtures/detok/detok_f32.gguf", &g32));
     CHECK_OK(sx_detok_load(g32, "resampler.", &a));
     sx_set_weight_dtype(-1);
-    CHECK(a.proj_in.type == SX_F16 && a.layers[0].to_kv.type == SX_F16);
+    CHECK(a.proj_in.w.type == SX_F16 && a.layers[0].to_kv.w.type == SX_F16);
     CHECK_OK(sx_gguf_open("tests/fixtures/detok/detok_f16.gguf", &g16));
     CHECK_OK(sx_detok_load(g16, "resampler.", &b));
     CHECK_OK(sx_detok_forward(&a, X("x33"), 33, pa, qa));
@@ -70,7 +70,7 @@ static void test_runtime_weight_dtype(void) {
     CHECK_OK(sx_set_weight_dtype(SX_Q8_0));
     CHECK_OK(sx_detok_load(g32, "resampler.", &c));
     sx_set_weight_dtype(-1);
-    CHECK(c.proj_in.type == SX_F32 && c.layers[0].to_kv.type == SX_F32);
+    CHECK(c.proj_in.w.type == SX_F32 && c.layers[0].to_kv.w.type == SX_F32);
     sx_detok_free(&c);
     sx_detok_free(&a);
     sx_detok_free(&b);

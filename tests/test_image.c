@@ -52,7 +52,7 @@ static void sha256_hex(const uint8_t *p, size_t n, char hex[65]) {
     for (int k = 0; k < 8; k++) last[tot - 1 - k] = (uint8_t)(bits >> (8 * k));
     sha_block(&c, last);
     if (tot == 128) sha_block(&c, last + 64);
-    for (int k = 0; k < 8; k++) sprintf(hex + 8 * k, "%08x", c.h[k]);
+    for (int k = 0; k < 8; k++) snprintf(hex + 8 * k, 9, "%08x", c.h[k]);
 }
 
 /* ---- helpers ---- */

@@ -186,7 +186,7 @@ static void t_sha_hex(t_sha *s, char out[65]) {
     while (s->fill != 56) t_sha_add(s, &z, 1);
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(bits >> (56 - 8 * i));
     t_sha_add(s, lenb, 8);
-    for (int i = 0; i < 8; i++) sprintf(out + 8 * i, "%08x", s->h[i]);
+    for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", s->h[i]);
 }
 
 /* Pillow's convert('RGB') of what the decoder gives: L replicated; CMYK by

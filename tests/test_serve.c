@@ -405,7 +405,8 @@ static void start_server(void) {
         int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (lf >= 0) dup2(lf, 2);
         close(pfd[0]);
-        execl("./seedx", "./seedx", "--threads", "2", "serve", "-m", MODEL, "--port", "0", "--size",
+        /* --compute f32: the answers are compared with the F32 PyTorch fixtures */
+        execl("./seedx", "./seedx", "--threads", "2", "--compute", "f32", "serve", "-m", MODEL, "--port", "0", "--size",
               "64x64", "--steps", "4", "--read-timeout", "4", "--max-queue", "4", "--max-body",
               "4194304", (char *)NULL);
         _exit(127);
@@ -527,8 +528,13 @@ static char *data_url(const char *path, const char *type) {
     uint8_t *b;
     size_t n;
     if (sx_read_file(path, &b, &n)) return NULL;
-    char *s = malloc(base64_encoded_len(n) + 64);
-    int k = sprintf(s, "data:%s;base64,", type);
+    size_t cap = base64_encoded_len(n) + 64;
+    char *s = malloc(cap);
+    if (!s) {
+        free(b);
+        return NULL;
+    }
+    int k = snprintf(s, cap, "data:%s;base64,", type);
     base64_encode(b, n, s + k);
     free(b);
     return s;
@@ -607,7 +613,7 @@ static void check_ids(const json_value *root, const char *mode) {
 static int run_cli(const char *args, char **out) {
     char cmd[4096], path[512];
     snprintf(path, sizeof path, "%s/serve-cli.txt", t_build());
-    snprintf(cmd, sizeof cmd, "./seedx --threads 2 %s > %s 2> /dev/null", args, path);
+    snprintf(cmd, sizeof cmd, "./seedx --threads 2 --compute f32 %s > %s 2> /dev/null", args, path);
     int rc = system(cmd);
     size_t n;
     if (out && sx_read_file(path, (uint8_t **)out, &n) == 0) {

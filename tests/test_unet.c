@@ -16,6 +16,11 @@
 static sx_gguf *IO;
 static sx_unet *U4, *U8;
 
+/* the conditioning of a forward: context [t, d], pooled [pd], time ids */
+#define COND(c, t, d, p, pd, ti)                                                                  \
+    (&(sx_unet_cond){.context = (c), .n_ctx = (t), .ctx_dim = (d), .pooled = (p),                 \
+                     .pooled_dim = (pd), .time_ids = (ti)})
+
 static const float *F_(sx_gguf *g, const char *name, int64_t *n) {
     const sx_tensor *t = sx_gguf_find(g, name);
     if (!t) {
@@ -59,7 +64,7 @@ static void fwd_case(sx_unet *u, const char *tag, int cin) {
     for (int k = 0; k < 3; k++) {
         snprintf(nm, sizeof nm, "%s.t%d.eps", tag, ts[k]);
         const float *ref = F_(IO, nm, NULL);
-        CHECK_OK(sx_unet_forward(u, x, cin, 16, 16, (float)ts[k], ctx, 9, 64, pooled, 32, tids, out));
+        CHECK_OK(sx_unet_forward(u, x, cin, 16, 16, (float)ts[k], COND(ctx, 9, 64, pooled, 32, tids), out));
         if (ref) CHECK_CLOSE(nm, out, ref, 4 * 16 * 16, 1e-4);
     }
 }
@@ -76,7 +81,7 @@ static void test_forward_nonsquare(void) {
     const float *tids = F_(IO, "fwd.time_ids", NULL), *x = F_(IO, "fwd4r.x", NULL);
     const float *ref = F_(IO, "fwd4r.eps", NULL);
     float out[4 * 16 * 24];
-    CHECK_OK(sx_unet_forward(U4, x, 4, 16, 24, 500.0f, ctx, 9, 64, pooled, 32, tids, out));
+    CHECK_OK(sx_unet_forward(U4, x, 4, 16, 24, 500.0f, COND(ctx, 9, 64, pooled, 32, tids), out));
     if (ref) CHECK_CLOSE("fwd4r 16x24", out, ref, 4 * 16 * 24, 1e-4);
 }
 
@@ -89,7 +94,7 @@ static void test_forward_odd_size(void) {
     const float *tids = F_(IO, "fwd.time_ids", NULL), *x = F_(IO, "fwd4o.x", NULL);
     const float *ref = F_(IO, "fwd4o.eps", NULL);
     float out[4 * 18 * 22];
-    CHECK_OK(sx_unet_forward(U4, x, 4, 18, 22, 500.0f, ctx, 9, 64, pooled, 32, tids, out));
+    CHECK_OK(sx_unet_forward(U4, x, 4, 18, 22, 500.0f, COND(ctx, 9, 64, pooled, 32, tids), out));
     if (ref) CHECK_CLOSE("fwd4o 18x22", out, ref, 4 * 18 * 22, 1e-4);
 }
 
@@ -103,9 +108,9 @@ static void test_threads_deterministic(void) {
     static float a[4 * 256], b[4 * 256];
     int nt = sx_threads_count();
     sx_threads_init(1);
-    CHECK_OK(sx_unet_forward(U4, x, 4, 16, 16, 500.0f, ctx, 9, 64, pooled, 32, tids, a));
+    CHECK_OK(sx_unet_forward(U4, x, 4, 16, 16, 500.0f, COND(ctx, 9, 64, pooled, 32, tids), a));
     sx_threads_init(nt > 1 ? nt : 2);
-    CHECK_OK(sx_unet_forward(U4, x, 4, 16, 16, 500.0f, ctx, 9, 64, pooled, 32, tids, b));
+    CHECK_OK(sx_unet_forward(U4, x, 4, 16, 16, 500.0f, COND(ctx, 9, 64, pooled, 32, tids), b));
     sx_threads_init(nt);
     CHECK(memcmp(a, b, sizeof a) == 0);
 }
@@ -119,19 +124,19 @@ static void test_bad_inputs(void) {
     const float *tids = F_(IO, "fwd.time_ids", NULL), *x = F_(IO, "fwd8.x", NULL);
     static float out[8 * 24 * 24];
     /* empty latent */
-    CHECK(sx_unet_forward(U4, x, 4, 16, 0, 1.0f, ctx, 9, 64, pooled, 32, tids, out) == -1);
+    CHECK(sx_unet_forward(U4, x, 4, 16, 0, 1.0f, COND(ctx, 9, 64, pooled, 32, tids), out) == -1);
     CHECK(strstr(sx_errmsg(), "latent size 16x0") != NULL);
     /* 8 channels into the 4-channel UNet */
-    CHECK(sx_unet_forward(U4, x, 8, 16, 16, 1.0f, ctx, 9, 64, pooled, 32, tids, out) == -1);
+    CHECK(sx_unet_forward(U4, x, 8, 16, 16, 1.0f, COND(ctx, 9, 64, pooled, 32, tids), out) == -1);
     CHECK(strstr(sx_errmsg(), "8 channels") != NULL);
     /* context width */
-    CHECK(sx_unet_forward(U8, x, 8, 16, 16, 1.0f, ctx, 9, 32, pooled, 32, tids, out) == -1);
+    CHECK(sx_unet_forward(U8, x, 8, 16, 16, 1.0f, COND(ctx, 9, 32, pooled, 32, tids), out) == -1);
     CHECK(strstr(sx_errmsg(), "cross_attention_dim is 64") != NULL);
     /* pooled size / missing pooled */
-    CHECK(sx_unet_forward(U8, x, 8, 16, 16, 1.0f, ctx, 9, 64, pooled, 16, tids, out) == -1);
+    CHECK(sx_unet_forward(U8, x, 8, 16, 16, 1.0f, COND(ctx, 9, 64, pooled, 16, tids), out) == -1);
     CHECK(strstr(sx_errmsg(), "pooled") != NULL);
-    CHECK(sx_unet_forward(U8, x, 8, 16, 16, 1.0f, ctx, 9, 64, NULL, 32, tids, out) == -1);
-    CHECK(sx_unet_forward(U8, NULL, 8, 16, 16, 1.0f, ctx, 9, 64, pooled, 32, tids, out) == -1);
+    CHECK(sx_unet_forward(U8, x, 8, 16, 16, 1.0f, COND(ctx, 9, 64, NULL, 32, tids), out) == -1);
+    CHECK(sx_unet_forward(U8, NULL, 8, 16, 16, 1.0f, COND(ctx, 9, 64, pooled, 32, tids), out) == -1);
     /* a container without the UNet's tensors: the fixture io file */
     sx_unet *u = NULL;
     CHECK(sx_unet_load(FIX "io.gguf", &u) == -1 && u == NULL);
@@ -246,31 +251,28 @@ static void test_real_tblock(void) {
 #define RP(nm, n, kind, fan) (p[np++] = rfill("real.tblock.params", 100, nm, n, kind, fan))
     sx_unet_tblock b;
     memset(&b, 0, sizeof b);
-    b.dim = D;
-    b.heads = 20;
-    b.ctx_dim = C;
-    b.ff_inner = F;
-    b.eps = 1e-5f;
-    b.attn1.q = sx_weight_f32(RP("attn1.to_q.weight", (int64_t)D * D, 0, D), D, D);
-    b.attn1.k = sx_weight_f32(RP("attn1.to_k.weight", (int64_t)D * D, 0, D), D, D);
-    b.attn1.v = sx_weight_f32(RP("attn1.to_v.weight", (int64_t)D * D, 0, D), D, D);
-    b.attn1.o = sx_weight_f32(RP("attn1.to_out.0.weight", (int64_t)D * D, 0, D), D, D);
-    b.attn1.o_b = RP("attn1.to_out.0.bias", D, 2, 0);
-    b.attn2.q = sx_weight_f32(RP("attn2.to_q.weight", (int64_t)D * D, 0, D), D, D);
-    b.attn2.k = sx_weight_f32(RP("attn2.to_k.weight", (int64_t)D * C, 0, C), D, C);
-    b.attn2.v = sx_weight_f32(RP("attn2.to_v.weight", (int64_t)D * C, 0, C), D, C);
-    b.attn2.o = sx_weight_f32(RP("attn2.to_out.0.weight", (int64_t)D * D, 0, D), D, D);
-    b.attn2.o_b = RP("attn2.to_out.0.bias", D, 2, 0);
-    b.ff_proj = sx_weight_f32(RP("ff.net.0.proj.weight", (int64_t)2 * F * D, 0, D), 2 * F, D);
-    b.ff_proj_b = RP("ff.net.0.proj.bias", 2 * F, 2, 0);
-    b.ff_out = sx_weight_f32(RP("ff.net.2.weight", (int64_t)D * F, 0, F), D, F);
-    b.ff_out_b = RP("ff.net.2.bias", D, 2, 0);
+    float *o1b = RP("attn1.to_out.0.bias", D, 2, 0), *o2b = RP("attn2.to_out.0.bias", D, 2, 0);
+    float *ffpb = RP("ff.net.0.proj.bias", 2 * F, 2, 0), *ffob = RP("ff.net.2.bias", D, 2, 0);
+    b.attn1.q = sx_linear_f32(RP("attn1.to_q.weight", (int64_t)D * D, 0, D), D, D, NULL);
+    b.attn1.k = sx_linear_f32(RP("attn1.to_k.weight", (int64_t)D * D, 0, D), D, D, NULL);
+    b.attn1.v = sx_linear_f32(RP("attn1.to_v.weight", (int64_t)D * D, 0, D), D, D, NULL);
+    b.attn1.o = sx_linear_f32(RP("attn1.to_out.0.weight", (int64_t)D * D, 0, D), D, D, o1b);
+    b.attn2.q = sx_linear_f32(RP("attn2.to_q.weight", (int64_t)D * D, 0, D), D, D, NULL);
+    b.attn2.k = sx_linear_f32(RP("attn2.to_k.weight", (int64_t)D * C, 0, C), D, C, NULL);
+    b.attn2.v = sx_linear_f32(RP("attn2.to_v.weight", (int64_t)D * C, 0, C), D, C, NULL);
+    b.attn2.o = sx_linear_f32(RP("attn2.to_out.0.weight", (int64_t)D * D, 0, D), D, D, o2b);
+    b.ff_proj = sx_linear_f32(RP("ff.net.0.proj.weight", (int64_t)2 * F * D, 0, D), 2 * F, D, ffpb);
+    b.ff_out = sx_linear_f32(RP("ff.net.2.weight", (int64_t)D * F, 0, F), D, F, ffob);
     float *n1w = RP("norm1.weight", D, 1, 0), *n1b = RP("norm1.bias", D, 2, 0);
     float *n2w = RP("norm2.weight", D, 1, 0), *n2b = RP("norm2.bias", D, 2, 0);
 #undef RP
     float *n3w = rfill("real.tblock.params", 100, "norm3.weight", D, 1, 0);
     float *n3b = rfill("real.tblock.params", 100, "norm3.bias", D, 2, 0);
-    b.norm1_w = n1w; b.norm1_b = n1b; b.norm2_w = n2w; b.norm2_b = n2b; b.norm3_w = n3w; b.norm3_b = n3b;
+    b.norm1 = (sx_norm){.w = n1w, .b = n1b, .dim = D, .eps = 1e-5f};
+    b.norm2 = (sx_norm){.w = n2w, .b = n2b, .dim = D, .eps = 1e-5f};
+    b.norm3 = (sx_norm){.w = n3w, .b = n3b, .dim = D, .eps = 1e-5f};
+    CHECK_OK(sx_mha_init(&b.attn1, 20));
+    CHECK_OK(sx_mha_init(&b.attn2, 20));
     int ok = n3w && n3b;
     for (int i = 0; i < np; i++) ok = ok && p[i];
     float *h = malloc(sizeof(float) * (size_t)Tq * D), *ctx = malloc(sizeof(float) * (size_t)Tc * C);
@@ -278,7 +280,9 @@ static void test_real_tblock(void) {
     sx_rand_uniform(ctx, (int64_t)Tc * C, 8, -1, 1);
     CHECK(ok);
     if (ok) {
-        CHECK_OK(sx_unet_tblock_forward(&b, h, Tq, ctx, Tc));
+        sx_arena ws = {0};
+        CHECK_OK(sx_unet_tblock_forward(&b, h, Tq, ctx, Tc, &ws));
+        sx_arena_free(&ws);
         const float *ref = F_(RL, "real.tblock.y", NULL);
         uint64_t nr;
         int et;
@@ -309,12 +313,9 @@ static void test_real_resnet(void) {
     }
     const int Cc = 320, E = 1280, H = 128;
     const char *L = "real.resnet.params";
-    sx_unet_resnet r;
+    sx_resnet r;
     memset(&r, 0, sizeof r);
     r.cin = r.cout = Cc;
-    r.groups = 32;
-    r.eps = 1e-5f;
-    r.temb_dim = E;
     float *w1 = rfill(L, 200, "conv1.weight", (int64_t)Cc * Cc * 9, 0, Cc * 9);
     float *b1 = rfill(L, 200, "conv1.bias", Cc, 2, 0);
     float *w2 = rfill(L, 200, "conv2.weight", (int64_t)Cc * Cc * 9, 0, Cc * 9);
@@ -331,12 +332,14 @@ static void test_real_resnet(void) {
     sx_rand_uniform(temb, E, 10, -1, 1);
     sx_silu(temb, temb, E); /* the resnet receives SiLU(emb) */
     if (ok) {
-        r.conv1 = sx_weight_f32(w1, Cc, Cc * 9);
-        r.conv2 = sx_weight_f32(w2, Cc, Cc * 9);
-        r.temb = sx_weight_f32(tw, Cc, E);
-        r.conv1_b = b1; r.conv2_b = b2; r.temb_b = tb;
-        r.norm1_w = n1w; r.norm1_b = n1b; r.norm2_w = n2w; r.norm2_b = n2b;
-        CHECK_OK(sx_unet_resnet_forward(&r, y, x, H, H, temb));
+        r.conv1 = sx_conv_f32(w1, b1, Cc, Cc, 3, 1, 1);
+        r.conv2 = sx_conv_f32(w2, b2, Cc, Cc, 3, 1, 1);
+        r.time_emb_proj = sx_linear_f32(tw, Cc, E, tb);
+        r.norm1 = (sx_norm){.w = n1w, .b = n1b, .dim = Cc, .groups = 32, .eps = 1e-5f};
+        r.norm2 = (sx_norm){.w = n2w, .b = n2b, .dim = Cc, .groups = 32, .eps = 1e-5f};
+        sx_arena ws = {0};
+        CHECK_OK(sx_resnet_forward(&r, y, x, H, H, temb, &ws));
+        sx_arena_free(&ws);
         const float *ref = F_(RL, "real.resnet.y", NULL);
         uint64_t ni;
         int et;

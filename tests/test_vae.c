@@ -168,38 +168,35 @@ typedef struct { sx_weight *w[256]; int n; } wlist;
 static void wl_add(wlist *L, sx_weight *w) {
     if (w->data && L->n < 256) L->w[L->n++] = w;
 }
-static void wl_resnet(wlist *L, sx_vae_resnet *r) {
-    wl_add(L, &r->conv1);
-    wl_add(L, &r->conv2);
-    if (r->has_shortcut) wl_add(L, &r->shortcut);
+static void wl_resnet(wlist *L, sx_resnet *r) {
+    wl_add(L, &r->conv1.w);
+    wl_add(L, &r->conv2.w);
+    wl_add(L, &r->conv_shortcut.w); /* when present */
 }
-static void wl_mid(wlist *L, sx_vae_mid *m) {
-    wl_resnet(L, &m->res0);
-    wl_resnet(L, &m->res1);
+static void wl_coder(wlist *L, sx_vae_coder *c, int n_blocks) {
+    wl_add(L, &c->conv_in.w);
+    wl_add(L, &c->conv_out.w);
+    for (int i = 0; i < n_blocks; i++) {
+        for (int r = 0; r < c->blocks[i].n_resnets; r++) wl_resnet(L, &c->blocks[i].resnets[r]);
+        if (c->blocks[i].has_sampler) wl_add(L, &c->blocks[i].sampler.w);
+    }
+    sx_vae_mid *m = &c->mid_block;
+    wl_resnet(L, &m->resnets[0]);
+    wl_resnet(L, &m->resnets[1]);
     if (m->has_attn) {
-        wl_add(L, &m->attn.q);
-        wl_add(L, &m->attn.k);
-        wl_add(L, &m->attn.v);
-        wl_add(L, &m->attn.o);
+        wl_add(L, &m->attn.mha.q.w);
+        wl_add(L, &m->attn.mha.k.w);
+        wl_add(L, &m->attn.mha.v.w);
+        wl_add(L, &m->attn.mha.o.w);
     }
 }
 /* Replaces every matrix of v by an F16 / BF16 copy; returns the copies. */
 static uint16_t **requantize(sx_vae *v, int type, int *n_out) {
     wlist L = {{0}, 0};
-    wl_add(&L, &v->enc_conv_in.w);
-    wl_add(&L, &v->enc_conv_out.w);
     wl_add(&L, &v->quant_conv.w);
     wl_add(&L, &v->post_quant_conv.w);
-    wl_add(&L, &v->dec_conv_in.w);
-    wl_add(&L, &v->dec_conv_out.w);
-    wl_mid(&L, &v->enc_mid);
-    wl_mid(&L, &v->dec_mid);
-    for (int i = 0; i < v->cfg.n_blocks; i++) {
-        for (int r = 0; r < v->down[i].n_resnets; r++) wl_resnet(&L, &v->down[i].resnets[r]);
-        for (int r = 0; r < v->up[i].n_resnets; r++) wl_resnet(&L, &v->up[i].resnets[r]);
-        if (v->down[i].has_down) wl_add(&L, &v->down[i].down.w);
-        if (v->up[i].has_up) wl_add(&L, &v->up[i].up.w);
-    }
+    wl_coder(&L, &v->encoder, v->cfg.n_blocks);
+    wl_coder(&L, &v->decoder, v->cfg.n_blocks);
     uint16_t **copies = calloc((size_t)L.n, sizeof *copies);
     for (int i = 0; i < L.n; i++) {
         sx_weight *w = L.w[i];
@@ -282,26 +279,23 @@ static void bufs_free(bufs *B) {
 static float bound(int64_t fan_in) { return (float)sqrt(3.0 / (double)fan_in); }
 
 /* mirrors ref_vae.resnet_sxrand */
-static void make_resnet(sx_vae_resnet *r, bufs *B, int cin, int cout, uint64_t s) {
+static void make_resnet(sx_resnet *r, bufs *B, int cin, int cout, uint64_t s) {
     memset(r, 0, sizeof *r);
     r->cin = cin;
     r->cout = cout;
-    r->groups = 32;
-    r->eps = 1e-6f;
     float a1 = bound((int64_t)cin * 9), a2 = bound((int64_t)cout * 9);
-    r->norm1_w = rnd(B, cin, s + 0, 0.5f, 1.5f);
-    r->norm1_b = rnd(B, cin, s + 1, -0.1f, 0.1f);
-    r->conv1 = sx_weight_f32(rnd(B, (int64_t)cout * cin * 9, s + 2, -a1, a1), cout, (int64_t)cin * 9);
-    r->conv1_b = rnd(B, cout, s + 3, -0.1f, 0.1f);
-    r->norm2_w = rnd(B, cout, s + 4, 0.5f, 1.5f);
-    r->norm2_b = rnd(B, cout, s + 5, -0.1f, 0.1f);
-    r->conv2 = sx_weight_f32(rnd(B, (int64_t)cout * cout * 9, s + 6, -a2, a2), cout, (int64_t)cout * 9);
-    r->conv2_b = rnd(B, cout, s + 7, -0.1f, 0.1f);
+    r->norm1 = (sx_norm){.w = rnd(B, cin, s + 0, 0.5f, 1.5f), .b = rnd(B, cin, s + 1, -0.1f, 0.1f),
+                         .dim = cin, .groups = 32, .eps = 1e-6f};
+    float *w1 = rnd(B, (int64_t)cout * cin * 9, s + 2, -a1, a1);
+    r->conv1 = sx_conv_f32(w1, rnd(B, cout, s + 3, -0.1f, 0.1f), cin, cout, 3, 1, 1);
+    r->norm2 = (sx_norm){.w = rnd(B, cout, s + 4, 0.5f, 1.5f), .b = rnd(B, cout, s + 5, -0.1f, 0.1f),
+                         .dim = cout, .groups = 32, .eps = 1e-6f};
+    float *w2 = rnd(B, (int64_t)cout * cout * 9, s + 6, -a2, a2);
+    r->conv2 = sx_conv_f32(w2, rnd(B, cout, s + 7, -0.1f, 0.1f), cout, cout, 3, 1, 1);
     if (cin != cout) {
         float a3 = bound(cin);
-        r->has_shortcut = 1;
-        r->shortcut = sx_weight_f32(rnd(B, (int64_t)cout * cin, s + 8, -a3, a3), cout, cin);
-        r->shortcut_b = rnd(B, cout, s + 9, -0.1f, 0.1f);
+        float *w3 = rnd(B, (int64_t)cout * cin, s + 8, -a3, a3);
+        r->conv_shortcut = sx_conv_f32(w3, rnd(B, cout, s + 9, -0.1f, 0.1f), cin, cout, 1, 1, 0);
     }
 }
 
@@ -324,21 +318,21 @@ static void check_resnet(const char *name) {
         return;
     }
     bufs B = {{0}, 0};
-    sx_vae_resnet r;
+    sx_resnet r;
     make_resnet(&r, &B, cin, cout, (uint64_t)d[4]);
-    float *x = malloc(sizeof(float) * (size_t)(cin * HW)), *y = NULL;
+    float *x = malloc(sizeof(float) * (size_t)(cin * HW)), *y = malloc(sizeof(float) * (size_t)(cout * HW));
     sx_rand_uniform(x, cin * HW, (uint64_t)d[5], -2.0f, 2.0f);
-    CHECK_OK(sx_vae_resnet_forward(&r, x, H, W, &y));
+    sx_arena ws = {0};
+    CHECK_OK(sx_resnet_forward(&r, y, x, H, W, NULL, &ws));
+    sx_arena_free(&ws);
     free(x);
-    if (y) {
-        float *got = malloc(sizeof(float) * (size_t)(cout * npx));
-        for (int64_t c = 0; c < cout; c++)
-            for (int64_t k = 0; k < npx; k++) got[c * npx + k] = y[c * HW + k * stride];
-        char what[96];
-        snprintf(what, sizeof what, "resnet %d->%d at %lldx%lld", cin, cout, (long long)H, (long long)W);
-        CHECK_CLOSE(what, got, exp, cout * npx, 1e-4);
-        free(got);
-    }
+    float *got = malloc(sizeof(float) * (size_t)(cout * npx));
+    for (int64_t c = 0; c < cout; c++)
+        for (int64_t k = 0; k < npx; k++) got[c * npx + k] = y[c * HW + k * stride];
+    char what[96];
+    snprintf(what, sizeof what, "resnet %d->%d at %lldx%lld", cin, cout, (long long)H, (long long)W);
+    CHECK_CLOSE(what, got, exp, cout * npx, 1e-4);
+    free(got);
     free(y);
     bufs_free(&B);
 }
@@ -377,21 +371,20 @@ static void check_attention(const char *name) {
     bufs B = {{0}, 0};
     sx_vae_attn a;
     memset(&a, 0, sizeof a);
-    a.channels = (int)C;
-    a.groups = 32;
-    a.eps = 1e-6f;
     float b = bound(C);
-    a.norm_w = rnd(&B, C, s + 0, 0.5f, 1.5f);
-    a.norm_b = rnd(&B, C, s + 1, -0.1f, 0.1f);
-    sx_weight *ws[4] = {&a.q, &a.k, &a.v, &a.o};
-    const float **bs[4] = {&a.q_b, &a.k_b, &a.v_b, &a.o_b};
+    a.group_norm = (sx_norm){.w = rnd(&B, C, s + 0, 0.5f, 1.5f), .b = rnd(&B, C, s + 1, -0.1f, 0.1f),
+                             .dim = C, .groups = 32, .eps = 1e-6f};
+    sx_linear *ls[4] = {&a.mha.q, &a.mha.k, &a.mha.v, &a.mha.o};
     for (int k = 0; k < 4; k++) {
-        *ws[k] = sx_weight_f32(rnd(&B, C * C, s + 2 + 2 * k, -b, b), C, C);
-        *bs[k] = rnd(&B, C, s + 3 + 2 * k, -0.1f, 0.1f);
+        float *w = rnd(&B, C * C, s + 2 + 2 * k, -b, b);
+        *ls[k] = sx_linear_f32(w, C, C, rnd(&B, C, s + 3 + 2 * k, -0.1f, 0.1f));
     }
+    CHECK_OK(sx_mha_init(&a.mha, 1));
     float *x = malloc(sizeof(float) * (size_t)(C * T));
     sx_rand_uniform(x, C * T, (uint64_t)d[4], -1.0f, 1.0f);
-    CHECK_OK(sx_vae_attn_forward(&a, x, x, H, W)); /* in place */
+    sx_arena ws = {0};
+    CHECK_OK(sx_vae_attn_forward(&a, x, x, H, W, &ws)); /* in place */
+    sx_arena_free(&ws);
     float *got = malloc(sizeof(float) * (size_t)(C * nt));
     for (int64_t c = 0; c < C; c++)
         for (int64_t k = 0; k < nt; k++) got[c * nt + k] = x[c * T + k * stride];
@@ -441,18 +434,20 @@ static void test_bad_input(void) {
     free(out);
     sx_vae_free(v);
     /* layer functions */
-    sx_vae_resnet r;
+    sx_resnet r;
     memset(&r, 0, sizeof r);
     r.cin = 64;
     r.cout = 32; /* channel change without conv_shortcut */
-    float *y = NULL, x[64] = {0}, wq[16] = {0};
-    CHECK(sx_vae_resnet_forward(&r, x, 1, 1, &y) == -1 && !y && err_has("cin 64"));
+    float y[64] = {0}, x[64] = {0}, wq[16] = {0};
+    sx_arena ws = {0};
+    CHECK(sx_resnet_forward(&r, y, x, 1, 1, NULL, &ws) == -1 && err_has("cin 64"));
     sx_vae_attn a;
     memset(&a, 0, sizeof a);
-    a.channels = 8;
-    a.groups = 4;
-    a.q = a.k = a.v = a.o = sx_weight_f32(wq, 4, 4);
-    CHECK(sx_vae_attn_forward(&a, x, x, 2, 2) == -1 && err_has("expected [8,8]"));
+    a.group_norm.dim = 8;
+    a.group_norm.groups = 4;
+    a.mha.q = a.mha.k = a.mha.v = a.mha.o = sx_linear_f32(wq, 4, 4, NULL);
+    CHECK(sx_vae_attn_forward(&a, x, x, 2, 2, &ws) == -1 && err_has("expected [8,8]"));
+    sx_arena_free(&ws);
     /* a container that is not a VAE */
     sx_vae *w = NULL;
     CHECK(sx_vae_load(FIX "tiny_io.gguf", &w) == -1 && !w && err_has("seedx.vae") &&
