@@ -272,7 +272,8 @@ int cli_apply_dtype(const char *cmd, int choice) {
     snprintf(name, sizeof name, "%.*s", (int)n, c ? c : "");
     int t = sx_type_from_name(name);
     if (t < 0 || sx_set_weight_dtype(t)) {
-        fprintf(stderr, "%s: --dtype %s: %s\n", cmd, name, t < 0 ? "not a weight type" : sx_errmsg());
+        fprintf(stderr, "%s: --dtype %s: %s\n", cmd, name,
+                t < 0 ? "not a weight type" : sx_errmsg());
         return 2;
     }
     return 0;

@@ -96,7 +96,8 @@ static int print_gguf(const sx_gguf *g, FILE *f, int all) {
         }
         if (nt)
             fprintf(f, "  %-5s %6lld tensors %14lld elements %14llu bytes (%.2f bits per weight)\n",
-                    w->name, (long long)nt, (long long)ne, (unsigned long long)nbytes, sx_type_bpw(w->type));
+                    w->name, (long long)nt, (long long)ne, (unsigned long long)nbytes,
+                    sx_type_bpw(w->type));
     }
     return ferror(f) ? sx_err("%s: write error while printing", sx_gguf_path(g)) : 0;
 }

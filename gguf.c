@@ -1143,8 +1143,9 @@ const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type) {
                NULL;
     int64_t K = t->shape[t->ndim - 1], rows = t->nelem / K;
     if (K % wt->block)
-        return sx_err("%s: tensor '%s': rows of %lld values cannot be stored as %s (blocks of %lld)",
-                      g->path, t->name, (long long)K, wt->name, (long long)wt->block),
+        return sx_err(
+                   "%s: tensor '%s': rows of %lld values cannot be stored as %s (blocks of %lld)",
+                   g->path, t->name, (long long)K, wt->name, (long long)wt->block),
                NULL;
     int64_t i = t - g->t;
     if (!g->recast) {

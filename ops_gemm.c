@@ -87,7 +87,8 @@ static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int
     w->name = t->name;
     /* run-time type: float types apply to every matrix; a quantized type to
      * the matrices the policy quantizes (quant.h), the others stay as stored */
-    int to = weight_override >= 0 ? sx_quant_type_for(name, t->ndim, t->shape, weight_override) : -1;
+    int to =
+        weight_override >= 0 ? sx_quant_type_for(name, t->ndim, t->shape, weight_override) : -1;
     if (trans && to >= 0 && sx_wtype_of(to)->quantized) to = -1;
     if (to >= 0 && to != t->type) {
         if (!(w->data = sx_gguf_tensor_as(g, t, to))) return -1;
@@ -134,7 +135,8 @@ int sx_weight_row(const sx_weight *w, int64_t r, float *out) {
                       w && w->name ? w->name : "?", (long long)r);
     const sx_wtype *wt = sx_wtype_of(w->type);
     if (!wt) return sx_err("sx_weight_row: weight '%s' has unknown type", w->name ? w->name : "?");
-    sx_wtype_kernels_of(wt).to_f32(out, (const char *)w->data + (size_t)r * sx_type_nbytes(w->type, w->ld), w->K);
+    sx_wtype_kernels_of(wt).to_f32(
+        out, (const char *)w->data + (size_t)r * sx_type_nbytes(w->type, w->ld), w->K);
     return 0;
 }
 

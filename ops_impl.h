@@ -224,19 +224,19 @@ void sx_gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64
  * every page faults on first touch, which costs as much as the arithmetic of
  * the small GEMMs inside attention. One slot per use: */
 enum {
-    SX_SCR_GEMM_A,  /* packed X panels */
-    SX_SCR_GEMM_B,  /* packed W panels */
-    SX_SCR_ATTN_S,  /* attention scores */
+    SX_SCR_GEMM_A,   /* packed X panels */
+    SX_SCR_GEMM_B,   /* packed W panels */
+    SX_SCR_ATTN_S,   /* attention scores */
     SX_SCR_CONV_COL, /* im2col rows */
     SX_SCR_CONV_OUT, /* conv GEMM output */
-    SX_SCR_ATTN_KV, /* attention's pre-packed keys and values */
-    SX_SCR_ACT,     /* quantized activations of the integer GEMV */
-    SX_SCR_PACK,    /* one block of converted weight rows while packing */
-    SX_SCR_EPI,     /* matmul sums awaiting an accumulating epilogue */
-    SX_SCR_QPREP,   /* quantized GEMV: activations rearranged for the kernel */
-    SX_SCR_BF16_A,  /* activations rounded to the BF16 kernel's A layout */
-    SX_SCR_BF16_B,  /* a weight slab packed per call in the tile layout */
-    SX_SCR_BF16_C,  /* a task's float32 sums before the epilogue */
+    SX_SCR_ATTN_KV,  /* attention's pre-packed keys and values */
+    SX_SCR_ACT,      /* quantized activations of the integer GEMV */
+    SX_SCR_PACK,     /* one block of converted weight rows while packing */
+    SX_SCR_EPI,      /* matmul sums awaiting an accumulating epilogue */
+    SX_SCR_QPREP,    /* quantized GEMV: activations rearranged for the kernel */
+    SX_SCR_BF16_A,   /* activations rounded to the BF16 kernel's A layout */
+    SX_SCR_BF16_B,   /* a weight slab packed per call in the tile layout */
+    SX_SCR_BF16_C,   /* a task's float32 sums before the epilogue */
     SX_SCR_N
 };
 /* n floats of 64-byte aligned scratch of the calling thread; NULL if out of
