@@ -4,7 +4,8 @@ container with quantized weights: what `seedx chat` loads, for memory and speed 
 at 13B scale without the official checkpoints (or the 26 GB of F16 a conversion
 would first need).
 
-    python scripts/make_quant_model.py OUT_DIR --dtype q8_0|q4_0|q4_k [--llm-layers 40]
+    python scripts/make_quant_model.py OUT_DIR --dtype q8_0|q4_0|q4_k|f16|bf16 [--llm-layers 40]
+                                       [--llm-only]
 
 Writes OUT_DIR/{tokenizer,vit,agent,llm}.gguf (what comprehension reads): the ViT-bigG
 (448, width 1664, 48 layers, MLP 8192, attention pool 256 x 4096), the agent's input /
@@ -14,8 +15,11 @@ and per-tensor types the converter writes for --dtype (scripts/quant_ref.py's
 policy). The tokenizer is the real SEED-X one (tests/fixtures/seedx_e2e/model).
 Quantized blocks hold uniform random codes with a fixed scale (weights ~U(-a, a),
 a = 2/sqrt(row length), so activations stay bounded through the 40 layers); float
-tensors are norms = 1, biases = 0, the rest N(0, 0.02). Streamed tensor by tensor:
-about one slice in memory. Sizes: q8_0 ~16 GB, q4_0 ~8.9 GB. Delete it after use.
+tensors are norms = 1, biases = 0, the rest N(0, 0.02) (with --dtype f16/bf16 every
+matrix, as a float conversion stores them). --llm-only writes tokenizer.gguf and
+llm.gguf only (what `seedx lm` reads). Streamed tensor by tensor: about one slice
+in memory. Sizes: q8_0 ~16 GB, q4_0 ~8.9 GB; the LLM alone with 4 layers: 0.9 GB
+(q4_0) to 3.2 GB (f16). Delete it after use.
 """
 import argparse
 import os
@@ -78,7 +82,11 @@ def float_chunks(rng, name, shape, ttype):
             v = np.zeros(k, np.float32)
         else:
             v = (rng.standard_normal(k) * 0.02).astype(np.float32)
-        yield v.astype("<f4" if ttype == "f32" else "<f2").tobytes()
+        if ttype == "bf16":  # round to nearest even (finite values)
+            u = v.view(np.uint32).astype(np.uint64)
+            yield ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2").tobytes()
+        else:
+            yield v.astype("<f4" if ttype == "f32" else "<f2").tobytes()
 
 
 def write(path, meta, specs, seed):
@@ -99,18 +107,26 @@ def write(path, meta, specs, seed):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out")
-    p.add_argument("--dtype", required=True, choices=quant_ref.QUANT_TYPES)
+    p.add_argument("--dtype", required=True, choices=quant_ref.QUANT_TYPES + ("f16", "bf16"))
     p.add_argument("--llm-layers", type=int, default=40)
+    p.add_argument("--llm-only", action="store_true", help="tokenizer.gguf and llm.gguf only")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     shutil.copy(os.path.join(ROOT, "tests", "fixtures", "seedx_e2e", "model", "tokenizer.gguf"),
                 os.path.join(a.out, "tokenizer.gguf"))
+    if not a.llm_only:
+        write_vit_agent(a.out, a.dtype)
+    write_llm(a.out, a.dtype, a.llm_layers)
+    return 0
+
+
+def write_vit_agent(out, dtype):
     # ViT: float types as convert_vit writes them, matrices by the policy
     h = dict(VIT)
     vs = convert_vit.expected_shapes(h)
     specs = [(k, s, "f32" if (len(s) < 2 or k in convert_vit.F32_ALWAYS) else
-              quant_ref.storage_type(k, s, a.dtype)) for k, s in vs.items()]
-    write(os.path.join(a.out, "vit.gguf"), convert_vit.metadata(h), specs, 1)
+              quant_ref.storage_type(k, s, dtype)) for k, s in vs.items()]
+    write(os.path.join(out, "vit.gguf"), convert_vit.metadata(h), specs, 1)
     # agent (convert_agent.py: matrices f16 in a quantized conversion, the rest f32)
     Q, E, V_, H = AGENT["queries"], AGENT["llm"], AGENT["vit"], AGENT["heads"]
     specs = []
@@ -128,12 +144,14 @@ def main():
             "seedx.agent.input_embed_dim": E, "seedx.agent.input_kv_dim": V_,
             "seedx.agent.output_embed_dim": V_, "seedx.agent.output_kv_dim": E,
             "seedx.agent.source": "random"}
-    write(os.path.join(a.out, "agent.gguf"), meta, specs, 2)
-    # LLM
-    cfg = dict(LLM, layers=a.llm_layers)
+    write(os.path.join(out, "agent.gguf"), meta, specs, 2)
+
+
+def write_llm(out, dtype, layers):
+    cfg = dict(LLM, layers=layers)
     exp = expected_shapes(cfg)
     names = sorted(exp, key=order_key)
-    specs = [(k, exp[k], quant_ref.storage_type(k, exp[k], a.dtype) if len(exp[k]) > 1 else "f32")
+    specs = [(k, exp[k], quant_ref.storage_type(k, exp[k], dtype) if len(exp[k]) > 1 else "f32")
              for k in names]
     md = {"general.architecture": "llama", "seedx.llm.hidden": cfg["hidden"],
           "seedx.llm.layers": cfg["layers"], "seedx.llm.heads": cfg["heads"],
@@ -141,8 +159,7 @@ def main():
           "seedx.llm.vocab": cfg["vocab"], "seedx.llm.max_position_embeddings": cfg["max_pos"],
           "seedx.llm.rms_eps": 1e-5, "seedx.llm.rope_theta": 10000.0, "seedx.llm.bos_id": 1,
           "seedx.llm.eos_id": 2, "seedx.llm.pad_id": 0, "seedx.llm.source_dtype": "random"}
-    write(os.path.join(a.out, "llm.gguf"), md, specs, 3)
-    return 0
+    write(os.path.join(out, "llm.gguf"), md, specs, 3)
 
 
 if __name__ == "__main__":
