@@ -112,6 +112,20 @@ fail:
     return -1;
 }
 
+sx_llama_layer sx_llama_layer_wrap(const sx_llama_config *c, const float *attn_norm,
+                                   const float *ffn_norm, void *const w[7], int type) {
+    int64_t D = c->hidden, KV = c->n_kv_heads * c->head_dim, F = c->ffn;
+    return (sx_llama_layer){.attn_norm = attn_norm,
+                            .wq = sx_weight_typed(w[0], type, D, D),
+                            .wk = sx_weight_typed(w[1], type, KV, D),
+                            .wv = sx_weight_typed(w[2], type, KV, D),
+                            .wo = sx_weight_typed(w[3], type, D, D),
+                            .ffn_norm = ffn_norm,
+                            .gate = sx_weight_typed(w[4], type, F, D),
+                            .up = sx_weight_typed(w[5], type, F, D),
+                            .down = sx_weight_typed(w[6], type, D, F)};
+}
+
 int sx_llama_load(const char *path, sx_llama **out) {
     if (!path || !out) return sx_err("sx_llama_load: NULL argument");
     *out = NULL;

@@ -62,6 +62,12 @@ typedef struct sx_llama {
     sx_gguf *g;                /* owned when loaded from a file */
 } sx_llama;
 
+/* A layer over in-memory matrices of one weight type, for a model filled
+ * by hand: w = q, k, v, o, gate, up, down projections, each [N, K] as c
+ * gives them (rows of K stored one after the other). */
+sx_llama_layer sx_llama_layer_wrap(const sx_llama_config *c, const float *attn_norm,
+                                   const float *ffn_norm, void *const w[7], int type);
+
 /* Loads path (GGUF from convert.py llm); checks every tensor's shape
  * against the metadata. sx_llama_free also closes the file. */
 int sx_llama_load(const char *path, sx_llama **out);

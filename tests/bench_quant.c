@@ -247,6 +247,9 @@ int main(int argc, char **argv) {
         void *head = quantize(head32, V, D, hty);
         int L = (int)((1.5e9 + (double)lbytes - 1) / (double)lbytes);
         if (L > NL) L = NL;
+        sx_llama m;
+        memset(&m, 0, sizeof m);
+        m.cfg = (sx_llama_config){D, L, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
         sx_llama_layer *layers = calloc((size_t)L, sizeof *layers);
         void **copies = calloc((size_t)L * 7, sizeof *copies);
         if (!head || !layers || !copies) return fprintf(stderr, "out of memory\n"), 1;
@@ -257,24 +260,12 @@ int main(int argc, char **argv) {
                 if (!copies[l * 7 + i]) return fprintf(stderr, "out of memory\n"), 1;
                 if (l) memcpy(copies[l * 7 + i], w1[i], nb);
             }
-            void **c = copies + l * 7;
-            layers[l] = (sx_llama_layer){n1,
-                                         sx_weight_typed(c[0], ty, D, D),
-                                         sx_weight_typed(c[1], ty, D, D),
-                                         sx_weight_typed(c[2], ty, D, D),
-                                         sx_weight_typed(c[3], ty, D, D),
-                                         n2,
-                                         sx_weight_typed(c[4], ty, F, D),
-                                         sx_weight_typed(c[5], ty, F, D),
-                                         sx_weight_typed(c[6], ty, D, F)};
+            layers[l] = sx_llama_layer_wrap(&m.cfg, n1, n2, copies + l * 7, ty);
             sx_weight *lw[7] = {&layers[l].wq,   &layers[l].wk, &layers[l].wv,  &layers[l].wo,
                                 &layers[l].gate, &layers[l].up, &layers[l].down};
             for (int i = 0; i < 7; i++) /* packed only under --compute bf16 */
                 if (sx_weight_pack(lw[i]) != 0) return fprintf(stderr, "%s\n", sx_errmsg()), 1;
         }
-        sx_llama m;
-        memset(&m, 0, sizeof m);
-        m.cfg = (sx_llama_config){D, L, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
         m.layers = layers;
         sx_weight lm = sx_weight_typed(head, hty, V, D);
         if (sx_weight_pack(&lm) != 0) return fprintf(stderr, "%s\n", sx_errmsg()), 1;

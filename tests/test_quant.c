@@ -523,7 +523,7 @@ static void test_layer13b(void) {
     for (int i = 0; i < 3 && ey; i++) {
         int ty = qtypes[i];
         const sx_wtype *t = sx_wtype_of(ty);
-        uint8_t *q[7];
+        void *q[7];
         int bad = 0;
         double rms_ours = 0, rms_ref = 0;
         for (int k = 0; k < 7; k++) {
@@ -554,18 +554,10 @@ static void test_layer13b(void) {
         }
         CHECKF(bad == 0, "%s: %d of 7 matrices differ from llama.cpp's reference rounding", t->name,
                bad);
-        sx_llama_layer L = {n1,
-                            sx_weight_typed(q[0], ty, D, D),
-                            sx_weight_typed(q[1], ty, D, D),
-                            sx_weight_typed(q[2], ty, D, D),
-                            sx_weight_typed(q[3], ty, D, D),
-                            n2,
-                            sx_weight_typed(q[4], ty, F, D),
-                            sx_weight_typed(q[5], ty, F, D),
-                            sx_weight_typed(q[6], ty, D, F)};
         sx_llama m;
         memset(&m, 0, sizeof m);
         m.cfg = (sx_llama_config){D, 1, 40, 40, 128, F, 1, 2048, 1e-5f, 10000.0f, 1, 2, 0};
+        sx_llama_layer L = sx_llama_layer_wrap(&m.cfg, n1, n2, q, ty);
         m.layers = &L;
         sx_llama_ctx *c;
         CHECK_OK(sx_llama_ctx_new(&m, 16, SX_F32, &c));
