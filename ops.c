@@ -188,23 +188,35 @@ typedef struct {
     float eps;
 } gn_job;
 
-/* one group: mean and variance over cg x HW values (double sums), then the
- * per-channel affine */
+void sx_groupnorm_stats(const float *x, int64_t n, float eps, float *mean, float *rstd) {
+    double s[4] = {0, 0, 0, 0}, ss[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) s[j] += x[i + j];
+    for (; i < n; i++) s[i % 4] += x[i];
+    double mu = ((s[0] + s[1]) + (s[2] + s[3])) / (double)n;
+    for (i = 0; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            double d = x[i + j] - mu;
+            ss[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = x[i] - mu;
+        ss[i % 4] += d * d;
+    }
+    *mean = (float)mu;
+    *rstd = (float)(1.0 / sqrt(((ss[0] + ss[1]) + (ss[2] + ss[3])) / (double)n + (double)eps));
+}
+
+/* one group: its statistics, then the per-channel affine */
 static void gn_task(void *ctx, int64_t b0, int64_t e0, int tid) {
     (void)tid;
     gn_job *J = ctx;
     int64_t n = J->cg * J->HW;
     for (int64_t g = b0; g < e0; g++) {
         const float *xg = J->x + g * n;
-        float *yg = J->y + g * n;
-        double s = 0, ss = 0;
-        for (int64_t i = 0; i < n; i++) s += xg[i];
-        double mean = s / (double)n;
-        for (int64_t i = 0; i < n; i++) {
-            double d = xg[i] - mean;
-            ss += d * d;
-        }
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)n + (double)J->eps));
+        float *yg = J->y + g * n, m, rstd;
+        sx_groupnorm_stats(xg, n, J->eps, &m, &rstd);
         for (int64_t c = 0; c < J->cg; c++) {
             int64_t ch = g * J->cg + c;
             float ww = J->w ? J->w[ch] : 1.0f, bb = J->b ? J->b[ch] : 0.0f;

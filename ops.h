@@ -174,6 +174,25 @@ typedef struct sx_conv {
 int sx_conv2d(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
               const sx_weight *w, const float *bias, int64_t *Ho, int64_t *Wo);
 
+/* The same convolution with the resnets' norm -> SiLU in front and the
+ * residual add behind, fused: the normalised input is never stored (nor
+ * the conv output before the add):
+ *   y = (accumulate ? y : 0) + (conv(act(groupnorm(x))) + bias)
+ * with GroupNorm over the cin input channels (groups > 0; gn_w / gn_b per
+ * channel, may be NULL) and act = SiLU if silu. Bit-identical to
+ * sx_groupnorm, sx_silu, sx_conv2d and sx_add in sequence on the scalar
+ * path; the SIMD paths use their own exp in the SiLU (within 1e-6 of it). */
+typedef struct sx_conv_fuse {
+    int groups;
+    float eps;
+    const float *gn_w, *gn_b;
+    int silu;
+    int accumulate;
+} sx_conv_fuse;
+int sx_conv2d_fused(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+                    const sx_weight *w, const float *bias, const sx_conv_fuse *f, int64_t *Ho,
+                    int64_t *Wo);
+
 /* ---- resampling ---- */
 /* torch.nn.functional.interpolate(mode="bicubic", align_corners=False) of a
  * [C, h, w] grid to [C, oh, ow] (A = -0.75, edge-clamped taps). */

@@ -7,6 +7,7 @@
 
 #include "half.h"
 #include "ops_impl.h"
+#include "ops_avx512.h"
 
 #define MR 12
 #define NR 32
@@ -207,28 +208,6 @@ void sx_bf16_from_f32_avx512(void *yv, const float *x, int64_t n) {
         _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtepi32_epi16(r));
     }
     for (; i < n; i++) y[i] = sx_f32_to_bf16(x[i]);
-}
-
-/* exp(x) for x <= 0 (softmax after max subtraction): Cody-Waite reduction
- * x = n ln2 + r, degree-6 polynomial for e^r, scale by 2^n; exact 0 below
- * -87.3 (like expf's underflow to 0 at the float range). */
-static inline __m512 exp512(__m512 x) {
-    const __m512 lo = _mm512_set1_ps(-87.3f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512 res = _mm512_scalef_ps(p, n);
-    return _mm512_maskz_mov_ps((__mmask16)~under, res);
 }
 
 static void softmax_row(float *x, int64_t n, float scale) {

@@ -219,6 +219,10 @@ int sx_gemm_pack_b(float *dst, const struct sx_weight *W, int64_t n0, int64_t N,
 void sx_gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t M,
                        const float *bp, int64_t N, int64_t K, int64_t bK, float *ap);
 
+/* GroupNorm's statistics of one group of n values (ops.c): the mean and
+ * 1/sqrt(var + eps), both from sums in double (in a fixed order). */
+void sx_groupnorm_stats(const float *x, int64_t n, float eps, float *mean, float *rstd);
+
 /* ---- per-thread scratch (ops.c) ----
  * Buffers grown on demand and kept: fresh large mallocs are mmap'ed and
  * every page faults on first touch, which costs as much as the arithmetic of
@@ -227,8 +231,8 @@ enum {
     SX_SCR_GEMM_A,   /* packed X panels */
     SX_SCR_GEMM_B,   /* packed W panels */
     SX_SCR_ATTN_S,   /* attention scores */
-    SX_SCR_CONV_COL, /* im2col rows */
-    SX_SCR_CONV_OUT, /* conv GEMM output */
+    SX_SCR_CONV_COL, /* conv input bands and tile lists */
+    SX_SCR_CONV_W,   /* conv weights packed for the micro-kernel */
     SX_SCR_ATTN_KV,  /* attention's pre-packed keys and values */
     SX_SCR_ACT,      /* quantized activations of the integer GEMV */
     SX_SCR_PACK,     /* one block of converted weight rows while packing */
@@ -242,5 +246,133 @@ enum {
 /* n floats of 64-byte aligned scratch of the calling thread; NULL if out of
  * memory. The contents are not kept between different uses of a slot. */
 float *sx_scratch(int slot, size_t n);
+
+/* ---- flash attention inner kernels (driven by ops_attn.c) ----
+ * A task is one head x one tile of qt queries, run against the keys and
+ * values of its kv head block by block. The two products are transposed so
+ * that the queries are the vector lanes and the online-softmax statistics
+ * of a tile (running max m, sum l, rescale alpha) are lane-wise vectors:
+ *   scores:  S^T[j][i] = k_j . q_i                    (j: key, i: query)
+ *   softmax: P^T[j][i] = exp(scale S^T[j][i] - m_i)   (online, F32)
+ *   values:  O^T[d][i] = alpha_i O^T[d][i] + sum_j v_j[d] P^T[j][i]
+ *   finish:  o[i][d] = O^T[d][i] / l_i
+ * The scalar set reads keys and values in place; the SIMD sets pack each
+ * kv head once per call (pack_kv) into the panels their register tiles
+ * read, and every set packs its query tile (pack_q). A BF16 set would
+ * convert while packing and round P^T to BF16 inside `values`. Scores,
+ * softmax, O^T and l are F32 on every set. */
+#define SX_ATTN_QT_MAX 64
+typedef struct sx_attn_kv {
+    const float *k, *v; /* key / value rows of the kv head */
+    int64_t ldk, ldv;   /* token strides */
+    int64_t Tk;
+    const void *packed; /* the set's copy (pack_kv), else NULL */
+} sx_attn_kv;
+
+typedef struct sx_attn_kernels {
+    const char *name;
+    int qt; /* queries per tile (<= SX_ATTN_QT_MAX): rows of S^T and O^T are qt floats */
+    int kt; /* `scores` makes S^T rows in multiples of kt keys */
+    int dt; /* O^T has head_dim rounded up to a multiple of dt rows */
+    /* optional (NULL: none): bytes of one kv head's packed copy; packing of
+     * its keys/values [j0, j1) (j0 a multiple of kt) into that copy */
+    size_t (*kv_bytes)(int64_t Tk, int D);
+    void (*pack_kv)(void *dst, const sx_attn_kv *kv, int D, int64_t j0, int64_t j1);
+    /* bytes of one packed query tile; pack_q zero-fills lanes nq..qt-1 */
+    size_t (*q_bytes)(int D);
+    void (*pack_q)(void *dst, const float *q, int64_t ldq, int nq, int D);
+    /* st[nk][qt] = S^T of keys [k0, k0+nk); k0, nk multiples of kt; rows of
+     * keys past Tk hold anything finite (the softmax masks them) */
+    void (*scores)(float *st, const sx_attn_kv *kv, const void *qp, int64_t k0, int64_t nk, int D);
+    /* ot[Dp][qt] = (alpha ? alpha .* ot : 0) + V[k0, k0+nk)^T . pt[nk][qt]
+     * (k0 + nk <= Tk) */
+    void (*values)(float *ot, const sx_attn_kv *kv, const float *pt, int64_t k0, int64_t nk, int D,
+                   const float *alpha);
+    /* One block of the online softmax, in place on st[nk][qt]: row j of lane
+     * i is visible iff j < vis[i] (vis NULL: all nk rows). With t = scale*s
+     * over the visible rows: m' = max(m, max t); alpha = exp(m - m');
+     * p = exp(t - m') (0 where not visible); l = alpha l + sum p; m = m'.
+     * A lane with no visible row so far keeps m = -inf, l = 0, p = 0. */
+    void (*softmax)(float *st, int64_t nk, const int32_t *vis, float scale, float *m, float *l,
+                    float *alpha);
+    /* o[i][d] = ot[d][i] * (1 / l[i]) for i < nq, d < D (0 where l[i] = 0),
+     * o with row stride ldo */
+    void (*finish)(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D);
+} sx_attn_kernels;
+
+/* The conv panel of output channels c0 .. c0+n-1 from SX_PACK_PANELS
+ * weights, one element at a time (ops_conv.c; the scalar and AVX2 sets). */
+void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
+                           int64_t c0, int n);
+
+/* The float32 kernel set <prefix>_scalar / _avx2 / _avx512 of the current
+ * SIMD path (AMX runs AVX-512's float32 kernels, as the GEMM does). */
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+#define SX_F32_SET(prefix)                                                                         \
+    (sx_simd_level() == SX_SIMD_AVX2     ? &prefix##_avx2                                          \
+     : sx_simd_level() == SX_SIMD_AVX512 ? &prefix##_avx512                                        \
+     : sx_simd_level() == SX_SIMD_AMX    ? &prefix##_avx512                                        \
+                                         : &prefix##_scalar)
+#else
+#define SX_F32_SET(prefix) (&prefix##_scalar)
+#endif
+
+/* Scalar F32 helpers (ops_attn.c): a query tile as [D][qt]; the finish. */
+void sx_attn_f32_pack_q(void *dst, const float *q, int64_t ldq, int nq, int D, int qt);
+void sx_attn_f32_finish(float *o, int64_t ldo, const float *ot, const float *l, int nq, int D,
+                        int qt);
+
+extern const sx_attn_kernels sx_attn_scalar;
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_attn_kernels sx_attn_avx2;
+extern const sx_attn_kernels sx_attn_avx512;
+#endif
+/* The set of the current SIMD path (ops_attn.c). */
+const sx_attn_kernels *sx_attn_kernels_cur(void);
+
+/* ---- convolution micro-kernels (driven by ops_conv.c) ----
+ * One register tile of the implicit GEMM Y[co][p] = sum_k W[co][k] X[k][p]:
+ * mr output channels (the broadcast operand: packed weights, mr floats per
+ * k) x nr pixels (the vector lanes), with the rows of X read where they lie:
+ *   c[r][j] = (load_c ? c[r][j] : 0)
+ *           + sum over ci < nci, t < ntaps (in that order) of
+ *             a[(ci*ntaps + t)*mr + r] * x[ci*cs + toff[t] + j]
+ * (c with row stride ldc): x is a band of the input (ops_conv.c) and toff
+ * the offset of each kernel tap in it, so a convolution needs no im2col; a
+ * packed panel of X rows is the case ntaps = 1, cs = nr. Each element is a
+ * plain running sum over k, so splitting k across calls gives the same
+ * bytes. */
+typedef struct sx_conv_kernels {
+    const char *name;
+    int mr, nr;
+    void (*ukr)(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
+                float *c, int64_t ldc, int load_c);
+    /* the panel of mr output channels: dst[k][r] = r < n ? w[r*ldw + k] : 0
+     * for k < K, r < mr */
+    void (*pack_w)(float *dst, const float *w, int64_t ldw, int n, int64_t K);
+    /* the same panel from a weight packed at load (SX_PACK_PANELS: panels of
+     * pnr columns, element type `type`, data at pdata): output channels
+     * (panel columns) c0 .. c0+n-1 */
+    void (*pack_w_panels)(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
+                          int n);
+    /* y[r][j] (row stride ldy) = (accumulate ? y[r][j] : 0) + (c[r][j] +
+     * (bias ? bias[r] : 0)) for r < rows, j < cols (c with row stride ldc):
+     * a finished tile out */
+    void (*store)(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
+                  int cols, int accumulate);
+    /* In place on n input values of one channel: v = ((v - mean) * rstd) *
+     * w + b (the arithmetic of sx_groupnorm), then, if silu, v / (1 +
+     * exp(-v)): the prologue of sx_conv2d_fused. The scalar set uses expf
+     * (the bytes of sx_groupnorm + sx_silu); the SIMD sets their exp. */
+    void (*prologue)(float *v, int64_t n, float mean, float rstd, float w, float b, int silu);
+} sx_conv_kernels;
+
+extern const sx_conv_kernels sx_conv_scalar;
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_conv_kernels sx_conv_avx2;
+extern const sx_conv_kernels sx_conv_avx512;
+#endif
+/* The set of the current SIMD path (ops_conv.c). */
+const sx_conv_kernels *sx_conv_kernels_cur(void);
 
 #endif

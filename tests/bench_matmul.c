@@ -20,8 +20,13 @@
  *           packed at load (the mapped pages given back).
  *   decode: M = 1 against F16 weights: the GEMV on the stored rows, and the
  *           GEMM kernels streaming the weights packed at load (F32, BF16).
+ *   attention: sx_attention at the model shapes vs the F32 GEMM of the same
+ *           model's projections and torch SDPA; conv: every UNet/VAE/ViT
+ *           convolution vs torch.nn.functional.conv2d; fused: the resnets'
+ *           GroupNorm -> SiLU -> conv -> + x (PyTorch runs beside us:
+ *           scripts/bench_kernels_torch.py).
  * Usage: build/tests/bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory]
- *                                 [--attention]
+ *                                 [--attention] [--conv] [--fused]
  *        (no section flag: all sections) */
 #include <dlfcn.h>
 #include <math.h>
@@ -29,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -599,45 +606,397 @@ static void bench_memory(void) {
     unlink(path);
 }
 
-/* sx_attention at the model shapes: GFLOP/s counts the two GEMMs (4 T^2 H D). */
-static void bench_attention(void) {
-    struct { const char *what; int64_t T; int H, D; } as[] = {
-        {"sdxl 64x64 self-attn", 4096, 10, 64}, {"vit-G block", 1024, 16, 104},
-        {"vae mid (64x64 latent)", 4096, 1, 512}, {"llm prefill 600", 600, 40, 128}};
-    printf("\nattention (sx_attention, F32)\n%-24s %5s %3s %4s %3s %9s\n", "shape", "T", "H", "D",
-           "thr", "GFLOP/s");
+/* ---- the PyTorch side of the attention and conv rows ----
+ * scripts/bench_kernels_torch.py as a coprocess: one request line out, the
+ * best time in seconds back, so PyTorch runs right beside our kernel in the
+ * same rounds. Absent (no .venv): the PyTorch columns stay empty. */
+typedef struct {
+    FILE *to, *from;
+    pid_t pid;
+} torch_proc;
+
+static int torch_open(torch_proc *t) {
+    memset(t, 0, sizeof *t);
+    if (access(".venv/bin/python", X_OK) != 0) return -1;
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+        execl(".venv/bin/python", ".venv/bin/python", "scripts/bench_kernels_torch.py",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]), close(out[1]);
+    signal(SIGPIPE, SIG_IGN); /* a failed coprocess only empties the columns */
+    t->to = fdopen(in[1], "w");
+    t->from = fdopen(out[0], "r");
+    t->pid = pid;
+    return t->to && t->from ? 0 : -1;
+}
+
+/* Seconds of the request, or -1. */
+static double torch_time(torch_proc *t, const char *req) {
+    char line[512];
+    if (!t->to) return -1;
+    fprintf(t->to, "%s\n", req);
+    fflush(t->to);
+    if (!fgets(line, sizeof line, t->from)) { /* the coprocess is gone */
+        fclose(t->to), fclose(t->from);
+        t->to = t->from = NULL;
+        return -1;
+    }
+    if (!strncmp(line, "error", 5)) {
+        fprintf(stderr, "torch: %s", line);
+        return -1;
+    }
+    return atof(line);
+}
+
+/* One more PyTorch run of req, keeping the best time in *best. */
+static void torch_best(torch_proc *t, const char *req, double *best) {
+    double tt = torch_time(t, req);
+    if (tt > 0 && tt < *best) *best = tt;
+}
+
+/* The PyTorch cell (GFLOP/s of `flop`, or ms when flop is 0) and our
+ * speed relative to it; "-" when PyTorch did not run. */
+static void torch_cells(char *tcol, char *rcol, size_t n, double best, double ours, double flop) {
+    snprintf(tcol, n, "-");
+    snprintf(rcol, n, "-");
+    if (best >= 1e30) return;
+    if (flop > 0)
+        snprintf(tcol, n, "%.1f", flop / best / 1e9);
+    else
+        snprintf(tcol, n, "%.1f ms", 1e3 * best);
+    snprintf(rcol, n, "%.2fx", best / ours);
+}
+
+static void torch_close(torch_proc *t) {
+    if (t->to) fclose(t->to);
+    if (t->from) fclose(t->from);
+    if (t->pid > 0) waitpid(t->pid, NULL, 0);
+}
+
+/* The clock of the attention and conv rows (and of the PyTorch side): with
+ * 1 thread the CPU time of the thread, which leaves out the time other
+ * processes took the core; with more, wall time. */
+static double row_clock(int threads) {
+    return threads > 1 ? sx_time() : cpu_now(1);
+}
+
+/* The F32 FMA peak of one core per CPU-second (measured at the start), for
+ * the current SIMD path: "% peak" divides a rate per CPU-second by it. */
+static double peak_cpu(void) {
+    int l = sx_simd_level();
+    return l == SX_SIMD_AVX512 || l == SX_SIMD_AMX ? pk[PK_ZMM] : pk[PK_YMM];
+}
+
+/* sx_attention at the model shapes, timed alternately (best of ATT_REPS
+ * rounds) with the F32 GEMM of the same model's projections
+ * ([T, H*D] x [H*D, H*D]^T) and torch's F.scaled_dot_product_attention, so
+ * the ratios hold while the clock and the other tenants change. GFLOP/s
+ * counts the two products, 4 Tq Tk H D (causal: the visible part only);
+ * "of GEMM" and "% peak" compare rates per CPU-second. */
+#define ATT_REPS 3
+static void bench_attention(torch_proc *tp, int maxt) {
+    struct {
+        const char *what;
+        int64_t Tq, Tk;
+        int H, D, causal;
+    } as[] = {{"sdxl 64x64 self-attn", 4096, 4096, 10, 64, 0},
+              {"sdxl 64x64 cross-attn", 4096, 77, 10, 64, 0},
+              {"vit-G block", 1024, 1024, 16, 104, 0},
+              {"llm prefill 600", 600, 600, 40, 128, 0},
+              {"llm prefill 600 causal", 600, 600, 40, 128, 1},
+              {"vae mid (64x64 latent)", 4096, 4096, 1, 512, 0}};
+    printf("\nattention (sx_attention, F32, %s) vs the F32 GEMM [T,HD]x[HD,HD] and torch SDPA, "
+           "same rounds\n"
+           "(per CPU-s: flop / process CPU time; torch and \"vs torch\": 1 thread CPU time of the\n"
+           " thread on both sides, 2 threads wall time)\n",
+           sx_simd_name(sx_simd_level()));
+    printf("%-24s %5s %5s %3s %4s %3s %8s %9s %9s %8s %8s %8s %7s\n", "shape", "Tq", "Tk", "H", "D",
+           "thr", "GFLOP/s", "per CPU-s", "GEMM/CPUs", "of GEMM", "torch", "vs torch", "% peak");
     for (size_t i = 0; i < sizeof as / sizeof as[0]; i++) {
-        int64_t T = as[i].T, n = T * as[i].H * as[i].D;
-        float *q = malloc(4 * n), *k = malloc(4 * n), *v = malloc(4 * n), *o = malloc(4 * n);
-        sx_rand_uniform(q, n, 1, -1, 1);
-        sx_rand_uniform(k, n, 2, -1, 1);
-        sx_rand_uniform(v, n, 3, -1, 1);
+        int64_t Tq = as[i].Tq, Tk = as[i].Tk, HD = (int64_t)as[i].H * as[i].D;
+        float *q = malloc(4 * Tq * HD), *k = malloc(4 * Tk * HD), *v = malloc(4 * Tk * HD);
+        float *o = malloc(4 * Tq * HD), *w = malloc(4 * HD * HD);
+        sx_rand_uniform(q, Tq * HD, 1, -1, 1);
+        sx_rand_uniform(k, Tk * HD, 2, -1, 1);
+        sx_rand_uniform(v, Tk * HD, 3, -1, 1);
+        sx_rand_uniform(w, HD * HD, 4, -1, 1);
+        sx_weight W = sx_weight_f32(w, HD, HD);
+        sx_epilogue ep = {.compute = SX_COMPUTE_F32};
         int hd = as[i].D, H = as[i].H;
-        sx_attn a = {H, H, hd, (int64_t)H * hd, hd, (int64_t)H * hd, hd, (int64_t)H * hd, hd,
-                     (int64_t)H * hd, hd, 1.0f / sqrtf((float)hd), 0, 0};
-        for (int t = 1; t <= sx_threads_count() || t == 1; t *= 2) {
-            int nt = sx_threads_count();
-            sx_threads_init(t);
-            double best = 1e30;
-            for (int r = 0; r < 3; r++) {
-                double t0 = sx_time();
-                sx_attention(&a, o, q, k, v, T, T);
-                double dt = sx_time() - t0;
-                if (dt < best) best = dt;
-            }
-            printf("%-24s %5lld %3d %4d %3d %9.1f\n", as[i].what, (long long)T, H, hd, t,
-                   4.0 * T * T * H * hd / best / 1e9);
-            sx_threads_init(nt);
-            if (t >= nt) break;
+        sx_attn a = {
+            H,      H, hd, HD, hd, HD, hd, HD, hd, HD, hd, 1.0f / sqrtf((float)hd), as[i].causal,
+            Tk - Tq};
+        /* visible (query, key) pairs */
+        double pairs = 0;
+        for (int64_t r = 0; r < Tq; r++) {
+            int64_t n = as[i].causal ? r + Tk - Tq + 1 : Tk;
+            pairs += (double)(n < 0 ? 0 : n > Tk ? Tk : n);
         }
-        free(q), free(k), free(v), free(o);
+        double fa = 4.0 * pairs * HD, fg = 2.0 * Tq * HD * HD;
+        for (int t = 1; t <= maxt; t++) {
+            double aw = 1e30, ac = 1e30, ar = 1e30, gc = 1e30, bt = 1e30;
+            char req[128];
+            snprintf(req, sizeof req, "attn %lld %lld %d %d %d %d 1", (long long)Tq, (long long)Tk,
+                     H, hd, as[i].causal, t);
+            sx_threads_init(t);
+            for (int r = 0; r < ATT_REPS; r++) {
+                double c0 = cpu_now(0);
+                sx_matmul_ep(o, HD, q, HD, &W, &ep, Tq);
+                double c1 = cpu_now(0), w1 = sx_time(), r1 = row_clock(t);
+                sx_attention(&a, o, q, k, v, Tq, Tk);
+                double c2 = cpu_now(0), w2 = sx_time(), r2 = row_clock(t);
+                if (c1 - c0 < gc) gc = c1 - c0;
+                if (c2 - c1 < ac) ac = c2 - c1;
+                if (w2 - w1 < aw) aw = w2 - w1;
+                if (r2 - r1 < ar) ar = r2 - r1;
+                torch_best(tp, req, &bt);
+            }
+            char tcol[16], rcol[16];
+            torch_cells(tcol, rcol, sizeof tcol, bt, ar, fa);
+            printf("%-24s %5lld %5lld %3d %4d %3d %8.1f %9.1f %9.1f %7.0f%% %8s %8s %6.0f%%\n",
+                   as[i].what, (long long)Tq, (long long)Tk, H, hd, t, fa / aw / 1e9, fa / ac / 1e9,
+                   fg / gc / 1e9, 100 * (fa / ac) / (fg / gc), tcol, rcol,
+                   peak_cpu() > 0 ? 100 * fa / ac / 1e9 / peak_cpu() : 0);
+            fflush(stdout);
+        }
+        sx_threads_init(maxt);
+        free(q), free(k), free(v), free(o), free(w);
+    }
+}
+
+/* sx_conv2d at every convolution shape of the SDXL UNet, the SDXL VAE
+ * (decoder and encoder) at 1024x1024 and the ViT patchify, next to
+ * torch.nn.functional.conv2d (F32) on the same shape, alternately (best of
+ * CONV_ROUNDS rounds of 2 runs each). Maps whose conv costs more than
+ * CONV_GFLOP are timed on a band of their rows (full width and channels;
+ * "rows" says how many of H). */
+#define CONV_ROUNDS 2
+#define CONV_GFLOP  8.0
+typedef struct {
+    const char *what;
+    int cin, cout, k, s, pt, pl, pb, pr, H, W;
+} conv_shape;
+
+static void bench_conv(torch_proc *tp, int quick, int maxt) {
+    static const conv_shape cs[] = {
+        /* SDXL UNet, 128x128 latent */
+        {"unet conv_in", 4, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet conv_in (edit)", 8, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet res 320", 320, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet down 320", 320, 320, 3, 2, 1, 1, 1, 1, 128, 128},
+        {"unet res 320->640", 320, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet res 640", 640, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet short 320->640", 320, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet down 640", 640, 640, 3, 2, 1, 1, 1, 1, 64, 64},
+        {"unet res 640->1280", 640, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet res 1280", 1280, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet short 640->1280", 640, 1280, 1, 1, 0, 0, 0, 0, 32, 32},
+        {"unet up res 2560->1280", 2560, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet up short 2560->1280", 2560, 1280, 1, 1, 0, 0, 0, 0, 32, 32},
+        {"unet up res 1920->1280", 1920, 1280, 3, 1, 1, 1, 1, 1, 32, 32},
+        {"unet up short 1920->1280", 1920, 1280, 1, 1, 0, 0, 0, 0, 32, 32},
+        {"unet upsample 1280", 1280, 1280, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up res 1920->640", 1920, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up short 1920->640", 1920, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet up res 1280->640", 1280, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up short 1280->640", 1280, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet up res 960->640", 960, 640, 3, 1, 1, 1, 1, 1, 64, 64},
+        {"unet up short 960->640", 960, 640, 1, 1, 0, 0, 0, 0, 64, 64},
+        {"unet upsample 640", 640, 640, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet up res 960->320", 960, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet up short 960->320", 960, 320, 1, 1, 0, 0, 0, 0, 128, 128},
+        {"unet up res 640->320", 640, 320, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"unet up short 640->320", 640, 320, 1, 1, 0, 0, 0, 0, 128, 128},
+        {"unet conv_out", 320, 4, 3, 1, 1, 1, 1, 1, 128, 128},
+        /* SDXL VAE decoder, 128x128 latent -> 1024x1024 */
+        {"vae post_quant_conv", 4, 4, 1, 1, 0, 0, 0, 0, 128, 128},
+        {"vae dec conv_in", 4, 512, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"vae res 512 @128", 512, 512, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"vae res 512 @256", 512, 512, 3, 1, 1, 1, 1, 1, 256, 256},
+        {"vae res 512 @512", 512, 512, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae res 512->256 @512", 512, 256, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae short 512->256 @512", 512, 256, 1, 1, 0, 0, 0, 0, 512, 512},
+        {"vae res 256 @512", 256, 256, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae res 256 @1024", 256, 256, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae res 256->128 @1024", 256, 128, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae short 256->128 @1024", 256, 128, 1, 1, 0, 0, 0, 0, 1024, 1024},
+        {"vae res 128 @1024", 128, 128, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae dec conv_out", 128, 3, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        /* SDXL VAE encoder (editing), 1024x1024 -> 128x128 */
+        {"vae enc conv_in", 3, 128, 3, 1, 1, 1, 1, 1, 1024, 1024},
+        {"vae down 128 @1024", 128, 128, 3, 2, 0, 0, 1, 1, 1024, 1024},
+        {"vae res 128->256 @512", 128, 256, 3, 1, 1, 1, 1, 1, 512, 512},
+        {"vae short 128->256 @512", 128, 256, 1, 1, 0, 0, 0, 0, 512, 512},
+        {"vae down 256 @512", 256, 256, 3, 2, 0, 0, 1, 1, 512, 512},
+        {"vae res 256->512 @256", 256, 512, 3, 1, 1, 1, 1, 1, 256, 256},
+        {"vae short 256->512 @256", 256, 512, 1, 1, 0, 0, 0, 0, 256, 256},
+        {"vae down 512 @256", 512, 512, 3, 2, 0, 0, 1, 1, 256, 256},
+        {"vae enc conv_out", 512, 8, 3, 1, 1, 1, 1, 1, 128, 128},
+        {"vae quant_conv", 8, 8, 1, 1, 0, 0, 0, 0, 128, 128},
+        /* Qwen-VL ViT-bigG patchify, one 448x448 tile */
+        {"vit patchify", 3, 1664, 14, 14, 0, 0, 0, 0, 448, 448}};
+    static const char *quick_set[] = {"unet res 320",         "unet res 640",
+                                      "unet res 1280",        "unet down 320",
+                                      "unet short 640->1280", "unet conv_out",
+                                      "vae res 128 @1024",    "vae dec conv_out",
+                                      "vit patchify",         NULL};
+    printf(
+        "\nconv (sx_conv2d, F32 weights, %s) vs torch.nn.functional.conv2d (F32), same rounds\n"
+        "(GFLOP/s and torch: 1 thread per CPU-second of the thread on both sides, 2 threads wall\n"
+        " time; %% peak: per CPU-second vs the FMA peak)\n",
+        sx_simd_name(sx_simd_level()));
+    printf("%-25s %-15s %9s %3s %8s %8s %8s %7s\n", "conv", "cin->cout kxk/s", "HxW(rows)", "thr",
+           "GFLOP/s", "torch", "vs torch", "% peak");
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        const conv_shape *c = &cs[i];
+        if (quick) {
+            int in = 0;
+            for (int j = 0; quick_set[j]; j++) in |= !strcmp(quick_set[j], c->what);
+            if (!in) continue;
+        }
+        /* rows timed: halve while the conv costs more than CONV_GFLOP */
+        int64_t H = c->H, ho, wo = (c->W + c->pl + c->pr - c->k) / c->s + 1;
+        double fl;
+        for (;;) {
+            ho = (H + c->pt + c->pb - c->k) / c->s + 1;
+            fl = 2.0 * c->cout * c->cin * c->k * c->k * ho * wo;
+            if (fl <= CONV_GFLOP * 1e9 || H <= 16) break;
+            H /= 2;
+        }
+        int64_t K = (int64_t)c->cin * c->k * c->k;
+        float *x = malloc(sizeof(float) * (size_t)(c->cin * H * c->W)),
+              *w = malloc(sizeof(float) * (size_t)(c->cout * K));
+        float *b = malloc(sizeof(float) * (size_t)c->cout),
+              *y = malloc(sizeof(float) * (size_t)(c->cout * ho * wo));
+        sx_rand_uniform(x, c->cin * H * c->W, 1, -1, 1);
+        sx_rand_uniform(w, c->cout * K, 2, -0.05f, 0.05f);
+        sx_rand_uniform(b, c->cout, 3, -1, 1);
+        sx_weight W = sx_weight_f32(w, c->cout, K);
+        sx_weight_pack(&W); /* as at load (F32 compute: panels the conv reads its weights from) */
+        sx_conv cv = {c->cin, c->cout, c->k, c->k, c->s, c->pt, c->pl, c->pb, c->pr};
+        char shp[32], hw[24];
+        snprintf(shp, sizeof shp, "%d->%d %dx%d/%d", c->cin, c->cout, c->k, c->k, c->s);
+        snprintf(hw, sizeof hw, H < c->H ? "%dx%d(%lld)" : "%dx%d", c->H, c->W, (long long)H);
+        for (int t = 1; t <= maxt; t++) {
+            double bo = 1e30, bt = 1e30, bc = 1e30;
+            char req[160];
+            snprintf(req, sizeof req, "conv %d %d %d %d %d %d %d %d %lld %d %d 2", c->cin, c->cout,
+                     c->k, c->s, c->pt, c->pl, c->pb, c->pr, (long long)H, c->W, t);
+            sx_threads_init(t);
+            sx_conv2d(y, x, H, c->W, &cv, &W, b, NULL, NULL); /* warm-up */
+            for (int r = 0; r < CONV_ROUNDS; r++) {
+                for (int j = 0; j < 2; j++) {
+                    double t0 = row_clock(t), c0 = cpu_now(0);
+                    sx_conv2d(y, x, H, c->W, &cv, &W, b, NULL, NULL);
+                    double dt = row_clock(t) - t0, dc = cpu_now(0) - c0;
+                    if (dt < bo) bo = dt;
+                    if (dc < bc) bc = dc;
+                }
+                torch_best(tp, req, &bt);
+            }
+            double g = fl / bo / 1e9;
+            char tcol[16], rcol[16];
+            torch_cells(tcol, rcol, sizeof tcol, bt, bo, fl);
+            printf("%-25s %-15s %9s %3d %8.1f %8s %8s %6.0f%%\n", c->what, shp, hw, t, g, tcol,
+                   rcol, peak_cpu() > 0 ? 100 * fl / bc / 1e9 / peak_cpu() : 0);
+            fflush(stdout);
+        }
+        sx_threads_init(maxt);
+        sx_weight_unpack(&W);
+        free(x), free(w), free(b), free(y);
+    }
+}
+
+/* The resnets' GroupNorm(32) -> SiLU -> 3x3 conv -> + residual: the separate
+ * kernel-layer ops (sx_groupnorm, sx_silu, sx_conv2d, sx_add), the fused
+ * sx_conv2d_fused and PyTorch's four ops, alternately (rows cropped as in
+ * bench_conv). */
+static void bench_gnconv(torch_proc *tp, int maxt) {
+    static const struct {
+        const char *what;
+        int c, H, W;
+    } gs[] = {{"unet res 320 @128", 320, 128, 128},
+              {"unet res 640 @64", 640, 64, 64},
+              {"unet res 1280 @32", 1280, 32, 32},
+              {"vae res 512 @256", 512, 256, 256},
+              {"vae res 128 @1024", 128, 1024, 1024}};
+    printf("\nresnet GroupNorm(32) -> SiLU -> conv3x3 -> + x: separate ops vs sx_conv2d_fused vs "
+           "torch (%s)\n"
+           "(1 thread: CPU time of the thread on both sides; 2: wall time)\n",
+           sx_simd_name(sx_simd_level()));
+    printf("%-20s %14s %3s %10s %10s %10s %8s %8s\n", "block", "HxW(rows)", "thr", "separate",
+           "fused", "torch", "fused/sep", "vs torch");
+    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
+        int C = gs[i].c;
+        int64_t H = gs[i].H, W = gs[i].W;
+        while (2.0 * C * C * 9 * H * W > CONV_GFLOP * 1e9 && H > 16) H /= 2;
+        int64_t n = C * H * W, K = (int64_t)C * 9;
+        float *x = malloc(sizeof(float) * n), *h = malloc(sizeof(float) * n),
+              *y = malloc(sizeof(float) * n);
+        float *r = malloc(sizeof(float) * n), *w = malloc(sizeof(float) * C * K),
+              *b = malloc(sizeof(float) * C);
+        float *gw = malloc(sizeof(float) * C), *gb = malloc(sizeof(float) * C);
+        sx_rand_uniform(x, n, 1, -1, 1), sx_rand_uniform(r, n, 2, -1, 1);
+        sx_rand_uniform(w, C * K, 3, -0.05f, 0.05f), sx_rand_uniform(b, C, 4, -1, 1);
+        sx_rand_uniform(gw, C, 5, 0.5f, 1.5f), sx_rand_uniform(gb, C, 6, -0.5f, 0.5f);
+        sx_weight W3 = sx_weight_f32(w, C, K);
+        sx_weight_pack(&W3);
+        sx_conv cv = {C, C, 3, 3, 1, 1, 1, 1, 1};
+        sx_conv_fuse f = {32, 1e-5f, gw, gb, 1, 1};
+        char hw[32];
+        snprintf(hw, sizeof hw, H < gs[i].H ? "%dx%d(%lld)" : "%dx%d", gs[i].H, gs[i].W,
+                 (long long)H);
+        for (int t = 1; t <= maxt; t++) {
+            double bs = 1e30, bf = 1e30, bt = 1e30;
+            char req[128];
+            snprintf(req, sizeof req, "gnconv %d %d 32 %lld %lld %d 2", C, C, (long long)H,
+                     (long long)W, t);
+            sx_threads_init(t);
+            for (int rd = 0; rd < CONV_ROUNDS; rd++) {
+                for (int j = 0; j < 2; j++) {
+                    double t0 = row_clock(t);
+                    sx_groupnorm(h, x, gw, gb, C, H * W, 32, 1e-5f);
+                    sx_silu(h, h, n);
+                    sx_conv2d(y, h, H, W, &cv, &W3, b, NULL, NULL);
+                    sx_add(y, r, y, n);
+                    double t1 = row_clock(t);
+                    memcpy(y, r, sizeof(float) * n);
+                    double t2 = row_clock(t);
+                    sx_conv2d_fused(y, x, H, W, &cv, &W3, b, &f, NULL, NULL);
+                    double t3 = row_clock(t);
+                    if (t1 - t0 < bs) bs = t1 - t0;
+                    if (t3 - t2 < bf) bf = t3 - t2;
+                }
+                torch_best(tp, req, &bt);
+            }
+            char tcol[16], rcol[16];
+            torch_cells(tcol, rcol, sizeof tcol, bt, bf, 0);
+            printf("%-20s %14s %3d %7.1f ms %7.1f ms %10s %7.2fx %8s\n", gs[i].what, hw, t,
+                   1e3 * bs, 1e3 * bf, tcol, bs / bf, rcol);
+            fflush(stdout);
+        }
+        sx_threads_init(maxt);
+        sx_weight_unpack(&W3);
+        free(x), free(h), free(y), free(r), free(w), free(b), free(gw), free(gb);
     }
 }
 
 int main(int argc, char **argv) {
-    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0, dec = 0;
+    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0, dec = 0, conv = 0, fused = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--conv"))
+            conv = 1;
+        else if (!strcmp(argv[i], "--fused"))
+            fused = 1;
         else if (!strcmp(argv[i], "--f32")) f32 = 1;
         else if (!strcmp(argv[i], "--bf16")) bf16 = 1;
         else if (!strcmp(argv[i], "--blocks")) blocks = 1;
@@ -645,11 +1004,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--memory")) mem = 1;
         else if (!strcmp(argv[i], "--decode")) dec = 1;
         else {
-            fprintf(stderr, "usage: bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory] [--attention]\n");
+            fprintf(
+                stderr,
+                "usage: bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory] "
+                "[--attention] [--conv] [--fused]\n");
             return 2;
         }
     }
-    if (!f32 && !bf16 && !blocks && !attn && !mem && !dec) f32 = bf16 = blocks = attn = mem = dec = 1;
+    if (!f32 && !bf16 && !blocks && !attn && !mem && !dec && !conv && !fused)
+        f32 = bf16 = blocks = attn = mem = dec = conv = fused = 1;
     if (sx_init(0) != 0) return 1;
     int maxt = sx_threads_count() < 2 ? sx_threads_count() : 2;
     printf("bench_matmul: simd %s, BF16 kernel %s, up to %d threads\n", sx_simd_name(sx_simd_level()),
@@ -679,6 +1042,13 @@ int main(int argc, char **argv) {
     if (blocks) bench_blocks(maxt);
     if (mem) bench_memory();
     sx_threads_init(0);
-    if (attn) bench_attention();
+    if (sx_set_compute(SX_COMPUTE_F32) != 0) return 1;
+    torch_proc tp;
+    if ((attn || conv || fused) && torch_open(&tp))
+        printf("(no .venv: PyTorch columns left empty)\n");
+    if (attn) bench_attention(&tp, maxt);
+    if (conv) bench_conv(&tp, quick, maxt);
+    if (fused) bench_gnconv(&tp, maxt);
+    if (attn || conv || fused) torch_close(&tp);
     return 0;
 }

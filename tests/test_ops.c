@@ -117,6 +117,96 @@ static void test_attention_vs_torch(void) {
     })
 }
 
+/* Attention in double precision, head by head (the reference of the
+ * kernel-layer tests below): softmax(scale q k^T, causal mask) v. */
+static void attn_ref(const sx_attn *a, float *o, const float *q, const float *k, const float *v,
+                     int64_t Tq, int64_t Tk) {
+    double *s = malloc(sizeof(double) * (size_t)(Tk ? Tk : 1));
+    for (int h = 0; h < a->n_heads; h++) {
+        int hk = h / (a->n_heads / a->n_kv_heads);
+        for (int64_t i = 0; i < Tq; i++) {
+            int64_t n = a->causal ? i + a->causal_offset + 1 : Tk;
+            n = n < 0 ? 0 : n > Tk ? Tk : n;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                double d = 0;
+                for (int c = 0; c < a->head_dim; c++)
+                    d += (double)q[i * a->q_tok + h * a->q_head + c] *
+                         k[j * a->k_tok + hk * a->k_head + c];
+                s[j] = d * a->scale;
+                if (s[j] > mx) mx = s[j];
+            }
+            for (int64_t j = 0; j < n; j++) sum += (s[j] = exp(s[j] - mx));
+            for (int c = 0; c < a->head_dim; c++) {
+                double acc = 0;
+                for (int64_t j = 0; j < n; j++) acc += s[j] * v[j * a->v_tok + hk * a->v_head + c];
+                o[i * a->o_tok + h * a->o_head + c] = n ? (float)(acc / sum) : 0.0f;
+            }
+        }
+    }
+    free(s);
+}
+
+/* The flash-attention kernels at every head_dim of SEED-X (and an odd one),
+ * with key counts across block and tile edges, GQA, causal masks with a KV
+ * cache offset (incl. queries that see no key), on every SIMD path: within
+ * the PyTorch-parity bound of a double-precision reference, and the same
+ * bytes for 1 and 2 threads. */
+static void test_attention_flash(void) {
+    struct {
+        int64_t Tq, Tk;
+        int H, Hk, D, causal;
+        int64_t off;
+    } cs[] = {{70, 300, 4, 2, 64, 0, 0},   {33, 77, 2, 2, 64, 0, 0},   {45, 130, 2, 1, 104, 1, 85},
+              {64, 64, 3, 3, 128, 1, 0},   {40, 257, 1, 1, 512, 0, 0}, {29, 20, 2, 2, 25, 1, -12},
+              {50, 200, 8, 2, 128, 1, 150}};
+    int nt = sx_threads_count();
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        int64_t Tq = cs[ci].Tq, Tk = cs[ci].Tk;
+        int H = cs[ci].H, Hk = cs[ci].Hk, D = cs[ci].D;
+        /* q with a token stride wider than the heads (a fused projection) */
+        int64_t qtok = (int64_t)H * D + 3, kvtok = (int64_t)Hk * D;
+        float *q = malloc(sizeof(float) * Tq * qtok), *k = malloc(sizeof(float) * Tk * kvtok);
+        float *v = malloc(sizeof(float) * Tk * kvtok), *ref = malloc(sizeof(float) * Tq * H * D);
+        float *o1 = malloc(sizeof(float) * Tq * H * D), *o2 = malloc(sizeof(float) * Tq * H * D);
+        sx_rand_uniform(q, Tq * qtok, 40 + ci, -2, 2);
+        sx_rand_uniform(k, Tk * kvtok, 50 + ci, -2, 2);
+        sx_rand_uniform(v, Tk * kvtok, 60 + ci, -1, 1);
+        sx_attn a = {H,
+                     Hk,
+                     D,
+                     qtok,
+                     D,
+                     kvtok,
+                     D,
+                     kvtok,
+                     D,
+                     (int64_t)H * D,
+                     D,
+                     1.0f / sqrtf((float)D),
+                     cs[ci].causal,
+                     cs[ci].off};
+        attn_ref(&a, ref, q, k, v, Tq, Tk);
+        for (int li = 0; li < n_levels; li++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s Tq=%lld Tk=%lld H=%d/%d D=%d causal=%d",
+                     sx_simd_name(levels[li]), (long long)Tq, (long long)Tk, H, Hk, D,
+                     cs[ci].causal);
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            CHECK_OK(sx_attention(&a, o1, q, k, v, Tq, Tk));
+            CHECK_CLOSE(nm, o1, ref, Tq * H * D, 2e-6);
+            sx_threads_init(2);
+            sx_simd_set(levels[li]);
+            CHECK_OK(sx_attention(&a, o2, q, k, v, Tq, Tk));
+            CHECKF(!memcmp(o1, o2, sizeof(float) * Tq * H * D), "%s: differs across threads", nm);
+        }
+        sx_simd_init();
+        free(q), free(k), free(v), free(ref), free(o1), free(o2);
+    }
+    sx_threads_init(nt);
+}
+
 static void test_norms_vs_torch(void) {
     const float *x = T_("norm.x", NULL), *w = T_("norm.w", NULL), *b = T_("norm.b", NULL);
     float y[7 * 129];
@@ -186,6 +276,179 @@ static void test_conv_vs_torch(void) {
         CHECK_CLOSE(nm, out, y, ny, 2e-6);
         free(out);
     })
+}
+
+/* Convolution in double precision (the reference of the tests below). */
+static void conv_ref(float *y, const float *x, int64_t H, int64_t W, const sx_conv *c,
+                     const float *w, const float *b) {
+    int64_t Ho = (H + c->pad_t + c->pad_b - c->kh) / c->stride + 1;
+    int64_t Wo = (W + c->pad_l + c->pad_r - c->kw) / c->stride + 1;
+    for (int co = 0; co < c->cout; co++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++) {
+                double acc = b ? b[co] : 0.0;
+                for (int ci = 0; ci < c->cin; ci++)
+                    for (int ky = 0; ky < c->kh; ky++)
+                        for (int kx = 0; kx < c->kw; kx++) {
+                            int64_t iy = oy * c->stride + ky - c->pad_t,
+                                    ix = ox * c->stride + kx - c->pad_l;
+                            if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                acc += (double)w[((co * c->cin + ci) * c->kh + ky) * c->kw + kx] *
+                                       x[(ci * H + iy) * W + ix];
+                        }
+                y[(co * Ho + oy) * Wo + ox] = (float)acc;
+            }
+}
+
+/* The convolution paths (stride-1 and strided bands, gathered panels for
+ * narrow outputs, 1x1, the patchify, channel counts off the register tile,
+ * F16 weights) on every SIMD path: within the PyTorch-parity bound of a
+ * double-precision reference, and the same bytes for 1 and 2 threads. */
+static void test_conv_paths(void) {
+    struct {
+        int cin, cout, k, s, pt, pl, pb, pr, H, W, f16;
+    } cs[] = {{7, 29, 3, 1, 1, 1, 1, 1, 13, 70, 0},    {5, 13, 3, 2, 1, 1, 1, 1, 12, 80, 0},
+              {6, 12, 3, 2, 0, 0, 1, 1, 9, 67, 0},     {33, 20, 1, 1, 0, 0, 0, 0, 6, 45, 1},
+              {3, 17, 14, 14, 0, 0, 0, 0, 28, 476, 0}, {4, 4, 3, 1, 1, 1, 1, 1, 5, 7, 0},
+              {9, 3, 3, 1, 1, 1, 1, 1, 40, 33, 1},     {300, 25, 3, 1, 1, 1, 1, 1, 4, 40, 0},
+              {2, 40, 5, 1, 2, 2, 2, 2, 7, 36, 0}};
+    int nt = sx_threads_count();
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k,  cs[ci].k, cs[ci].s,
+                      cs[ci].pt,  cs[ci].pl,   cs[ci].pb, cs[ci].pr};
+        int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw;
+        int64_t Ho = (H + cv.pad_t + cv.pad_b - cv.kh) / cv.stride + 1;
+        int64_t Wo = (W + cv.pad_l + cv.pad_r - cv.kw) / cv.stride + 1, ny = cv.cout * Ho * Wo;
+        float *x = malloc(sizeof(float) * cv.cin * H * W), *w = malloc(sizeof(float) * cv.cout * K);
+        float *b = malloc(sizeof(float) * cv.cout), *ref = malloc(sizeof(float) * ny);
+        float *y1 = malloc(sizeof(float) * ny), *y2 = malloc(sizeof(float) * ny);
+        uint16_t *wh = malloc(sizeof(uint16_t) * cv.cout * K);
+        sx_rand_uniform(x, cv.cin * H * W, 70 + ci, -1, 1);
+        sx_rand_uniform(w, cv.cout * K, 80 + ci, -0.3f, 0.3f);
+        sx_rand_uniform(b, cv.cout, 90 + ci, -1, 1);
+        sx_weight wt = sx_weight_f32(w, cv.cout, K);
+        if (cs[ci].f16) { /* the reference sees the rounded weights */
+            for (int64_t i = 0; i < cv.cout * K; i++) {
+                wh[i] = sx_f32_to_f16(w[i]);
+                w[i] = sx_f16_to_f32(wh[i]);
+            }
+            wt.type = SX_F16;
+            wt.data = wh;
+        }
+        conv_ref(ref, x, H, W, &cv, w, ci % 2 ? NULL : b);
+        for (int li = 0; li < n_levels; li++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s %d->%d k%d s%d %lldx%lld", sx_simd_name(levels[li]), cv.cin,
+                     cv.cout, cv.kh, cv.stride, (long long)H, (long long)W);
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            int64_t ho = 0, wo = 0;
+            CHECK_OK(sx_conv2d(y1, x, H, W, &cv, &wt, ci % 2 ? NULL : b, &ho, &wo));
+            CHECK(ho == Ho && wo == Wo);
+            CHECK_CLOSE(nm, y1, ref, ny, 2e-6);
+            sx_threads_init(2);
+            sx_simd_set(levels[li]);
+            CHECK_OK(sx_conv2d(y2, x, H, W, &cv, &wt, ci % 2 ? NULL : b, NULL, NULL));
+            CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: differs across threads", nm);
+            /* the weight packed at load (as by sx_weight_get), as a row view
+             * starting at panel 1 of a larger matrix whose stored rows are
+             * then overwritten: the conv reads the packed copy only */
+            size_t es = cs[ci].f16 ? 2 : 4, rowb = (size_t)K * es;
+            char *big = malloc(rowb * (size_t)(cv.cout + 32));
+            memset(big, 0, rowb * 32);
+            memcpy(big + rowb * 32, cs[ci].f16 ? (const void *)wh : (const void *)w,
+                   rowb * cv.cout);
+            sx_weight wb = wt;
+            wb.N = cv.cout + 32;
+            wb.data = big;
+            CHECK_OK(sx_weight_pack(&wb));
+            CHECK(wb.packed != NULL);
+            memset(big, 0xff, rowb * (size_t)(cv.cout + 32)); /* NaN */
+            sx_weight wv = sx_weight_rows(&wb, 32, cv.cout);
+            CHECK_OK(sx_conv2d(y2, x, H, W, &cv, &wv, ci % 2 ? NULL : b, NULL, NULL));
+            CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: packed at load differs", nm);
+            sx_weight_unpack(&wb);
+            free(big);
+        }
+        sx_simd_init();
+        free(x), free(w), free(b), free(ref), free(y1), free(y2), free(wh);
+    }
+    sx_threads_init(nt);
+}
+
+/* sx_conv2d_fused against the separate ops it fuses (sx_groupnorm, sx_silu,
+ * sx_conv2d, sx_add): the same bytes on the scalar path and without the
+ * SiLU on every path (the SIMD paths' SiLU uses their own exp: within
+ * 1e-6), the same bytes for 1 and 2 threads; on every conv path. */
+static void test_conv_fused(void) {
+    struct {
+        int cin, cout, k, s, pt, pl, pb, pr, H, W, groups, silu, acc, affine;
+    } cs[] = {{32, 20, 3, 1, 1, 1, 1, 1, 9, 70, 8, 1, 1, 1},
+              {16, 24, 1, 1, 0, 0, 0, 0, 5, 40, 4, 1, 0, 1},
+              {12, 13, 3, 2, 0, 0, 1, 1, 8, 67, 3, 1, 0, 0},
+              {8, 5, 3, 1, 1, 1, 1, 1, 6, 7, 2, 0, 1, 1},
+              {64, 16, 3, 1, 1, 1, 1, 1, 4, 33, 32, 0, 0, 1}};
+    int nt = sx_threads_count();
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        sx_conv cv = {cs[ci].cin, cs[ci].cout, cs[ci].k,  cs[ci].k, cs[ci].s,
+                      cs[ci].pt,  cs[ci].pl,   cs[ci].pb, cs[ci].pr};
+        int64_t H = cs[ci].H, W = cs[ci].W, K = (int64_t)cv.cin * cv.kh * cv.kw,
+                nx = cv.cin * H * W;
+        int64_t Ho = (H + cv.pad_t + cv.pad_b - cv.kh) / cv.stride + 1;
+        int64_t Wo = (W + cv.pad_l + cv.pad_r - cv.kw) / cv.stride + 1, ny = cv.cout * Ho * Wo;
+        float *x = malloc(sizeof(float) * nx), *h = malloc(sizeof(float) * nx);
+        float *w = malloc(sizeof(float) * cv.cout * K), *b = malloc(sizeof(float) * cv.cout);
+        float *gw = malloc(sizeof(float) * cv.cin), *gb = malloc(sizeof(float) * cv.cin);
+        float *res = malloc(sizeof(float) * ny), *ref = malloc(sizeof(float) * ny);
+        float *y1 = malloc(sizeof(float) * ny), *y2 = malloc(sizeof(float) * ny);
+        sx_rand_uniform(x, nx, 100 + ci, -3, 5);
+        sx_rand_uniform(w, cv.cout * K, 110 + ci, -0.3f, 0.3f);
+        sx_rand_uniform(b, cv.cout, 120 + ci, -1, 1);
+        sx_rand_uniform(gw, cv.cin, 130 + ci, 0.5f, 1.5f);
+        sx_rand_uniform(gb, cv.cin, 140 + ci, -0.5f, 0.5f);
+        sx_rand_uniform(res, ny, 150 + ci, -1, 1);
+        sx_weight wt = sx_weight_f32(w, cv.cout, K);
+        sx_conv_fuse f = {
+            cs[ci].groups, 1e-5f,     cs[ci].affine ? gw : NULL, cs[ci].affine ? gb : NULL,
+            cs[ci].silu,   cs[ci].acc};
+        for (int li = 0; li < n_levels; li++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "%s fused %d->%d k%d s%d silu %d acc %d",
+                     sx_simd_name(levels[li]), cv.cin, cv.cout, cv.kh, cv.stride, f.silu,
+                     f.accumulate);
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            /* the separate ops */
+            CHECK_OK(sx_groupnorm(h, x, f.gn_w, f.gn_b, cv.cin, H * W, f.groups, f.eps));
+            if (f.silu) sx_silu(h, h, nx);
+            CHECK_OK(sx_conv2d(ref, h, H, W, &cv, &wt, b, NULL, NULL));
+            if (f.accumulate) sx_add(ref, res, ref, ny);
+            /* fused, 1 and 2 threads */
+            memcpy(y1, res, sizeof(float) * ny);
+            CHECK_OK(sx_conv2d_fused(y1, x, H, W, &cv, &wt, b, &f, NULL, NULL));
+            if (levels[li] == SX_SIMD_SCALAR || !f.silu)
+                CHECKF(!memcmp(y1, ref, sizeof(float) * ny), "%s: differs from the separate ops",
+                       nm);
+            else
+                CHECK_CLOSE(nm, y1, ref, ny, 1e-6);
+            sx_threads_init(2);
+            sx_simd_set(levels[li]);
+            memcpy(y2, res, sizeof(float) * ny);
+            CHECK_OK(sx_conv2d_fused(y2, x, H, W, &cv, &wt, b, &f, NULL, NULL));
+            CHECKF(!memcmp(y1, y2, sizeof(float) * ny), "%s: differs across threads", nm);
+        }
+        sx_simd_init();
+        free(x), free(h), free(w), free(b), free(gw), free(gb), free(res), free(ref), free(y1),
+            free(y2);
+    }
+    sx_threads_init(nt);
+    /* groups must divide the input channels */
+    float z[64] = {0};
+    sx_conv cv = {6, 2, 1, 1, 1, 0, 0, 0, 0};
+    sx_weight wt = sx_weight_f32(z, 2, 6);
+    sx_conv_fuse f = {4, 1e-5f, NULL, NULL, 1, 0};
+    CHECK(sx_conv2d_fused(z + 12, z, 1, 2, &cv, &wt, NULL, &f, NULL, NULL) != 0);
+    CHECK(sx_conv2d_fused(z + 12, z, 1, 2, &cv, &wt, NULL, NULL, NULL, NULL) != 0);
 }
 
 static void test_resample_vs_torch(void) {
@@ -448,10 +711,11 @@ static void test_thread_determinism(void) {
     /* a sequence length whose query blocks used to depend on the thread count */
     sx_attn a2 = {4, 4, 16, 64, 16, 64, 16, 64, 16, 64, 16, 0.25f, 1, 0};
     for (int lvl = 0; lvl < n_levels; lvl++) {
+        sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
         sx_simd_set(levels[lvl]);
-        sx_threads_init(1);
         sx_attention(&a2, y1, x, x + 5000, x + 10000, 70, 70);
         sx_threads_init(2);
+        sx_simd_set(levels[lvl]);
         sx_attention(&a2, y2, x, x + 5000, x + 10000, 70, 70);
         CHECKF(!memcmp(y1, y2, sizeof(float) * 70 * 64), "attention T=70 differs across threads (%s)",
                sx_simd_name(levels[lvl]));
@@ -508,9 +772,12 @@ int main(void) {
     RUN(test_matmul_vs_torch);
     RUN(test_matmul_transposed);
     RUN(test_attention_vs_torch);
+    RUN(test_attention_flash);
     RUN(test_norms_vs_torch);
     RUN(test_activations_vs_torch);
     RUN(test_conv_vs_torch);
+    RUN(test_conv_paths);
+    RUN(test_conv_fused);
     RUN(test_resample_vs_torch);
     RUN(test_rope_vs_hf);
     RUN(test_conversions);

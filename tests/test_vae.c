@@ -207,6 +207,8 @@ static uint16_t **requantize(sx_vae *v, int type, int *n_out) {
             copies[i][j] = type == SX_F16 ? sx_f32_to_f16(src[j]) : sx_f32_to_bf16(src[j]);
         w->data = copies[i];
         w->type = type;
+        w->packed = NULL; /* the copy packed at load is F32: the kernels read the new data */
+        w->packed_n0 = 0;
     }
     *n_out = L.n;
     return copies;

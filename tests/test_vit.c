@@ -141,6 +141,8 @@ static void round_weight(sx_weight *w, int type) {
     w->data = b;
     w->type = type;
     w->ld = C;
+    w->packed = NULL; /* the copy packed at load is F32: the kernels read the rounded data */
+    w->packed_n0 = 0;
     if (n_rounded < 256) rounded[n_rounded++] = b;
 }
 static void round_model(sx_vit *v, int type) {
