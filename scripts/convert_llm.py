@@ -9,7 +9,9 @@ Tensors keep their original names (model.layers.0.self_attn.q_proj.weight, ...),
 in a canonical order (embed_tokens, layers by index, norm, lm_head), so a sharded and
 an unsharded save of the same model give byte-identical files. Rotary inv_freq
 buffers are skipped. Matrices are stored in --dtype (default f16); 1-D tensors (norm
-weights) always stay F32. Metadata:
+weights) always stay F32. With a quantized --dtype (q8_0, q4_0, q4_k) the matrices the
+policy of scripts/quant_ref.py names are quantized (lm_head q8_0) and the others F16.
+Metadata:
 
   seedx.llm.hidden, .layers, .heads, .kv_heads, .ffn, .vocab,
   seedx.llm.max_position_embeddings, .rms_eps, .rope_theta (10000 when absent),
@@ -34,6 +36,8 @@ import zipfile
 
 import numpy as np
 
+import quant_ref
+
 from sxgguf import ALIGN, GGUF_MAGIC, T_U32, TYPES, _s, _val
 
 SLICE = 4 << 20  # elements per conversion slice (16 MiB of float32)
@@ -44,7 +48,7 @@ NP_DTYPES = {"float32": np.float32, "float16": np.float16, "float64": np.float64
 def add_args(p):
     p.add_argument("src", help="Hugging Face model folder (config.json + weight shards)")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f16",
+    p.add_argument("--dtype", choices=["f32", "f16", "bf16"] + list(quant_ref.QUANT_TYPES), default="f16",
                    help="storage type of the matrices (default f16)")
 
 
@@ -101,8 +105,10 @@ class SrcTensor:
                     yield raw
                     left -= len(raw)
             return
-        for a in self.slices():
-            if ttype == "f32":
+        for a in self.slices():  # SLICE is a multiple of every block: slices hold whole blocks
+            if ttype in quant_ref.QUANT_TYPES:
+                yield quant_ref.quantize(a, ttype, self.name)
+            elif ttype == "f32":
                 yield a.astype("<f4").tobytes()
             elif ttype == "f16":
                 yield a.astype("<f2").tobytes()
@@ -361,8 +367,6 @@ class GGUFStreamWriter:
     data arrives tensor by tensor in byte slices. Written to path.tmp, renamed
     by close(); abort() removes the partial file."""
 
-    ESIZE = {"f32": 4, "f16": 2, "bf16": 2}
-
     def __init__(self, path, metadata, specs, alignment=ALIGN):
         self.path, self.tmp, self.align = path, path + ".tmp", alignment
         head = bytearray()
@@ -383,7 +387,7 @@ class GGUFStreamWriter:
             for d in reversed(shape):
                 head += struct.pack("<Q", int(d))
             head += struct.pack("<IQ", TYPES[ttype], off)
-            nbytes = n * self.ESIZE[ttype]
+            nbytes = quant_ref.nbytes(ttype, n)
             self.specs.append((name, off, nbytes))
             off = (off + nbytes + alignment - 1) // alignment * alignment
         self.total = off
@@ -453,7 +457,8 @@ def convert(src, out, dtype="f16", verbose=True):
           "seedx.llm.rope_theta": cfg["rope_theta"], "seedx.llm.bos_id": cfg["bos"],
           "seedx.llm.eos_id": cfg["eos"], "seedx.llm.pad_id": cfg["pad"],
           "seedx.llm.source_dtype": ",".join(src_dtypes)}
-    specs = [(k, tens[k].shape, dtype if len(tens[k].shape) > 1 else "f32") for k in names]
+    specs = [(k, tens[k].shape, quant_ref.storage_type(k, tens[k].shape, dtype)
+              if len(tens[k].shape) > 1 else "f32") for k in names]
     w = GGUFStreamWriter(out, md, specs)
     try:
         for k, _, tt in specs:

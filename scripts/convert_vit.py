@@ -21,7 +21,9 @@ keys, or a Qwen-VL config.json), else from the HF folder's config.json, else
 the qwen_vitg_448.yaml values when the shapes are those of ViT-bigG (width 1664).
 pool_heads = output_dim // 128 and ln_eps = 1e-6, as the official class computes.
 
---dtype applies to the matrices (conv1, attention/MLP/pool projections, proj);
+--dtype applies to the matrices (conv1, attention/MLP/pool projections, proj); a
+quantized --dtype (q8_0, q4_0, q4_k) quantizes the blocks' matrices (scripts/quant_ref.py
+policy) and stores the other matrices F16;
 norm weights, biases, positional tables and the pool queries stay float32.
 The official file holds bfloat16 values, so --dtype bf16 is lossless for it.
 """
@@ -33,6 +35,8 @@ import struct
 import zipfile
 
 import numpy as np
+
+import quant_ref
 
 from sxgguf import ALIGN, TYPES, _s, _val, tensor_bytes
 
@@ -46,7 +50,7 @@ F32_ALWAYS = ("positional_embedding", "attn_pool.query", "attn_pool.pos_embed")
 def add_args(p):
     p.add_argument("src", help="qwen_vit_G.pt (state dict) or a Qwen-VL-Chat folder")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", choices=("f32", "f16", "bf16"), default="f32",
+    p.add_argument("--dtype", choices=("f32", "f16", "bf16") + quant_ref.QUANT_TYPES, default="f32",
                    help="storage type of the matrices (default f32)")
     p.add_argument("--config", help="SEED-X visual encoder yaml / JSON / Qwen-VL config.json")
     p.add_argument("--heads", type=int, help="attention heads of the ViT blocks")
@@ -340,7 +344,7 @@ def write_gguf_stream(path, meta, entries, alignment=ALIGN):
             head += struct.pack("<Q", int(d))
         head += struct.pack("<IQ", TYPES[ttype], off)
         offs.append(off)
-        off += n * (4 if ttype == "f32" else 2)
+        off += quant_ref.nbytes(ttype, n)
         off = (off + alignment - 1) // alignment * alignment
     tmp = path + ".tmp"
     try:
@@ -355,7 +359,8 @@ def write_gguf_stream(path, meta, entries, alignment=ALIGN):
                 if not np.isfinite(a).all():
                     raise ValueError(f"tensor '{name}' has non-finite values")
                 f.write(b"\0" * (base + o - f.tell()))
-                f.write(tensor_bytes(a, ttype))
+                f.write(quant_ref.quantize(a, ttype, name) if ttype in quant_ref.QUANT_TYPES
+                        else tensor_bytes(a, ttype))
             f.write(b"\0" * (base + off - f.tell()))
         os.replace(tmp, path)
     except BaseException:
@@ -378,7 +383,7 @@ def convert(src, out, dtype="f32", config=None, heads=None, image_size=None, qui
     entries = []
     for k in list(want) + extra:
         t = tensors[k]
-        tt = "f32" if (len(t.shape) < 2 or k in F32_ALWAYS) else dtype
+        tt = "f32" if (len(t.shape) < 2 or k in F32_ALWAYS) else quant_ref.storage_type(k, t.shape, dtype)
         entries.append((k, t.shape, tt, t.load))
     write_gguf_stream(out, metadata(h), entries)
     if not quiet:
