@@ -30,6 +30,11 @@ BENCH_SRCS := $(wildcard tests/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/%.c=$(BUILD)/tests/%)
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
+# AVX512-VNNI is a run-time sub-feature of the avx512 path (simd.c: sx_simd_vnni): it is
+# NOT in these flags but enabled per function (target("avx512vnni")), so that nothing
+# else in an *_avx512.c file can use it on a CPU without it (Skylake-X). With
+# -mavx512vnni, gcc 12.2 also turns a plain int8 x int8 dot loop into vpdpbusd,
+# which multiplies u8 x s8 (wrong for negative weights) -- seen in quant_avx512.c.
 AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
 AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-bf16

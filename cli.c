@@ -260,6 +260,25 @@ int cli_apply_common(const char *cmd) {
     return 0;
 }
 
+int cli_apply_dtype(const char *cmd, int choice) {
+    if (choice < 0) return 0;
+    const char *c = CLI_DTYPES;
+    for (int i = 0; i < choice && c; i++) {
+        c = strchr(c, '|');
+        if (c) c++;
+    }
+    char name[16];
+    size_t n = c ? strcspn(c, "|") : 0;
+    snprintf(name, sizeof name, "%.*s", (int)n, c ? c : "");
+    int t = sx_type_from_name(name);
+    if (t < 0 || sx_set_weight_dtype(t)) {
+        fprintf(stderr, "%s: --dtype %s: %s\n", cmd, name,
+                t < 0 ? "not a weight type" : sx_errmsg());
+        return 2;
+    }
+    return 0;
+}
+
 /* cli_parse + cli_apply_common: 0 go on, -1 after --help, else the exit status. */
 static int parse_args(const cli_spec *s, int argc, char **argv) {
     int rc = cli_parse(s, argc, argv);
@@ -442,7 +461,7 @@ static int mode_opts(int mode, cli_args *a, cli_opt *out, int cap) {
         {M_CHAT | M_GROUND | M_EDIT, {"--grids", CLI_STR, &a->grids, "LIST", mode == M_EDIT ? "any-res candidates (default 1x1, as the edit script)" : "any-res candidates, e.g. 1x1,2x2 (default: the official 8)", 0, 0, NULL}},
         {M_TEXT, {"--template", CLI_STR, &a->tmpl, "T", "seed-x-i (default: '[INST] {IMG}{TEXT} [/INST]\\n'), seed-x\n(the base model's 'Question: {IMG}{TEXT}\\nAnswer:', detection\n'{IMG}{TEXT} [[ <box_start>', text-to-image '{TEXT}<img>'), or a\nliteral template holding {TEXT} and, with images, {IMG} once", 0, 0, NULL}},
         {M_TEXT, {"--force-image", CLI_FLAG, &a->force_image, NULL, "end the prompt with <img> (SEED-X base text-to-image)", 0, 0, NULL}},
-        {M_TEXT | M_RECON, {"--dtype", CLI_CHOICE, &a->dtype, "T", "every weight matrix converted to T at load (default: as\nstored); activations stay f32", 0, 0, "f32|f16|bf16"}},
+        {M_TEXT | M_RECON, {"--dtype", CLI_CHOICE, &a->dtype, "T", "weights converted at load (default: as stored): f32|f16|bf16\nevery matrix; q8_0|q4_0|q4_k the LLM's and ViT's matrices\nquantized (README); activations stay f32", 0, 0, CLI_DTYPES}},
         /* @@options: add one row per option above this marker */
     };
     int n = 0;
@@ -493,12 +512,7 @@ static int mode_parse(int mode, int argc, char **argv, cli_args *a) {
         fprintf(stderr, "%s: %s\n", a->cmd, sx_errmsg());
         return 2;
     }
-    static const int dtypes[] = {SX_F32, SX_F16, SX_BF16};
-    if (a->dtype >= 0 && sx_set_weight_dtype(dtypes[a->dtype])) {
-        fprintf(stderr, "%s: %s\n", a->cmd, sx_errmsg());
-        return 2;
-    }
-    return 0;
+    return cli_apply_dtype(a->cmd, a->dtype);
 }
 
 /* ---- what the modes print: streamed tokens, progress, stage times ------- */

@@ -121,6 +121,12 @@ int cli_value(const char *cmd, const cli_opt *o, const char *v);
     } while (0)
 /* Applies cli_g (threads, trace) after a command's cli_parse; 0 or 2. */
 int cli_apply_common(const char *cmd);
+/* --dtype: the weight types a model can be converted to at load (the
+ * choices of a CLI_CHOICE row; q8_0/q4_0/q4_k quantize the LLM's and ViT's
+ * matrices, README). cli_apply_dtype sets the type of choice index `choice`
+ * (-1: as stored, nothing to do); 0, or 2 after a message. */
+#define CLI_DTYPES "f32|f16|bf16|q8_0|q4_0|q4_k"
+int cli_apply_dtype(const char *cmd, int choice);
 /* The options every command lists under "common options" (out: room for
  * CLI_N_COMMON); returns their count. */
 #define CLI_N_COMMON 8

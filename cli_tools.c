@@ -81,8 +81,24 @@ static int print_gguf(const sx_gguf *g, FILE *f, int all) {
         total += t->nbytes;
         params += t->nelem;
     }
-    fprintf(f, "total: %lld tensors, %lld elements, %llu bytes\n", (long long)n_t,
-            (long long)params, (unsigned long long)total);
+    fprintf(f, "total: %lld tensors, %lld elements, %llu bytes, %.2f bits per weight\n",
+            (long long)n_t, (long long)params, (unsigned long long)total,
+            params ? 8.0 * (double)total / (double)params : 0.0);
+    /* per type: tensors, elements, bytes and its bits per weight */
+    for (int k = 0; sx_wtype_at(k); k++) {
+        const sx_wtype *w = sx_wtype_at(k);
+        int64_t nt = 0, ne = 0;
+        uint64_t nbytes = 0;
+        for (int64_t i = 0; i < n_t; i++) {
+            const sx_tensor *t = sx_gguf_tensor_at(g, i);
+            if (t->type != w->type) continue;
+            nt++, ne += t->nelem, nbytes += t->nbytes;
+        }
+        if (nt)
+            fprintf(f, "  %-5s %6lld tensors %14lld elements %14llu bytes (%.2f bits per weight)\n",
+                    w->name, (long long)nt, (long long)ne, (unsigned long long)nbytes,
+                    sx_type_bpw(w->type));
+    }
     return ferror(f) ? sx_err("%s: write error while printing", sx_gguf_path(g)) : 0;
 }
 
@@ -607,7 +623,7 @@ int sx_cmd_lm(int argc, char **argv) {
     sx_llama_gen opt;
     sx_llama_gen_defaults(NULL, &opt);
     int64_t n_ctx = 0;
-    int kv16 = 0;
+    int kv16 = 0, dtype = -1;
     const cli_opt opts[] = {
         {"-m", CLI_STR, &model, "MODEL", "directory with llm.gguf + tokenizer.gguf, or an LLM .gguf", 0, 0, NULL},
         {"--tokenizer", CLI_STR, &tokp, "FILE", "tokenizer .gguf (default: tokenizer.gguf next to the model)", 0, 0, NULL},
@@ -620,6 +636,7 @@ int sx_cmd_lm(int argc, char **argv) {
         {"--seed", CLI_U64, &opt.seed, "S", "sampling seed (default 0)", 0, 0, NULL},
         {"--ctx", CLI_I64, &n_ctx, "N", "context length (default 0: max_position_embeddings)", 0, 1 << 24, NULL},
         {"--kv-f16", CLI_FLAG, &kv16, NULL, "keep the KV cache in F16", 0, 0, NULL},
+        {"--dtype", CLI_CHOICE, &dtype, "T", "matrices converted at load (default: as stored): f32|f16|bf16,\nor quantized q8_0|q4_0|q4_k (README)", 0, 0, CLI_DTYPES},
     };
     cli_spec spec = {"seedx lm", "seedx lm -m MODEL -p TEXT [options]",
                      "Plain text completion with a Llama checkpoint, streamed to stdout.", opts, CLI_COUNT(opts), NULL, 0, 0,
@@ -630,6 +647,7 @@ int sx_cmd_lm(int argc, char **argv) {
         return 2;
     }
     CLI_GO(&spec);
+    if (cli_apply_dtype(spec.name, dtype)) return 2;
     /* llm.gguf and the tokenizer: in MODEL if it is a directory, else MODEL
      * and tokenizer.gguf beside it */
     struct stat st;

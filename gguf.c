@@ -16,6 +16,8 @@
  * Shapes are presented in PyTorch order (GGUF's dims reversed). Lookup of
  * tensors and keys goes through hash tables (SDXL has ~2500 tensors). */
 #include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1072,14 +1074,78 @@ const char *sx_gguf_kv_type_name(int type) { return kv_type_name((uint32_t)type)
 uint64_t sx_gguf_data_offset(const sx_gguf *g) { return g ? g->data_off : 0; }
 size_t sx_gguf_file_size(const sx_gguf *g) { return g ? g->size : 0; }
 
-/* A copy of tensor t in another float type (F32, F16 or BF16), owned by g
- * and kept until sx_gguf_close; cached per tensor. Used by the kernel
- * layer's run-time weight type (sx_set_weight_dtype). */
+/* Converts rows [b, e) of a tensor (K values per row) to another type:
+ * row -> float32 -> the target type, through the kernels of the current SIMD
+ * path, which give the reference's bytes (the converter's). Non-finite values fail the job. */
+typedef struct {
+    const sx_tensor *t;
+    int type;
+    int64_t K;
+    void *out;
+    _Atomic int64_t bad_row; /* a row that failed, -1 */
+    int bad_kind;            /* 1 NaN/Inf value, 2 scale overflows f16, 3 out of memory */
+} recast_job;
+
+static void recast_fail(recast_job *J, int64_t r, int kind) {
+    int64_t prev = -1;
+    if (atomic_compare_exchange_strong(&J->bad_row, &prev, r)) J->bad_kind = kind;
+}
+
+static int all_finite(const float *x, int64_t n) {
+    for (int64_t k = 0; k < n; k++)
+        if (!isfinite(x[k])) return 0;
+    return 1;
+}
+
+static void recast_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    recast_job *J = ctx;
+    size_t sb = sx_type_nbytes(J->t->type, J->K), db = sx_type_nbytes(J->type, J->K);
+    /* the current SIMD path's kernels: bit-identical to the reference (tests) */
+    sx_to_f32_fn to_f32 = sx_wtype_kernels_of(sx_wtype_of(J->t->type)).to_f32;
+    sx_from_f32_fn from_f32 = sx_wtype_kernels_of(sx_wtype_of(J->type)).from_f32;
+    float *row = malloc(sizeof(float) * (size_t)J->K);
+    if (!row) {
+        recast_fail(J, b, 3);
+        return;
+    }
+    sx_to_f32_fn back = sx_wtype_kernels_of(sx_wtype_of(J->type)).to_f32;
+    for (int64_t r = b; r < e; r++) {
+        to_f32(row, (const uint8_t *)J->t->data + (size_t)r * sb, J->K);
+        if (!all_finite(row, J->K)) {
+            recast_fail(J, r, 1);
+            break;
+        }
+        uint8_t *dst = (uint8_t *)J->out + (size_t)r * db;
+        from_f32(dst, row, J->K);
+        back(row, dst, J->K); /* a block scale past the f16 range reads back as Inf/NaN */
+        if (!all_finite(row, J->K)) {
+            recast_fail(J, r, 2);
+            break;
+        }
+    }
+    free(row);
+}
+
+/* A copy of tensor t in another storage type (F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_K), owned by g and kept until sx_gguf_close; cached per tensor. Rows
+ * (the last dimension) are converted in parallel with the reference
+ * conversions, so the bytes are those the converter writes. The mapped pages
+ * of the source are released afterwards (MADV_DONTNEED): the copy replaces
+ * them in memory. Used by the kernel layer's run-time weight type
+ * (sx_set_weight_dtype). */
 const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type) {
     if (!g || !t || t < g->t || t >= g->t + g->n_t)
         return sx_err("sx_gguf_tensor_as: tensor not from this file"), NULL;
-    if (type != SX_F32 && type != SX_F16 && type != SX_BF16)
+    const sx_wtype *wt = sx_wtype_of(type);
+    if (!wt || !wt->storage || !wt->k[SX_SIMD_SCALAR].from_f32)
         return sx_err("%s: cannot convert tensor '%s' to %s", g->path, t->name, sx_type_name(type)),
+               NULL;
+    int64_t K = t->shape[t->ndim - 1], rows = t->nelem / K;
+    if (K % wt->block)
+        return sx_err(
+                   "%s: tensor '%s': rows of %lld values cannot be stored as %s (blocks of %lld)",
+                   g->path, t->name, (long long)K, wt->name, (long long)wt->block),
                NULL;
     int64_t i = t - g->t;
     if (!g->recast) {
@@ -1088,27 +1154,27 @@ const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type) {
         if (!g->recast || !g->recast_type) return NULL;
     }
     if (g->recast[i] && g->recast_type[i] == type) return g->recast[i];
-    float *f = sx_malloc(sizeof(float) * (size_t)t->nelem, t->name);
-    if (!f) return NULL;
-    if (sx_tensor_to_f32(t, f) != 0) {
-        free(f);
-        return NULL;
-    }
-    void *out = f;
-    if (type != SX_F32) {
-        uint16_t *h = sx_malloc(2 * (size_t)t->nelem, t->name);
-        if (!h) {
-            free(f);
-            return NULL;
-        }
-        for (int64_t k = 0; k < t->nelem; k++)
-            h[k] = type == SX_F16 ? sx_f32_to_f16(f[k]) : sx_f32_to_bf16(f[k]);
-        free(f);
-        out = h;
+    void *out = sx_malloc(sx_type_nbytes(type, t->nelem), t->name);
+    if (!out) return NULL;
+    recast_job J = {t, type, K, out, -1, 0};
+    int64_t chunk = wt->block > 1 ? 16 : 256;
+    sx_parallel_for(rows, chunk, recast_task, &J);
+    if (J.bad_row >= 0) {
+        free(out);
+        return sx_err("%s: tensor '%s': row %lld %s", g->path, t->name, (long long)J.bad_row,
+                      J.bad_kind == 1   ? "has a NaN or Inf value"
+                      : J.bad_kind == 2 ? "has values too large for the f16 scales of the type"
+                                        : "could not be converted (out of memory)"),
+               NULL;
     }
     free(g->recast[i]);
     g->recast[i] = out;
     g->recast_type[i] = type;
+    /* drop the source's mapped pages (whole pages inside the tensor only) */
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) / (uintptr_t)pg * (uintptr_t)pg;
+    if (pg > 0 && hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
     return out;
 }
 

@@ -74,7 +74,10 @@ const float *sx_get_f32(sx_gguf *g, const char *name, int ndim, const int64_t *d
     (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) {         \
         __VA_ARGS__                                                                        \
     }
-/* t converted to F32/F16/BF16: a copy owned by g (until sx_gguf_close). */
+/* t converted to another storage type (F32, F16, BF16, Q8_0, Q4_0, Q4_K;
+ * rows = the last dimension, a multiple of the type's block): a copy owned
+ * by g (until sx_gguf_close), with the converter's bytes; t's mapped pages
+ * are released. Fails (naming the tensor) on NaN/Inf values. */
 const void *sx_gguf_tensor_as(sx_gguf *g, const sx_tensor *t, int type);
 /* A zeroed, 64-byte aligned buffer of `bytes` attached to tensor t under
  * slot (0 .. SX_GGUF_SLOTS-1), owned by g and freed by sx_gguf_close: the

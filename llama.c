@@ -75,9 +75,7 @@ int sx_llama_load_gguf(sx_gguf *g, sx_llama **out) {
     int64_t D = c->hidden, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd;
     m->layers = sx_calloc((size_t)c->n_layers, sizeof *m->layers, "llama layers");
     if (!m->layers) goto fail;
-    m->tok_embd =
-        sx_tensor_get(g, "model.embed_tokens.weight", SX_ANY_FLOAT, SX_SHAPE(c->vocab, D));
-    if (!m->tok_embd) goto fail;
+    if (sx_weight_get(g, "model.embed_tokens.weight", c->vocab, D, &m->tok_embd) != 0) goto fail;
     m->norm = sx_get_f32(g, "model.norm.weight", SX_SHAPE(D));
     if (!m->norm) goto fail;
     if (sx_weight_get(g, "lm_head.weight", c->vocab, D, &m->lm_head) != 0) goto fail;
@@ -114,6 +112,20 @@ fail:
     return -1;
 }
 
+sx_llama_layer sx_llama_layer_wrap(const sx_llama_config *c, const float *attn_norm,
+                                   const float *ffn_norm, void *const w[7], int type) {
+    int64_t D = c->hidden, KV = c->n_kv_heads * c->head_dim, F = c->ffn;
+    return (sx_llama_layer){.attn_norm = attn_norm,
+                            .wq = sx_weight_typed(w[0], type, D, D),
+                            .wk = sx_weight_typed(w[1], type, KV, D),
+                            .wv = sx_weight_typed(w[2], type, KV, D),
+                            .wo = sx_weight_typed(w[3], type, D, D),
+                            .ffn_norm = ffn_norm,
+                            .gate = sx_weight_typed(w[4], type, F, D),
+                            .up = sx_weight_typed(w[5], type, F, D),
+                            .down = sx_weight_typed(w[6], type, D, F)};
+}
+
 int sx_llama_load(const char *path, sx_llama **out) {
     if (!path || !out) return sx_err("sx_llama_load: NULL argument");
     *out = NULL;
@@ -136,26 +148,15 @@ void sx_llama_free(sx_llama *m) {
 
 int sx_llama_embed(const sx_llama *m, const int32_t *ids, int64_t n, float *out) {
     if (!m || (!ids && n) || (!out && n) || n < 0) return sx_err("sx_llama_embed: bad arguments");
-    const sx_tensor *t = m->tok_embd;
-    if (!t) return sx_err("sx_llama_embed: model has no embedding table");
+    if (!m->tok_embd.data) return sx_err("sx_llama_embed: model has no embedding table");
     int64_t D = m->cfg.hidden;
     for (int64_t i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= m->cfg.vocab)
             return sx_err("sx_llama_embed: token id %d at position %lld is outside the vocabulary "
                           "[0, %lld)",
                           ids[i], (long long)i, (long long)m->cfg.vocab);
-    for (int64_t i = 0; i < n; i++) {
-        size_t row = (size_t)ids[i] * (size_t)D;
-        float *o = out + i * D;
-        if (t->type == SX_F32)
-            memcpy(o, (const float *)t->data + row, sizeof(float) * (size_t)D);
-        else if (t->type == SX_F16)
-            sx_f16_to_f32_n(o, (const uint16_t *)t->data + row, D);
-        else if (t->type == SX_BF16)
-            sx_bf16_to_f32_n(o, (const uint16_t *)t->data + row, D);
-        else
-            return sx_err("sx_llama_embed: embedding type %s unsupported", sx_type_name(t->type));
-    }
+    for (int64_t i = 0; i < n; i++)
+        if (sx_weight_row(&m->tok_embd, ids[i], out + i * D) != 0) return -1;
     return 0;
 }
 

@@ -50,17 +50,23 @@ typedef struct sx_llama_layer {
 } sx_llama_layer;
 
 /* A model. Loaded from a file by sx_llama_load; tests may also fill one by
- * hand (cfg + layers) with in-memory weights: then tok_embd may be NULL
+ * hand (cfg + layers) with in-memory weights: then tok_embd.data may be NULL
  * (no sx_llama_embed), norm NULL (hidden_out is the last layer's output
  * without a final norm) and lm_head.data NULL (no logits). */
 typedef struct sx_llama {
     sx_llama_config cfg;
     sx_llama_layer *layers;    /* cfg.n_layers */
-    const sx_tensor *tok_embd; /* model.embed_tokens.weight [vocab, D], F32/F16/BF16 */
+    sx_weight tok_embd;        /* model.embed_tokens.weight [vocab, D], rows looked up */
     const float *norm;         /* model.norm.weight [D] */
     sx_weight lm_head;         /* lm_head.weight [vocab, D] */
     sx_gguf *g;                /* owned when loaded from a file */
 } sx_llama;
+
+/* A layer over in-memory matrices of one weight type, for a model filled
+ * by hand: w = q, k, v, o, gate, up, down projections, each [N, K] as c
+ * gives them (rows of K stored one after the other). */
+sx_llama_layer sx_llama_layer_wrap(const sx_llama_config *c, const float *attn_norm,
+                                   const float *ffn_norm, void *const w[7], int type);
 
 /* Loads path (GGUF from convert.py llm); checks every tensor's shape
  * against the metadata. sx_llama_free also closes the file. */

@@ -281,6 +281,23 @@ int sx_norm_chw(const sx_norm *n, float *y, const float *x, int64_t HW, int act)
     return 0;
 }
 
+int sx_norm_conv_forward(const sx_norm *n, int act, const sx_conv_layer *cv, float *y,
+                         const float *x, int64_t H, int64_t W, int accumulate) {
+    if (!n || !cv || n->groups <= 0 || n->dim != cv->c.cin ||
+        (act != SX_ACT_NONE && act != SX_ACT_SILU))
+        return sx_err("sx_norm_conv_forward: GroupNorm over %lld channels (%d groups, act %d) "
+                      "does not feed conv '%s' (%d input channels)",
+                      n ? (long long)n->dim : 0LL, n ? n->groups : 0, act,
+                      cv && cv->w.name ? cv->w.name : "?", cv ? cv->c.cin : 0);
+    sx_conv_fuse f = {.groups = n->groups,
+                      .eps = n->eps,
+                      .gn_w = n->w,
+                      .gn_b = n->b,
+                      .silu = act == SX_ACT_SILU,
+                      .accumulate = accumulate};
+    return sx_conv2d_fused(y, x, H, W, &cv->c, &cv->w, cv->b, &f, NULL, NULL);
+}
+
 /* ======================================================================
  * ResnetBlock2D
  * ====================================================================== */
@@ -320,31 +337,25 @@ int sx_resnet_forward(const sx_resnet *r, float *y, const float *x, int64_t H, i
     int64_t HW = H * W;
     sx_arena_mark top = sx_arena_top(ws);
     int rc = -1;
-    /* norm1 -> SiLU -> conv1: [cin, H, W] -> y [cout, H, W] */
-    float *h = sx_arena_floats(ws, r->cin * HW, "resnet norm1");
-    if (!h || sx_norm_chw(&r->norm1, h, x, HW, SX_ACT_SILU) ||
-        sx_conv_forward(&r->conv1, y, h, H, W, NULL, NULL))
-        goto done;
-    sx_arena_release(ws, top);
+    /* norm1 -> SiLU -> conv1, fused: [cin, H, W] -> h [cout, H, W] */
+    float *h = sx_arena_floats(ws, r->cout * HW, "resnet conv1");
+    if (!h || sx_norm_conv_forward(&r->norm1, SX_ACT_SILU, &r->conv1, h, x, H, W, 0)) goto done;
     /* + time_emb_proj(SiLU(emb)) per channel */
     if (r->time_emb_proj.w.data) {
         float *tp = sx_arena_floats(ws, r->cout, "resnet time embedding");
         if (!tp || sx_linear_forward(&r->time_emb_proj, tp, temb, 1)) goto done;
-        sx_add_channel(y, tp, r->cout, HW);
-        sx_arena_release(ws, top);
+        sx_add_channel(h, tp, r->cout, HW);
     }
-    /* norm2 -> SiLU -> conv2 */
-    float *t = sx_arena_floats(ws, r->cout * HW, "resnet conv2");
-    if (!t || sx_norm_chw(&r->norm2, y, y, HW, SX_ACT_SILU) ||
-        sx_conv_forward(&r->conv2, t, y, H, W, NULL, NULL))
-        goto done;
-    /* + input (conv_shortcut 1x1 when the channel count changes) */
+    /* the residual first, so that conv2 adds onto it: y = conv_shortcut(x)
+     * (1x1) when the channel count changes, else x */
     if (has_sc) {
         if (sx_conv_forward(&r->conv_shortcut, y, x, H, W, NULL, NULL)) goto done;
-        sx_add(y, y, t, r->cout * HW);
     } else {
-        sx_add(y, x, t, r->cout * HW);
+        memcpy(y, x, sizeof(float) * (size_t)(r->cout * HW));
     }
+    /* norm2 -> SiLU -> (dropout: identity) -> conv2, fused, + the residual:
+     * y = shortcut(x) + conv2(...) (output_scale_factor 1) */
+    if (sx_norm_conv_forward(&r->norm2, SX_ACT_SILU, &r->conv2, y, h, H, W, 1)) goto done;
     rc = 0;
 done:
     sx_arena_release(ws, top);

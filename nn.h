@@ -145,6 +145,12 @@ void sx_norm_rows(const sx_norm *n, float *y, const float *x, int64_t rows);
 /* GroupNorm: y[C, HW] = act(norm(x)) with act SX_ACT_NONE or SX_ACT_SILU
  * (y may equal x). */
 int sx_norm_chw(const sx_norm *n, float *y, const float *x, int64_t HW, int act);
+/* GroupNorm -> act -> conv in one pass (sx_conv2d_fused; the normalised x
+ * is never stored): y[cout, Ho, Wo] (+)= conv(act(norm(x[cin, H, W]))),
+ * act SX_ACT_NONE or SX_ACT_SILU; accumulate: added to y (a residual).
+ * y must not alias x. */
+int sx_norm_conv_forward(const sx_norm *n, int act, const sx_conv_layer *cv, float *y,
+                         const float *x, int64_t H, int64_t W, int accumulate);
 
 /* ---- diffusers ResnetBlock2D (resnet.py) ------------------------------------
  *   h = conv1(SiLU(norm1(x)));  h += time_emb_proj(temb) per channel;
@@ -165,7 +171,7 @@ int sx_resnet_load(const sx_src *s, const char *prefix, int cin, int cout, int t
                    int groups, float eps, sx_resnet *r);
 /* y[cout, H, W] = resnet(x[cin, H, W], temb); temb = SiLU(emb) [temb_dim]
  * (NULL without time_emb_proj). y must not alias x. Scratch from ws:
- * max(cin, cout) x H x W floats. */
+ * cout x (H x W + 1) floats. */
 int sx_resnet_forward(const sx_resnet *r, float *y, const float *x, int64_t H, int64_t W,
                       const float *temb, sx_arena *ws);
 

@@ -60,19 +60,28 @@ int sx_compute_from_name(const char *name); /* -1 if unknown */
 int sx_compute_bf16_native(void);
 const char *sx_compute_bf16_kernel(void); /* "amx", "avx512bf16", "avx2-fma", ... */
 
-/* Run-time weight type for every matrix looked up from now on: SX_F32,
- * SX_F16 or SX_BF16 (converted at load from what the file stores, copy
- * owned by the container), or -1 to use the stored type (default). */
+/* Run-time weight type for every matrix looked up from now on, converted at
+ * load from what the file stores (copy owned by the container, with the
+ * converter's bytes), or -1 to use the stored type (default). SX_F32,
+ * SX_F16, SX_BF16 apply to every matrix; SX_Q8_0, SX_Q4_0, SX_Q4_K to the
+ * matrices the quantization policy names (quant.h: the LLM's and ViT's
+ * layer matrices and the token embeddings; lm_head Q8_0), the others keep
+ * their stored type. */
 int sx_set_weight_dtype(int type);
-/* Looks up a [N,K] matrix in the container (F32/F16/BF16) and wraps it. */
+/* Looks up a [N,K] matrix in the container (any storage type) and wraps it. */
 int sx_weight_get(sx_gguf *g, const char *name, int64_t N, int64_t K, sx_weight *w);
 /* Same, for a stored [K,N] matrix used as x @ W (logical [N,K]). */
 int sx_weight_get_t(sx_gguf *g, const char *name, int64_t K, int64_t N, sx_weight *w);
 /* Wraps an F32 buffer as a weight, e.g. a conv kernel viewed [Cout, Cin*kh*kw]. */
 sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K);
+/* Wraps an [N, K] buffer of any type of the table (rows of K, packed). */
+sx_weight sx_weight_typed(const void *data, int type, int64_t N, int64_t K);
+/* Row r of W (K values) as float32, e.g. a token embedding (not for trans). */
+int sx_weight_row(const sx_weight *w, int64_t r, float *out);
 /* Packs w once for the current compute type into a buffer the caller owns
  * (for weights that are not in a container: tests, benches); w->packed is
- * set, sx_weight_unpack frees it. Does nothing for F32 compute. */
+ * set, sx_weight_unpack frees it. Does nothing for quantized weights (their
+ * kernels read them as stored), nor where F32 compute packs per call. */
 int sx_weight_pack(sx_weight *w);
 void sx_weight_unpack(sx_weight *w);
 /* A row range [n0, n0+n) of a weight (e.g. one of q/k/v in a fused proj). */

@@ -251,7 +251,9 @@ int sx_weight_pack(sx_weight *w) {
     if (!w || !w->data) return sx_err("sx_weight_pack: NULL weight");
     int bf16 = sx_compute() == SX_COMPUTE_BF16, nr = sx_kernels_cur()->nr;
     const sx_wtype *wt = sx_wtype_of(w->type);
-    if (!wt || (!bf16 && (wt->quantized || !sx_kernels_cur()->ukr_x))) return 0; /* per call */
+    /* per call: quantized weights (as at load, ops_gemm.c), and float ones
+     * on a path without a packed-panel kernel */
+    if (!wt || wt->quantized || (!bf16 && !sx_kernels_cur()->ukr_x)) return 0;
     void *buf = NULL;
     size_t bytes = bf16 ? sx_packed_bytes(w) : sx_panels_bytes(w, nr);
     if (posix_memalign(&buf, 64, bytes) != 0)

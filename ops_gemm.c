@@ -8,6 +8,7 @@
 
 #include "ops_impl.h"
 #include "ops.h"
+#include "quant.h"
 #include "sx_core.h"
 
 static int64_t prod_from(const sx_tensor *t, int d) {
@@ -27,8 +28,10 @@ static void shape_str(char *buf, size_t n, const sx_tensor *t) {
 static int weight_override = -1;
 
 int sx_set_weight_dtype(int type) {
-    if (type != -1 && type != SX_F32 && type != SX_F16 && type != SX_BF16)
-        return sx_err("weight type must be F32, F16 or BF16 (got %s)", sx_type_name(type));
+    const sx_wtype *t = sx_wtype_of(type);
+    if (type != -1 && (!t || !t->storage))
+        return sx_err("weight type must be F32, F16, BF16, Q8_0, Q4_0 or Q4_K (got %s)",
+                      sx_type_name(type));
     weight_override = type;
     return 0;
 }
@@ -82,11 +85,18 @@ static int weight_from(sx_gguf *g, const char *name, int64_t d0, int64_t d1, int
     w->ld = d1;
     w->data = t->data;
     w->name = t->name;
-    if (weight_override >= 0 && weight_override != t->type) {
-        if (!(w->data = sx_gguf_tensor_as(g, t, weight_override))) return -1;
-        w->type = weight_override;
+    /* run-time type: float types apply to every matrix; a quantized type to
+     * the matrices the policy quantizes (quant.h), the others stay as stored */
+    int to =
+        weight_override >= 0 ? sx_quant_type_for(name, t->ndim, t->shape, weight_override) : -1;
+    if (trans && to >= 0 && sx_wtype_of(to)->quantized) to = -1;
+    if (to >= 0 && to != t->type) {
+        if (!(w->data = sx_gguf_tensor_as(g, t, to))) return -1;
+        w->type = to;
     }
-    if (!wt->quantized) return pack_in_container(g, t, w);
+    /* quantized weights (stored, or converted above) are never packed: the
+     * integer GEMV streams them at decode, GEMMs dequantize them per call */
+    if (!sx_wtype_of(w->type)->quantized) return pack_in_container(g, t, w);
     return 0;
 }
 
@@ -109,8 +119,26 @@ sx_weight sx_weight_f32(const float *data, int64_t N, int64_t K) {
     return w;
 }
 
+sx_weight sx_weight_typed(const void *data, int type, int64_t N, int64_t K) {
+    sx_weight w = sx_weight_f32(NULL, N, K);
+    w.type = type;
+    w.data = data;
+    return w;
+}
+
 /* Bytes from one stored row of w to the next. */
 static size_t row_bytes(const sx_weight *w) { return sx_type_nbytes(w->type, w->ld); }
+
+int sx_weight_row(const sx_weight *w, int64_t r, float *out) {
+    if (!w || !w->data || !out || w->trans || r < 0 || r >= w->N)
+        return sx_err("sx_weight_row: bad arguments (weight '%s', row %lld)",
+                      w && w->name ? w->name : "?", (long long)r);
+    const sx_wtype *wt = sx_wtype_of(w->type);
+    if (!wt) return sx_err("sx_weight_row: weight '%s' has unknown type", w->name ? w->name : "?");
+    sx_wtype_kernels_of(wt).to_f32(
+        out, (const char *)w->data + (size_t)r * sx_type_nbytes(w->type, w->ld), w->K);
+    return 0;
+}
 
 sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
     sx_weight r = *w;

@@ -228,18 +228,19 @@ void sx_groupnorm_stats(const float *x, int64_t n, float eps, float *mean, float
  * every page faults on first touch, which costs as much as the arithmetic of
  * the small GEMMs inside attention. One slot per use: */
 enum {
-    SX_SCR_GEMM_A,  /* packed X panels */
-    SX_SCR_GEMM_B,  /* packed W panels */
-    SX_SCR_ATTN_S,  /* attention scores */
+    SX_SCR_GEMM_A,   /* packed X panels */
+    SX_SCR_GEMM_B,   /* packed W panels */
+    SX_SCR_ATTN_S,   /* attention scores */
     SX_SCR_CONV_COL, /* conv input bands and tile lists */
     SX_SCR_CONV_W,   /* conv weights packed for the micro-kernel */
-    SX_SCR_ATTN_KV, /* attention's pre-packed keys and values */
-    SX_SCR_ACT,     /* quantized activations of the integer GEMV */
-    SX_SCR_PACK,    /* one block of converted weight rows while packing */
-    SX_SCR_EPI,     /* matmul sums awaiting an accumulating epilogue */
-    SX_SCR_BF16_A,  /* activations rounded to the BF16 kernel's A layout */
-    SX_SCR_BF16_B,  /* a weight slab packed per call in the tile layout */
-    SX_SCR_BF16_C,  /* a task's float32 sums before the epilogue */
+    SX_SCR_ATTN_KV,  /* attention's pre-packed keys and values */
+    SX_SCR_ACT,      /* quantized activations of the integer GEMV */
+    SX_SCR_PACK,     /* one block of converted weight rows while packing */
+    SX_SCR_EPI,      /* matmul sums awaiting an accumulating epilogue */
+    SX_SCR_QPREP,    /* quantized GEMV: activations rearranged for the kernel */
+    SX_SCR_BF16_A,   /* activations rounded to the BF16 kernel's A layout */
+    SX_SCR_BF16_B,   /* a weight slab packed per call in the tile layout */
+    SX_SCR_BF16_C,   /* a task's float32 sums before the epilogue */
     SX_SCR_N
 };
 /* n floats of 64-byte aligned scratch of the calling thread; NULL if out of

@@ -1479,7 +1479,7 @@ static int parse_args(int argc, char **argv, serve_cfg *c) {
         {"--image-cfg", CLI_FLOAT, &c->image_cfg, "G", "request default: image guidance (default 1.5)", 0, SX_SEEDX_MAX_CFG, NULL},
         {"--max-tokens", CLI_I64, &c->max_tokens, "N", "request default: new tokens (default: 120 for generate,\n512 otherwise, as the CLI)", 1, 1e9, NULL},
         {"--grids", CLI_STR, &c->grids, "LIST", "any-res candidates (default: the official 8; edit: 1x1)", 0, 0, NULL},
-        {"--dtype", CLI_CHOICE, &dtype, "T", "weights converted at load (as the CLI)", 0, 0, "f32|f16|bf16"},
+        {"--dtype", CLI_CHOICE, &dtype, "T", "weights converted at load (as the CLI)", 0, 0, CLI_DTYPES},
         {"--max-body", CLI_I64, &max_body, "BYTES", "request body (default 33554432 = 32 MiB): 413 above", 1024, 1e12, NULL},
         {"--read-timeout", CLI_DOUBLE, &c->read_timeout, "S", "the whole request must arrive within S seconds\n(default 30): 408", 0.1, 86400, NULL},
         {"--write-timeout", CLI_DOUBLE, &c->write_timeout, "S", "each blocked write may wait S seconds (default 30), then\nthe client counts as gone and its request is cancelled", 0.1, 86400, NULL},
@@ -1513,12 +1513,7 @@ static int parse_args(int argc, char **argv, serve_cfg *c) {
     }
     if (cli_args_only) return 0;
     if (cli_apply_common(spec.name)) return 2;
-    static const int dtypes[] = {SX_F32, SX_F16, SX_BF16};
-    if (dtype >= 0 && sx_set_weight_dtype(dtypes[dtype])) {
-        fprintf(stderr, "seedx serve: %s\n", sx_errmsg());
-        return 2;
-    }
-    return 0;
+    return cli_apply_dtype("seedx serve", dtype);
 }
 
 /* Binds host:port; fills the printable URL. */

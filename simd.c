@@ -18,6 +18,7 @@
 static const sx_kernels *cur = &sx_kernels_scalar;
 static const sx_bf16_kernels *cur_bf16 = &sx_bf16_kernels_scalar;
 static int cur_level = SX_SIMD_SCALAR;
+static int vnni_on; /* AVX512-VNNI in use (avx512 path only) */
 
 const char *sx_simd_name(int level) {
     switch (level) {
@@ -72,6 +73,13 @@ static int x86_has(int level) {
     return 0;
 }
 
+/* AVX512-VNNI: CPUID.(7,0):ECX bit 11 (on top of the avx512 path). */
+static __attribute__((unused)) int x86_has_vnni(void) {
+    unsigned a, b, c, d;
+    if (!x86_has(SX_SIMD_AVX512) || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (c >> 11) & 1;
+}
+
 static int x86_avx512bf16(void) {
     unsigned a, b, c, d;
     if (!x86_has(SX_SIMD_AVX512) || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
@@ -108,6 +116,20 @@ static int x86_amx(void) {
     return state;
 }
 #endif
+
+int sx_simd_vnni(void) { return vnni_on; }
+
+int sx_simd_set_vnni(int on) {
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+    if (on && !x86_has_vnni()) return sx_err("AVX512-VNNI is not supported by this CPU");
+    vnni_on = on ? 1 : 0;
+    return 0;
+#else
+    if (on) return sx_err("AVX512-VNNI is not supported by this build");
+    vnni_on = 0;
+    return 0;
+#endif
+}
 
 int sx_simd_supported(int level) {
     if (!kernels_for(level)) return 0;
@@ -164,6 +186,12 @@ void sx_bf16_kernels_override(const sx_bf16_kernels *k) {
 }
 
 int sx_simd_init(void) {
+    const char *v = getenv("SEEDX_VNNI");
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+    vnni_on = x86_has_vnni() && !(v && !strcmp(v, "0"));
+#else
+    (void)v;
+#endif
     const char *e = getenv("SEEDX_SIMD");
     if (e && *e) {
         for (int l = 0; l < SX_SIMD_N; l++)

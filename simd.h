@@ -25,6 +25,11 @@ int sx_simd_init(void);
 int sx_simd_set(int level); /* -1 (with error) if unsupported */
 int sx_simd_level(void);
 const char *sx_simd_name(int level);
+/* AVX512-VNNI, a sub-feature of the avx512 path (its integer GEMV uses
+ * vpdpbusd when present): 1 if the CPU has it and it is not switched off
+ * (SEEDX_VNNI=0 or sx_simd_set_vnni(0)). */
+int sx_simd_vnni(void);
+int sx_simd_set_vnni(int on); /* -1 (with error) if on and unsupported */
 int sx_simd_supported(int level);
 /* The path whose vector kernels run: the level itself, except AMX, whose
  * float32 and conversion kernels are AVX-512's (wtype.c's table has no AMX

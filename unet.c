@@ -738,11 +738,14 @@ int sx_unet_forward(const sx_unet *u, const float *sample, int64_t cin, int64_t 
     /* up_blocks (SDXL: 1280 @32^2 -> 640 @64^2 -> 320 @128^2) */
     for (int i = 0; i < c->n_blocks; i++)
         if (up_block(r, i)) goto done;
-    /* conv_norm_out -> SiLU -> conv_out: [block_out[0], h, w] -> [out_channels, h, w] */
-    if (sx_norm_chw(&u->conv_norm_out, r->y, r->x, h * w, SX_ACT_NONE)) goto done;
-    TRACE(r, r->y, r->C, "conv_norm_out");
-    sx_silu(r->y, r->y, r->C * h * w);
-    if (sx_conv_forward(&u->conv_out, eps, r->y, h, w, NULL, NULL)) goto done;
+    /* conv_norm_out -> SiLU -> conv_out, fused: [block_out[0], h, w] -> [out_channels, h, w]
+     * (the normalised map is only written out for the trace) */
+    if (sx_trace_enabled()) {
+        if (sx_norm_chw(&u->conv_norm_out, r->y, r->x, h * w, SX_ACT_NONE)) goto done;
+        TRACE(r, r->y, r->C, "conv_norm_out");
+    }
+    if (sx_norm_conv_forward(&u->conv_norm_out, SX_ACT_SILU, &u->conv_out, eps, r->x, h, w, 0))
+        goto done;
     TRACE(r, eps, c->out_channels, "conv_out");
     rc = 0;
 done:

@@ -85,8 +85,9 @@ static void advance(stage *s, float *y, int own, int64_t C, int64_t H, int64_t W
     *s = (stage){.x = y, .own = own, .C = C, .H = H, .W = W, .ws = s->ws, .trace = s->trace};
 }
 
-/* x = conv(x), into dst (the caller's) or a new buffer */
-static int conv(stage *s, const sx_conv_layer *cv, float *dst) {
+/* x = conv(x), or conv(SiLU(norm(x))) fused when norm is given, into dst
+ * (the caller's) or a new buffer */
+static int conv(stage *s, const sx_norm *norm, const sx_conv_layer *cv, float *dst) {
     int64_t Ho, Wo;
     sx_conv_out_hw(&cv->c, s->H, s->W, &Ho, &Wo);
     if (Ho <= 0 || Wo <= 0)
@@ -94,7 +95,8 @@ static int conv(stage *s, const sx_conv_layer *cv, float *dst) {
                       (long long)s->W, cv->w.name ? cv->w.name : "?");
     float *y = dst ? dst : alloc_f(cv->c.cout * Ho * Wo, "vae activations");
     if (!y) return -1;
-    if (sx_conv_forward(cv, y, s->x, s->H, s->W, NULL, NULL)) {
+    if (norm ? sx_norm_conv_forward(norm, SX_ACT_SILU, cv, y, s->x, s->H, s->W, 0)
+             : sx_conv_forward(cv, y, s->x, s->H, s->W, NULL, NULL)) {
         if (!dst) free(y);
         return -1;
     }
@@ -122,7 +124,7 @@ static int upsample(stage *s, const sx_conv_layer *cv) {
     sx_upsample_nearest2x(u, s->x, s->C, s->H, s->W);
     stage t = {.x = u, .C = s->C, .H = 2 * s->H, .W = 2 * s->W, .ws = s->ws, .trace = s->trace};
     advance(s, NULL, 0, 0, 0, 0);
-    int rc = conv(&t, cv, NULL);
+    int rc = conv(&t, NULL, cv, NULL);
     if (!rc) *s = t;
     sx_arena_release(s->ws, top);
     return rc;
@@ -152,7 +154,7 @@ static int vae_block(stage *s, const sx_vae_block *b, const char *pfx, int i, in
         TRACE(s, "%s.%s.%d.resnets.%d", pfx, kind, i, r);
     }
     if (b->has_sampler) {
-        if (up ? upsample(s, &b->sampler) : conv(s, &b->sampler, NULL))
+        if (up ? upsample(s, &b->sampler) : conv(s, NULL, &b->sampler, NULL))
             return sx_err_prefix("%s.%d.%s.0: ", kind, i, up ? "upsamplers" : "downsamplers");
         TRACE(s, "%s.%s.%d.%s.0", pfx, kind, i, up ? "upsamplers" : "downsamplers");
     }
@@ -179,9 +181,9 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
     int rc = -1, n_steps = v->cfg.n_blocks + 2;
     if (trace) report(v, 0, n_steps);
     /* post_quant_conv 1x1: [L, h, w]; decoder.conv_in 3x3: -> [C_last, h, w] */
-    if (conv(&s, &v->post_quant_conv, NULL)) goto done;
+    if (conv(&s, NULL, &v->post_quant_conv, NULL)) goto done;
     TRACE(&s, "post_quant_conv");
-    if (conv(&s, &d->conv_in, NULL)) goto done;
+    if (conv(&s, NULL, &d->conv_in, NULL)) goto done;
     TRACE(&s, "decoder.conv_in");
     /* decoder.mid_block */
     if (mid_block(&s, &d->mid_block, "decoder")) goto done;
@@ -191,10 +193,8 @@ static int decode_block(const sx_vae *v, const float *z, int64_t h, int64_t w, f
         if (vae_block(&s, &d->blocks[i], "decoder", i, 1)) goto done;
         if (trace) report(v, 2 + i, n_steps);
     }
-    /* conv_norm_out -> SiLU -> conv_out: [C_0, H, W] -> img [out_channels, H, W] */
-    if (sx_norm_chw(&d->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
-        conv(&s, &d->conv_out, img))
-        goto done;
+    /* conv_norm_out -> SiLU -> conv_out, fused: [C_0, H, W] -> img [out_channels, H, W] */
+    if (conv(&s, &d->conv_norm_out, &d->conv_out, img)) goto done;
     TRACE(&s, "decoder.conv_out");
     TRACE(&s, "decoder");
     if (trace) report(v, n_steps, n_steps);
@@ -211,20 +211,18 @@ static float *encode_block(const sx_vae *v, const float *img, int64_t H, int64_t
     stage s = {.x = (float *)img, .C = v->cfg.in_channels, .H = H, .W = W, .ws = ws,
                .trace = trace};
     /* encoder.conv_in 3x3: [in, H, W] -> [C_0, H, W] */
-    if (conv(&s, &e->conv_in, NULL)) goto fail;
+    if (conv(&s, NULL, &e->conv_in, NULL)) goto fail;
     TRACE(&s, "encoder.conv_in");
     /* encoder.down_blocks.i: [C, H, W] -> [C', H/2, W/2] (the last block keeps the size) */
     for (int i = 0; i < v->cfg.n_blocks; i++)
         if (vae_block(&s, &e->blocks[i], "encoder", i, 0)) goto fail;
     /* encoder.mid_block */
     if (mid_block(&s, &e->mid_block, "encoder")) goto fail;
-    /* conv_norm_out -> SiLU -> conv_out [2L, H', W'] -> quant_conv 1x1 */
-    if (sx_norm_chw(&e->conv_norm_out, s.x, s.x, s.H * s.W, SX_ACT_SILU) ||
-        conv(&s, &e->conv_out, NULL))
-        goto fail;
+    /* conv_norm_out -> SiLU -> conv_out (fused) [2L, H', W'] -> quant_conv 1x1 */
+    if (conv(&s, &e->conv_norm_out, &e->conv_out, NULL)) goto fail;
     TRACE(&s, "encoder.conv_out");
     TRACE(&s, "encoder");
-    if (conv(&s, &v->quant_conv, NULL)) goto fail;
+    if (conv(&s, NULL, &v->quant_conv, NULL)) goto fail;
     TRACE(&s, "quant_conv");
     *Ho = s.H;
     *Wo = s.W;

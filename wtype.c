@@ -6,6 +6,7 @@
 
 #include "half.h"
 #include "ops_impl.h"
+#include "quant.h"
 #include "sx_core.h"
 #include "wtype.h"
 
@@ -40,28 +41,6 @@ static void bf16_from_f32(void *y, const float *x, int64_t n) {
     }
 }
 
-/* Q8_0: blocks of 32 = f16 scale d, 32 x int8 q; x = d * q (34 bytes). */
-static void q8_0_to_f32(float *y, const void *x, int64_t n) {
-    const uint8_t *p = x;
-    for (int64_t b = 0; b < n / 32; b++, p += 34) {
-        float d = sx_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-        for (int j = 0; j < 32; j++) y[b * 32 + j] = d * (float)(int8_t)p[2 + j];
-    }
-}
-
-/* Q4_0: blocks of 32 = f16 scale d, 16 bytes; byte j holds q[j] (low nibble)
- * and q[j+16] (high nibble); x = d * (q - 8) (18 bytes). */
-static void q4_0_to_f32(float *y, const void *x, int64_t n) {
-    const uint8_t *p = x;
-    for (int64_t b = 0; b < n / 32; b++, p += 18) {
-        float d = sx_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-        for (int j = 0; j < 16; j++) {
-            y[b * 32 + j] = d * (float)((int)(p[2 + j] & 15) - 8);
-            y[b * 32 + j + 16] = d * (float)((int)(p[2 + j] >> 4) - 8);
-        }
-    }
-}
-
 /* ---- the table -------------------------------------------------------- */
 
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
@@ -84,13 +63,31 @@ static const sx_wtype table[] = {
            [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), X86(sx_bf16_from_f32_avx2), X86(sx_gemv_bf16_avx2)},
            [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), X86(sx_bf16_from_f32_avx512),
                                X86(sx_gemv_bf16_avx512)}}},
-    /* Quantized types: readable (to_f32); quantization and the integer GEMV
-     * are added with their kernels (a NULL gemv makes sx_matmul refuse the
-     * type for M <= 8 with an error naming it). */
-    {.type = SX_Q8_0, .name = "Q8_0", .block = 32, .block_bytes = 34, .quantized = 1,
-     .act_type = SX_Q8_0, .storage = 1, .k = {[SX_SIMD_SCALAR] = {q8_0_to_f32, NULL, NULL}}},
-    {.type = SX_Q4_0, .name = "Q4_0", .block = 32, .block_bytes = 18, .quantized = 1,
-     .act_type = SX_Q8_0, .storage = 1, .k = {[SX_SIMD_SCALAR] = {q4_0_to_f32, NULL, NULL}}},
+    /* Quantized types (quant.h: layouts; quant.c, quant_<isa>.c: kernels).
+     * The integer GEMV takes the activations quantized to act_type. */
+    {.type = SX_Q8_0, .name = "Q8_0", .block = SX_QK, .block_bytes = SX_Q8_0_BYTES,
+     .quantized = 1, .act_type = SX_Q8_0, .storage = 1,
+     .k = {[SX_SIMD_SCALAR] = {sx_q8_0_to_f32, sx_q8_0_from_f32, sx_gemv_q8_0_scalar},
+           [SX_SIMD_AVX2] = {X86(sx_q8_0_to_f32_avx2), X86(sx_q8_0_from_f32_avx2),
+                             X86(sx_gemv_q8_0_avx2)},
+           [SX_SIMD_AVX512] = {X86(sx_q8_0_to_f32_avx512), X86(sx_q8_0_from_f32_avx512),
+                               X86(sx_gemv_q8_0_avx512)}}},
+    {.type = SX_Q4_0, .name = "Q4_0", .block = SX_QK, .block_bytes = SX_Q4_0_BYTES,
+     .quantized = 1, .act_type = SX_Q8_0, .storage = 1,
+     .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar},
+           [SX_SIMD_AVX2] = {X86(sx_q4_0_to_f32_avx2), NULL, X86(sx_gemv_q4_0_avx2)},
+           [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512)}}},
+    {.type = SX_Q4_K, .name = "Q4_K", .block = SX_QKK, .block_bytes = SX_Q4_K_BYTES,
+     .quantized = 1, .act_type = SX_Q8_K, .storage = 1,
+     .k = {[SX_SIMD_SCALAR] = {sx_q4_k_to_f32, sx_q4_k_from_f32, sx_gemv_q4_k_scalar},
+           [SX_SIMD_AVX2] = {X86(sx_q4_k_to_f32_avx2), NULL, X86(sx_gemv_q4_k_avx2)},
+           [SX_SIMD_AVX512] = {X86(sx_q4_k_to_f32_avx512), NULL, X86(sx_gemv_q4_k_avx512)}}},
+    /* activations only: never in a file, no GEMV of its own */
+    {.type = SX_Q8_K, .name = "Q8_K", .block = SX_QKK, .block_bytes = SX_Q8_K_BYTES,
+     .quantized = 1, .act_type = SX_Q8_K,
+     .k = {[SX_SIMD_SCALAR] = {sx_q8_k_to_f32, sx_q8_k_from_f32, NULL},
+           [SX_SIMD_AVX2] = {NULL, X86(sx_q8_k_from_f32_avx2), NULL},
+           [SX_SIMD_AVX512] = {NULL, X86(sx_q8_k_from_f32_avx512), NULL}}},
 };
 #define N_TYPES ((int)(sizeof table / sizeof table[0]))
 
@@ -159,5 +156,32 @@ int sx_quantize(int type, void *y, const float *x, int64_t n) {
     if (!t) return -1;
     if (!t->k[SX_SIMD_SCALAR].from_f32) return sx_err("sx_quantize: no quantizer for %s", t->name);
     t->k[SX_SIMD_SCALAR].from_f32(y, x, n);
+    return 0;
+}
+
+/* sx_quantize over rows, in parallel (each row is converted by one thread:
+ * the same bytes whatever the thread count) */
+typedef struct {
+    int type;
+    void *dst;
+    const float *src;
+    int64_t K;
+} quant_job;
+
+static void quant_rows_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    quant_job *j = ctx;
+    size_t rb = sx_type_nbytes(j->type, j->K);
+    sx_from_f32_fn q = sx_wtype_of(j->type)->k[SX_SIMD_SCALAR].from_f32;
+    for (int64_t r = b; r < e; r++) q((char *)j->dst + (size_t)r * rb, j->src + r * j->K, j->K);
+}
+
+int sx_quantize_rows(int type, void *dst, const float *src, int64_t rows, int64_t K) {
+    const sx_wtype *t = checked(type, K, "sx_quantize_rows");
+    if (!t) return -1;
+    if (!t->k[SX_SIMD_SCALAR].from_f32 || rows < 0 || !dst || !src)
+        return sx_err("sx_quantize_rows: bad arguments (%s, %lld rows)", t->name, (long long)rows);
+    quant_job j = {type, dst, src, K};
+    sx_parallel_for(rows, 8, quant_rows_task, &j);
     return 0;
 }

@@ -92,6 +92,8 @@ sx_wtype_kernels sx_wtype_kernels_of(const sx_wtype *t);
  * reference rounding (what scripts/ computes, bit for bit). */
 int sx_dequantize(int type, float *y, const void *x, int64_t n);
 int sx_quantize(int type, void *y, const float *x, int64_t n);
+/* The same for a [rows, K] matrix, rows converted in parallel (same bytes). */
+int sx_quantize_rows(int type, void *y, const float *x, int64_t rows, int64_t K);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@ One command for a whole model directory (what `seedx chat|generate|edit|...`
 loads):
 
     python scripts/convert.py --pretrained DIR --variant seed-x-i|seed-x|seed-x-edit \
-                              --out models/seed-x-i [--dtype f16|bf16|f32] [--stage2]
+                              --out models/seed-x-i [--dtype f16|bf16|f32|q8_0|q4_0|q4_k] [--stage2]
 
 DIR holds the official downloads (SEED-X README): seed_x*/agent + llm,
 seed_detokenizer/{first,second}_stage, cvlm_llama2_tokenizer_100img_and_224loc_addpatch,
@@ -45,6 +45,7 @@ def pretrained_steps(a):
     conversion; a: the parsed --pretrained options. make fullsize runs the same steps
     one component at a time."""
     pre, sub = a.pretrained, VARIANTS[a.variant]
+    fdt = "f16" if a.dtype.startswith("q") else a.dtype  # components that are never quantized
     stage2 = a.stage2 or a.variant == "seed-x-edit"
     sd = os.path.join(pre, "stable-diffusion-xl-base-1.0")
     vit = os.path.join(pre, "QwenViT", "qwen_vit_G.pt")
@@ -64,19 +65,19 @@ def pretrained_steps(a):
              ["vit", vit, m("vit.gguf"), "--dtype", a.dtype, "--heads", str(a.vit_heads),
               "--image-size", str(a.vit_image_size)],
              ["agent", os.path.join(pre, sub, "agent", "pytorch_model.bin"), m("agent.gguf"),
-              "--dtype", a.dtype, "--input-heads", str(a.agent_input_heads),
+              "--dtype", fdt, "--input-heads", str(a.agent_input_heads),
               "--output-heads", str(a.agent_output_heads)],
              ["llm", os.path.join(pre, sub, "llm"), m("llm.gguf"), "--dtype", a.dtype],
-             ["detokenizer", st1, m("detokenizer.gguf"), "--dtype", a.dtype, "--heads",
+             ["detokenizer", st1, m("detokenizer.gguf"), "--dtype", fdt, "--heads",
               str(a.detok_heads)],
              ["unet", os.path.join(sd, "unet"), m("unet.gguf"), "--detokenizer", st1, "--scheduler",
-              os.path.join(sd, "scheduler"), "--dtype", a.dtype],
+              os.path.join(sd, "scheduler"), "--dtype", fdt],
              ["vae", os.path.join(sd, "vae"), m("vae.gguf"), "--dtype", a.vae_dtype]]
     if stage2:
-        steps += [["detokenizer", st2, m("detokenizer_edit.gguf"), "--dtype", a.dtype, "--heads",
+        steps += [["detokenizer", st2, m("detokenizer_edit.gguf"), "--dtype", fdt, "--heads",
                    str(a.detok_heads)],
                   ["unet", os.path.join(sd, "unet"), m("unet_edit.gguf"), "--detokenizer", st2,
-                   "--scheduler", os.path.join(sd, "scheduler"), "--dtype", a.dtype]]
+                   "--scheduler", os.path.join(sd, "scheduler"), "--dtype", fdt]]
     return need, steps
 
 
@@ -85,7 +86,9 @@ def pretrained_parser():
     p.add_argument("--pretrained", required=True, help="folder with the official downloads")
     p.add_argument("--variant", required=True, choices=sorted(VARIANTS))
     p.add_argument("--out", required=True, help="output model directory")
-    p.add_argument("--dtype", default="f16", choices=WEIGHT_TYPES)
+    p.add_argument("--dtype", default="f16", choices=WEIGHT_TYPES,
+                   help="q8_0/q4_0/q4_k quantize the LLM's and ViT's matrices (scripts/quant_ref.py "
+                        "says which); the other components are then F16")
     p.add_argument("--stage2", action="store_true",
                    help="also convert the 8-channel second-stage de-tokenizer (seed-x-edit: always)")
     # not recoverable from tensor shapes; defaults = the released configs
@@ -95,7 +98,7 @@ def pretrained_parser():
     p.add_argument("--agent-input-heads", type=int, default=32)
     p.add_argument("--agent-output-heads", type=int, default=32)
     p.add_argument("--detok-heads", type=int, default=16)
-    p.add_argument("--vae-dtype", default="f32", choices=WEIGHT_TYPES,
+    p.add_argument("--vae-dtype", default="f32", choices=("f32", "f16", "bf16"),
                    help="SDXL's VAE overflows in fp16 (diffusers upcasts it): f32 by default")
     return p
 

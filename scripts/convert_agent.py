@@ -20,7 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sxckpt  # noqa: E402
-from sxgguf import WEIGHT_TYPES, write_gguf_stream  # noqa: E402
+from sxgguf import FLOAT_TYPES, write_gguf_stream  # noqa: E402
 
 PARTS = ("query", "pos_embed", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
          "attn.out_proj.bias", "ln_q.weight", "ln_q.bias", "ln_kv.weight", "ln_kv.bias")
@@ -29,7 +29,7 @@ PARTS = ("query", "pos_embed", "attn.in_proj_weight", "attn.in_proj_bias", "attn
 def add_args(p):
     p.add_argument("ckpt", help="agent pytorch_model.bin")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", default="f32", choices=WEIGHT_TYPES)
+    p.add_argument("--dtype", default="f32", choices=FLOAT_TYPES)
     p.add_argument("--input-heads", type=int, default=32)
     p.add_argument("--output-heads", type=int, default=32)
 

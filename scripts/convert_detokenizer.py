@@ -11,13 +11,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sxckpt  # noqa: E402
-from sxgguf import WEIGHT_TYPES, write_gguf_stream  # noqa: E402
+from sxgguf import FLOAT_TYPES, write_gguf_stream  # noqa: E402
 
 
 def add_args(p):
     p.add_argument("ckpt", help="pytorch_model.bin of a SEED-X de-tokenizer stage")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", default="f32", choices=WEIGHT_TYPES)
+    p.add_argument("--dtype", default="f32", choices=FLOAT_TYPES)
     p.add_argument("--heads", type=int, default=16)
     p.add_argument("--normalize", action="store_true", help="the adapter config's normalize: True")
     p.add_argument("--prefix", default="resampler.")

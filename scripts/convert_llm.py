@@ -9,7 +9,9 @@ Tensors keep their original names (model.layers.0.self_attn.q_proj.weight, ...),
 in a canonical order (embed_tokens, layers by index, norm, lm_head), so a sharded and
 an unsharded save of the same model give byte-identical files. Rotary inv_freq
 buffers are skipped. Matrices are stored in --dtype (default f16); 1-D tensors (norm
-weights) always stay F32. Metadata:
+weights) always stay F32. With a quantized --dtype (q8_0, q4_0, q4_k) the matrices the
+policy of scripts/quant_ref.py names are quantized (lm_head q8_0) and the others F16.
+Metadata:
 
   seedx.llm.hidden, .layers, .heads, .kv_heads, .ffn, .vocab,
   seedx.llm.max_position_embeddings, .rms_eps, .rope_theta (10000 when absent),
@@ -23,6 +25,7 @@ import json
 import os
 import re
 
+import quant_ref
 import sxckpt
 from sxgguf import WEIGHT_TYPES, write_gguf_stream
 
@@ -123,7 +126,8 @@ def convert(src, out, dtype="f16", verbose=True):
           "seedx.llm.rope_theta": cfg["rope_theta"], "seedx.llm.bos_id": cfg["bos"],
           "seedx.llm.eos_id": cfg["eos"], "seedx.llm.pad_id": cfg["pad"],
           "seedx.llm.source_dtype": ",".join(src_dtypes)}
-    specs = [(k, tens[k].shape, dtype if len(tens[k].shape) > 1 else "f32") for k in names]
+    specs = [(k, tens[k].shape, quant_ref.storage_type(k, tens[k].shape, dtype)
+              if len(tens[k].shape) > 1 else "f32") for k in names]
     total = write_gguf_stream(out, md, [(k, tens[k], tt) for k, _, tt in specs])
     if verbose:
         print(f"wrote {out}: {len(specs)} tensors, {total / 1e9:.3f} GB of data ({dtype})")

@@ -32,7 +32,7 @@ import json
 import os
 
 import sxckpt
-from sxgguf import WEIGHT_TYPES as DTYPES, write_gguf_stream
+from sxgguf import FLOAT_TYPES as DTYPES, write_gguf_stream
 
 SUPPORTED_DOWN = ("DownBlock2D", "CrossAttnDownBlock2D")
 SUPPORTED_UP = ("UpBlock2D", "CrossAttnUpBlock2D")

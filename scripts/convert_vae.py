@@ -31,7 +31,7 @@ import json
 import os
 
 import sxckpt
-from sxgguf import WEIGHT_TYPES, write_gguf_stream
+from sxgguf import FLOAT_TYPES, write_gguf_stream
 
 WEIGHT_FILES = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"]
@@ -41,7 +41,7 @@ LEGACY = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.
 def add_args(p):
     p.add_argument("src", help="diffusers vae folder (config.json + weights) or the weights file")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", default="f32", choices=WEIGHT_TYPES,
+    p.add_argument("--dtype", default="f32", choices=FLOAT_TYPES,
                    help="storage type of matrices / conv kernels (default f32)")
     p.add_argument("--variant", default=None, help="prefer diffusion_pytorch_model.<variant>.* (e.g. fp16)")
 

@@ -20,7 +20,9 @@ keys, or a Qwen-VL config.json), else from the HF folder's config.json, else
 the qwen_vitg_448.yaml values when the shapes are those of ViT-bigG (width 1664).
 pool_heads = output_dim // 128 and ln_eps = 1e-6, as the official class computes.
 
---dtype applies to the matrices (conv1, attention/MLP/pool projections, proj);
+--dtype applies to the matrices (conv1, attention/MLP/pool projections, proj); a
+quantized --dtype (q8_0, q4_0, q4_k) quantizes the blocks' matrices (scripts/quant_ref.py
+policy) and stores the other matrices F16;
 norm weights, biases, positional tables and the pool queries stay float32.
 The official file holds bfloat16 values, so --dtype bf16 is lossless for it.
 """
@@ -28,6 +30,7 @@ import json
 import math
 import os
 
+import quant_ref
 import sxckpt
 from sxgguf import WEIGHT_TYPES, write_gguf_stream
 
@@ -211,7 +214,7 @@ def convert(src, out, dtype="f32", config=None, heads=None, image_size=None, qui
     entries = []
     for k in list(want) + extra:
         t = tensors[k]
-        tt = "f32" if (len(t.shape) < 2 or k in F32_ALWAYS) else dtype
+        tt = "f32" if (len(t.shape) < 2 or k in F32_ALWAYS) else quant_ref.storage_type(k, t.shape, dtype)
         entries.append((k, t, tt))
     write_gguf_stream(out, metadata(h), entries, finite=True)
     if not quiet:

@@ -158,7 +158,7 @@ class Tensor:
         for a in self.slices():
             if finite and not np.isfinite(a).all():
                 raise ValueError(f"tensor '{self.name}' has non-finite values")
-            yield tensor_bytes(a, ttype)
+            yield tensor_bytes(a, ttype, self.name)
 
     def load(self):
         """The whole tensor as a float32 ndarray of its shape."""

@@ -5,7 +5,8 @@ write_gguf(path, metadata, tensors)
             (F64(v) for float64), bool, str, list of int/float/str -> array.
             Val(type, v) / Arr(elem_type, items) give any GGUF type explicitly
             (all scalar types, typed and nested arrays).
-  tensors:  list of (name, ndarray, type) with type in 'f32','f16','bf16','q8_0','q4_0';
+  tensors:  list of (name, ndarray, type) with type in 'f32','f16','bf16','q8_0','q4_0','q4_k'
+            (quantized with scripts/quant_ref.py: llama.cpp's reference rounding);
             arrays are in PyTorch order; GGUF stores dims fastest-first, so the
             dims are written reversed and the C reader reverses them back.
 Names are the original checkpoint keys and may exceed 64 bytes.
@@ -19,12 +20,16 @@ import struct
 
 import numpy as np
 
+import quant_ref
+
 GGUF_MAGIC = 0x46554747
 ALIGN = 64
 T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 = range(13)
-TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8, "bf16": 30}
-# the --dtype choices of every converter (a new weight type is added here and in BLOCK)
-WEIGHT_TYPES = ("f32", "f16", "bf16")
+TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8, "q4_k": 12, "bf16": 30}
+# the --dtype choices of the converters (a new weight type is added here and in quant_ref.BLOCK):
+# the LLM and the ViT take every type, the other components the float ones
+FLOAT_TYPES = ("f32", "f16", "bf16")
+WEIGHT_TYPES = FLOAT_TYPES + quant_ref.QUANT_TYPES
 
 
 class U32(int):
@@ -127,32 +132,7 @@ def f32_to_bf16_bits(a):
     return r
 
 
-def quant_q8_0(a):
-    a = np.asarray(a, dtype=np.float32).reshape(-1, 32)
-    amax = np.abs(a).max(axis=1)
-    d = amax / 127.0
-    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0)
-    q = np.round(a * inv[:, None]).astype(np.int8)
-    out = np.zeros((a.shape[0], 34), dtype=np.uint8)
-    out[:, 0:2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
-    out[:, 2:] = q.view(np.uint8)
-    return out.tobytes()
-
-
-def quant_q4_0(a):
-    a = np.asarray(a, dtype=np.float32).reshape(-1, 32)
-    idx = np.abs(a).argmax(axis=1)
-    mx = a[np.arange(a.shape[0]), idx]
-    d = mx / -8.0
-    inv = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0)
-    q = np.clip(np.floor(a * inv[:, None] + 8.5), 0, 15).astype(np.uint8)
-    out = np.zeros((a.shape[0], 18), dtype=np.uint8)
-    out[:, 0:2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
-    out[:, 2:] = q[:, :16] | (q[:, 16:] << 4)
-    return out.tobytes()
-
-
-def tensor_bytes(arr, ttype):
+def tensor_bytes(arr, ttype, name="?"):
     arr = np.asarray(arr)
     if ttype == "f32":
         return np.ascontiguousarray(arr, dtype="<f4").tobytes()
@@ -160,10 +140,8 @@ def tensor_bytes(arr, ttype):
         return np.ascontiguousarray(arr.astype(np.float32).astype("<f2")).tobytes()
     if ttype == "bf16":
         return f32_to_bf16_bits(arr).astype("<u2").tobytes()
-    if ttype == "q8_0":
-        return quant_q8_0(arr)
-    if ttype == "q4_0":
-        return quant_q4_0(arr)
+    if ttype in quant_ref.QUANT_TYPES:
+        return quant_ref.quantize(arr, ttype, name)
     raise ValueError(f"unknown tensor type {ttype}")
 
 
@@ -181,17 +159,6 @@ def write_gguf(path, metadata, tensors, alignment=ALIGN):
         raise
 
 
-
-# bytes per block and elements per block of each type
-BLOCK = {"f32": (4, 1), "f16": (2, 1), "bf16": (2, 1), "q8_0": (34, 32), "q4_0": (18, 32)}
-
-
-def type_nbytes(ttype, n):
-    """Bytes of n elements stored as ttype."""
-    bsz, per = BLOCK[ttype]
-    if n % per:
-        raise ValueError(f"{n} elements do not split into {ttype} blocks of {per}")
-    return n // per * bsz
 
 
 class GGUFStreamWriter:
@@ -228,7 +195,7 @@ class GGUFStreamWriter:
             for d in reversed(shape):
                 head += struct.pack("<Q", d)
             head += struct.pack("<IQ", TYPES[ttype], off)
-            nbytes = type_nbytes(ttype, n)
+            nbytes = quant_ref.nbytes(ttype, n)
             self.specs.append((name, off, nbytes))
             off = (off + nbytes + alignment - 1) // alignment * alignment
         self.total = off

@@ -42,13 +42,6 @@ static void *conv(const float *src, int64_t n, int type) {
     return h;
 }
 
-static sx_weight wrap(const void *d, int64_t N, int64_t K, int type) {
-    sx_weight w = sx_weight_f32(NULL, N, K);
-    w.type = type;
-    w.data = d;
-    return w;
-}
-
 int main(int argc, char **argv) {
     int ntok = CTX;
     if (argc > 1) ntok = atoi(argv[1]);
@@ -80,20 +73,12 @@ int main(int argc, char **argv) {
         size_t es = ty == SX_F32 ? 4 : 2;
         void *w[7], *head = conv(head32, (int64_t)V * D, ty);
         for (int i = 0; i < 7; i++) w[i] = conv(w32[i], shp[i][0] * shp[i][1], ty);
-        sx_llama_layer L = {n1,
-                            wrap(w[0], D, D, ty),
-                            wrap(w[1], D, D, ty),
-                            wrap(w[2], D, D, ty),
-                            wrap(w[3], D, D, ty),
-                            n2,
-                            wrap(w[4], F, D, ty),
-                            wrap(w[5], F, D, ty),
-                            wrap(w[6], D, F, ty)};
         sx_llama m;
         memset(&m, 0, sizeof m);
         m.cfg = (sx_llama_config){D, 1, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
+        sx_llama_layer L = sx_llama_layer_wrap(&m.cfg, n1, n2, w, ty);
         m.layers = &L;
-        sx_weight lm = wrap(head, V, D, ty);
+        sx_weight lm = sx_weight_typed(head, ty, V, D);
         sx_llama_ctx *c;
         if (sx_llama_ctx_new(&m, ntok + 64, SX_F32, &c) != 0)
             return fprintf(stderr, "%s\n", sx_errmsg()), 1;

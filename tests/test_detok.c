@@ -62,7 +62,16 @@ static void test_runtime_weight_dtype(void) {
     CHECK_OK(sx_detok_forward(&a, X("x33"), 33, pa, qa));
     CHECK_OK(sx_detok_forward(&b, X("x33"), 33, pb, qb));
     CHECK(!memcmp(pa, pb, sizeof pa) && !memcmp(qa, qb, sizeof qa));
-    CHECK(sx_set_weight_dtype(SX_Q8_0) != 0);
+    CHECK(sx_set_weight_dtype(SX_Q8_K) != 0); /* activations only */
+    CHECK(sx_set_weight_dtype(99) != 0);
+    /* a quantized run-time type leaves the de-tokenizer's matrices as stored
+     * (the policy of quant.h quantizes only the LLM and the ViT) */
+    sx_detok c;
+    CHECK_OK(sx_set_weight_dtype(SX_Q8_0));
+    CHECK_OK(sx_detok_load(g32, "resampler.", &c));
+    sx_set_weight_dtype(-1);
+    CHECK(c.proj_in.w.type == SX_F32 && c.layers[0].to_kv.w.type == SX_F32);
+    sx_detok_free(&c);
     sx_detok_free(&a);
     sx_detok_free(&b);
     sx_gguf_close(g32);

@@ -1,0 +1,125 @@
+/* quant.h - quantized weight types (private to the kernel layer): GGUF's
+ * Q8_0, Q4_0 and Q4_K block layouts, the activation formats of their integer
+ * dot products (Q8_0, Q8_K), and the policy saying which tensors are
+ * quantized. The type table (wtype.c) names these kernels; quant.c holds the
+ * scalar reference, quant_<isa>.c the SIMD paths.
+ *
+ * Block layouts (little-endian, bit-compatible with llama.cpp / gguf-py):
+ *   Q8_0  32 values,  34 bytes: f16 d, int8 q[32];             x = d*q
+ *   Q4_0  32 values,  18 bytes: f16 d, u8 qs[16], q[j] = low nibble of
+ *         qs[j], q[j+16] = high nibble;                           x = d*(q-8)
+ *   Q4_K 256 values, 144 bytes: f16 d, f16 dmin, u8 scales[12] (eight 6-bit
+ *         scales sc[j] and mins m[j], packed as below), u8 qs[128]: value
+ *         64c+l is the low nibble of qs[32c+l], value 64c+32+l the high one
+ *         (c = 0..3, l = 0..31); sub-block j = values 32j..32j+31;
+ *                                                  x = (d*sc[j])*q - dmin*m[j]
+ *         scales: j < 4: sc[j] = s[j] & 63, m[j] = s[j+4] & 63;
+ *                 j >= 4: sc[j] = (s[j+4] & 15) | (s[j-4] >> 6) << 4,
+ *                         m[j]  = (s[j+4] >> 4) | (s[j]   >> 6) << 4.
+ *   Q8_K 256 values, 292 bytes (activations only): f32 d, int8 q[256],
+ *         int16 bsums[16] (sums of q over groups of 16);          x = d*q
+ * Bits per weight: Q8_0 8.5, Q4_0 4.5, Q4_K 4.5. */
+#ifndef SEEDX_QUANT_H
+#define SEEDX_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "wtype.h"
+
+#define SX_QK         32  /* values per Q8_0 / Q4_0 block */
+#define SX_QKK        256 /* values per Q4_K / Q8_K super-block */
+#define SX_Q8_0_BYTES 34
+#define SX_Q4_0_BYTES 18
+#define SX_Q4_K_BYTES 144
+#define SX_Q8_K_BYTES 292
+
+/* ---- scalar reference (quant.c) ----
+ * Quantizers follow llama.cpp's reference rounding (quantize_row_*_ref) so
+ * that the converter (scripts/quant_ref.py), the run-time conversion and
+ * llama.cpp produce the same bytes; see quant.c for the one place where
+ * llama.cpp's C is undefined and what we do instead. */
+void sx_q8_0_to_f32(float *y, const void *x, int64_t n);
+void sx_q8_0_from_f32(void *y, const float *x, int64_t n);
+void sx_q4_0_to_f32(float *y, const void *x, int64_t n);
+void sx_q4_0_from_f32(void *y, const float *x, int64_t n);
+void sx_q4_k_to_f32(float *y, const void *x, int64_t n);
+void sx_q4_k_from_f32(void *y, const float *x, int64_t n);
+void sx_q8_k_to_f32(float *y, const void *x, int64_t n);
+void sx_q8_k_from_f32(void *y, const float *x, int64_t n);
+
+#define SX_QGEMV_DECL(isa)                                                                         \
+    void sx_gemv_q8_0_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,               \
+                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
+                            const float *bias);                                                    \
+    void sx_gemv_q4_0_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,               \
+                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
+                            const float *bias);                                                    \
+    void sx_gemv_q4_k_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,               \
+                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,          \
+                            const float *bias);
+SX_QGEMV_DECL(scalar)
+
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+SX_QGEMV_DECL(avx2)
+SX_QGEMV_DECL(avx512)
+void sx_q8_0_to_f32_avx2(float *y, const void *x, int64_t n);
+void sx_q4_0_to_f32_avx2(float *y, const void *x, int64_t n);
+void sx_q4_k_to_f32_avx2(float *y, const void *x, int64_t n);
+void sx_q8_0_from_f32_avx2(void *y, const float *x, int64_t n);
+void sx_q8_k_from_f32_avx2(void *y, const float *x, int64_t n);
+void sx_q8_0_to_f32_avx512(float *y, const void *x, int64_t n);
+void sx_q4_0_to_f32_avx512(float *y, const void *x, int64_t n);
+void sx_q4_k_to_f32_avx512(float *y, const void *x, int64_t n);
+void sx_q8_0_from_f32_avx512(void *y, const float *x, int64_t n);
+void sx_q8_k_from_f32_avx512(void *y, const float *x, int64_t n);
+#endif
+
+/* Unpacks the 6-bit scale and min of sub-block j (0..7) of a Q4_K block. */
+static inline void sx_q4_k_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+
+/* The same for all eight sub-blocks at once, on 32-bit words: bytes 0..7
+ * of *sc are sc[0..7], of *m are m[0..7] (the SIMD kernels). */
+static inline void sx_q4_k_scales_mins(const uint8_t *s, uint64_t *sc, uint64_t *m) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, m_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;
+    uint32_t m_hi = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4;
+    *sc = sc_lo | (uint64_t)sc_hi << 32;
+    *m = m_lo | (uint64_t)m_hi << 32;
+}
+
+/* ---- which tensors are quantized (the one policy; scripts/quant_ref.py
+ * quant_type_for() is the same function, checked by tests/test_quant.c) ----
+ * For a requested quantized type `want` (SX_Q8_0, SX_Q4_0, SX_Q4_K) and a
+ * tensor (checkpoint name, shape in PyTorch order), returns the type it is
+ * stored in, or -1: kept in floating point (the converter writes F16, the
+ * run-time conversion leaves it as stored). For a float `want` returns want.
+ *   - quantized: the LLM's decoder matrices (model.layers.N.self_attn.
+ *     {q,k,v,o}_proj.weight, model.layers.N.mlp.{gate,up,down}_proj.weight)
+ *     and token embeddings (model.embed_tokens.weight), the ViT's block
+ *     matrices (transformer.resblocks.N.attn.{in,out}_proj.weight,
+ *     transformer.resblocks.N.mlp.{c_fc,c_proj}.weight): want;
+ *   - lm_head.weight: Q8_0 (llama.cpp gives the output matrix more bits than
+ *     the body: Q6_K for its 4-bit types; our next type up is Q8_0);
+ *   - a row length that is not a multiple of the type's block: Q4_K falls
+ *     back to Q8_0 (llama.cpp also falls back to a better type), Q8_0/Q4_0
+ *     rows not a multiple of 32 stay float;
+ *   - everything else stays float: norms, biases, positional embeddings,
+ *     the ViT's patch conv, attention pool and proj, the resamplers of the
+ *     agent, the de-tokenizer, the UNet and the VAE. */
+int sx_quant_type_for(const char *name, int ndim, const int64_t *shape, int want);
+
+#endif

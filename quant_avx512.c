@@ -1,0 +1,501 @@
+/* quant_avx512.c - AVX-512 (F/BW/DQ/VL) kernels of the quantized types
+ * (quant.h), two blocks of 32 per zmm. The integer GEMV has two variants
+ * chosen at run time (sx_simd_vnni()): with AVX512-VNNI, vpdpbusd (u8 x s8,
+ * four products summed into an int32, no saturation) for Q8_0/Q4_0 and
+ * vpdpwssd (s16 x s16) for Q4_K's scales; without it (e.g. Skylake-X),
+ * maddubs + madd as on AVX2. Either way the u8 operand is |w| and the sign
+ * of w moves onto the activation, so every block's integer sum is exact. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "half.h"
+#include "ops_impl.h"
+#include "quant_x86.h"
+#include "simd.h"
+
+#define VNNI __attribute__((target("avx512vnni")))
+
+/* two ymm -> one zmm */
+static inline __m512i cat256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* ---- dequantization (bit-identical to quant.c) ---- */
+static inline void i8x32_to_f32(float *y, __m256i q, __m512 d) {
+    __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+    __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+    _mm512_storeu_ps(y, _mm512_mul_ps(a, d));
+    _mm512_storeu_ps(y + 16, _mm512_mul_ps(b, d));
+}
+
+void sx_q8_0_to_f32_avx512(float *y, const void *x, int64_t n) {
+    const uint8_t *p = x;
+    for (int64_t b = 0; b < n / SX_QK; b++, p += SX_Q8_0_BYTES, y += SX_QK)
+        i8x32_to_f32(y, _mm256_loadu_si256((const __m256i *)(p + 2)), _mm512_set1_ps(f16at(p)));
+}
+
+void sx_q4_0_to_f32_avx512(float *y, const void *x, int64_t n) {
+    const uint8_t *p = x;
+    for (int64_t b = 0; b < n / SX_QK; b++, p += SX_Q4_0_BYTES, y += SX_QK)
+        i8x32_to_f32(y, _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)),
+                     _mm512_set1_ps(f16at(p)));
+}
+
+void sx_q4_k_to_f32_avx512(float *y, const void *x, int64_t n) {
+    const uint8_t *p = x;
+    for (int64_t b = 0; b < n / SX_QKK; b++, p += SX_Q4_K_BYTES, y += SX_QKK) {
+        float d = f16at(p), dmin = f16at(p + 2);
+        for (int c = 0; c < 4; c++) {
+            __m256i nib[2];
+            q4k_chunk(p, c, nib);
+            for (int h = 0; h < 2; h++) {
+                int sc, m;
+                sx_q4_k_scale_min(p + 4, 2 * c + h, &sc, &m);
+                __m512 dl = _mm512_set1_ps(d * (float)sc), ml = _mm512_set1_ps(dmin * (float)m);
+                __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(nib[h])));
+                __m512 bb =
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(nib[h], 1)));
+                float *o = y + 64 * c + 32 * h;
+                _mm512_storeu_ps(o, _mm512_sub_ps(_mm512_mul_ps(dl, a), ml));
+                _mm512_storeu_ps(o + 16, _mm512_sub_ps(_mm512_mul_ps(dl, bb), ml));
+            }
+        }
+    }
+}
+
+/* ---- activation quantizers (bit-identical to quant.c) ---- */
+/* roundf of values below 2^22 in magnitude: trunc(v + copysign(0.49999997, v)) */
+static inline __m512 round_away(__m512 v) {
+    __m512 h = _mm512_or_ps(_mm512_set1_ps(0.49999997f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
+    return _mm512_roundscale_ps(_mm512_add_ps(v, h), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+}
+
+void sx_q8_0_from_f32_avx512(void *yv, const float *x, int64_t n) {
+    uint8_t *p = yv;
+    for (int64_t b = 0; b < n / SX_QK; b++, p += SX_Q8_0_BYTES, x += SX_QK) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        if (isinf(id)) id = 0.0f;
+        uint16_t h = sx_f32_to_f16(d);
+        memcpy(p, &h, 2);
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i q0 = _mm512_cvttps_epi32(round_away(_mm512_mul_ps(v0, vid)));
+        __m512i q1 = _mm512_cvttps_epi32(round_away(_mm512_mul_ps(v1, vid)));
+        _mm_storeu_si128((__m128i *)(p + 2), _mm512_cvtsepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(p + 18), _mm512_cvtsepi32_epi8(q1));
+    }
+}
+
+void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
+    uint8_t *p = yv;
+    for (int64_t b = 0; b < n / SX_QKK; b++, p += SX_Q8_K_BYTES, x += SX_QKK) {
+        __m512 mx = _mm512_setzero_ps();
+        for (int k = 0; k < 16; k++)
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)));
+        float amax = _mm512_reduce_max_ps(mx), vmax = 0.0f, d = 0.0f;
+        int16_t bs[16];
+        if (amax == 0.0f || !isfinite(amax)) {
+            memset(p + 4, 0, SX_QKK);
+            memset(bs, 0, sizeof bs);
+        } else {
+            __m512 am = _mm512_set1_ps(amax);
+            for (int k = 0; k < 16; k++) { /* the first value of largest magnitude */
+                __mmask16 e =
+                    _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * k)), am, _CMP_EQ_OQ);
+                if (e) {
+                    vmax = x[16 * k + __builtin_ctz((unsigned)e)];
+                    break;
+                }
+            }
+            float iscale = -127.0f / vmax;
+            __m512 vs = _mm512_set1_ps(iscale);
+            const __m512i hi = _mm512_set1_epi32(127), lo = _mm512_set1_epi32(-127);
+            for (int g = 0; g < 16; g++) {
+                __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * g)));
+                v = _mm512_max_epi32(_mm512_min_epi32(v, hi), lo);
+                bs[g] = (int16_t)_mm512_reduce_add_epi32(v);
+                _mm_storeu_si128((__m128i *)(p + 4 + 16 * g), _mm512_cvtepi32_epi8(v));
+            }
+            d = 1.0f / iscale;
+        }
+        memcpy(p, &d, 4);
+        memcpy(p + 4 + SX_QKK, bs, sizeof bs);
+    }
+}
+
+/* ---- GEMV ----
+ * Per call, each activation row is rearranged once into per-thread scratch
+ * (cheap next to the weight rows it meets): block scales as floats, codes in
+ * the order the kernel reads them, and per 4-byte lane the sums that undo
+ * an offset (u8 x s8 needs an unsigned operand):
+ *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a)   (w+128 >= 0)
+ *   Q4_0:        dpbusd(-8*sum(a), q, a) = sum((q-8)*a)          (q in 0..15)
+ *   Q8_0 without VNNI: maddubs(|w|, sign(a, w)), as AVX2 (|w| <= 128).
+ * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are gathered
+ * into a vector, converted and multiplied by the activations' 16 scales at
+ * once; each block's product then enters a float FMA per lane. With one
+ * activation row, four weight rows are processed together (four streams in
+ * flight); with m rows, one weight row serves all of them. */
+/* Q8_0 activation row (nb blocks) -> da[nbp] (zero-padded to 16), codes
+ * [nb*32], lane corrections [nb*8] (-128 * sum of the lane's 4 codes) */
+static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a, int32_t *c) {
+    for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2));
+        _mm256_storeu_si256((__m256i *)(a + b * 32), v);
+        _mm256_storeu_si256((__m256i *)(c + b * 8),
+                            _mm256_mullo_epi32(lane_sums(v), _mm256_set1_epi32(-128)));
+    }
+}
+
+/* ... for Q4_0 weights: groups of 4 blocks g: lo[g] = values 0..15 of the 4
+ * blocks, hi[g] = values 16..31, corrections [16] (-8 * sum of the lane's 4
+ * lo and 4 hi codes); blocks past the last full group stay in x */
+static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *lo, int8_t *hi,
+                      int32_t *c) {
+    for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
+    for (int64_t g = 0; g < nb / 4; g++)
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *q = x + (4 * g + i) * SX_Q8_0_BYTES + 2;
+            __m128i l = _mm_loadu_si128((const __m128i *)q),
+                    h = _mm_loadu_si128((const __m128i *)(q + 16));
+            _mm_storeu_si128((__m128i *)(lo + g * 64 + 16 * i), l);
+            _mm_storeu_si128((__m128i *)(hi + g * 64 + 16 * i), h);
+            __m256i s = lane_sums(_mm256_set_m128i(h, l)); /* lanes 0-3: lo, 4-7: hi */
+            __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i),
+                             _mm_mullo_epi32(t, _mm_set1_epi32(-8)));
+        }
+}
+
+/* w . a for two Q8_0 blocks (lanes 0-7: first, 8-15: second) */
+static inline __m512i dot64_plain(__m512i w, __m512i a, __m512i c) {
+    (void)c;
+    __m512i aw = _mm512_abs_epi8(w);
+    __m512i sa = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(w), _mm512_setzero_si512(), a);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(aw, sa), _mm512_set1_epi16(1));
+}
+VNNI static inline __m512i dot64_vnni(__m512i w, __m512i a, __m512i c) {
+    return _mm512_dpbusd_epi32(c, _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80)), a);
+}
+
+/* (q-8) . a for four Q4_0 blocks (4 lanes each) from the nibbles v */
+static inline __m512i dot4x_plain(__m512i v, const int8_t *lo, const int8_t *hi, __m512i c) {
+    __m512i l = _mm512_and_si512(v, _mm512_set1_epi8(15));
+    __m512i h = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+    __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(l, _mm512_loadu_si512(lo)),
+                                 _mm512_maddubs_epi16(h, _mm512_loadu_si512(hi)));
+    return _mm512_add_epi32(_mm512_madd_epi16(p, _mm512_set1_epi16(1)), c);
+}
+VNNI static inline __m512i dot4x_vnni(__m512i v, const int8_t *lo, const int8_t *hi, __m512i c) {
+    __m512i l = _mm512_and_si512(v, _mm512_set1_epi8(15));
+    __m512i h = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c, l, _mm512_loadu_si512(lo)), h,
+                               _mm512_loadu_si512(hi));
+}
+
+/* The products of the block scales of weight row wr (nb blocks, stride wb)
+ * with the activation scales da, into s[nbp]: all f16 scales of the row are
+ * first copied out (scalar), then converted 16 at a time, so that no load
+ * waits for the small stores just before it. */
+static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t wb, int64_t nb,
+                              int64_t nbp, const float *da) {
+    for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
+    for (int64_t b = nb; b < nbp; b++) h[b] = 0;
+    for (int64_t b = 0; b < nbp; b += 16)
+        _mm512_storeu_ps(
+            s + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),
+                                 _mm512_loadu_ps(da + b)));
+}
+
+/* One pass over NR (weight row, activation row) pairs: m == 1: up to 4
+ * weight rows against activation row 0; m > 1: one weight row against m
+ * activation rows. NR and Q4 (Q4_0, else Q8_0) are constants at each call,
+ * so the pairs' accumulators stay in registers. sc[i]: the pair's block
+ * scale products (row_scales). Each block's scale reaches its lanes by a
+ * permute of the 16 scales of the window. */
+#define GEMV_Q32(fname, DOT2, DOT4, ATTR)                                                          \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
+        const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
+        const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, int64_t ng,       \
+        float *const *sc, const int8_t *const *ac, const int8_t *const *ah,                        \
+        const int32_t *const *cc, const float *bias) {                                             \
+        const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
+        /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                          \
+        const __m512i idx0 =                                                                       \
+            Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
+               : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);                \
+        __m512 acc[MAXR];                                                                          \
+        float tail[MAXR];                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(),         \
+                                                             tail[i] = 0.0f;                       \
+        for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
+            int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
+            __m512 sv[MAXR];                                                                       \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) sv[i] =                           \
+                _mm512_loadu_ps(sc[i] + b0);                                                       \
+            __m512i idx = idx0;                                                                    \
+            int j = 0;                                                                             \
+            if (Q4) {                                                                              \
+                int full = b0 + cnt <= 4 * ng ? cnt : (int)(4 * ng - b0);                          \
+                for (; j < full; j += 4) {                                                         \
+                    int64_t g = (b0 + j) / 4;                                                      \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
+                        const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
+                        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));  \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1); \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), \
+                                               2);                                                 \
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), \
+                                               3);                                                 \
+                        int r = ai[i];                                                             \
+                        __m512i d = DOT4(v, ac[r] + g * 64, ah[r] + g * 64,                        \
+                                         _mm512_loadu_si512(cc[r] + g * 16));                      \
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                            \
+                                                 _mm512_permutexvar_ps(idx, sv[i]), acc[i]);       \
+                    }                                                                              \
+                    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                             \
+                }                                                                                  \
+                for (; j < cnt; j++) /* blocks past the last group of 4 */                         \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
+                        const int8_t *xa =                                                         \
+                            (const int8_t *)((const uint8_t *)x + (size_t)ai[i] * ldx +            \
+                                             (size_t)(b0 + j) * SX_Q8_0_BYTES + 2);                \
+                        tail[i] += (float)dot_q4_0_1(wr[i] + (size_t)(b0 + j) * wb + 2, xa) *      \
+                                   sc[i][b0 + j];                                                  \
+                    }                                                                              \
+            } else {                                                                               \
+                for (; j + 2 <= cnt; j += 2) {                                                     \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
+                        const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
+                        __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),               \
+                                            _mm256_loadu_si256((const __m256i *)(wp + wb)));       \
+                        int r = ai[i];                                                             \
+                        __m512i d = DOT2(wv, _mm512_loadu_si512(ac[r] + (b0 + j) * 32),            \
+                                         _mm512_loadu_si512(cc[r] + (b0 + j) * 8));                \
+                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                            \
+                                                 _mm512_permutexvar_ps(idx, sv[i]), acc[i]);       \
+                    }                                                                              \
+                    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                             \
+                }                                                                                  \
+                for (; j < cnt; j++)                                                               \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) tail[i] +=                \
+                        (float)dot_q8_0_1(wr[i] + (size_t)(b0 + j) * wb + 2,                       \
+                                          ac[ai[i]] + (b0 + j) * 32) *                             \
+                        sc[i][b0 + j];                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
+            (_mm512_reduce_add_ps(acc[i]) + tail[i]) + (bias ? bias[col[i]] : 0.0f);               \
+    }                                                                                              \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
+                           size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias,       \
+                           int Q4) {                                                               \
+        const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                      \
+        const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
+        /* per activation row: da [nbp] | codes [nb*32] | corrections [nb*8]; then the      */     \
+        /* scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp]          */      \
+        size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);       \
+        size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);     \
+        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                        \
+        if (!scr) { /* out of memory: the scalar reference needs no scratch */                     \
+            (Q4 ? sx_gemv_q4_0_scalar : sx_gemv_q8_0_scalar)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, \
+                                                             bias);                                \
+            return;                                                                                \
+        }                                                                                          \
+        const float *da[MAXR];                                                                     \
+        const int8_t *ac[MAXR], *ah[MAXR];                                                         \
+        const int32_t *cc[MAXR];                                                                   \
+        for (int r = 0; r < m; r++) {                                                              \
+            uint8_t *p = scr + (size_t)r * rowb;                                                   \
+            float *d = (float *)p;                                                                 \
+            int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));                                     \
+            int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));           \
+            const uint8_t *xr = (const uint8_t *)x + (size_t)r * ldx;                              \
+            if (Q4)                                                                                \
+                prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng, c);                                      \
+            else                                                                                   \
+                prep_q8_0(xr, nb, nbp, d, a, c);                                                   \
+            da[r] = d, ac[r] = a, ah[r] = a + 64 * ng, cc[r] = c;                                  \
+        }                                                                                          \
+        float *sc[MAXR];                                                                           \
+        for (int i = 0; i < MAXR; i++)                                                             \
+            sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));         \
+        uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));         \
+        for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {                                     \
+            const uint8_t *wr[MAXR];                                                               \
+            int ai[MAXR];                                                                          \
+            int64_t col[MAXR];                                                                     \
+            int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);                                       \
+            for (int i = 0; i < nr; i++) {                                                         \
+                if (m == 1 || i == 0)                                                              \
+                    row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);                           \
+                else { /* the same weight row: the scales of activation row i */                   \
+                    for (int64_t b = 0; b < nbp; b += 16)                                          \
+                        _mm512_storeu_ps(sc[i] + b,                                                \
+                                         _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(         \
+                                                           (const __m256i *)(h + b))),             \
+                                                       _mm512_loadu_ps(da[i] + b)));               \
+                }                                                                                  \
+            }                                                                                      \
+            switch (nr * 2 + (Q4 != 0)) {                                                          \
+            case 8:                                                                                \
+                fname##_pass(4, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 9:                                                                                \
+                fname##_pass(4, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 6:                                                                                \
+                fname##_pass(3, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 7:                                                                                \
+                fname##_pass(3, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 4:                                                                                \
+                fname##_pass(2, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 5:                                                                                \
+                fname##_pass(2, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            case 2:                                                                                \
+                fname##_pass(1, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            default:                                                                               \
+                fname##_pass(1, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+    }
+GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, )
+GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
+
+void sx_gemv_q8_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                         size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
+    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias,
+                                                      0);
+}
+
+void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                         size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
+    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias,
+                                                      1);
+}
+
+/* Q4_K x Q8_K. Per call, each activation row is rearranged per super-block
+ * so that one zmm load meets one zmm of codes: chunk k (sub-blocks a and
+ * a+2, a = 0, 1, 4, 5) = [a(sub a) | a(sub a+2)]; plus the sums of the 8
+ * sub-blocks (int16) and the scale. The scale of each sub-block multiplies
+ * its maddubs pairs (madd, or vpdpwssd with VNNI) into int32 lanes; the mins
+ * meet the sums in one madd. The integer sums and the float arithmetic after
+ * them are those of quant.c: bit-identical. With one activation row, four
+ * weight rows are processed together, as for Q8_0/Q4_0. */
+static inline __m512i q4k_madd(__m512i acc, __m512i p, __m512i s) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
+}
+VNNI static inline __m512i q4k_madd_vnni(__m512i acc, __m512i p, __m512i s) {
+    return _mm512_dpwssd_epi32(acc, p, s);
+}
+
+#define Q4K_PREP 292 /* bytes per super-block: 256 codes, 8 int16 sums, f32 scale, pad */
+static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
+    for (int64_t b = 0; b < nb; b++, x += SX_Q8_K_BYTES, p += Q4K_PREP) {
+        for (int k = 0; k < 4; k++) {
+            int a = (k >> 1) * 4 + (k & 1);
+            memcpy(p + 64 * k, x + 4 + 32 * a, 32);
+            memcpy(p + 64 * k + 32, x + 4 + 32 * (a + 2), 32);
+        }
+        int16_t bs[16], s8[8];
+        memcpy(bs, x + 4 + SX_QKK, sizeof bs);
+        for (int j = 0; j < 8; j++) s8[j] = (int16_t)(bs[2 * j] + bs[2 * j + 1]);
+        memcpy(p + 256, s8, 16);
+        memcpy(p + 272, x, 4);
+    }
+}
+
+/* One pass over NR (weight row, activation row) pairs, as the Q8_0/Q4_0
+ * passes; per super-block the four products of a pair go to two
+ * accumulators (no long dependency chain), then to its integer sums. */
+#define GEMV_Q4K(fname, MADD, ATTR)                                                                \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
+        const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
+        const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
+        const __m512i lo4 = _mm512_set1_epi8(15);                                                  \
+        /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */         \
+        const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                   \
+        const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                   \
+        const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                   \
+        const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                   \
+        float s[MAXR];                                                                             \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;                          \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
+                const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
+                const uint8_t *ap = ar[ai[i]] + (size_t)b * Q4K_PREP;                              \
+                uint64_t scb, mb;                                                                  \
+                sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                            \
+                __m512i sc16 =                                                                     \
+                    _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));  \
+                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                 \
+                __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);        \
+                __m512i q0 = _mm512_and_si512(v0, lo4),                                            \
+                        q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                      \
+                __m512i q2 = _mm512_and_si512(v1, lo4),                                            \
+                        q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                      \
+                __m512i e0 =                                                                       \
+                    MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)), \
+                         _mm512_permutexvar_epi16(sel0, sc16));                                    \
+                __m512i e1 = MADD(_mm512_setzero_si512(),                                          \
+                                  _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),           \
+                                  _mm512_permutexvar_epi16(sel1, sc16));                           \
+                e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),              \
+                          _mm512_permutexvar_epi16(sel2, sc16));                                   \
+                e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),              \
+                          _mm512_permutexvar_epi16(sel3, sc16));                                   \
+                int32_t isum = _mm512_reduce_add_epi32(_mm512_add_epi32(e0, e1));                  \
+                int32_t msum = hsum128_i32(                                                        \
+                    _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256))));            \
+                float da;                                                                          \
+                memcpy(&da, ap + 272, 4);                                                          \
+                s[i] += (da * f16at(wp)) * (float)isum;                                            \
+                s[i] -= (da * f16at(wp + 2)) * (float)msum;                                        \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
+            s[i] + (bias ? bias[col[i]] : 0.0f);                                                   \
+    }                                                                                              \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
+                           size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {     \
+        const int64_t nb = K / SX_QKK;                                                             \
+        size_t rowb = al64((size_t)nb * Q4K_PREP);                                                 \
+        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (rowb * (size_t)m + 3) / 4);            \
+        if (!scr) {                                                                                \
+            sx_gemv_q4_k_scalar(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias);                       \
+            return;                                                                                \
+        }                                                                                          \
+        const uint8_t *ar[MAXR];                                                                   \
+        for (int r = 0; r < m; r++) {                                                              \
+            prep_q8_k((const uint8_t *)x + (size_t)r * ldx, nb, scr + r * rowb);                   \
+            ar[r] = scr + r * rowb;                                                                \
+        }                                                                                          \
+        for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {                                     \
+            const uint8_t *wr[MAXR];                                                               \
+            int ai[MAXR];                                                                          \
+            int64_t col[MAXR];                                                                     \
+            int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);                                       \
+            switch (nr) {                                                                          \
+            case 4: fname##_pass(4, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
+            case 3: fname##_pass(3, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
+            case 2: fname##_pass(2, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
+            default: fname##_pass(1, y, ldy, wr, ar, ai, col, nb, bias); break;                    \
+            }                                                                                      \
+        }                                                                                          \
+    }
+GEMV_Q4K(gemv_q4k_plain, q4k_madd, )
+GEMV_Q4K(gemv_q4k_vnni, q4k_madd_vnni, VNNI)
+
+void sx_gemv_q4_k_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                         size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
+    (sx_simd_vnni() ? gemv_q4k_vnni : gemv_q4k_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias);
+}

@@ -1,0 +1,340 @@
+/* tests/bench_quant.c - quantized weights at Llama-2-13B shapes (SEED-X's LLM):
+ * the decode GEMV (M = 1) of each matrix shape, and decode ms/token for F16,
+ * BF16, Q8_0, Q4_0 and Q4_K with 1 and 2 threads, each next to the
+ * read-bandwidth roofline for ITS bytes measured in the same run, and prefill
+ * tokens/s for a 600-token prompt.
+ *
+ *   GEMV         = one [N, K] matrix times one vector, for q/k/v/o (5120 x
+ *                  5120), gate/up (13824 x 5120), down (5120 x 13824) and
+ *                  lm_head (32330 x 5120); copies of the matrix cycled so that
+ *                  more than 512 MB is read per pass (no cache holds it); the
+ *                  weight bytes per second as a % of the streaming read rate;
+ *   decode/token = 40/L x (L distinct 13B decoder layers, one token at context
+ *                  600, F32 KV cache) + lm_head GEMV; L copies of the layer so
+ *                  that the weights streamed per token exceed 1.5 GB (no cache
+ *                  holds them); best of --reps steps;
+ *   roofline     = bytes one decode step reads (40 x (layer weights + its KV
+ *                  cache) + lm_head) / read bandwidth;
+ *   read rate    = a streaming read over 1 GiB with the same thread count,
+ *                  one pass before each timed pass (GEMV or step), the best
+ *                  pass kept (the machine is shared: ratios in the same run
+ *                  mean more than absolute numbers);
+ *   prefill      = 40 x (one layer, 600 tokens) + lm_head (last row), 2 threads.
+ * lm_head gets the policy's type (quant.h: Q8_0 for the quantized types).
+ * Weights are random (sx_rand_uniform); quantized with the reference quantizers.
+ *
+ * Usage: build/tests/bench_quant [--quick] [--types f16,q8_0,...] [--reps N]
+ *                                [--compute f32|bf16] [--no-gemv] [--no-decode]
+ *   --quick: decode and GEMV with 2 threads only, no prefill;
+ *   --compute bf16: float matrices packed for the BF16 kernels as `seedx chat`
+ *   does by default on CPUs with BF16 instructions (quantized ones are never
+ *   packed: the same rows as with f32). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llama.h"
+#include "quant.h"
+#include "seedx.h"
+
+#define D   5120
+#define F   13824
+#define V   32330
+#define NL  40
+#define CTX 600
+
+/* ---- streaming read bandwidth ---- */
+typedef struct {
+    const uint64_t *buf;
+    int64_t per; /* words per chunk */
+    uint64_t sink[64];
+} bw_job;
+
+static void bw_task(void *ctx, int64_t b, int64_t e, int tid) {
+    bw_job *j = ctx;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t c = b; c < e; c++) {
+        const uint64_t *p = j->buf + c * j->per;
+        for (int64_t i = 0; i < j->per; i += 4) {
+            s0 += p[i];
+            s1 += p[i + 1];
+            s2 += p[i + 2];
+            s3 += p[i + 3];
+        }
+    }
+    j->sink[tid & 63] += s0 ^ s1 ^ s2 ^ s3;
+}
+
+/* best of `passes` passes over 1 GiB, GB/s */
+static double read_bw(const uint64_t *buf, int64_t words, int passes) {
+    bw_job j = {buf, 1 << 16, {0}};
+    double best = 0;
+    for (int r = 0; r < passes; r++) {
+        double t0 = sx_time();
+        sx_parallel_for(words / j.per, 4, bw_task, &j);
+        double t = sx_time() - t0, gbs = (double)words * 8 / t / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    return best;
+}
+
+/* ---- weights ---- */
+static void *quantize(const float *src, int64_t N, int64_t K, int type);
+
+/* The GEMV rows: each shape in each type, 2 threads (1 and 2 without quick). */
+static int bench_gemv(const int *types, int n_types, int quick, int reps, uint64_t *bwbuf,
+                      int64_t bw_words) {
+    static const struct {
+        const char *what;
+        int64_t N, K;
+    } shapes[] = {{"q/k/v/o_proj", 5120, 5120},
+                  {"gate/up_proj", 13824, 5120},
+                  {"down_proj", 5120, 13824},
+                  {"lm_head", 32330, 5120}};
+    printf("\nGEMV, M = 1 (decode); best of %d passes over copies of the matrix\n", reps);
+    printf("%-13s %-13s %-5s %3s %9s %6s %10s %9s %9s %7s\n", "matrix", "[N, K]", "type", "thr",
+           "MB", "copies", "us/GEMV", "GB/s", "read GB/s", "% read");
+    float *x = malloc(sizeof(float) * 13824), *y = malloc(sizeof(float) * 32330);
+    if (!x || !y) return -1;
+    sx_rand_uniform(x, 13824, 401, -1.0f, 1.0f);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t N = shapes[s].N, K = shapes[s].K;
+        float *w32 = malloc(sizeof(float) * (size_t)(N * K));
+        if (!w32) return -1;
+        sx_rand_uniform(w32, N * K, 402 + (uint64_t)s, -0.02f, 0.02f);
+        for (int ti = 0; ti < n_types; ti++) {
+            int ty = types[ti];
+            size_t nb = sx_type_nbytes(ty, N * K);
+            int nc = (int)((512e6 + (double)nb - 1) / (double)nb);
+            sx_weight *w = calloc((size_t)nc, sizeof *w);
+            if (!w) return -1;
+            for (int c = 0; c < nc; c++) {
+                void *d = c == 0 ? quantize(w32, N, K, ty) : malloc(nb);
+                if (!d) return -1;
+                if (c) memcpy(d, w[0].data, nb);
+                w[c] = sx_weight_typed(d, ty, N, K);
+                if (sx_weight_pack(&w[c]) != 0) return -1; /* only under --compute bf16 */
+            }
+            char shape[32];
+            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)N, (long long)K);
+            for (int th = quick ? 2 : 1; th <= 2; th++) {
+                sx_threads_init(th);
+                double bw = 0, best = 1e30;
+                for (int r = 0; r < reps; r++) { /* interleaved: both see the same load */
+                    double b = read_bw(bwbuf, bw_words, 1);
+                    if (b > bw) bw = b;
+                    double t0 = sx_time();
+                    for (int c = 0; c < nc; c++) sx_matmul(y, x, &w[c], NULL, 1);
+                    double t = (sx_time() - t0) / nc;
+                    if (t < best) best = t;
+                }
+                printf("%-13s %-13s %-5s %3d %9.1f %6d %10.0f %9.1f %9.1f %6.0f%%\n", shapes[s].what,
+                       shape, sx_type_name(ty), th, (double)nb / 1e6, nc, best * 1e6,
+                       (double)nb / best / 1e9, bw, 100.0 * (double)nb / best / 1e9 / bw);
+                fflush(stdout);
+            }
+            for (int c = 0; c < nc; c++) {
+                sx_weight_unpack(&w[c]);
+                free((void *)w[c].data);
+            }
+            free(w);
+        }
+        free(w32);
+    }
+    free(x), free(y);
+    return 0;
+}
+
+static void *quantize(const float *src, int64_t N, int64_t K, int type) {
+    void *d = malloc(sx_type_nbytes(type, N * K));
+    if (d && sx_quantize_rows(type, d, src, N, K) != 0) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, reps = 5, gemv = 1, decode = 1, compute = SX_COMPUTE_F32;
+    const char *types_arg = "f16,bf16,q8_0,q4_0,q4_k";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--no-gemv"))
+            gemv = 0;
+        else if (!strcmp(argv[i], "--no-decode"))
+            decode = 0;
+        else if (!strcmp(argv[i], "--compute") && i + 1 < argc &&
+                 (compute = sx_compute_from_name(argv[++i])) > 0)
+            continue;
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc)
+            types_arg = argv[++i];
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else
+            return fprintf(stderr,
+                           "usage: %s [--quick] [--types f16,q8_0,...] [--reps N] [--compute "
+                           "f32|bf16] [--no-gemv] [--no-decode]\n",
+                           argv[0]),
+                   2;
+    }
+    if (sx_init(2) != 0 || sx_set_compute(compute) != 0)
+        return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+    printf("llama 13B shapes, simd %s%s, compute %s%s%s; decode through L distinct layers x40/L + "
+           "lm_head\n",
+           sx_simd_name(sx_simd_level()), sx_simd_vnni() ? " (+vnni)" : "", sx_compute_name(compute),
+           compute == SX_COMPUTE_BF16 ? ": float matrices packed, kernel " : "",
+           compute == SX_COMPUTE_BF16 ? sx_compute_bf16_kernel() : "");
+    int types[8], n_types = 0;
+    {
+        char tb[128];
+        snprintf(tb, sizeof tb, "%s", types_arg);
+        for (char *tok = strtok(tb, ","); tok && n_types < 8; tok = strtok(NULL, ",")) {
+            int ty = sx_type_from_name(tok);
+            const sx_wtype *wt = sx_wtype_of(ty);
+            if (!wt || !wt->storage) return fprintf(stderr, "unknown type '%s'\n", tok), 2;
+            types[n_types++] = ty;
+        }
+    }
+    int64_t bw_words = (1LL << 30) / 8;
+    uint64_t *bwbuf = malloc((size_t)bw_words * 8);
+    if (!bwbuf) return 1;
+    for (int64_t i = 0; i < bw_words; i++) bwbuf[i] = (uint64_t)i;
+    if (gemv && bench_gemv(types, n_types, quick, reps, bwbuf, bw_words) != 0)
+        return fprintf(stderr, "GEMV: %s\n", sx_errmsg()), 1;
+    if (!decode) return free(bwbuf), 0;
+    printf("\ndecode step (13B: 40 layers + lm_head, context %d)\n", CTX);
+    const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
+    float *w32[7], *head32 = malloc(sizeof(float) * (size_t)V * D);
+    float *n1 = malloc(sizeof(float) * D), *n2 = malloc(sizeof(float) * D);
+    int64_t layer_params = 0;
+    for (int i = 0; i < 7; i++) {
+        int64_t n = shp[i][0] * shp[i][1];
+        layer_params += n;
+        w32[i] = malloc(sizeof(float) * (size_t)n);
+        if (!w32[i]) return fprintf(stderr, "out of memory\n"), 1;
+        sx_rand_uniform(w32[i], n, 200 + i, -0.02f, 0.02f);
+    }
+    if (!head32) return 1;
+    sx_rand_uniform(head32, (int64_t)V * D, 300, -0.02f, 0.02f);
+    sx_rand_uniform(n1, D, 301, 0.5f, 1.5f);
+    sx_rand_uniform(n2, D, 302, 0.5f, 1.5f);
+    float *x = malloc(sizeof(float) * (size_t)CTX * D), *lg = malloc(sizeof(float) * V);
+    sx_rand_uniform(x, (int64_t)CTX * D, 303, -1.0f, 1.0f);
+    if (!x || !lg) return 1;
+
+    printf("%-5s %3s %3s %9s %11s %12s %8s %12s %9s %8s %13s\n", "type", "thr", "L", "bpw",
+           "GB/token", "decode ms", "tok/s", "roofline ms", "read GB/s", "% roof", "prefill tok/s");
+    double prefill_f16 = 0;
+    for (int ti = 0; ti < n_types; ti++) {
+        int ty = types[ti];
+        const sx_wtype *wt = sx_wtype_of(ty);
+        int64_t hshape[2] = {V, D};
+        int hty = wt->quantized ? sx_quant_type_for("lm_head.weight", 2, hshape, ty) : ty;
+        /* one layer in this type, then L copies */
+        void *w1[7];
+        size_t lbytes = 0;
+        for (int i = 0; i < 7; i++) {
+            w1[i] = quantize(w32[i], shp[i][0], shp[i][1], ty);
+            if (!w1[i]) return fprintf(stderr, "out of memory\n"), 1;
+            lbytes += sx_type_nbytes(ty, shp[i][0] * shp[i][1]);
+        }
+        void *head = quantize(head32, V, D, hty);
+        int L = (int)((1.5e9 + (double)lbytes - 1) / (double)lbytes);
+        if (L > NL) L = NL;
+        sx_llama m;
+        memset(&m, 0, sizeof m);
+        m.cfg = (sx_llama_config){D, L, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
+        sx_llama_layer *layers = calloc((size_t)L, sizeof *layers);
+        void **copies = calloc((size_t)L * 7, sizeof *copies);
+        if (!head || !layers || !copies) return fprintf(stderr, "out of memory\n"), 1;
+        for (int l = 0; l < L; l++) {
+            for (int i = 0; i < 7; i++) {
+                size_t nb = sx_type_nbytes(ty, shp[i][0] * shp[i][1]);
+                copies[l * 7 + i] = l == 0 ? w1[i] : malloc(nb);
+                if (!copies[l * 7 + i]) return fprintf(stderr, "out of memory\n"), 1;
+                if (l) memcpy(copies[l * 7 + i], w1[i], nb);
+            }
+            layers[l] = sx_llama_layer_wrap(&m.cfg, n1, n2, copies + l * 7, ty);
+            sx_weight *lw[7] = {&layers[l].wq,   &layers[l].wk, &layers[l].wv,  &layers[l].wo,
+                                &layers[l].gate, &layers[l].up, &layers[l].down};
+            for (int i = 0; i < 7; i++) /* packed only under --compute bf16 */
+                if (sx_weight_pack(lw[i]) != 0) return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+        }
+        m.layers = layers;
+        sx_weight lm = sx_weight_typed(head, hty, V, D);
+        if (sx_weight_pack(&lm) != 0) return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+        double hbytes = (double)sx_type_nbytes(hty, (int64_t)V * D);
+        double kv = 2.0 * (CTX + 8) * D * 4.0; /* one layer's F32 keys + values read per token */
+        double tok_bytes = NL * ((double)lbytes + kv) + hbytes;
+        for (int th = quick ? 2 : 1; th <= 2; th++) {
+            sx_threads_init(th);
+            sx_llama_ctx *c;
+            if (sx_llama_ctx_new(&m, CTX + 8 + reps, SX_F32, &c) != 0)
+                return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+            /* fill the cache to CTX positions (prefill through the L layers) */
+            for (int64_t t0 = 0; t0 < CTX; t0 += 200)
+                if (sx_llama_forward_embeds(c, x + t0 * D, 200, SX_LLAMA_LOGITS_NONE, NULL, NULL))
+                    return fprintf(stderr, "%s\n", sx_errmsg()), 1;
+            double bw = 0, ts[32];
+            int nr = reps < 32 ? reps : 32;
+            for (int s = 0; s < nr; s++) { /* interleaved: both see the same load */
+                double b = read_bw(bwbuf, bw_words, 1);
+                if (b > bw) bw = b;
+                double t0 = sx_time();
+                sx_llama_forward_embeds(c, x + (int64_t)s * D, 1, SX_LLAMA_LOGITS_NONE, NULL, NULL);
+                double tl = sx_time() - t0;
+                t0 = sx_time();
+                sx_matmul(lg, x + (int64_t)s * D, &lm, NULL, 1);
+                ts[s] = (double)NL / L * tl + (sx_time() - t0);
+            }
+            qsort(ts, (size_t)nr, sizeof *ts, cmp_d);
+            double dec = ts[0], roof = tok_bytes / (bw * 1e9);
+            double pre = 0;
+            if (!quick && th == 2) { /* prefill: CTX tokens through one layer, x40 */
+                sx_llama m1 = m;
+                m1.cfg.n_layers = 1;
+                sx_llama_ctx *c1;
+                if (sx_llama_ctx_new(&m1, CTX, SX_F32, &c1) != 0) return 1;
+                double t0 = sx_time();
+                sx_llama_forward_embeds(c1, x, CTX, SX_LLAMA_LOGITS_NONE, NULL, NULL);
+                double tl = sx_time() - t0;
+                t0 = sx_time();
+                sx_matmul(lg, x, &lm, NULL, 1);
+                pre = CTX / (NL * tl + (sx_time() - t0));
+                sx_llama_ctx_free(c1);
+                if (ty == SX_F16) prefill_f16 = pre;
+            }
+            printf("%-5s %3d %3d %9.2f %11.2f %12.0f %8.2f %12.0f %9.1f %7.0f%% ", wt->name, th, L,
+                   8.0 * tok_bytes / (NL * (double)layer_params + (double)V * D), tok_bytes / 1e9,
+                   dec * 1e3, 1.0 / dec, roof * 1e3, bw, 100.0 * roof / dec);
+            if (pre > 0)
+                printf("%8.1f%s", pre,
+                       prefill_f16 > 0 && ty != SX_F16
+                           ? (pre >= prefill_f16 ? " (>= F16)" : " (< F16)")
+                           : "");
+            printf("\n");
+            fflush(stdout);
+            sx_llama_ctx_free(c);
+        }
+        for (int l = 0; l < L; l++) {
+            sx_weight *lw[7] = {&layers[l].wq,   &layers[l].wk, &layers[l].wv,  &layers[l].wo,
+                                &layers[l].gate, &layers[l].up, &layers[l].down};
+            for (int i = 0; i < 7; i++) sx_weight_unpack(lw[i]);
+        }
+        sx_weight_unpack(&lm);
+        for (int l = 0; l < L * 7; l++) free(copies[l]);
+        free(copies), free(layers), free(head);
+    }
+    printf("(bpw: bytes per token incl. KV cache over the parameter count; %% roof = roofline ms / "
+           "decode ms; prefill: %d tokens, 2 threads)\n",
+           CTX);
+    for (int i = 0; i < 7; i++) free(w32[i]);
+    free(head32), free(n1), free(n2), free(x), free(lg), free(bwbuf);
+    return 0;
+}
