@@ -689,9 +689,9 @@ def cmd_convert(a):
 MODES = {
     "comprehension": "chat --image {img} -p 'Describe the image in detail.' -n 32",
     "grounding": "ground --image {img} -p 'Where is the cat?' -n 32 -o {out}",
-    "text-to-image": "generate -p 'a cat sitting on a sofa' --force-image -n 80 --steps {steps} --size 1024x1024 "
+    "text-to-image": "generate -p 'a cat sitting on a sofa' --force-image -n 66 --steps {steps} --size 1024x1024 "
                      "-o {out}",
-    "editing": "edit --image {img} -p 'make the sky red' --force-image -n 80 --steps {steps} --size 1024x1024 "
+    "editing": "edit --image {img} -p 'make the sky red' --force-image -n 66 --steps {steps} --size 1024x1024 "
                "-o {out}",
     "reconstruction": "reconstruct --image {img} --steps {steps} --size 1024x1024 -o {out}",
 }
