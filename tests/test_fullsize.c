@@ -113,37 +113,29 @@ static void test_grounding(void) {
     free(o);
 }
 
-static void test_text_to_image(void) {
-    char *o =
-        sx_strf("generate -m " M_ " -p 'a cat' --force-image -o %s/fs_t2i.png " SMALL, t_build());
-    CHECK(run_mode("t2i", o) == 0);
-    CHECK(image_ok("fs_t2i.png", 64, 64));
-    CHECK(traces_finite("t2i") >= 5);
+/* An image mode: ARGS -o B/fs_<tag>.png; a 64x64 image that is not flat and at
+ * least 5 traced modules, all finite. */
+static void image_mode(const char *tag, const char *args) {
+    char *o = sx_strf("%s -o %s/fs_%s.png " SMALL, args, t_build(), tag);
+    char *png = sx_strf("fs_%s.png", tag);
+    CHECKF(run_mode(tag, o) == 0, "%s", tag);
+    CHECKF(image_ok(png, 64, 64), "%s", tag);
+    CHECKF(traces_finite(tag) >= 5, "%s", tag);
     free(o);
+    free(png);
+}
+
+static void test_text_to_image(void) {
+    image_mode("t2i", "generate -m " M_ " -p 'a cat' --force-image");
 }
 
 static void test_editing(void) {
-    char *o = sx_strf("edit -m " M_ " --image " I_
-                      " -p 'make it red' --force-image -o %s/fs_edit.png " SMALL,
-                      t_build());
-    CHECK(run_mode("edit", o) == 0);
-    CHECK(image_ok("fs_edit.png", 64, 64));
-    CHECK(traces_finite("edit") >= 5);
-    free(o);
+    image_mode("edit", "edit -m " M_ " --image " I_ " -p 'make it red' --force-image");
 }
 
 static void test_reconstruction(void) {
-    char *o = sx_strf("reconstruct -m " M_ " --image " I_ " -o %s/fs_rec.png " SMALL, t_build());
-    CHECK(run_mode("rec", o) == 0);
-    CHECK(image_ok("fs_rec.png", 64, 64));
-    CHECK(traces_finite("rec") >= 5);
-    free(o);
-    o = sx_strf("reconstruct -m " M_ " --image " I_ " --condition " I_ " -o %s/fs_recc.png " SMALL,
-                t_build());
-    CHECK(run_mode("recc", o) == 0);
-    CHECK(image_ok("fs_recc.png", 64, 64));
-    CHECK(traces_finite("recc") >= 5);
-    free(o);
+    image_mode("rec", "reconstruct -m " M_ " --image " I_);
+    image_mode("recc", "reconstruct -m " M_ " --image " I_ " --condition " I_);
 }
 
 /* SEEDX_TRACE_ONLY keeps the trace to the named modules (what the real-size
