@@ -830,7 +830,7 @@ def cmd_modes(a):
                 rs = [b for t, b in samples if t0 <= t <= t1] or [0]
                 rows.append((mode, lt, st, t1 - t0, max(rs), ru.ru_maxrss * 1024, ru.ru_majflt, fin, la))
                 print(f"   {st}: {t1 - t0:.1f} s, RSS up to {max(rs) / 1e9:.2f} GB", flush=True)
-            steps = [t1 - t0 for st, t0, t1 in stages_of(events, wall) if st.startswith("UNet step")]
+            steps = [t1 - t0 for st, t0, t1 in stages_of(events, wall) if "UNet step" in st]
             ext = ""
             if len(steps) >= 2:
                 ext = f"{wall + (50 - len(steps)) * steps[-1]:.0f} s at 50 steps (extrapolated: + {50 - len(steps)} x " \
