@@ -71,12 +71,13 @@ static const sx_wtype table[] = {
            [SX_SIMD_AVX2] = {X86(sx_q8_0_to_f32_avx2), X86(sx_q8_0_from_f32_avx2),
                              X86(sx_gemv_q8_0_avx2)},
            [SX_SIMD_AVX512] = {X86(sx_q8_0_to_f32_avx512), X86(sx_q8_0_from_f32_avx512),
-                               X86(sx_gemv_q8_0_avx512)}}},
+                               X86(sx_gemv_q8_0_avx512), X86(sx_qrows_q8_0_avx512)}}},
     {.type = SX_Q4_0, .name = "Q4_0", .block = SX_QK, .block_bytes = SX_Q4_0_BYTES,
      .quantized = 1, .act_type = SX_Q8_0, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar},
            [SX_SIMD_AVX2] = {X86(sx_q4_0_to_f32_avx2), NULL, X86(sx_gemv_q4_0_avx2)},
-           [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512)}}},
+           [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512),
+                               X86(sx_qrows_q4_0_avx512)}}},
     {.type = SX_Q4_K, .name = "Q4_K", .block = SX_QKK, .block_bytes = SX_Q4_K_BYTES,
      .quantized = 1, .act_type = SX_Q8_K, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {sx_q4_k_to_f32, sx_q4_k_from_f32, sx_gemv_q4_k_scalar},
@@ -131,6 +132,7 @@ sx_wtype_kernels sx_wtype_kernels_of(const sx_wtype *t) {
     if (s.to_f32) k.to_f32 = s.to_f32;
     if (s.from_f32) k.from_f32 = s.from_f32;
     if (s.gemv) k.gemv = s.gemv;
+    k.rows = s.rows; /* only with this path's own gemv: bit-identical to it */
     return k;
 }
 

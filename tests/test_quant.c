@@ -220,6 +220,69 @@ static void test_gemv_paths(void) {
     }
 }
 
+/* Many rows of X through the integer kernels (the `rows` kernel of the path,
+ * or its GEMV on groups of rows): each row bit-identical to the same path's
+ * GEMV of that row alone (M = 1), near the scalar reference (bit-identical
+ * for Q4_K), the same bytes with 1 and 2 threads. K with odd tails: Q8_0
+ * blocks past a pair and a window of 16, Q4_0 blocks past a group of 4. N
+ * not a multiple of 4 (a last partial tile of weight rows). */
+static void test_rows_paths(void) {
+    const int64_t N = 67, Ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 33};
+    const int64_t Ks[] = {96, 160, 544, 1120, 256, 1280}, M = 33;
+    const int nM = (int)(sizeof Ms / sizeof Ms[0]);
+    int nt = sx_threads_count(), checked = 0;
+    CHECK_OK(sx_set_quant_rows_max(INT64_MAX));
+    for (int ki = 0; ki < 6; ki++) {
+        int64_t K = Ks[ki];
+        float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
+        float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+        float *one = malloc(sizeof(float) * M * N), *two = malloc(sizeof(float) * M * N);
+        float bias[67];
+        sx_rand_uniform(w, N * K, 90 + ki, -0.05f, 0.05f);
+        sx_rand_uniform(x, M * K, 100 + ki, -2.0f, 2.0f);
+        sx_rand_uniform(bias, N, 110, -1, 1);
+        x[K + 7] = 40.0f; /* an outlier activation in row 1 */
+        for (int i = 0; i < 3; i++) {
+            int ty = qtypes[i];
+            if (K % sx_wtype_of(ty)->block) continue;
+            void *q = malloc(sx_type_nbytes(ty, N * K));
+            CHECK_OK(sx_quantize(ty, q, w, N * K));
+            sx_weight W = sx_weight_typed(q, ty, N, K);
+            sx_simd_set(SX_SIMD_SCALAR);
+            CHECK_OK(sx_matmul(ref, x, &W, bias, M));
+            FOR_PATHS({
+                for (int64_t r = 0; r < M; r++) /* the GEMV of each row alone */
+                    CHECK_OK(sx_matmul(one + r * N, x + r * K, &W, bias, 1));
+                char nm[80];
+                for (int mi = 0; mi < nM; mi++) {
+                    int64_t m = Ms[mi];
+                    memset(got, 0xff, sizeof(float) * M * N);
+                    CHECK_OK(sx_matmul(got, x, &W, bias, m));
+                    snprintf(nm, sizeof nm, "%s %s K=%lld M=%lld", path, sx_type_name(ty),
+                             (long long)K, (long long)m);
+                    CHECKF(!memcmp(got, one, sizeof(float) * m * N),
+                           "%s: rows differ from the GEMV's", nm);
+                    checked++;
+                }
+                if (ty == SX_Q4_K)
+                    CHECKF(!memcmp(got, ref, sizeof(float) * M * N), "%s: not bit-identical", nm);
+                else
+                    CHECK_CLOSE(nm, got, ref, M * N, 2e-6);
+                sx_threads_init(1);
+                CHECK_OK(sx_matmul(one, x, &W, bias, M));
+                sx_threads_init(2);
+                CHECK_OK(sx_matmul(two, x, &W, bias, M));
+                CHECKF(!memcmp(one, two, sizeof(float) * M * N), "%s: 1 and 2 threads differ", nm);
+                sx_threads_init(nt);
+            })
+            free(q);
+        }
+        free(w), free(x), free(ref), free(got), free(one), free(two);
+    }
+    CHECK_OK(sx_set_quant_rows_max(-1));
+    CHECKF(checked >= 6 * nM * n_levels, "only %d cases", checked);
+}
+
 /* With block scales of exactly 1 (weights: integers whose block maximum is
  * 127 for Q8_0, -8 for Q4_0; activations: integers with block maximum 127)
  * every product and sum is an exact integer: every path, bit-identical. */
@@ -760,6 +823,7 @@ int main(void) {
     RUN(test_policy);
     RUN(test_gemv_paths);
     RUN(test_gemv_integer_exact);
+    RUN(test_rows_paths);
     RUN(test_threads);
     RUN(test_tiny_llama);
     RUN(test_bf16_compute);
