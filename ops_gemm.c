@@ -2,6 +2,7 @@
  * Weight handles wrap container tensors of any type of the type table
  * (wtype.c); the GEMM converts them to float32 panels while packing, the
  * GEMV (few rows of X) reads them in place through the type's kernel. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,9 +441,18 @@ int sx_set_quant_rows_max(int64_t m) {
     return 0;
 }
 
-static int quant_rows(const sx_wtype *wt, int64_t M) {
-    if (!wt->quantized) return 0;
-    return quant_rows_max < 0 ? M <= 2 * SX_GEMV_MAX_M : M <= quant_rows_max;
+/* The default rule, from the crossovers in CPU time measured with
+ * `bench_quant --prefill-mm` (README, "Quantized weights"): against the F32
+ * GEMM the AVX-512 tiles (a `rows` kernel) win at every M up to 600 but for
+ * one shape at 600 (Q8_0 down_proj, 10%), the GEMV on groups of 4 rows
+ * (paths without one) up to M = 64; against the BF16 kernel (2x the F32
+ * GEMM) the tiles win up to M = 64, the GEMV groups up to M = 32. */
+static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
+    if (!wt->quantized || M > INT_MAX) return 0;
+    if (quant_rows_max >= 0) return M <= quant_rows_max;
+    int tiles = sx_wtype_kernels_of(wt).rows != NULL;
+    if (mode == SX_COMPUTE_BF16) return M <= (tiles ? 64 : 32);
+    return tiles || M <= 64;
 }
 
 /* GEMV: each task streams a range of weight rows once for up to
@@ -479,8 +489,9 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
     float *out = post ? sx_scratch(SX_SCR_EPI, (size_t)(M * W->N)) : Y;
     if (!out) return sx_err("sx_matmul: out of memory for '%s'", W->name ? W->name : "?");
     sx_wtype_kernels kt = sx_wtype_kernels_of(wt);
-    gemv_job J = {out, post ? W->N : ldy, X, (size_t)ldx * sizeof(float), W, kt.gemv, kt.rows,
-                  ep->bias, M, W->K};
+    gemv_job J = {
+        out, post ? W->N : ldy, X, (size_t)ldx * sizeof(float), W, kt.gemv, kt.rows, ep->bias, M,
+        W->K};
     if (!J.gemv)
         return sx_err("sx_matmul: weight '%s': no matrix-vector kernel for type %s",
                       W->name ? W->name : "?", wt->name);
@@ -534,7 +545,7 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
         return sx_err("sx_matmul: weight '%s': unknown compute type %d", W->name ? W->name : "?",
                       mode);
     /* quantized weights: the integer kernels (activations quantized once) */
-    if (quant_rows(wt, M)) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
+    if (quant_rows(wt, M, mode)) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
     /* BF16: the tile kernels, for any M when the weight is packed (they
      * stream the packed matrix once, as the GEMV streams the stored one);
      * unpacked weights keep the float32 GEMV for few rows (decode) */

@@ -388,9 +388,9 @@ void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
  * for the NA rows, each activation vector once for the NW rows. Every pair
  * does the arithmetic of the pass above in the same order (same integer
  * lanes, same scale products ws * da, same FMA per lane, same tail and
- * reduction), so each output is bit-identical to the GEMV's. ws[i]: the
- * weight row's block scales as floats; pre[r]: activation row r prepared as
- * for the GEMV (da, codes or lo/hi, corrections). */
+ * reduction), so each output is bit-identical to the GEMV's. ws[i]: weight
+ * row i's block scales as floats; da/ac/ah/cc[r]: activation row r prepared
+ * as for the GEMV (scales, codes or lo/hi, lane corrections). */
 #define QROWS_Q32(fname, DOT2, DOT4, ATTR)                                                         \
     ATTR static inline __attribute__((always_inline)) void fname##_tile(                           \
         const int NW, const int NA, const int Q4, float *y, int64_t ldy, const void *x,            \
@@ -405,14 +405,14 @@ void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
         float tail[MAXR][MAXR];                                                                    \
         _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                       \
             _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) acc[i][r] = _mm512_setzero_ps(),  \
-                                                                  tail[i][r] = 0.0f;               \
+                                                                 tail[i][r] = 0.0f;                \
         float sv[MAXR * MAXR][16] __attribute__((aligned(64)));                                    \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
             _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                   \
-                _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) _mm512_store_ps(              \
-                    sv[i * NA + r],                                                                \
-                    _mm512_mul_ps(_mm512_loadu_ps(ws[i] + b0), _mm512_loadu_ps(da[r] + b0)));      \
+                _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++)                               \
+                    _mm512_store_ps(sv[i * NA + r], _mm512_mul_ps(_mm512_loadu_ps(ws[i] + b0),     \
+                                                                  _mm512_loadu_ps(da[r] + b0)));   \
             __m512i idx = idx0;                                                                    \
             int j = 0;                                                                             \
             if (Q4) {                                                                              \
@@ -481,7 +481,7 @@ void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                       \
             _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) y[r * ldy + n + i] =              \
-            (_mm512_reduce_add_ps(acc[i][r]) + tail[i][r]) + (bias ? bias[n + i] : 0.0f);          \
+                (_mm512_reduce_add_ps(acc[i][r]) + tail[i][r]) + (bias ? bias[n + i] : 0.0f);      \
     }                                                                                              \
     ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
                            size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias,       \
@@ -531,8 +531,8 @@ void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
                                                          (const __m256i *)(h + b))));              \
                 }                                                                                  \
                 switch ((nw == MAXR) * 8 + (na - 1) * 2 + (Q4 != 0)) {                             \
-                QT_CASES(fname, 4, 8)                                                              \
-                QT_CASES(fname, 1, 0)                                                              \
+                    QT_CASES(fname, 4, 8)                                                          \
+                    QT_CASES(fname, 1, 0)                                                          \
                 }                                                                                  \
                 n += nw;                                                                           \
             }                                                                                      \

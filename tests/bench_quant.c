@@ -161,13 +161,13 @@ static int bench_prefill_mm(const int *types, int n_types, int reps) {
     static const struct {
         const char *what;
         int64_t N, K;
-    } shapes[] = {{"q/k/v/o_proj", 5120, 5120},
-                  {"gate/up_proj", 13824, 5120},
-                  {"down_proj", 5120, 13824}};
+    } shapes[] = {
+        {"q/k/v/o_proj", 5120, 5120}, {"gate/up_proj", 13824, 5120}, {"down_proj", 5120, 13824}};
     static const int64_t Ms[] = {9, 32, 64, 128, 256, 600};
     const int nM = (int)(sizeof Ms / sizeof Ms[0]);
     sx_threads_init(2);
-    printf("\nprefill products Y[M,N] = X[M,K] W^T, 2 threads, best of %d: wall ms / CPU ms\n", reps);
+    printf("\nprefill products Y[M,N] = X[M,K] W^T, 2 threads, best of %d: wall ms / CPU ms\n",
+           reps);
     printf("%-13s %-14s %-5s %-7s", "matrix", "[N, K]", "type", "path");
     for (int i = 0; i < nM; i++) printf("   M=%-12lld", (long long)Ms[i]);
     printf("\n");
@@ -192,7 +192,9 @@ static int bench_prefill_mm(const int *types, int n_types, int reps) {
             for (int path = 0; path < (wt->quantized ? 2 : 1); path++) {
                 sx_set_quant_rows_max(path == 0 ? INT64_MAX : 0);
                 printf("%-13s %-14s %-5s %-7s", shapes[s].what, shape, wt->name,
-                       !wt->quantized ? "float" : path == 0 ? "integer" : "dequant");
+                       !wt->quantized ? "float"
+                       : path == 0    ? "integer"
+                                      : "dequant");
                 for (int i = 0; i < nM; i++) {
                     double bw = 1e30, bc = 1e30;
                     for (int r = 0; r < reps; r++) {

@@ -437,8 +437,10 @@ static void test_tiny_llama(void) {
     /* bounds: the measured values (README) with room for the SIMD paths'
      * summation orders. This random model has peaked next-token
      * distributions (logits up to 35) and 4-bit weights move them a lot; the
-     * order Q8_0 < Q4_K < Q4_0 is asserted too. */
-    const double max_rel_tol[3] = {0.03, 0.45, 0.38}, kl_tol[3] = {6e-3, 1.1, 0.55};
+     * order Q8_0 < Q4_K < Q4_0 is asserted too. The 50-row forward runs the
+     * integer kernels (activations quantized to Q8_0, as decode does): Q8_0's
+     * KL mean 3.4e-3 with float activations became 7.5e-3. */
+    const double max_rel_tol[3] = {0.03, 0.45, 0.38}, kl_tol[3] = {1.2e-2, 1.1, 0.55};
     const int top1_min[3] = {38, 24, 28};
     double kl_of[3] = {0};
     const char *tn[3] = {"q8_0", "q4_0", "q4_k"};
@@ -529,7 +531,11 @@ static void test_bf16_compute(void) {
             CHECK(mbf->layers[0].wq.type == qtypes[i] && !mbf->layers[0].wq.packed &&
                   mbf->layers[1].up.type == qtypes[i] && !mbf->layers[1].up.packed &&
                   mbf->lm_head.type == SX_Q8_0 && !mbf->lm_head.packed);
+            /* the 50-row products through the BF16 kernel (dequantized
+             * tiles), not the integer kernels the default rule picks */
+            CHECK_OK(sx_set_quant_rows_max(2 * SX_GEMV_MAX_M));
             CHECK_OK(run_tiny(mbf, seq, P, S, lbf, gbf));
+            sx_set_quant_rows_max(-1);
             sx_set_compute(SX_COMPUTE_F32);
             CHECK_OK(run_tiny(m32, seq, P, S, l32, g32));
             t_err te = t_compare(lbf, l32, S * V);
