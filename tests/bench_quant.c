@@ -373,13 +373,17 @@ int main(int argc, char **argv) {
             }
             qsort(ts, (size_t)nr, sizeof *ts, cmp_d);
             double dec = ts[0], roof = tok_bytes / (bw * 1e9);
-            double pre = 0;
+            double pre = 0, pre9 = 0;
             if (!quick && th == 2) { /* prefill: CTX tokens through one layer, x40 */
                 sx_llama m1 = m;
                 m1.cfg.n_layers = 1;
                 sx_llama_ctx *c1;
                 if (sx_llama_ctx_new(&m1, CTX, SX_F32, &c1) != 0) return 1;
                 double t0 = sx_time();
+                sx_llama_forward_embeds(c1, x, 9, SX_LLAMA_LOGITS_NONE, NULL, NULL);
+                pre9 = NL * (sx_time() - t0);
+                sx_llama_ctx_reset(c1);
+                t0 = sx_time();
                 sx_llama_forward_embeds(c1, x, CTX, SX_LLAMA_LOGITS_NONE, NULL, NULL);
                 double tl = sx_time() - t0;
                 t0 = sx_time();
@@ -392,10 +396,11 @@ int main(int argc, char **argv) {
                    8.0 * tok_bytes / (NL * (double)layer_params + (double)V * D), tok_bytes / 1e9,
                    dec * 1e3, 1.0 / dec, roof * 1e3, bw, 100.0 * roof / dec);
             if (pre > 0)
-                printf("%8.1f%s", pre,
+                printf("%8.2f%s; 9 tokens: %.0f ms", pre,
                        prefill_f16 > 0 && ty != SX_F16
                            ? (pre >= prefill_f16 ? " (>= F16)" : " (< F16)")
-                           : "");
+                           : "",
+                       pre9 * 1e3);
             printf("\n");
             fflush(stdout);
             sx_llama_ctx_free(c);
@@ -410,7 +415,7 @@ int main(int argc, char **argv) {
         free(copies), free(layers), free(head);
     }
     printf("(bpw: bytes per token incl. KV cache over the parameter count; %% roof = roofline ms / "
-           "decode ms; prefill: %d tokens, 2 threads)\n",
+           "decode ms; prefill: %d tokens, 2 threads; 9 tokens: 40 x one layer, ms)\n",
            CTX);
     for (int i = 0; i < 7; i++) free(w32[i]);
     free(head32), free(n1), free(n2), free(x), free(lg), free(bwbuf);

@@ -181,6 +181,26 @@ static void test_policy(void) {
         }                                                                                          \
     sx_simd_init();
 
+/* weights [N, K] in +-0.05, activations [M, K] in +-2 with one outlier of
+ * 40 at x[xo], bias [N] in +-1 */
+static void rand_problem(float *w, float *x, float *bias, int64_t N, int64_t M, int64_t K,
+                         uint64_t seed_w, uint64_t seed_x, uint64_t seed_b, int64_t xo) {
+    sx_rand_uniform(w, N * K, seed_w, -0.05f, 0.05f);
+    sx_rand_uniform(x, M * K, seed_x, -2.0f, 2.0f);
+    sx_rand_uniform(bias, N, seed_b, -1, 1);
+    x[xo] = 40.0f;
+}
+
+/* w quantized to ty as an [N, K] weight (*q: its bytes, to free); 0 when
+ * K is not a multiple of ty's block */
+static int quant_weight(int ty, const float *w, int64_t N, int64_t K, void **q, sx_weight *W) {
+    if (K % sx_wtype_of(ty)->block) return 0;
+    *q = malloc(sx_type_nbytes(ty, N * K));
+    CHECK_OK(sx_quantize(ty, *q, w, N * K));
+    *W = sx_weight_typed(*q, ty, N, K);
+    return 1;
+}
+
 static void test_gemv_paths(void) {
     const int64_t N = 67, M = 4;
     const int64_t Ks[6] = {32, 96, 160, 256, 1536, 5120}; /* Q4_K: the last three */
@@ -189,16 +209,12 @@ static void test_gemv_paths(void) {
         float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
         float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
         float bias[67];
-        sx_rand_uniform(w, N * K, 40 + ki, -0.05f, 0.05f);
-        sx_rand_uniform(x, M * K, 50 + ki, -2.0f, 2.0f);
-        sx_rand_uniform(bias, N, 60, -1, 1);
-        x[7] = 40.0f; /* an outlier activation */
+        rand_problem(w, x, bias, N, M, K, 40 + ki, 50 + ki, 60, 7);
         for (int i = 0; i < 3; i++) {
             int ty = qtypes[i];
-            if (K % sx_wtype_of(ty)->block) continue;
-            void *q = malloc(sx_type_nbytes(ty, N * K));
-            CHECK_OK(sx_quantize(ty, q, w, N * K));
-            sx_weight W = sx_weight_typed(q, ty, N, K);
+            void *q;
+            sx_weight W;
+            if (!quant_weight(ty, w, N, K, &q, &W)) continue;
             for (int64_t m = 1; m <= M; m++) {
                 sx_simd_set(SX_SIMD_SCALAR);
                 CHECK_OK(sx_matmul(ref, x, &W, bias, m));
@@ -238,16 +254,12 @@ static void test_rows_paths(void) {
         float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
         float *one = malloc(sizeof(float) * M * N), *two = malloc(sizeof(float) * M * N);
         float bias[67];
-        sx_rand_uniform(w, N * K, 90 + ki, -0.05f, 0.05f);
-        sx_rand_uniform(x, M * K, 100 + ki, -2.0f, 2.0f);
-        sx_rand_uniform(bias, N, 110, -1, 1);
-        x[K + 7] = 40.0f; /* an outlier activation in row 1 */
+        rand_problem(w, x, bias, N, M, K, 90 + ki, 100 + ki, 110, K + 7); /* outlier in row 1 */
         for (int i = 0; i < 3; i++) {
             int ty = qtypes[i];
-            if (K % sx_wtype_of(ty)->block) continue;
-            void *q = malloc(sx_type_nbytes(ty, N * K));
-            CHECK_OK(sx_quantize(ty, q, w, N * K));
-            sx_weight W = sx_weight_typed(q, ty, N, K);
+            void *q;
+            sx_weight W;
+            if (!quant_weight(ty, w, N, K, &q, &W)) continue;
             sx_simd_set(SX_SIMD_SCALAR);
             CHECK_OK(sx_matmul(ref, x, &W, bias, M));
             FOR_PATHS({
