@@ -433,9 +433,13 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                     const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                         \
                     if (Q4) {                                                                      \
                         v[i] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));       \
-                        for (int q = 1; q < 4; q++)                                                \
-                            v[i] = _mm512_inserti32x4(                                             \
-                                v[i], _mm_loadu_si128((const __m128i *)(wp + q * wb)), q);         \
+                        /* (immediates: no loop, which -O1 would not unroll) */                    \
+                        v[i] = _mm512_inserti32x4(                                                 \
+                            v[i], _mm_loadu_si128((const __m128i *)(wp + wb)), 1);                 \
+                        v[i] = _mm512_inserti32x4(                                                 \
+                            v[i], _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);             \
+                        v[i] = _mm512_inserti32x4(                                                 \
+                            v[i], _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);             \
                     } else {                                                                       \
                         v[i] = cat256(_mm256_loadu_si256((const __m256i *)wp),                     \
                                       _mm256_loadu_si256((const __m256i *)(wp + wb)));             \
