@@ -443,10 +443,10 @@ int sx_set_quant_rows_max(int64_t m) {
 
 /* The default rule, from the crossovers in CPU time measured with
  * `bench_quant --prefill-mm` (README, "Quantized weights"): against the F32
- * GEMM the AVX-512 tiles (a `rows` kernel) win at every M up to 600 but for
- * one shape at 600 (Q8_0 down_proj, 10%), the GEMV on groups of 4 rows
- * (paths without one) up to M = 64; against the BF16 kernel (2x the F32
- * GEMM) the tiles win up to M = 64, the GEMV groups up to M = 32. */
+ * GEMM the AVX-512 tiles (a `rows` kernel) win or tie at every M up to 600,
+ * the GEMV on groups of 4 rows (paths without one) up to M = 64; against
+ * the BF16 kernel (2x the F32 GEMM) the tiles win up to M = 64, the GEMV
+ * groups up to M = 32. */
 static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
     if (!wt->quantized || M > INT_MAX) return 0;
     if (quant_rows_max >= 0) return M <= quant_rows_max;
