@@ -2,6 +2,7 @@
  * Weight handles wrap container tensors of any type of the type table
  * (wtype.c); the GEMM converts them to float32 panels while packing, the
  * GEMV (few rows of X) reads them in place through the type's kernel. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +429,32 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
     }
 }
 
+/* Quantized weights: up to this many rows of X (-1: the default rule,
+ * sx_set_quant_rows_max) go through the integer kernels below instead of
+ * the dequantizing GEMM. */
+static int64_t quant_rows_max = -1;
+#define QROWS_CHUNK_BYTES ((size_t)256 << 10)
+
+int sx_set_quant_rows_max(int64_t m) {
+    if (m < -1) return sx_err("sx_set_quant_rows_max: %lld rows", (long long)m);
+    quant_rows_max = m;
+    return 0;
+}
+
+/* The default rule, from the crossovers in CPU time measured with
+ * `bench_quant --prefill-mm` (README, "Quantized weights"): against the F32
+ * GEMM the AVX-512 tiles (a `rows` kernel) win or tie at every M up to 600,
+ * the GEMV on groups of 4 rows (paths without one) up to M = 64; against
+ * the BF16 kernel (2x the F32 GEMM) the tiles win up to M = 64, the GEMV
+ * groups up to M = 32. */
+static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
+    if (!wt->quantized || M > INT_MAX) return 0;
+    if (quant_rows_max >= 0) return M <= quant_rows_max;
+    int tiles = sx_wtype_kernels_of(wt).rows != NULL;
+    if (mode == SX_COMPUTE_BF16) return M <= (tiles ? 64 : 32);
+    return tiles || M <= 64;
+}
+
 /* GEMV: each task streams a range of weight rows once for up to
  * SX_GEMV_MAX_M rows of X at a time, through the type's kernel. X is given
  * in the type's activation format (float32, or quantized once per call). */
@@ -437,7 +464,7 @@ typedef struct {
     const void *X;
     size_t ldx; /* bytes */
     const sx_weight *W;
-    sx_gemv_fn gemv;
+    sx_gemv_fn gemv, rows; /* rows: the type's kernel for many rows, or NULL */
     const float *bias;
     int64_t M, K;
 } gemv_job;
@@ -446,11 +473,11 @@ static void gemv_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     gemv_job *J = ctx;
     size_t rb = row_bytes(J->W);
-    for (int64_t m0 = 0; m0 < J->M; m0 += SX_GEMV_MAX_M) {
-        int m = (int)(J->M - m0 < SX_GEMV_MAX_M ? J->M - m0 : SX_GEMV_MAX_M);
-        J->gemv(J->Y + m0 * J->ldy, J->ldy, (const char *)J->X + (size_t)m0 * J->ldx, J->ldx, m,
-                J->W->data, rb, b, e, J->K, J->bias);
-    }
+    if (J->rows && J->M > SX_GEMV_MAX_M)
+        J->rows(J->Y, J->ldy, J->X, J->ldx, (int)J->M, J->W->data, rb, b, e, J->K, J->bias);
+    else
+        sx_qrows_by_gemv(J->gemv, J->Y, J->ldy, J->X, J->ldx, (int)J->M, J->W->data, rb, b, e, J->K,
+                         J->bias);
 }
 
 static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
@@ -461,8 +488,10 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
     int post = ep->act || ep->accumulate;
     float *out = post ? sx_scratch(SX_SCR_EPI, (size_t)(M * W->N)) : Y;
     if (!out) return sx_err("sx_matmul: out of memory for '%s'", W->name ? W->name : "?");
-    gemv_job J = {out, post ? W->N : ldy, X, (size_t)ldx * sizeof(float), W,
-                  sx_wtype_kernels_of(wt).gemv, ep->bias, M, W->K};
+    sx_wtype_kernels kt = sx_wtype_kernels_of(wt);
+    gemv_job J = {
+        out, post ? W->N : ldy, X, (size_t)ldx * sizeof(float), W, kt.gemv, kt.rows, ep->bias, M,
+        W->K};
     if (!J.gemv)
         return sx_err("sx_matmul: weight '%s': no matrix-vector kernel for type %s",
                       W->name ? W->name : "?", wt->name);
@@ -481,6 +510,11 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
     }
     int64_t chunk = 16;
     while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
+    /* many rows of X: each task's weight rows are read again per group of
+     * rows, from the cache if they fit in QROWS_CHUNK_BYTES */
+    if (M > SX_GEMV_MAX_M)
+        while (chunk > 4 && (size_t)chunk * sx_type_nbytes(W->type, W->K) > QROWS_CHUNK_BYTES)
+            chunk /= 2;
     sx_parallel_for(W->N, chunk, gemv_task, &J);
     if (post) sx_gemm_epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
     return 0;
@@ -510,6 +544,8 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
     if (mode != SX_COMPUTE_F32 && mode != SX_COMPUTE_BF16)
         return sx_err("sx_matmul: weight '%s': unknown compute type %d", W->name ? W->name : "?",
                       mode);
+    /* quantized weights: the integer kernels (activations quantized once) */
+    if (quant_rows(wt, M, mode)) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
     /* BF16: the tile kernels, for any M when the weight is packed (they
      * stream the packed matrix once, as the GEMV streams the stored one);
      * unpacked weights keep the float32 GEMV for few rows (decode) */

@@ -364,6 +364,14 @@ GEMV_Q(sx_gemv_q8_0_scalar, dot_q8_0, SX_QK)
 GEMV_Q(sx_gemv_q4_0_scalar, dot_q4_0, SX_QK)
 GEMV_Q(sx_gemv_q4_k_scalar, dot_q4_k, SX_QKK)
 
+void sx_qrows_by_gemv(sx_gemv_fn gemv, float *y, int64_t ldy, const void *x, size_t ldx, int m,
+                      const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,
+                      const float *bias) {
+    for (int r0 = 0; r0 < m; r0 += SX_GEMV_MAX_M)
+        gemv(y + (int64_t)r0 * ldy, ldy, (const uint8_t *)x + (size_t)r0 * ldx, ldx,
+             m - r0 < SX_GEMV_MAX_M ? m - r0 : SX_GEMV_MAX_M, w, ldw, n0, n1, K, bias);
+}
+
 /* ======================================================================
  * The policy (see quant.h).
  * ====================================================================== */

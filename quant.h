@@ -61,9 +61,20 @@ void sx_q8_k_from_f32(void *y, const float *x, int64_t n);
                             const float *bias);
 SX_QGEMV_DECL(scalar)
 
+/* The `rows` kernel of the table (wtype.h) from a type's gemv: groups of
+ * SX_GEMV_MAX_M rows of x, each against the weight rows [n0, n1). What the
+ * kernel layer runs when a path has no `rows` kernel of its own. */
+void sx_qrows_by_gemv(sx_gemv_fn gemv, float *y, int64_t ldy, const void *x, size_t ldx, int m,
+                      const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,
+                      const float *bias);
+
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
 SX_QGEMV_DECL(avx2)
 SX_QGEMV_DECL(avx512)
+void sx_qrows_q8_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                          size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias);
+void sx_qrows_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                          size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias);
 void sx_q8_0_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_q4_0_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_q4_k_to_f32_avx2(float *y, const void *x, int64_t n);

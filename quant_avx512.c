@@ -210,6 +210,29 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
                                  _mm512_loadu_ps(da + b)));
 }
 
+/* The per-call layout of the Q8_0 / Q4_0 kernels: blocks, blocks padded to
+ * 16, groups of 4, bytes per weight block, and the bytes of one prepared
+ * activation row: da [nbp] | codes or lo+hi [nb*32] | corrections [nb*8]. */
+#define Q32_LAYOUT(Q4)                                                                             \
+    const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                          \
+    const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                          \
+    size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);
+
+/* Activation row xr prepared into p (rowb bytes, Q32_LAYOUT); sets the
+ * row's pointers */
+static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, int64_t ng,
+                            uint8_t *p, const float **da, const int8_t **ac, const int8_t **ah,
+                            const int32_t **cc) {
+    float *d = (float *)p;
+    int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));
+    int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));
+    if (Q4)
+        prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng, c);
+    else
+        prep_q8_0(xr, nb, nbp, d, a, c);
+    *da = d, *ac = a, *ah = a + 64 * ng, *cc = c;
+}
+
 /* One pass over NR (weight row, activation row) pairs: m == 1: up to 4
  * weight rows against activation row 0; m > 1: one weight row against m
  * activation rows. NR and Q4 (Q4_0, else Q8_0) are constants at each call,
@@ -293,11 +316,8 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
     ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
                            size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias,       \
                            int Q4) {                                                               \
-        const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                      \
-        const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
-        /* per activation row: da [nbp] | codes [nb*32] | corrections [nb*8]; then the      */     \
-        /* scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp]          */      \
-        size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);       \
+        Q32_LAYOUT(Q4)                                                                             \
+        /* then the scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp] */      \
         size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);     \
         uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                        \
         if (!scr) { /* out of memory: the scalar reference needs no scratch */                     \
@@ -309,16 +329,8 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
         const int8_t *ac[MAXR], *ah[MAXR];                                                         \
         const int32_t *cc[MAXR];                                                                   \
         for (int r = 0; r < m; r++) {                                                              \
-            uint8_t *p = scr + (size_t)r * rowb;                                                   \
-            float *d = (float *)p;                                                                 \
-            int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));                                     \
-            int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));           \
-            const uint8_t *xr = (const uint8_t *)x + (size_t)r * ldx;                              \
-            if (Q4)                                                                                \
-                prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng, c);                                      \
-            else                                                                                   \
-                prep_q8_0(xr, nb, nbp, d, a, c);                                                   \
-            da[r] = d, ac[r] = a, ah[r] = a + 64 * ng, cc[r] = c;                                  \
+            prep_row(Q4, (const uint8_t *)x + (size_t)r * ldx, nb, nbp, ng,                        \
+                     scr + (size_t)r * rowb, &da[r], &ac[r], &ah[r], &cc[r]);                      \
         }                                                                                          \
         float *sc[MAXR];                                                                           \
         for (int i = 0; i < MAXR; i++)                                                             \
@@ -371,17 +383,159 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
 GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, )
 GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
 
-void sx_gemv_q8_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
-                         size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
-    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias,
-                                                      0);
-}
+/* an exported Q8_0 / Q4_0 kernel: the VNNI variant where the CPU has it */
+#define Q32_ENTRY(name, plain, vnni, Q4)                                                           \
+    void name(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, size_t ldw,  \
+              int64_t n0, int64_t n1, int64_t K, const float *bias) {                              \
+        (sx_simd_vnni() ? vnni : plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias, Q4);           \
+    }
+Q32_ENTRY(sx_gemv_q8_0_avx512, gemv_q32_plain, gemv_q32_vnni, 0)
+Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
 
-void sx_gemv_q4_0_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
-                         size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
-    (sx_simd_vnni() ? gemv_q32_vnni : gemv_q32_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias,
-                                                      1);
-}
+/* Many activation rows (prefill): tiles of NW weight rows x NA activation
+ * rows, each weight vector loaded (and offset or split into nibbles) once
+ * for the NA rows, each activation vector once for the NW rows. Every pair
+ * does the arithmetic of the pass above in the same order (same integer
+ * lanes, same scale products ws * da, same FMA per lane, same tail and
+ * reduction), so each output is bit-identical to the GEMV's. ws[i]: weight
+ * row i's block scales as floats; da/ac/ah/cc[r]: activation row r prepared
+ * as for the GEMV (scales, codes or lo/hi, lane corrections). */
+#define QROWS_Q32(fname, DOT2, DOT4, ATTR)                                                         \
+    ATTR static inline __attribute__((always_inline)) void fname##_tile(                           \
+        const int NW, const int NA, const int Q4, float *y, int64_t ldy, const void *x,            \
+        size_t ldx, const uint8_t *const *wr, const int64_t n, int64_t nb, int64_t ng,             \
+        const float *const *ws, const float *const *da, const int8_t *const *ac,                   \
+        const int8_t *const *ah, const int32_t *const *cc, const float *bias) {                    \
+        const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
+        const __m512i idx0 =                                                                       \
+            Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
+               : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);                \
+        __m512 acc[MAXR][MAXR];                                                                    \
+        float tail[MAXR][MAXR];                                                                    \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                       \
+            _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) acc[i][r] = _mm512_setzero_ps(),  \
+                                                                 tail[i][r] = 0.0f;                \
+        float sv[MAXR * MAXR][16] __attribute__((aligned(64)));                                    \
+        for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
+            int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                   \
+                _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++)                               \
+                    _mm512_store_ps(sv[i * NA + r], _mm512_mul_ps(_mm512_loadu_ps(ws[i] + b0),     \
+                                                                  _mm512_loadu_ps(da[r] + b0)));   \
+            __m512i idx = idx0;                                                                    \
+            /* steps of 4 blocks (Q4_0, full groups) or 2 (Q8_0) */                                \
+            const int step = Q4 ? 4 : 2;                                                           \
+            int j = 0, lim = Q4 ? (b0 + cnt <= 4 * ng ? cnt : (int)(4 * ng - b0)) : cnt;           \
+            for (; j + step <= lim; j += step) {                                                   \
+                int64_t g = (b0 + j) / 4;                                                          \
+                __m512i v[MAXR];                                                                   \
+                _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {                             \
+                    const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                         \
+                    if (Q4) {                                                                      \
+                        v[i] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));       \
+                        /* (immediates: no loop, which -O1 would not unroll) */                    \
+                        v[i] = _mm512_inserti32x4(                                                 \
+                            v[i], _mm_loadu_si128((const __m128i *)(wp + wb)), 1);                 \
+                        v[i] = _mm512_inserti32x4(                                                 \
+                            v[i], _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);             \
+                        v[i] = _mm512_inserti32x4(                                                 \
+                            v[i], _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);             \
+                    } else {                                                                       \
+                        v[i] = cat256(_mm256_loadu_si256((const __m256i *)wp),                     \
+                                      _mm256_loadu_si256((const __m256i *)(wp + wb)));             \
+                    }                                                                              \
+                }                                                                                  \
+                _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) {                             \
+                    __m512i c = _mm512_loadu_si512(Q4 ? cc[r] + g * 16 : cc[r] + (b0 + j) * 8);    \
+                    __m512i a = Q4 ? c : _mm512_loadu_si512(ac[r] + (b0 + j) * 32);                \
+                    _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {                         \
+                        __m512i d =                                                                \
+                            Q4 ? DOT4(v[i], ac[r] + g * 64, ah[r] + g * 64, c) : DOT2(v[i], a, c); \
+                        acc[i][r] = _mm512_fmadd_ps(                                               \
+                            _mm512_cvtepi32_ps(d),                                                 \
+                            _mm512_permutexvar_ps(idx, _mm512_load_ps(sv[i * NA + r])),            \
+                            acc[i][r]);                                                            \
+                    }                                                                              \
+                }                                                                                  \
+                idx = _mm512_add_epi32(idx, _mm512_set1_epi32(step));                              \
+            }                                                                                      \
+            for (; j < cnt; j++) /* Q8_0: an odd last block; Q4_0: past the last group of 4 */     \
+                _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                               \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) {                         \
+                    const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                         \
+                    int32_t d =                                                                    \
+                        Q4 ? dot_q4_0_1(wp,                                                        \
+                                        (const int8_t *)((const uint8_t *)x + (size_t)r * ldx +    \
+                                                         (size_t)(b0 + j) * SX_Q8_0_BYTES + 2))    \
+                           : dot_q8_0_1(wp, ac[r] + (b0 + j) * 32);                                \
+                    tail[i][r] += (float)d * (ws[i][b0 + j] * da[r][b0 + j]);                      \
+                }                                                                                  \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                       \
+            _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) y[r * ldy + n + i] =              \
+                (_mm512_reduce_add_ps(acc[i][r]) + tail[i][r]) + (bias ? bias[n + i] : 0.0f);      \
+    }                                                                                              \
+    ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
+                           size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias,       \
+                           int Q4) {                                                               \
+        Q32_LAYOUT(Q4)                                                                             \
+        /* MAXR activation rows, then MAXR weight rows' scales [nbp] */                            \
+        size_t need = rowb * MAXR + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);          \
+        uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                        \
+        if (!scr) {                                                                                \
+            sx_qrows_by_gemv(Q4 ? sx_gemv_q4_0_scalar : sx_gemv_q8_0_scalar, y, ldy, x, ldx, m, w, \
+                             ldw, n0, n1, K, bias);                                                \
+            return;                                                                                \
+        }                                                                                          \
+        const float *da[MAXR], *ws[MAXR];                                                          \
+        const int8_t *ac[MAXR], *ah[MAXR];                                                         \
+        const int32_t *cc[MAXR];                                                                   \
+        float *wsw[MAXR];                                                                          \
+        for (int i = 0; i < MAXR; i++)                                                             \
+            ws[i] = wsw[i] = (float *)(scr + rowb * MAXR + (size_t)i * al64(4 * (size_t)nbp));     \
+        uint16_t *h = (uint16_t *)(scr + rowb * MAXR + MAXR * al64(4 * (size_t)nbp));              \
+        for (int r0 = 0; r0 < m; r0 += MAXR) {                                                     \
+            int na = m - r0 < MAXR ? m - r0 : MAXR;                                                \
+            const uint8_t *xr0 = (const uint8_t *)x + (size_t)r0 * ldx;                            \
+            for (int r = 0; r < na; r++) {                                                         \
+                prep_row(Q4, xr0 + (size_t)r * ldx, nb, nbp, ng, scr + (size_t)r * rowb, &da[r],   \
+                         &ac[r], &ah[r], &cc[r]);                                                  \
+            }                                                                                      \
+            float *yr = y + (int64_t)r0 * ldy;                                                     \
+            for (int64_t n = n0; n < n1;) {                                                        \
+                int nw = n1 - n >= MAXR ? MAXR : 1;                                                \
+                const uint8_t *wr[MAXR];                                                           \
+                for (int i = 0; i < nw; i++) {                                                     \
+                    wr[i] = (const uint8_t *)w + (size_t)(n + i) * ldw;                            \
+                    for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr[i] + (size_t)b * wb, 2);     \
+                    for (int64_t b = nb; b < nbp; b++) h[b] = 0;                                   \
+                    for (int64_t b = 0; b < nbp; b += 16)                                          \
+                        _mm512_storeu_ps(wsw[i] + b, _mm512_cvtph_ps(_mm256_loadu_si256(           \
+                                                         (const __m256i *)(h + b))));              \
+                }                                                                                  \
+                switch ((nw == MAXR) * 8 + (na - 1) * 2 + (Q4 != 0)) {                             \
+                    QT_CASES(fname, 4, 8)                                                          \
+                    QT_CASES(fname, 1, 0)                                                          \
+                }                                                                                  \
+                n += nw;                                                                           \
+            }                                                                                      \
+        }                                                                                          \
+    }
+#define QT_CALL(fname, NW, NA, Q)                                                                  \
+    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, ac, ah, cc, bias)
+#define QT_CASES(fname, NW, base)                                                                  \
+    case base + 0: QT_CALL(fname, NW, 1, 0); break;                                                \
+    case base + 1: QT_CALL(fname, NW, 1, 1); break;                                                \
+    case base + 2: QT_CALL(fname, NW, 2, 0); break;                                                \
+    case base + 3: QT_CALL(fname, NW, 2, 1); break;                                                \
+    case base + 4: QT_CALL(fname, NW, 3, 0); break;                                                \
+    case base + 5: QT_CALL(fname, NW, 3, 1); break;                                                \
+    case base + 6: QT_CALL(fname, NW, 4, 0); break;                                                \
+    case base + 7: QT_CALL(fname, NW, 4, 1); break;
+QROWS_Q32(qrows_q32_plain, dot64_plain, dot4x_plain, )
+QROWS_Q32(qrows_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
+Q32_ENTRY(sx_qrows_q8_0_avx512, qrows_q32_plain, qrows_q32_vnni, 0)
+Q32_ENTRY(sx_qrows_q4_0_avx512, qrows_q32_plain, qrows_q32_vnni, 1)
 
 /* Q4_K x Q8_K. Per call, each activation row is rearranged per super-block
  * so that one zmm load meets one zmm of codes: chunk k (sub-blocks a and

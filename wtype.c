@@ -51,43 +51,45 @@ static void bf16_from_f32(void *y, const float *x, int64_t n) {
 
 static const sx_wtype table[] = {
     {.type = SX_F32, .name = "F32", .block = 1, .block_bytes = 4, .act_type = SX_F32, .storage = 1,
-     .k = {[SX_SIMD_SCALAR] = {f32_to_f32, f32_from_f32, sx_gemv_f32_scalar},
-           [SX_SIMD_AVX2] = {NULL, NULL, X86(sx_gemv_f32_avx2)},
-           [SX_SIMD_AVX512] = {NULL, NULL, X86(sx_gemv_f32_avx512)}}},
+     .k = {[SX_SIMD_SCALAR] = {f32_to_f32, f32_from_f32, sx_gemv_f32_scalar, NULL},
+           [SX_SIMD_AVX2] = {NULL, NULL, X86(sx_gemv_f32_avx2), NULL},
+           [SX_SIMD_AVX512] = {NULL, NULL, X86(sx_gemv_f32_avx512), NULL}}},
     {.type = SX_F16, .name = "F16", .block = 1, .block_bytes = 2, .act_type = SX_F32, .storage = 1,
-     .k = {[SX_SIMD_SCALAR] = {f16_to_f32, f16_from_f32, sx_gemv_f16_scalar},
-           [SX_SIMD_AVX2] = {X86(sx_f16_to_f32_avx2), NULL, X86(sx_gemv_f16_avx2)},
-           [SX_SIMD_AVX512] = {X86(sx_f16_to_f32_avx512), NULL, X86(sx_gemv_f16_avx512)}}},
+     .k = {[SX_SIMD_SCALAR] = {f16_to_f32, f16_from_f32, sx_gemv_f16_scalar, NULL},
+           [SX_SIMD_AVX2] = {X86(sx_f16_to_f32_avx2), NULL, X86(sx_gemv_f16_avx2), NULL},
+           [SX_SIMD_AVX512] = {X86(sx_f16_to_f32_avx512), NULL, X86(sx_gemv_f16_avx512), NULL}}},
     {.type = SX_BF16, .name = "BF16", .block = 1, .block_bytes = 2, .act_type = SX_F32, .storage = 1,
-     .k = {[SX_SIMD_SCALAR] = {bf16_to_f32, bf16_from_f32, sx_gemv_bf16_scalar},
-           [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), X86(sx_bf16_from_f32_avx2), X86(sx_gemv_bf16_avx2)},
+     .k = {[SX_SIMD_SCALAR] = {bf16_to_f32, bf16_from_f32, sx_gemv_bf16_scalar, NULL},
+           [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), X86(sx_bf16_from_f32_avx2),
+                             X86(sx_gemv_bf16_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), X86(sx_bf16_from_f32_avx512),
-                               X86(sx_gemv_bf16_avx512)}}},
+                               X86(sx_gemv_bf16_avx512), NULL}}},
     /* Quantized types (quant.h: layouts; quant.c, quant_<isa>.c: kernels).
      * The integer GEMV takes the activations quantized to act_type. */
     {.type = SX_Q8_0, .name = "Q8_0", .block = SX_QK, .block_bytes = SX_Q8_0_BYTES,
      .quantized = 1, .act_type = SX_Q8_0, .storage = 1,
-     .k = {[SX_SIMD_SCALAR] = {sx_q8_0_to_f32, sx_q8_0_from_f32, sx_gemv_q8_0_scalar},
+     .k = {[SX_SIMD_SCALAR] = {sx_q8_0_to_f32, sx_q8_0_from_f32, sx_gemv_q8_0_scalar, NULL},
            [SX_SIMD_AVX2] = {X86(sx_q8_0_to_f32_avx2), X86(sx_q8_0_from_f32_avx2),
-                             X86(sx_gemv_q8_0_avx2)},
+                             X86(sx_gemv_q8_0_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_q8_0_to_f32_avx512), X86(sx_q8_0_from_f32_avx512),
-                               X86(sx_gemv_q8_0_avx512)}}},
+                               X86(sx_gemv_q8_0_avx512), X86(sx_qrows_q8_0_avx512)}}},
     {.type = SX_Q4_0, .name = "Q4_0", .block = SX_QK, .block_bytes = SX_Q4_0_BYTES,
      .quantized = 1, .act_type = SX_Q8_0, .storage = 1,
-     .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar},
-           [SX_SIMD_AVX2] = {X86(sx_q4_0_to_f32_avx2), NULL, X86(sx_gemv_q4_0_avx2)},
-           [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512)}}},
+     .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar, NULL},
+           [SX_SIMD_AVX2] = {X86(sx_q4_0_to_f32_avx2), NULL, X86(sx_gemv_q4_0_avx2), NULL},
+           [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512),
+                               X86(sx_qrows_q4_0_avx512)}}},
     {.type = SX_Q4_K, .name = "Q4_K", .block = SX_QKK, .block_bytes = SX_Q4_K_BYTES,
      .quantized = 1, .act_type = SX_Q8_K, .storage = 1,
-     .k = {[SX_SIMD_SCALAR] = {sx_q4_k_to_f32, sx_q4_k_from_f32, sx_gemv_q4_k_scalar},
-           [SX_SIMD_AVX2] = {X86(sx_q4_k_to_f32_avx2), NULL, X86(sx_gemv_q4_k_avx2)},
-           [SX_SIMD_AVX512] = {X86(sx_q4_k_to_f32_avx512), NULL, X86(sx_gemv_q4_k_avx512)}}},
+     .k = {[SX_SIMD_SCALAR] = {sx_q4_k_to_f32, sx_q4_k_from_f32, sx_gemv_q4_k_scalar, NULL},
+           [SX_SIMD_AVX2] = {X86(sx_q4_k_to_f32_avx2), NULL, X86(sx_gemv_q4_k_avx2), NULL},
+           [SX_SIMD_AVX512] = {X86(sx_q4_k_to_f32_avx512), NULL, X86(sx_gemv_q4_k_avx512), NULL}}},
     /* activations only: never in a file, no GEMV of its own */
     {.type = SX_Q8_K, .name = "Q8_K", .block = SX_QKK, .block_bytes = SX_Q8_K_BYTES,
      .quantized = 1, .act_type = SX_Q8_K,
-     .k = {[SX_SIMD_SCALAR] = {sx_q8_k_to_f32, sx_q8_k_from_f32, NULL},
-           [SX_SIMD_AVX2] = {NULL, X86(sx_q8_k_from_f32_avx2), NULL},
-           [SX_SIMD_AVX512] = {NULL, X86(sx_q8_k_from_f32_avx512), NULL}}},
+     .k = {[SX_SIMD_SCALAR] = {sx_q8_k_to_f32, sx_q8_k_from_f32, NULL, NULL},
+           [SX_SIMD_AVX2] = {NULL, X86(sx_q8_k_from_f32_avx2), NULL, NULL},
+           [SX_SIMD_AVX512] = {NULL, X86(sx_q8_k_from_f32_avx512), NULL, NULL}}},
 };
 #define N_TYPES ((int)(sizeof table / sizeof table[0]))
 
@@ -131,6 +133,7 @@ sx_wtype_kernels sx_wtype_kernels_of(const sx_wtype *t) {
     if (s.to_f32) k.to_f32 = s.to_f32;
     if (s.from_f32) k.from_f32 = s.from_f32;
     if (s.gemv) k.gemv = s.gemv;
+    k.rows = s.rows; /* only with this path's own gemv: bit-identical to it */
     return k;
 }
 

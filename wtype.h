@@ -6,7 +6,9 @@
  * kernels the kernel layer runs on weights of that type:
  *   to_f32  - a run of elements -> float32 (GEMM packing, loading),
  *   gemv    - y = x . W^T for a few rows of x (decode),
- *   from_f32 - float32 -> this type (activations for the integer GEMV).
+ *   from_f32 - float32 -> this type (activations for the integer GEMV),
+ *   rows    - the gemv for any number of rows of x (prefill with quantized
+ *             weights), optional per path.
  * Adding a type is one entry here plus its kernels; the container reader
  * (gguf.c), the kernel layer (ops*.c) and the model files need no change.
  *
@@ -49,10 +51,18 @@ typedef void (*sx_gemv_fn)(float *y, int64_t ldy, const void *x, size_t ldx, int
                            size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias);
 #define SX_GEMV_MAX_M 4
 
+/* A `rows` kernel has gemv's signature with any m >= 1: y rows r < m for the
+ * weight rows [n0, n1) (threads split the weight rows). Each y element must
+ * equal bit for bit what the same path's gemv gives for it (the same integer
+ * sums and float steps, whatever m and [n0, n1)); the point is to read each
+ * weight row's codes once for several rows of x (e.g. tiles of 4 weight rows
+ * x 4 activation rows). A path without one gets sx_qrows_by_gemv: gemv on
+ * groups of SX_GEMV_MAX_M rows. */
 typedef struct sx_wtype_kernels {
     sx_to_f32_fn to_f32;
     sx_from_f32_fn from_f32;
     sx_gemv_fn gemv;
+    sx_gemv_fn rows; /* NULL: gemv on groups of rows (never mixed across paths) */
 } sx_wtype_kernels;
 
 typedef struct sx_wtype {
@@ -82,6 +92,13 @@ int sx_type_from_name(const char *name);
 size_t sx_type_nbytes(int type, int64_t n);
 /* Bits per weight: 8 * block_bytes / block. */
 double sx_type_bpw(int type);
+
+/* Matrix products with quantized weights and M rows of X: M <= m runs the
+ * integer kernels (activations quantized once per call, each weight row read
+ * once per group of rows), larger M dequantizes the weights into the float
+ * GEMM's panels. m = -1 restores the default rule (ops_gemm.c). Results of
+ * the integer path do not depend on M's grouping or the thread count. */
+int sx_set_quant_rows_max(int64_t m);
 
 /* The kernels of a type for the current SIMD path, with the scalar
  * reference filling any kernel the path does not have. */

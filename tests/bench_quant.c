@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "llama.h"
 #include "quant.h"
@@ -145,6 +146,79 @@ static int bench_gemv(const int *types, int n_types, int quick, int reps, uint64
     return 0;
 }
 
+static double cpu_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Prefill products: [M, K] x [N, K]^T for the four 13B shapes, each type
+ * through the integer kernels (sx_set_quant_rows_max: all M) and through
+ * the dequantizing GEMM (none), F16 beside them; best of reps of wall ms
+ * and of CPU ms (process CPU time: the host is shared, so a vCPU taken away
+ * shows in wall time but not in CPU time). 2 threads. */
+static int bench_prefill_mm(const int *types, int n_types, int reps) {
+    static const struct {
+        const char *what;
+        int64_t N, K;
+    } shapes[] = {
+        {"q/k/v/o_proj", 5120, 5120}, {"gate/up_proj", 13824, 5120}, {"down_proj", 5120, 13824}};
+    static const int64_t Ms[] = {9, 32, 64, 128, 256, 600};
+    const int nM = (int)(sizeof Ms / sizeof Ms[0]);
+    sx_threads_init(2);
+    printf("\nprefill products Y[M,N] = X[M,K] W^T, 2 threads, best of %d: wall ms / CPU ms\n",
+           reps);
+    printf("%-13s %-14s %-5s %-7s", "matrix", "[N, K]", "type", "path");
+    for (int i = 0; i < nM; i++) printf("   M=%-12lld", (long long)Ms[i]);
+    printf("\n");
+    float *x = malloc(sizeof(float) * 600 * 13824), *y = malloc(sizeof(float) * 600 * 13824);
+    if (!x || !y) return -1;
+    sx_rand_uniform(x, 600 * 13824, 501, -1.0f, 1.0f);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t N = shapes[s].N, K = shapes[s].K;
+        float *w32 = malloc(sizeof(float) * (size_t)(N * K));
+        if (!w32) return -1;
+        sx_rand_uniform(w32, N * K, 502 + (uint64_t)s, -0.02f, 0.02f);
+        char shape[32];
+        snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)N, (long long)K);
+        for (int ti = 0; ti < n_types; ti++) {
+            int ty = types[ti];
+            const sx_wtype *wt = sx_wtype_of(ty);
+            if (K % wt->block) continue;
+            void *d = quantize(w32, N, K, ty);
+            if (!d) return -1;
+            sx_weight w = sx_weight_typed(d, ty, N, K);
+            if (sx_weight_pack(&w) != 0) return -1; /* float types, under --compute bf16 */
+            for (int path = 0; path < (wt->quantized ? 2 : 1); path++) {
+                sx_set_quant_rows_max(path == 0 ? INT64_MAX : 0);
+                printf("%-13s %-14s %-5s %-7s", shapes[s].what, shape, wt->name,
+                       !wt->quantized ? "float"
+                       : path == 0    ? "integer"
+                                      : "dequant");
+                for (int i = 0; i < nM; i++) {
+                    double bw = 1e30, bc = 1e30;
+                    for (int r = 0; r < reps; r++) {
+                        double t0 = sx_time(), c0 = cpu_time();
+                        if (sx_matmul(y, x, &w, NULL, Ms[i]) != 0) return -1;
+                        double t = sx_time() - t0, c = cpu_time() - c0;
+                        if (t < bw) bw = t;
+                        if (c < bc) bc = c;
+                    }
+                    printf(" %7.1f / %-7.1f", bw * 1e3, bc * 1e3);
+                    fflush(stdout);
+                }
+                printf("\n");
+            }
+            sx_set_quant_rows_max(-1);
+            sx_weight_unpack(&w);
+            free(d);
+        }
+        free(w32);
+    }
+    free(x), free(y);
+    return 0;
+}
+
 static void *quantize(const float *src, int64_t N, int64_t K, int type) {
     void *d = malloc(sx_type_nbytes(type, N * K));
     if (d && sx_quantize_rows(type, d, src, N, K) != 0) {
@@ -160,7 +234,7 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, reps = 5, gemv = 1, decode = 1, compute = SX_COMPUTE_F32;
+    int quick = 0, reps = 5, gemv = 1, decode = 1, prefill_mm = 0, compute = SX_COMPUTE_F32;
     const char *types_arg = "f16,bf16,q8_0,q4_0,q4_k";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -169,6 +243,8 @@ int main(int argc, char **argv) {
             gemv = 0;
         else if (!strcmp(argv[i], "--no-decode"))
             decode = 0;
+        else if (!strcmp(argv[i], "--prefill-mm"))
+            prefill_mm = 1;
         else if (!strcmp(argv[i], "--compute") && i + 1 < argc &&
                  (compute = sx_compute_from_name(argv[++i])) > 0)
             continue;
@@ -179,7 +255,7 @@ int main(int argc, char **argv) {
         else
             return fprintf(stderr,
                            "usage: %s [--quick] [--types f16,q8_0,...] [--reps N] [--compute "
-                           "f32|bf16] [--no-gemv] [--no-decode]\n",
+                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm]\n",
                            argv[0]),
                    2;
     }
@@ -205,6 +281,8 @@ int main(int argc, char **argv) {
     uint64_t *bwbuf = malloc((size_t)bw_words * 8);
     if (!bwbuf) return 1;
     for (int64_t i = 0; i < bw_words; i++) bwbuf[i] = (uint64_t)i;
+    if (prefill_mm && bench_prefill_mm(types, n_types, reps) != 0)
+        return fprintf(stderr, "prefill products: %s\n", sx_errmsg()), 1;
     if (gemv && bench_gemv(types, n_types, quick, reps, bwbuf, bw_words) != 0)
         return fprintf(stderr, "GEMV: %s\n", sx_errmsg()), 1;
     if (!decode) return free(bwbuf), 0;
@@ -295,13 +373,17 @@ int main(int argc, char **argv) {
             }
             qsort(ts, (size_t)nr, sizeof *ts, cmp_d);
             double dec = ts[0], roof = tok_bytes / (bw * 1e9);
-            double pre = 0;
+            double pre = 0, pre9 = 0;
             if (!quick && th == 2) { /* prefill: CTX tokens through one layer, x40 */
                 sx_llama m1 = m;
                 m1.cfg.n_layers = 1;
                 sx_llama_ctx *c1;
                 if (sx_llama_ctx_new(&m1, CTX, SX_F32, &c1) != 0) return 1;
                 double t0 = sx_time();
+                sx_llama_forward_embeds(c1, x, 9, SX_LLAMA_LOGITS_NONE, NULL, NULL);
+                pre9 = NL * (sx_time() - t0);
+                sx_llama_ctx_reset(c1);
+                t0 = sx_time();
                 sx_llama_forward_embeds(c1, x, CTX, SX_LLAMA_LOGITS_NONE, NULL, NULL);
                 double tl = sx_time() - t0;
                 t0 = sx_time();
@@ -314,10 +396,11 @@ int main(int argc, char **argv) {
                    8.0 * tok_bytes / (NL * (double)layer_params + (double)V * D), tok_bytes / 1e9,
                    dec * 1e3, 1.0 / dec, roof * 1e3, bw, 100.0 * roof / dec);
             if (pre > 0)
-                printf("%8.1f%s", pre,
+                printf("%8.2f%s; 9 tokens: %.0f ms", pre,
                        prefill_f16 > 0 && ty != SX_F16
                            ? (pre >= prefill_f16 ? " (>= F16)" : " (< F16)")
-                           : "");
+                           : "",
+                       pre9 * 1e3);
             printf("\n");
             fflush(stdout);
             sx_llama_ctx_free(c);
@@ -332,7 +415,7 @@ int main(int argc, char **argv) {
         free(copies), free(layers), free(head);
     }
     printf("(bpw: bytes per token incl. KV cache over the parameter count; %% roof = roofline ms / "
-           "decode ms; prefill: %d tokens, 2 threads)\n",
+           "decode ms; prefill: %d tokens, 2 threads; 9 tokens: 40 x one layer, ms)\n",
            CTX);
     for (int i = 0; i < 7; i++) free(w32[i]);
     free(head32), free(n1), free(n2), free(x), free(lg), free(bwbuf);
