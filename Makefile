@@ -39,7 +39,7 @@ AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
 AVX512BF16_FLAGS := $(AVX512_FLAGS) -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-bf16
 
-.PHONY: all test test-asan test-browser bench fixtures format clean fuzz install
+.PHONY: all test test-asan test-browser bench fixtures format clean fuzz install fullsize bench-full
 all: seedx $(BUILD)/libseedx.a
 
 $(BUILD)/%.o: %.c $(HDRS)
@@ -134,6 +134,15 @@ bench: seedx $(BENCH_BINS)
 fixtures:
 	@[ -x .venv/bin/python ] || { echo "run scripts/setup_reference_env.sh first"; exit 1; }
 	.venv/bin/python scripts/make_fixtures.py
+
+# Opt-in, not in CI (hours, tens of GB; README "Full-size rehearsal and benchmarks"):
+# random-weight SEED-X files of the real sizes in SEEDX_FULLSIZE_DIR. `fullsize` converts
+# every component (time, peak RSS), `bench-full` times whole models beside PyTorch.
+# FULLSIZE_ARGS / BENCH_FULL_ARGS pass options (e.g. BENCH_FULL_ARGS="--groups unet --runs 5").
+fullsize bench-full: seedx
+	@[ -x .venv/bin/python ] || { echo "run scripts/setup_reference_env.sh first"; exit 1; }
+	@[ -n "$(SEEDX_FULLSIZE_DIR)" ] || { echo "set SEEDX_FULLSIZE_DIR to a folder on a disk with ~35 GB free"; exit 1; }
+	.venv/bin/python scripts/bench_full.py $(if $(filter fullsize,$@),convert $(FULLSIZE_ARGS),run $(BENCH_FULL_ARGS)) --dir "$(SEEDX_FULLSIZE_DIR)"
 
 format:
 	clang-format -i *.c *.h tests/*.c tests/*.h

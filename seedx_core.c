@@ -370,8 +370,23 @@ int sx_trace_enabled(void) {
     return trace_dir != NULL;
 }
 
+/* SEEDX_TRACE_ONLY=name,name,...: only these modules are written (at full
+ * size a whole trace is tens of GB) */
+static int trace_wanted(const char *name) {
+    const char *only = getenv("SEEDX_TRACE_ONLY");
+    if (!only || !*only) return 1;
+    size_t n = strlen(name);
+    for (const char *p = only; *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n)) return 1;
+        p += len + (e != NULL);
+    }
+    return 0;
+}
+
 void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape) {
-    if (!sx_trace_enabled() || !x || ndim < 0 || ndim > 8) return;
+    if (!sx_trace_enabled() || !x || ndim < 0 || ndim > 8 || !name || !trace_wanted(name)) return;
     char *path = sx_strf("%s/%s.npy", trace_dir, name);
     if (!path || sx_npy_write(path, x, ndim, shape) != 0) {
         fprintf(stderr, "seedx: trace: %s\n", sx_errmsg());

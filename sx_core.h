@@ -87,7 +87,8 @@ int sx_stop_requested(void);
 /* ---- tracing (seedx_core.c) ------------------------------------------- */
 /* When SEEDX_TRACE=dir is set (or sx_trace_set_dir was called), writes
  * dir/<name>.npy (float32, the given PyTorch-order shape). No-op otherwise.
- * Names are PyTorch module paths, e.g. "transformer.resblocks.3.mlp". */
+ * Names are PyTorch module paths, e.g. "transformer.resblocks.3.mlp".
+ * SEEDX_TRACE_ONLY=name,name,... restricts it to those names. */
 void sx_trace_set_dir(const char *dir);
 int sx_trace_enabled(void);
 void sx_trace(const char *name, const float *x, int ndim, const int64_t *shape);

@@ -28,6 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from sxgguf import WEIGHT_TYPES  # noqa: E402
 
 
 def components():
@@ -39,26 +40,10 @@ VARIANTS = {"seed-x": "seed_x", "seed-x-i": "seed_x_i", "seed-x-edit": "seed_x_e
 TOKENIZER_DIR = "cvlm_llama2_tokenizer_100img_and_224loc_addpatch"
 
 
-def convert_pretrained(argv):
-    p = argparse.ArgumentParser(prog="convert.py --pretrained")
-    p.add_argument("--pretrained", required=True, help="folder with the official downloads")
-    p.add_argument("--variant", required=True, choices=sorted(VARIANTS))
-    p.add_argument("--out", required=True, help="output model directory")
-    p.add_argument("--dtype", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"],
-                   help="q8_0/q4_0/q4_k quantize the LLM's and ViT's matrices (scripts/quant_ref.py "
-                        "says which); the other components are then F16")
-    p.add_argument("--stage2", action="store_true",
-                   help="also convert the 8-channel second-stage de-tokenizer (seed-x-edit: always)")
-    # not recoverable from tensor shapes; defaults = the released configs
-    # (qwen_vitg_448.yaml, agent_seed_x*.yaml, sdxl_adapter/*.yaml)
-    p.add_argument("--vit-heads", type=int, default=16)
-    p.add_argument("--vit-image-size", type=int, default=448)
-    p.add_argument("--agent-input-heads", type=int, default=32)
-    p.add_argument("--agent-output-heads", type=int, default=32)
-    p.add_argument("--detok-heads", type=int, default=16)
-    p.add_argument("--vae-dtype", default="f32", choices=["f32", "f16", "bf16"],
-                   help="SDXL's VAE overflows in fp16 (diffusers upcasts it): f32 by default")
-    a = p.parse_args(argv)
+def pretrained_steps(a):
+    """(files that must exist, [convert.py argv per output file]) of a --pretrained
+    conversion; a: the parsed --pretrained options. make fullsize runs the same steps
+    one component at a time."""
     pre, sub = a.pretrained, VARIANTS[a.variant]
     fdt = "f16" if a.dtype.startswith("q") else a.dtype  # components that are never quantized
     stage2 = a.stage2 or a.variant == "seed-x-edit"
@@ -75,11 +60,6 @@ def convert_pretrained(argv):
             os.path.join(sd, "scheduler", "scheduler_config.json")]
     if stage2:
         need.append(st2)
-    missing = [n for n in need if not os.path.exists(n)]
-    if missing:
-        print("convert.py: missing from %s:\n  %s" % (pre, "\n  ".join(missing)), file=sys.stderr)
-        return 1
-    os.makedirs(a.out, exist_ok=True)
     m = lambda n: os.path.join(a.out, n)  # noqa: E731
     steps = [["tokenizer", os.path.join(pre, TOKENIZER_DIR), m("tokenizer.gguf")],
              ["vit", vit, m("vit.gguf"), "--dtype", a.dtype, "--heads", str(a.vit_heads),
@@ -98,6 +78,40 @@ def convert_pretrained(argv):
                    str(a.detok_heads)],
                   ["unet", os.path.join(sd, "unet"), m("unet_edit.gguf"), "--detokenizer", st2,
                    "--scheduler", os.path.join(sd, "scheduler"), "--dtype", fdt]]
+    return need, steps
+
+
+def pretrained_parser():
+    p = argparse.ArgumentParser(prog="convert.py --pretrained")
+    p.add_argument("--pretrained", required=True, help="folder with the official downloads")
+    p.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--dtype", default="f16", choices=WEIGHT_TYPES,
+                   help="q8_0/q4_0/q4_k quantize the LLM's and ViT's matrices (scripts/quant_ref.py "
+                        "says which); the other components are then F16")
+    p.add_argument("--stage2", action="store_true",
+                   help="also convert the 8-channel second-stage de-tokenizer (seed-x-edit: always)")
+    # not recoverable from tensor shapes; defaults = the released configs
+    # (qwen_vitg_448.yaml, agent_seed_x*.yaml, sdxl_adapter/*.yaml)
+    p.add_argument("--vit-heads", type=int, default=16)
+    p.add_argument("--vit-image-size", type=int, default=448)
+    p.add_argument("--agent-input-heads", type=int, default=32)
+    p.add_argument("--agent-output-heads", type=int, default=32)
+    p.add_argument("--detok-heads", type=int, default=16)
+    p.add_argument("--vae-dtype", default="f32", choices=("f32", "f16", "bf16"),
+                   help="SDXL's VAE overflows in fp16 (diffusers upcasts it): f32 by default")
+    return p
+
+
+def convert_pretrained(argv):
+    p = pretrained_parser()
+    a = p.parse_args(argv)
+    need, steps = pretrained_steps(a)
+    missing = [n for n in need if not os.path.exists(n)]
+    if missing:
+        print("convert.py: missing from %s:\n  %s" % (a.pretrained, "\n  ".join(missing)), file=sys.stderr)
+        return 1
+    os.makedirs(a.out, exist_ok=True)
     for st in steps:
         print("== " + " ".join(st[:1] + [os.path.basename(x) for x in st[1:3]]), flush=True)
         rc = main(st)

@@ -18,10 +18,9 @@ import math
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sxgguf import write_gguf  # noqa: E402
+import sxckpt  # noqa: E402
+from sxgguf import FLOAT_TYPES, write_gguf_stream  # noqa: E402
 
 PARTS = ("query", "pos_embed", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
          "attn.out_proj.bias", "ln_q.weight", "ln_q.bias", "ln_kv.weight", "ln_kv.bias")
@@ -30,7 +29,7 @@ PARTS = ("query", "pos_embed", "attn.in_proj_weight", "attn.in_proj_bias", "attn
 def add_args(p):
     p.add_argument("ckpt", help="agent pytorch_model.bin")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
+    p.add_argument("--dtype", default="f32", choices=FLOAT_TYPES)
     p.add_argument("--input-heads", type=int, default=32)
     p.add_argument("--output-heads", type=int, default=32)
 
@@ -58,12 +57,9 @@ def _check_resampler(sd, pre, heads, path):
 
 
 def run(a):
-    import torch
     if not os.path.isfile(a.ckpt):
         raise OSError(f"{a.ckpt}: no such file")
-    sd = torch.load(a.ckpt, map_location="cpu")
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
+    sd = sxckpt.read_file(a.ckpt)
     qi, ei, kvi = _check_resampler(sd, "input_resampler.", a.input_heads, a.ckpt)
     qo, eo, kvo = _check_resampler(sd, "output_resampler.", a.output_heads, a.ckpt)
     if "patch_pos_embed" not in sd:
@@ -80,16 +76,13 @@ def run(a):
     if extra:
         print(f"warning: {a.ckpt}: ignoring {len(extra)} other tensors (e.g. {extra[:3]})")
     mats = ("kv_proj.weight", "attn.in_proj_weight", "attn.out_proj.weight")
-    tensors = []
-    for k in keys:
-        t = sd[k].detach().to(torch.float32).numpy()
-        tensors.append((k, np.ascontiguousarray(t), a.dtype if k.endswith(mats) else "f32"))
+    tensors = [(k, sd[k], a.dtype if k.endswith(mats) else "f32") for k in keys]
     meta = {"general.architecture": "seedx-agent",
             "seedx.agent.input_heads": int(a.input_heads), "seedx.agent.output_heads": int(a.output_heads),
             "seedx.agent.eps": 1e-5, "seedx.agent.n_queries": int(qi),
             "seedx.agent.input_embed_dim": int(ei), "seedx.agent.input_kv_dim": int(kvi),
             "seedx.agent.output_embed_dim": int(eo), "seedx.agent.output_kv_dim": int(kvo),
             "seedx.agent.source": os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(a.ckpt))))}
-    write_gguf(a.out, meta, tensors)
+    write_gguf_stream(a.out, meta, tensors)
     print(f"{a.out}: {len(tensors)} tensors ({a.dtype}), input {kvi}->{ei} x{a.input_heads} heads, "
           f"output {kvo}->{eo} x{a.output_heads} heads, {qi} queries")

@@ -31,11 +31,8 @@ implement are rejected here with a message naming the field.
 import json
 import os
 
-import numpy as np
-
-from sxgguf import write_gguf
-
-DTYPES = ("f32", "f16", "bf16")
+import sxckpt
+from sxgguf import FLOAT_TYPES as DTYPES, write_gguf_stream
 
 SUPPORTED_DOWN = ("DownBlock2D", "CrossAttnDownBlock2D")
 SUPPORTED_UP = ("UpBlock2D", "CrossAttnUpBlock2D")
@@ -196,49 +193,12 @@ def scheduler_metadata(d):
     return m
 
 
-def _torch_load(path):
-    import torch
-    return torch.load(path, map_location="cpu")
-
-
-class _Lazy:
-    """A tensor read when the writer asks for it (np.asarray), so a 10 GB checkpoint is
-    never held in memory twice."""
-
-    def __init__(self, fn, shape):
-        self.fn, self.shape = fn, tuple(int(x) for x in shape)
-        self.ndim = len(self.shape)
-
-    def __array__(self, dtype=None):
-        a = np.asarray(self.fn(), dtype=np.float32)
-        return a if dtype is None else a.astype(dtype)
-
-
 def load_unet_weights(d):
-    """{name: lazy tensor} for a diffusers unet folder."""
-    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
-        p = os.path.join(d, name)
-        if os.path.exists(p):
-            from safetensors import safe_open
-            f = safe_open(p, framework="numpy")
-            out = {}
-            for k in f.keys():
-                shape = f.get_slice(k).get_shape()
-                out[k] = _Lazy(lambda k=k: f.get_tensor(k), shape)
-            return out, p
-    for name in ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"):
-        p = os.path.join(d, name)
-        if os.path.exists(p):
-            sd = _torch_load(p)
-            return {k: _Lazy(lambda v=v: v.float().numpy(), v.shape) for k, v in sd.items()}, p
-    raise ValueError(f"{d}: no diffusion_pytorch_model[.fp16].safetensors or .bin found")
-
-
-def _np(t):
-    import torch
-    if isinstance(t, torch.Tensor):
-        return t.detach().float().numpy()
-    return np.asarray(t)
+    """({name: Tensor}, weights file) for a diffusers unet folder."""
+    files, _, what = sxckpt.folder_files(d, sxckpt.diffusers_layouts())
+    if not files:
+        raise ValueError(f"{d}: no diffusion_pytorch_model[.fp16].safetensors or .bin found")
+    return sxckpt.read_folder(d, sxckpt.diffusers_layouts()), os.path.join(d, what)
 
 
 def run(args):
@@ -251,9 +211,7 @@ def run(args):
     sd, src = load_unet_weights(args.unet_dir)
     print(f"{src}: {len(sd)} tensors")
     if args.detokenizer:
-        ck = _torch_load(args.detokenizer)
-        if isinstance(ck, dict) and "state_dict" in ck and isinstance(ck["state_dict"], dict):
-            ck = ck["state_dict"]
+        ck = sxckpt.read_file(args.detokenizer)  # tensor by tensor: stage 2 is a 10.5 GB pickle
         n_over = n_new = 0
         res = []
         supplied = set()
@@ -269,16 +227,16 @@ def run(args):
                 else:
                     print(f"warning: {args.detokenizer}: '{k}' is not a tensor of the base UNet (added)")
                     n_new += 1
-                sd[key] = _Lazy(lambda v=v: _np(v), shape)
+                sd[key] = v.view(name=key)
                 supplied.add(key)
             elif k.startswith("resampler."):
-                res.append((k, _np(v).astype(np.float32)))
+                res.append((k, v, "f32"))
         print(f"{args.detokenizer}: {n_over} UNet tensors replaced, {n_new} added, {len(res)} resampler tensors")
         if args.resampler_out:
             if not res:
                 raise ValueError(f"{args.detokenizer}: no resampler.* tensors for --resampler-out")
-            write_gguf(args.resampler_out, {"seedx.resampler.source": os.path.basename(args.detokenizer)},
-                       [(k, a, "f32") for k, a in res])
+            write_gguf_stream(args.resampler_out,
+                              {"seedx.resampler.source": os.path.basename(args.detokenizer)}, res)
             print(f"wrote {args.resampler_out}")
     if "conv_in.weight" not in sd:
         raise ValueError(f"{src}: tensor 'conv_in.weight' missing")
@@ -295,5 +253,5 @@ def run(args):
         keys = sorted(supplied)
         meta["seedx.unet.overlay"] = True
     tensors = [(k, sd[k], "f32" if len(sd[k].shape) <= 1 else args.dtype) for k in keys]
-    write_gguf(args.out, meta, tensors)
+    write_gguf_stream(args.out, meta, tensors)
     print(f"wrote {args.out}: {len(tensors)} tensors, in_channels {meta['seedx.unet.in_channels']}")

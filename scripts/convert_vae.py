@@ -30,9 +30,8 @@ pixels), source_dtype.
 import json
 import os
 
-import numpy as np
-
-from sxgguf import write_gguf
+import sxckpt
+from sxgguf import FLOAT_TYPES, write_gguf_stream
 
 WEIGHT_FILES = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                 "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin"]
@@ -42,7 +41,7 @@ LEGACY = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.
 def add_args(p):
     p.add_argument("src", help="diffusers vae folder (config.json + weights) or the weights file")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"],
+    p.add_argument("--dtype", default="f32", choices=FLOAT_TYPES,
                    help="storage type of matrices / conv kernels (default f32)")
     p.add_argument("--variant", default=None, help="prefer diffusion_pytorch_model.<variant>.* (e.g. fp16)")
 
@@ -52,36 +51,16 @@ def _find_weights(src, variant):
         return os.path.dirname(os.path.abspath(src)), src
     if not os.path.isdir(src):
         raise ValueError(f"{src}: no such folder or file")
-    names = list(WEIGHT_FILES)
-    if variant:
-        pref = [f"diffusion_pytorch_model.{variant}.safetensors", f"diffusion_pytorch_model.{variant}.bin"]
-        names = pref + [n for n in names if n not in pref]
-    for n in names:
-        p = os.path.join(src, n)
-        if os.path.isfile(p):
-            return src, p
-    raise ValueError(f"{src}: none of {', '.join(WEIGHT_FILES)} found")
+    files, _, what = sxckpt.folder_files(src, sxckpt.diffusers_layouts(variant))
+    if not files:
+        raise ValueError(f"{src}: none of {', '.join(WEIGHT_FILES)} found")
+    return src, os.path.join(src, what)
 
 
 def _load_state(path):
-    """Returns {key: float32 ndarray} and the source dtype name."""
-    import torch
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        sd = load_file(path, device="cpu")
-    else:
-        sd = torch.load(path, map_location="cpu")
-        if isinstance(sd, dict) and "state_dict" in sd and not any(k.startswith("decoder.") for k in sd):
-            sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path}: not a state dict")
-    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in sd.values() if hasattr(v, "dtype")})
-    out = {}
-    for k, v in sd.items():
-        if not hasattr(v, "dtype"):
-            continue
-        out[k] = v.detach().to(torch.float32).contiguous().numpy()
-    return out, ",".join(dtypes)
+    """Returns {key: sxckpt.Tensor} and the source dtype name(s)."""
+    sd = sxckpt.read_file(path)
+    return sd, ",".join(sorted({t.dtype for t in sd.values()}))
 
 
 def rename_legacy(sd):
@@ -93,14 +72,15 @@ def rename_legacy(sd):
             k = ".".join(parts[:-2] + [LEGACY[parts[-2]], parts[-1]])
         if ".attentions." in k and any(s in k for s in (".to_q.", ".to_k.", ".to_v.", ".to_out.0.")) \
                 and v.ndim == 4 and v.shape[2:] == (1, 1):
-            v = v.reshape(v.shape[0], v.shape[1])
+            v = v.view(shape=(v.shape[0], v.shape[1]))
         if k in out:
             raise ValueError(f"key {k} present under both the legacy and the current name")
-        out[k] = v
+        out[k] = v.view(name=k)
     return out
 
 
-def build(src, dtype="f32", variant=None):
+def plan(src, dtype="f32", variant=None):
+    """(metadata, [(name, sxckpt.Tensor, type)]) of a VAE folder or weights file."""
     folder, wpath = _find_weights(src, variant)
     cpath = os.path.join(folder, "config.json")
     if not os.path.isfile(cpath):
@@ -144,16 +124,18 @@ def build(src, dtype="f32", variant=None):
     sd, src_dtype = _load_state(wpath)
     meta["seedx.vae.source_dtype"] = src_dtype
     sd = rename_legacy(sd)
-    tensors = []
-    for k in sorted(sd):
-        v = sd[k]
-        t = dtype if v.ndim >= 2 else "f32"
-        tensors.append((k, v, t))
+    tensors = [(k, sd[k], dtype if sd[k].ndim >= 2 else "f32") for k in sorted(sd)]
     return meta, tensors
 
 
+def build(src, dtype="f32", variant=None):
+    """plan() with every tensor loaded as a float32 ndarray."""
+    meta, tensors = plan(src, dtype, variant)
+    return meta, [(k, t.load(), tt) for k, t, tt in tensors]
+
+
 def run(args):
-    meta, tensors = build(args.src, args.dtype, args.variant)
-    write_gguf(args.out, meta, tensors)
-    nparam = sum(int(np.prod(t[1].shape)) for t in tensors)
+    meta, tensors = plan(args.src, args.dtype, args.variant)
+    write_gguf_stream(args.out, meta, tensors)
+    nparam = sum(t.numel for _, t, _ in tensors)
     print(f"wrote {args.out}: {len(tensors)} tensors, {nparam} parameters ({args.dtype})")

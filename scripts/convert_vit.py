@@ -9,9 +9,8 @@ SRC is either
   - a Qwen-VL-Chat Hugging Face folder (pytorch_model*.bin or *.safetensors,
     sharded with an index or single); keys under `transformer.visual.` are taken
     and the prefix stripped. Its config.json "visual" entry gives the config.
-Tensors keep their original names. Checkpoints are read lazily (a restricted
-unpickler that builds no torch objects and reads each tensor's storage from
-the zip only when it is written), so memory stays at about one tensor.
+Tensors keep their original names. Checkpoints are read tensor by tensor
+(scripts/sxckpt.py), so memory stays at one slice of one tensor.
 
 Hyperparameters (metadata seedx.vit.*): patch_size, width, layers, mlp_width,
 output_dim, n_queries and pos_grid come from tensor shapes; heads and image_size
@@ -30,15 +29,10 @@ The official file holds bfloat16 values, so --dtype bf16 is lossless for it.
 import json
 import math
 import os
-import pickle
-import struct
-import zipfile
-
-import numpy as np
 
 import quant_ref
-
-from sxgguf import ALIGN, TYPES, _s, _val, tensor_bytes
+import sxckpt
+from sxgguf import WEIGHT_TYPES, write_gguf_stream
 
 PREFIX = "transformer.visual."
 # configs/visual_encoder/qwen_vitg_448.yaml (SEED-X)
@@ -50,143 +44,24 @@ F32_ALWAYS = ("positional_embedding", "attn_pool.query", "attn_pool.pos_embed")
 def add_args(p):
     p.add_argument("src", help="qwen_vit_G.pt (state dict) or a Qwen-VL-Chat folder")
     p.add_argument("out", help="output .gguf")
-    p.add_argument("--dtype", choices=("f32", "f16", "bf16") + quant_ref.QUANT_TYPES, default="f32",
+    p.add_argument("--dtype", choices=WEIGHT_TYPES, default="f32",
                    help="storage type of the matrices (default f32)")
     p.add_argument("--config", help="SEED-X visual encoder yaml / JSON / Qwen-VL config.json")
     p.add_argument("--heads", type=int, help="attention heads of the ViT blocks")
     p.add_argument("--image-size", type=int, help="input size the model was trained for")
 
 
-# ---------------------------------------------------------------- lazy torch checkpoint reader
-_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "BFloat16Storage": "bf16",
-           "DoubleStorage": np.float64}
-
-
-class _Storage:
-    def __init__(self, zf, entry, kind, numel):
-        self.zf, self.entry, self.kind, self.numel = zf, entry, kind, numel
-
-
-class LazyTensor:
-    """A tensor of a checkpoint, materialised (as float32 numpy) by load()."""
-
-    def __init__(self, storage, offset, shape, stride, name=""):
-        self.storage, self.offset, self.shape, self.stride, self.name = (
-            storage, offset, tuple(int(s) for s in shape), tuple(int(s) for s in stride), name)
-        self.loader = None
-
-    def load(self):
-        if self.loader is not None:
-            return self.loader()
-        st = self.storage
-        with st.zf.open(st.entry) as f:
-            raw = f.read()
-        if st.kind == "bf16":
-            a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        else:
-            a = np.frombuffer(raw, dtype=np.dtype(st.kind).newbyteorder("<"))
-        n = int(np.prod(self.shape)) if self.shape else 1
-        if self.offset < 0 or (n and self.offset + sum((d - 1) * s for d, s in zip(self.shape, self.stride)) >= len(a)):
-            raise ValueError(f"tensor '{self.name}': view runs past its storage")
-        v = np.lib.stride_tricks.as_strided(a[self.offset:], shape=self.shape,
-                                            strides=[s * a.itemsize for s in self.stride])
-        return np.array(v, dtype=np.float32)
-
-
-def _rebuild_tensor(storage, offset, size, stride, *rest):
-    return LazyTensor(storage, offset, size, stride)
-
-
-def _rebuild_parameter(data, *rest):
-    return data
-
-
-class _Unpickler(pickle.Unpickler):
-    """Accepts only what a state dict pickle needs; runs no other code."""
-
-    def __init__(self, f, zf, prefix):
-        super().__init__(f)
-        self.zf, self.prefix = zf, prefix
-
-    def find_class(self, module, name):
-        if module == "collections" and name == "OrderedDict":
-            import collections
-            return collections.OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor
-        if module == "torch._utils" and name == "_rebuild_parameter":
-            return _rebuild_parameter
-        if module == "torch" and name in _DTYPES:
-            return name
-        raise pickle.UnpicklingError(f"unsupported object {module}.{name} in checkpoint")
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
-        _, kind, key, _loc, numel = pid
-        if kind not in _DTYPES:
-            raise pickle.UnpicklingError(f"unsupported storage type {kind}")
-        return _Storage(self.zf, f"{self.prefix}data/{key}", _DTYPES[kind], numel)
-
-
-def read_torch_zip(path):
-    """{name: LazyTensor} of a torch.save'd state dict (zip format)."""
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a zip-format torch checkpoint (torch.save >= 1.6)")
-    zf = zipfile.ZipFile(path)
-    pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
-    if len(pkl) != 1:
-        raise ValueError(f"{path}: expected one data.pkl in the archive, found {len(pkl)}")
-    prefix = pkl[0][:-len("data.pkl")]
-    with zf.open(pkl[0]) as f:
-        sd = _Unpickler(f, zf, prefix).load()
-    if not isinstance(sd, dict):
-        raise ValueError(f"{path}: checkpoint is not a state dict")
-    out = {}
-    for k, v in sd.items():
-        if isinstance(v, LazyTensor):
-            v.name = k
-            out[k] = v
-    return out
-
-
-def read_safetensors(path):
-    from safetensors import safe_open
-    out = {}
-    f = safe_open(path, framework="pt")
-    for k in f.keys():
-        sl = f.get_slice(k)
-        t = LazyTensor(None, 0, sl.get_shape(), (), k)
-        t.loader = (lambda f=f, k=k: f.get_tensor(k).float().numpy())
-        out[k] = t
-    return out
-
-
+# ---------------------------------------------------------------- reading
 def read_file(path):
-    return read_safetensors(path) if path.endswith(".safetensors") else read_torch_zip(path)
+    return sxckpt.read_file(path)
 
 
 def read_hf_folder(folder):
     """Visual tensors of a Qwen-VL-Chat folder, prefix stripped."""
-    files = None
-    for idx in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        p = os.path.join(folder, idx)
-        if os.path.exists(p):
-            with open(p) as f:
-                wm = json.load(f)["weight_map"]
-            files = sorted({v for k, v in wm.items() if k.startswith(PREFIX)})
-            break
-    if files is None:
-        files = [n for n in ("model.safetensors", "pytorch_model.bin")
-                 if os.path.exists(os.path.join(folder, n))][:1]
-    if not files:
-        raise ValueError(f"{folder}: no checkpoint (index json, model.safetensors or pytorch_model.bin)")
+    tens = sxckpt.read_folder(folder, sxckpt.HF_LAYOUTS, want=lambda k: k.startswith(PREFIX))
     out = {}
-    for fn in files:
-        for k, t in read_file(os.path.join(folder, fn)).items():
-            if k.startswith(PREFIX):
-                t.name = k[len(PREFIX):]
-                out[t.name] = t
+    for k, t in tens.items():
+        out[k[len(PREFIX):]] = t.view(name=k[len(PREFIX):])
     if not out:
         raise ValueError(f"{folder}: no tensors named {PREFIX}*")
     return out
@@ -269,7 +144,7 @@ def infer_config(tensors, cfg):
 
 
 def read_source(src, config=None, heads=None, image_size=None):
-    """({name: LazyTensor}, hyperparameters) of a .pt file or a Qwen-VL-Chat folder."""
+    """({name: sxckpt.Tensor}, hyperparameters) of a .pt file or a Qwen-VL-Chat folder."""
     cfg = {}
     if not os.path.exists(src):
         raise FileNotFoundError(f"{src}: no such file or folder")
@@ -281,7 +156,8 @@ def read_source(src, config=None, heads=None, image_size=None):
     else:
         tensors = read_file(src)
         if any(k.startswith(PREFIX) for k in tensors):  # a whole-model file
-            tensors = {k[len(PREFIX):]: t for k, t in tensors.items() if k.startswith(PREFIX)}
+            tensors = {k[len(PREFIX):]: t.view(name=k[len(PREFIX):]) for k, t in tensors.items()
+                   if k.startswith(PREFIX)}
     if config:
         cfg.update(load_config(config))
     if heads:
@@ -324,51 +200,6 @@ def metadata(h):
     return m
 
 
-# ---------------------------------------------------------------- streaming GGUF writer
-def write_gguf_stream(path, meta, entries, alignment=ALIGN):
-    """entries: [(name, shape, ttype, load_fn)]; each tensor is loaded, checked
-    and written in turn. Writes path.tmp then renames."""
-    head = bytearray()
-    head += struct.pack("<IIQQ", 0x46554747, 3, len(entries), len(meta) + 1)
-    _s(head, "general.alignment")
-    head += struct.pack("<II", 4, alignment)
-    for k, v in meta.items():
-        _s(head, k)
-        _val(head, v)
-    off, offs = 0, []
-    for name, shape, ttype, _ in entries:
-        n = int(np.prod(shape))
-        _s(head, name)
-        head += struct.pack("<I", len(shape))
-        for d in reversed(shape):
-            head += struct.pack("<Q", int(d))
-        head += struct.pack("<IQ", TYPES[ttype], off)
-        offs.append(off)
-        off += quant_ref.nbytes(ttype, n)
-        off = (off + alignment - 1) // alignment * alignment
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head)
-            f.write(b"\0" * ((-len(head)) % alignment))
-            base = f.tell()
-            for (name, shape, ttype, load), o in zip(entries, offs):
-                a = load()
-                if tuple(a.shape) != tuple(shape):
-                    raise ValueError(f"tensor '{name}' has shape {list(a.shape)}, expected {list(shape)}")
-                if not np.isfinite(a).all():
-                    raise ValueError(f"tensor '{name}' has non-finite values")
-                f.write(b"\0" * (base + o - f.tell()))
-                f.write(quant_ref.quantize(a, ttype, name) if ttype in quant_ref.QUANT_TYPES
-                        else tensor_bytes(a, ttype))
-            f.write(b"\0" * (base + off - f.tell()))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def convert(src, out, dtype="f32", config=None, heads=None, image_size=None, quiet=False):
     tensors, h = read_source(src, config, heads, image_size)
     want = expected_shapes(h)
@@ -384,8 +215,8 @@ def convert(src, out, dtype="f32", config=None, heads=None, image_size=None, qui
     for k in list(want) + extra:
         t = tensors[k]
         tt = "f32" if (len(t.shape) < 2 or k in F32_ALWAYS) else quant_ref.storage_type(k, t.shape, dtype)
-        entries.append((k, t.shape, tt, t.load))
-    write_gguf_stream(out, metadata(h), entries)
+        entries.append((k, t, tt))
+    write_gguf_stream(out, metadata(h), entries, finite=True)
     if not quiet:
         print(f"wrote {out}: {len(entries)} tensors, {os.path.getsize(out)} bytes, "
               f"width {h['width']} layers {h['layers']} heads {h['heads']} -> "

@@ -34,7 +34,8 @@ sys.path.insert(0, HERE)
 
 import convert_vit  # noqa: E402
 import quant_ref  # noqa: E402
-from convert_llm import GGUFStreamWriter, expected_shapes, order_key  # noqa: E402
+from convert_llm import expected_shapes, order_key  # noqa: E402
+from sxgguf import GGUFStreamWriter  # noqa: E402
 
 SLICE = 1 << 22
 VIT = dict(image_size=448, patch_size=14, width=1664, layers=48, heads=16, mlp_width=8192,

@@ -11,6 +11,9 @@ write_gguf(path, metadata, tensors)
             dims are written reversed and the C reader reverses them back.
 Names are the original checkpoint keys and may exceed 64 bytes.
 The file is written to path + '.tmp' and renamed, so no partial file is left.
+
+GGUFStreamWriter / write_gguf_stream write the same layout with tensors arriving one
+at a time (the converters: one slice of one tensor in memory).
 """
 import os
 import struct
@@ -23,6 +26,10 @@ GGUF_MAGIC = 0x46554747
 ALIGN = 64
 T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 = range(13)
 TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q8_0": 8, "q4_k": 12, "bf16": 30}
+# the --dtype choices of the converters (a new weight type is added here and in quant_ref.BLOCK):
+# the LLM and the ViT take every type, the other components the float ones
+FLOAT_TYPES = ("f32", "f16", "bf16")
+WEIGHT_TYPES = FLOAT_TYPES + quant_ref.QUANT_TYPES
 
 
 class U32(int):
@@ -114,15 +121,18 @@ def _val(b, v):
 
 
 def f32_to_bf16_bits(a):
-    """Round-to-nearest-even float32 -> bfloat16 bit patterns (uint16)."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-    nan = np.isnan(np.asarray(a, dtype=np.float32))
-    r[nan] = 0x7FC0
+    """Round-to-nearest-even float32 -> bfloat16 bit patterns (uint16), as torch's
+    .bfloat16(); NaNs become 0x7FC0. uint32 arithmetic: only NaN payloads can wrap."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    u = a.view(np.uint32)
+    r = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
+    nan = np.isnan(a)
+    if nan.any():
+        r[nan] = 0x7FC0
     return r
 
 
-def tensor_bytes(arr, ttype):
+def tensor_bytes(arr, ttype, name="?"):
     arr = np.asarray(arr)
     if ttype == "f32":
         return np.ascontiguousarray(arr, dtype="<f4").tobytes()
@@ -131,49 +141,113 @@ def tensor_bytes(arr, ttype):
     if ttype == "bf16":
         return f32_to_bf16_bits(arr).astype("<u2").tobytes()
     if ttype in quant_ref.QUANT_TYPES:
-        return quant_ref.quantize(arr, ttype)
+        return quant_ref.quantize(arr, ttype, name)
     raise ValueError(f"unknown tensor type {ttype}")
 
 
 def write_gguf(path, metadata, tensors, alignment=ALIGN):
-    head = bytearray()
-    head += struct.pack("<IIQQ", GGUF_MAGIC, 3, len(tensors), len(metadata) + 1)
-    _s(head, "general.alignment")
-    head += struct.pack("<II", T_U32, alignment)
-    for k, v in metadata.items():
-        _s(head, k)
-        _val(head, v)
-    blobs = []
-    off = 0
-    seen = set()
-    for name, arr, ttype in tensors:
-        if name in seen:
-            raise ValueError(f"duplicate tensor name {name}")
-        seen.add(name)
-        arr = np.asarray(arr)
-        shape = arr.shape if arr.ndim > 0 else (1,)
-        data = tensor_bytes(arr, ttype)
-        _s(head, name)
-        head += struct.pack("<I", len(shape))
-        for d in reversed(shape):
-            head += struct.pack("<Q", int(d))
-        head += struct.pack("<IQ", TYPES[ttype], off)
-        blobs.append((off, data))
-        off += len(data)
-        off = (off + alignment - 1) // alignment * alignment
-    pad = (-len(head)) % alignment
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(head)
-        f.write(b"\0" * pad)
-        pos = 0
-        for o, data in blobs:
-            f.write(b"\0" * (o - pos))
-            f.write(data)
-            pos = o + len(data)
-        f.write(b"\0" * (off - pos))
-    os.replace(tmp, path)
+    """tensors: [(name, ndarray, type)], all in memory (fixtures); see write_gguf_stream."""
+    tensors = [(n, np.asarray(a), t) for n, a, t in tensors]
+    w = GGUFStreamWriter(path, metadata, [(n, a.shape if a.ndim else (1,), t) for n, a, t in tensors],
+                         alignment)
+    try:
+        for n, a, t in tensors:
+            w.write_tensor(n, [tensor_bytes(a, t)])
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
 
+
+
+
+class GGUFStreamWriter:
+    """Writes the same file as write_gguf when the tensor table is known up front
+    and the data arrives tensor by tensor in byte chunks (one tensor in memory at
+    most, usually one slice). specs: [(name, shape, ttype)]. Written to
+    path.tmp, renamed by close(); abort() removes the partial file.
+
+        w = GGUFStreamWriter(path, metadata, specs)
+        for name, ...: w.write_tensor(name, chunks)
+        w.close()
+    """
+
+    def __init__(self, path, metadata, specs, alignment=ALIGN):
+        self.path, self.tmp, self.align = path, path + ".tmp", alignment
+        head = bytearray()
+        head += struct.pack("<IIQQ", GGUF_MAGIC, 3, len(specs), len(metadata) + 1)
+        _s(head, "general.alignment")
+        head += struct.pack("<II", T_U32, alignment)
+        for k, v in metadata.items():
+            _s(head, k)
+            _val(head, v)
+        self.specs, off, seen = [], 0, set()
+        for name, shape, ttype in specs:
+            if name in seen:
+                raise ValueError(f"duplicate tensor name {name}")
+            seen.add(name)
+            shape = tuple(int(d) for d in shape) if len(shape) else (1,)
+            n = 1
+            for d in shape:
+                n *= d
+            _s(head, name)
+            head += struct.pack("<I", len(shape))
+            for d in reversed(shape):
+                head += struct.pack("<Q", d)
+            head += struct.pack("<IQ", TYPES[ttype], off)
+            nbytes = quant_ref.nbytes(ttype, n)
+            self.specs.append((name, off, nbytes))
+            off = (off + nbytes + alignment - 1) // alignment * alignment
+        self.total = off
+        self.f = open(self.tmp, "wb")
+        self.f.write(head)
+        self.f.write(b"\0" * ((-len(head)) % alignment))
+        self.data_start = self.f.tell()
+        self.next = 0
+
+    def write_tensor(self, name, chunks):
+        want, off, nbytes = self.specs[self.next]
+        if name != want:
+            raise ValueError(f"tensor '{name}' written out of order (expected '{want}')")
+        pos = self.f.tell() - self.data_start
+        self.f.write(b"\0" * (off - pos))
+        n = 0
+        for c in chunks:
+            self.f.write(c)
+            n += len(c)
+        if n != nbytes:
+            raise ValueError(f"tensor '{name}': wrote {n} bytes, expected {nbytes}")
+        self.next += 1
+
+    def close(self):
+        if self.next != len(self.specs):
+            raise ValueError(f"only {self.next} of {len(self.specs)} tensors written")
+        pos = self.f.tell() - self.data_start
+        self.f.write(b"\0" * (self.total - pos))
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self):
+        try:
+            self.f.close()
+        finally:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+
+
+def write_gguf_stream(path, metadata, entries, finite=False):
+    """entries: [(name, tensor, ttype)] where tensor has .shape and
+    .encoded(ttype, finite) (sxckpt.Tensor); tensors are read and written one
+    at a time. finite=True refuses NaN/Inf values. Returns the data size."""
+    w = GGUFStreamWriter(path, metadata, [(n, t.shape, tt) for n, t, tt in entries])
+    try:
+        for n, t, tt in entries:
+            w.write_tensor(n, t.encoded(tt, finite))
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
+    return w.total
 
 def read_gguf(path):
     """Tiny reader for fixture scripts: returns (metadata, {name: float32 ndarray})."""
