@@ -1,8 +1,10 @@
-/* attn_f32.h - the F32 flash-attention kernels shared by attn_avx2.c and
- * attn_avx512.c, written once over the vector macros the including file
- * defines (V: the vector type, VL lanes, V_LOAD, V_STORE, V_MUL, V_FMA,
- * V_BCAST(pointer), V_ZERO and those of the softmax below) with RT rows
- * per register tile and QV vectors (QT = QV*VL queries) per tile.
+/* attn_f32.h - the F32 flash-attention kernels shared by attn_avx2.c,
+ * attn_avx512.c and attn_neon.c, written once over the vector macros the
+ * including file defines (V: the vector type, VL lanes, V_LOAD, V_STORE,
+ * V_MUL, V_FMA, V_BCAST(pointer), V_ZERO and those of the softmax below)
+ * with RT rows per register tile and QV vectors (QT = QV*VL queries) per
+ * tile; the including file also brings transpose_scaled (ops_avx2.h,
+ * ops_neon.h).
  * Layouts:
  *   packed kv head: keys [ceil(Tk/RT)][D][RT] (keys past Tk are 0), then
  *                   values [ceil(D/RT)][Tk][RT] (dims past D are 0)
@@ -14,7 +16,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "ops_avx2.h"
 #include "ops_impl.h"
 
 static inline int64_t attn_kfloats(int64_t Tk, int D, int rt) {

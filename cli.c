@@ -979,8 +979,8 @@ int sx_cmd_version(int argc, char **argv) {
                   NULL, 0, NULL, 0, 0, NULL, 0};
     CLI_PARSE(&s, argc, argv);
     CLI_GO(&s);
-    printf("seedx %s\nsimd: %s\nthreads: %d\n", SEEDX_VERSION, sx_simd_name(sx_simd_level()),
-           sx_threads_count());
+    printf("seedx %s\nsimd: %s\ncpu: %s\nthreads: %d\n", SEEDX_VERSION,
+           sx_simd_name(sx_simd_level()), sx_simd_features(), sx_threads_count());
     if (sx_compute_bf16_native())
         printf("compute: bf16 (%s) for chat ground generate edit reconstruct demo serve, f32 for the "
                "others; --compute f32|bf16 chooses\n",

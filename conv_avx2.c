@@ -19,52 +19,15 @@
 #define V_FMA      _mm256_fmadd_ps
 #define V_BCAST(p) _mm256_broadcast_ss(p)
 #define V_ZERO     _mm256_setzero_ps
+#define V_SET1     _mm256_set1_ps
+#define V_ADD      _mm256_add_ps
+#define V_SUB      _mm256_sub_ps
+#define V_MUL      _mm256_mul_ps
+#define V_DIV      _mm256_div_ps
+#define V_MIN      _mm256_min_ps
+#define V_NEG(x)   _mm256_sub_ps(_mm256_setzero_ps(), x)
+#define V_EXP      exp256
+#define CONV_F32_PLAIN_EDGES
 #include "conv_f32.h"
-
-static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
-                          int n) {
-    sx_conv_pack_w_panels(dst, MR, pdata, type, pnr, K, c0, n);
-}
-
-/* y = (accumulate ? y : 0) + (c + bias) per row (the right edge one by one) */
-static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
-                  int cols, int accumulate) {
-    for (int r = 0; r < rows; r++) {
-        float b = bias ? bias[r] : 0.0f;
-        __m256 bv = _mm256_set1_ps(b);
-        int j = 0;
-        for (; j + 8 <= cols; j += 8) {
-            __m256 t = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + j), bv);
-            if (accumulate) t = _mm256_add_ps(_mm256_loadu_ps(y + r * ldy + j), t);
-            _mm256_storeu_ps(y + r * ldy + j, t);
-        }
-        for (; j < cols; j++) {
-            float t = c[r * ldc + j] + b;
-            y[r * ldy + j] = accumulate ? y[r * ldy + j] + t : t;
-        }
-    }
-}
-
-/* GroupNorm's affine (the operations of sx_groupnorm, in order), then
- * SiLU as v / (1 + exp(-v)) (exp's argument capped at 88, where it stays
- * finite; the scalar tail as sx_silu) */
-static void prologue(float *v, int64_t n, float mean, float rstd, float w, float b, int silu) {
-    const __m256 m = _mm256_set1_ps(mean), r = _mm256_set1_ps(rstd), wv = _mm256_set1_ps(w),
-                 bv = _mm256_set1_ps(b), one = _mm256_set1_ps(1.0f), cap = _mm256_set1_ps(88.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 t = _mm256_loadu_ps(v + i);
-        t = _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(t, m), r), wv), bv);
-        if (silu)
-            t = _mm256_div_ps(
-                t, _mm256_add_ps(
-                       one, exp256(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), t), cap))));
-        _mm256_storeu_ps(v + i, t);
-    }
-    for (; i < n; i++) {
-        float t = (v[i] - mean) * rstd * w + b;
-        v[i] = silu ? sx_act1(t, SX_ACT_SILU) : t;
-    }
-}
 
 const sx_conv_kernels sx_conv_avx2 = CONV_F32_KERNELS("avx2");

@@ -1,12 +1,12 @@
 /* conv_f32.h - the convolution micro-kernel (see sx_conv_kernels in
- * ops_impl.h) shared by conv_avx2.c and conv_avx512.c, written once over
- * the vector macros the including file defines (V: the vector type, VL
- * lanes, V_LOAD, V_STORE, V_FMA, V_BCAST(pointer), V_ZERO), with MR output
- * channels x NV vectors of pixels per register tile. */
+ * ops_impl.h) shared by conv_avx2.c, conv_avx512.c and conv_neon.c, written
+ * once over the vector macros the including file defines (V: the vector
+ * type, VL lanes, V_LOAD, V_STORE, V_FMA, V_BCAST(pointer), V_ZERO), with MR
+ * output channels x NV vectors of pixels per register tile; the including
+ * file also brings transpose_scaled (ops_avx2.h, ops_neon.h). */
 #ifndef SEEDX_CONV_F32_H
 #define SEEDX_CONV_F32_H
 
-#include "ops_avx2.h"
 #include "ops_impl.h"
 
 static void ukr(int nci, int ntaps, const int64_t *toff, const float *a, const float *x, int64_t cs,
@@ -59,7 +59,56 @@ static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
     transpose_scaled(dst, MR, w, ldw, MR, n, (int)K, NULL);
 }
 
-/* The set's table (pack_w_panels, store and prologue from the ISA file). */
+#ifdef CONV_F32_PLAIN_EDGES
+/* pack_w_panels, store and prologue for ISAs without masked loads (AVX2,
+ * NEON), over V_ADD, V_SUB, V_MUL, V_DIV, V_MIN, V_NEG, V_SET1 and V_EXP
+ * (an exp exact to the scalar one's range up to 88). */
+static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
+                          int n) {
+    sx_conv_pack_w_panels(dst, MR, pdata, type, pnr, K, c0, n);
+}
+
+/* y = (accumulate ? y : 0) + (c + bias) per row (the right edge one by one) */
+static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,
+                  int cols, int accumulate) {
+    for (int r = 0; r < rows; r++) {
+        float b = bias ? bias[r] : 0.0f;
+        V bv = V_SET1(b);
+        int j = 0;
+        for (; j + VL <= cols; j += VL) {
+            V t = V_ADD(V_LOAD(c + r * ldc + j), bv);
+            if (accumulate) t = V_ADD(V_LOAD(y + r * ldy + j), t);
+            V_STORE(y + r * ldy + j, t);
+        }
+        for (; j < cols; j++) {
+            float t = c[r * ldc + j] + b;
+            y[r * ldy + j] = accumulate ? y[r * ldy + j] + t : t;
+        }
+    }
+}
+
+/* GroupNorm's affine (the operations of sx_groupnorm, in order), then
+ * SiLU as v / (1 + exp(-v)) (exp's argument capped at 88, where it stays
+ * finite; the scalar tail as sx_silu) */
+static void prologue(float *v, int64_t n, float mean, float rstd, float w, float b, int silu) {
+    const V m = V_SET1(mean), r = V_SET1(rstd), wv = V_SET1(w), bv = V_SET1(b), one = V_SET1(1.0f),
+            cap = V_SET1(88.0f);
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL) {
+        V t = V_LOAD(v + i);
+        t = V_ADD(V_MUL(V_MUL(V_SUB(t, m), r), wv), bv);
+        if (silu) t = V_DIV(t, V_ADD(one, V_EXP(V_MIN(V_NEG(t), cap))));
+        V_STORE(v + i, t);
+    }
+    for (; i < n; i++) {
+        float t = (v[i] - mean) * rstd * w + b;
+        v[i] = silu ? sx_act1(t, SX_ACT_SILU) : t;
+    }
+}
+#endif
+
+/* The set's table (pack_w_panels, store and prologue from the ISA file, or
+ * from above with CONV_F32_PLAIN_EDGES). */
 #define CONV_F32_KERNELS(NAME)                                                                     \
     {                                                                                              \
         .name = NAME, .mr = MR, .nr = NR, .ukr = ukr, .pack_w = pack_w,                            \

@@ -46,10 +46,11 @@ static void usage(FILE *f) {
                "commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].help);
-    fprintf(f, "\nThe common options --threads N, --compute T, --trace DIR and -q go before or after\n"
-               "the command.\n"
-               "environment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512|amx, SEEDX_TRACE=dir\n"
-               "`seedx COMMAND --help` describes a command.\n");
+    fprintf(f,
+            "\nThe common options --threads N, --compute T, --trace DIR and -q go before or after\n"
+            "the command.\n"
+            "environment: SEEDX_THREADS, SEEDX_SIMD=scalar|avx2|avx512|amx|neon, SEEDX_TRACE=dir\n"
+            "`seedx COMMAND --help` describes a command.\n");
 }
 
 int main(int argc, char **argv) {

@@ -100,7 +100,7 @@ void sx_bf16_gemm_prepacked(const sx_bf16_kernels *kk, float *y, int64_t ldy, co
                             int64_t M, const uint16_t *b, int64_t N, int64_t K, float *c);
 
 /* Float32 arithmetic with denormal inputs read as zero and denormal results
- * flushed to zero (MXCSR DAZ|FTZ on x86), as the BF16 dot-product
+ * flushed to zero (MXCSR DAZ|FTZ on x86, FPCR.FZ on aarch64), as the BF16 dot-product
  * instructions compute; restored by sx_flush_denormals_end. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -110,6 +110,18 @@ static inline unsigned sx_flush_denormals_begin(void) {
     return csr;
 }
 static inline void sx_flush_denormals_end(unsigned csr) { _mm_setcsr(csr); }
+#elif defined(__aarch64__)
+/* FPCR.FZ (bit 24): denormal inputs and results of float32 arithmetic
+ * flushed to zero */
+static inline unsigned sx_flush_denormals_begin(void) {
+    uint64_t fpcr;
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr)::"memory");
+    __asm__ volatile("msr fpcr, %0" ::"r"(fpcr | (1u << 24)) : "memory");
+    return (unsigned)fpcr;
+}
+static inline void sx_flush_denormals_end(unsigned csr) {
+    __asm__ volatile("msr fpcr, %0" ::"r"((uint64_t)csr) : "memory");
+}
 #else
 static inline unsigned sx_flush_denormals_begin(void) { return 0; }
 static inline void sx_flush_denormals_end(unsigned csr) { (void)csr; }
@@ -153,6 +165,9 @@ extern const sx_bf16_kernels sx_bf16_kernels_avx512;
 extern const sx_bf16_kernels sx_bf16_kernels_avx512bf16;
 extern const sx_bf16_kernels sx_bf16_kernels_amx;
 #endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_bf16_kernels sx_bf16_kernels_neon;
+#endif
 /* The AMX kernel with the tile instructions computed in C (ops_amxemu.c):
  * tests run the AMX code path on any CPU with it. */
 extern const sx_bf16_kernels sx_bf16_kernels_amx_emulated;
@@ -193,6 +208,12 @@ void sx_f16_to_f32_avx512(float *y, const void *x, int64_t n);
 void sx_bf16_to_f32_avx512(float *y, const void *x, int64_t n);
 void sx_bf16_from_f32_avx2(void *y, const float *x, int64_t n);
 void sx_bf16_from_f32_avx512(void *y, const float *x, int64_t n);
+#endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+SX_GEMV_DECL(neon)
+void sx_f16_to_f32_neon(float *y, const void *x, int64_t n);
+void sx_bf16_to_f32_neon(float *y, const void *x, int64_t n);
+void sx_bf16_from_f32_neon(void *y, const float *x, int64_t n);
 #endif
 
 /* One activation on one value: the exact expressions of sx_gelu,
@@ -305,14 +326,16 @@ typedef struct sx_attn_kernels {
 void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
                            int64_t c0, int n);
 
-/* The float32 kernel set <prefix>_scalar / _avx2 / _avx512 of the current
- * SIMD path (AMX runs AVX-512's float32 kernels, as the GEMM does). */
+/* The float32 kernel set <prefix>_scalar / _avx2 / _avx512 / _neon of the
+ * current SIMD path (AMX runs AVX-512's float32 kernels, as the GEMM does). */
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
 #define SX_F32_SET(prefix)                                                                         \
     (sx_simd_level() == SX_SIMD_AVX2     ? &prefix##_avx2                                          \
      : sx_simd_level() == SX_SIMD_AVX512 ? &prefix##_avx512                                        \
      : sx_simd_level() == SX_SIMD_AMX    ? &prefix##_avx512                                        \
                                          : &prefix##_scalar)
+#elif defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+#define SX_F32_SET(prefix) (sx_simd_level() == SX_SIMD_NEON ? &prefix##_neon : &prefix##_scalar)
 #else
 #define SX_F32_SET(prefix) (&prefix##_scalar)
 #endif
@@ -326,6 +349,9 @@ extern const sx_attn_kernels sx_attn_scalar;
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
 extern const sx_attn_kernels sx_attn_avx2;
 extern const sx_attn_kernels sx_attn_avx512;
+#endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_attn_kernels sx_attn_neon;
 #endif
 /* The set of the current SIMD path (ops_attn.c). */
 const sx_attn_kernels *sx_attn_kernels_cur(void);
@@ -372,7 +398,22 @@ extern const sx_conv_kernels sx_conv_scalar;
 extern const sx_conv_kernels sx_conv_avx2;
 extern const sx_conv_kernels sx_conv_avx512;
 #endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+extern const sx_conv_kernels sx_conv_neon;
+#endif
 /* The set of the current SIMD path (ops_conv.c). */
 const sx_conv_kernels *sx_conv_kernels_cur(void);
+
+/* Optional CPU features a kernel may branch on (AArch64 hwcaps, simd.c; 0
+ * elsewhere): e.g. quantized dot products with vdotq_s32 need SX_CPU_DOTPROD. */
+enum {
+    SX_CPU_NEON = 1 << 0,
+    SX_CPU_DOTPROD = 1 << 1, /* asimddp: SDOT/UDOT */
+    SX_CPU_FP16 = 1 << 2,    /* asimdhp: FP16 vector arithmetic */
+    SX_CPU_BF16 = 1 << 3,    /* BFDOT/BFMMLA */
+    SX_CPU_I8MM = 1 << 4,    /* SMMLA */
+    SX_CPU_SVE = 1 << 5,
+};
+unsigned sx_cpu_flags(void);
 
 #endif

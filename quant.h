@@ -86,6 +86,12 @@ void sx_q4_k_to_f32_avx512(float *y, const void *x, int64_t n);
 void sx_q8_0_from_f32_avx512(void *y, const float *x, int64_t n);
 void sx_q8_k_from_f32_avx512(void *y, const float *x, int64_t n);
 #endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+void sx_gemv_q8_0_neon(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                       size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias);
+void sx_gemv_q4_0_neon(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
+                       size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias);
+#endif
 
 /* Unpacks the 6-bit scale and min of sub-block j (0..7) of a Q4_K block. */
 static inline void sx_q4_k_scale_min(const uint8_t *s, int j, int *sc, int *m) {

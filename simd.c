@@ -1,6 +1,8 @@
-/* simd.c - run-time choice of the SIMD path: what the CPU has (CPUID), what
- * the OS agreed to save (XCR0; for AMX also the per-process permission of
- * arch_prctl), and SEEDX_SIMD to force one. */
+/* simd.c - run-time choice of the SIMD path: what the CPU has (CPUID and
+ * what the OS agreed to save, XCR0, on x86-64, for AMX also the per-process
+ * permission of arch_prctl; the kernel's hwcaps on aarch64), and SEEDX_SIMD
+ * to force one. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -10,6 +12,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 #include "ops_impl.h"
 #include "simd.h"
@@ -18,7 +23,7 @@
 static const sx_kernels *cur = &sx_kernels_scalar;
 static const sx_bf16_kernels *cur_bf16 = &sx_bf16_kernels_scalar;
 static int cur_level = SX_SIMD_SCALAR;
-static int vnni_on; /* AVX512-VNNI in use (avx512 path only) */
+static int vnni_on; /* AVX512-VNNI (avx512 path) or SDOT (neon path) in use */
 
 const char *sx_simd_name(int level) {
     switch (level) {
@@ -117,11 +122,84 @@ static int x86_amx(void) {
 }
 #endif
 
+#if defined(__aarch64__)
+/* AArch64: NEON (ASIMD) is baseline; the optional extensions come from the
+ * kernel's hwcaps (Linux; elsewhere none are assumed). */
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDHP
+#define HWCAP_ASIMDHP (1 << 10)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#ifndef HWCAP_SVE
+#define HWCAP_SVE (1 << 22)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
+#ifndef HWCAP2_BF16
+#define HWCAP2_BF16 (1 << 14)
+#endif
+#endif
+
+unsigned sx_cpu_flags(void) {
+    unsigned f = 0;
+#if defined(__aarch64__) && defined(__linux__)
+    unsigned long h = getauxval(AT_HWCAP), h2 = getauxval(AT_HWCAP2); /* reads a table: cheap */
+    if (h & HWCAP_ASIMD) f |= SX_CPU_NEON;
+    if (h & HWCAP_ASIMDDP) f |= SX_CPU_DOTPROD;
+    if (h & HWCAP_ASIMDHP) f |= SX_CPU_FP16;
+    if (h2 & HWCAP2_BF16) f |= SX_CPU_BF16;
+    if (h2 & HWCAP2_I8MM) f |= SX_CPU_I8MM;
+    if (h & HWCAP_SVE) f |= SX_CPU_SVE;
+#elif defined(__aarch64__)
+    f = SX_CPU_NEON;
+#endif
+    return f;
+}
+
+/* Appends a space-separated name to buf (size 96). */
+static void add_name(char *buf, size_t *o, const char *name) {
+    int n = snprintf(buf + *o, 96 - *o, "%s%s", *o ? " " : "", name);
+    if (n > 0 && *o + (size_t)n < 96) *o += (size_t)n;
+}
+
+const char *sx_simd_features(void) {
+    static _Thread_local char buf[96];
+    size_t o = 0;
+    buf[0] = 0;
+#if defined(__aarch64__)
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{SX_CPU_NEON, "asimd"}, {SX_CPU_DOTPROD, "asimddp"}, {SX_CPU_FP16, "asimdhp"},
+                 {SX_CPU_BF16, "bf16"},  {SX_CPU_I8MM, "i8mm"},       {SX_CPU_SVE, "sve"}};
+    unsigned f = sx_cpu_flags();
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (f & names[i].bit) add_name(buf, &o, names[i].name);
+#elif defined(__x86_64__)
+    if (x86_has(SX_SIMD_AVX2)) add_name(buf, &o, "avx2 fma f16c");
+    if (x86_has(SX_SIMD_AVX512)) add_name(buf, &o, "avx512f avx512bw avx512vl avx512dq");
+    if (x86_avx512bf16()) add_name(buf, &o, "avx512bf16");
+    if (x86_amx()) add_name(buf, &o, "amx-tile amx-bf16");
+    if (!o) add_name(buf, &o, "sse2");
+#endif
+    return buf;
+}
+
 int sx_simd_vnni(void) { return vnni_on; }
 
 int sx_simd_set_vnni(int on) {
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
     if (on && !x86_has_vnni()) return sx_err("AVX512-VNNI is not supported by this CPU");
+    vnni_on = on ? 1 : 0;
+    return 0;
+#elif defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+    if (on && !(sx_cpu_flags() & SX_CPU_DOTPROD))
+        return sx_err("the dot-product extension (SDOT) is not supported by this CPU");
     vnni_on = on ? 1 : 0;
     return 0;
 #else
@@ -138,6 +216,9 @@ int sx_simd_supported(int level) {
 #if !defined(SX_NO_SIMD_FILES)
     if (level == SX_SIMD_AMX) return x86_amx();
 #endif
+#endif
+#if defined(__aarch64__)
+    if (level == SX_SIMD_NEON) return (sx_cpu_flags() & SX_CPU_NEON) != 0;
 #endif
     return level != SX_SIMD_AMX;
 }
@@ -159,6 +240,9 @@ static const sx_bf16_kernels *bf16_kernels_for(int level) {
     case SX_SIMD_AVX512:
         return x86_avx512bf16() ? &sx_bf16_kernels_avx512bf16 : &sx_bf16_kernels_avx512;
     case SX_SIMD_AMX: return &sx_bf16_kernels_amx;
+#endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+    case SX_SIMD_NEON: return &sx_bf16_kernels_neon;
 #endif
     }
     return &sx_bf16_kernels_scalar;
@@ -189,6 +273,8 @@ int sx_simd_init(void) {
     const char *v = getenv("SEEDX_VNNI");
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
     vnni_on = x86_has_vnni() && !(v && !strcmp(v, "0"));
+#elif defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+    vnni_on = (sx_cpu_flags() & SX_CPU_DOTPROD) && !(v && !strcmp(v, "0"));
 #else
     (void)v;
 #endif

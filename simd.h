@@ -26,8 +26,9 @@ int sx_simd_set(int level); /* -1 (with error) if unsupported */
 int sx_simd_level(void);
 const char *sx_simd_name(int level);
 /* AVX512-VNNI, a sub-feature of the avx512 path (its integer GEMV uses
- * vpdpbusd when present): 1 if the CPU has it and it is not switched off
- * (SEEDX_VNNI=0 or sx_simd_set_vnni(0)). */
+ * vpdpbusd when present), and on aarch64 the dot-product extension of the
+ * neon path (SDOT, vdotq_s32): 1 if the CPU has it and it is not switched
+ * off (SEEDX_VNNI=0 or sx_simd_set_vnni(0)). */
 int sx_simd_vnni(void);
 int sx_simd_set_vnni(int on); /* -1 (with error) if on and unsupported */
 int sx_simd_supported(int level);
@@ -38,6 +39,10 @@ int sx_simd_vec_level(void);
 /* 1 if the CPU has AVX512_BF16 (vdpbf16ps): the avx512 path's BF16 GEMM
  * then uses it instead of float32 FMAs on widened inputs. */
 int sx_simd_has_avx512bf16(void);
+/* The CPU's SIMD extensions as one line for `seedx version` (x86-64: avx2 fma
+ * f16c, avx512*, avx512bf16, amx-*; aarch64: the hwcap names asimd, asimddp,
+ * asimdhp, bf16, i8mm, sve that are present). */
+const char *sx_simd_features(void);
 
 #ifdef __cplusplus
 }

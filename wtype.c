@@ -48,22 +48,31 @@ static void bf16_from_f32(void *y, const float *x, int64_t n) {
 #else
 #define X86(f) NULL
 #endif
+#if defined(__aarch64__) && !defined(SX_NO_SIMD_FILES)
+#define ARM(f) f
+#else
+#define ARM(f) NULL
+#endif
 
 static const sx_wtype table[] = {
     {.type = SX_F32, .name = "F32", .block = 1, .block_bytes = 4, .act_type = SX_F32, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {f32_to_f32, f32_from_f32, sx_gemv_f32_scalar, NULL},
            [SX_SIMD_AVX2] = {NULL, NULL, X86(sx_gemv_f32_avx2), NULL},
-           [SX_SIMD_AVX512] = {NULL, NULL, X86(sx_gemv_f32_avx512), NULL}}},
+           [SX_SIMD_AVX512] = {NULL, NULL, X86(sx_gemv_f32_avx512), NULL},
+           [SX_SIMD_NEON] = {NULL, NULL, ARM(sx_gemv_f32_neon), NULL}}},
     {.type = SX_F16, .name = "F16", .block = 1, .block_bytes = 2, .act_type = SX_F32, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {f16_to_f32, f16_from_f32, sx_gemv_f16_scalar, NULL},
            [SX_SIMD_AVX2] = {X86(sx_f16_to_f32_avx2), NULL, X86(sx_gemv_f16_avx2), NULL},
-           [SX_SIMD_AVX512] = {X86(sx_f16_to_f32_avx512), NULL, X86(sx_gemv_f16_avx512), NULL}}},
+           [SX_SIMD_AVX512] = {X86(sx_f16_to_f32_avx512), NULL, X86(sx_gemv_f16_avx512), NULL},
+           [SX_SIMD_NEON] = {ARM(sx_f16_to_f32_neon), NULL, ARM(sx_gemv_f16_neon), NULL}}},
     {.type = SX_BF16, .name = "BF16", .block = 1, .block_bytes = 2, .act_type = SX_F32, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {bf16_to_f32, bf16_from_f32, sx_gemv_bf16_scalar, NULL},
            [SX_SIMD_AVX2] = {X86(sx_bf16_to_f32_avx2), X86(sx_bf16_from_f32_avx2),
                              X86(sx_gemv_bf16_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_bf16_to_f32_avx512), X86(sx_bf16_from_f32_avx512),
-                               X86(sx_gemv_bf16_avx512), NULL}}},
+                               X86(sx_gemv_bf16_avx512), NULL},
+           [SX_SIMD_NEON] = {ARM(sx_bf16_to_f32_neon), ARM(sx_bf16_from_f32_neon),
+                             ARM(sx_gemv_bf16_neon), NULL}}},
     /* Quantized types (quant.h: layouts; quant.c, quant_<isa>.c: kernels).
      * The integer GEMV takes the activations quantized to act_type. */
     {.type = SX_Q8_0, .name = "Q8_0", .block = SX_QK, .block_bytes = SX_Q8_0_BYTES,
@@ -72,13 +81,15 @@ static const sx_wtype table[] = {
            [SX_SIMD_AVX2] = {X86(sx_q8_0_to_f32_avx2), X86(sx_q8_0_from_f32_avx2),
                              X86(sx_gemv_q8_0_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_q8_0_to_f32_avx512), X86(sx_q8_0_from_f32_avx512),
-                               X86(sx_gemv_q8_0_avx512), X86(sx_qrows_q8_0_avx512)}}},
+                               X86(sx_gemv_q8_0_avx512), X86(sx_qrows_q8_0_avx512)},
+           [SX_SIMD_NEON] = {NULL, NULL, ARM(sx_gemv_q8_0_neon), NULL}}},
     {.type = SX_Q4_0, .name = "Q4_0", .block = SX_QK, .block_bytes = SX_Q4_0_BYTES,
      .quantized = 1, .act_type = SX_Q8_0, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar, NULL},
            [SX_SIMD_AVX2] = {X86(sx_q4_0_to_f32_avx2), NULL, X86(sx_gemv_q4_0_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512),
-                               X86(sx_qrows_q4_0_avx512)}}},
+                               X86(sx_qrows_q4_0_avx512)},
+           [SX_SIMD_NEON] = {NULL, NULL, ARM(sx_gemv_q4_0_neon), NULL}}},
     {.type = SX_Q4_K, .name = "Q4_K", .block = SX_QKK, .block_bytes = SX_Q4_K_BYTES,
      .quantized = 1, .act_type = SX_Q8_K, .storage = 1,
      .k = {[SX_SIMD_SCALAR] = {sx_q4_k_to_f32, sx_q4_k_from_f32, sx_gemv_q4_k_scalar, NULL},

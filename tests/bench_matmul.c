@@ -1,9 +1,10 @@
 /* tests/bench_matmul.c - the matrix products at SEED-X's real shapes, next to
  * this machine's limits measured in the same run:
- *   peaks:  a dependent add chain (the clock), FMA-only loops (ymm, zmm),
- *           a vdpbf16ps-only loop (AVX512_BF16) and a tile-resident
- *           TDPBF16PS loop (AMX), per thread;
- *   F32:    sx_matmul per SIMD path (avx2, avx512), 1 and 2 threads, and
+ *   peaks:  a dependent add chain (the clock), FMA-only loops (ymm, zmm;
+ *           on aarch64 NEON q registers), a vdpbf16ps-only loop
+ *           (AVX512_BF16) and a tile-resident TDPBF16PS loop (AMX), per
+ *           thread;
+ *   F32:    sx_matmul per SIMD path (avx2, avx512; neon), 1 and 2 threads, and
  *           OpenBLAS's sgemm on the same data (libopenblas.so.0 opened at run
  *           time with OPENBLAS_CORETYPE=SkylakeX unless set: its default picks
  *           SSE3 kernels on recent CPUs; the library never links it);
@@ -39,6 +40,8 @@
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 #include "ops_impl.h"
@@ -51,18 +54,24 @@ static double cpu_now(int thread) {
 }
 
 /* ---- peak loops (one thread; rates per CPU-second of that thread) ---- */
+#if defined(__x86_64__) || defined(__aarch64__)
 #if defined(__x86_64__)
+#define ADD1 "add $1, %0\n\t"
+#else
+#define ADD1 "add %0, %0, #1\n\t"
+#endif
+/* the clock: a chain of dependent adds, one per cycle */
 static double clock_ghz(void) {
     const long n = 200000000;
     uint64_t x = 0;
     double t0 = cpu_now(1);
     for (long i = 0; i < n; i += 8)
-        __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
-                         "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
-                         : "+r"(x));
+        __asm__ volatile(ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 ADD1 : "+r"(x));
     return (double)n / (cpu_now(1) - t0) / 1e9;
 }
+#endif
 
+#if defined(__x86_64__)
 /* 2 FMA pipes x 4-cycle latency: 12 independent accumulators keep both busy */
 #define FMA_LOOP(name, attr, V, SET, FMA, LANES)                                           \
     attr static double name(void) {                                                       \
@@ -153,12 +162,47 @@ __attribute__((target("amx-tile,amx-bf16"))) static double amx_tdp(void) {
     _tile_release();
     return (double)iters * 4 * 16384 / dt / 1e9;
 }
+#elif defined(__aarch64__)
+// clang-format off
+static double fma_neon(void) {
+    float32x4_t m = vdupq_n_f32(0.999999f), c = vdupq_n_f32(1e-7f);
+#define Z(i) float32x4_t a##i = vdupq_n_f32((float)i);
+    Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11) Z(12) Z(13) Z(14) Z(15)
+#undef Z
+    const long iters = 20000000;
+    double t0 = cpu_now(1);
+    for (long it = 0; it < iters; it++) {
+#define F(i) a##i = vfmaq_f32(a##i, c, m);
+        F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11) F(12) F(13) F(14) F(15)
+#undef F
+        __asm__ volatile("" : "+w"(a0), "+w"(a1), "+w"(a2), "+w"(a3), "+w"(a4), "+w"(a5), "+w"(a6), "+w"(a7));
+        __asm__ volatile("" : "+w"(a8), "+w"(a9), "+w"(a10), "+w"(a11), "+w"(a12), "+w"(a13), "+w"(a14), "+w"(a15));
+    }
+    double dt = cpu_now(1) - t0;
+    volatile float sink = vaddvq_f32(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11 +
+                                     a12 + a13 + a14 + a15);
+    (void)sink;
+    return (double)iters * 16 * 4 * 2 / dt / 1e9;
+}
+// clang-format on
 #endif
 
-enum { PK_CLOCK, PK_YMM, PK_ZMM, PK_BF16, PK_AMX, PK_N };
-static const char *pk_name[PK_N] = {"clock GHz (add chain)", "FMA ymm GFLOP/s", "FMA zmm GFLOP/s",
-                                    "vdpbf16ps zmm GFLOP/s", "AMX TDPBF16PS GFLOP/s"};
+enum { PK_CLOCK, PK_YMM, PK_ZMM, PK_BF16, PK_AMX, PK_NEON, PK_N };
+static const char *pk_name[PK_N] = {"clock GHz (add chain)", "FMA ymm GFLOP/s",
+                                    "FMA zmm GFLOP/s",       "vdpbf16ps zmm GFLOP/s",
+                                    "AMX TDPBF16PS GFLOP/s", "FMA neon q GFLOP/s"};
 static double pk[PK_N]; /* per CPU-second of one thread, best seen */
+
+/* the FMA peak of a path's register width */
+static double vec_peak(int level) {
+    switch (level) {
+    case SX_SIMD_AVX2: return pk[PK_YMM];
+    case SX_SIMD_AVX512:
+    case SX_SIMD_AMX: return pk[PK_ZMM];
+    case SX_SIMD_NEON: return pk[PK_NEON];
+    }
+    return 0;
+}
 
 static double run_peak(int which) {
 #if defined(__x86_64__)
@@ -168,6 +212,11 @@ static double run_peak(int which) {
     case PK_ZMM: return sx_simd_supported(SX_SIMD_AVX512) ? fma_zmm() : 0;
     case PK_BF16: return sx_simd_has_avx512bf16() ? dpbf16_zmm() : 0;
     case PK_AMX: return sx_simd_supported(SX_SIMD_AMX) ? amx_tdp() : 0;
+    }
+#elif defined(__aarch64__)
+    switch (which) {
+    case PK_CLOCK: return clock_ghz();
+    case PK_NEON: return sx_simd_supported(SX_SIMD_NEON) ? fma_neon() : 0;
     }
 #endif
     (void)which;
@@ -223,7 +272,9 @@ static void (*ob_threads)(int);
 static char *(*ob_core)(void);
 
 static int openblas_open(void) {
+#if defined(__x86_64__)
     if (!getenv("OPENBLAS_CORETYPE")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+#endif
     void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
     if (!h) return 0;
     ob_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
@@ -288,7 +339,12 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
     int blas = openblas_open();
     if (blas) printf("(OpenBLAS core: %s)\n", ob_core ? ob_core() : "?");
     else printf("(OpenBLAS: libopenblas.so.0 not found, its rows skipped)\n");
-    int levels[2] = {SX_SIMD_AVX2, SX_SIMD_AVX512};
+#if defined(__aarch64__)
+    int levels[] = {SX_SIMD_NEON};
+#else
+    int levels[] = {SX_SIMD_AVX2, SX_SIMD_AVX512};
+#endif
+    int nl = (int)(sizeof levels / sizeof levels[0]);
     for (int s = 0; s < nsh; s++) {
         const shape *S = &sh[s];
         float *x, *y, *wf;
@@ -297,7 +353,7 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
         double flop = 2.0 * S->M * S->N * S->K;
         int reps = quick ? 2 : 4;
         for (int t = 1; t <= maxt; t *= 2) {
-            for (int li = 0; li < 2; li++) {
+            for (int li = 0; li < nl; li++) {
                 sx_threads_init(t);
                 if (sx_simd_set(levels[li]) != 0) continue;
                 sx_weight wp = w; /* packed once, as at load (panels of this path) */
@@ -305,7 +361,7 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
                 mm_job J = {y, x, &wp, S->M, SX_COMPUTE_F32, 0};
                 mm_run(&J); /* warm-up */
                 row(nm, sx_simd_name(levels[li]), t, flop, best_of(mm_run, &J, reps),
-                    li ? pk[PK_ZMM] : pk[PK_YMM]);
+                    vec_peak(levels[li]));
                 sx_weight_unpack(&wp);
             }
             if (blas) {
@@ -313,7 +369,7 @@ static void bench_f32(const shape *sh, int nsh, int maxt) {
                 ob_threads(t);
                 mm_job J = {y, x, &w, S->M, 0, 1};
                 mm_run(&J);
-                row(nm, "openblas", t, flop, best_of(mm_run, &J, reps), pk[PK_ZMM]);
+                row(nm, "openblas", t, flop, best_of(mm_run, &J, reps), vec_peak(levels[nl - 1]));
             }
         }
         sx_simd_init();
@@ -338,11 +394,14 @@ static void bench_bf16(const shape *sh, int nsh, int maxt) {
 static void bench_bf16_path(const shape *sh, int nsh, int maxt) {
     const sx_bf16_kernels *kk = sx_bf16_kernels_cur();
     int amx = !strcmp(kk->name, "amx"), dp = !strcmp(kk->name, "avx512bf16");
-    double peak = amx ? pk[PK_AMX] : dp ? pk[PK_BF16] : pk[PK_ZMM];
+    double peak = amx ? pk[PK_AMX] : dp ? pk[PK_BF16] : vec_peak(sx_simd_level());
     char title[200];
     snprintf(title, sizeof title,
-             "BF16 GEMM, kernel %s (weights packed once; peak: the %s loop, per CPU-second)", kk->name,
-             amx ? "tile-resident TDPBF16PS" : dp ? "vdpbf16ps" : "FMA zmm");
+             "BF16 GEMM, kernel %s (weights packed once; peak: the %s loop, per CPU-second)",
+             kk->name,
+             amx  ? "tile-resident TDPBF16PS"
+             : dp ? "vdpbf16ps"
+                  : "FMA");
     header(title);
     for (int s = 0; s < nsh; s++) {
         const shape *S = &sh[s];
@@ -1019,14 +1078,15 @@ int main(int argc, char **argv) {
            sx_bf16_kernels_cur()->name, maxt);
     for (int t = 1; t <= maxt; t++) measure_peaks(t);
     printf("peaks per thread, per CPU-second (best over 1 and %d threads):\n", maxt);
-    for (int w = 0; w < PK_N; w++)
-        if (pk[w] > 0)
-            printf("  %-24s %8.2f%s\n", pk_name[w], pk[w],
-                   w > 0 && pk[PK_CLOCK] > 0 ? "" : "");
-    if (pk[PK_CLOCK] > 0)
-        printf("  flop/cycle: FMA ymm %.1f, zmm %.1f, vdpbf16ps %.1f, AMX %.1f\n", pk[PK_YMM] / pk[PK_CLOCK],
-               pk[PK_ZMM] / pk[PK_CLOCK], pk[PK_BF16] / pk[PK_CLOCK], pk[PK_AMX] / pk[PK_CLOCK]);
+    for (int w = 0; w < PK_N; w++) {
+        if (pk[w] <= 0) continue;
+        printf("  %-24s %8.2f", pk_name[w], pk[w]);
+        if (w > 0 && pk[PK_CLOCK] > 0) printf("  (%.1f flop/cycle)", pk[w] / pk[PK_CLOCK]);
+        printf("\n");
+    }
+#if defined(__x86_64__)
     if (!sx_simd_supported(SX_SIMD_AMX)) printf("  (AMX: not available on this CPU or OS)\n");
+#endif
     shape all[] = {{"vit qkv/out", 1024, 1664, 1664}, {"vit mlp fc", 1024, 8192, 1664},
                    {"unet attn 64x64", 4096, 640, 640}, {"unet attn 32x32", 1024, 1280, 1280},
                    {"unet geglu proj", 4096, 5120, 640}, {"unet geglu out", 4096, 640, 2560},

@@ -8,7 +8,7 @@
  *    over its module list: 60 + 10 transformer blocks and 11 wrappers as measured,
  *    every other resnet / sampler conv scaled from the same level's C->C resnet by
  *    its conv FLOPs (stated extrapolation). One CFG step = 2 UNet evaluations.
- *    Printed per SIMD path (avx2, avx512; the scalar path is skipped: ~10x slower)
+ *    Printed per SIMD path (avx2, avx512, neon; the scalar path is skipped: ~10x slower)
  *    and thread count (1, all). scripts/bench_unet_torch.py does the same blocks
  *    in PyTorch (F32 and bf16 autocast); bench_unet runs it after its own numbers when
  *    .venv exists (SEEDX_BENCH_TORCH=0 skips it).
@@ -239,8 +239,8 @@ int main(void) {
     }
     printf("SDXL UNet at 1024x1024 (latent 128x128, 64 context tokens), F16 weights, per-block "
            "timing extrapolated to one evaluation (see header)\n");
-    int levels[2] = {SX_SIMD_AVX2, SX_SIMD_AVX512};
-    for (int li = 0; li < 2; li++) {
+    int levels[3] = {SX_SIMD_AVX2, SX_SIMD_AVX512, SX_SIMD_NEON};
+    for (int li = 0; li < 3; li++) {
         if (!sx_simd_supported(levels[li])) continue;
         sx_simd_set(levels[li]);
         int tc[2] = {1, nt};

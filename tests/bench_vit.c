@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
            block_flops(T) / 1e9, pool_flops(T) / 1e9, bf16 ? "BF16" : "F32");
     printf("%-8s %7s %9s %9s %9s %9s %11s %13s\n", "simd", "threads", "block s", "cpu s", "pool s",
            "cpu s", "448 tile s", "tile cpu/thr");
-    for (int lvl = 0; lvl <= SX_SIMD_AVX512; lvl++) {
+    for (int lvl = 0; lvl <= SX_SIMD_NEON; lvl++) {
         if (!sx_simd_supported(lvl)) continue;
         for (int nt = 1; nt <= max_threads && nt <= 2; nt++) {
             if (lvl == SX_SIMD_SCALAR && nt < (max_threads < 2 ? max_threads : 2)) continue;

@@ -103,6 +103,19 @@ static inline t_err t_compare(const float *got, const float *exp, int64_t n) {
                e_.worst >= 0 ? (double)(exp)[e_.worst] : 0.0);                          \
     } while (0)
 
+/* Under emulation (tests/run_emulated.sh sets SEEDX_TEST_EMULATED=1, e.g.
+ * `make test-aarch64`) the real-shape tests and a few that rerun the tiny
+ * pipelines many times (tiled VAE decode, the 10/20-step DPM cases, the
+ * installed demo, the demo's pasted commands, the server's conversations and
+ * client storms), each
+ * minutes of emulated arithmetic, are skipped (the native run has them);
+ * SEEDX_TEST_SLOW=1 runs them anyway. Returns 1 after saying so when the test is skipped. */
+static inline int t_skip_emulated(const char *what) {
+    if (!getenv("SEEDX_TEST_EMULATED") || getenv("SEEDX_TEST_SLOW")) return 0;
+    printf("    (skipped under emulation: %s)\n", what);
+    return 1;
+}
+
 /* The folder holding data/ (the test images, references and vocabularies). */
 static inline const char *t_shared(void) { return "tests"; }
 /* The build directory: scratch files of the tests go there. */
