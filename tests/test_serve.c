@@ -1453,7 +1453,15 @@ static void test_concurrent_clients(void) {
     proc_stat s1 = quiet_stat();
     CHECKF(s1.fds == s0.fds && s1.threads == s0.threads, "fds %d -> %d, threads %d -> %d", s0.fds,
            s1.fds, s0.threads, s1.threads);
-    CHECKF(s1.rss_kb - s0.rss_kb < 20 * 1024, "RSS %ld -> %ld kB", s0.rss_kb, s1.rss_kb);
+    /* 20 MB of growth bounds a leak per request (128 requests); under ASan the
+     * server's freed blocks sit in the allocator's quarantine (up to 256 MB)
+     * and LeakSanitizer checks leaks at the server's exit instead. */
+#if defined(__SANITIZE_ADDRESS__)
+    const long rss_bound_kb = 96 * 1024;
+#else
+    const long rss_bound_kb = 20 * 1024;
+#endif
+    CHECKF(s1.rss_kb - s0.rss_kb < rss_bound_kb, "RSS %ld -> %ld kB", s0.rss_kb, s1.rss_kb);
     if (getenv("SEEDX_TEST_VERBOSE"))
         printf("    storm: %d answered, %d busy; fds %d, threads %d, RSS %ld -> %ld kB\n", ok, busy,
                s1.fds, s1.threads, s0.rss_kb, s1.rss_kb);
