@@ -63,10 +63,14 @@ MATRIX = {
     "unet": dict(official=("unet", "scheduler"), c=("f32", "f16", "bf16", "f32+bf16", "f16+bf16", "bf16+bf16"),
                  torch=("f32", "bf16"), tasks=("fwd", "cfg"), cfg_c=("f16", "bf16+bf16")),
     "unet8": dict(official=("unet", "scheduler", "detokenizer2"), c=("f16",), torch=("f32",), tasks=("fwd8",)),
-    "vae": dict(official=("vae",), c=("f32", "f16", "bf16"), torch=("f32",), tasks=("decode", "tiled")),
-    "vit": dict(official=("vit",), c=("f32", "f16", "bf16"), torch=("f32", "bf16"), tasks=("tile", "grid")),
-    "llm": dict(official=("llm", "tokenizer"), c=("f32", "f16", "bf16"), torch=("f32", "bf16"),
-                tasks=("prefill", "gen", "hidden")),
+    "vae": dict(official=("vae",), c=("f32", "f16", "f16+bf16"), torch=("f32", "bf16"), tasks=("decode", "tiled")),
+    "vit": dict(official=("vit",), c=("f32", "f16", "f16+bf16"), torch=("f32", "bf16"), tasks=("tile", "grid")),
+    "llm": dict(official=("llm", "tokenizer"), c=("f32", "f16", "bf16", "f16+bf16", "q8_0", "q4_0", "q4_k"),
+                torch=("f32", "bf16"), tasks=("prefill", "gen", "hidden")),
+    # the whole 40-layer 13B LLM in the types that fit this machine's RAM, written straight in the
+    # quantized layout (make_quant_model.py; its 52 GB of official F32 shards do not fit the disk);
+    # PyTorch needs 52 GB (F32) or 26 GB (bf16) for it: not run
+    "llm40": dict(official=(), c=("q8_0+bf16", "q4_0+bf16", "q4_k+bf16"), torch=(), tasks=("prefill", "gen")),
 }
 TASK_LABEL = {
     "fwd": "UNet forward, 128x128 latent, t=500, 64x2048 context",
@@ -77,6 +81,8 @@ TASK_LABEL = {
     "tile": "ViT-bigG + pool, one 448 tile",
     "grid": "ViT-bigG + pool, 2x2 grid (5 tiles)",
     "prefill": "LLM prefill, 600 tokens",
+    "prefill40": "13B LLM (40 layers) prefill, 600 tokens",
+    "gen40": "13B LLM (40 layers) decode, 32 tokens (s per token)",
     "gen": "LLM decode, 32 tokens (s per token)",
     "hidden": "LLM final hidden states, 64 tokens (numerics only)",
 }
@@ -193,6 +199,20 @@ class Cache:
                  f"{size / 1e9:.2f} GB")
         rm(log)
 
+    def llm40(self, wt):
+        """The 40-layer LLM in type wt and its tokenizer: DIR/llm40/WT/{llm,tokenizer}.gguf,
+        written by make_quant_model.py --llm-only when missing."""
+        d = os.path.join(self.root, "llm40", wt)
+        if not os.path.exists(os.path.join(d, "llm.gguf")):
+            t0 = time.time()
+            self.log(f"-- writing the 40-layer {wt} LLM (make_quant_model.py)")
+            rc, wall, rss, text = run_proc([PY, os.path.join(HERE, "make_quant_model.py"), d, "--dtype", wt,
+                                            "--llm-layers", "40", "--llm-only"], d + ".log")
+            if rc != 0:
+                raise SystemExit(f"make_quant_model.py {d} failed ({rc}):\n{text[-2000:]}")
+            self.log(f"   llm40 {wt}: {time.time() - t0:.0f} s")
+        return os.path.join(d, "llm.gguf"), os.path.join(d, "tokenizer.gguf")
+
     def gguf(self, group, wt):
         """The converted file of a bench group in GGUF type wt (made when missing)."""
         pre, sd = self.pre, os.path.join(self.pre, SDXL)
@@ -283,12 +303,13 @@ def c_jobs(cache, group, variant, exe, threads, rundir, tag=""):
         for task, tiles in (("tile", 1), ("grid", 5)):
             jobs.append((f"vit.{task}.{name}", base + ["vit", "-m", g, "--random", "7", "--tiles", str(tiles),
                          "-o", o(task)], env, {task: r"\(([0-9.]+)s, "}, {task: o(task)}))
-    elif group == "llm":
-        g, tok = cache.gguf("llm", wt), cache.tokenizer_gguf()
-        jobs.append((f"llm.run.{name}", base + ["lm", "-m", g, "--tokenizer", tok, "-p", llm_text(N_PREFILL),
+    elif group in ("llm", "llm40"):
+        g, tok = cache.llm40(wt) if group == "llm40" else (cache.gguf("llm", wt), cache.tokenizer_gguf())
+        jobs.append((f"{group}.run.{name}", base + ["lm", "-m", g, "--tokenizer", tok, "-p", llm_text(N_PREFILL),
                      "-n", str(N_DECODE), "--ctx", str(N_PREFILL + N_DECODE + 8)], env,
                      {"prefill": r"prefill (\d+) tokens in ([0-9.]+) s",
                       "gen": r"decode (\d+) tokens in ([0-9.]+) s"}, {}))
+    if group == "llm":
         tr = os.path.join(rundir, f"trace.{name}")
         jobs.append((f"llm.hidden.{name}", [exe, "--threads", str(threads), "--trace", tr] + extra +
                      ["lm", "-m", g, "--tokenizer", tok, "-p", llm_text(N_HIDDEN), "-n", "1"], env,
@@ -526,7 +547,7 @@ def table(results, header):
         ro, mo = ref_out.get((g, task)), d["outputs"].get(task)
         if ro and mo and os.path.exists(ro) and os.path.exists(mo) and variant != "torch-f32":
             mr = f"{maxrel(np.load(mo), np.load(ro)):.1e}"
-        label = TASK_LABEL[task]
+        label = TASK_LABEL[task + "40" if g == "llm40" else task]
         lines.append(f"| {label} | {variant} | {med:.2f} | {min(d['times']):.2f} - {max(d['times']):.2f} | "
                      f"{len(d['times'])} | {f'{cpu:.1f}' if cpu else ''} | {max(d['rss']) / 1e9:.2f} | {ratio} | "
                      f"{cratio} | {mr} | "
