@@ -891,6 +891,30 @@ def cmd_table(a):
     print("\n".join(table(results, [f"bench_full.py table {' '.join(a.rundir)}"])))
 
 
+def cmd_fullsize(a):
+    """`make fullsize`: the converter rehearsal (every component, each --dtypes; the first type's
+    model folder kept, the others deleted once measured; the LLM on --llm-layers layers in
+    --llm-dtypes), the 40-layer LLM in --llm-type, then every mode on that folder with that LLM;
+    prints the tables."""
+    dtypes = a.dtypes.split(",")
+    cv = argparse.Namespace(dir=a.dir, threads=a.threads, scale="full", dtypes=a.dtypes, llm_dtypes=None,
+                            files=",".join(f[:-5] for f, _ in REHEARSAL if f != "llm.gguf"), llm_layers=None,
+                            keep=True, keep_sources=False, check=True)
+    cmd_convert(cv)
+    # the LLM: its 40 layers are 52 GB of official F32 shards, more than a 75 GB disk holds beside the
+    # rest; the converter runs on --llm-layers of them (the real layer shapes; time and disk scale by 40/N)
+    cmd_convert(argparse.Namespace(**dict(vars(cv), files="llm", llm_layers=a.llm_layers, keep=False,
+                                          llm_dtypes=a.llm_dtypes)))
+    models = os.path.join(a.dir, "models")
+    for dt in dtypes[1:]:
+        rm(os.path.join(models, "seed-x-edit_" + dt))
+    llm, _ = Cache(a.dir, None).llm40(a.llm_type)
+    mo = argparse.Namespace(dir=a.dir, model=os.path.join(models, "seed-x-edit_" + dtypes[0]),
+                            llm=f"{a.llm_type}={llm}", modes=a.modes, image=a.image, steps=a.steps,
+                            threads=a.threads, seedx=a.seedx)
+    cmd_modes(mo)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -935,13 +959,26 @@ def main():
     mo.add_argument("--steps", type=int, default=2)
     mo.add_argument("--threads", type=int, default=2)
     mo.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
+    f = sub.add_parser("fullsize", help="make fullsize: convert every component (--dtypes), write the 40-layer "
+                       "LLM in --llm-type, run every mode on the first type's folder with it")
+    f.add_argument("--dir", default=d, required=d is None, help="cache folder ($SEEDX_FULLSIZE_DIR)")
+    f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--dtypes", default="f16,bf16", help="converter types; the first one's folder runs the modes")
+    f.add_argument("--llm-dtypes", default="q8_0,q4_0", help="the LLM's converter types")
+    f.add_argument("--llm-layers", type=int, default=10, help="layers of the LLM the converter rehearses")
+    f.add_argument("--llm-type", default="q8_0", help="the 40-layer LLM the modes use (q8_0, q4_0, q4_k)")
+    f.add_argument("--modes", default=",".join(MODES))
+    f.add_argument("--steps", type=int, default=2)
+    f.add_argument("--image", default=mo.get_default("image"))
+    f.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
     t = sub.add_parser("table", help="print the table of a run folder (runs/STAMP) from its results")
     t.add_argument("rundir", nargs="+")
     a = p.parse_args()
     if a.cmd == "table":
         return cmd_table(a)
     os.makedirs(a.dir, exist_ok=True)
-    {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker, "modes": cmd_modes}[a.cmd](a)
+    {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker, "modes": cmd_modes,
+     "fullsize": cmd_fullsize}[a.cmd](a)
 
 
 if __name__ == "__main__":
