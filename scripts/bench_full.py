@@ -733,7 +733,8 @@ def cmd_convert(a):
             d = os.path.join(out, "seed-x-edit_" + (dt if dt != "-" else "f16"))
             pa = convert.pretrained_parser().parse_args(
                 ["--pretrained", cache.pre, "--variant", "seed-x-edit", "--out", d,
-                 "--dtype", dt if dt != "-" else "f16", "--vae-dtype", dt if dt in ("f32", "f16", "bf16") else "f32"]
+                 "--dtype", dt if dt != "-" else "f16",
+                 "--vae-dtype", dt if dt in ("f32", "f16", "bf16") else "f32"]
                 + mf.convert_flags(cache.cfg))
             pa.variant, pa.stage2 = "seed-x-i", True  # seed_x_i's agent/llm, both de-tokenizer stages
             _, steps = convert.pretrained_steps(pa)
