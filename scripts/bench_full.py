@@ -963,22 +963,22 @@ def cmd_fullsize(a):
     model folder kept, the others deleted once measured; the LLM on --llm-layers layers in
     --llm-dtypes), the 40-layer LLM in --llm-type, then every mode on that folder with that LLM;
     prints the tables."""
-    dtypes = a.dtypes.split(",")
-    cv = argparse.Namespace(dir=a.dir, threads=a.threads, scale="full", dtypes=a.dtypes, llm_dtypes=None,
-                            files=",".join(f[:-5] for f, _ in REHEARSAL if f != "llm.gguf"), llm_layers=None,
-                            keep=True, keep_sources=False, check=True)
+    dtypes, tiny = a.dtypes.split(","), a.scale == "tiny"
+    cv = argparse.Namespace(dir=a.dir, threads=a.threads, scale=a.scale, dtypes=a.dtypes, llm_dtypes=None,
+                            files=",".join(f[:-5] for f, _ in REHEARSAL if tiny or f != "llm.gguf"),
+                            llm_layers=None, keep=True, keep_sources=False, check=True)
     cmd_convert(cv)
-    # the LLM: its 40 layers are 52 GB of official F32 shards, more than a 75 GB disk holds beside the
-    # rest; the converter runs on --llm-layers of them (the real layer shapes; time and disk scale by 40/N)
-    cmd_convert(argparse.Namespace(**dict(vars(cv), files="llm", llm_layers=a.llm_layers, keep=False,
-                                          llm_dtypes=a.llm_dtypes)))
-    models = os.path.join(a.dir, "models")
+    if not tiny:
+        # the LLM: its 40 layers are 52 GB of official F32 shards, more than a 75 GB disk holds beside the
+        # rest; the converter runs on --llm-layers of them (the real layer shapes; time and disk x 40/N)
+        cmd_convert(argparse.Namespace(**dict(vars(cv), files="llm", llm_layers=a.llm_layers, keep=False,
+                                              llm_dtypes=a.llm_dtypes)))
+    models = os.path.join(Cache(a.dir, None, a.scale, log=lambda *x: None).dir, "models")
     for dt in dtypes[1:]:
         rm(os.path.join(models, "seed-x-edit_" + dt))
-    llm, _ = Cache(a.dir, None).llm40(a.llm_type)
-    mo = argparse.Namespace(dir=a.dir, model=os.path.join(models, "seed-x-edit_" + dtypes[0]),
-                            llm=f"{a.llm_type}={llm}", modes=a.modes, image=a.image, steps=a.steps,
-                            threads=a.threads, seedx=a.seedx)
+    llm = "own" if tiny else f"{a.llm_type}={Cache(a.dir, None).llm40(a.llm_type)[0]}"
+    mo = argparse.Namespace(dir=a.dir, model=os.path.join(models, "seed-x-edit_" + dtypes[0]), llm=llm,
+                            modes=a.modes, image=a.image, steps=a.steps, threads=a.threads, seedx=a.seedx)
     cmd_modes(mo)
 
 
@@ -1030,6 +1030,8 @@ def main():
                        "LLM in --llm-type, run every mode on the first type's folder with it")
     f.add_argument("--dir", default=d, required=d is None, help="cache folder ($SEEDX_FULLSIZE_DIR)")
     f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--scale", default="full", choices=("full", "tiny"),
+                   help="tiny: the same steps on tiny shapes, the folder's own LLM (a check of this script)")
     f.add_argument("--dtypes", default="f16,bf16", help="converter types; the first one's folder runs the modes")
     f.add_argument("--llm-dtypes", default="q8_0,q4_0", help="the LLM's converter types")
     f.add_argument("--llm-layers", type=int, default=10, help="layers of the LLM the converter rehearses")
