@@ -508,8 +508,12 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
         J.X = xq;
         J.ldx = rowb;
     }
-    int64_t chunk = 16;
-    while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
+    /* a few rows (decode): 16 tasks per matrix, each a contiguous run of
+     * weight rows (one stream); the kernels prepare the activations once
+     * per task. (Only the scheduling depends on it, not the results.) */
+    int64_t chunk = M <= SX_GEMV_MAX_M ? (W->N + 15) / 16 : 16;
+    if (M > SX_GEMV_MAX_M)
+        while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
     /* many rows of X: each task's weight rows are read again per group of
      * rows, from the cache if they fit in QROWS_CHUNK_BYTES */
     if (M > SX_GEMV_MAX_M)

@@ -146,8 +146,9 @@ static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
     for (int64_t b = 0; b < nb; b++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2));
         _mm256_storeu_si256((__m256i *)(a + b * 32), v);
-        _mm256_storeu_si256((__m256i *)(c + b * 8),
-                            _mm256_mullo_epi32(lane_sums(v), _mm256_set1_epi32(-128)));
+        _mm256_storeu_si256(
+            (__m256i *)(c + b * 8),
+            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lane_sums(v), 7)));
     }
 }
 
@@ -167,7 +168,7 @@ static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
             __m256i s = lane_sums(_mm256_set_m128i(h, l)); /* lanes 0-3: lo, 4-7: hi */
             __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i),
-                             _mm_mullo_epi32(t, _mm_set1_epi32(-8)));
+                             _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(t, 3)));
         }
 }
 
