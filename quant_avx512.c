@@ -643,48 +643,96 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
     }
 }
 
-/* One pass over NR (weight row, activation row) pairs, as the Q8_0/Q4_0
- * passes; per super-block the four products of a pair go to two
- * accumulators (no long dependency chain), then to its integer sums. */
-#define GEMV_Q4K(fname, MADD, ATTR)                                                                \
-    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
-        const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
-        const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
+/* The integer parts of one super-block (weights wp, prepared activations
+ * ap): the int32 lanes whose sum is isum, and the 4 of msum. The four
+ * products of a super-block go to two accumulators (no long chain). */
+#define Q4K_SUPER(fname, MADD, ATTR)                                                               \
+    ATTR static inline __attribute__((always_inline))                                              \
+    __m512i fname##_super(const uint8_t *wp, const uint8_t *ap, __m128i *msum) {                   \
         const __m512i lo4 = _mm512_set1_epi8(15);                                                  \
         /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */         \
         const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                   \
         const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                   \
         const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                   \
         const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                   \
+        uint64_t scb, mb;                                                                          \
+        sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                                    \
+        __m512i sc16 =                                                                             \
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));          \
+        __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                         \
+        __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);                \
+        __m512i q0 = _mm512_and_si512(v0, lo4);                                                    \
+        __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                              \
+        __m512i q2 = _mm512_and_si512(v1, lo4);                                                    \
+        __m512i q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                              \
+        __m512i e0 =                                                                               \
+            MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)),         \
+                 _mm512_permutexvar_epi16(sel0, sc16));                                            \
+        __m512i e1 =                                                                               \
+            MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),    \
+                 _mm512_permutexvar_epi16(sel1, sc16));                                            \
+        e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),                      \
+                  _mm512_permutexvar_epi16(sel2, sc16));                                           \
+        e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),                      \
+                  _mm512_permutexvar_epi16(sel3, sc16));                                           \
+        *msum = _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256)));                 \
+        return _mm512_add_epi32(e0, e1);                                                           \
+    }
+
+/* One pass of NR pairs (one weight row against NR activation rows), as the
+ * Q8_0/Q4_0 passes. Two super-blocks a, b per step: their four horizontal
+ * sums (isum and msum of each) in one tree, their float factors da * d and
+ * da * dmin in one vector; then s += (da*d)*isum, s -= (da*dmin)*msum for a,
+ * then for b, each product and sum rounded as in quant.c (the integer sums
+ * are exact in any order). */
+#define GEMV_Q4K(fname, MADD, ATTR)                                                                \
+    Q4K_SUPER(fname, MADD, ATTR)                                                                   \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
+        const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
+        const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
         float s[MAXR];                                                                             \
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;                          \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
+        int64_t b = 0;                                                                             \
+        for (; b + 2 <= nb; b += 2) {                                                              \
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
                 const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
-                const uint8_t *ap = ar[ai[i]] + (size_t)b * Q4K_PREP;                              \
-                uint64_t scb, mb;                                                                  \
-                sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                            \
-                __m512i sc16 =                                                                     \
-                    _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));  \
-                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                 \
-                __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);        \
-                __m512i q0 = _mm512_and_si512(v0, lo4),                                            \
-                        q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                      \
-                __m512i q2 = _mm512_and_si512(v1, lo4),                                            \
-                        q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                      \
-                __m512i e0 =                                                                       \
-                    MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)), \
-                         _mm512_permutexvar_epi16(sel0, sc16));                                    \
-                __m512i e1 = MADD(_mm512_setzero_si512(),                                          \
-                                  _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),           \
-                                  _mm512_permutexvar_epi16(sel1, sc16));                           \
-                e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),              \
-                          _mm512_permutexvar_epi16(sel2, sc16));                                   \
-                e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),              \
-                          _mm512_permutexvar_epi16(sel3, sc16));                                   \
-                int32_t isum = _mm512_reduce_add_epi32(_mm512_add_epi32(e0, e1));                  \
-                int32_t msum = hsum128_i32(                                                        \
-                    _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256))));            \
+                const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
+                __m128i ma, mb;                                                                    \
+                __m512i ea = fname##_super(wp, ap, &ma);                                           \
+                __m512i eb = fname##_super(wp + SX_Q4_K_BYTES, ap + Q4K_PREP, &mb);                \
+                __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(ea, eb),                        \
+                                             _mm512_unpackhi_epi32(ea, eb));                       \
+                __m256i t2 =                                                                       \
+                    _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));  \
+                __m128i ti =                                                                       \
+                    _mm_add_epi32(_mm256_castsi256_si128(t2), _mm256_extracti128_si256(t2, 1));    \
+                __m128i tm =                                                                       \
+                    _mm_add_epi32(_mm_unpacklo_epi32(ma, mb), _mm_unpackhi_epi32(ma, mb));         \
+                /* [isum a, isum b, msum a, msum b] */                                             \
+                __m128 sums = _mm_cvtepi32_ps(                                                     \
+                    _mm_add_epi32(_mm_unpacklo_epi64(ti, tm), _mm_unpackhi_epi64(ti, tm)));        \
+                /* [d a, d b, dmin a, dmin b] and the activations' scales */                       \
+                int32_t fa, fb; /* (d, dmin) of a and of b */                                      \
+                memcpy(&fa, wp, 4);                                                                \
+                memcpy(&fb, wp + SX_Q4_K_BYTES, 4);                                                \
+                __m128i dd = _mm_unpacklo_epi16(_mm_cvtsi32_si128(fa), _mm_cvtsi32_si128(fb));     \
+                __m128 da2 = _mm_unpacklo_ps(_mm_load_ss((const float *)(ap + 272)),               \
+                                             _mm_load_ss((const float *)(ap + Q4K_PREP + 272)));   \
+                __m128 p =                                                                         \
+                    _mm_mul_ps(_mm_mul_ps(_mm_movelh_ps(da2, da2), _mm_cvtph_ps(dd)), sums);       \
+                s[i] += _mm_cvtss_f32(p);                                                          \
+                s[i] -= _mm_cvtss_f32(_mm_movehl_ps(p, p));                                        \
+                s[i] += _mm_cvtss_f32(_mm_shuffle_ps(p, p, 1));                                    \
+                s[i] -= _mm_cvtss_f32(_mm_shuffle_ps(p, p, 3));                                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (; b < nb; b++) {                                                                      \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
+                const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
+                const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
+                __m128i mv;                                                                        \
+                int32_t isum = _mm512_reduce_add_epi32(fname##_super(wp, ap, &mv));                \
+                int32_t msum = hsum128_i32(mv);                                                    \
                 float da;                                                                          \
                 memcpy(&da, ap + 272, 4);                                                          \
                 s[i] += (da * f16at(wp)) * (float)isum;                                            \
