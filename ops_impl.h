@@ -326,6 +326,13 @@ typedef struct sx_attn_kernels {
 void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
                            int64_t c0, int n);
 
+/* The B panel of the BF16 layout from 16 bfloat16 rows (row n at h + n*Kp,
+ * Kp a multiple of 32): d[j*16 + n] = pair j of row n (ops_bf16.c does the
+ * same word by word). */
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+void sx_bf16_panel_pairs_avx512(uint32_t *d, const uint16_t *h, int64_t Kp);
+#endif
+
 /* The float32 kernel set <prefix>_scalar / _avx2 / _avx512 / _neon of the
  * current SIMD path (AMX runs AVX-512's float32 kernels, as the GEMM does). */
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
