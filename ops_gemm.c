@@ -178,7 +178,9 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
 #define GEMM_MC_PANELS 32 /* MC = 32 * mr rows */
 #endif
 #define GEMM_NC 256
-#define GEMM_B_MAX ((int64_t)8 << 20) /* floats of packed W per slab (32 MB) */
+/* floats of packed W per slab (2 MB: still in the cache when the tasks read
+ * it; 32 MB slabs of weights converted per call went to DRAM and back) */
+#define GEMM_B_MAX ((int64_t)1 << 19)
 #define GEMM_A_MAX ((int64_t)8 << 20)
 
 typedef struct {
