@@ -310,13 +310,12 @@ const sx_bf16_kernels sx_bf16_kernels_avx512 = {.name = "avx512-fma",
                                                 .kc = 128,
                                                 .ukr = bf16_ukr};
 
-/* 16 x 16 transposes of 32-bit words (the k pairs of 16 rows) */
-void sx_bf16_panel_pairs_avx512(uint32_t *d, const uint16_t *h, int64_t Kp) {
-    const int64_t kp = Kp / 2;
-    const uint32_t *s = (const uint32_t *)h;
-    for (int64_t j0 = 0; j0 < kp; j0 += 16) {
+/* 16 x 16 transposes of 32-bit words */
+void sx_transpose16_u32_avx512(uint32_t *d, int64_t ldd, const uint32_t *s, int64_t lds,
+                               int64_t n_words) {
+    for (int64_t j0 = 0; j0 < n_words; j0 += 16) {
         __m512i r[16], t[16];
-        for (int n = 0; n < 16; n++) r[n] = _mm512_loadu_si512(s + n * kp + j0);
+        for (int n = 0; n < 16; n++) r[n] = _mm512_loadu_si512(s + n * lds + j0);
         /* 2x2 blocks of words, then of pairs of words */
         for (int n = 0; n < 16; n += 2) {
             t[n] = _mm512_unpacklo_epi32(r[n], r[n + 1]);
@@ -342,6 +341,6 @@ void sx_bf16_panel_pairs_avx512(uint32_t *d, const uint16_t *h, int64_t Kp) {
         }
         for (int l = 0; l < 4; l++)
             for (int c = 0; c < 4; c++)
-                _mm512_storeu_si512(d + (j0 + 4 * l + c) * 16, t[4 * l + c]);
+                _mm512_storeu_si512(d + (j0 + 4 * l + c) * ldd, t[4 * l + c]);
     }
 }

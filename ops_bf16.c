@@ -198,7 +198,7 @@ static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t 
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
             if (sx_simd_level() == SX_SIMD_AVX512 || sx_simd_level() == SX_SIMD_AMX) {
                 memset(h + cols * Kp, 0, sizeof *h * (size_t)((16 - cols) * Kp));
-                sx_bf16_panel_pairs_avx512(d, h, Kp);
+                sx_transpose16_u32_avx512(d, 16, (const uint32_t *)h, kp, kp);
                 continue;
             }
 #endif

@@ -287,6 +287,18 @@ static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
                         rows[j] = blk + j * kbs;
                     }
                 }
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+                /* a full panel on AVX-512: 16 x 16 transposes (the rows are
+                 * evenly spaced: the weight's rows, or the converted block) */
+                if ((sx_simd_level() == SX_SIMD_AVX512 || sx_simd_level() == SX_SIMD_AMX) &&
+                    cols == nr && nr % 16 == 0 && kb % 16 == 0) {
+                    int64_t lds = W->type == SX_F32 ? (int64_t)(rb / sizeof(float)) : kbs;
+                    for (int j = 0; j < nr; j += 16)
+                        sx_transpose16_u32_avx512((uint32_t *)(dst + k0 * nr + j), nr,
+                                                  (const uint32_t *)rows[j], lds, kb);
+                    continue;
+                }
+#endif
                 for (int64_t k = 0; k < kb; k++) {
                     float *d = dst + (k0 + k) * nr;
                     for (int j = 0; j < cols; j++) d[j] = rows[j][k];
