@@ -186,12 +186,13 @@ fixtures:
 
 # Opt-in, not in CI (hours, tens of GB; README "Full-size rehearsal and benchmarks"):
 # random-weight SEED-X files of the real sizes in SEEDX_FULLSIZE_DIR. `fullsize` converts
-# every component (time, peak RSS), `bench-full` times whole models beside PyTorch.
+# every component (time, peak RSS) and runs every mode on the result (per-stage time and
+# RSS), `bench-full` times whole models beside PyTorch.
 # FULLSIZE_ARGS / BENCH_FULL_ARGS pass options (e.g. BENCH_FULL_ARGS="--groups unet --runs 5").
-fullsize bench-full: seedx
+fullsize bench-full: seedx $(BUILD)/tests/bench_matmul
 	@[ -x .venv/bin/python ] || { echo "run scripts/setup_reference_env.sh first"; exit 1; }
 	@[ -n "$(SEEDX_FULLSIZE_DIR)" ] || { echo "set SEEDX_FULLSIZE_DIR to a folder on a disk with ~35 GB free"; exit 1; }
-	.venv/bin/python scripts/bench_full.py $(if $(filter fullsize,$@),convert $(FULLSIZE_ARGS),run $(BENCH_FULL_ARGS)) --dir "$(SEEDX_FULLSIZE_DIR)"
+	.venv/bin/python scripts/bench_full.py $(if $(filter fullsize,$@),fullsize $(FULLSIZE_ARGS),run $(BENCH_FULL_ARGS)) --dir "$(SEEDX_FULLSIZE_DIR)"
 
 format:
 	clang-format -i *.c *.h tests/*.c tests/*.h

@@ -427,7 +427,7 @@ uint64_t sx_vae_decode_bytes(const sx_vae_config *c, int64_t h, int64_t w, int t
     } else {
         fl = decode_floats(c, (double)h, (double)w, threads);
     }
-    double bytes = 4 * fl + 2.0 * 48 * 1048576; /* + im2col and GEMM scratch */
+    double bytes = 4 * fl + 2.0 * 48 * 1048576; /* + the conv and GEMM kernels' scratch */
     return bytes >= 1.8e19 ? UINT64_MAX : (uint64_t)bytes;
 }
 

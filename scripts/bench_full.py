@@ -49,6 +49,7 @@ import make_fullsize as mf  # noqa: E402
 
 SDXL = mf.SDXL
 PY = sys.executable
+BENCH_MATMUL = os.path.join(ROOT, "build", "tests", "bench_matmul")  # its --peaks: the same run's FMA peak
 
 # ----------------------------------------------------------------- the matrix of runs
 # C variants: name -> (GGUF type, extra CLI args before the command's own, extra env).
@@ -56,17 +57,23 @@ PY = sys.executable
 # the same file with --compute bf16 (bfloat16 products, float32 sums).
 C_VARIANTS = {w + c: (w, ["--compute", "bf16"] if c else ["--compute", "f32"], {})
               for w in ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k") for c in ("", "+bf16")}
+C_VARIANTS["f32@avx2"] = ("f32", ["--compute", "f32"], {"SEEDX_SIMD": "avx2"})  # the AVX2 kernels on this CPU
 # PyTorch modes: f32, or bf16 autocast (what torch.autocast("cpu", bfloat16) gives)
 TORCH_MODES = ("f32", "bf16")
 # group -> official components, C variants, PyTorch modes, tasks
 MATRIX = {
-    "unet": dict(official=("unet", "scheduler"), c=("f32", "f16", "bf16", "f32+bf16", "f16+bf16", "bf16+bf16"),
+    "unet": dict(official=("unet", "scheduler"), c=("f32", "f32@avx2", "f16", "bf16", "f32+bf16", "f16+bf16",
+                                                   "bf16+bf16"),
                  torch=("f32", "bf16"), tasks=("fwd", "cfg"), cfg_c=("f16", "bf16+bf16")),
     "unet8": dict(official=("unet", "scheduler", "detokenizer2"), c=("f16",), torch=("f32",), tasks=("fwd8",)),
-    "vae": dict(official=("vae",), c=("f32", "f16", "bf16"), torch=("f32",), tasks=("decode", "tiled")),
-    "vit": dict(official=("vit",), c=("f32", "f16", "bf16"), torch=("f32", "bf16"), tasks=("tile", "grid")),
-    "llm": dict(official=("llm", "tokenizer"), c=("f32", "f16", "bf16"), torch=("f32", "bf16"),
-                tasks=("prefill", "gen", "hidden")),
+    "vae": dict(official=("vae",), c=("f32", "f16", "f16+bf16"), torch=("f32", "bf16"), tasks=("decode", "tiled")),
+    "vit": dict(official=("vit",), c=("f32", "f16", "f16+bf16"), torch=("f32", "bf16"), tasks=("tile", "grid")),
+    "llm": dict(official=("llm", "tokenizer"), c=("f32", "f16", "bf16", "f16+bf16", "q8_0", "q4_0", "q4_k"),
+                torch=("f32", "bf16"), tasks=("prefill", "gen", "hidden")),
+    # the whole 40-layer 13B LLM in the types that fit this machine's RAM, written straight in the
+    # quantized layout (make_quant_model.py; its 52 GB of official F32 shards do not fit the disk);
+    # PyTorch needs 52 GB (F32) or 26 GB (bf16) for it: not run
+    "llm40": dict(official=(), c=("q8_0+bf16", "q4_0+bf16", "q4_k+bf16"), torch=(), tasks=("prefill", "gen")),
 }
 TASK_LABEL = {
     "fwd": "UNet forward, 128x128 latent, t=500, 64x2048 context",
@@ -77,6 +84,8 @@ TASK_LABEL = {
     "tile": "ViT-bigG + pool, one 448 tile",
     "grid": "ViT-bigG + pool, 2x2 grid (5 tiles)",
     "prefill": "LLM prefill, 600 tokens",
+    "prefill40": "13B LLM (40 layers) prefill, 600 tokens",
+    "gen40": "13B LLM (40 layers) decode, 32 tokens (s per token)",
     "gen": "LLM decode, 32 tokens (s per token)",
     "hidden": "LLM final hidden states, 64 tokens (numerics only)",
 }
@@ -193,6 +202,20 @@ class Cache:
                  f"{size / 1e9:.2f} GB")
         rm(log)
 
+    def llm40(self, wt):
+        """The 40-layer LLM in type wt and its tokenizer: DIR/llm40/WT/{llm,tokenizer}.gguf,
+        written by make_quant_model.py --llm-only when missing."""
+        d = os.path.join(self.root, "llm40", wt)
+        if not os.path.exists(os.path.join(d, "llm.gguf")):
+            t0 = time.time()
+            self.log(f"-- writing the 40-layer {wt} LLM (make_quant_model.py)")
+            rc, wall, rss, text = run_proc([PY, os.path.join(HERE, "make_quant_model.py"), d, "--dtype", wt,
+                                            "--llm-layers", "40", "--llm-only"], d + ".log")
+            if rc != 0:
+                raise SystemExit(f"make_quant_model.py {d} failed ({rc}):\n{text[-2000:]}")
+            self.log(f"   llm40 {wt}: {time.time() - t0:.0f} s")
+        return os.path.join(d, "llm.gguf"), os.path.join(d, "tokenizer.gguf")
+
     def gguf(self, group, wt):
         """The converted file of a bench group in GGUF type wt (made when missing)."""
         pre, sd = self.pre, os.path.join(self.pre, SDXL)
@@ -283,12 +306,13 @@ def c_jobs(cache, group, variant, exe, threads, rundir, tag=""):
         for task, tiles in (("tile", 1), ("grid", 5)):
             jobs.append((f"vit.{task}.{name}", base + ["vit", "-m", g, "--random", "7", "--tiles", str(tiles),
                          "-o", o(task)], env, {task: r"\(([0-9.]+)s, "}, {task: o(task)}))
-    elif group == "llm":
-        g, tok = cache.gguf("llm", wt), cache.tokenizer_gguf()
-        jobs.append((f"llm.run.{name}", base + ["lm", "-m", g, "--tokenizer", tok, "-p", llm_text(N_PREFILL),
+    elif group in ("llm", "llm40"):
+        g, tok = cache.llm40(wt) if group == "llm40" else (cache.gguf("llm", wt), cache.tokenizer_gguf())
+        jobs.append((f"{group}.run.{name}", base + ["lm", "-m", g, "--tokenizer", tok, "-p", llm_text(N_PREFILL),
                      "-n", str(N_DECODE), "--ctx", str(N_PREFILL + N_DECODE + 8)], env,
                      {"prefill": r"prefill (\d+) tokens in ([0-9.]+) s",
                       "gen": r"decode (\d+) tokens in ([0-9.]+) s"}, {}))
+    if group == "llm":
         tr = os.path.join(rundir, f"trace.{name}")
         jobs.append((f"llm.hidden.{name}", [exe, "--threads", str(threads), "--trace", tr] + extra +
                      ["lm", "-m", g, "--tokenizer", tok, "-p", llm_text(N_HIDDEN), "-n", "1"], env,
@@ -356,8 +380,10 @@ def torch_worker(a):
         tid = torch.tensor([TIME_IDS])
         x = ld("unet_x8.npy" if a.group == "unet8" else "unet_x.npy")
         task = "fwd8" if a.group == "unet8" else "fwd"
+        count = flop_counter(m)
         eps = timed(task, lambda: m(x, UNET_T, encoder_hidden_states=ctx,
                                      added_cond_kwargs={"text_embeds": pooled, "time_ids": tid}).sample)
+        res["flop_" + task] = count()
         np.save(out(task), eps.float().numpy())
         if a.group == "unet":
             s = EulerDiscreteScheduler.from_pretrained(os.path.join(sd, "scheduler"))
@@ -419,6 +445,37 @@ def torch_worker(a):
     print("RESULT " + json.dumps(res))
 
 
+def flop_counter(model):
+    """Counts the multiply-add flops (2 per MAC) of the model's next calls: every Linear and Conv2d
+    (forward hooks) and every F.scaled_dot_product_attention (QK^T and PV); returns a function that
+    removes the hooks and gives the count. GroupNorm, softmax and the elementwise ops are not counted:
+    the count is the work the FMA peak applies to."""
+    import torch
+    import torch.nn.functional as F
+    n = [0]
+
+    def lin(mod, i, o):
+        n[0] += 2 * i[0].numel() // i[0].shape[-1] * mod.in_features * mod.out_features
+
+    def conv(mod, i, o):
+        n[0] += 2 * o.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+    hooks = [mm.register_forward_hook(lin if isinstance(mm, torch.nn.Linear) else conv) for mm in model.modules()
+             if isinstance(mm, (torch.nn.Linear, torch.nn.Conv2d))]
+    sdpa = F.scaled_dot_product_attention
+
+    def counted(q, k, v, *args, **kw):
+        n[0] += 4 * q.numel() // q.shape[-1] * k.shape[-2] * q.shape[-1]
+        return sdpa(q, k, v, *args, **kw)
+    F.scaled_dot_product_attention = counted
+
+    def done():
+        for h in hooks:
+            h.remove()
+        F.scaled_dot_product_attention = sdpa
+        return n[0]
+    return done
+
+
 def torch_job(cache, group, mode, threads, rundir, a):
     argv = [PY, os.path.abspath(__file__), "torch-worker", "--dir", cache.root, "--group", group,
             "--mode", mode, "--threads", str(threads), "--rundir", rundir, "--scale", cache.scale]
@@ -460,6 +517,8 @@ def run_group(cache, group, a, rundir, results, log):
             order.append(tj[ti])
             ti += 1
     order += tj[ti:]
+    if group in ("unet", "unet8") and os.path.exists(BENCH_MATMUL):  # the floor: FMA/BF16 peaks, same run
+        order.insert(0, ((f"{group}.peak", [BENCH_MATMUL, "--peaks"], {}, "peak", {}), "peak"))
     for r in range(a.runs):
         for (jid, argv, env, parse, outs), side in order:
             la0 = os.getloadavg()[0]
@@ -472,27 +531,39 @@ def run_group(cache, group, a, rundir, results, log):
             if parse == "torch":
                 m = re.search(r"^RESULT (.*)$", text, re.M)
                 t = json.loads(m.group(1)) if m else {}
+            elif parse == "peak":  # per-thread GFLOP/s per CPU-second
+                t = {k: float(v) for k, v in re.findall(r"^\s+(clock|FMA ymm|FMA zmm|vdpbf16ps zmm)\S* [A-Za-z/ ()]*?"
+                                                        r"([0-9.]+)", text, re.M)}
             else:
                 t = parse_c(text, parse, wall)
                 if len(parse) == 1:  # one task per process: its CPU seconds (with the model's mmap)
                     t["cpu_" + next(iter(parse))] = cpus
             rec = dict(job=jid, group=group, side=side, run=r, wall=wall, rss=rss, load=(la0 + la1) / 2,
-                       times=t, outputs=outs)
+                       times=t, outputs=outs, threads=a.threads, env=env)
             results.append(rec)
             with open(os.path.join(rundir, "results.jsonl"), "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            shown = ", ".join(f"{k} {v:.2f}s" for k, v in t.items() if not k.endswith("_n") and
-                              not k.startswith("cpu_"))
+            shown = ", ".join(f"{k} {v:.2f}" + ("" if side == "peak" else "s") for k, v in t.items()
+                              if not k.endswith("_n") and not k.startswith(("cpu_", "flop_")))
             shown += "".join(f"; CPU {k[4:]} {v:.1f}s" for k, v in t.items() if k.startswith("cpu_"))
             log(f"   [{r + 1}/{a.runs}] {jid}: {shown}; peak RSS {rss / 1e9:.2f} GB; load {la0:.1f}")
 
 
 def table(results, header):
     """Markdown table: median/min/max per (task, job), ratio and max-rel to PyTorch F32."""
-    rows = {}
+    rows, peaks, flops = {}, {}, {}
     for r in results:
         if r.get("failed") is not None:
             continue
+        if r["side"] == "peak":
+            for k, v in r["times"].items():
+                peaks.setdefault((r["group"], k), []).append(v)
+            continue
+        for k, v in r["times"].items():
+            if k.startswith("flop_"):
+                flops[(r["group"], k[5:])] = v
+                if k == "flop_fwd":
+                    flops[(r["group"], "cfg")] = 2 * v  # two evaluations in one batch
         variant = r["job"].split(".")[-1]
         for task, v in r["times"].items():
             if task.endswith("_n") or task == "load" or task == "hidden" or task.startswith("cpu_"):
@@ -500,7 +571,8 @@ def table(results, header):
             if task not in MATRIX[r["group"]]["tasks"]:
                 continue
             key = (r["group"], task, variant)
-            rows.setdefault(key, dict(times=[], cpu=[], rss=[], load=[], outputs=r["outputs"], side=r["side"]))
+            rows.setdefault(key, dict(times=[], cpu=[], rss=[], load=[], outputs=r["outputs"], side=r["side"],
+                                      threads=r.get("threads", 2), avx2=r.get("env", {}).get("SEEDX_SIMD") == "avx2"))
             rows[key]["times"].append(v)
             if "cpu_" + task in r["times"]:
                 rows[key]["cpu"].append(r["times"]["cpu_" + task])
@@ -511,8 +583,8 @@ def table(results, header):
         if variant == "torch-f32":
             ref_out[(g, task)] = d["outputs"].get(task)
     lines = header + ["", "| task | run | median s | min - max s | n | CPU s | peak RSS GB | x PyTorch F32 | "
-                          "x PyTorch F32 (CPU s) | max-rel vs PyTorch F32 | load avg |",
-                          "|---|---|---|---|---|---|---|---|---|---|---|"]
+                          "x PyTorch F32 (CPU s) | max-rel vs PyTorch F32 | % of peak (wall / CPU s) | load avg |",
+                          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {g: i for i, g in enumerate(MATRIX)}
     for key in sorted(rows, key=lambda k: (order[k[0]], k[1], not k[2].startswith("torch"), k[2])):
         g, task, variant = key
@@ -526,10 +598,19 @@ def table(results, header):
         ro, mo = ref_out.get((g, task)), d["outputs"].get(task)
         if ro and mo and os.path.exists(ro) and os.path.exists(mo) and variant != "torch-f32":
             mr = f"{maxrel(np.load(mo), np.load(ro)):.1e}"
-        label = TASK_LABEL[task]
+        label = TASK_LABEL[task + "40" if g == "llm40" else task]
+        pct = ""  # flops / (median wall x threads x the same run's per-thread peak of that arithmetic)
+        bf = variant.endswith("+bf16") or variant == "torch-bf16"
+        pkk = (g, "vdpbf16ps zmm" if bf else "FMA ymm" if d["avx2"] else "FMA zmm")
+        if (g, task) in flops and pkk in peaks:
+            pk = statistics.median(peaks[pkk])
+            pct = f"{100 * flops[(g, task)] / (med * d['threads'] * pk * 1e9):.0f}%"
+            if cpu:  # per CPU-second: what the threads did while they ran (a shared host takes cores away)
+                pct += f" / {100 * flops[(g, task)] / (cpu * pk * 1e9):.0f}%"
+            pct += " BF16" if bf else " FMA"
         lines.append(f"| {label} | {variant} | {med:.2f} | {min(d['times']):.2f} - {max(d['times']):.2f} | "
                      f"{len(d['times'])} | {f'{cpu:.1f}' if cpu else ''} | {max(d['rss']) / 1e9:.2f} | {ratio} | "
-                     f"{cratio} | {mr} | "
+                     f"{cratio} | {mr} | {pct} | "
                      f"{statistics.mean(d['load']):.1f} |")
     # LLM numerics: final hidden states of a 64-token prompt
     hid = [(r["job"].split(".")[-1], r["outputs"].get("hidden")) for r in results
@@ -541,7 +622,13 @@ def table(results, header):
             if v == "torch-f32" or v in done or not os.path.exists(p):
                 continue
             done.add(v)
-            lines.append(f"| {TASK_LABEL['hidden']} | {v} | | | | | | | | {maxrel(np.load(p), np.load(ref)):.1e} | |")
+            lines.append(f"| {TASK_LABEL['hidden']} | {v} | | | | | | | | {maxrel(np.load(p), np.load(ref)):.1e} | | |")
+    for (g, k), v in sorted(peaks.items()):
+        if k != "clock":
+            lines.append(f"peak ({g} runs): {k} {statistics.median(v):.1f} GFLOP/s per thread (median of {len(v)})")
+    for (g, t), v in sorted(flops.items()):
+        lines.append(f"{TASK_LABEL[t]}: {v / 1e12:.3f} TFLOP (Linear + Conv2d + attention products, counted "
+                     f"in PyTorch)")
     return lines
 
 
@@ -870,6 +957,30 @@ def cmd_table(a):
     print("\n".join(table(results, [f"bench_full.py table {' '.join(a.rundir)}"])))
 
 
+def cmd_fullsize(a):
+    """`make fullsize`: the converter rehearsal (every component, each --dtypes; the first type's
+    model folder kept, the others deleted once measured; the LLM on --llm-layers layers in
+    --llm-dtypes), the 40-layer LLM in --llm-type, then every mode on that folder with that LLM;
+    prints the tables."""
+    dtypes = a.dtypes.split(",")
+    cv = argparse.Namespace(dir=a.dir, threads=a.threads, scale="full", dtypes=a.dtypes, llm_dtypes=None,
+                            files=",".join(f[:-5] for f, _ in REHEARSAL if f != "llm.gguf"), llm_layers=None,
+                            keep=True, keep_sources=False, check=True)
+    cmd_convert(cv)
+    # the LLM: its 40 layers are 52 GB of official F32 shards, more than a 75 GB disk holds beside the
+    # rest; the converter runs on --llm-layers of them (the real layer shapes; time and disk scale by 40/N)
+    cmd_convert(argparse.Namespace(**dict(vars(cv), files="llm", llm_layers=a.llm_layers, keep=False,
+                                          llm_dtypes=a.llm_dtypes)))
+    models = os.path.join(a.dir, "models")
+    for dt in dtypes[1:]:
+        rm(os.path.join(models, "seed-x-edit_" + dt))
+    llm, _ = Cache(a.dir, None).llm40(a.llm_type)
+    mo = argparse.Namespace(dir=a.dir, model=os.path.join(models, "seed-x-edit_" + dtypes[0]),
+                            llm=f"{a.llm_type}={llm}", modes=a.modes, image=a.image, steps=a.steps,
+                            threads=a.threads, seedx=a.seedx)
+    cmd_modes(mo)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -914,13 +1025,26 @@ def main():
     mo.add_argument("--steps", type=int, default=2)
     mo.add_argument("--threads", type=int, default=2)
     mo.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
+    f = sub.add_parser("fullsize", help="make fullsize: convert every component (--dtypes), write the 40-layer "
+                       "LLM in --llm-type, run every mode on the first type's folder with it")
+    f.add_argument("--dir", default=d, required=d is None, help="cache folder ($SEEDX_FULLSIZE_DIR)")
+    f.add_argument("--threads", type=int, default=2)
+    f.add_argument("--dtypes", default="f16,bf16", help="converter types; the first one's folder runs the modes")
+    f.add_argument("--llm-dtypes", default="q8_0,q4_0", help="the LLM's converter types")
+    f.add_argument("--llm-layers", type=int, default=10, help="layers of the LLM the converter rehearses")
+    f.add_argument("--llm-type", default="q8_0", help="the 40-layer LLM the modes use (q8_0, q4_0, q4_k)")
+    f.add_argument("--modes", default=",".join(MODES))
+    f.add_argument("--steps", type=int, default=2)
+    f.add_argument("--image", default=mo.get_default("image"))
+    f.add_argument("--seedx", default=os.path.join(ROOT, "seedx"))
     t = sub.add_parser("table", help="print the table of a run folder (runs/STAMP) from its results")
     t.add_argument("rundir", nargs="+")
     a = p.parse_args()
     if a.cmd == "table":
         return cmd_table(a)
     os.makedirs(a.dir, exist_ok=True)
-    {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker, "modes": cmd_modes}[a.cmd](a)
+    {"run": cmd_run, "convert": cmd_convert, "torch-worker": torch_worker, "modes": cmd_modes,
+     "fullsize": cmd_fullsize}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -1049,9 +1049,11 @@ static void bench_gnconv(torch_proc *tp, int maxt) {
 }
 
 int main(int argc, char **argv) {
-    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0, dec = 0, conv = 0, fused = 0;
+    int f32 = 0, bf16 = 0, blocks = 0, attn = 0, mem = 0, dec = 0, conv = 0, fused = 0, peaks = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--peaks")) /* the peak loops only (bench_full.py's floor) */
+            peaks = 1;
         else if (!strcmp(argv[i], "--conv"))
             conv = 1;
         else if (!strcmp(argv[i], "--fused"))
@@ -1066,11 +1068,11 @@ int main(int argc, char **argv) {
             fprintf(
                 stderr,
                 "usage: bench_matmul [--quick] [--f32] [--bf16] [--decode] [--blocks] [--memory] "
-                "[--attention] [--conv] [--fused]\n");
+                "[--attention] [--conv] [--fused] [--peaks]\n");
             return 2;
         }
     }
-    if (!f32 && !bf16 && !blocks && !attn && !mem && !dec && !conv && !fused)
+    if (!f32 && !bf16 && !blocks && !attn && !mem && !dec && !conv && !fused && !peaks)
         f32 = bf16 = blocks = attn = mem = dec = conv = fused = 1;
     if (sx_init(0) != 0) return 1;
     int maxt = sx_threads_count() < 2 ? sx_threads_count() : 2;
@@ -1087,6 +1089,7 @@ int main(int argc, char **argv) {
 #if defined(__x86_64__)
     if (!sx_simd_supported(SX_SIMD_AMX)) printf("  (AMX: not available on this CPU or OS)\n");
 #endif
+    if (peaks) return 0;
     shape all[] = {{"vit qkv/out", 1024, 1664, 1664}, {"vit mlp fc", 1024, 8192, 1664},
                    {"unet attn 64x64", 4096, 640, 640}, {"unet attn 32x32", 1024, 1280, 1280},
                    {"unet geglu proj", 4096, 5120, 640}, {"unet geglu out", 4096, 640, 2560},
