@@ -26,12 +26,15 @@
  *                  down says nothing about the memory), and the summary at
  *                  the end recomputes every decode row's % roof with the
  *                  best pass of the whole run;
- *   prefill      = 40 x (one layer, 600 tokens) + lm_head (last row), 2 threads.
+ *   prefill      = 40 x (one layer, 600 tokens) + lm_head (last row), 2 threads;
+ *   --prefill-cpu: 600 tokens through one 13B layer (the context's chunks of
+ *                  256 rows), 1 thread, CPU ms, best of --reps, per type.
  * lm_head gets the policy's type (quant.h: Q8_0 for the quantized types).
  * Weights are random (sx_rand_uniform); quantized with the reference quantizers.
  *
  * Usage: build/tests/bench_quant [--quick] [--types f16,q8_0,...] [--reps N]
  *                                [--compute f32|bf16] [--no-gemv] [--no-decode]
+ *                                [--prefill-mm] [--prefill-cpu]
  *   --quick: decode and GEMV with 2 threads only, no prefill;
  *   --compute bf16: float matrices packed for the BF16 kernels as `seedx chat`
  *   does by default on CPUs with BF16 instructions (quantized ones are never
@@ -232,6 +235,64 @@ static int bench_prefill_mm(const int *types, int n_types, int reps) {
     return 0;
 }
 
+static void *quantize(const float *src, int64_t N, int64_t K, int type);
+
+/* Prefill in CPU time: 600 tokens through one 13B decoder layer per type,
+ * 1 thread (thread CPU time: what the work costs, whatever else runs). */
+static int bench_prefill_cpu(const int *types, int n_types, int reps) {
+    const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
+    float *w32[7], *n1 = malloc(sizeof(float) * D), *n2 = malloc(sizeof(float) * D);
+    float *x = malloc(sizeof(float) * CTX * D);
+    if (!n1 || !n2 || !x) return -1;
+    for (int i = 0; i < 7; i++) {
+        w32[i] = malloc(sizeof(float) * (size_t)(shp[i][0] * shp[i][1]));
+        if (!w32[i]) return -1;
+        sx_rand_uniform(w32[i], shp[i][0] * shp[i][1], 200 + i, -0.02f, 0.02f);
+    }
+    sx_rand_uniform(n1, D, 301, 0.5f, 1.5f);
+    sx_rand_uniform(n2, D, 302, 0.5f, 1.5f);
+    sx_rand_uniform(x, (int64_t)CTX * D, 303, -1.0f, 1.0f);
+    sx_threads_init(1);
+    printf("\nprefill: %d tokens through one 13B layer, 1 thread, compute %s, best of %d: CPU ms\n",
+           CTX, sx_compute_name(sx_compute()), reps);
+    for (int ti = 0; ti < n_types; ti++) {
+        void *w[7];
+        for (int i = 0; i < 7; i++)
+            if (!(w[i] = quantize(w32[i], shp[i][0], shp[i][1], types[ti]))) return -1;
+        sx_llama m;
+        memset(&m, 0, sizeof m);
+        m.cfg = (sx_llama_config){D, 1, 40, 40, 128, F, V, 2048, 1e-5f, 10000.0f, 1, 2, 0};
+        sx_llama_layer L = sx_llama_layer_wrap(&m.cfg, n1, n2, w, types[ti]);
+        sx_weight *lw[7] = {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down};
+        for (int i = 0; i < 7; i++) /* packed only under --compute bf16 */
+            if (sx_weight_pack(lw[i]) != 0) return -1;
+        m.layers = &L;
+        sx_llama_ctx *c;
+        if (sx_llama_ctx_new(&m, CTX, SX_F32, &c) != 0) return -1;
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            sx_llama_ctx_reset(c);
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+            if (sx_llama_forward_embeds(c, x, CTX, SX_LLAMA_LOGITS_NONE, NULL, NULL) != 0)
+                return -1;
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+            double t = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+            if (t < best) best = t;
+        }
+        printf("%-5s %8.0f\n", sx_type_name(types[ti]), best * 1e3);
+        fflush(stdout);
+        sx_llama_ctx_free(c);
+        for (int i = 0; i < 7; i++) {
+            sx_weight_unpack(lw[i]);
+            free(w[i]);
+        }
+    }
+    for (int i = 0; i < 7; i++) free(w32[i]);
+    free(n1), free(n2), free(x);
+    return 0;
+}
+
 static void *quantize(const float *src, int64_t N, int64_t K, int type) {
     void *d = malloc(sx_type_nbytes(type, N * K));
     if (d && sx_quantize_rows(type, d, src, N, K) != 0) {
@@ -247,7 +308,8 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, reps = 5, gemv = 1, decode = 1, prefill_mm = 0, compute = SX_COMPUTE_F32;
+    int quick = 0, reps = 5, gemv = 1, decode = 1, prefill_mm = 0, prefill_cpu = 0;
+    int compute = SX_COMPUTE_F32;
     const char *types_arg = "f16,bf16,q8_0,q4_0,q4_k";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -258,6 +320,8 @@ int main(int argc, char **argv) {
             decode = 0;
         else if (!strcmp(argv[i], "--prefill-mm"))
             prefill_mm = 1;
+        else if (!strcmp(argv[i], "--prefill-cpu"))
+            prefill_cpu = 1;
         else if (!strcmp(argv[i], "--compute") && i + 1 < argc &&
                  (compute = sx_compute_from_name(argv[++i])) > 0)
             continue;
@@ -268,7 +332,7 @@ int main(int argc, char **argv) {
         else
             return fprintf(stderr,
                            "usage: %s [--quick] [--types f16,q8_0,...] [--reps N] [--compute "
-                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm]\n",
+                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm] [--prefill-cpu]\n",
                            argv[0]),
                    2;
     }
@@ -289,6 +353,11 @@ int main(int argc, char **argv) {
             if (!wt || !wt->storage) return fprintf(stderr, "unknown type '%s'\n", tok), 2;
             types[n_types++] = ty;
         }
+    }
+    if (prefill_cpu) {
+        if (bench_prefill_cpu(types, n_types, reps) != 0)
+            return fprintf(stderr, "prefill: %s\n", sx_errmsg()), 1;
+        return 0;
     }
     int64_t bw_words = (1LL << 30) / 8;
     uint64_t *bwbuf = malloc((size_t)bw_words * 8);
