@@ -236,7 +236,11 @@ int sx_llama_ctx_new(const sx_llama *m, int64_t n_ctx, int kv_type, sx_llama_ctx
     }
     c->logit_row = sx_malloc(sizeof(float) * (size_t)g->vocab, "logits");
     if (!c->logit_row) goto fail;
-    if (alloc_scratch(c, n_ctx < 256 ? n_ctx : 256) != 0) goto fail;
+    /* prefill chunks of up to 1024 rows: a prompt of that length is one pass,
+     * so quantized weights are converted for the GEMM once per layer, not per
+     * 256 rows (600 tokens through a 13B layer, --compute bf16: within 2% of
+     * F16's CPU time instead of 10-20% above); scratch ~233 KB per row at 13B */
+    if (alloc_scratch(c, n_ctx < 1024 ? n_ctx : 1024) != 0) goto fail;
     *out = c;
     return 0;
 fail:

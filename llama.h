@@ -94,7 +94,7 @@ int64_t sx_llama_ctx_n_ctx(const sx_llama_ctx *c);
  * layer of each chunk; NULL to turn off. */
 typedef void (*sx_llama_progress_fn)(void *ud, int64_t done, int64_t total);
 void sx_llama_ctx_set_progress(sx_llama_ctx *c, sx_llama_progress_fn fn, void *ud);
-/* Prefill chunk size (rows per matrix-matrix pass, default 256). */
+/* Prefill chunk size (rows per matrix-matrix pass, default 1024). */
 int sx_llama_ctx_set_chunk(sx_llama_ctx *c, int64_t chunk);
 
 enum { SX_LLAMA_LOGITS_NONE = 0, SX_LLAMA_LOGITS_LAST = 1, SX_LLAMA_LOGITS_ALL = 2 };

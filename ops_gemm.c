@@ -178,7 +178,9 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
 #define GEMM_MC_PANELS 32 /* MC = 32 * mr rows */
 #endif
 #define GEMM_NC 256
-#define GEMM_B_MAX ((int64_t)8 << 20) /* floats of packed W per slab (32 MB) */
+/* floats of packed W per slab (2 MB: still in the cache when the tasks read
+ * it; 32 MB slabs of weights converted per call went to DRAM and back) */
+#define GEMM_B_MAX ((int64_t)1 << 19)
 #define GEMM_A_MAX ((int64_t)8 << 20)
 
 typedef struct {
@@ -285,6 +287,18 @@ static void pack_b_task(void *ctx, int64_t b, int64_t e, int tid) {
                         rows[j] = blk + j * kbs;
                     }
                 }
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+                /* a full panel on AVX-512: 16 x 16 transposes (the rows are
+                 * evenly spaced: the weight's rows, or the converted block) */
+                if ((sx_simd_level() == SX_SIMD_AVX512 || sx_simd_level() == SX_SIMD_AMX) &&
+                    cols == nr && nr % 16 == 0 && kb % 16 == 0) {
+                    int64_t lds = W->type == SX_F32 ? (int64_t)(rb / sizeof(float)) : kbs;
+                    for (int j = 0; j < nr; j += 16)
+                        sx_transpose16_u32_avx512((uint32_t *)(dst + k0 * nr + j), nr,
+                                                  (const uint32_t *)rows[j], lds, kb);
+                    continue;
+                }
+#endif
                 for (int64_t k = 0; k < kb; k++) {
                     float *d = dst + (k0 + k) * nr;
                     for (int j = 0; j < cols; j++) d[j] = rows[j][k];
@@ -445,13 +459,14 @@ int sx_set_quant_rows_max(int64_t m) {
  * `bench_quant --prefill-mm` (README, "Quantized weights"): against the F32
  * GEMM the AVX-512 tiles (a `rows` kernel) win or tie at every M up to 600,
  * the GEMV on groups of 4 rows (paths without one) up to M = 64; against
- * the BF16 kernel (2x the F32 GEMM) the tiles win up to M = 64, the GEMV
- * groups up to M = 32. */
+ * the BF16 kernel (2x the F32 GEMM), since its per-call packing stays in
+ * the cache, the tiles win or tie up to M = 32, the GEMV groups up to 16
+ * (one thread, [5120 x 5120], AMD Zen 4). */
 static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
     if (!wt->quantized || M > INT_MAX) return 0;
     if (quant_rows_max >= 0) return M <= quant_rows_max;
     int tiles = sx_wtype_kernels_of(wt).rows != NULL;
-    if (mode == SX_COMPUTE_BF16) return M <= (tiles ? 64 : 32);
+    if (mode == SX_COMPUTE_BF16) return M <= (tiles ? 32 : 16);
     return tiles || M <= 64;
 }
 
@@ -508,8 +523,12 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
         J.X = xq;
         J.ldx = rowb;
     }
-    int64_t chunk = 16;
-    while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
+    /* a few rows (decode): 16 tasks per matrix, each a contiguous run of
+     * weight rows (one stream); the kernels prepare the activations once
+     * per task. (Only the scheduling depends on it, not the results.) */
+    int64_t chunk = M <= SX_GEMV_MAX_M ? (W->N + 15) / 16 : 16;
+    if (M > SX_GEMV_MAX_M)
+        while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
     /* many rows of X: each task's weight rows are read again per group of
      * rows, from the cache if they fit in QROWS_CHUNK_BYTES */
     if (M > SX_GEMV_MAX_M)

@@ -326,6 +326,15 @@ typedef struct sx_attn_kernels {
 void sx_conv_pack_w_panels(float *dst, int mr, const void *pdata, int type, int pnr, int64_t K,
                            int64_t c0, int n);
 
+/* d[j*ldd + r] = s[r*lds + j] for 16 rows r and j < n_words (a multiple of
+ * 16): 32-bit words (bfloat16 k pairs, floats) of 16 weight rows into the
+ * column order of a packed panel (ops_bf16.c and ops_gemm.c do the same
+ * word by word on other paths). */
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+void sx_transpose16_u32_avx512(uint32_t *d, int64_t ldd, const uint32_t *s, int64_t lds,
+                               int64_t n_words);
+#endif
+
 /* The float32 kernel set <prefix>_scalar / _avx2 / _avx512 / _neon of the
  * current SIMD path (AMX runs AVX-512's float32 kernels, as the GEMM does). */
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)

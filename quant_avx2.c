@@ -157,8 +157,8 @@ void sx_q8_k_from_f32_avx2(void *yv, const float *x, int64_t n) {
  * per-thread scratch (float block scales; for Q4_0 the codes of two blocks
  * in the nibbles' order and, per 4-byte lane, -8 * the sum of its codes),
  * the block scales of each weight row are multiplied by the activations'
- * 16 at a time before the row is streamed, and with one activation row four
- * weight rows are processed together (independent accumulators). */
+ * 16 at a time before the row is streamed, and each weight row serves all
+ * the activation rows of the call (q_pairs: the matrix is one stream). */
 /* Q8_0 activation row -> da[nbp] (zero-padded), codes [nb*32]; for Q4_0
  * weights also pairs of blocks p: lo[p] = values 0..15 of blocks 2p, 2p+1,
  * hi[p] = values 16..31, corrections [8] (-8 * (lo + hi lane sums)) */
@@ -279,13 +279,13 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
     for (int i = 0; i < MAXR; i++)
         sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));
     uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));
-    for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {
+    for (int64_t n = n0; n < n1; n++) {
         const uint8_t *wr[MAXR];
         int ai[MAXR];
         int64_t col[MAXR];
-        int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);
+        int nr = q_pairs(m, n, w, ldw, wr, ai, col);
         for (int i = 0; i < nr; i++) {
-            if (m == 1 || i == 0) {
+            if (i == 0) {
                 row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);
             } else { /* the same weight row: the scales of activation row i */
                 for (int64_t b = 0; b < nbp; b += 8)
@@ -324,7 +324,7 @@ void sx_gemv_q4_0_avx2(float *y, int64_t ldy, const void *x, size_t ldx, int m, 
  * multiply the activations (maddubs: codes <= 15 are unsigned) and then the
  * sub-block's scale (madd); the mins meet the bsums in one more madd. The
  * integer sums are those of quant.c, and so is the float arithmetic after
- * them: bit-identical. Four weight rows per pass with one activation row. */
+ * them: bit-identical. One weight row per pass (q_pairs). */
 static inline __attribute__((always_inline)) void
 q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const uint8_t *const *wr,
          const int *ai, const int64_t *col, int64_t nb, const float *bias) {
@@ -378,11 +378,11 @@ q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const u
 void sx_gemv_q4_k_avx2(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,
                        size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
     const int64_t nb = K / SX_QKK;
-    for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {
+    for (int64_t n = n0; n < n1; n++) {
         const uint8_t *wr[MAXR];
         int ai[MAXR];
         int64_t col[MAXR];
-        int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);
+        int nr = q_pairs(m, n, w, ldw, wr, ai, col);
         switch (nr) {
         case 4: q4k_pass(4, y, ldy, x, ldx, wr, ai, col, nb, bias); break;
         case 3: q4k_pass(3, y, ldy, x, ldx, wr, ai, col, nb, bias); break;

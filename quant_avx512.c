@@ -133,11 +133,12 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
  *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a)   (w+128 >= 0)
  *   Q4_0:        dpbusd(-8*sum(a), q, a) = sum((q-8)*a)          (q in 0..15)
  *   Q8_0 without VNNI: maddubs(|w|, sign(a, w)), as AVX2 (|w| <= 128).
- * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are gathered
- * into a vector, converted and multiplied by the activations' 16 scales at
- * once; each block's product then enters a float FMA per lane. With one
- * activation row, four weight rows are processed together (four streams in
- * flight); with m rows, one weight row serves all of them. */
+ * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are picked
+ * out of the weight vectors by word permutes (win_scales), converted and
+ * multiplied by the activations' 16 scales at once; each block's product
+ * then enters a float FMA per lane. Each weight row serves all the m
+ * activation rows of the call, one weight row after the other (q_pairs: the
+ * matrix is read as one sequential stream). */
 /* Q8_0 activation row (nb blocks) -> da[nbp] (zero-padded to 16), codes
  * [nb*32], lane corrections [nb*8] (-128 * sum of the lane's 4 codes) */
 static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a, int32_t *c) {
@@ -145,8 +146,9 @@ static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
     for (int64_t b = 0; b < nb; b++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2));
         _mm256_storeu_si256((__m256i *)(a + b * 32), v);
-        _mm256_storeu_si256((__m256i *)(c + b * 8),
-                            _mm256_mullo_epi32(lane_sums(v), _mm256_set1_epi32(-128)));
+        _mm256_storeu_si256(
+            (__m256i *)(c + b * 8),
+            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lane_sums(v), 7)));
     }
 }
 
@@ -166,7 +168,7 @@ static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
             __m256i s = lane_sums(_mm256_set_m128i(h, l)); /* lanes 0-3: lo, 4-7: hi */
             __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i),
-                             _mm_mullo_epi32(t, _mm_set1_epi32(-8)));
+                             _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(t, 3)));
         }
 }
 
@@ -197,18 +199,57 @@ VNNI static inline __m512i dot4x_vnni(__m512i v, const int8_t *lo, const int8_t 
 }
 
 /* The products of the block scales of weight row wr (nb blocks, stride wb)
- * with the activation scales da, into s[nbp]: all f16 scales of the row are
- * first copied out (scalar), then converted 16 at a time, so that no load
- * waits for the small stores just before it. */
-static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t wb, int64_t nb,
-                              int64_t nbp, const float *da) {
-    for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
+ * with the activation scales da, into s[b] for b in [from, nbp) (from a
+ * multiple of 16; the kernels take the full windows of 16 blocks before it
+ * from the weights directly, win_scales): the f16 scales are first copied
+ * out (scalar), then converted 16 at a time, so that no load waits for the
+ * small stores just before it. */
+static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t wb, int64_t from,
+                              int64_t nb, int64_t nbp, const float *da) {
+    for (int64_t b = from; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
     for (int64_t b = nb; b < nbp; b++) h[b] = 0;
-    for (int64_t b = 0; b < nbp; b += 16)
+    for (int64_t b = from; b < nbp; b += 16)
         _mm512_storeu_ps(
             s + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))),
                                  _mm512_loadu_ps(da + b)));
 }
+
+/* A full window of 16 weight blocks at p (Q4_0: 288 bytes, Q8_0: 544) read
+ * as whole vectors; the f16 words of the blocks are picked out by word
+ * permutes (vpermt2w) instead of one scalar load per block:
+ *   win_scales: the 16 block scales as floats (Q4_0: scale b is word 9b of
+ *     the window, Q8_0: word 17b);
+ *   Q4_0 codes: the 64 code bytes of the 4 blocks of group k in value order
+ *     (word 9b+1+j of the window is byte pair j of block b's codes), from
+ *     the vectors z[k], z[k+1] at bytes 64k and 64k+64 (Q4_0_CODES_IX). */
+static inline __m512 win_scales(const uint8_t *p, int Q4) {
+    __m512i s;
+    if (Q4) { /* blocks 0-7 from bytes [0, 128), blocks 8-15 from [144, 272) */
+        const __m512i ix = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 63, 54,
+                                            45, 36, 27, 18, 9, 0, 63, 54, 45, 36, 27, 18, 9, 0);
+        __m512i a =
+            _mm512_permutex2var_epi16(_mm512_loadu_si512(p), ix, _mm512_loadu_si512(p + 64));
+        __m512i b =
+            _mm512_permutex2var_epi16(_mm512_loadu_si512(p + 144), ix, _mm512_loadu_si512(p + 208));
+        s = _mm512_mask_blend_epi16(0xff00, a, b);
+    } else { /* blocks 4k..4k+3 from bytes [136k, 136k + 128) */
+        const __m512i ix = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 51, 34,
+                                            17, 0, 51, 34, 17, 0, 51, 34, 17, 0, 51, 34, 17, 0);
+        __m512i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm512_permutex2var_epi16(_mm512_loadu_si512(p + 136 * k), ix,
+                                             _mm512_loadu_si512(p + 136 * k + 64));
+        s = _mm512_mask_blend_epi16(
+            0xf000,
+            _mm512_mask_blend_epi16(0x0f00, _mm512_mask_blend_epi16(0x00f0, q[0], q[1]), q[2]),
+            q[3]);
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(s));
+}
+/* word 4k + 9b + 1 + j of the pair (z[k], z[k+1]) -> output word 8b + j */
+#define Q4_0_CODES_IX                                                                              \
+    _mm512_set_epi16(35, 34, 33, 32, 31, 30, 29, 28, 26, 25, 24, 23, 22, 21, 20, 19, 17, 16, 15,   \
+                     14, 13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1)
 
 /* The per-call layout of the Q8_0 / Q4_0 kernels: blocks, blocks padded to
  * 16, groups of 4, bytes per weight block, and the bytes of one prepared
@@ -233,81 +274,127 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
     *da = d, *ac = a, *ah = a + 64 * ng, *cc = c;
 }
 
-/* One pass over NR (weight row, activation row) pairs: m == 1: up to 4
- * weight rows against activation row 0; m > 1: one weight row against m
- * activation rows. NR and Q4 (Q4_0, else Q8_0) are constants at each call,
- * so the pairs' accumulators stay in registers. sc[i]: the pair's block
- * scale products (row_scales). Each block's scale reaches its lanes by a
- * permute of the 16 scales of the window. */
-#define GEMV_Q32(fname, DOT2, DOT4, ATTR)                                                          \
-    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
-        const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
-        const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, int64_t ng,       \
-        float *const *sc, const int8_t *const *ac, const int8_t *const *ah,                        \
-        const int32_t *const *cc, const float *bias) {                                             \
+/* (in Q32_WINDOW) group k of a full Q4_0 window from its codes v */
+#define Q4_0_GROUP(DOT4, v, k)                                                                     \
+    acc = _mm512_fmadd_ps(                                                                         \
+        _mm512_cvtepi32_ps(                                                                        \
+            DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64, _mm512_loadu_si512(cc + (g + k) * 16))), \
+        _mm512_permutexvar_ps(_mm512_add_epi32(idx0, _mm512_set1_epi32(4 * k)), s), acc)
+
+/* One window of blocks [b0, b0 + cnt) (cnt <= 16) of one (weight row wr,
+ * activation row) pair, added to the pair's accumulator acc (per lane) and
+ * tail (blocks outside whole vectors). Each block's scale product reaches
+ * its lanes by a permute of the 16 of the window. A full window reads the
+ * weights as whole vectors (win_scales, Q4_0_CODES_IX); a partial one (the
+ * last of a row) takes the scale products sc from row_scales and its codes
+ * block by block. The integer sums, scale products and float steps are the
+ * same either way. ac/ah/cc/da: the activation row prepared (prep_row); xa:
+ * the row as Q8_0 (the Q4_0 blocks past the last group of 4). */
+#define Q32_WINDOW(fname, DOT2, DOT4, ATTR)                                                        \
+    ATTR static inline __attribute__((always_inline))                                              \
+    __m512 fname##_win(const int Q4, __m512 acc, float *tail, const uint8_t *wr, int64_t b0,       \
+                       int cnt, int64_t ng, const float *sc, const float *da, const int8_t *ac,    \
+                       const int8_t *ah, const int32_t *cc, const uint8_t *xa) {                   \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                          \
         const __m512i idx0 =                                                                       \
             Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
                : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);                \
+        const uint8_t *p = wr + (size_t)b0 * wb;                                                   \
+        if (cnt == 16) {                                                                           \
+            __m512 s = _mm512_mul_ps(win_scales(p, Q4), _mm512_loadu_ps(da + b0));                 \
+            if (Q4) {                                                                              \
+                const __m512i ix = Q4_0_CODES_IX, four = _mm512_set1_epi16(4);                     \
+                __m512i z0 = _mm512_loadu_si512(p), z1 = _mm512_loadu_si512(p + 64);               \
+                __m512i z2 = _mm512_loadu_si512(p + 128), z3 = _mm512_loadu_si512(p + 192);        \
+                __m512i z4 =                                                                       \
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 256)));        \
+                __m512i v0 = _mm512_permutex2var_epi16(z0, ix, z1);                                \
+                __m512i ix1 = _mm512_add_epi16(ix, four);                                          \
+                __m512i v1 = _mm512_permutex2var_epi16(z1, ix1, z2);                               \
+                __m512i ix2 = _mm512_add_epi16(ix1, four);                                         \
+                __m512i v2 = _mm512_permutex2var_epi16(z2, ix2, z3);                               \
+                __m512i v3 = _mm512_permutex2var_epi16(z3, _mm512_add_epi16(ix2, four), z4);       \
+                const int64_t g = b0 / 4;                                                          \
+                Q4_0_GROUP(DOT4, v0, 0);                                                           \
+                Q4_0_GROUP(DOT4, v1, 1);                                                           \
+                Q4_0_GROUP(DOT4, v2, 2);                                                           \
+                Q4_0_GROUP(DOT4, v3, 3);                                                           \
+            } else {                                                                               \
+                _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {                              \
+                    const uint8_t *wp = p + (size_t)(2 * k) * wb + 2;                              \
+                    __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),                   \
+                                        _mm256_loadu_si256((const __m256i *)(wp + wb)));           \
+                    __m512i d = DOT2(wv, _mm512_loadu_si512(ac + (b0 + 2 * k) * 32),               \
+                                     _mm512_loadu_si512(cc + (b0 + 2 * k) * 8));                   \
+                    acc =                                                                          \
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                                     \
+                                        _mm512_permutexvar_ps(                                     \
+                                            _mm512_add_epi32(idx0, _mm512_set1_epi32(2 * k)), s),  \
+                                        acc);                                                      \
+                }                                                                                  \
+            }                                                                                      \
+            return acc;                                                                            \
+        }                                                                                          \
+        __m512 sv = _mm512_loadu_ps(sc + b0);                                                      \
+        __m512i idx = idx0;                                                                        \
+        int j = 0;                                                                                 \
+        if (Q4) {                                                                                  \
+            int full = b0 + cnt <= 4 * ng ? cnt : (int)(4 * ng - b0);                              \
+            for (; j < full; j += 4) {                                                             \
+                int64_t g = (b0 + j) / 4;                                                          \
+                const uint8_t *wp = p + (size_t)j * wb + 2;                                        \
+                __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));          \
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1);         \
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);     \
+                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);     \
+                __m512i d = DOT4(v, ac + g * 64, ah + g * 64, _mm512_loadu_si512(cc + g * 16));    \
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
+                idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                                 \
+            }                                                                                      \
+            for (; j < cnt; j++) /* blocks past the last group of 4 */                             \
+                *tail += (float)dot_q4_0_1(                                                        \
+                             p + (size_t)j * wb + 2,                                               \
+                             (const int8_t *)(xa + (size_t)(b0 + j) * SX_Q8_0_BYTES + 2)) *        \
+                         sc[b0 + j];                                                               \
+        } else {                                                                                   \
+            for (; j + 2 <= cnt; j += 2) {                                                         \
+                const uint8_t *wp = p + (size_t)j * wb + 2;                                        \
+                __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),                       \
+                                    _mm256_loadu_si256((const __m256i *)(wp + wb)));               \
+                __m512i d = DOT2(wv, _mm512_loadu_si512(ac + (b0 + j) * 32),                       \
+                                 _mm512_loadu_si512(cc + (b0 + j) * 8));                           \
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
+                idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                                 \
+            }                                                                                      \
+            for (; j < cnt; j++)                                                                   \
+                *tail +=                                                                           \
+                    (float)dot_q8_0_1(p + (size_t)j * wb + 2, ac + (b0 + j) * 32) * sc[b0 + j];    \
+        }                                                                                          \
+        return acc;                                                                                \
+    }
+
+/* One pass of NR pairs: one weight row against NR activation rows (q_pairs).
+ * NR and Q4 (Q4_0, else Q8_0) are constants at each call, so the pairs'
+ * accumulators stay in registers. sc[i]: the pair's block scale products
+ * for the last, partial window (row_scales). */
+#define GEMV_Q32(fname, DOT2, DOT4, ATTR)                                                          \
+    Q32_WINDOW(fname, DOT2, DOT4, ATTR)                                                            \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
+        const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
+        const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, int64_t ng,       \
+        float *const *sc, const float *const *da, const int8_t *const *ac,                         \
+        const int8_t *const *ah, const int32_t *const *cc, const float *bias) {                    \
         __m512 acc[MAXR];                                                                          \
         float tail[MAXR];                                                                          \
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(),         \
                                                              tail[i] = 0.0f;                       \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
-            __m512 sv[MAXR];                                                                       \
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) sv[i] =                           \
-                _mm512_loadu_ps(sc[i] + b0);                                                       \
-            __m512i idx = idx0;                                                                    \
-            int j = 0;                                                                             \
-            if (Q4) {                                                                              \
-                int full = b0 + cnt <= 4 * ng ? cnt : (int)(4 * ng - b0);                          \
-                for (; j < full; j += 4) {                                                         \
-                    int64_t g = (b0 + j) / 4;                                                      \
-                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
-                        const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
-                        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));  \
-                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1); \
-                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), \
-                                               2);                                                 \
-                        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), \
-                                               3);                                                 \
-                        int r = ai[i];                                                             \
-                        __m512i d = DOT4(v, ac[r] + g * 64, ah[r] + g * 64,                        \
-                                         _mm512_loadu_si512(cc[r] + g * 16));                      \
-                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                            \
-                                                 _mm512_permutexvar_ps(idx, sv[i]), acc[i]);       \
-                    }                                                                              \
-                    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                             \
-                }                                                                                  \
-                for (; j < cnt; j++) /* blocks past the last group of 4 */                         \
-                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
-                        const int8_t *xa =                                                         \
-                            (const int8_t *)((const uint8_t *)x + (size_t)ai[i] * ldx +            \
-                                             (size_t)(b0 + j) * SX_Q8_0_BYTES + 2);                \
-                        tail[i] += (float)dot_q4_0_1(wr[i] + (size_t)(b0 + j) * wb + 2, xa) *      \
-                                   sc[i][b0 + j];                                                  \
-                    }                                                                              \
-            } else {                                                                               \
-                for (; j + 2 <= cnt; j += 2) {                                                     \
-                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                         \
-                        const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                     \
-                        __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),               \
-                                            _mm256_loadu_si256((const __m256i *)(wp + wb)));       \
-                        int r = ai[i];                                                             \
-                        __m512i d = DOT2(wv, _mm512_loadu_si512(ac[r] + (b0 + j) * 32),            \
-                                         _mm512_loadu_si512(cc[r] + (b0 + j) * 8));                \
-                        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                            \
-                                                 _mm512_permutexvar_ps(idx, sv[i]), acc[i]);       \
-                    }                                                                              \
-                    idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                             \
-                }                                                                                  \
-                for (; j < cnt; j++)                                                               \
-                    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) tail[i] +=                \
-                        (float)dot_q8_0_1(wr[i] + (size_t)(b0 + j) * wb + 2,                       \
-                                          ac[ai[i]] + (b0 + j) * 32) *                             \
-                        sc[i][b0 + j];                                                             \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
+                int r = NR == 1 ? 0 : ai[i]; /* (a constant for one row) */                        \
+                acc[i] = fname##_win(Q4, acc[i], &tail[i], wr[i], b0, cnt, ng, sc[i], da[r],       \
+                                     ac[r], ah[r], cc[r], (const uint8_t *)x + (size_t)r * ldx);   \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
@@ -336,16 +423,16 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         for (int i = 0; i < MAXR; i++)                                                             \
             sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));         \
         uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));         \
-        for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {                                     \
+        for (int64_t n = n0; n < n1; n++) {                                                        \
             const uint8_t *wr[MAXR];                                                               \
             int ai[MAXR];                                                                          \
             int64_t col[MAXR];                                                                     \
-            int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);                                       \
+            int nr = q_pairs(m, n, w, ldw, wr, ai, col);                                           \
             for (int i = 0; i < nr; i++) {                                                         \
-                if (m == 1 || i == 0)                                                              \
-                    row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);                           \
+                if (i == 0)                                                                        \
+                    row_scales(sc[i], h, wr[i], wb, nb / 16 * 16, nb, nbp, da[ai[i]]);             \
                 else { /* the same weight row: the scales of activation row i */                   \
-                    for (int64_t b = 0; b < nbp; b += 16)                                          \
+                    for (int64_t b = nb / 16 * 16; b < nbp; b += 16)                               \
                         _mm512_storeu_ps(sc[i] + b,                                                \
                                          _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(         \
                                                            (const __m256i *)(h + b))),             \
@@ -353,33 +440,21 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 }                                                                                  \
             }                                                                                      \
             switch (nr * 2 + (Q4 != 0)) {                                                          \
-            case 8:                                                                                \
-                fname##_pass(4, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            case 9:                                                                                \
-                fname##_pass(4, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            case 6:                                                                                \
-                fname##_pass(3, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            case 7:                                                                                \
-                fname##_pass(3, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            case 4:                                                                                \
-                fname##_pass(2, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            case 5:                                                                                \
-                fname##_pass(2, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            case 2:                                                                                \
-                fname##_pass(1, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
-            default:                                                                               \
-                fname##_pass(1, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, ac, ah, cc, bias);     \
-                break;                                                                             \
+                Q32_PASS_CASES(fname, 1)                                                           \
+                Q32_PASS_CASES(fname, 2)                                                           \
+                Q32_PASS_CASES(fname, 3)                                                           \
+                Q32_PASS_CASES(fname, 4)                                                           \
             }                                                                                      \
         }                                                                                          \
     }
+/* the passes of NR pairs, Q8_0 and Q4_0 */
+#define Q32_PASS_CASES(fname, NR)                                                                  \
+    case NR * 2 + 0:                                                                               \
+        fname##_pass(NR, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, da, ac, ah, cc, bias);        \
+        break;                                                                                     \
+    case NR * 2 + 1:                                                                               \
+        fname##_pass(NR, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, da, ac, ah, cc, bias);        \
+        break;
 GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, )
 GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
 
@@ -434,8 +509,8 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                     if (Q4) {                                                                      \
                         v[i] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));       \
                         /* (immediates: no loop, which -O1 would not unroll) */                    \
-                        v[i] = _mm512_inserti32x4(                                                 \
-                            v[i], _mm_loadu_si128((const __m128i *)(wp + wb)), 1);                 \
+                        v[i] = _mm512_inserti32x4(v[i],                                            \
+                                                  _mm_loadu_si128((const __m128i *)(wp + wb)), 1); \
                         v[i] = _mm512_inserti32x4(                                                 \
                             v[i], _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);             \
                         v[i] = _mm512_inserti32x4(                                                 \
@@ -543,8 +618,8 @@ Q32_ENTRY(sx_qrows_q4_0_avx512, qrows_q32_plain, qrows_q32_vnni, 1)
  * sub-blocks (int16) and the scale. The scale of each sub-block multiplies
  * its maddubs pairs (madd, or vpdpwssd with VNNI) into int32 lanes; the mins
  * meet the sums in one madd. The integer sums and the float arithmetic after
- * them are those of quant.c: bit-identical. With one activation row, four
- * weight rows are processed together, as for Q8_0/Q4_0. */
+ * them are those of quant.c: bit-identical. One weight row at a time, as
+ * for Q8_0/Q4_0. */
 static inline __m512i q4k_madd(__m512i acc, __m512i p, __m512i s) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
 }
@@ -568,48 +643,96 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
     }
 }
 
-/* One pass over NR (weight row, activation row) pairs, as the Q8_0/Q4_0
- * passes; per super-block the four products of a pair go to two
- * accumulators (no long dependency chain), then to its integer sums. */
-#define GEMV_Q4K(fname, MADD, ATTR)                                                                \
-    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
-        const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
-        const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
+/* The integer parts of one super-block (weights wp, prepared activations
+ * ap): the int32 lanes whose sum is isum, and the 4 of msum. The four
+ * products of a super-block go to two accumulators (no long chain). */
+#define Q4K_SUPER(fname, MADD, ATTR)                                                               \
+    ATTR static inline __attribute__((always_inline))                                              \
+    __m512i fname##_super(const uint8_t *wp, const uint8_t *ap, __m128i *msum) {                   \
         const __m512i lo4 = _mm512_set1_epi8(15);                                                  \
         /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */         \
         const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                   \
         const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                   \
         const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                   \
         const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                   \
+        uint64_t scb, mb;                                                                          \
+        sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                                    \
+        __m512i sc16 =                                                                             \
+            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));          \
+        __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                         \
+        __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);                \
+        __m512i q0 = _mm512_and_si512(v0, lo4);                                                    \
+        __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                              \
+        __m512i q2 = _mm512_and_si512(v1, lo4);                                                    \
+        __m512i q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                              \
+        __m512i e0 =                                                                               \
+            MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)),         \
+                 _mm512_permutexvar_epi16(sel0, sc16));                                            \
+        __m512i e1 =                                                                               \
+            MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),    \
+                 _mm512_permutexvar_epi16(sel1, sc16));                                            \
+        e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),                      \
+                  _mm512_permutexvar_epi16(sel2, sc16));                                           \
+        e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),                      \
+                  _mm512_permutexvar_epi16(sel3, sc16));                                           \
+        *msum = _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256)));                 \
+        return _mm512_add_epi32(e0, e1);                                                           \
+    }
+
+/* One pass of NR pairs (one weight row against NR activation rows), as the
+ * Q8_0/Q4_0 passes. Two super-blocks a, b per step: their four horizontal
+ * sums (isum and msum of each) in one tree, their float factors da * d and
+ * da * dmin in one vector; then s += (da*d)*isum, s -= (da*dmin)*msum for a,
+ * then for b, each product and sum rounded as in quant.c (the integer sums
+ * are exact in any order). */
+#define GEMV_Q4K(fname, MADD, ATTR)                                                                \
+    Q4K_SUPER(fname, MADD, ATTR)                                                                   \
+    ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
+        const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
+        const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
         float s[MAXR];                                                                             \
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;                          \
-        for (int64_t b = 0; b < nb; b++) {                                                         \
+        int64_t b = 0;                                                                             \
+        for (; b + 2 <= nb; b += 2) {                                                              \
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
                 const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
-                const uint8_t *ap = ar[ai[i]] + (size_t)b * Q4K_PREP;                              \
-                uint64_t scb, mb;                                                                  \
-                sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                            \
-                __m512i sc16 =                                                                     \
-                    _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));  \
-                __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                 \
-                __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);        \
-                __m512i q0 = _mm512_and_si512(v0, lo4),                                            \
-                        q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                      \
-                __m512i q2 = _mm512_and_si512(v1, lo4),                                            \
-                        q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                      \
-                __m512i e0 =                                                                       \
-                    MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)), \
-                         _mm512_permutexvar_epi16(sel0, sc16));                                    \
-                __m512i e1 = MADD(_mm512_setzero_si512(),                                          \
-                                  _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),           \
-                                  _mm512_permutexvar_epi16(sel1, sc16));                           \
-                e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),              \
-                          _mm512_permutexvar_epi16(sel2, sc16));                                   \
-                e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),              \
-                          _mm512_permutexvar_epi16(sel3, sc16));                                   \
-                int32_t isum = _mm512_reduce_add_epi32(_mm512_add_epi32(e0, e1));                  \
-                int32_t msum = hsum128_i32(                                                        \
-                    _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256))));            \
+                const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
+                __m128i ma, mb;                                                                    \
+                __m512i ea = fname##_super(wp, ap, &ma);                                           \
+                __m512i eb = fname##_super(wp + SX_Q4_K_BYTES, ap + Q4K_PREP, &mb);                \
+                __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(ea, eb),                        \
+                                             _mm512_unpackhi_epi32(ea, eb));                       \
+                __m256i t2 =                                                                       \
+                    _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));  \
+                __m128i ti =                                                                       \
+                    _mm_add_epi32(_mm256_castsi256_si128(t2), _mm256_extracti128_si256(t2, 1));    \
+                __m128i tm =                                                                       \
+                    _mm_add_epi32(_mm_unpacklo_epi32(ma, mb), _mm_unpackhi_epi32(ma, mb));         \
+                /* [isum a, isum b, msum a, msum b] */                                             \
+                __m128 sums = _mm_cvtepi32_ps(                                                     \
+                    _mm_add_epi32(_mm_unpacklo_epi64(ti, tm), _mm_unpackhi_epi64(ti, tm)));        \
+                /* [d a, d b, dmin a, dmin b] and the activations' scales */                       \
+                int32_t fa, fb; /* (d, dmin) of a and of b */                                      \
+                memcpy(&fa, wp, 4);                                                                \
+                memcpy(&fb, wp + SX_Q4_K_BYTES, 4);                                                \
+                __m128i dd = _mm_unpacklo_epi16(_mm_cvtsi32_si128(fa), _mm_cvtsi32_si128(fb));     \
+                __m128 da2 = _mm_unpacklo_ps(_mm_load_ss((const float *)(ap + 272)),               \
+                                             _mm_load_ss((const float *)(ap + Q4K_PREP + 272)));   \
+                __m128 p =                                                                         \
+                    _mm_mul_ps(_mm_mul_ps(_mm_movelh_ps(da2, da2), _mm_cvtph_ps(dd)), sums);       \
+                s[i] += _mm_cvtss_f32(p);                                                          \
+                s[i] -= _mm_cvtss_f32(_mm_movehl_ps(p, p));                                        \
+                s[i] += _mm_cvtss_f32(_mm_shuffle_ps(p, p, 1));                                    \
+                s[i] -= _mm_cvtss_f32(_mm_shuffle_ps(p, p, 3));                                    \
+            }                                                                                      \
+        }                                                                                          \
+        for (; b < nb; b++) {                                                                      \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
+                const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
+                const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
+                __m128i mv;                                                                        \
+                int32_t isum = _mm512_reduce_add_epi32(fname##_super(wp, ap, &mv));                \
+                int32_t msum = hsum128_i32(mv);                                                    \
                 float da;                                                                          \
                 memcpy(&da, ap + 272, 4);                                                          \
                 s[i] += (da * f16at(wp)) * (float)isum;                                            \
@@ -633,11 +756,11 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
             prep_q8_k((const uint8_t *)x + (size_t)r * ldx, nb, scr + r * rowb);                   \
             ar[r] = scr + r * rowb;                                                                \
         }                                                                                          \
-        for (int64_t n = n0; n < n1; n += m == 1 ? MAXR : 1) {                                     \
+        for (int64_t n = n0; n < n1; n++) {                                                        \
             const uint8_t *wr[MAXR];                                                               \
             int ai[MAXR];                                                                          \
             int64_t col[MAXR];                                                                     \
-            int nr = q_pairs(m, n, n1, w, ldw, wr, ai, col);                                       \
+            int nr = q_pairs(m, n, w, ldw, wr, ai, col);                                           \
             switch (nr) {                                                                          \
             case 4: fname##_pass(4, y, ldy, wr, ar, ai, col, nb, bias); break;                     \
             case 3: fname##_pass(3, y, ldy, wr, ar, ai, col, nb, bias); break;                     \

@@ -8,7 +8,7 @@
 
 #include "quant.h"
 
-#define MAXR 4 /* (weight row, activation row) pairs per GEMV pass */
+#define MAXR 4 /* (weight row, activation row) pairs per GEMV pass (SX_GEMV_MAX_M) */
 
 static inline size_t al64(size_t n) {
     return (n + 63) / 64 * 64;
@@ -69,19 +69,20 @@ static inline void q4k_chunk(const uint8_t *blk, int c, __m256i nib[2]) {
     nib[1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), _mm256_set1_epi8(15));
 }
 
-/* The pairs of one GEMV pass from weight row n (of [n, n1)): with one
- * activation row, up to MAXR weight rows against it; with m rows, weight
- * row n against each. Fills the rows, activation indices and output
- * columns; returns the count. The next pass starts at n + (m == 1 ? MAXR : 1). */
-static inline int q_pairs(int m, int64_t n, int64_t n1, const void *w, size_t ldw,
-                          const uint8_t **wr, int *ai, int64_t *col) {
-    int nr = m == 1 ? (n1 - n < MAXR ? (int)(n1 - n) : MAXR) : m;
-    for (int i = 0; i < nr; i++) {
-        col[i] = m == 1 ? n + i : n;
-        wr[i] = (const uint8_t *)w + (size_t)col[i] * ldw;
-        ai[i] = m == 1 ? 0 : i;
+/* The pairs of one GEMV pass: weight row n against each of the m activation
+ * rows. Fills the rows, activation indices and output columns; returns the
+ * count (m). One weight row per pass, also for m == 1: the rows of W are
+ * contiguous, so the kernel reads the whole matrix as one sequential stream,
+ * which the hardware prefetchers follow (passes over 4 rows at once, 4
+ * streams a row apart, measured 1.7x slower from DRAM on AMD Zen 4). */
+static inline int q_pairs(int m, int64_t n, const void *w, size_t ldw, const uint8_t **wr, int *ai,
+                          int64_t *col) {
+    for (int i = 0; i < m; i++) {
+        col[i] = n;
+        wr[i] = (const uint8_t *)w + (size_t)n * ldw;
+        ai[i] = i;
     }
-    return nr;
+    return m;
 }
 
 #endif

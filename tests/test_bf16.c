@@ -236,6 +236,9 @@ static void test_types(void) {
         run_case(20, 35, K, t->type, 0, 3, 0, &plain, amx_off);
         if (!t->quantized) run_case(2, 35, K, t->type, 0, 0, 0, &plain, amx_off);
     }
+    /* a weight packed per call in several slabs of columns (2 MB each: 256
+     * columns at K = 4096), the last panel partial */
+    run_case(20, 300, 4096, SX_Q4_0, 0, 0, 0, &plain, amx_off);
 }
 
 /* AMX: say how often its order gave other bits than the reference */

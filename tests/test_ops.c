@@ -149,9 +149,10 @@ static void attn_ref(const sx_attn *a, float *o, const float *q, const float *k,
 
 /* The flash-attention kernels at every head_dim of SEED-X (and an odd one),
  * with key counts across block and tile edges, GQA, causal masks with a KV
- * cache offset (incl. queries that see no key), on every SIMD path: within
- * the PyTorch-parity bound of a double-precision reference, and the same
- * bytes for 1 and 2 threads. */
+ * cache offset (incl. queries that see no key), and the direct path of up
+ * to 8 queries (decode steps), on every SIMD path: within the PyTorch-parity
+ * bound of a double-precision reference, and the same bytes for 1 and 2
+ * threads. */
 static void test_attention_flash(void) {
     struct {
         int64_t Tq, Tk;
@@ -159,7 +160,10 @@ static void test_attention_flash(void) {
         int64_t off;
     } cs[] = {{70, 300, 4, 2, 64, 0, 0},   {33, 77, 2, 2, 64, 0, 0},   {45, 130, 2, 1, 104, 1, 85},
               {64, 64, 3, 3, 128, 1, 0},   {40, 257, 1, 1, 512, 0, 0}, {29, 20, 2, 2, 25, 1, -12},
-              {50, 200, 8, 2, 128, 1, 150}};
+              {50, 200, 8, 2, 128, 1, 150},
+              /* up to 8 queries: the direct path (decode steps) */
+              {1, 601, 4, 4, 128, 1, 600}, {3, 77, 2, 1, 25, 1, 74},  {8, 130, 2, 2, 104, 0, 0},
+              {2, 5, 2, 2, 64, 1, -1}};
     int nt = sx_threads_count();
     for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
         int64_t Tq = cs[ci].Tq, Tk = cs[ci].Tk;
