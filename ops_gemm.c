@@ -523,17 +523,17 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
         J.X = xq;
         J.ldx = rowb;
     }
-    /* a few rows (decode): 16 tasks per matrix, each a contiguous run of
-     * weight rows (one stream); the kernels prepare the activations once
-     * per task. (Only the scheduling depends on it, not the results.) */
-    int64_t chunk = M <= SX_GEMV_MAX_M ? (W->N + 15) / 16 : 16;
-    if (M > SX_GEMV_MAX_M)
-        while (chunk * 64 < W->N && chunk < 256) chunk *= 2;
-    /* many rows of X: each task's weight rows are read again per group of
-     * rows, from the cache if they fit in QROWS_CHUNK_BYTES */
-    if (M > SX_GEMV_MAX_M)
+    /* Only the scheduling depends on the chunk, not the results. A few rows
+     * (decode): 16 tasks per matrix, each a contiguous run of weight rows
+     * (one stream); the kernels prepare the activations once per task. Many
+     * rows of X: each task's weight rows are read again per group of rows,
+     * from the cache if they fit in QROWS_CHUNK_BYTES. */
+    int64_t chunk = (W->N + 15) / 16;
+    if (M > SX_GEMV_MAX_M) {
+        for (chunk = 16; chunk * 64 < W->N && chunk < 256;) chunk *= 2;
         while (chunk > 4 && (size_t)chunk * sx_type_nbytes(W->type, W->K) > QROWS_CHUNK_BYTES)
             chunk /= 2;
+    }
     sx_parallel_for(W->N, chunk, gemv_task, &J);
     if (post) sx_gemm_epilogue(Y, ldy, out, W->N, M, W->N, NULL, ep->act, ep->accumulate);
     return 0;
