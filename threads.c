@@ -19,6 +19,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t wake, done_cv;
     _Atomic uint64_t generation; /* bumped for each job */
+    uint64_t start_gen;          /* the generation when the workers were started */
     int quit;
     /* current job */
     sx_task_fn fn;
@@ -70,9 +71,12 @@ static void spin_until_changed(_Atomic uint64_t *v, uint64_t old) {
 
 static void *worker(void *arg) {
     int tid = (int)(intptr_t)arg;
-    uint64_t seen = 0;
     in_task = 1;
     pthread_mutex_lock(&P.mu);
+    /* wait for the first job posted after the pool started (a worker that
+     * took the last job before it for new would run it again, racing with
+     * the caller's next job for its fields) */
+    uint64_t seen = P.start_gen;
     for (;;) {
         if (!P.quit && atomic_load(&P.generation) == seen) {
             pthread_mutex_unlock(&P.mu);
@@ -133,6 +137,7 @@ int sx_threads_init(int n) {
         atexit(pool_stop);
         registered = 1;
     }
+    P.start_gen = P.generation; /* no job runs now: jobs come from this thread */
     for (int i = 1; i < n; i++) {
         if (pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) != 0) {
             P.n = i;
