@@ -208,43 +208,25 @@ static void attn_tile_task(void *ctx, int64_t b, int64_t e, int tid) {
 }
 
 /* ---- the direct path for a few queries ---- */
-/* o[0, 16) += p[k] * v_k[0, 16) for k = 0, 1, 2, 3 in that order (n = 4) or
- * k = 0 only (n = 1); fixed-length loops that the compiler vectorizes. */
-static inline void axpy16(float *restrict o, const float *restrict v0, const float *restrict v1,
-                          const float *restrict v2, const float *restrict v3, const float *p,
-                          int n) {
-    if (n == 4)
-        for (int d = 0; d < 16; d++) {
-            float t = o[d] + p[0] * v0[d];
-            t = t + p[1] * v1[d];
-            t = t + p[2] * v2[d];
-            o[d] = t + p[3] * v3[d];
-        }
-    else
-        for (int d = 0; d < 16; d++) o[d] = o[d] + p[0] * v0[d];
-}
-
 /* o[i] = sum_j p[i][j] v[j] for i < nq over the nk value rows (ldv apart),
  * summed in key order: each value row is read once, in place, for all
  * queries (a matrix product with the values as a transposed weight would
- * copy them into panels first). Four keys per step in runs of 16 dims. */
+ * copy them into panels first). One row at a time, whole, in address order
+ * (rows of one head are adjacent in the LLM's KV cache: one stream); runs
+ * of 16 dims in a fixed-length loop that the compiler vectorizes. */
+static inline void axpy16(float *restrict o, const float *restrict v, float p) {
+    for (int d = 0; d < 16; d++) o[d] = o[d] + p * v[d];
+}
 static void values_direct(float *o, int64_t ldo, const float *p, int64_t nq, int64_t nk,
                           const float *v, int64_t ldv, int D) {
-    for (int64_t i = 0; i < nq; i++) {
-        float *oi = o + i * ldo;
-        const float *pi = p + i * nk;
-        memset(oi, 0, sizeof(float) * (size_t)D);
-        int D16 = D / 16 * 16;
-        for (int64_t j = 0; j < nk;) {
-            int n = nk - j >= 4 ? 4 : 1;
-            const float *vj = v + j * ldv, *pj = pi + j;
-            const float *v1 = n == 4 ? vj + ldv : vj, *v2 = n == 4 ? vj + 2 * ldv : vj,
-                        *v3 = n == 4 ? vj + 3 * ldv : vj;
-            for (int d0 = 0; d0 < D16; d0 += 16)
-                axpy16(oi + d0, vj + d0, v1 + d0, v2 + d0, v3 + d0, pj, n);
-            for (int d = D16; d < D; d++)
-                for (int k = 0; k < n; k++) oi[d] = oi[d] + pj[k] * vj[k * ldv + d];
-            j += n;
+    int D16 = D / 16 * 16;
+    for (int64_t i = 0; i < nq; i++) memset(o + i * ldo, 0, sizeof(float) * (size_t)D);
+    for (int64_t j = 0; j < nk; j++) {
+        const float *vj = v + j * ldv;
+        for (int64_t i = 0; i < nq; i++) {
+            float *oi = o + i * ldo, pj = p[i * nk + j];
+            for (int d0 = 0; d0 < D16; d0 += 16) axpy16(oi + d0, vj + d0, pj);
+            for (int d = D16; d < D; d++) oi[d] = oi[d] + pj * vj[d];
         }
     }
 }

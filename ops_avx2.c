@@ -142,7 +142,7 @@ static inline void gemv(float *y, int64_t ldy, const void *xv, size_t ldx, int m
                         size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias, int type) {
     const float *x = xv;
     int64_t lx = (int64_t)(ldx / sizeof(float));
-    if (m == 1)
+    if (m == 1 && SX_GEMV_1X4(K, type))
         for (; n0 + 4 <= n1; n0 += 4) gemv1x4(y, x, w, type, ldw, n0, K, bias);
     for (int64_t n = n0; n < n1; n++) {
         const char *wr = (const char *)w + (size_t)n * ldw;

@@ -206,7 +206,7 @@ INLINE void gemv1x4_t(float *y, const float *x, const void *w, const int type, s
 INLINE void gemv_t(float *y, int64_t ldy, const float *x, int64_t ldx, const int m, const void *w,
                    const int type, size_t ldw, int64_t n0, int64_t n1, int64_t K,
                    const float *bias) {
-    if (m == 1)
+    if (m == 1 && SX_GEMV_1X4(K, type))
         for (; n0 + 4 <= n1; n0 += 4) gemv1x4_t(y, x, w, type, ldw, n0, K, bias);
     for (int64_t n = n0; n < n1; n++) {
         const char *wr = (const char *)w + (size_t)n * ldw;

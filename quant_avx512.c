@@ -132,31 +132,27 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
  * an offset (u8 x s8 needs an unsigned operand):
  *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a)   (w+128 >= 0)
  *   Q4_0:        dpbusd(-8*sum(a), q, a) = sum((q-8)*a)          (q in 0..15)
+ * (the sums of a per 4-byte lane from the activation codes where they are
+ * used: corr2_*, corr4_*)
  *   Q8_0 without VNNI: maddubs(|w|, sign(a, w)), as AVX2 (|w| <= 128).
  * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are picked
  * out of the weight vectors by word permutes (win_scales), converted and
  * multiplied by the activations' 16 scales at once; each block's product
  * then enters a float FMA per lane. Each weight row serves all the m
- * activation rows of the call, one weight row after the other (q_pairs: the
- * matrix is read as one sequential stream). */
+ * activation rows of the call, one weight row after the other (the matrix
+ * is read as one sequential stream). */
 /* Q8_0 activation row (nb blocks) -> da[nbp] (zero-padded to 16), codes
- * [nb*32], lane corrections [nb*8] (-128 * sum of the lane's 4 codes) */
-static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a, int32_t *c) {
+ * [nb*32] */
+static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a) {
     for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2));
-        _mm256_storeu_si256((__m256i *)(a + b * 32), v);
-        _mm256_storeu_si256(
-            (__m256i *)(c + b * 8),
-            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(lane_sums(v), 7)));
-    }
+    for (int64_t b = 0; b < nb; b++)
+        _mm256_storeu_si256((__m256i *)(a + b * 32),
+                            _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2)));
 }
 
 /* ... for Q4_0 weights: groups of 4 blocks g: lo[g] = values 0..15 of the 4
- * blocks, hi[g] = values 16..31, corrections [16] (-8 * sum of the lane's 4
- * lo and 4 hi codes); blocks past the last full group stay in x */
-static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *lo, int8_t *hi,
-                      int32_t *c) {
+ * blocks, hi[g] = values 16..31; blocks past the last full group stay in x */
+static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *lo, int8_t *hi) {
     for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
     for (int64_t g = 0; g < nb / 4; g++)
         for (int i = 0; i < 4; i++) {
@@ -165,10 +161,6 @@ static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
                     h = _mm_loadu_si128((const __m128i *)(q + 16));
             _mm_storeu_si128((__m128i *)(lo + g * 64 + 16 * i), l);
             _mm_storeu_si128((__m128i *)(hi + g * 64 + 16 * i), h);
-            __m256i s = lane_sums(_mm256_set_m128i(h, l)); /* lanes 0-3: lo, 4-7: hi */
-            __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            _mm_storeu_si128((__m128i *)(c + g * 16 + 4 * i),
-                             _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(t, 3)));
         }
 }
 
@@ -196,6 +188,36 @@ VNNI static inline __m512i dot4x_vnni(__m512i v, const int8_t *lo, const int8_t 
     __m512i h = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
     return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c, l, _mm512_loadu_si512(lo)), h,
                                _mm512_loadu_si512(hi));
+}
+
+/* The lane corrections c of the dots above, from the activation codes alone
+ * (computed where they are used rather than stored beside the codes: the
+ * prepared row of a [5120 x 13824] GEMV stays at 15.5 KB instead of 29 KB,
+ * which the weight stream would push out of L1 on every row):
+ *   Q8_0 (VNNI): -128 * the sum of the lane's 4 codes (w ^ 0x80 = w + 128);
+ *   Q4_0: -8 * the sum of the lane's 4 lo and 4 hi codes (nibble - 8).
+ * dot64_plain needs none. */
+static inline __m512i corr2_plain(__m512i a) {
+    (void)a;
+    return _mm512_setzero_si512();
+}
+VNNI static inline __m512i corr2_vnni(__m512i a) {
+    return _mm512_sub_epi32(_mm512_setzero_si512(),
+                            _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                _mm512_set1_epi8((char)0x80), a));
+}
+static inline __m512i corr4_plain(const int8_t *lo, const int8_t *hi) {
+    const __m512i e8 = _mm512_set1_epi8(8);
+    __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(e8, _mm512_loadu_si512(lo)),
+                                 _mm512_maddubs_epi16(e8, _mm512_loadu_si512(hi)));
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+}
+VNNI static inline __m512i corr4_vnni(const int8_t *lo, const int8_t *hi) {
+    const __m512i e8 = _mm512_set1_epi8(8);
+    return _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), e8, _mm512_loadu_si512(lo)),
+                            e8, _mm512_loadu_si512(hi)));
 }
 
 /* The products of the block scales of weight row wr (nb blocks, stride wb)
@@ -253,32 +275,31 @@ static inline __m512 win_scales(const uint8_t *p, int Q4) {
 
 /* The per-call layout of the Q8_0 / Q4_0 kernels: blocks, blocks padded to
  * 16, groups of 4, bytes per weight block, and the bytes of one prepared
- * activation row: da [nbp] | codes or lo+hi [nb*32] | corrections [nb*8]. */
+ * activation row: da [nbp] | codes or lo+hi [nb*32]. */
 #define Q32_LAYOUT(Q4)                                                                             \
     const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                          \
     const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                          \
-    size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(32 * (size_t)nb);
+    size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb);
 
 /* Activation row xr prepared into p (rowb bytes, Q32_LAYOUT); sets the
  * row's pointers */
 static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, int64_t ng,
-                            uint8_t *p, const float **da, const int8_t **ac, const int8_t **ah,
-                            const int32_t **cc) {
+                            uint8_t *p, const float **da, const int8_t **ac, const int8_t **ah) {
     float *d = (float *)p;
     int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));
-    int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));
     if (Q4)
-        prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng, c);
+        prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng);
     else
-        prep_q8_0(xr, nb, nbp, d, a, c);
-    *da = d, *ac = a, *ah = a + 64 * ng, *cc = c;
+        prep_q8_0(xr, nb, nbp, d, a);
+    *da = d, *ac = a, *ah = a + 64 * ng;
 }
 
 /* (in Q32_WINDOW) group k of a full Q4_0 window from its codes v */
-#define Q4_0_GROUP(DOT4, v, k)                                                                     \
+#define Q4_0_GROUP(DOT4, CORR4, v, k)                                                                    \
     acc = _mm512_fmadd_ps(                                                                         \
         _mm512_cvtepi32_ps(                                                                        \
-            DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64, _mm512_loadu_si512(cc + (g + k) * 16))), \
+            DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64,                                          \
+                 CORR4(ac + (g + k) * 64, ah + (g + k) * 64))),                                    \
         _mm512_permutexvar_ps(_mm512_add_epi32(idx0, _mm512_set1_epi32(4 * k)), s), acc)
 
 /* One window of blocks [b0, b0 + cnt) (cnt <= 16) of one (weight row wr,
@@ -288,13 +309,13 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
  * weights as whole vectors (win_scales, Q4_0_CODES_IX); a partial one (the
  * last of a row) takes the scale products sc from row_scales and its codes
  * block by block. The integer sums, scale products and float steps are the
- * same either way. ac/ah/cc/da: the activation row prepared (prep_row); xa:
+ * same either way. ac/ah/da: the activation row prepared (prep_row); xa:
  * the row as Q8_0 (the Q4_0 blocks past the last group of 4). */
-#define Q32_WINDOW(fname, DOT2, DOT4, ATTR)                                                        \
+#define Q32_WINDOW(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                          \
     ATTR static inline __attribute__((always_inline))                                              \
     __m512 fname##_win(const int Q4, __m512 acc, float *tail, const uint8_t *wr, int64_t b0,       \
                        int cnt, int64_t ng, const float *sc, const float *da, const int8_t *ac,    \
-                       const int8_t *ah, const int32_t *cc, const uint8_t *xa) {                   \
+                       const int8_t *ah, const uint8_t *xa) {                                      \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                          \
         const __m512i idx0 =                                                                       \
@@ -316,17 +337,17 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 __m512i v2 = _mm512_permutex2var_epi16(z2, ix2, z3);                               \
                 __m512i v3 = _mm512_permutex2var_epi16(z3, _mm512_add_epi16(ix2, four), z4);       \
                 const int64_t g = b0 / 4;                                                          \
-                Q4_0_GROUP(DOT4, v0, 0);                                                           \
-                Q4_0_GROUP(DOT4, v1, 1);                                                           \
-                Q4_0_GROUP(DOT4, v2, 2);                                                           \
-                Q4_0_GROUP(DOT4, v3, 3);                                                           \
+                Q4_0_GROUP(DOT4, CORR4, v0, 0);                                                           \
+                Q4_0_GROUP(DOT4, CORR4, v1, 1);                                                           \
+                Q4_0_GROUP(DOT4, CORR4, v2, 2);                                                           \
+                Q4_0_GROUP(DOT4, CORR4, v3, 3);                                                           \
             } else {                                                                               \
                 _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {                              \
                     const uint8_t *wp = p + (size_t)(2 * k) * wb + 2;                              \
                     __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),                   \
                                         _mm256_loadu_si256((const __m256i *)(wp + wb)));           \
-                    __m512i d = DOT2(wv, _mm512_loadu_si512(ac + (b0 + 2 * k) * 32),               \
-                                     _mm512_loadu_si512(cc + (b0 + 2 * k) * 8));                   \
+                    __m512i a = _mm512_loadu_si512(ac + (b0 + 2 * k) * 32);                        \
+                    __m512i d = DOT2(wv, a, CORR2(a));                                             \
                     acc =                                                                          \
                         _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                                     \
                                         _mm512_permutexvar_ps(                                     \
@@ -348,7 +369,7 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1);         \
                 v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);     \
                 v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);     \
-                __m512i d = DOT4(v, ac + g * 64, ah + g * 64, _mm512_loadu_si512(cc + g * 16));    \
+                __m512i d = DOT4(v, ac + g * 64, ah + g * 64, CORR4(ac + g * 64, ah + g * 64));    \
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
                 idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                                 \
             }                                                                                      \
@@ -362,8 +383,8 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 const uint8_t *wp = p + (size_t)j * wb + 2;                                        \
                 __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),                       \
                                     _mm256_loadu_si256((const __m256i *)(wp + wb)));               \
-                __m512i d = DOT2(wv, _mm512_loadu_si512(ac + (b0 + j) * 32),                       \
-                                 _mm512_loadu_si512(cc + (b0 + j) * 8));                           \
+                __m512i a = _mm512_loadu_si512(ac + (b0 + j) * 32);                                \
+                __m512i d = DOT2(wv, a, CORR2(a));                                                 \
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
                 idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                                 \
             }                                                                                      \
@@ -374,37 +395,35 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         return acc;                                                                                \
     }
 
-/* One pass of NR pairs: one weight row against NR activation rows (q_pairs).
- * NR and Q4 (Q4_0, else Q8_0) are constants at each call, so the pairs'
- * accumulators stay in registers. sc[i]: the pair's block scale products
- * for the last, partial window (row_scales). */
-#define GEMV_Q32(fname, DOT2, DOT4, ATTR)                                                          \
-    Q32_WINDOW(fname, DOT2, DOT4, ATTR)                                                            \
+/* One pass: weight row wr against the NR activation rows of the call. NR
+ * and Q4 (Q4_0, else Q8_0) are constants at each call, so the accumulators
+ * stay in registers. sc[r]: row r's block scale products for the last,
+ * partial window (row_scales); the outputs go to y[r * ldy + n]. */
+#define GEMV_Q32(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                            \
+    Q32_WINDOW(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                              \
     ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
         const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
-        const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, int64_t ng,       \
-        float *const *sc, const float *const *da, const int8_t *const *ac,                         \
-        const int8_t *const *ah, const int32_t *const *cc, const float *bias) {                    \
+        const uint8_t *wr, int64_t n, int64_t nb, int64_t ng, float *const *sc,                    \
+        const float *const *da, const int8_t *const *ac, const int8_t *const *ah,                  \
+        const float *bias) {                                                                       \
         __m512 acc[MAXR];                                                                          \
         float tail[MAXR];                                                                          \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = _mm512_setzero_ps(),         \
-                                                             tail[i] = 0.0f;                       \
+        _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(),         \
+                                                             tail[r] = 0.0f;                       \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
-                int r = NR == 1 ? 0 : ai[i]; /* (a constant for one row) */                        \
-                acc[i] = fname##_win(Q4, acc[i], &tail[i], wr[i], b0, cnt, ng, sc[i], da[r],       \
-                                     ac[r], ah[r], cc[r], (const uint8_t *)x + (size_t)r * ldx);   \
-            }                                                                                      \
+            _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] =                          \
+                fname##_win(Q4, acc[r], &tail[r], wr, b0, cnt, ng, sc[r], da[r], ac[r], ah[r],     \
+                            (const uint8_t *)x + (size_t)r * ldx);                                 \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
-            (_mm512_reduce_add_ps(acc[i]) + tail[i]) + (bias ? bias[col[i]] : 0.0f);               \
+        _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) y[(int64_t)r * ldy + n] =             \
+            (_mm512_reduce_add_ps(acc[r]) + tail[r]) + (bias ? bias[n] : 0.0f);                    \
     }                                                                                              \
     ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
                            size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias,       \
                            int Q4) {                                                               \
         Q32_LAYOUT(Q4)                                                                             \
-        /* then the scale products of MAXR pairs [nbp] and the f16 scales of one row [nbp] */      \
+        /* then the scale products of MAXR rows [nbp] and the f16 scales of one weight row */      \
         size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);     \
         uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);                        \
         if (!scr) { /* out of memory: the scalar reference needs no scratch */                     \
@@ -414,32 +433,23 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         }                                                                                          \
         const float *da[MAXR];                                                                     \
         const int8_t *ac[MAXR], *ah[MAXR];                                                         \
-        const int32_t *cc[MAXR];                                                                   \
-        for (int r = 0; r < m; r++) {                                                              \
+        for (int r = 0; r < m; r++)                                                                \
             prep_row(Q4, (const uint8_t *)x + (size_t)r * ldx, nb, nbp, ng,                        \
-                     scr + (size_t)r * rowb, &da[r], &ac[r], &ah[r], &cc[r]);                      \
-        }                                                                                          \
+                     scr + (size_t)r * rowb, &da[r], &ac[r], &ah[r]);                              \
         float *sc[MAXR];                                                                           \
-        for (int i = 0; i < MAXR; i++)                                                             \
-            sc[i] = (float *)(scr + rowb * (size_t)m + (size_t)i * al64(4 * (size_t)nbp));         \
+        for (int r = 0; r < MAXR; r++)                                                             \
+            sc[r] = (float *)(scr + rowb * (size_t)m + (size_t)r * al64(4 * (size_t)nbp));         \
         uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));         \
         for (int64_t n = n0; n < n1; n++) {                                                        \
-            const uint8_t *wr[MAXR];                                                               \
-            int ai[MAXR];                                                                          \
-            int64_t col[MAXR];                                                                     \
-            int nr = q_pairs(m, n, w, ldw, wr, ai, col);                                           \
-            for (int i = 0; i < nr; i++) {                                                         \
-                if (i == 0)                                                                        \
-                    row_scales(sc[i], h, wr[i], wb, nb / 16 * 16, nb, nbp, da[ai[i]]);             \
-                else { /* the same weight row: the scales of activation row i */                   \
-                    for (int64_t b = nb / 16 * 16; b < nbp; b += 16)                               \
-                        _mm512_storeu_ps(sc[i] + b,                                                \
-                                         _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(         \
-                                                           (const __m256i *)(h + b))),             \
-                                                       _mm512_loadu_ps(da[i] + b)));               \
-                }                                                                                  \
-            }                                                                                      \
-            switch (nr * 2 + (Q4 != 0)) {                                                          \
+            const uint8_t *wr = (const uint8_t *)w + (size_t)n * ldw;                              \
+            row_scales(sc[0], h, wr, wb, nb / 16 * 16, nb, nbp, da[0]);                            \
+            for (int r = 1; r < m; r++) /* the same weight row: activation row r's products */     \
+                for (int64_t b = nb / 16 * 16; b < nbp; b += 16)                                   \
+                    _mm512_storeu_ps(                                                              \
+                        sc[r] + b,                                                                 \
+                        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))), \
+                                      _mm512_loadu_ps(da[r] + b)));                                \
+            switch (m * 2 + (Q4 != 0)) {                                                           \
                 Q32_PASS_CASES(fname, 1)                                                           \
                 Q32_PASS_CASES(fname, 2)                                                           \
                 Q32_PASS_CASES(fname, 3)                                                           \
@@ -447,16 +457,16 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
             }                                                                                      \
         }                                                                                          \
     }
-/* the passes of NR pairs, Q8_0 and Q4_0 */
+/* the passes of NR activation rows, Q8_0 and Q4_0 */
 #define Q32_PASS_CASES(fname, NR)                                                                  \
     case NR * 2 + 0:                                                                               \
-        fname##_pass(NR, 0, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, da, ac, ah, cc, bias);        \
+        fname##_pass(NR, 0, y, ldy, x, ldx, wr, n, nb, ng, sc, da, ac, ah, bias);                  \
         break;                                                                                     \
     case NR * 2 + 1:                                                                               \
-        fname##_pass(NR, 1, y, ldy, x, ldx, wr, ai, col, nb, ng, sc, da, ac, ah, cc, bias);        \
+        fname##_pass(NR, 1, y, ldy, x, ldx, wr, n, nb, ng, sc, da, ac, ah, bias);                  \
         break;
-GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, )
-GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
+GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, corr2_plain, corr4_plain, )
+GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, corr2_vnni, corr4_vnni, VNNI)
 
 /* an exported Q8_0 / Q4_0 kernel: the VNNI variant where the CPU has it */
 #define Q32_ENTRY(name, plain, vnni, Q4)                                                           \
@@ -473,14 +483,14 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
  * does the arithmetic of the pass above in the same order (same integer
  * lanes, same scale products ws * da, same FMA per lane, same tail and
  * reduction), so each output is bit-identical to the GEMV's. ws[i]: weight
- * row i's block scales as floats; da/ac/ah/cc[r]: activation row r prepared
- * as for the GEMV (scales, codes or lo/hi, lane corrections). */
-#define QROWS_Q32(fname, DOT2, DOT4, ATTR)                                                         \
+ * row i's block scales as floats; da/ac/ah[r]: activation row r prepared
+ * as for the GEMV (scales, codes or lo/hi). */
+#define QROWS_Q32(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                           \
     ATTR static inline __attribute__((always_inline)) void fname##_tile(                           \
         const int NW, const int NA, const int Q4, float *y, int64_t ldy, const void *x,            \
         size_t ldx, const uint8_t *const *wr, const int64_t n, int64_t nb, int64_t ng,             \
         const float *const *ws, const float *const *da, const int8_t *const *ac,                   \
-        const int8_t *const *ah, const int32_t *const *cc, const float *bias) {                    \
+        const int8_t *const *ah, const float *bias) {                                              \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         const __m512i idx0 =                                                                       \
             Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
@@ -521,8 +531,8 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                     }                                                                              \
                 }                                                                                  \
                 _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) {                             \
-                    __m512i c = _mm512_loadu_si512(Q4 ? cc[r] + g * 16 : cc[r] + (b0 + j) * 8);    \
-                    __m512i a = Q4 ? c : _mm512_loadu_si512(ac[r] + (b0 + j) * 32);                \
+                    __m512i a = Q4 ? _mm512_setzero_si512() : _mm512_loadu_si512(ac[r] + (b0 + j) * 32); \
+                    __m512i c = Q4 ? CORR4(ac[r] + g * 64, ah[r] + g * 64) : CORR2(a);             \
                     _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {                         \
                         __m512i d =                                                                \
                             Q4 ? DOT4(v[i], ac[r] + g * 64, ah[r] + g * 64, c) : DOT2(v[i], a, c); \
@@ -564,7 +574,6 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         }                                                                                          \
         const float *da[MAXR], *ws[MAXR];                                                          \
         const int8_t *ac[MAXR], *ah[MAXR];                                                         \
-        const int32_t *cc[MAXR];                                                                   \
         float *wsw[MAXR];                                                                          \
         for (int i = 0; i < MAXR; i++)                                                             \
             ws[i] = wsw[i] = (float *)(scr + rowb * MAXR + (size_t)i * al64(4 * (size_t)nbp));     \
@@ -574,7 +583,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
             const uint8_t *xr0 = (const uint8_t *)x + (size_t)r0 * ldx;                            \
             for (int r = 0; r < na; r++) {                                                         \
                 prep_row(Q4, xr0 + (size_t)r * ldx, nb, nbp, ng, scr + (size_t)r * rowb, &da[r],   \
-                         &ac[r], &ah[r], &cc[r]);                                                  \
+                         &ac[r], &ah[r]);                                                          \
             }                                                                                      \
             float *yr = y + (int64_t)r0 * ldy;                                                     \
             for (int64_t n = n0; n < n1;) {                                                        \
@@ -597,7 +606,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         }                                                                                          \
     }
 #define QT_CALL(fname, NW, NA, Q)                                                                  \
-    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, ac, ah, cc, bias)
+    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, ac, ah, bias)
 #define QT_CASES(fname, NW, base)                                                                  \
     case base + 0: QT_CALL(fname, NW, 1, 0); break;                                                \
     case base + 1: QT_CALL(fname, NW, 1, 1); break;                                                \
@@ -607,8 +616,8 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
     case base + 5: QT_CALL(fname, NW, 3, 1); break;                                                \
     case base + 6: QT_CALL(fname, NW, 4, 0); break;                                                \
     case base + 7: QT_CALL(fname, NW, 4, 1); break;
-QROWS_Q32(qrows_q32_plain, dot64_plain, dot4x_plain, )
-QROWS_Q32(qrows_q32_vnni, dot64_vnni, dot4x_vnni, VNNI)
+QROWS_Q32(qrows_q32_plain, dot64_plain, dot4x_plain, corr2_plain, corr4_plain, )
+QROWS_Q32(qrows_q32_vnni, dot64_vnni, dot4x_vnni, corr2_vnni, corr4_vnni, VNNI)
 Q32_ENTRY(sx_qrows_q8_0_avx512, qrows_q32_plain, qrows_q32_vnni, 0)
 Q32_ENTRY(sx_qrows_q4_0_avx512, qrows_q32_plain, qrows_q32_vnni, 1)
 

@@ -27,6 +27,8 @@
  *                  the end recomputes every decode row's % roof with the
  *                  best pass of the whole run;
  *   prefill      = 40 x (one layer, 600 tokens) + lm_head (last row), 2 threads;
+ *   --parts:     the decode step's matrix-vector products and attention
+ *                  one at a time (bench_parts), 2 threads;
  *   --prefill-cpu: 600 tokens through one 13B layer (the context's chunks of
  *                  256 rows), 1 thread, CPU ms, best of --reps, per type.
  * lm_head gets the policy's type (quant.h: Q8_0 for the quantized types).
@@ -34,11 +36,12 @@
  *
  * Usage: build/tests/bench_quant [--quick] [--types f16,q8_0,...] [--reps N]
  *                                [--compute f32|bf16] [--no-gemv] [--no-decode]
- *                                [--prefill-mm] [--prefill-cpu]
+ *                                [--prefill-mm] [--prefill-cpu] [--parts]
  *   --quick: decode and GEMV with 2 threads only, no prefill;
  *   --compute bf16: float matrices packed for the BF16 kernels as `seedx chat`
  *   does by default on CPUs with BF16 instructions (quantized ones are never
  *   packed: the same rows as with f32). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,13 +305,124 @@ static void *quantize(const float *src, int64_t N, int64_t K, int type) {
     return d;
 }
 
+/* --parts: the decode step's pieces one at a time, 2 threads: the seven
+ * matrix-vector products of a layer and its attention at context 600 (the
+ * KV cache as llama.c lays it out, one run per head, and, for comparison,
+ * by position: each head's rows a whole token row apart), each over L
+ * copies (> 1.5 GB of weights; attention over L layers' caches), best of
+ * --reps, ms per token scaled to 40 layers, bytes per second against the
+ * best read pass. */
+static int bench_parts(const int *types, int n_types, int reps, uint64_t *bwbuf, int64_t bw_words) {
+    const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
+    const int64_t H = 40, hd = 128, n_ctx = CTX + 8;
+    sx_threads_init(2);
+    float *x = malloc(sizeof(float) * F), *y = malloc(sizeof(float) * F), *q = malloc(sizeof(float) * D);
+    if (!x || !y || !q) return -1;
+    sx_rand_uniform(x, F, 501, -1.0f, 1.0f);
+    sx_rand_uniform(q, D, 502, -1.0f, 1.0f);
+    printf("\ndecode step by parts (2 threads; ms per token = 40 layers; %% read: bytes per second over "
+           "the best read pass)\n");
+    printf("%-5s %-32s %9s %10s %8s %7s\n", "type", "part", "GB/token", "ms/token", "GB/s", "% read");
+    for (int ti = 0; ti < n_types; ti++) {
+        int ty = types[ti];
+        float *w32 = NULL;
+        void *w1[7];
+        size_t lbytes = 0;
+        for (int i = 0; i < 7; i++) {
+            int64_t n = shp[i][0] * shp[i][1];
+            w32 = realloc(w32, sizeof(float) * (size_t)n);
+            if (!w32) return -1;
+            sx_rand_uniform(w32, n, 200 + i, -0.02f, 0.02f);
+            if (!(w1[i] = quantize(w32, shp[i][0], shp[i][1], ty))) return -1;
+            lbytes += sx_type_nbytes(ty, n);
+        }
+        free(w32);
+        int L = (int)((1.5e9 + (double)lbytes - 1) / (double)lbytes);
+        if (L > NL) L = NL;
+        sx_weight *w = calloc((size_t)L * 7, sizeof *w);
+        size_t kvl = (size_t)H * (size_t)n_ctx * (size_t)hd; /* floats per layer's keys */
+        float *kv = malloc(sizeof(float) * kvl * 2 * (size_t)L), *o = malloc(sizeof(float) * D);
+        if (!w || !kv || !o) return -1;
+        sx_rand_uniform(kv, (int64_t)kvl * 2 * L, 503, -1.0f, 1.0f);
+        for (int l = 0; l < L; l++)
+            for (int i = 0; i < 7; i++) {
+                size_t nb = sx_type_nbytes(ty, shp[i][0] * shp[i][1]);
+                void *d = l == 0 ? w1[i] : malloc(nb);
+                if (!d) return -1;
+                if (l) memcpy(d, w1[i], nb);
+                w[l * 7 + i] = sx_weight_typed(d, ty, shp[i][0], shp[i][1]);
+            }
+        /* parts: 0 q/k/v, 1 o, 2 gate/up, 3 down, 4 attention per head, 5 attention by position */
+        static const char *const names[6] = {"q/k/v_proj [5120 x 5120] x3",
+                                             "o_proj [5120 x 5120]",
+                                             "gate/up_proj [13824 x 5120] x2",
+                                             "down_proj [5120 x 13824]",
+                                             "attention, KV one run per head",
+                                             "attention, KV rows by position"};
+        double best[6], bytes[6];
+        for (int p = 0; p < 6; p++) best[p] = 1e30;
+        bytes[0] = 3.0 * (double)sx_type_nbytes(ty, D * D);
+        bytes[1] = (double)sx_type_nbytes(ty, D * D);
+        bytes[2] = 2.0 * (double)sx_type_nbytes(ty, F * D);
+        bytes[3] = (double)sx_type_nbytes(ty, F * D);
+        bytes[4] = bytes[5] = 2.0 * CTX * (double)D * 4.0;
+        double bw = 0;
+        for (int r = 0; r < reps; r++)
+            for (int p = 0; p < 6; p++) {
+                read_bw(bwbuf, bw_words, 1, &bw);
+                double t0 = sx_time();
+                for (int l = 0; l < L; l++) {
+                    sx_weight *lw = w + l * 7;
+                    const float *kl = kv + (size_t)l * 2 * kvl, *vl = kl + kvl;
+                    sx_attn a = {.n_heads = (int)H, .n_kv_heads = (int)H, .head_dim = (int)hd,
+                                 .q_tok = D, .q_head = hd, .o_tok = D, .o_head = hd,
+                                 .scale = 1.0f / sqrtf((float)hd), .causal = 1,
+                                 .causal_offset = CTX - 1};
+                    if (p == 4) /* llama.c: [head][position][hd] */
+                        a.k_tok = a.v_tok = hd, a.k_head = a.v_head = n_ctx * hd;
+                    else /* [position][head][hd] */
+                        a.k_tok = a.v_tok = D, a.k_head = a.v_head = hd;
+                    int rc = 0;
+                    switch (p) {
+                    case 0:
+                        for (int i = 0; i < 3; i++) rc |= sx_matmul(y, x, &lw[i], NULL, 1);
+                        break;
+                    case 1: rc = sx_matmul(y, x, &lw[3], NULL, 1); break;
+                    case 2:
+                        rc = sx_matmul(y, x, &lw[4], NULL, 1) | sx_matmul(y, x, &lw[5], NULL, 1);
+                        break;
+                    case 3: rc = sx_matmul(y, x, &lw[6], NULL, 1); break;
+                    default: rc = sx_attention(&a, o, q, kl, vl, 1, CTX); break;
+                    }
+                    if (rc) return -1;
+                }
+                double t = (sx_time() - t0) / L;
+                if (t < best[p]) best[p] = t;
+            }
+        double sum_t = 0, sum_b = 0;
+        for (int p = 0; p < 6; p++) {
+            printf("%-5s %-32s %9.2f %10.1f %8.1f %6.0f%%\n", sx_type_name(ty), names[p],
+                   NL * bytes[p] / 1e9, NL * best[p] * 1e3, bytes[p] / best[p] / 1e9,
+                   100.0 * bytes[p] / best[p] / 1e9 / bw);
+            if (p < 5) sum_t += best[p], sum_b += bytes[p];
+        }
+        printf("%-5s %-32s %9.2f %10.1f %8.1f %6.0f%%  (read rate %.1f GB/s)\n", sx_type_name(ty),
+               "sum (attention: one run per head)", NL * sum_b / 1e9, NL * sum_t * 1e3,
+               sum_b / sum_t / 1e9, 100.0 * sum_b / sum_t / 1e9 / bw, bw);
+        for (int i = 0; i < L * 7; i++) free((void *)w[i].data);
+        free(w), free(kv), free(o);
+    }
+    free(x), free(y), free(q);
+    return 0;
+}
+
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
-    int quick = 0, reps = 5, gemv = 1, decode = 1, prefill_mm = 0, prefill_cpu = 0;
+    int quick = 0, reps = 5, gemv = 1, decode = 1, prefill_mm = 0, prefill_cpu = 0, parts = 0;
     int compute = SX_COMPUTE_F32;
     const char *types_arg = "f16,bf16,q8_0,q4_0,q4_k";
     for (int i = 1; i < argc; i++) {
@@ -327,12 +441,14 @@ int main(int argc, char **argv) {
             continue;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc)
             types_arg = argv[++i];
+        else if (!strcmp(argv[i], "--parts"))
+            parts = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
         else
             return fprintf(stderr,
                            "usage: %s [--quick] [--types f16,q8_0,...] [--reps N] [--compute "
-                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm] [--prefill-cpu]\n",
+                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm] [--prefill-cpu] [--parts]\n",
                            argv[0]),
                    2;
     }
@@ -369,6 +485,8 @@ int main(int argc, char **argv) {
     }
     if (prefill_mm && bench_prefill_mm(types, n_types, reps) != 0)
         return fprintf(stderr, "prefill products: %s\n", sx_errmsg()), 1;
+    if (parts && bench_parts(types, n_types, reps, bwbuf, bw_words) != 0)
+        return fprintf(stderr, "parts: %s\n", sx_errmsg()), 1;
     if (gemv && bench_gemv(types, n_types, quick, reps, bwbuf, bw_words) != 0)
         return fprintf(stderr, "GEMV: %s\n", sx_errmsg()), 1;
     if (!decode) return free(bwbuf), 0;
