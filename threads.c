@@ -137,7 +137,7 @@ int sx_threads_init(int n) {
         atexit(pool_stop);
         registered = 1;
     }
-    P.start_gen = P.generation; /* no job runs now: jobs come from this thread */
+    P.start_gen = P.generation; /* (no job runs while the pool is being changed) */
     for (int i = 1; i < n; i++) {
         if (pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) != 0) {
             P.n = i;
