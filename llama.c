@@ -340,10 +340,20 @@ static int layer_forward(sx_llama_ctx *c, int64_t li, int64_t T) {
         head = Tk * hd;
     }
     /* attention: causal over the Tk cached positions, GQA head mapping */
-    sx_attn a = {.n_heads = (int)H, .n_kv_heads = (int)KV, .head_dim = (int)hd,
-                 .q_tok = qd, .q_head = hd, .k_tok = hd, .k_head = head, .v_tok = hd, .v_head = head,
-                 .o_tok = qd, .o_head = hd, .scale = 1.0f / sqrtf((float)hd),
-                 .causal = 1, .causal_offset = p0};
+    sx_attn a = {.n_heads = (int)H,
+                 .n_kv_heads = (int)KV,
+                 .head_dim = (int)hd,
+                 .q_tok = qd,
+                 .q_head = hd,
+                 .k_tok = hd,
+                 .k_head = head,
+                 .v_tok = hd,
+                 .v_head = head,
+                 .o_tok = qd,
+                 .o_head = hd,
+                 .scale = 1.0f / sqrtf((float)hd),
+                 .causal = 1,
+                 .causal_offset = p0};
     if (sx_attention(&a, c->att, c->q, kall, vall, T, Tk) != 0) return -1;
     /* self_attn.o_proj: [T, qd] -> [T, D], residual */
     if (sx_matmul(xn, c->att, &L->wo, NULL, T) != 0) return -1;

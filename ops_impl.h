@@ -195,7 +195,7 @@ const sx_kernels *sx_kernels_cur(void);
  * four at a time, 18 GB/s one after the other). The choice depends on the
  * shape only, never on the thread count. */
 #define SX_GEMV_1X4_MIN_BYTES 2048
-#define SX_GEMV_1X4(K, type) ((size_t)(K) * ((type) == SX_F32 ? 4u : 2u) >= SX_GEMV_1X4_MIN_BYTES)
+#define SX_GEMV_1X4(K, type)  ((size_t)(K) * ((type) == SX_F32 ? 4u : 2u) >= SX_GEMV_1X4_MIN_BYTES)
 #define SX_GEMV_DECL(isa)                                                                     \
     void sx_gemv_f32_##isa(float *y, int64_t ldy, const void *x, size_t ldx, int m,           \
                            const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,       \

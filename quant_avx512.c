@@ -127,13 +127,13 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
 
 /* ---- GEMV ----
  * Per call, each activation row is rearranged once into per-thread scratch
- * (cheap next to the weight rows it meets): block scales as floats, codes in
- * the order the kernel reads them, and per 4-byte lane the sums that undo
- * an offset (u8 x s8 needs an unsigned operand):
+ * (cheap next to the weight rows it meets): block scales as floats and codes
+ * in the order the kernel reads them. u8 x s8 needs an unsigned operand, so
+ * an offset is undone by per-lane sums of the activation codes, computed
+ * where they are used (corr2_*, corr4_*: storing them would double the
+ * prepared row):
  *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a)   (w+128 >= 0)
  *   Q4_0:        dpbusd(-8*sum(a), q, a) = sum((q-8)*a)          (q in 0..15)
- * (the sums of a per 4-byte lane from the activation codes where they are
- * used: corr2_*, corr4_*)
  *   Q8_0 without VNNI: maddubs(|w|, sign(a, w)), as AVX2 (|w| <= 128).
  * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are picked
  * out of the weight vectors by word permutes (win_scales), converted and
@@ -152,7 +152,8 @@ static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
 
 /* ... for Q4_0 weights: groups of 4 blocks g: lo[g] = values 0..15 of the 4
  * blocks, hi[g] = values 16..31; blocks past the last full group stay in x */
-static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *lo, int8_t *hi) {
+static void prep_q4_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *lo,
+                      int8_t *hi) {
     for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
     for (int64_t g = 0; g < nb / 4; g++)
         for (int i = 0; i < 4; i++) {
@@ -202,9 +203,9 @@ static inline __m512i corr2_plain(__m512i a) {
     return _mm512_setzero_si512();
 }
 VNNI static inline __m512i corr2_vnni(__m512i a) {
-    return _mm512_sub_epi32(_mm512_setzero_si512(),
-                            _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                _mm512_set1_epi8((char)0x80), a));
+    return _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), a));
 }
 static inline __m512i corr4_plain(const int8_t *lo, const int8_t *hi) {
     const __m512i e8 = _mm512_set1_epi8(8);
@@ -295,11 +296,10 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
 }
 
 /* (in Q32_WINDOW) group k of a full Q4_0 window from its codes v */
-#define Q4_0_GROUP(DOT4, CORR4, v, k)                                                                    \
+#define Q4_0_GROUP(DOT4, CORR4, v, k)                                                              \
     acc = _mm512_fmadd_ps(                                                                         \
-        _mm512_cvtepi32_ps(                                                                        \
-            DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64,                                          \
-                 CORR4(ac + (g + k) * 64, ah + (g + k) * 64))),                                    \
+        _mm512_cvtepi32_ps(DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64,                           \
+                                CORR4(ac + (g + k) * 64, ah + (g + k) * 64))),                     \
         _mm512_permutexvar_ps(_mm512_add_epi32(idx0, _mm512_set1_epi32(4 * k)), s), acc)
 
 /* One window of blocks [b0, b0 + cnt) (cnt <= 16) of one (weight row wr,
@@ -312,10 +312,9 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
  * same either way. ac/ah/da: the activation row prepared (prep_row); xa:
  * the row as Q8_0 (the Q4_0 blocks past the last group of 4). */
 #define Q32_WINDOW(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                          \
-    ATTR static inline __attribute__((always_inline))                                              \
-    __m512 fname##_win(const int Q4, __m512 acc, float *tail, const uint8_t *wr, int64_t b0,       \
-                       int cnt, int64_t ng, const float *sc, const float *da, const int8_t *ac,    \
-                       const int8_t *ah, const uint8_t *xa) {                                      \
+    ATTR static inline __attribute__((always_inline)) __m512 fname##_win(                          \
+        const int Q4, __m512 acc, float *tail, const uint8_t *wr, int64_t b0, int cnt, int64_t ng, \
+        const float *sc, const float *da, const int8_t *ac, const int8_t *ah, const uint8_t *xa) { \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                          \
         const __m512i idx0 =                                                                       \
@@ -337,10 +336,10 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 __m512i v2 = _mm512_permutex2var_epi16(z2, ix2, z3);                               \
                 __m512i v3 = _mm512_permutex2var_epi16(z3, _mm512_add_epi16(ix2, four), z4);       \
                 const int64_t g = b0 / 4;                                                          \
-                Q4_0_GROUP(DOT4, CORR4, v0, 0);                                                           \
-                Q4_0_GROUP(DOT4, CORR4, v1, 1);                                                           \
-                Q4_0_GROUP(DOT4, CORR4, v2, 2);                                                           \
-                Q4_0_GROUP(DOT4, CORR4, v3, 3);                                                           \
+                Q4_0_GROUP(DOT4, CORR4, v0, 0);                                                    \
+                Q4_0_GROUP(DOT4, CORR4, v1, 1);                                                    \
+                Q4_0_GROUP(DOT4, CORR4, v2, 2);                                                    \
+                Q4_0_GROUP(DOT4, CORR4, v3, 3);                                                    \
             } else {                                                                               \
                 _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {                              \
                     const uint8_t *wp = p + (size_t)(2 * k) * wb + 2;                              \
@@ -445,10 +444,9 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
             row_scales(sc[0], h, wr, wb, nb / 16 * 16, nb, nbp, da[0]);                            \
             for (int r = 1; r < m; r++) /* the same weight row: activation row r's products */     \
                 for (int64_t b = nb / 16 * 16; b < nbp; b += 16)                                   \
-                    _mm512_storeu_ps(                                                              \
-                        sc[r] + b,                                                                 \
-                        _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + b))), \
-                                      _mm512_loadu_ps(da[r] + b)));                                \
+                    _mm512_storeu_ps(sc[r] + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(  \
+                                                                  (const __m256i *)(h + b))),      \
+                                                              _mm512_loadu_ps(da[r] + b)));        \
             switch (m * 2 + (Q4 != 0)) {                                                           \
                 Q32_PASS_CASES(fname, 1)                                                           \
                 Q32_PASS_CASES(fname, 2)                                                           \
@@ -531,7 +529,8 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                     }                                                                              \
                 }                                                                                  \
                 _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) {                             \
-                    __m512i a = Q4 ? _mm512_setzero_si512() : _mm512_loadu_si512(ac[r] + (b0 + j) * 32); \
+                    __m512i a =                                                                    \
+                        Q4 ? _mm512_setzero_si512() : _mm512_loadu_si512(ac[r] + (b0 + j) * 32);   \
                     __m512i c = Q4 ? CORR4(ac[r] + g * 64, ah[r] + g * 64) : CORR2(a);             \
                     _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {                         \
                         __m512i d =                                                                \

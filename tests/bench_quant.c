@@ -316,13 +316,16 @@ static int bench_parts(const int *types, int n_types, int reps, uint64_t *bwbuf,
     const int64_t shp[7][2] = {{D, D}, {D, D}, {D, D}, {D, D}, {F, D}, {F, D}, {D, F}};
     const int64_t H = 40, hd = 128, n_ctx = CTX + 8;
     sx_threads_init(2);
-    float *x = malloc(sizeof(float) * F), *y = malloc(sizeof(float) * F), *q = malloc(sizeof(float) * D);
+    float *x = malloc(sizeof(float) * F), *y = malloc(sizeof(float) * F),
+          *q = malloc(sizeof(float) * D);
     if (!x || !y || !q) return -1;
     sx_rand_uniform(x, F, 501, -1.0f, 1.0f);
     sx_rand_uniform(q, D, 502, -1.0f, 1.0f);
-    printf("\ndecode step by parts (2 threads; ms per token = 40 layers; %% read: bytes per second over "
+    printf("\ndecode step by parts (2 threads; ms per token = 40 layers; %% read: bytes per second "
+           "over "
            "the best read pass)\n");
-    printf("%-5s %-32s %9s %10s %8s %7s\n", "type", "part", "GB/token", "ms/token", "GB/s", "% read");
+    printf("%-5s %-32s %9s %10s %8s %7s\n", "type", "part", "GB/token", "ms/token", "GB/s",
+           "% read");
     for (int ti = 0; ti < n_types; ti++) {
         int ty = types[ti];
         float *w32 = NULL;
@@ -330,8 +333,9 @@ static int bench_parts(const int *types, int n_types, int reps, uint64_t *bwbuf,
         size_t lbytes = 0;
         for (int i = 0; i < 7; i++) {
             int64_t n = shp[i][0] * shp[i][1];
-            w32 = realloc(w32, sizeof(float) * (size_t)n);
-            if (!w32) return -1;
+            float *t = realloc(w32, sizeof(float) * (size_t)n);
+            if (!t) return free(w32), -1;
+            w32 = t;
             sx_rand_uniform(w32, n, 200 + i, -0.02f, 0.02f);
             if (!(w1[i] = quantize(w32, shp[i][0], shp[i][1], ty))) return -1;
             lbytes += sx_type_nbytes(ty, n);
@@ -353,12 +357,10 @@ static int bench_parts(const int *types, int n_types, int reps, uint64_t *bwbuf,
                 w[l * 7 + i] = sx_weight_typed(d, ty, shp[i][0], shp[i][1]);
             }
         /* parts: 0 q/k/v, 1 o, 2 gate/up, 3 down, 4 attention per head, 5 attention by position */
-        static const char *const names[6] = {"q/k/v_proj [5120 x 5120] x3",
-                                             "o_proj [5120 x 5120]",
-                                             "gate/up_proj [13824 x 5120] x2",
-                                             "down_proj [5120 x 13824]",
-                                             "attention, KV one run per head",
-                                             "attention, KV rows by position"};
+        static const char *const names[6] = {
+            "q/k/v_proj [5120 x 5120] x3",    "o_proj [5120 x 5120]",
+            "gate/up_proj [13824 x 5120] x2", "down_proj [5120 x 13824]",
+            "attention, KV one run per head", "attention, KV rows by position"};
         double best[6], bytes[6];
         for (int p = 0; p < 6; p++) best[p] = 1e30;
         bytes[0] = 3.0 * (double)sx_type_nbytes(ty, D * D);
@@ -374,9 +376,15 @@ static int bench_parts(const int *types, int n_types, int reps, uint64_t *bwbuf,
                 for (int l = 0; l < L; l++) {
                     sx_weight *lw = w + l * 7;
                     const float *kl = kv + (size_t)l * 2 * kvl, *vl = kl + kvl;
-                    sx_attn a = {.n_heads = (int)H, .n_kv_heads = (int)H, .head_dim = (int)hd,
-                                 .q_tok = D, .q_head = hd, .o_tok = D, .o_head = hd,
-                                 .scale = 1.0f / sqrtf((float)hd), .causal = 1,
+                    sx_attn a = {.n_heads = (int)H,
+                                 .n_kv_heads = (int)H,
+                                 .head_dim = (int)hd,
+                                 .q_tok = D,
+                                 .q_head = hd,
+                                 .o_tok = D,
+                                 .o_head = hd,
+                                 .scale = 1.0f / sqrtf((float)hd),
+                                 .causal = 1,
                                  .causal_offset = CTX - 1};
                     if (p == 4) /* llama.c: [head][position][hd] */
                         a.k_tok = a.v_tok = hd, a.k_head = a.v_head = n_ctx * hd;
@@ -448,7 +456,8 @@ int main(int argc, char **argv) {
         else
             return fprintf(stderr,
                            "usage: %s [--quick] [--types f16,q8_0,...] [--reps N] [--compute "
-                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm] [--prefill-cpu] [--parts]\n",
+                           "f32|bf16] [--no-gemv] [--no-decode] [--prefill-mm] [--prefill-cpu] "
+                           "[--parts]\n",
                            argv[0]),
                    2;
     }
