@@ -1,10 +1,13 @@
 /* act_f32.h - the row kernels of the SIMD kernel sets around the GEMM
- * (sx_kernels.act_row, .epilogue_row, .pack_a): activations, the fused
- * epilogue, the packing of X's row panels. Written once over the vector
- * macros the including file defines (and its transpose_scaled): V, VL,
+ * (sx_kernels.act_row, .epilogue_row, .pack_a, .layernorm_row):
+ * activations, the fused epilogue, the packing of X's row panels, LayerNorm.
+ * Written once over the vector macros the including file defines (and its
+ * transpose_scaled, unless it has its own pack_a: ACT_F32_OWN_PACK_A): V, VL,
  * V_LOAD, V_STORE, V_SET1, V_ADD, V_SUB, V_MUL, V_DIV, V_FMA(a, b, c) =
  * a*b + c, V_MIN, V_NEG, V_ABS, V_SEL_LT(x, y, a, b) = x < y ? a : b, and
- * V_EXP (exp of arguments <= 88; 0 or a denormal far below the float range).
+ * V_EXP (exp of arguments <= 88; 0 or a denormal far below the float range);
+ * for LayerNorm's double sums VD, VDL lanes, VD_ZERO, VD_SET1, VD_ADD, VD_SUB,
+ * VD_MUL, VD_HSUM and VD_LOAD_PS (VDL floats widened to doubles).
  *
  * GELU (exact, erf form): 0.5 v (1 + erf(v / sqrt 2)) = 0.5 v Phi2(x) with
  * x = v / sqrt 2 and Phi2(x) = 1 + erf(x) = erfc(-x):
@@ -28,6 +31,7 @@
 #ifndef SEEDX_ACT_F32_H
 #define SEEDX_ACT_F32_H
 
+#include <math.h>
 #include <string.h>
 
 #include "ops_impl.h"
@@ -121,10 +125,54 @@ static void epilogue_row(float *y, const float *c, const float *bias, int64_t n,
     }
 }
 
+#ifndef ACT_F32_OWN_PACK_A
 /* X rows [0, rows) (row stride ldx) -> dst[K][mr], rows past `rows` zero:
  * one row panel of the GEMM's A, by blocked transposes */
 static void pack_a(float *dst, const float *x, int64_t ldx, int rows, int mr, int64_t K) {
     transpose_scaled(dst, mr, x, ldx, mr, rows, (int)K, NULL);
+}
+#endif
+
+/* LayerNorm of one row, as sx_layernorm: mean and variance summed in double
+ * (two accumulators of VDL lanes: another order than the scalar loop's, the
+ * same float mean and rstd but for a last-bit tie), then per element
+ * ((x - mean) * rstd) * w + b in float, operation by operation. */
+static void layernorm_row(float *y, const float *x, const float *w, const float *b, int64_t dim,
+                          float eps) {
+    VD s0 = VD_ZERO(), s1 = VD_ZERO();
+    int64_t i = 0;
+    for (; i + 2 * VDL <= dim; i += 2 * VDL) {
+        s0 = VD_ADD(s0, VD_LOAD_PS(x + i));
+        s1 = VD_ADD(s1, VD_LOAD_PS(x + i + VDL));
+    }
+    double s = VD_HSUM(VD_ADD(s0, s1));
+    for (; i < dim; i++) s += x[i];
+    double mean = s / (double)dim;
+    VD mv = VD_SET1(mean), q0 = VD_ZERO(), q1 = VD_ZERO();
+    for (i = 0; i + 2 * VDL <= dim; i += 2 * VDL) {
+        VD d0 = VD_SUB(VD_LOAD_PS(x + i), mv), d1 = VD_SUB(VD_LOAD_PS(x + i + VDL), mv);
+        q0 = VD_ADD(q0, VD_MUL(d0, d0));
+        q1 = VD_ADD(q1, VD_MUL(d1, d1));
+    }
+    double ss = VD_HSUM(VD_ADD(q0, q1));
+    for (; i < dim; i++) {
+        double d = x[i] - mean;
+        ss += d * d;
+    }
+    float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
+    const V mf = V_SET1(m), rf = V_SET1(rstd);
+    for (i = 0; i + VL <= dim; i += VL) {
+        V v = V_MUL(V_SUB(V_LOAD(x + i), mf), rf);
+        if (w) v = V_MUL(v, V_LOAD(w + i));
+        if (b) v = V_ADD(v, V_LOAD(b + i));
+        V_STORE(y + i, v);
+    }
+    for (; i < dim; i++) {
+        float v = (x[i] - m) * rstd;
+        if (w) v = v * w[i];
+        if (b) v = v + b[i];
+        y[i] = v;
+    }
 }
 
 #endif

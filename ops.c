@@ -130,7 +130,26 @@ static void pack_a_scalar(float *dst, const float *x, int64_t ldx, int rows, int
     }
 }
 
+static void layernorm_row_scalar(float *y, const float *x, const float *w, const float *b,
+                                 int64_t dim, float eps) {
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < dim; i++) s += x[i];
+    double mean = s / (double)dim;
+    for (int64_t i = 0; i < dim; i++) {
+        double d = x[i] - mean;
+        ss += d * d;
+    }
+    float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
+    for (int64_t i = 0; i < dim; i++) {
+        float v = (x[i] - m) * rstd;
+        if (w) v = v * w[i];
+        if (b) v = v + b[i];
+        y[i] = v;
+    }
+}
+
 const sx_kernels sx_kernels_scalar = {.name = "scalar",
+                                      .layernorm_row = layernorm_row_scalar,
                                       .act_row = act_row_scalar,
                                       .epilogue_row = epilogue_row_scalar,
                                       .pack_a = pack_a_scalar,
@@ -189,25 +208,9 @@ typedef struct {
 static void ln_task(void *ctx, int64_t r0, int64_t r1, int tid) {
     (void)tid;
     const ln_job *J = ctx;
-    int64_t dim = J->dim;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *xr = J->x + r * dim;
-        float *yr = J->y + r * dim;
-        double s = 0, ss = 0;
-        for (int64_t i = 0; i < dim; i++) s += xr[i];
-        double mean = s / (double)dim;
-        for (int64_t i = 0; i < dim; i++) {
-            double d = xr[i] - mean;
-            ss += d * d;
-        }
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)J->eps));
-        for (int64_t i = 0; i < dim; i++) {
-            float v = (xr[i] - m) * rstd;
-            if (J->w) v = v * J->w[i];
-            if (J->b) v = v + J->b[i];
-            yr[i] = v;
-        }
-    }
+    const sx_kernels *k = sx_kernels_cur();
+    for (int64_t r = r0; r < r1; r++)
+        k->layernorm_row(J->y + r * J->dim, J->x + r * J->dim, J->w, J->b, J->dim, J->eps);
 }
 
 void sx_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,

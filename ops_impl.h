@@ -51,6 +51,10 @@ typedef struct sx_kernels {
     /* rows (<= mr) rows of X, ldx apart -> dst[K][mr] (rows past `rows`
      * zero): one row panel of the GEMM's packed A */
     void (*pack_a)(float *dst, const float *x, int64_t ldx, int rows, int mr, int64_t K);
+    /* y = LayerNorm(x) over one row of dim values (w, b may be NULL): the
+     * row of sx_layernorm (statistics in double) */
+    void (*layernorm_row)(float *y, const float *x, const float *w, const float *b, int64_t dim,
+                          float eps);
 } sx_kernels;
 
 /* ---- the BF16 GEMM (compute type BF16: matmul inputs rounded to

@@ -410,6 +410,15 @@ const sx_bf16_kernels sx_bf16_kernels_neon = {
 #define V_ABS              vabsq_f32
 #define V_SEL_LT(x, y, a, b) vbslq_f32(vcltq_f32(x, y), a, b)
 #define V_EXP              exp4
+#define VD                 float64x2_t
+#define VDL                2
+#define VD_ZERO()          vdupq_n_f64(0.0)
+#define VD_SET1            vdupq_n_f64
+#define VD_ADD             vaddq_f64
+#define VD_SUB             vsubq_f64
+#define VD_MUL             vmulq_f64
+#define VD_HSUM            vaddvq_f64
+#define VD_LOAD_PS(p)      vcvt_f64_f32(vld1_f32(p))
 #include "act_f32.h"
 
 /* Quantized weights (Q8_0/Q4_0/Q4_K) get their row kernels here as
@@ -420,4 +429,5 @@ const sx_bf16_kernels sx_bf16_kernels_neon = {
  * vmull_s8/vpadalq_s16 otherwise, then scaled in float per block. */
 const sx_kernels sx_kernels_neon = {
     .name = "neon", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x,
-    .act_row = act_row, .epilogue_row = epilogue_row, .pack_a = pack_a};
+    .act_row = act_row, .epilogue_row = epilogue_row, .pack_a = pack_a,
+    .layernorm_row = layernorm_row};

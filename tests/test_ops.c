@@ -214,8 +214,35 @@ static void test_attention_flash(void) {
 static void test_norms_vs_torch(void) {
     const float *x = T_("norm.x", NULL), *w = T_("norm.w", NULL), *b = T_("norm.b", NULL);
     float y[7 * 129];
-    sx_layernorm(y, x, w, b, 7, 129, 1e-6f);
-    CHECK_CLOSE("layernorm", y, T_("layernorm.y", NULL), 7 * 129, 1e-6);
+    FOR_LEVELS({
+        sx_layernorm(y, x, w, b, 7, 129, 1e-6f);
+        CHECK_CLOSE(lvl, y, T_("layernorm.y", NULL), 7 * 129, 1e-6);
+    })
+    /* wide rows (the SIMD row kernels' double sums): every path within 2 float
+     * ulps of the scalar one, with and without the affine */
+    {
+        const int64_t R = 5, D = 1283;
+        float *xr = malloc(sizeof(float) * R * D), *wr = malloc(sizeof(float) * D);
+        float *br = malloc(sizeof(float) * D), *ys = malloc(sizeof(float) * R * D);
+        float *yv = malloc(sizeof(float) * R * D);
+        sx_rand_uniform(xr, R * D, 41, -3, 5);
+        sx_rand_uniform(wr, D, 42, 0.5f, 1.5f);
+        sx_rand_uniform(br, D, 43, -1, 1);
+        for (int aff = 0; aff < 2; aff++) {
+            sx_simd_set(SX_SIMD_SCALAR);
+            sx_layernorm(ys, xr, aff ? wr : NULL, aff ? br : NULL, R, D, 1e-5f);
+            FOR_LEVELS({
+                sx_layernorm(yv, xr, aff ? wr : NULL, aff ? br : NULL, R, D, 1e-5f);
+                double worst = 0;
+                for (int64_t i = 0; i < R * D; i++) {
+                    double e = fabs((double)yv[i] - ys[i]) / (fabs((double)ys[i]) + 1e-3);
+                    if (e > worst) worst = e;
+                }
+                CHECKF(worst <= 2.4e-7, "%s layernorm (affine %d) vs scalar: %.3g", lvl, aff, worst);
+            })
+        }
+        free(xr), free(wr), free(br), free(ys), free(yv);
+    }
     sx_rmsnorm(y, x, w, 7, 129, 1e-5f);
     CHECK_CLOSE("rmsnorm", y, T_("rmsnorm.y", NULL), 7 * 129, 1e-6);
     FOR_LEVELS({
