@@ -3,6 +3,7 @@
  * accumulators; per k step two loads of X (unaligned: shifted input rows)
  * and six broadcasts of the packed weights. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "ops_avx2.h"
 #include "ops.h"
@@ -33,7 +34,9 @@
 
 /* Panel rows from the weight panels: per k, the tile's MR channels are one
  * run in a weight panel, or two (a tile across two panels); F16 runs
- * widened with F16C (exact, as sx_f16_to_f32), BF16 by a shift. */
+ * widened with F16C (exact, as sx_f16_to_f32), BF16 by a shift; stored 8
+ * floats at a time, spilling into the next row (masked stores are slow on
+ * AMD), the last row exactly. */
 static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
                           int n) {
     if (type == SX_F32) {
@@ -43,8 +46,6 @@ static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int6
     int q = (int)(c0 % pnr), n1 = n < pnr - q ? n : pnr - q, n2 = n - n1;
     const uint16_t *p1 = (const uint16_t *)pdata + c0 / pnr * pnr * K + q;
     const uint16_t *p2 = (const uint16_t *)pdata + (c0 / pnr + 1) * pnr * K;
-    const __m256i keep = /* the first MR lanes */
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(MR), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     for (int64_t k = 0; k < K; k++, dst += MR) {
         uint16_t h[8] = {0};
         for (int r = 0; r < n1; r++) h[r] = p1[k * pnr + r];
@@ -52,7 +53,13 @@ static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int6
         __m128i hv = _mm_loadu_si128((const __m128i *)h);
         __m256 v = type == SX_F16 ? _mm256_cvtph_ps(hv)
                                   : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16));
-        _mm256_maskstore_ps(dst, keep, v);
+        if (k + 1 < K) { /* 8 floats: the 8 - MR past this row are rewritten by the next */
+            _mm256_storeu_ps(dst, v);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, v);
+            memcpy(dst, t, sizeof(float) * MR);
+        }
     }
 }
 

@@ -245,18 +245,26 @@ static inline double hsum_pd(__m256d v) {
 }
 
 /* X rows [0, rows) (row stride ldx) -> dst[K][MR], rows past `rows` zero:
- * 8x8 transposes (rows MR.. zero), the first MR lanes of each stored */
+ * 8x8 transposes (rows MR.. zero). Each column is stored as 8 floats, its
+ * last 8 - MR spilling into the next column's start, which the next store
+ * rewrites (masked stores are slow on AMD); the panel's last column is
+ * copied exactly. */
 #define ACT_F32_OWN_PACK_A
 static void pack_a(float *dst, const float *x, int64_t ldx, int rows, int mr, int64_t K) {
-    const __m256i keep =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(MR), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     int64_t k = 0;
     for (; k + 8 <= K; k += 8) {
         __m256 v[8];
         for (int i = 0; i < 8; i++)
             v[i] = i < rows ? _mm256_loadu_ps(x + i * ldx + k) : _mm256_setzero_ps();
         transpose8(v);
-        for (int i = 0; i < 8; i++) _mm256_maskstore_ps(dst + (k + i) * mr, keep, v[i]);
+        for (int i = 0; i < 7; i++) _mm256_storeu_ps(dst + (k + i) * mr, v[i]);
+        if (k + 8 < K) {
+            _mm256_storeu_ps(dst + (k + 7) * mr, v[7]);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, v[7]);
+            memcpy(dst + (k + 7) * mr, t, sizeof(float) * (size_t)mr);
+        }
     }
     for (; k < K; k++)
         for (int r = 0; r < mr; r++) dst[k * mr + r] = r < rows ? x[r * ldx + k] : 0.0f;
