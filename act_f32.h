@@ -96,8 +96,10 @@ static void act_row(float *y, const float *x, int64_t n, int act) {
  * the end through a padded copy) */
 static inline V epi_v(V t, const float *y, const float *bias, int act, int accumulate) {
     if (bias) t = V_ADD(t, V_LOAD(bias));
-    if (act == 1) t = act_gelu_v(t);
-    else if (act == 3) t = act_silu_v(t);
+    if (act == 1)
+        t = act_gelu_v(t);
+    else if (act == 3)
+        t = act_silu_v(t);
     return accumulate ? V_ADD(V_LOAD(y), t) : t;
 }
 

@@ -51,8 +51,9 @@ static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int6
         for (int r = 0; r < n1; r++) h[r] = p1[k * pnr + r];
         for (int r = 0; r < n2; r++) h[n1 + r] = p2[k * pnr + r];
         __m128i hv = _mm_loadu_si128((const __m128i *)h);
-        __m256 v = type == SX_F16 ? _mm256_cvtph_ps(hv)
-                                  : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16));
+        __m256 v = type == SX_F16
+                       ? _mm256_cvtph_ps(hv)
+                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(hv), 16));
         if (k + 1 < K) { /* 8 floats: the 8 - MR past this row are rewritten by the next */
             _mm256_storeu_ps(dst, v);
         } else {

@@ -270,37 +270,43 @@ static void pack_a(float *dst, const float *x, int64_t ldx, int rows, int mr, in
         for (int r = 0; r < mr; r++) dst[k * mr + r] = r < rows ? x[r * ldx + k] : 0.0f;
 }
 
-/* the activations (act_f32.h) on ymm registers */
-#define V                  __m256
-#define VL                 8
-#define V_LOAD             _mm256_loadu_ps
-#define V_STORE            _mm256_storeu_ps
-#define V_SET1             _mm256_set1_ps
-#define V_ADD              _mm256_add_ps
-#define V_SUB              _mm256_sub_ps
-#define V_MUL              _mm256_mul_ps
-#define V_DIV              _mm256_div_ps
-#define V_FMA              _mm256_fmadd_ps
-#define V_MIN              _mm256_min_ps
-#define V_NEG(x)           _mm256_sub_ps(_mm256_setzero_ps(), x)
-#define V_ABS(x)           _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
+/* the row kernels (act_f32.h) on ymm registers */
+#define V                    __m256
+#define VL                   8
+#define V_LOAD               _mm256_loadu_ps
+#define V_STORE              _mm256_storeu_ps
+#define V_SET1               _mm256_set1_ps
+#define V_ADD                _mm256_add_ps
+#define V_SUB                _mm256_sub_ps
+#define V_MUL                _mm256_mul_ps
+#define V_DIV                _mm256_div_ps
+#define V_FMA                _mm256_fmadd_ps
+#define V_MIN                _mm256_min_ps
+#define V_NEG(x)             _mm256_sub_ps(_mm256_setzero_ps(), x)
+#define V_ABS(x)             _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
 #define V_SEL_LT(x, y, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, y, _CMP_LT_OQ))
-#define V_EXP              exp256
-#define VD                 __m256d
-#define VDL                4
-#define VD_ZERO            _mm256_setzero_pd
-#define VD_SET1            _mm256_set1_pd
-#define VD_ADD             _mm256_add_pd
-#define VD_SUB             _mm256_sub_pd
-#define VD_MUL             _mm256_mul_pd
-#define VD_HSUM(v)         hsum_pd(v)
-#define VD_LOAD_PS(p)      _mm256_cvtps_pd(_mm_loadu_ps(p))
+#define V_EXP                exp256
+#define VD                   __m256d
+#define VDL                  4
+#define VD_ZERO              _mm256_setzero_pd
+#define VD_SET1              _mm256_set1_pd
+#define VD_ADD               _mm256_add_pd
+#define VD_SUB               _mm256_sub_pd
+#define VD_MUL               _mm256_mul_pd
+#define VD_HSUM(v)           hsum_pd(v)
+#define VD_LOAD_PS(p)        _mm256_cvtps_pd(_mm_loadu_ps(p))
 #include "act_f32.h"
 
-const sx_kernels sx_kernels_avx2 = {
-    .name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x,
-    .act_row = act_row, .epilogue_row = epilogue_row, .pack_a = pack_a,
-    .layernorm_row = layernorm_row};
+const sx_kernels sx_kernels_avx2 = {.name = "avx2",
+                                    .mr = MR,
+                                    .nr = NR,
+                                    .ukr = ukr,
+                                    .softmax_row = softmax_row,
+                                    .ukr_x = ukr_x,
+                                    .act_row = act_row,
+                                    .epilogue_row = epilogue_row,
+                                    .pack_a = pack_a,
+                                    .layernorm_row = layernorm_row};
 
 /* ---- BF16 GEMM on float32 FMAs ----
  * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:

@@ -403,8 +403,8 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
         for (int64_t k0 = 0; k0 < J->K; k0 += kcs) {
             int64_t kc = J->K - k0 < kcs ? J->K - k0 : kcs;
             for (int64_t jp = 0; jp < nc; jp += nr) {
-                const void *bpan = (const char *)J->bp +
-                                   ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
+                const void *bpan =
+                    (const char *)J->bp + ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
                 int bt = J->btype;
                 if (widen && mc > mr) {
                     to32(wide, bpan, kc * nr);
@@ -604,9 +604,20 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
                 if (PB.failed)
                     return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
             }
-            gemm_job J = {Y + m0 * ldy + n0, ldy, ap, b, bias ? bias + n0 : NULL,
-                          mcnt, ncnt, K, GEMM_MC_ROWS >= mr ? GEMM_MC_ROWS / mr * mr : mr, GEMM_NC, 0, 0, kk, 0,
-                          ep->act, ep->accumulate, 0, btype};
+            gemm_job J = {.Y = Y + m0 * ldy + n0,
+                          .ldy = ldy,
+                          .ap = ap,
+                          .bp = b,
+                          .bias = bias ? bias + n0 : NULL,
+                          .M = mcnt,
+                          .N = ncnt,
+                          .K = K,
+                          .mc = GEMM_MC_ROWS >= mr ? GEMM_MC_ROWS / mr * mr : mr,
+                          .nc = GEMM_NC,
+                          .k = kk,
+                          .act = ep->act,
+                          .accumulate = ep->accumulate,
+                          .btype = btype};
             J.n_mblk = (mcnt + J.mc - 1) / J.mc;
             /* enough tasks for all threads: shrink the blocks (multiples of nr / mr) */
             while (J.nc > nr && J.n_mblk * ((ncnt + J.nc - 1) / J.nc) < 4 * sx_threads_count())

@@ -228,7 +228,8 @@ static void real_forward(const char *path) {
         fprintf(stderr, "%s\n", sx_errmsg());
     double dt = now() - t0, cpu = cpu_now() - c0;
     size_t rss = sx_peak_rss();
-    printf("  1024x1024 forward: %.1fs, %.1f CPU-s (%d threads, %s); peak RSS %.2f GB (before %.2f GB), "
+    printf("  1024x1024 forward: %.1fs, %.1f CPU-s (%d threads, %s); peak RSS %.2f GB (before %.2f "
+           "GB), "
            "peak minus weights %.2f GB; one CFG step = 2 forwards = %.1fs\n",
            dt, cpu, sx_threads_count(), sx_simd_name(sx_simd_level()), rss / 1e9, rss0 / 1e9,
            ((double)rss - (double)wbytes) / 1e9, 2 * dt);

@@ -238,7 +238,8 @@ static void test_norms_vs_torch(void) {
                     double e = fabs((double)yv[i] - ys[i]) / (fabs((double)ys[i]) + 1e-3);
                     if (e > worst) worst = e;
                 }
-                CHECKF(worst <= 2.4e-7, "%s layernorm (affine %d) vs scalar: %.3g", lvl, aff, worst);
+                CHECKF(worst <= 2.4e-7, "%s layernorm (affine %d) vs scalar: %.3g", lvl, aff,
+                       worst);
             })
         }
         free(xr), free(wr), free(br), free(ys), free(yv);
@@ -277,8 +278,8 @@ static void test_activations_vs_torch(void) {
  * [-14, 14] and edge values: GELU within 1.3e-7 |v| of the exact value
  * (erfc in double; measured 1.07e-7) and 1.6e-7 |v| of the scalar set's erff
  * form (measured 1.19e-7); SiLU within 3e-7 relative of the scalar set's
- * expf form (measured 2.2e-7; + tiny absolute slack where both are ~0); the same bytes wherever an element sits in a row (tails);
- * sx_geglu = value * sx_gelu(gate). */
+ * expf form (measured 2.2e-7; + tiny absolute slack where both are ~0); the same bytes wherever an
+ * element sits in a row (tails); sx_geglu = value * sx_gelu(gate). */
 static void test_activations_simd(void) {
     const int64_t n = 280001; /* 1e-4 steps over [-14, 14], + edge values */
     float *x = malloc(sizeof(float) * (n + 8)), *y = malloc(sizeof(float) * (n + 8));
@@ -303,22 +304,24 @@ static void test_activations_simd(void) {
                     double e1 = fabs(y[i] - ex) / (fabs(v) + 1e-30), e2 = d / (fabs(v) + 1e-30);
                     if (e1 > worst_ex) worst_ex = e1;
                     if (e2 > worst_sc) worst_sc = e2;
-                    if (!(e1 <= 1.3e-7 || fabs(y[i] - ex) < 1e-35) || !(e2 <= 1.6e-7 || d < 1e-35)) bad++;
+                    if (!(e1 <= 1.3e-7 || fabs(y[i] - ex) < 1e-35) || !(e2 <= 1.6e-7 || d < 1e-35))
+                        bad++;
                 } else {
                     double e = d / (fabs(r[i]) + 1e-30);
                     if (e > worst_sc && d > 1e-35) worst_sc = e;
                     if (!(e <= 3e-7 || d < 1e-35)) bad++;
                 }
             }
-            CHECKF(bad == 0, "%s act %d: %lld values out of bounds (worst vs exact %.3g, vs scalar %.3g)",
+            CHECKF(bad == 0,
+                   "%s act %d: %lld values out of bounds (worst vs exact %.3g, vs scalar %.3g)",
                    lvl, act, (long long)bad, worst_ex, worst_sc);
             /* tails: rows of 1..33 elements give the bytes of the long row */
             for (int len = 1; len <= 33; len++) {
                 int64_t off = 1000 + 37 * len;
                 f(t, x + off, len);
                 CHECKF(!memcmp(t, y + off, sizeof(float) * (size_t)len),
-                       "%s act %d: a row of %d differs from the same values in a long row", lvl, act,
-                       len);
+                       "%s act %d: a row of %d differs from the same values in a long row", lvl,
+                       act, len);
             }
         }
         /* GEGLU: [value | gate] rows */
