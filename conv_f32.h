@@ -60,13 +60,15 @@ static void pack_w(float *dst, const float *w, int64_t ldw, int n, int64_t K) {
 }
 
 #ifdef CONV_F32_PLAIN_EDGES
-/* pack_w_panels, store and prologue for ISAs without masked loads (AVX2,
- * NEON), over V_ADD, V_SUB, V_MUL, V_DIV, V_MIN, V_NEG, V_SET1 and V_EXP
- * (an exp exact to the scalar one's range up to 88). */
+/* pack_w_panels (unless the file has its own: CONV_F32_OWN_PACK_W_PANELS),
+ * store and prologue for ISAs without masked loads (AVX2, NEON), over V_ADD, V_SUB, V_MUL, V_DIV,
+ * V_MIN, V_NEG, V_SET1 and V_EXP (an exp exact to the scalar one's range up to 88). */
+#ifndef CONV_F32_OWN_PACK_W_PANELS
 static void pack_w_panels(float *dst, const void *pdata, int type, int pnr, int64_t K, int64_t c0,
                           int n) {
     sx_conv_pack_w_panels(dst, MR, pdata, type, pnr, K, c0, n);
 }
+#endif
 
 /* y = (accumulate ? y : 0) + (c + bias) per row (the right edge one by one) */
 static void store(float *y, int64_t ldy, const float *c, int64_t ldc, const float *bias, int rows,

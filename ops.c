@@ -106,7 +106,53 @@ static void ukr_x_scalar(int64_t kc, const float *a, const void *b, int btype, i
         for (int j = 0; j < SC_NR; j++) c[i * ldc + j] = acc[i][j];
 }
 
+static void act_row_scalar(float *y, const float *x, int64_t n, int act) {
+    for (int64_t i = 0; i < n; i++) y[i] = sx_act1(x[i], act);
+}
+
+static void epilogue_row_scalar(float *y, const float *c, const float *bias, int64_t n, int act,
+                                int accumulate) {
+    for (int64_t j = 0; j < n; j++) {
+        float t = c[j];
+        if (bias) t += bias[j];
+        if (act) t = sx_act1(t, act);
+        y[j] = accumulate ? y[j] + t : t;
+    }
+}
+
+/* written in k order so the stores are sequential; the rows are read as
+ * parallel streams */
+static void pack_a_scalar(float *dst, const float *x, int64_t ldx, int rows, int mr, int64_t K) {
+    for (int64_t k = 0; k < K; k++) {
+        float *d = dst + k * mr;
+        for (int r = 0; r < rows; r++) d[r] = x[r * ldx + k];
+        for (int r = rows; r < mr; r++) d[r] = 0.0f;
+    }
+}
+
+static void layernorm_row_scalar(float *y, const float *x, const float *w, const float *b,
+                                 int64_t dim, float eps) {
+    double s = 0, ss = 0;
+    for (int64_t i = 0; i < dim; i++) s += x[i];
+    double mean = s / (double)dim;
+    for (int64_t i = 0; i < dim; i++) {
+        double d = x[i] - mean;
+        ss += d * d;
+    }
+    float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
+    for (int64_t i = 0; i < dim; i++) {
+        float v = (x[i] - m) * rstd;
+        if (w) v = v * w[i];
+        if (b) v = v + b[i];
+        y[i] = v;
+    }
+}
+
 const sx_kernels sx_kernels_scalar = {.name = "scalar",
+                                      .layernorm_row = layernorm_row_scalar,
+                                      .act_row = act_row_scalar,
+                                      .epilogue_row = epilogue_row_scalar,
+                                      .pack_a = pack_a_scalar,
                                       .ukr_x = ukr_x_scalar,
                                       .mr = SC_MR,
                                       .nr = SC_NR,
@@ -148,26 +194,30 @@ void sx_ops_thread_cleanup(void) {
 /* ======================================================================
  * norms, softmax, activations, elementwise
  * ====================================================================== */
+#define EW_CHUNK 16384 /* elements per task of the elementwise ops (and rows of ~as many) */
+
+/* Rows are independent: split across the threads in fixed row ranges (the
+ * same arithmetic per row whatever the thread count). */
+typedef struct {
+    float *y;
+    const float *x, *w, *b;
+    int64_t dim;
+    float eps;
+} ln_job;
+
+static void ln_task(void *ctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const ln_job *J = ctx;
+    const sx_kernels *k = sx_kernels_cur();
+    for (int64_t r = r0; r < r1; r++)
+        k->layernorm_row(J->y + r * J->dim, J->x + r * J->dim, J->w, J->b, J->dim, J->eps);
+}
+
 void sx_layernorm(float *y, const float *x, const float *w, const float *b, int64_t rows,
                   int64_t dim, float eps) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * dim;
-        float *yr = y + r * dim;
-        double s = 0, ss = 0;
-        for (int64_t i = 0; i < dim; i++) s += xr[i];
-        double mean = s / (double)dim;
-        for (int64_t i = 0; i < dim; i++) {
-            double d = xr[i] - mean;
-            ss += d * d;
-        }
-        float m = (float)mean, rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
-        for (int64_t i = 0; i < dim; i++) {
-            float v = (xr[i] - m) * rstd;
-            if (w) v = v * w[i];
-            if (b) v = v + b[i];
-            yr[i] = v;
-        }
-    }
+    if (rows <= 0 || dim <= 0) return;
+    ln_job J = {y, x, w, b, dim, eps};
+    sx_parallel_for(rows, dim >= EW_CHUNK ? 1 : EW_CHUNK / dim, ln_task, &J);
 }
 
 void sx_rmsnorm(float *y, const float *x, const float *w, int64_t rows, int64_t dim, float eps) {
@@ -249,7 +299,6 @@ typedef struct {
     float *y;
     const float *a, *b;
 } ew_job;
-#define EW_CHUNK 16384
 
 static void ew_task(void *ctx, int64_t b0, int64_t e0, int tid) {
     (void)tid;
@@ -257,15 +306,9 @@ static void ew_task(void *ctx, int64_t b0, int64_t e0, int tid) {
     float *y = J->y;
     const float *a = J->a, *b = J->b;
     switch (J->op) {
-    case EW_GELU:
-        for (int64_t i = b0; i < e0; i++) y[i] = sx_act1(a[i], SX_ACT_GELU);
-        break;
-    case EW_GELU_TANH:
-        for (int64_t i = b0; i < e0; i++) y[i] = sx_act1(a[i], SX_ACT_GELU_TANH);
-        break;
-    case EW_SILU:
-        for (int64_t i = b0; i < e0; i++) y[i] = sx_act1(a[i], SX_ACT_SILU);
-        break;
+    case EW_GELU: sx_kernels_cur()->act_row(y + b0, a + b0, e0 - b0, SX_ACT_GELU); break;
+    case EW_GELU_TANH: sx_kernels_cur()->act_row(y + b0, a + b0, e0 - b0, SX_ACT_GELU_TANH); break;
+    case EW_SILU: sx_kernels_cur()->act_row(y + b0, a + b0, e0 - b0, SX_ACT_SILU); break;
     case EW_ADD:
         for (int64_t i = b0; i < e0; i++) y[i] = a[i] + b[i];
         break;
@@ -285,6 +328,29 @@ void sx_gelu_tanh(float *y, const float *x, int64_t n) { ew(EW_GELU_TANH, y, x, 
 void sx_silu(float *y, const float *x, int64_t n) { ew(EW_SILU, y, x, NULL, n); }
 void sx_add(float *y, const float *a, const float *b, int64_t n) { ew(EW_ADD, y, a, b, n); }
 void sx_mul(float *y, const float *a, const float *b, int64_t n) { ew(EW_MUL, y, a, b, n); }
+
+/* GEGLU on rows [value | gate] of 2F floats: gate <- value * gelu(gate) */
+typedef struct {
+    float *x;
+    int64_t F;
+} geglu_job;
+
+static void geglu_task(void *ctx, int64_t r0, int64_t r1, int tid) {
+    (void)tid;
+    const geglu_job *J = ctx;
+    const sx_kernels *k = sx_kernels_cur();
+    for (int64_t r = r0; r < r1; r++) {
+        float *v = J->x + r * 2 * J->F, *g = v + J->F;
+        k->act_row(g, g, J->F, SX_ACT_GELU);
+        for (int64_t i = 0; i < J->F; i++) g[i] = v[i] * g[i];
+    }
+}
+
+void sx_geglu(float *x, int64_t rows, int64_t F) {
+    if (rows <= 0 || F <= 0) return;
+    geglu_job J = {x, F};
+    sx_parallel_for(rows, F >= EW_CHUNK ? 1 : EW_CHUNK / F, geglu_task, &J);
+}
 
 void sx_scale(float *y, const float *x, float s, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;

@@ -146,6 +146,10 @@ void sx_softmax(float *x, int64_t rows, int64_t dim);
 void sx_gelu(float *y, const float *x, int64_t n);      /* exact: 0.5x(1+erf(x/sqrt2)) */
 void sx_gelu_tanh(float *y, const float *x, int64_t n); /* tanh approximation */
 void sx_silu(float *y, const float *x, int64_t n);
+/* GEGLU (diffusers' GEGLU after its projection) in place on rows of 2F
+ * floats [value | gate]: gate <- value * gelu(gate), the exact GELU of
+ * sx_gelu; the result is the second half of each row (row stride 2F). */
+void sx_geglu(float *x, int64_t rows, int64_t F);
 void sx_add(float *y, const float *a, const float *b, int64_t n);
 void sx_mul(float *y, const float *a, const float *b, int64_t n);
 void sx_scale(float *y, const float *x, float s, int64_t n);

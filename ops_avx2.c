@@ -238,8 +238,75 @@ GEMV_FLOAT(sx_gemv_f32_avx2, SX_F32)
 GEMV_FLOAT(sx_gemv_f16_avx2, SX_F16)
 GEMV_FLOAT(sx_gemv_bf16_avx2, SX_BF16)
 
-const sx_kernels sx_kernels_avx2 = {
-    .name = "avx2", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x};
+/* sum of the 4 doubles of v */
+static inline double hsum_pd(__m256d v) {
+    __m128d l = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(l, _mm_unpackhi_pd(l, l)));
+}
+
+/* X rows [0, rows) (row stride ldx) -> dst[K][MR], rows past `rows` zero:
+ * 8x8 transposes (rows MR.. zero). Each column is stored as 8 floats, its
+ * last 8 - MR spilling into the next column's start, which the next store
+ * rewrites (masked stores are slow on AMD); the panel's last column is
+ * copied exactly. */
+#define ACT_F32_OWN_PACK_A
+static void pack_a(float *dst, const float *x, int64_t ldx, int rows, int mr, int64_t K) {
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 v[8];
+        for (int i = 0; i < 8; i++)
+            v[i] = i < rows ? _mm256_loadu_ps(x + i * ldx + k) : _mm256_setzero_ps();
+        transpose8(v);
+        for (int i = 0; i < 7; i++) _mm256_storeu_ps(dst + (k + i) * mr, v[i]);
+        if (k + 8 < K) {
+            _mm256_storeu_ps(dst + (k + 7) * mr, v[7]);
+        } else {
+            float t[8];
+            _mm256_storeu_ps(t, v[7]);
+            memcpy(dst + (k + 7) * mr, t, sizeof(float) * (size_t)mr);
+        }
+    }
+    for (; k < K; k++)
+        for (int r = 0; r < mr; r++) dst[k * mr + r] = r < rows ? x[r * ldx + k] : 0.0f;
+}
+
+/* the row kernels (act_f32.h) on ymm registers */
+#define V                    __m256
+#define VL                   8
+#define V_LOAD               _mm256_loadu_ps
+#define V_STORE              _mm256_storeu_ps
+#define V_SET1               _mm256_set1_ps
+#define V_ADD                _mm256_add_ps
+#define V_SUB                _mm256_sub_ps
+#define V_MUL                _mm256_mul_ps
+#define V_DIV                _mm256_div_ps
+#define V_FMA                _mm256_fmadd_ps
+#define V_MIN                _mm256_min_ps
+#define V_NEG(x)             _mm256_sub_ps(_mm256_setzero_ps(), x)
+#define V_ABS(x)             _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
+#define V_SEL_LT(x, y, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, y, _CMP_LT_OQ))
+#define V_EXP                exp256
+#define VD                   __m256d
+#define VDL                  4
+#define VD_ZERO              _mm256_setzero_pd
+#define VD_SET1              _mm256_set1_pd
+#define VD_ADD               _mm256_add_pd
+#define VD_SUB               _mm256_sub_pd
+#define VD_MUL               _mm256_mul_pd
+#define VD_HSUM(v)           hsum_pd(v)
+#define VD_LOAD_PS(p)        _mm256_cvtps_pd(_mm_loadu_ps(p))
+#include "act_f32.h"
+
+const sx_kernels sx_kernels_avx2 = {.name = "avx2",
+                                    .mr = MR,
+                                    .nr = NR,
+                                    .ukr = ukr,
+                                    .softmax_row = softmax_row,
+                                    .ukr_x = ukr_x,
+                                    .act_row = act_row,
+                                    .epilogue_row = epilogue_row,
+                                    .pack_a = pack_a,
+                                    .layernorm_row = layernorm_row};
 
 /* ---- BF16 GEMM on float32 FMAs ----
  * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:

@@ -243,8 +243,43 @@ GEMV_FLOAT(sx_gemv_f32_avx512, SX_F32)
 GEMV_FLOAT(sx_gemv_f16_avx512, SX_F16)
 GEMV_FLOAT(sx_gemv_bf16_avx512, SX_BF16)
 
-const sx_kernels sx_kernels_avx512 = {
-    .name = "avx512", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x};
+/* the row kernels (act_f32.h) on zmm registers */
+#define V                    __m512
+#define VL                   16
+#define V_LOAD               _mm512_loadu_ps
+#define V_STORE              _mm512_storeu_ps
+#define V_SET1               _mm512_set1_ps
+#define V_ADD                _mm512_add_ps
+#define V_SUB                _mm512_sub_ps
+#define V_MUL                _mm512_mul_ps
+#define V_DIV                _mm512_div_ps
+#define V_FMA                _mm512_fmadd_ps
+#define V_MIN                _mm512_min_ps
+#define V_NEG(x)             _mm512_sub_ps(_mm512_setzero_ps(), x)
+#define V_ABS                _mm512_abs_ps
+#define V_SEL_LT(x, y, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_LT_OQ), b, a)
+#define V_EXP                exp512_u
+#define VD                   __m512d
+#define VDL                  8
+#define VD_ZERO              _mm512_setzero_pd
+#define VD_SET1              _mm512_set1_pd
+#define VD_ADD               _mm512_add_pd
+#define VD_SUB               _mm512_sub_pd
+#define VD_MUL               _mm512_mul_pd
+#define VD_HSUM              _mm512_reduce_add_pd
+#define VD_LOAD_PS(p)        _mm512_cvtps_pd(_mm256_loadu_ps(p))
+#include "act_f32.h"
+
+const sx_kernels sx_kernels_avx512 = {.name = "avx512",
+                                      .mr = MR,
+                                      .nr = NR,
+                                      .ukr = ukr,
+                                      .softmax_row = softmax_row,
+                                      .ukr_x = ukr_x,
+                                      .act_row = act_row,
+                                      .epilogue_row = epilogue_row,
+                                      .pack_a = pack_a,
+                                      .layernorm_row = layernorm_row};
 
 /* ---- BF16 GEMM on float32 FMAs (AVX-512 CPUs without AVX512_BF16) ----
  * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:

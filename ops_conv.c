@@ -24,7 +24,9 @@
 #ifndef CONV_KC
 #define CONV_KC 256 /* rows of k per slice */
 #endif
+#ifndef CONV_PB
 #define CONV_PB 512 /* output pixels per block (about) */
+#endif
 #define CONV_BW 128 /* columns of a block in a wide output */
 #ifndef CONV_PF
 #define CONV_PF 4 /* input channels prefetched ahead while copying bands */

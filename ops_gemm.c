@@ -174,8 +174,8 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
 #ifndef GEMM_KC
 #define GEMM_KC 2048
 #endif
-#ifndef GEMM_MC_PANELS
-#define GEMM_MC_PANELS 32 /* MC = 32 * mr rows */
+#ifndef GEMM_MC_ROWS
+#define GEMM_MC_ROWS 384 /* MC: rows of X per block, rounded down to whole mr-panels */
 #endif
 #define GEMM_NC 256
 /* floats of packed W per slab (2 MB: still in the cache when the tasks read
@@ -198,24 +198,18 @@ typedef struct {
 } gemm_job;
 
 /* The epilogue on a block of finished sums c[rows][cols] (row stride ldc):
- * y = (accumulate ? y : 0) + act(c + bias), in the order of the separate ops. */
+ * y = (accumulate ? y : 0) + act(c + bias), in the order of the separate ops
+ * (the activation by the kernel set's act_row, as sx_gelu/sx_silu). */
 void sx_gemm_epilogue(float *y, int64_t ldy, const float *c, int64_t ldc, int64_t rows,
                       int64_t cols, const float *bias, int act, int accumulate) {
+    const sx_kernels *k = sx_kernels_cur();
     for (int64_t i = 0; i < rows; i++) {
         float *yr = y + i * ldy;
         const float *cr = c + i * ldc;
-        if (!act && !accumulate) { /* the common cases, in loops that vectorize */
-            if (bias)
-                for (int64_t j = 0; j < cols; j++) yr[j] = cr[j] + bias[j];
-            else if (yr != cr)
-                memcpy(yr, cr, sizeof(float) * (size_t)cols);
-            continue;
-        }
-        for (int64_t j = 0; j < cols; j++) {
-            float t = cr[j];
-            if (bias) t += bias[j];
-            if (act) t = sx_act1(t, act);
-            yr[j] = accumulate ? yr[j] + t : t;
+        if (!bias && !act && !accumulate) {
+            if (yr != cr) memcpy(yr, cr, sizeof(float) * (size_t)cols);
+        } else {
+            k->epilogue_row(yr, cr, bias, cols, act, accumulate);
         }
     }
 }
@@ -231,23 +225,15 @@ typedef struct {
     _Atomic int failed; /* a thread could not get its conversion buffer */
 } pack_job;
 
-/* X rows [p*mr, p*mr+mr) -> dst[p][K][mr] (zero rows past M). Written in
- * k order so the stores are sequential; the mr source rows are read as
- * parallel streams. */
+/* X rows [p*mr, p*mr+mr) -> dst[p][K][mr] (zero rows past M), one row
+ * panel per item (the kernel set's pack_a) */
 static void pack_a_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     pack_job *J = ctx;
     int mr = J->r;
-    const float *rows[32];
     for (int64_t p = b; p < e; p++) {
-        float *dst = J->dst + p * mr * J->K;
         int nrow = (int)(J->M - p * mr < mr ? J->M - p * mr : mr);
-        for (int r = 0; r < nrow; r++) rows[r] = J->X + (p * mr + r) * J->ldx;
-        for (int64_t k = 0; k < J->K; k++) {
-            float *d = dst + k * mr;
-            for (int r = 0; r < nrow; r++) d[r] = rows[r][k];
-            for (int r = nrow; r < mr; r++) d[r] = 0.0f;
-        }
+        J->k->pack_a(J->dst + p * mr * J->K, J->X + p * mr * J->ldx, J->ldx, nrow, mr, J->K);
     }
 }
 
@@ -393,7 +379,13 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
     float tile[16 * 64];
     /* accumulating into Y: the sums go to a block buffer first */
     float *blk = J->accumulate ? sx_scratch(SX_SCR_EPI, (size_t)(J->mc * J->nc)) : NULL;
-    if (J->accumulate && !blk) {
+    /* F16/BF16 panels feeding more than one row tile: each micro-panel is
+     * widened to float32 once per k slice and the float32 kernel reads it
+     * (the same products: the widening is exact) */
+    int widen = J->btype != SX_F32 && J->mc > mr;
+    float *wide = widen ? sx_scratch(SX_SCR_WIDE, (size_t)(GEMM_KC * nr)) : NULL;
+    sx_to_f32_fn to32 = widen ? sx_wtype_kernels_of(sx_wtype_of(J->btype)).to_f32 : NULL;
+    if ((J->accumulate && !blk) || (widen && !wide)) {
         J->failed = 1;
         return;
     }
@@ -411,8 +403,13 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
         for (int64_t k0 = 0; k0 < J->K; k0 += kcs) {
             int64_t kc = J->K - k0 < kcs ? J->K - k0 : kcs;
             for (int64_t jp = 0; jp < nc; jp += nr) {
-                const char *bpan = (const char *)J->bp +
-                                   ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
+                const void *bpan =
+                    (const char *)J->bp + ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
+                int bt = J->btype;
+                if (widen && mc > mr) {
+                    to32(wide, bpan, kc * nr);
+                    bpan = wide, bt = SX_F32;
+                }
                 for (int64_t ip = 0; ip < mc; ip += mr) {
                     const float *apan = J->ap + (m0 + ip) * J->K + k0 * mr;
                     float *c = C + ip * ldc + jp;
@@ -428,7 +425,7 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
                         cc = tile, lc = nr;
                     }
                     if (kk->ukr_x)
-                        kk->ukr_x(kc, apan, bpan, J->btype, rows, cc, lc, k0 > 0 || cc == tile);
+                        kk->ukr_x(kc, apan, bpan, bt, rows, cc, lc, k0 > 0 || cc == tile);
                     else
                         kk->ukr(kc, apan, (const float *)bpan, cc, lc, k0 > 0 || cc == tile);
                     if (cc == tile)
@@ -607,9 +604,20 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
                 if (PB.failed)
                     return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
             }
-            gemm_job J = {Y + m0 * ldy + n0, ldy, ap, b, bias ? bias + n0 : NULL,
-                          mcnt, ncnt, K, (int64_t)GEMM_MC_PANELS * mr, GEMM_NC, 0, 0, kk, 0,
-                          ep->act, ep->accumulate, 0, btype};
+            gemm_job J = {.Y = Y + m0 * ldy + n0,
+                          .ldy = ldy,
+                          .ap = ap,
+                          .bp = b,
+                          .bias = bias ? bias + n0 : NULL,
+                          .M = mcnt,
+                          .N = ncnt,
+                          .K = K,
+                          .mc = GEMM_MC_ROWS >= mr ? GEMM_MC_ROWS / mr * mr : mr,
+                          .nc = GEMM_NC,
+                          .k = kk,
+                          .act = ep->act,
+                          .accumulate = ep->accumulate,
+                          .btype = btype};
             J.n_mblk = (mcnt + J.mc - 1) / J.mc;
             /* enough tasks for all threads: shrink the blocks (multiples of nr / mr) */
             while (J.nc > nr && J.n_mblk * ((ncnt + J.nc - 1) / J.nc) < 4 * sx_threads_count())

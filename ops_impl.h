@@ -38,6 +38,23 @@ typedef struct sx_kernels {
     /* In place x = softmax(scale * x) over n values (n >= 1, scale > 0);
      * -inf entries become 0. */
     void (*softmax_row)(float *x, int64_t n, float scale);
+    /* y[i] = act(x[i]) for i < n, act an SX_ACT_* (y may be x): the
+     * activations of sx_gelu/sx_silu and the GEMM epilogue. The scalar set
+     * uses sx_act1 (libm's erff/expf); the SIMD sets their own erf and exp
+     * (act_f32.h), the same arithmetic for every element of a row. */
+    void (*act_row)(float *y, const float *x, int64_t n, int act);
+    /* y[i] = (accumulate ? y[i] : 0) + act(c[i] + (bias ? bias[i] : 0)) for
+     * i < n (y may be c): the GEMM's fused epilogue on one row, the same
+     * bytes as the separate ops (bias add, act_row, add) */
+    void (*epilogue_row)(float *y, const float *c, const float *bias, int64_t n, int act,
+                         int accumulate);
+    /* rows (<= mr) rows of X, ldx apart -> dst[K][mr] (rows past `rows`
+     * zero): one row panel of the GEMM's packed A */
+    void (*pack_a)(float *dst, const float *x, int64_t ldx, int rows, int mr, int64_t K);
+    /* y = LayerNorm(x) over one row of dim values (w, b may be NULL): the
+     * row of sx_layernorm (statistics in double) */
+    void (*layernorm_row)(float *y, const float *x, const float *w, const float *b, int64_t dim,
+                          float eps);
 } sx_kernels;
 
 /* ---- the BF16 GEMM (compute type BF16: matmul inputs rounded to
@@ -270,6 +287,7 @@ enum {
     SX_SCR_BF16_A,   /* activations rounded to the BF16 kernel's A layout */
     SX_SCR_BF16_B,   /* a weight slab packed per call in the tile layout */
     SX_SCR_BF16_C,   /* a task's float32 sums before the epilogue */
+    SX_SCR_WIDE,     /* one F16/BF16 weight micro-panel widened to float32 */
     SX_SCR_N
 };
 /* n floats of 64-byte aligned scratch of the calling thread; NULL if out of

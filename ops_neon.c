@@ -394,11 +394,46 @@ static void bf16_ukr(int64_t kp, const void *a, int64_t lda, int rows, const uin
 const sx_bf16_kernels sx_bf16_kernels_neon = {
     .name = "neon-fma", .mr = BMR, .a_layout = SX_BF16_A_PANELS_F32, .kc = 128, .ukr = bf16_ukr};
 
+/* the row kernels (act_f32.h) on q registers */
+#define V                    float32x4_t
+#define VL                   4
+#define V_LOAD               vld1q_f32
+#define V_STORE              vst1q_f32
+#define V_SET1               vdupq_n_f32
+#define V_ADD                vaddq_f32
+#define V_SUB                vsubq_f32
+#define V_MUL                vmulq_f32
+#define V_DIV                vdivq_f32
+#define V_FMA(a, b, c)       vfmaq_f32(c, a, b)
+#define V_MIN                vminq_f32
+#define V_NEG                vnegq_f32
+#define V_ABS                vabsq_f32
+#define V_SEL_LT(x, y, a, b) vbslq_f32(vcltq_f32(x, y), a, b)
+#define V_EXP                exp4
+#define VD                   float64x2_t
+#define VDL                  2
+#define VD_ZERO()            vdupq_n_f64(0.0)
+#define VD_SET1              vdupq_n_f64
+#define VD_ADD               vaddq_f64
+#define VD_SUB               vsubq_f64
+#define VD_MUL               vmulq_f64
+#define VD_HSUM              vaddvq_f64
+#define VD_LOAD_PS(p)        vcvt_f64_f32(vld1_f32(p))
+#include "act_f32.h"
+
 /* Quantized weights (Q8_0/Q4_0/Q4_K) get their row kernels here as
  * sx_gemv_<type>_neon, named in wtype.c's NEON column: x arrives quantized
  * to the entry's act_type (Q8_0 / Q8_K blocks), a block's products are summed
  * in int32 with vdotq_s32 where sx_cpu_flags() has SX_CPU_DOTPROD (that code
  * built with -march=armv8.2-a+dotprod, in its own file) and with
  * vmull_s8/vpadalq_s16 otherwise, then scaled in float per block. */
-const sx_kernels sx_kernels_neon = {
-    .name = "neon", .mr = MR, .nr = NR, .ukr = ukr, .softmax_row = softmax_row, .ukr_x = ukr_x};
+const sx_kernels sx_kernels_neon = {.name = "neon",
+                                    .mr = MR,
+                                    .nr = NR,
+                                    .ukr = ukr,
+                                    .softmax_row = softmax_row,
+                                    .ukr_x = ukr_x,
+                                    .act_row = act_row,
+                                    .epilogue_row = epilogue_row,
+                                    .pack_a = pack_a,
+                                    .layernorm_row = layernorm_row};

@@ -406,14 +406,9 @@ int sx_unet_tblock_forward(const sx_unet_tblock *b, float *h, int64_t T, const f
     for (int64_t t0 = 0; t0 < T; t0 += ffT) {
         int64_t m = T - t0 < ffT ? T - t0 : ffT;
         if (sx_linear_forward(&b->ff_proj, ff, n + t0 * D, m)) goto done;
-        /* value * gelu(gate), packed into the first F columns of each row */
-        for (int64_t r = 0; r < m; r++) {
-            float *row = ff + r * 2 * F;
-            float *dst = ff + r * F; /* dst <= row: a forward loop never overwrites unread data */
-            sx_gelu(row + F, row + F, F);
-            for (int64_t k = 0; k < F; k++) dst[k] = row[k] * row[F + k];
-        }
-        if (sx_linear_add(&b->ff_out, h + t0 * D, ff, m)) goto done;
+        /* [m, 2F] = [value | gate] -> value * gelu(gate) in the gate half */
+        sx_geglu(ff, m, F);
+        if (sx_linear_ld(&b->ff_out, h + t0 * D, D, ff + F, 2 * F, m, SX_ACT_NONE, 1)) goto done;
     }
     rc = 0;
 done:

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "seedx.h"
 #include "unet.h"
@@ -115,6 +116,11 @@ typedef struct {
 } timings;
 
 static double now(void) { return sx_time(); }
+static double cpu_now(void) { /* process CPU time, all threads */
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void run_blocks(timings *T) {
     static const int lvl_c[3] = {320, 640, 1280}, lvl_s[3] = {128, 64, 32};
@@ -215,15 +221,17 @@ static void real_forward(const char *path) {
     float *eps = keep(malloc(sizeof(float) * (size_t)(c->out_channels * h * w)));
     size_t rss0 = sx_peak_rss();
     t0 = now();
+    double c0 = cpu_now();
     sx_unet_cond cond = {.context = ctx, .n_ctx = 64, .ctx_dim = c->cross_dim, .pooled = pooled,
                          .pooled_dim = c->pooled_dim, .time_ids = tids};
     if (sx_unet_forward(u, x, c->in_channels, h, w, 981.0f, &cond, eps))
         fprintf(stderr, "%s\n", sx_errmsg());
-    double dt = now() - t0;
+    double dt = now() - t0, cpu = cpu_now() - c0;
     size_t rss = sx_peak_rss();
-    printf("  1024x1024 forward: %.1fs (%d threads, %s); peak RSS %.2f GB (before %.2f GB), "
+    printf("  1024x1024 forward: %.1fs, %.1f CPU-s (%d threads, %s); peak RSS %.2f GB (before %.2f "
+           "GB), "
            "peak minus weights %.2f GB; one CFG step = 2 forwards = %.1fs\n",
-           dt, sx_threads_count(), sx_simd_name(sx_simd_level()), rss / 1e9, rss0 / 1e9,
+           dt, cpu, sx_threads_count(), sx_simd_name(sx_simd_level()), rss / 1e9, rss0 / 1e9,
            ((double)rss - (double)wbytes) / 1e9, 2 * dt);
     sx_unet_free(u);
     free_all();

@@ -19,7 +19,8 @@
 static float rb(float x) { return sx_bf16_to_f32(sx_f32_to_bf16(x)); }
 
 /* the reference: y[m][n] = epilogue(sum over k pairs j of x.w at 2j+1, then
- * at 2j), inputs rounded to bfloat16, under DAZ|FTZ */
+ * at 2j), inputs rounded to bfloat16, under DAZ|FTZ; the activation by the
+ * current path's sx_gelu/sx_silu (the separate ops the epilogue matches) */
 static void ref_gemm(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, int64_t M,
                      int64_t N, int64_t K, const sx_epilogue *ep, float *absdot) {
     unsigned csr = sx_flush_denormals_begin();
@@ -39,8 +40,8 @@ static void ref_gemm(float *y, int64_t ldy, const float *x, int64_t ldx, const f
             }
             float t = s;
             if (ep->bias) t += ep->bias[n];
-            if (ep->act == SX_ACT_GELU) t = 0.5f * t * (1.0f + erff(t * 0.70710678118654752f));
-            if (ep->act == SX_ACT_SILU) t = t / (1.0f + expf(-t));
+            if (ep->act == SX_ACT_GELU) sx_gelu(&t, &t, 1); /* the current path's activations */
+            if (ep->act == SX_ACT_SILU) sx_silu(&t, &t, 1);
             y[m * ldy + n] = ep->accumulate ? y[m * ldy + n] + t : t;
             if (absdot) absdot[m * N + n] = (float)ad;
         }
@@ -155,11 +156,11 @@ static void run_case(int64_t M, int64_t N, int64_t K, int type, int trans, int64
     sx_epilogue ep = *ep0;
     if (ep.bias) ep.bias = bias;
     ep.compute = SX_COMPUTE_BF16;
-    memcpy(ref, y0, sizeof(float) * M * ldy);
-    ref_gemm(ref, ldy, x, ldx, wf, M, N, K, &ep, absdot);
     char what[160];
     for (int ki = 0; ki < n_kern; ki++) {
         use_kernel(ki);
+        memcpy(ref, y0, sizeof(float) * M * ldy);
+        ref_gemm(ref, ldy, x, ldx, wf, M, N, K, &ep, absdot);
         for (int packed = 0; packed < 2; packed++) {
             if (packed && sx_wtype_of(type)->quantized) continue;
             sx_weight wp = w;

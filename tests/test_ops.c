@@ -214,8 +214,36 @@ static void test_attention_flash(void) {
 static void test_norms_vs_torch(void) {
     const float *x = T_("norm.x", NULL), *w = T_("norm.w", NULL), *b = T_("norm.b", NULL);
     float y[7 * 129];
-    sx_layernorm(y, x, w, b, 7, 129, 1e-6f);
-    CHECK_CLOSE("layernorm", y, T_("layernorm.y", NULL), 7 * 129, 1e-6);
+    FOR_LEVELS({
+        sx_layernorm(y, x, w, b, 7, 129, 1e-6f);
+        CHECK_CLOSE(lvl, y, T_("layernorm.y", NULL), 7 * 129, 1e-6);
+    })
+    /* wide rows (the SIMD row kernels' double sums): every path within 2 float
+     * ulps of the scalar one, with and without the affine */
+    {
+        const int64_t R = 5, D = 1283;
+        float *xr = malloc(sizeof(float) * R * D), *wr = malloc(sizeof(float) * D);
+        float *br = malloc(sizeof(float) * D), *ys = malloc(sizeof(float) * R * D);
+        float *yv = malloc(sizeof(float) * R * D);
+        sx_rand_uniform(xr, R * D, 41, -3, 5);
+        sx_rand_uniform(wr, D, 42, 0.5f, 1.5f);
+        sx_rand_uniform(br, D, 43, -1, 1);
+        for (int aff = 0; aff < 2; aff++) {
+            sx_simd_set(SX_SIMD_SCALAR);
+            sx_layernorm(ys, xr, aff ? wr : NULL, aff ? br : NULL, R, D, 1e-5f);
+            FOR_LEVELS({
+                sx_layernorm(yv, xr, aff ? wr : NULL, aff ? br : NULL, R, D, 1e-5f);
+                double worst = 0;
+                for (int64_t i = 0; i < R * D; i++) {
+                    double e = fabs((double)yv[i] - ys[i]) / (fabs((double)ys[i]) + 1e-3);
+                    if (e > worst) worst = e;
+                }
+                CHECKF(worst <= 2.4e-7, "%s layernorm (affine %d) vs scalar: %.3g", lvl, aff,
+                       worst);
+            })
+        }
+        free(xr), free(wr), free(br), free(ys), free(yv);
+    }
     sx_rmsnorm(y, x, w, 7, 129, 1e-5f);
     CHECK_CLOSE("rmsnorm", y, T_("rmsnorm.y", NULL), 7 * 129, 1e-6);
     FOR_LEVELS({
@@ -235,13 +263,83 @@ static void test_activations_vs_torch(void) {
     int64_t n;
     const float *x = T_("act.x", &n);
     float *y = malloc(sizeof(float) * n);
-    sx_gelu(y, x, n);
-    CHECK_CLOSE("gelu", y, T_("gelu.y", NULL), n, 1e-6);
-    sx_gelu_tanh(y, x, n);
-    CHECK_CLOSE("gelu_tanh", y, T_("gelu_tanh.y", NULL), n, 1e-6);
-    sx_silu(y, x, n);
-    CHECK_CLOSE("silu", y, T_("silu.y", NULL), n, 1e-6);
+    FOR_LEVELS({
+        sx_gelu(y, x, n);
+        CHECK_CLOSE("gelu", y, T_("gelu.y", NULL), n, 1e-6);
+        sx_gelu_tanh(y, x, n);
+        CHECK_CLOSE("gelu_tanh", y, T_("gelu_tanh.y", NULL), n, 1e-6);
+        sx_silu(y, x, n);
+        CHECK_CLOSE("silu", y, T_("silu.y", NULL), n, 1e-6);
+    })
     free(y);
+}
+
+/* The SIMD sets' activations (own erf and exp, act_f32.h) on a dense sweep of
+ * [-14, 14] and edge values: GELU within 1.3e-7 |v| of the exact value
+ * (erfc in double; measured 1.07e-7) and 1.6e-7 |v| of the scalar set's erff
+ * form (measured 1.19e-7); SiLU within 3e-7 relative of the scalar set's
+ * expf form (measured 2.2e-7; + tiny absolute slack where both are ~0); the same bytes wherever an
+ * element sits in a row (tails); sx_geglu = value * sx_gelu(gate). */
+static void test_activations_simd(void) {
+    const int64_t n = 280001; /* 1e-4 steps over [-14, 14], + edge values */
+    float *x = malloc(sizeof(float) * (n + 8)), *y = malloc(sizeof(float) * (n + 8));
+    float *r = malloc(sizeof(float) * (n + 8)), *t = malloc(sizeof(float) * 64);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(-14.0 + 1e-4 * (double)i);
+    const float edge[8] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, 88.5f, -88.5f, -200.0f};
+    memcpy(x + n, edge, sizeof edge);
+    int64_t m = n + 8;
+    FOR_LEVELS({
+        for (int act = SX_ACT_GELU; act <= SX_ACT_SILU; act += SX_ACT_SILU - SX_ACT_GELU) {
+            void (*f)(float *, const float *, int64_t) = act == SX_ACT_GELU ? sx_gelu : sx_silu;
+            sx_simd_set(SX_SIMD_SCALAR);
+            f(r, x, m);
+            sx_simd_set(levels[li_]);
+            f(y, x, m);
+            double worst_ex = 0, worst_sc = 0;
+            int64_t bad = 0;
+            for (int64_t i = 0; i < m; i++) {
+                double v = x[i], d = fabs((double)y[i] - r[i]);
+                if (act == SX_ACT_GELU) {
+                    double ex = 0.5 * v * erfc(-v / sqrt(2.0));
+                    double e1 = fabs(y[i] - ex) / (fabs(v) + 1e-30), e2 = d / (fabs(v) + 1e-30);
+                    if (e1 > worst_ex) worst_ex = e1;
+                    if (e2 > worst_sc) worst_sc = e2;
+                    if (!(e1 <= 1.3e-7 || fabs(y[i] - ex) < 1e-35) || !(e2 <= 1.6e-7 || d < 1e-35))
+                        bad++;
+                } else {
+                    double e = d / (fabs(r[i]) + 1e-30);
+                    if (e > worst_sc && d > 1e-35) worst_sc = e;
+                    if (!(e <= 3e-7 || d < 1e-35)) bad++;
+                }
+            }
+            CHECKF(bad == 0,
+                   "%s act %d: %lld values out of bounds (worst vs exact %.3g, vs scalar %.3g)",
+                   lvl, act, (long long)bad, worst_ex, worst_sc);
+            /* tails: rows of 1..33 elements give the bytes of the long row */
+            for (int len = 1; len <= 33; len++) {
+                int64_t off = 1000 + 37 * len;
+                f(t, x + off, len);
+                CHECKF(!memcmp(t, y + off, sizeof(float) * (size_t)len),
+                       "%s act %d: a row of %d differs from the same values in a long row", lvl,
+                       act, len);
+            }
+        }
+        /* GEGLU: [value | gate] rows */
+        const int64_t rows = 7, F = 300;
+        float *g = malloc(sizeof(float) * rows * 2 * F), *e = malloc(sizeof(float) * rows * F);
+        sx_rand_uniform(g, rows * 2 * F, 77, -6, 6);
+        for (int64_t i = 0; i < rows; i++) {
+            sx_gelu(e + i * F, g + i * 2 * F + F, F);
+            for (int64_t j = 0; j < F; j++) e[i * F + j] = g[i * 2 * F + j] * e[i * F + j];
+        }
+        sx_geglu(g, rows, F);
+        int same = 1;
+        for (int64_t i = 0; i < rows; i++)
+            same &= !memcmp(g + i * 2 * F + F, e + i * F, sizeof(float) * F);
+        CHECKF(same, "%s: sx_geglu differs from value * sx_gelu(gate)", lvl);
+        free(g), free(e);
+    })
+    free(x), free(y), free(r), free(t);
 }
 
 static void test_conv_vs_torch(void) {
@@ -781,6 +879,7 @@ int main(void) {
     RUN(test_attention_flash);
     RUN(test_norms_vs_torch);
     RUN(test_activations_vs_torch);
+    RUN(test_activations_simd);
     RUN(test_conv_vs_torch);
     RUN(test_conv_paths);
     RUN(test_conv_fused);
