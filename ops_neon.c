@@ -16,6 +16,7 @@
 #include <arm_neon.h>
 #include <math.h>
 
+#define SX_NEON_F32_VEC /* the vector macros of ops_neon.h, for act_f32.h */
 #include "half.h"
 #include "ops_impl.h"
 #include "ops_neon.h"
@@ -394,22 +395,8 @@ static void bf16_ukr(int64_t kp, const void *a, int64_t lda, int rows, const uin
 const sx_bf16_kernels sx_bf16_kernels_neon = {
     .name = "neon-fma", .mr = BMR, .a_layout = SX_BF16_A_PANELS_F32, .kc = 128, .ukr = bf16_ukr};
 
-/* the row kernels (act_f32.h) on q registers */
-#define V                    float32x4_t
-#define VL                   4
-#define V_LOAD               vld1q_f32
-#define V_STORE              vst1q_f32
-#define V_SET1               vdupq_n_f32
-#define V_ADD                vaddq_f32
-#define V_SUB                vsubq_f32
-#define V_MUL                vmulq_f32
-#define V_DIV                vdivq_f32
-#define V_FMA(a, b, c)       vfmaq_f32(c, a, b)
-#define V_MIN                vminq_f32
-#define V_NEG                vnegq_f32
-#define V_ABS                vabsq_f32
-#define V_SEL_LT(x, y, a, b) vbslq_f32(vcltq_f32(x, y), a, b)
-#define V_EXP                exp4
+/* the row kernels (act_f32.h) on q registers (V macros: ops_neon.h), LayerNorm's
+ * double sums on float64x2 */
 #define VD                   float64x2_t
 #define VDL                  2
 #define VD_ZERO()            vdupq_n_f64(0.0)

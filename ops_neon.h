@@ -65,8 +65,8 @@ static inline void transpose_scaled(float *dst, int64_t ldd, const float *src, i
             dst[c * ldd + r] = r < nr ? src[r * lds + c] * (sc ? sc[c] : 1.0f) : 0.0f;
 }
 
-/* The vector macros of attn_f32.h and conv_f32.h on q registers, for the
- * files that define SX_NEON_F32_VEC before including this header. */
+/* The vector macros of attn_f32.h, conv_f32.h and act_f32.h on q registers,
+ * for the files that define SX_NEON_F32_VEC before including this header. */
 #ifdef SX_NEON_F32_VEC
 #define V              float32x4_t
 #define VL             4
@@ -83,6 +83,8 @@ static inline void transpose_scaled(float *dst, int64_t ldd, const float *src, i
 #define V_MIN          vminq_f32
 #define V_DIV          vdivq_f32
 #define V_NEG          vnegq_f32
+#define V_ABS          vabsq_f32
+#define V_SEL_LT(x, y, a, b) vbslq_f32(vcltq_f32(x, y), a, b)
 #define V_EXP          exp4
 #endif
 
