@@ -127,13 +127,17 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
 
 /* ---- GEMV ----
  * Per call, each activation row is rearranged once into per-thread scratch
- * (cheap next to the weight rows it meets): block scales as floats and codes
- * in the order the kernel reads them. u8 x s8 needs an unsigned operand, so
- * an offset is undone by per-lane sums of the activation codes, computed
- * where they are used (corr2_*, corr4_*: storing them would double the
- * prepared row):
- *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a)   (w+128 >= 0)
- *   Q4_0:        dpbusd(-8*sum(a), q, a) = sum((q-8)*a)          (q in 0..15)
+ * (cheap next to the weight rows it meets): block scales as floats, codes
+ * in the order the kernel reads them and, for Q4_0, minus each block's sum
+ * of codes. u8 x s8 needs an unsigned operand, so an offset is undone by
+ * sums of the activation codes (corr_*):
+ *   Q8_0 + VNNI: dpbusd(-128*sum(a), w ^ 0x80, a) = sum(w*a) per lane, the
+ *                lane's 4 codes summed where they are used (w+128 >= 0);
+ *   Q4_0:        dpbusd(-2*sum(a), q, a) per lane, sum(a) over the block:
+ *                the 4 lanes of a block start from a quarter of the block's
+ *                -8*sum(a), an exact integer, and add up to sum((q-8)*a)
+ *                (q in 0..15; one permute per 4 blocks instead of two
+ *                dpbusd: the kernel runs ~12% faster on weights in L2);
  *   Q8_0 without VNNI: maddubs(|w|, sign(a, w)), as AVX2 (|w| <= 128).
  * Block scales: 16 weight scales (f16, one per 34 or 18 bytes) are picked
  * out of the weight vectors by word permutes (win_scales), converted and
@@ -141,6 +145,27 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
  * then enters a float FMA per lane. Each weight row serves all the m
  * activation rows of the call, one weight row after the other (the matrix
  * is read as one sequential stream). */
+/* the sum of 32 int8 codes */
+static inline int32_t sum32_i8(__m256i v) {
+    __m256i s =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1)));
+}
+/* minus the sum of each block's codes -> cs[nbp] (zero-padded; |sum| <= 32 * 128) */
+static void block_sums(const uint8_t *x, int64_t nb, int64_t nbp, int16_t *cs) {
+    for (int64_t b = 0; b < nbp; b++)
+        cs[b] = b < nb ? (int16_t)-sum32_i8(
+                             _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2)))
+                       : 0;
+}
+/* Q4_0: the corrections of the 16 blocks from b0 (cs * 2); Q8_0: none */
+static inline __m512i win_corr(const int16_t *cs, int64_t b0, int Q4) {
+    if (!Q4) return _mm512_setzero_si512();
+    return _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)(cs + b0))),
+                             1);
+}
 /* Q8_0 activation row (nb blocks) -> da[nbp] (zero-padded to 16), codes
  * [nb*32] */
 static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a) {
@@ -191,34 +216,20 @@ VNNI static inline __m512i dot4x_vnni(__m512i v, const int8_t *lo, const int8_t 
                                _mm512_loadu_si512(hi));
 }
 
-/* The lane corrections c of the dots above, from the activation codes alone
- * (computed where they are used rather than stored beside the codes: the
- * prepared row of a [5120 x 13824] GEMV stays at 15.5 KB instead of 29 KB,
- * which the weight stream would push out of L1 on every row):
- *   Q8_0 (VNNI): -128 * the sum of the lane's 4 codes (w ^ 0x80 = w + 128);
- *   Q4_0: -8 * the sum of the lane's 4 lo and 4 hi codes (nibble - 8).
- * dot64_plain needs none. */
-static inline __m512i corr2_plain(__m512i a) {
+/* The lane corrections of the dots above: Q4_0: the window's 16 block
+ * corrections cw (win_corr) moved to the lanes of their blocks (idx);
+ * Q8_0 with VNNI: -128 * the sum of the lane's 4 codes of a, from a itself
+ * (the block corrections, tried too, made the prefill tiles 6-9% slower:
+ * four more registers held); dot64_plain needs none. */
+static inline __m512i corr_plain(int Q4, __m512i idx, __m512i cw, __m512i a) {
     (void)a;
-    return _mm512_setzero_si512();
+    return Q4 ? _mm512_permutexvar_epi32(idx, cw) : _mm512_setzero_si512();
 }
-VNNI static inline __m512i corr2_vnni(__m512i a) {
+VNNI static inline __m512i corr_vnni(int Q4, __m512i idx, __m512i cw, __m512i a) {
+    if (Q4) return _mm512_permutexvar_epi32(idx, cw);
     return _mm512_sub_epi32(
         _mm512_setzero_si512(),
         _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), a));
-}
-static inline __m512i corr4_plain(const int8_t *lo, const int8_t *hi) {
-    const __m512i e8 = _mm512_set1_epi8(8);
-    __m512i p = _mm512_add_epi16(_mm512_maddubs_epi16(e8, _mm512_loadu_si512(lo)),
-                                 _mm512_maddubs_epi16(e8, _mm512_loadu_si512(hi)));
-    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
-}
-VNNI static inline __m512i corr4_vnni(const int8_t *lo, const int8_t *hi) {
-    const __m512i e8 = _mm512_set1_epi8(8);
-    return _mm512_sub_epi32(
-        _mm512_setzero_si512(),
-        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), e8, _mm512_loadu_si512(lo)),
-                            e8, _mm512_loadu_si512(hi)));
 }
 
 /* The products of the block scales of weight row wr (nb blocks, stride wb)
@@ -280,27 +291,32 @@ static inline __m512 win_scales(const uint8_t *p, int Q4) {
 #define Q32_LAYOUT(Q4)                                                                             \
     const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16, ng = nb / 4;                          \
     const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                          \
-    size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb);
+    size_t rowb = al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp) + al64(32 * (size_t)nb);
 
 /* Activation row xr prepared into p (rowb bytes, Q32_LAYOUT); sets the
  * row's pointers */
 static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, int64_t ng,
-                            uint8_t *p, const float **da, const int8_t **ac, const int8_t **ah) {
+                            uint8_t *p, const float **da, const int16_t **cs, const int8_t **ac,
+                            const int8_t **ah) {
     float *d = (float *)p;
-    int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));
+    int16_t *c = (int16_t *)(p + al64(4 * (size_t)nbp));
+    int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp));
     if (Q4)
         prep_q4_0(xr, nb, nbp, d, a, a + 64 * ng);
     else
         prep_q8_0(xr, nb, nbp, d, a);
-    *da = d, *ac = a, *ah = a + 64 * ng;
+    if (Q4) block_sums(xr, nb, nbp, c);
+    *da = d, *cs = c, *ac = a, *ah = a + 64 * ng;
 }
 
 /* (in Q32_WINDOW) group k of a full Q4_0 window from its codes v */
-#define Q4_0_GROUP(DOT4, CORR4, v, k)                                                              \
-    acc = _mm512_fmadd_ps(                                                                         \
-        _mm512_cvtepi32_ps(DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64,                           \
-                                CORR4(ac + (g + k) * 64, ah + (g + k) * 64))),                     \
-        _mm512_permutexvar_ps(_mm512_add_epi32(idx0, _mm512_set1_epi32(4 * k)), s), acc)
+#define Q4_0_GROUP(DOT4, CORR, v, k)                                                               \
+    do {                                                                                           \
+        const __m512i ik = _mm512_add_epi32(idx0, _mm512_set1_epi32(4 * k));                       \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(DOT4(v, ac + (g + k) * 64, ah + (g + k) * 64,     \
+                                                      CORR(1, ik, cw, _mm512_setzero_si512()))),   \
+                              _mm512_permutexvar_ps(ik, s), acc);                                  \
+    } while (0)
 
 /* One window of blocks [b0, b0 + cnt) (cnt <= 16) of one (weight row wr,
  * activation row) pair, added to the pair's accumulator acc (per lane) and
@@ -311,16 +327,18 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
  * block by block. The integer sums, scale products and float steps are the
  * same either way. ac/ah/da: the activation row prepared (prep_row); xa:
  * the row as Q8_0 (the Q4_0 blocks past the last group of 4). */
-#define Q32_WINDOW(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                          \
-    ATTR static inline __attribute__((always_inline)) __m512 fname##_win(                          \
-        const int Q4, __m512 acc, float *tail, const uint8_t *wr, int64_t b0, int cnt, int64_t ng, \
-        const float *sc, const float *da, const int8_t *ac, const int8_t *ah, const uint8_t *xa) { \
+#define Q32_WINDOW(fname, DOT2, DOT4, CORR, ATTR)                                                  \
+    ATTR static inline __attribute__((always_inline))                                              \
+    __m512 fname##_win(const int Q4, __m512 acc, float *tail, const uint8_t *wr, int64_t b0,       \
+                       int cnt, int64_t ng, const float *sc, const float *da, const int16_t *cs,   \
+                       const int8_t *ac, const int8_t *ah, const uint8_t *xa) {                    \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         /* lane -> block of the window: Q4_0 4 lanes per block, Q8_0 8 */                          \
         const __m512i idx0 =                                                                       \
             Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
                : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);                \
         const uint8_t *p = wr + (size_t)b0 * wb;                                                   \
+        const __m512i cw = win_corr(cs, b0, Q4); /* zero-padded to 16 */                           \
         if (cnt == 16) {                                                                           \
             __m512 s = _mm512_mul_ps(win_scales(p, Q4), _mm512_loadu_ps(da + b0));                 \
             if (Q4) {                                                                              \
@@ -336,22 +354,20 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 __m512i v2 = _mm512_permutex2var_epi16(z2, ix2, z3);                               \
                 __m512i v3 = _mm512_permutex2var_epi16(z3, _mm512_add_epi16(ix2, four), z4);       \
                 const int64_t g = b0 / 4;                                                          \
-                Q4_0_GROUP(DOT4, CORR4, v0, 0);                                                    \
-                Q4_0_GROUP(DOT4, CORR4, v1, 1);                                                    \
-                Q4_0_GROUP(DOT4, CORR4, v2, 2);                                                    \
-                Q4_0_GROUP(DOT4, CORR4, v3, 3);                                                    \
+                Q4_0_GROUP(DOT4, CORR, v0, 0);                                                     \
+                Q4_0_GROUP(DOT4, CORR, v1, 1);                                                     \
+                Q4_0_GROUP(DOT4, CORR, v2, 2);                                                     \
+                Q4_0_GROUP(DOT4, CORR, v3, 3);                                                     \
             } else {                                                                               \
                 _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) {                              \
                     const uint8_t *wp = p + (size_t)(2 * k) * wb + 2;                              \
                     __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),                   \
                                         _mm256_loadu_si256((const __m256i *)(wp + wb)));           \
                     __m512i a = _mm512_loadu_si512(ac + (b0 + 2 * k) * 32);                        \
-                    __m512i d = DOT2(wv, a, CORR2(a));                                             \
+                    const __m512i ik = _mm512_add_epi32(idx0, _mm512_set1_epi32(2 * k));           \
+                    __m512i d = DOT2(wv, a, CORR(0, ik, cw, a));                                   \
                     acc =                                                                          \
-                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),                                     \
-                                        _mm512_permutexvar_ps(                                     \
-                                            _mm512_add_epi32(idx0, _mm512_set1_epi32(2 * k)), s),  \
-                                        acc);                                                      \
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(ik, s), acc); \
                 }                                                                                  \
             }                                                                                      \
             return acc;                                                                            \
@@ -368,7 +384,8 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1);         \
                 v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);     \
                 v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);     \
-                __m512i d = DOT4(v, ac + g * 64, ah + g * 64, CORR4(ac + g * 64, ah + g * 64));    \
+                __m512i d =                                                                        \
+                    DOT4(v, ac + g * 64, ah + g * 64, CORR(1, idx, cw, _mm512_setzero_si512()));   \
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
                 idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                                 \
             }                                                                                      \
@@ -383,7 +400,7 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                 __m512i wv = cat256(_mm256_loadu_si256((const __m256i *)wp),                       \
                                     _mm256_loadu_si256((const __m256i *)(wp + wb)));               \
                 __m512i a = _mm512_loadu_si512(ac + (b0 + j) * 32);                                \
-                __m512i d = DOT2(wv, a, CORR2(a));                                                 \
+                __m512i d = DOT2(wv, a, CORR(0, idx, cw, a));                                      \
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
                 idx = _mm512_add_epi32(idx, _mm512_set1_epi32(2));                                 \
             }                                                                                      \
@@ -398,13 +415,13 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
  * and Q4 (Q4_0, else Q8_0) are constants at each call, so the accumulators
  * stay in registers. sc[r]: row r's block scale products for the last,
  * partial window (row_scales); the outputs go to y[r * ldy + n]. */
-#define GEMV_Q32(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                            \
-    Q32_WINDOW(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                              \
+#define GEMV_Q32(fname, DOT2, DOT4, CORR, ATTR)                                                    \
+    Q32_WINDOW(fname, DOT2, DOT4, CORR, ATTR)                                                      \
     ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
         const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,              \
         const uint8_t *wr, int64_t n, int64_t nb, int64_t ng, float *const *sc,                    \
-        const float *const *da, const int8_t *const *ac, const int8_t *const *ah,                  \
-        const float *bias) {                                                                       \
+        const float *const *da, const int16_t *const *cs, const int8_t *const *ac,                 \
+        const int8_t *const *ah, const float *bias) {                                              \
         __m512 acc[MAXR];                                                                          \
         float tail[MAXR];                                                                          \
         _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps(),         \
@@ -412,8 +429,8 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
             _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] =                          \
-                fname##_win(Q4, acc[r], &tail[r], wr, b0, cnt, ng, sc[r], da[r], ac[r], ah[r],     \
-                            (const uint8_t *)x + (size_t)r * ldx);                                 \
+                fname##_win(Q4, acc[r], &tail[r], wr, b0, cnt, ng, sc[r], da[r], cs[r], ac[r],     \
+                            ah[r], (const uint8_t *)x + (size_t)r * ldx);                          \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) y[(int64_t)r * ldy + n] =             \
             (_mm512_reduce_add_ps(acc[r]) + tail[r]) + (bias ? bias[n] : 0.0f);                    \
@@ -431,10 +448,11 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
             return;                                                                                \
         }                                                                                          \
         const float *da[MAXR];                                                                     \
+        const int16_t *cs[MAXR];                                                                   \
         const int8_t *ac[MAXR], *ah[MAXR];                                                         \
         for (int r = 0; r < m; r++)                                                                \
             prep_row(Q4, (const uint8_t *)x + (size_t)r * ldx, nb, nbp, ng,                        \
-                     scr + (size_t)r * rowb, &da[r], &ac[r], &ah[r]);                              \
+                     scr + (size_t)r * rowb, &da[r], &cs[r], &ac[r], &ah[r]);                      \
         float *sc[MAXR];                                                                           \
         for (int r = 0; r < MAXR; r++)                                                             \
             sc[r] = (float *)(scr + rowb * (size_t)m + (size_t)r * al64(4 * (size_t)nbp));         \
@@ -458,13 +476,13 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
 /* the passes of NR activation rows, Q8_0 and Q4_0 */
 #define Q32_PASS_CASES(fname, NR)                                                                  \
     case NR * 2 + 0:                                                                               \
-        fname##_pass(NR, 0, y, ldy, x, ldx, wr, n, nb, ng, sc, da, ac, ah, bias);                  \
+        fname##_pass(NR, 0, y, ldy, x, ldx, wr, n, nb, ng, sc, da, cs, ac, ah, bias);              \
         break;                                                                                     \
     case NR * 2 + 1:                                                                               \
-        fname##_pass(NR, 1, y, ldy, x, ldx, wr, n, nb, ng, sc, da, ac, ah, bias);                  \
+        fname##_pass(NR, 1, y, ldy, x, ldx, wr, n, nb, ng, sc, da, cs, ac, ah, bias);              \
         break;
-GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, corr2_plain, corr4_plain, )
-GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, corr2_vnni, corr4_vnni, VNNI)
+GEMV_Q32(gemv_q32_plain, dot64_plain, dot4x_plain, corr_plain, )
+GEMV_Q32(gemv_q32_vnni, dot64_vnni, dot4x_vnni, corr_vnni, VNNI)
 
 /* an exported Q8_0 / Q4_0 kernel: the VNNI variant where the CPU has it */
 #define Q32_ENTRY(name, plain, vnni, Q4)                                                           \
@@ -483,12 +501,12 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
  * reduction), so each output is bit-identical to the GEMV's. ws[i]: weight
  * row i's block scales as floats; da/ac/ah[r]: activation row r prepared
  * as for the GEMV (scales, codes or lo/hi). */
-#define QROWS_Q32(fname, DOT2, DOT4, CORR2, CORR4, ATTR)                                           \
+#define QROWS_Q32(fname, DOT2, DOT4, CORR, ATTR)                                                   \
     ATTR static inline __attribute__((always_inline)) void fname##_tile(                           \
         const int NW, const int NA, const int Q4, float *y, int64_t ldy, const void *x,            \
         size_t ldx, const uint8_t *const *wr, const int64_t n, int64_t nb, int64_t ng,             \
-        const float *const *ws, const float *const *da, const int8_t *const *ac,                   \
-        const int8_t *const *ah, const float *bias) {                                              \
+        const float *const *ws, const float *const *da, const int16_t *const *cs,                  \
+        const int8_t *const *ac, const int8_t *const *ah, const float *bias) {                     \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         const __m512i idx0 =                                                                       \
             Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
@@ -505,7 +523,8 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                 _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++)                               \
                     _mm512_store_ps(sv[i * NA + r], _mm512_mul_ps(_mm512_loadu_ps(ws[i] + b0),     \
                                                                   _mm512_loadu_ps(da[r] + b0)));   \
-            __m512i idx = idx0;                                                                    \
+            __m512i idx = idx0, cw[MAXR];                                                          \
+            _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) cw[r] = win_corr(cs[r], b0, Q4);  \
             /* steps of 4 blocks (Q4_0, full groups) or 2 (Q8_0) */                                \
             const int step = Q4 ? 4 : 2;                                                           \
             int j = 0, lim = Q4 ? (b0 + cnt <= 4 * ng ? cnt : (int)(4 * ng - b0)) : cnt;           \
@@ -531,7 +550,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                 _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) {                             \
                     __m512i a =                                                                    \
                         Q4 ? _mm512_setzero_si512() : _mm512_loadu_si512(ac[r] + (b0 + j) * 32);   \
-                    __m512i c = Q4 ? CORR4(ac[r] + g * 64, ah[r] + g * 64) : CORR2(a);             \
+                    __m512i c = CORR(Q4, idx, cw[r], a);                                           \
                     _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {                         \
                         __m512i d =                                                                \
                             Q4 ? DOT4(v[i], ac[r] + g * 64, ah[r] + g * 64, c) : DOT2(v[i], a, c); \
@@ -572,6 +591,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
             return;                                                                                \
         }                                                                                          \
         const float *da[MAXR], *ws[MAXR];                                                          \
+        const int16_t *cs[MAXR];                                                                   \
         const int8_t *ac[MAXR], *ah[MAXR];                                                         \
         float *wsw[MAXR];                                                                          \
         for (int i = 0; i < MAXR; i++)                                                             \
@@ -582,7 +602,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
             const uint8_t *xr0 = (const uint8_t *)x + (size_t)r0 * ldx;                            \
             for (int r = 0; r < na; r++) {                                                         \
                 prep_row(Q4, xr0 + (size_t)r * ldx, nb, nbp, ng, scr + (size_t)r * rowb, &da[r],   \
-                         &ac[r], &ah[r]);                                                          \
+                         &cs[r], &ac[r], &ah[r]);                                                  \
             }                                                                                      \
             float *yr = y + (int64_t)r0 * ldy;                                                     \
             for (int64_t n = n0; n < n1;) {                                                        \
@@ -605,7 +625,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         }                                                                                          \
     }
 #define QT_CALL(fname, NW, NA, Q)                                                                  \
-    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, ac, ah, bias)
+    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, cs, ac, ah, bias)
 #define QT_CASES(fname, NW, base)                                                                  \
     case base + 0: QT_CALL(fname, NW, 1, 0); break;                                                \
     case base + 1: QT_CALL(fname, NW, 1, 1); break;                                                \
@@ -615,8 +635,8 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
     case base + 5: QT_CALL(fname, NW, 3, 1); break;                                                \
     case base + 6: QT_CALL(fname, NW, 4, 0); break;                                                \
     case base + 7: QT_CALL(fname, NW, 4, 1); break;
-QROWS_Q32(qrows_q32_plain, dot64_plain, dot4x_plain, corr2_plain, corr4_plain, )
-QROWS_Q32(qrows_q32_vnni, dot64_vnni, dot4x_vnni, corr2_vnni, corr4_vnni, VNNI)
+QROWS_Q32(qrows_q32_plain, dot64_plain, dot4x_plain, corr_plain, )
+QROWS_Q32(qrows_q32_vnni, dot64_vnni, dot4x_vnni, corr_vnni, VNNI)
 Q32_ENTRY(sx_qrows_q8_0_avx512, qrows_q32_plain, qrows_q32_vnni, 0)
 Q32_ENTRY(sx_qrows_q4_0_avx512, qrows_q32_plain, qrows_q32_vnni, 1)
 
