@@ -304,6 +304,12 @@ void sx_weight_unpack(sx_weight *w) {
  * in the cache when the tasks read it (32 MB slabs went to DRAM and back:
  * with quantized weights at M = 600, 2 MB slabs take 3-4% less CPU) */
 #define BF16_B_MAX     ((size_t)2 << 20)
+/* tasks per thread in each slab of weights packed per call (quantized):
+ * its blocks narrow until there are this many. With 4, a 2 MB slab of a
+ * 600-row product ([600 x 192] at K = 5120) made 9 tasks, 5 + 4 on 2
+ * threads, every slab; with 8 such products took ~10% less wall time on
+ * 2 threads (README, "Quantized weights") */
+#define BF16_SLAB_TASKS 8
 #define BF16_NC 256
 #define BF16_MC_PANELS 16
 
@@ -424,7 +430,11 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
                           ep->bias ? ep->bias + n0 : NULL, ep->act, ep->accumulate, NULL, 0};
             /* enough tasks for all threads: shrink the blocks (multiples of 32 / mr) */
             int64_t want = 4 * sx_threads_count();
-            while (J.nc > 32 && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) < want)
+            /* (per-call slabs: BF16_SLAB_TASKS per thread, from narrower
+             * blocks only: slabs already 32 columns wide, K >= ~10000,
+             * keep their blocks) */
+            int64_t want_n = (pk ? 4 : BF16_SLAB_TASKS) * sx_threads_count();
+            while (J.nc > 32 && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) < want_n)
                 J.nc -= 32;
             while (J.mc > mr && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) < want)
                 J.mc -= mr;
