@@ -145,19 +145,11 @@ void sx_q8_k_from_f32_avx512(void *yv, const float *x, int64_t n) {
  * then enters a float FMA per lane. Each weight row serves all the m
  * activation rows of the call, one weight row after the other (the matrix
  * is read as one sequential stream). */
-/* the sum of 32 int8 codes */
-static inline int32_t sum32_i8(__m256i v) {
-    __m256i s =
-        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1));
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
-    return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1)));
-}
 /* minus the sum of each block's codes -> cs[nbp] (zero-padded; |sum| <= 32 * 128) */
 static void block_sums(const uint8_t *x, int64_t nb, int64_t nbp, int16_t *cs) {
     for (int64_t b = 0; b < nbp; b++)
-        cs[b] = b < nb ? (int16_t)-sum32_i8(
-                             _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2)))
+        cs[b] = b < nb ? (int16_t)-hsum_i32(lane_sums(
+                             _mm256_loadu_si256((const __m256i *)(x + b * SX_Q8_0_BYTES + 2))))
                        : 0;
 }
 /* Q4_0: the corrections of the 16 blocks from b0 (cs * 2); Q8_0: none */
