@@ -291,26 +291,25 @@ void sx_weight_unpack(sx_weight *w) {
 
 /* ---- the driver ---------------------------------------------------------
  *   1. X rounded into the kernel's A layout (M in slabs, in parallel);
- *   2. W in the tile layout: packed at load, else packed per call (N in
- *      slabs, in parallel);
- *   3. tasks = (mc rows) x (nc columns) blocks claimed by threads; inside a
+ *   2. tasks = (mc rows) x (nc columns) blocks claimed by threads; inside a
  *      task, for each slice of kc k pairs, the micro-kernel runs over the
  *      32-column B micro-panels (kept in L1) and mr-row A panels (in L2),
  *      summing into a float32 block that the epilogue then writes to Y.
+ *      W in the tile layout: packed at load, or packed per call (quantized
+ *      weights): then a task is a block of BF16_QNC columns for all rows,
+ *      which packs its own columns first (into the thread's scratch), so
+ *      the call has no wait between packing and multiplying.
  * Each output is summed over k in the same order whatever the thread count
  * or the blocking. */
 #define BF16_A_MAX ((size_t)64 << 20) /* bytes of rounded X per slab */
-/* bytes of per-call packed W per slab: small enough that the slab is still
- * in the cache when the tasks read it (32 MB slabs went to DRAM and back:
- * with quantized weights at M = 600, 2 MB slabs take 3-4% less CPU) */
-#define BF16_B_MAX     ((size_t)2 << 20)
-/* tasks per thread in each slab of weights packed per call (quantized):
- * its blocks narrow until there are this many. With 4, a 2 MB slab of a
- * 600-row product ([600 x 192] at K = 5120) made 9 tasks, 5 + 4 on 2
- * threads, every slab; with 8 such products took ~10% less wall time on
- * 2 threads (README, "Quantized weights") */
-#define BF16_SLAB_TASKS 8
-#define BF16_NC 256
+/* columns of a task with weights packed per call (at most; fewer when
+ * that leaves a thread under BF16_QTASKS tasks). With 128 at M = 600 and
+ * K = 13824 a product took 5-7% less time than with 64: each task reads
+ * all of the rounded X (16.6 MB, from L3), so fewer, wider tasks read it
+ * fewer times (README, "Quantized weights") */
+#define BF16_QNC       128
+#define BF16_QTASKS    8
+#define BF16_NC        256
 #define BF16_MC_PANELS 16
 
 typedef struct {
@@ -383,6 +382,39 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
     }
 }
 
+/* weights packed per call: task t = columns [t * nc, (t + 1) * nc) of
+ * J->job (every row), packed from J->W first */
+typedef struct {
+    bf16_job job; /* b unused: each task's own packed columns */
+    const sx_weight *W;
+    int64_t K, nc; /* columns per task */
+    _Atomic int failed;
+} bf16_cols_job;
+
+static void bf16_cols_task(void *ctx, int64_t b, int64_t e, int tid) {
+    bf16_cols_job *Q = ctx;
+    const bf16_job *J = &Q->job;
+    for (int64_t t = b; t < e; t++) {
+        int64_t n0 = t * Q->nc, ncnt = J->N - n0 < Q->nc ? J->N - n0 : Q->nc;
+        uint16_t *bp =
+            (uint16_t *)sx_scratch(SX_SCR_BF16_B, (size_t)npad(ncnt) * (size_t)J->Kp / 2);
+        if (!bp || pack_b_panels(bp, Q->W, n0, ncnt, Q->K, 0, npad(ncnt) / 16) != 0) {
+            Q->failed = 1;
+            return;
+        }
+        bf16_job L = *J;
+        L.Y = J->Y + n0;
+        L.b = bp;
+        L.N = ncnt;
+        L.nc = npad(ncnt);
+        L.n_nblk = 1;
+        L.bias = J->bias ? J->bias + n0 : NULL;
+        L.failed = 0;
+        bf16_task(&L, 0, (L.M + L.mc - 1) / L.mc, tid);
+        if (L.failed) Q->failed = 1;
+    }
+}
+
 void sx_bf16_gemm_prepacked(const sx_bf16_kernels *kk, float *y, int64_t ldy, const void *a,
                             int64_t M, const uint16_t *b, int64_t N, int64_t K, float *c) {
     bf16_job J = {kk, y, ldy, a, b, sx_bf16_kpad(K), M, N, mpad(kk, M), npad(N), 1, NULL, 0, 0, c, 0};
@@ -400,16 +432,12 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
                 W->packed_n0 % 32 == 0 && W->packed_n0 + N <= pk->N))
         pk = NULL; /* not the tile layout of this view: pack per call */
     size_t ael = kk->a_layout == SX_BF16_A_PANELS_F32 ? 4 : 2;
-    /* slabs: rows of X and columns of W whose packed copies fit the caps */
+    /* slabs of rows of X whose rounded copy fits the cap */
     int64_t ms = (int64_t)(BF16_A_MAX / ((size_t)Kp * ael)) / mr * mr;
-    int64_t ns = pk ? npad(N) : (int64_t)(BF16_B_MAX / ((size_t)Kp * 2)) / 32 * 32;
     if (ms < mr) ms = mr;
-    if (ns < 32) ns = 32;
     if (ms > mpad(kk, M)) ms = mpad(kk, M);
-    if (ns > npad(N)) ns = npad(N);
     void *ap = sx_scratch(SX_SCR_BF16_A, (size_t)ms * (size_t)Kp * ael / 4);
-    uint16_t *bp = pk ? NULL : (uint16_t *)sx_scratch(SX_SCR_BF16_B, (size_t)ns * (size_t)Kp / 2);
-    if (!ap || (!pk && !bp))
+    if (!ap)
         return sx_err("sx_matmul: out of memory rounding to bf16 for '%s' (M=%lld N=%lld K=%lld)",
                       nm, (long long)M, (long long)N, (long long)K);
     for (int64_t m0 = 0; m0 < M; m0 += ms) {
@@ -417,31 +445,34 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
         apack_job PA = {kk, ap, X + m0 * ldx, ldx, mcnt, K, 0};
         sx_parallel_for(mpad(kk, mcnt) / mr, 4, apack_task, &PA);
         if (PA.failed) return sx_err("sx_matmul: out of memory rounding '%s' inputs", nm);
-        for (int64_t n0 = 0; n0 < N; n0 += ns) {
-            int64_t ncnt = N - n0 < ns ? N - n0 : ns;
-            const uint16_t *b = pk ? (const uint16_t *)pk->data + (W->packed_n0 + n0) / 16 * 16 * Kp : bp;
-            if (!pk) {
-                bpack_job PB = {bp, W, n0, ncnt, K, 0};
-                sx_parallel_for(npad(ncnt) / 16, 2, bpack_task, &PB);
-                if (PB.failed) return sx_err("sx_matmul: out of memory converting '%s'", nm);
-            }
-            bf16_job J = {kk, Y + m0 * ldy + n0, ldy, ap, b, Kp, mcnt, ncnt,
-                          (int64_t)BF16_MC_PANELS * mr, BF16_NC, 0,
-                          ep->bias ? ep->bias + n0 : NULL, ep->act, ep->accumulate, NULL, 0};
-            /* enough tasks for all threads: shrink the blocks (multiples of 32 / mr) */
-            int64_t want = 4 * sx_threads_count();
-            /* (per-call slabs: BF16_SLAB_TASKS per thread, from narrower
-             * blocks only: slabs already 32 columns wide, K >= ~10000,
-             * keep their blocks) */
-            int64_t want_n = (pk ? 4 : BF16_SLAB_TASKS) * sx_threads_count();
-            while (J.nc > 32 && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) < want_n)
-                J.nc -= 32;
-            while (J.mc > mr && ((mcnt + J.mc - 1) / J.mc) * ((ncnt + J.nc - 1) / J.nc) < want)
-                J.mc -= mr;
-            J.n_nblk = (ncnt + J.nc - 1) / J.nc;
-            sx_parallel_for((mcnt + J.mc - 1) / J.mc * J.n_nblk, 1, bf16_task, &J);
-            if (J.failed) return sx_err("sx_matmul: out of memory for '%s'", nm);
+        bf16_job J = {.kk = kk,
+                      .Y = Y + m0 * ldy,
+                      .ldy = ldy,
+                      .a = ap,
+                      .Kp = Kp,
+                      .M = mcnt,
+                      .N = N,
+                      .mc = (int64_t)BF16_MC_PANELS * mr,
+                      .nc = BF16_NC,
+                      .bias = ep->bias,
+                      .act = ep->act,
+                      .accumulate = ep->accumulate};
+        if (!pk) { /* column tasks, each packing its columns */
+            bf16_cols_job Q = {.job = J, .W = W, .K = K, .nc = BF16_QNC};
+            while (Q.nc > 32 && (N + Q.nc - 1) / Q.nc < BF16_QTASKS * sx_threads_count())
+                Q.nc -= 32;
+            sx_parallel_for((N + Q.nc - 1) / Q.nc, 1, bf16_cols_task, &Q);
+            if (Q.failed) return sx_err("sx_matmul: out of memory converting '%s'", nm);
+            continue;
         }
+        J.b = (const uint16_t *)pk->data + W->packed_n0 / 16 * 16 * Kp;
+        /* enough tasks for all threads: shrink the blocks (multiples of 32 / mr) */
+        int64_t want = 4 * sx_threads_count();
+        while (J.nc > 32 && ((mcnt + J.mc - 1) / J.mc) * ((N + J.nc - 1) / J.nc) < want) J.nc -= 32;
+        while (J.mc > mr && ((mcnt + J.mc - 1) / J.mc) * ((N + J.nc - 1) / J.nc) < want) J.mc -= mr;
+        J.n_nblk = (N + J.nc - 1) / J.nc;
+        sx_parallel_for((mcnt + J.mc - 1) / J.mc * J.n_nblk, 1, bf16_task, &J);
+        if (J.failed) return sx_err("sx_matmul: out of memory for '%s'", nm);
     }
     return 0;
 }

@@ -237,9 +237,9 @@ static void test_types(void) {
         run_case(20, 35, K, t->type, 0, 3, 0, &plain, amx_off);
         if (!t->quantized) run_case(2, 35, K, t->type, 0, 0, 0, &plain, amx_off);
     }
-    /* a weight packed per call in several slabs of columns (2 MB each: 256
-     * columns at K = 4096), the last panel partial */
-    run_case(20, 300, 4096, SX_Q4_0, 0, 0, 0, &plain, amx_off);
+    /* a weight packed per call by column tasks of 128 (ops_bf16.c), the
+     * last task and its last panel partial */
+    run_case(20, 2100, 256, SX_Q4_0, 0, 0, 0, &plain, amx_off);
 }
 
 /* AMX: say how often its order gave other bits than the reference */
@@ -250,9 +250,11 @@ static void test_amx_report(void) {
     CHECK(amx_off[1] > 0);
 }
 
-/* identical bytes for 1 and 2 threads, every kernel, a shape with many tasks */
+/* identical bytes for 1 and 2 threads, every kernel, a shape with many tasks
+ * (the weight packed per call: 1 thread takes column tasks of 128, 2
+ * threads of 96) */
 static void test_threads(void) {
-    const int64_t M = 70, N = 300, K = 301;
+    const int64_t M = 70, N = 1500, K = 301;
     float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K);
     float *y1 = malloc(sizeof(float) * M * N), *y2 = malloc(sizeof(float) * M * N);
     sx_rand_uniform(x, M * K, 21, -1, 1);
