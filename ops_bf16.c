@@ -304,7 +304,7 @@ void sx_weight_unpack(sx_weight *w) {
 #define BF16_A_MAX ((size_t)64 << 20) /* bytes of rounded X per slab */
 /* columns of a task with weights packed per call (at most; fewer when
  * that leaves a thread under BF16_QTASKS tasks). With 128 at M = 600 and
- * K = 13824 a product took 5-7% less time than with 64: each task reads
+ * K = 13824 a product took 4-6% less time than with 64: each task reads
  * all of the rounded X (16.6 MB, from L3), so fewer, wider tasks read it
  * fewer times (README, "Quantized weights") */
 #define BF16_QNC       128
