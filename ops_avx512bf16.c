@@ -48,5 +48,14 @@ static void ukr(int64_t kp, const void *a, int64_t lda, int rows, const uint16_t
         rows_kernel(1, kp, a, b, bstride, c, ldc, load_c);
 }
 
-const sx_bf16_kernels sx_bf16_kernels_avx512bf16 = {
-    .name = "avx512bf16", .mr = BMR, .a_layout = SX_BF16_A_PANELS, .kc = 256, .native = 1, .ukr = ukr};
+/* kc: 1024 k pairs per call (a 32-column B micro-panel of 128 KB, read from
+ * L2): fewer round trips of the sums through C than with 256 (B in L1);
+ * on AMD Zen 4 every `bench_matmul --bf16` shape ran at the same or a
+ * higher share of the vdpbf16ps peak, +3-9 points on the ViT and LLM
+ * shapes (README, "Benchmarks", Matmul) */
+const sx_bf16_kernels sx_bf16_kernels_avx512bf16 = {.name = "avx512bf16",
+                                                    .mr = BMR,
+                                                    .a_layout = SX_BF16_A_PANELS,
+                                                    .kc = 1024,
+                                                    .native = 1,
+                                                    .ukr = ukr};
