@@ -403,6 +403,12 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         return acc;                                                                                \
     }
 
+/* Q4_0 GEMV: each window of weights is prefetched this far ahead. One thread
+ * read a 400 MB Q4_0 matrix from DRAM 10-20% faster with it (K = 5120:
+ * 17.0-18.1 -> 18.7-20.1 GB/s; K = 13824: 13.1-13.6 -> 15.6-16.1); Q8_0's
+ * rate did not change, so it has none (README, "Quantized weights") */
+#define QPF_BYTES 2048
+
 /* One pass: weight row wr against the NR activation rows of the call. NR
  * and Q4 (Q4_0, else Q8_0) are constants at each call, so the accumulators
  * stay in registers. sc[r]: row r's block scale products for the last,
@@ -420,6 +426,11 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                                                              tail[r] = 0.0f;                       \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
+            if (Q4) /* the window QPF_BYTES ahead (past the row: the next one) */                  \
+                for (int l = 0; l < 5; l++)                                                        \
+                    _mm_prefetch((const char *)wr + (size_t)b0 * SX_Q4_0_BYTES + QPF_BYTES +       \
+                                     64 * l,                                                       \
+                                 _MM_HINT_T0);                                                     \
             _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] =                          \
                 fname##_win(Q4, acc[r], &tail[r], wr, b0, cnt, ng, sc[r], da[r], cs[r], ac[r],     \
                             ah[r], (const uint8_t *)x + (size_t)r * ldx);                          \
