@@ -403,12 +403,6 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         return acc;                                                                                \
     }
 
-/* Q4_0 GEMV: each window of weights is prefetched this far ahead. One thread
- * read a 400 MB Q4_0 matrix from DRAM 10-20% faster with it (K = 5120:
- * 17.0-18.1 -> 18.7-20.1 GB/s; K = 13824: 13.1-13.6 -> 15.6-16.1); Q8_0's
- * rate did not change, so it has none (README, "Quantized weights") */
-#define QPF_BYTES 2048
-
 /* One pass: weight row wr against the NR activation rows of the call. NR
  * and Q4 (Q4_0, else Q8_0) are constants at each call, so the accumulators
  * stay in registers. sc[r]: row r's block scale products for the last,
