@@ -212,7 +212,7 @@ q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_
     if (Q4) {
         for (; b + 2 <= nb; b += 2) {
             /* (the pairs share one weight row, q_pairs) */
-            _mm_prefetch((const char *)wr[0] + (size_t)b * wb + QPF_BYTES, _MM_HINT_T0);
+            _mm_prefetch((const char *)wr[0] + (size_t)b * wb + QPF_Q4_0, _MM_HINT_T0);
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
                 const uint8_t *wp = wr[i] + (size_t)b * wb + 2;
                 __m256i v = _mm256_inserti128_si256(

@@ -403,6 +403,19 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         return acc;                                                                                \
     }
 
+/* The weights of the window at p (16 blocks: Q4_0 288 bytes, Q8_0 544)
+ * QPF_Q4_0 / QPF_Q8_0 bytes ahead: past the row, the next row. (Unrolled
+ * by the pragma: gcc 12 deleted these loops of prefetches as empty.) */
+static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *p, int Q4) {
+    if (Q4) {
+#pragma GCC unroll 16
+        for (int l = 0; l < 5; l++) _mm_prefetch((const char *)p + QPF_Q4_0 + 64 * l, _MM_HINT_T0);
+    } else {
+#pragma GCC unroll 16
+        for (int l = 0; l < 9; l++) _mm_prefetch((const char *)p + QPF_Q8_0 + 64 * l, _MM_HINT_T1);
+    }
+}
+
 /* One pass: weight row wr against the NR activation rows of the call. NR
  * and Q4 (Q4_0, else Q8_0) are constants at each call, so the accumulators
  * stay in registers. sc[r]: row r's block scale products for the last,
@@ -420,11 +433,7 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
                                                              tail[r] = 0.0f;                       \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
-            if (Q4) /* the window QPF_BYTES ahead (past the row: the next one) */                  \
-                for (int l = 0; l < 5; l++)                                                        \
-                    _mm_prefetch((const char *)wr + (size_t)b0 * SX_Q4_0_BYTES + QPF_BYTES +       \
-                                     64 * l,                                                       \
-                                 _MM_HINT_T0);                                                     \
+            prefetch_ahead(wr + (size_t)b0 * (Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES), Q4);            \
             _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] =                          \
                 fname##_win(Q4, acc[r], &tail[r], wr, b0, cnt, ng, sc[r], da[r], cs[r], ac[r],     \
                             ah[r], (const uint8_t *)x + (size_t)r * ldx);                          \

@@ -69,13 +69,17 @@ static inline void q4k_chunk(const uint8_t *blk, int c, __m256i nib[2]) {
     nib[1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), _mm256_set1_epi8(15));
 }
 
-/* The Q4_0 GEMVs prefetch the weights this far ahead of the block they
- * multiply (past the row: the next row, as the rows are contiguous). One
- * thread read a 400 MB Q4_0 matrix from DRAM 10-20% faster with it on AMD
- * Zen 4 (AVX-512, K = 5120: 17.0-18.1 -> 18.7-20.1 GB/s; K = 13824:
- * 13.1-13.6 -> 15.6-16.1; AVX2 kernel, K = 5120: 14.7-14.8 -> 16.7-16.9);
- * Q8_0's rate did not change, so it has none (README, "Quantized weights") */
-#define QPF_BYTES 2048
+/* The GEMVs prefetch the weights this far ahead of the block they multiply
+ * (past the row: the next row, as the rows are contiguous), measured with
+ * one thread reading a 400 MB matrix from DRAM on AMD Zen 4:
+ *   Q4_0, into L1: AVX-512 K = 5120 17.0-18.1 -> 18.7-20.1 GB/s, K = 13824
+ *     13.1-13.6 -> 15.6-16.1; AVX2 K = 5120 14.7-14.8 -> 16.7-16.9 (into L2
+ *     it was slower than none);
+ *   Q8_0, into L2 from 8 KB ahead: K = 13824 15.5-16.4 -> 21.6-23.7 GB/s,
+ *     K = 5120 level (into L1, or 2-4 KB ahead: no gain).
+ * README, "Quantized weights". */
+#define QPF_Q4_0 2048
+#define QPF_Q8_0 8192
 
 /* The pairs of one GEMV pass: weight row n against each of the m activation
  * rows. Fills the rows, activation indices and output columns; returns the
