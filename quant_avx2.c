@@ -211,8 +211,7 @@ q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_
     int64_t b = 0;
     if (Q4) {
         for (; b + 2 <= nb; b += 2) {
-            /* (the pairs share one weight row, q_pairs) */
-            _mm_prefetch((const char *)wr[0] + (size_t)b * wb + QPF_Q4_0, _MM_HINT_T0);
+            prefetch_l2(wr[0] + (size_t)b * wb); /* (the pairs share one weight row, q_pairs) */
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
                 const uint8_t *wp = wr[i] + (size_t)b * wb + 2;
                 __m256i v = _mm256_inserti128_si256(
@@ -240,12 +239,15 @@ q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_
                 tail[i] += (float)dot_q4_0_1(wr[i] + (size_t)b * wb + 2, xa) * sc[i][b];
             }
     } else {
-        for (; b < nb; b++) _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+        for (; b < nb; b++) {
+            prefetch_l2(wr[0] + (size_t)b * wb);
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
                 __m256i d = dot32(_mm256_loadu_si256((const __m256i *)(wr[i] + (size_t)b * wb + 2)),
                                   _mm256_loadu_si256((const __m256i *)(ac[ai[i]] + b * 32)));
                 acc[i] =
                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_broadcast_ss(sc[i] + b), acc[i]);
             }
+        }
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =
         (hsum_f32(acc[i]) + tail[i]) + (bias ? bias[col[i]] : 0.0f);

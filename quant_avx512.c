@@ -403,16 +403,15 @@ static inline void prep_row(int Q4, const uint8_t *xr, int64_t nb, int64_t nbp, 
         return acc;                                                                                \
     }
 
-/* The weights of the window at p (16 blocks: Q4_0 288 bytes, Q8_0 544)
- * QPF_Q4_0 / QPF_Q8_0 bytes ahead: past the row, the next row. (Unrolled
- * by the pragma: gcc 12 deleted these loops of prefetches as empty.) */
-static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *p, int Q4) {
+/* The lines of the window at p (16 blocks: Q4_0 288 bytes, Q8_0 544),
+ * QPF_BYTES ahead */
+static inline __attribute__((always_inline)) void prefetch_window(const uint8_t *p, int Q4) {
     if (Q4) {
 #pragma GCC unroll 16
-        for (int l = 0; l < 5; l++) _mm_prefetch((const char *)p + QPF_Q4_0 + 64 * l, _MM_HINT_T0);
+        for (int l = 0; l < 5; l++) prefetch_l2(p + 64 * l);
     } else {
 #pragma GCC unroll 16
-        for (int l = 0; l < 9; l++) _mm_prefetch((const char *)p + QPF_Q8_0 + 64 * l, _MM_HINT_T1);
+        for (int l = 0; l < 9; l++) prefetch_l2(p + 64 * l);
     }
 }
 
@@ -433,7 +432,7 @@ static inline __attribute__((always_inline)) void prefetch_ahead(const uint8_t *
                                                              tail[r] = 0.0f;                       \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
-            prefetch_ahead(wr + (size_t)b0 * (Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES), Q4);            \
+            prefetch_window(wr + (size_t)b0 * (Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES), Q4);           \
             _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) acc[r] =                          \
                 fname##_win(Q4, acc[r], &tail[r], wr, b0, cnt, ng, sc[r], da[r], cs[r], ac[r],     \
                             ah[r], (const uint8_t *)x + (size_t)r * ldx);                          \

@@ -69,17 +69,20 @@ static inline void q4k_chunk(const uint8_t *blk, int c, __m256i nib[2]) {
     nib[1] = _mm256_and_si256(_mm256_srli_epi16(qv, 4), _mm256_set1_epi8(15));
 }
 
-/* The GEMVs prefetch the weights this far ahead of the block they multiply
- * (past the row: the next row, as the rows are contiguous), measured with
- * one thread reading a 400 MB matrix from DRAM on AMD Zen 4:
- *   Q4_0, into L1: AVX-512 K = 5120 17.0-18.1 -> 18.7-20.1 GB/s, K = 13824
- *     13.1-13.6 -> 15.6-16.1; AVX2 K = 5120 14.7-14.8 -> 16.7-16.9 (into L2
- *     it was slower than none);
- *   Q8_0, into L2 from 8 KB ahead: K = 13824 15.5-16.4 -> 21.6-23.7 GB/s,
- *     K = 5120 level (into L1, or 2-4 KB ahead: no gain).
- * README, "Quantized weights". */
-#define QPF_Q4_0 2048
-#define QPF_Q8_0 8192
+/* The Q8_0 / Q4_0 GEMVs prefetch the weights QPF_BYTES ahead of the block
+ * they multiply, into L2 (past the row: the next row, as the rows are
+ * contiguous). One thread reading a 400 MB matrix from DRAM on AMD Zen 4,
+ * GB/s, none -> this: AVX-512 Q8_0 K = 5120 20.8-22.2 -> 22.7-24.4, K =
+ * 13824 15.5-16.1 -> 23.0-24.9; AVX-512 Q4_0 K = 5120 17.0-18.1 ->
+ * 19.4-23.0, K = 13824 12.8-13.8 -> 19.8-23.1; AVX2 Q4_0 K = 13824 8.6-8.9
+ * -> 14.5-15.5 (K = 5120 3-6% slower), AVX2 Q8_0 +3-6%. Into L1 or 1-4 KB
+ * ahead gained less or nothing (README, "Quantized weights"). */
+#define QPF_BYTES 8192
+/* (always_inline: gcc 12 took a separate function holding only a prefetch
+ * for one without effects, and deleted its calls) */
+static inline __attribute__((always_inline)) void prefetch_l2(const void *p) {
+    _mm_prefetch((const char *)p + QPF_BYTES, _MM_HINT_T1);
+}
 
 /* The pairs of one GEMV pass: weight row n against each of the m activation
  * rows. Fills the rows, activation indices and output columns; returns the
