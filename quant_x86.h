@@ -71,12 +71,11 @@ static inline void q4k_chunk(const uint8_t *blk, int c, __m256i nib[2]) {
 
 /* The Q8_0 / Q4_0 GEMVs prefetch the weights QPF_BYTES ahead of the block
  * they multiply, into L2 (past the row: the next row, as the rows are
- * contiguous). One thread reading a 400 MB matrix from DRAM on AMD Zen 4,
- * GB/s, none -> this: AVX-512 Q8_0 K = 5120 20.8-22.2 -> 22.7-24.4, K =
- * 13824 15.5-16.1 -> 23.0-24.9; AVX-512 Q4_0 K = 5120 17.0-18.1 ->
- * 19.4-23.0, K = 13824 12.8-13.8 -> 19.8-23.1; AVX2 Q4_0 K = 13824 8.6-8.9
- * -> 14.5-15.5 (K = 5120 3-6% slower), AVX2 Q8_0 +3-6%. Into L1 or 1-4 KB
- * ahead gained less or nothing (README, "Quantized weights"). */
+ * contiguous). One thread reading a 400 MB matrix from DRAM on AMD Zen 4
+ * went from 12-14 to 20-23 GB/s at K = 13824 (AVX-512 Q8_0 and Q4_0), from
+ * 16-18 to 21-22 for Q4_0 at K = 5120, and the AVX2 Q4_0 from 8.5 to 15-16
+ * at K = 13824; into L1 or 1-4 KB ahead gained less or nothing (README,
+ * "Prefetching the weights"). */
 #define QPF_BYTES 8192
 /* (always_inline: gcc 12 took a separate function holding only a prefetch
  * for one without effects, and deleted its calls) */
