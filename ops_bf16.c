@@ -293,7 +293,8 @@ void sx_weight_unpack(sx_weight *w) {
  *   1. X rounded into the kernel's A layout (M in slabs, in parallel);
  *   2. tasks = (mc rows) x (nc columns) blocks claimed by threads; inside a
  *      task, for each slice of kc k pairs, the micro-kernel runs over the
- *      32-column B micro-panels (kept in L1) and mr-row A panels (in L2),
+ *      32-column B micro-panels (in L1 or L2, by the kernel's kc) and
+ *      mr-row A panels (in L2),
  *      summing into a float32 block that the epilogue then writes to Y.
  *      W in the tile layout: packed at load, or packed per call (quantized
  *      weights): then a task is a block of BF16_QNC columns for all rows,
