@@ -388,7 +388,7 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
 typedef struct {
     bf16_job job; /* b unused: each task's own packed columns */
     const sx_weight *W;
-    int64_t K, nc; /* columns per task */
+    int64_t nc; /* columns per task */
     _Atomic int failed;
 } bf16_cols_job;
 
@@ -399,7 +399,7 @@ static void bf16_cols_task(void *ctx, int64_t b, int64_t e, int tid) {
         int64_t n0 = t * Q->nc, ncnt = J->N - n0 < Q->nc ? J->N - n0 : Q->nc;
         uint16_t *bp =
             (uint16_t *)sx_scratch(SX_SCR_BF16_B, (size_t)npad(ncnt) * (size_t)J->Kp / 2);
-        if (!bp || pack_b_panels(bp, Q->W, n0, ncnt, Q->K, 0, npad(ncnt) / 16) != 0) {
+        if (!bp || pack_b_panels(bp, Q->W, n0, ncnt, Q->W->K, 0, npad(ncnt) / 16) != 0) {
             Q->failed = 1;
             return;
         }
@@ -459,7 +459,7 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
                       .act = ep->act,
                       .accumulate = ep->accumulate};
         if (!pk) { /* column tasks, each packing its columns */
-            bf16_cols_job Q = {.job = J, .W = W, .K = K, .nc = BF16_QNC};
+            bf16_cols_job Q = {.job = J, .W = W, .nc = BF16_QNC};
             while (Q.nc > 32 && (N + Q.nc - 1) / Q.nc < BF16_QTASKS * sx_threads_count())
                 Q.nc -= 32;
             sx_parallel_for((N + Q.nc - 1) / Q.nc, 1, bf16_cols_task, &Q);
