@@ -299,8 +299,9 @@ void sx_q8_k_from_f32(void *y, const float *x, int64_t n) {
  * GEMV: y[r][n] = bias[n] + dot(x row r, W row n), x in the activation type.
  * Per block the products are summed exactly in integers; the float part is
  * one multiply-add per block (Q8_0, Q4_0) or two per super-block (Q4_K),
- * in block order. The SIMD Q4_K kernels reproduce it bit for bit; the
- * Q8_0/Q4_0 ones sum the blocks in another order (bounded in the tests).
+ * in block order. The SIMD kernels sum the blocks in another order (vector
+ * accumulators; bounded in the tests, bit-identical when every sum is an
+ * exact integer).
  * ====================================================================== */
 static float dot_q8_0(const uint8_t *w, const uint8_t *a, int64_t nb) {
     float s = 0.0f;

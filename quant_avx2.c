@@ -327,19 +327,25 @@ void sx_gemv_q4_0_avx2(float *y, int64_t ldy, const void *x, size_t ldx, int m, 
 /* Q4_K x Q8_K: per super-block, the codes of each 32-value sub-block
  * multiply the activations (maddubs: codes <= 15 are unsigned) and then the
  * sub-block's scale (madd); the mins meet the bsums in one more madd. The
- * integer sums are those of quant.c, and so is the float arithmetic after
- * them: bit-identical. One weight row per pass (q_pairs). */
+ * integer sums are those of quant.c; their int32 lanes become floats and
+ * are multiplied by da * d and da * dmin into two vector accumulators,
+ * summed once per pass (a float order of its own, bounded against quant.c
+ * in the tests). Weights prefetched as in the AVX-512 kernel. One weight row
+ * per pass (q_pairs). */
 static inline __attribute__((always_inline)) void
 q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const uint8_t *const *wr,
          const int *ai, const int64_t *col, int64_t nb, const float *bias) {
     const __m256i lo4 = _mm256_set1_epi8(15);
-    float s[MAXR];
-    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;
+    __m256 acc[MAXR], accm[MAXR];
+    _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
             const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;
             const uint8_t *ap =
                 (const uint8_t *)x + (size_t)ai[i] * ldx + (size_t)b * SX_Q8_K_BYTES;
+            prefetch_l2(wp);
+            prefetch_l2(wp + 64);
+            prefetch_l2(wp + 128);
             uint64_t scb, mb;
             sx_q4_k_scales_mins(wp + 4, &scb, &mb);
             __m256i sc16 =
@@ -368,15 +374,18 @@ q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const u
                             sh));
             }
             __m256i bs = _mm256_loadu_si256((const __m256i *)(ap + 4 + SX_QKK));
-            int32_t msum = hsum_i32(_mm256_madd_epi16(bs, mexp));
-            float da;
-            memcpy(&da, ap, 4);
-            s[i] += (da * f16at(wp)) * (float)hsum_i32(_mm256_add_epi32(e0, e1));
-            s[i] -= (da * f16at(wp + 2)) * (float)msum;
+            int32_t f; /* (d, dmin) */
+            memcpy(&f, wp, 4);
+            __m128 dm =
+                _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(f)), _mm_broadcast_ss((const float *)ap));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(e0, e1)),
+                                     _mm256_broadcastss_ps(dm), acc[i]);
+            accm[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mexp)),
+                                      _mm256_broadcastss_ps(_mm_shuffle_ps(dm, dm, 0x55)), accm[i]);
         }
     }
     _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =
-        s[i] + (bias ? bias[col[i]] : 0.0f);
+        (hsum_f32(acc[i]) - hsum_f32(accm[i])) + (bias ? bias[col[i]] : 0.0f);
 }
 
 void sx_gemv_q4_k_avx2(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w,

@@ -650,9 +650,11 @@ Q32_ENTRY(sx_qrows_q4_0_avx512, qrows_q32_plain, qrows_q32_vnni, 1)
  * a+2, a = 0, 1, 4, 5) = [a(sub a) | a(sub a+2)]; plus the sums of the 8
  * sub-blocks (int16) and the scale. The scale of each sub-block multiplies
  * its maddubs pairs (madd, or vpdpwssd with VNNI) into int32 lanes; the mins
- * meet the sums in one madd. The integer sums and the float arithmetic after
- * them are those of quant.c: bit-identical. One weight row at a time, as
- * for Q8_0/Q4_0. */
+ * meet the sums in one madd. The integer sums are those of quant.c (the
+ * float part is not: see the pass). One weight row at a time, as for
+ * Q8_0/Q4_0. (Tried: with VNNI, vpdpbusd per chunk, packssdw and one
+ * vpdpwssd per two chunks -- 6 multiplies instead of 8: no faster on Zen 4,
+ * 27-28 GB/s in L2 either way.) */
 static inline __m512i q4k_madd(__m512i acc, __m512i p, __m512i s) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, s));
 }
@@ -713,67 +715,49 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
     }
 
 /* One pass of NR pairs (one weight row against NR activation rows), as the
- * Q8_0/Q4_0 passes. Two super-blocks a, b per step: their four horizontal
- * sums (isum and msum of each) in one tree, their float factors da * d and
- * da * dmin in one vector; then s += (da*d)*isum, s -= (da*dmin)*msum for a,
- * then for b, each product and sum rounded as in quant.c (the integer sums
- * are exact in any order). */
+ * Q8_0/Q4_0 passes. Per super-block the int32 lanes of isum and msum become
+ * floats and are multiplied by da * d and da * dmin into two vector
+ * accumulators (one FMA each, no horizontal sum per super-block); the lanes
+ * are summed once per pass. A float order of its own, like the Q8_0/Q4_0
+ * kernels (bounded against quant.c in the tests). The weights are
+ * prefetched QPF_BYTES ahead, 3 lines per super-block (144 bytes span at
+ * most 4 lines; the 4th is the next block's first). */
 #define GEMV_Q4K(fname, MADD, ATTR)                                                                \
     Q4K_SUPER(fname, MADD, ATTR)                                                                   \
     ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
         const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
         const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
-        float s[MAXR];                                                                             \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) s[i] = 0.0f;                          \
-        int64_t b = 0;                                                                             \
-        for (; b + 2 <= nb; b += 2) {                                                              \
-            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
-                const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
-                const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
-                __m128i ma, mb;                                                                    \
-                __m512i ea = fname##_super(wp, ap, &ma);                                           \
-                __m512i eb = fname##_super(wp + SX_Q4_K_BYTES, ap + Q4K_PREP, &mb);                \
-                __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(ea, eb),                        \
-                                             _mm512_unpackhi_epi32(ea, eb));                       \
-                __m256i t2 =                                                                       \
-                    _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));  \
-                __m128i ti =                                                                       \
-                    _mm_add_epi32(_mm256_castsi256_si128(t2), _mm256_extracti128_si256(t2, 1));    \
-                __m128i tm =                                                                       \
-                    _mm_add_epi32(_mm_unpacklo_epi32(ma, mb), _mm_unpackhi_epi32(ma, mb));         \
-                /* [isum a, isum b, msum a, msum b] */                                             \
-                __m128 sums = _mm_cvtepi32_ps(                                                     \
-                    _mm_add_epi32(_mm_unpacklo_epi64(ti, tm), _mm_unpackhi_epi64(ti, tm)));        \
-                /* [d a, d b, dmin a, dmin b] and the activations' scales */                       \
-                int32_t fa, fb; /* (d, dmin) of a and of b */                                      \
-                memcpy(&fa, wp, 4);                                                                \
-                memcpy(&fb, wp + SX_Q4_K_BYTES, 4);                                                \
-                __m128i dd = _mm_unpacklo_epi16(_mm_cvtsi32_si128(fa), _mm_cvtsi32_si128(fb));     \
-                __m128 da2 = _mm_unpacklo_ps(_mm_load_ss((const float *)(ap + 272)),               \
-                                             _mm_load_ss((const float *)(ap + Q4K_PREP + 272)));   \
-                __m128 p =                                                                         \
-                    _mm_mul_ps(_mm_mul_ps(_mm_movelh_ps(da2, da2), _mm_cvtph_ps(dd)), sums);       \
-                s[i] += _mm_cvtss_f32(p);                                                          \
-                s[i] -= _mm_cvtss_f32(_mm_movehl_ps(p, p));                                        \
-                s[i] += _mm_cvtss_f32(_mm_shuffle_ps(p, p, 1));                                    \
-                s[i] -= _mm_cvtss_f32(_mm_shuffle_ps(p, p, 3));                                    \
-            }                                                                                      \
+        __m512 acc[MAXR];                                                                          \
+        __m128 accm[MAXR];                                                                         \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                     \
+            acc[i] = _mm512_setzero_ps();                                                          \
+            accm[i] = _mm_setzero_ps();                                                            \
         }                                                                                          \
-        for (; b < nb; b++) {                                                                      \
+        for (int64_t b = 0; b < nb; b++) {                                                         \
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
                 const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
                 const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
+                prefetch_l2(wp);                                                                   \
+                prefetch_l2(wp + 64);                                                              \
+                prefetch_l2(wp + 128);                                                             \
                 __m128i mv;                                                                        \
-                int32_t isum = _mm512_reduce_add_epi32(fname##_super(wp, ap, &mv));                \
-                int32_t msum = hsum128_i32(mv);                                                    \
-                float da;                                                                          \
-                memcpy(&da, ap + 272, 4);                                                          \
-                s[i] += (da * f16at(wp)) * (float)isum;                                            \
-                s[i] -= (da * f16at(wp + 2)) * (float)msum;                                        \
+                __m512i e = fname##_super(wp, ap, &mv);                                            \
+                int32_t f; /* (d, dmin) */                                                         \
+                memcpy(&f, wp, 4);                                                                 \
+                __m128 dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(f)),                         \
+                                       _mm_broadcast_ss((const float *)(ap + 272)));               \
+                acc[i] =                                                                           \
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(e), _mm512_broadcastss_ps(dm), acc[i]);     \
+                accm[i] =                                                                          \
+                    _mm_fmadd_ps(_mm_cvtepi32_ps(mv), _mm_shuffle_ps(dm, dm, 0x55), accm[i]);      \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) y[(int64_t)ai[i] * ldy + col[i]] =    \
-            s[i] + (bias ? bias[col[i]] : 0.0f);                                                   \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                     \
+            __m128 m = _mm_add_ps(accm[i], _mm_movehl_ps(accm[i], accm[i]));                       \
+            m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 1));                                            \
+            y[(int64_t)ai[i] * ldy + col[i]] =                                                     \
+                (_mm512_reduce_add_ps(acc[i]) - _mm_cvtss_f32(m)) + (bias ? bias[col[i]] : 0.0f);  \
+        }                                                                                          \
     }                                                                                              \
     ATTR static void fname(float *y, int64_t ldy, const void *x, size_t ldx, int m, const void *w, \
                            size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {     \

@@ -7,8 +7,8 @@
  *   - every kernel on every SIMD path (AVX-512 with and without VNNI) against
  *     the scalar reference: activation quantizers and dequantization
  *     bit-identical, integer GEMV bit-identical where the arithmetic is
- *     integer (Q4_K always; Q8_0/Q4_0 when the block scales are 1), bounded
- *     otherwise; any thread count gives the same bytes;
+ *     integer (block scales of 1), bounded otherwise; any thread count
+ *     gives the same bytes;
  *   - run-time quantization (sx_set_weight_dtype) = the converter's bytes;
  *     error of each type against F32 on a tiny Llama (logits max-rel, top-1
  *     agreement over 40 greedy steps, KL of the next-token distribution) and
@@ -226,8 +226,8 @@ static void test_gemv_paths(void) {
                     char nm[80];
                     snprintf(nm, sizeof nm, "%s %s K=%lld M=%lld", path, sx_type_name(ty),
                              (long long)K, (long long)m);
-                    /* Q4_K everywhere, and every type on NEON (the blocks in order) */
-                    if (ty == SX_Q4_K || levels[l_] == SX_SIMD_NEON)
+                    /* NEON: the blocks in order, as quant.c (Q4_K: NEON runs quant.c's) */
+                    if (levels[l_] == SX_SIMD_NEON)
                         CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s: not bit-identical",
                                nm);
                     else
@@ -242,8 +242,8 @@ static void test_gemv_paths(void) {
 
 /* Many rows of X through the integer kernels (the `rows` kernel of the path,
  * or its GEMV on groups of rows): each row bit-identical to the same path's
- * GEMV of that row alone (M = 1), near the scalar reference (bit-identical
- * for Q4_K), the same bytes with 1 and 2 threads. K with odd tails: Q8_0
+ * GEMV of that row alone (M = 1), near the scalar reference, the same
+ * bytes with 1 and 2 threads. K with odd tails: Q8_0
  * blocks past a pair and a window of 16, Q4_0 blocks past a group of 4. N
  * not a multiple of 4 (a last partial tile of weight rows). */
 static void test_rows_paths(void) {
@@ -280,10 +280,7 @@ static void test_rows_paths(void) {
                            "%s: rows differ from the GEMV's", nm);
                     checked++;
                 }
-                if (ty == SX_Q4_K)
-                    CHECKF(!memcmp(got, ref, sizeof(float) * M * N), "%s: not bit-identical", nm);
-                else
-                    CHECK_CLOSE(nm, got, ref, M * N, 2e-6);
+                CHECK_CLOSE(nm, got, ref, M * N, 2e-6);
                 sx_threads_init(1);
                 CHECK_OK(sx_matmul(one, x, &W, bias, M));
                 sx_threads_init(2);
@@ -342,6 +339,64 @@ static void test_gemv_integer_exact(void) {
         free(q);
     }
     free(w8), free(w4), free(x), free(ref), free(got), free(u);
+}
+
+/* Q4_K the same way, with blocks written by hand: d = dmin = 1, sub-block
+ * scales and mins 0..15 (so weights sc * q - m are integers), activations
+ * integers with |x| <= 127 and a -127 in every super-block (Q8_K scale
+ * exactly +-1). Every partial sum stays below 2^24: exact on every path. */
+static void test_gemv_integer_exact_q4_k(void) {
+    const int64_t N = 37, K = 1024, M = 3, nb = K / SX_QKK;
+    uint8_t *q = malloc(SX_Q4_K_BYTES * N * nb);
+    float *wf = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
+    float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    float *u = malloc(sizeof(float) * (N * K + 16 * N * nb));
+    sx_rand_uniform(u, N * K + 16 * N * nb, 72, 0, 1);
+    for (int64_t bi = 0; bi < N * nb; bi++) {
+        uint8_t *blk = q + bi * SX_Q4_K_BYTES;
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = (int)(u[N * K + 16 * bi + j] * 16.0f);
+            mn[j] = (int)(u[N * K + 16 * bi + 8 + j] * 16.0f);
+        }
+        blk[0] = 0x00, blk[1] = 0x3c, blk[2] = 0x00, blk[3] = 0x3c; /* f16 1.0 twice */
+        for (int j = 0; j < 4; j++) { /* 6-bit fields < 16: no high bits to spread */
+            blk[4 + j] = (uint8_t)sc[j];
+            blk[8 + j] = (uint8_t)mn[j];
+            blk[12 + j] = (uint8_t)(sc[4 + j] | mn[4 + j] << 4);
+        }
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                const float *ur = u + bi * SX_QKK + 64 * c;
+                int lo = (int)(ur[l] * 16.0f), hi = (int)(ur[32 + l] * 16.0f);
+                blk[16 + 32 * c + l] = (uint8_t)(lo | hi << 4);
+                float *wr = wf + bi * SX_QKK + 64 * c;
+                wr[l] = (float)(sc[2 * c] * lo - mn[2 * c]);
+                wr[32 + l] = (float)(sc[2 * c + 1] * hi - mn[2 * c + 1]);
+            }
+    }
+    sx_rand_uniform(u, M * K, 73, 0, 1);
+    for (int64_t i = 0; i < M * K; i++)
+        x[i] = i % SX_QKK == 77 ? -127.0f : floorf(u[i] * 255.0f) - 127.0f;
+    sx_weight W = sx_weight_typed(q, SX_Q4_K, N, K);
+    for (int64_t m = 1; m <= M; m++) {
+        sx_simd_set(SX_SIMD_SCALAR);
+        CHECK_OK(sx_matmul(ref, x, &W, NULL, m));
+        double worst = 0;
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) s += (double)x[r * K + k] * wf[n * K + k];
+                worst = fmax(worst, fabs(s - ref[r * N + n]));
+            }
+        CHECKF(worst == 0, "Q4_K scalar: off the exact integer by %g", worst);
+        FOR_PATHS({
+            CHECK_OK(sx_matmul(got, x, &W, NULL, m));
+            CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s Q4_K M=%lld: not bit-identical",
+                   path, (long long)m);
+        })
+    }
+    free(q), free(wf), free(x), free(ref), free(got), free(u);
 }
 
 /* 1 and 2 threads: the same bytes (GEMV and GEMM) */
@@ -846,6 +901,7 @@ int main(void) {
     RUN(test_policy);
     RUN(test_gemv_paths);
     RUN(test_gemv_integer_exact);
+    RUN(test_gemv_integer_exact_q4_k);
     RUN(test_rows_paths);
     RUN(test_threads);
     RUN(test_tiny_llama);
