@@ -349,33 +349,11 @@ const sx_bf16_kernels sx_bf16_kernels_avx512 = {.name = "avx512-fma",
 void sx_transpose16_u32_avx512(uint32_t *d, int64_t ldd, const uint32_t *s, int64_t lds,
                                int64_t n_words) {
     for (int64_t j0 = 0; j0 < n_words; j0 += 16) {
-        __m512i r[16], t[16];
-        for (int n = 0; n < 16; n++) r[n] = _mm512_loadu_si512(s + n * lds + j0);
-        /* 2x2 blocks of words, then of pairs of words */
-        for (int n = 0; n < 16; n += 2) {
-            t[n] = _mm512_unpacklo_epi32(r[n], r[n + 1]);
-            t[n + 1] = _mm512_unpackhi_epi32(r[n], r[n + 1]);
-        }
-        for (int n = 0; n < 16; n += 4) {
-            r[n] = _mm512_unpacklo_epi64(t[n], t[n + 2]);
-            r[n + 1] = _mm512_unpackhi_epi64(t[n], t[n + 2]);
-            r[n + 2] = _mm512_unpacklo_epi64(t[n + 1], t[n + 3]);
-            r[n + 3] = _mm512_unpackhi_epi64(t[n + 1], t[n + 3]);
-        }
-        /* 128-bit lanes: row group g (rows 4g..4g+3) lane l holds words 4l + c
-         * of those rows in r[4g + c]; gather lane l of the four groups */
-        for (int c = 0; c < 4; c++) {
-            __m512i a = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x88); /* lanes 0,2 | 0,2 */
-            __m512i b = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xdd); /* lanes 1,3 | 1,3 */
-            __m512i e = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x88);
-            __m512i f = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xdd);
-            t[c] = _mm512_shuffle_i32x4(a, e, 0x88);      /* lane 0 of groups 0..3 */
-            t[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);  /* lane 1 */
-            t[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);  /* lane 2 */
-            t[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd); /* lane 3 */
-        }
-        for (int l = 0; l < 4; l++)
-            for (int c = 0; c < 4; c++)
-                _mm512_storeu_si512(d + (j0 + 4 * l + c) * ldd, t[4 * l + c]);
+        __m512i r[16];
+        _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) r[n] =
+            _mm512_loadu_si512(s + n * lds + j0);
+        transpose16_u32(r);
+        _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++)
+            _mm512_storeu_si512(d + (j0 + j) * ldd, r[j]);
     }
 }

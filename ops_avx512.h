@@ -25,4 +25,33 @@ static inline __m512 exp512(__m512 x) {
     return _mm512_maskz_mov_ps((__mmask16)~under, exp512_u(x));
 }
 
+/* A 16 x 16 transpose of 32-bit words in registers: r[n] = row n in, r[j] =
+ * column j out. Pairs of words, then pairs of pairs, then 128-bit lanes. */
+static inline __attribute__((always_inline)) void transpose16_u32(__m512i r[16]) {
+    __m512i t[16];
+    _Pragma("GCC unroll 8") for (int n = 0; n < 16; n += 2) {
+        t[n] = _mm512_unpacklo_epi32(r[n], r[n + 1]);
+        t[n + 1] = _mm512_unpackhi_epi32(r[n], r[n + 1]);
+    }
+    _Pragma("GCC unroll 4") for (int n = 0; n < 16; n += 4) {
+        r[n] = _mm512_unpacklo_epi64(t[n], t[n + 2]);
+        r[n + 1] = _mm512_unpackhi_epi64(t[n], t[n + 2]);
+        r[n + 2] = _mm512_unpacklo_epi64(t[n + 1], t[n + 3]);
+        r[n + 3] = _mm512_unpackhi_epi64(t[n + 1], t[n + 3]);
+    }
+    /* 128-bit lanes: row group g (rows 4g..4g+3) lane l holds words 4l + c
+     * of those rows in r[4g + c]; gather lane l of the four groups */
+    _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+        __m512i a = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x88); /* lanes 0,2 | 0,2 */
+        __m512i b = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xdd); /* lanes 1,3 | 1,3 */
+        __m512i e = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x88);
+        __m512i f = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xdd);
+        t[c] = _mm512_shuffle_i32x4(a, e, 0x88);      /* lane 0 of groups 0..3 */
+        t[4 + c] = _mm512_shuffle_i32x4(b, f, 0x88);  /* lane 1 */
+        t[8 + c] = _mm512_shuffle_i32x4(a, e, 0xdd);  /* lane 2 */
+        t[12 + c] = _mm512_shuffle_i32x4(b, f, 0xdd); /* lane 3 */
+    }
+    _Pragma("GCC unroll 16") for (int j = 0; j < 16; j++) r[j] = t[j];
+}
+
 #endif

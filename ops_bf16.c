@@ -159,16 +159,21 @@ static void apack_task(void *ctx, int64_t b, int64_t e, int tid) {
 }
 
 /* B: columns [n0, n0+N) of W -> the tile layout, 16-column panels [p0, p1)
- * (zero columns past N, zeros past K). Each weight row is converted by its
- * type's kernel and rounded into a contiguous bfloat16 row (padded to Kp),
- * whose k pairs (32-bit words) are then spread to the panel. Transposed
- * (float) weights: row k of the stored [K, N] matrix gives k of 16 columns. */
-static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t N, int64_t K,
-                         int64_t p0, int64_t p1) {
+ * (zero columns past N), k pairs [k0, k0 + kc) of each column (values past
+ * W->K are zeros; 2 k0 is a multiple of W's block). Each weight row is
+ * converted by its type's kernel and rounded into a contiguous bfloat16 row
+ * (padded to 2 kc), whose k pairs (32-bit words) are then spread to the
+ * panel; or, where the path has one, the type's pack16 kernel does all of
+ * it for 16 rows. Transposed (float) weights: row k of the stored [K, N]
+ * matrix gives k of 16 columns. */
+static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t N, int64_t k0,
+                         int64_t kc, int64_t p0, int64_t p1) {
     const sx_wtype *wt = sx_wtype_of(W->type);
-    sx_to_f32_fn to_f32 = sx_wtype_kernels_of(wt).to_f32;
-    int64_t Kp = sx_bf16_kpad(K), kp = Kp / 2;
-    size_t rb = sx_type_nbytes(W->type, W->ld);
+    sx_wtype_kernels tk = sx_wtype_kernels_of(wt);
+    sx_to_f32_fn to_f32 = tk.to_f32;
+    int64_t Kp = 2 * kc, kp = kc, kv0 = 2 * k0;     /* values [kv0, kv0 + Kp) of each column */
+    int64_t kn = W->K - kv0 < Kp ? W->K - kv0 : Kp; /* of them in W; the rest are zeros */
+    size_t rb = sx_type_nbytes(W->type, W->ld), koff = sx_type_nbytes(W->type, kv0);
     /* scratch: one row as float32 (K, or 16 columns), then the panel's 16
      * rows as bfloat16 (Kp each) */
     float *f = sx_scratch(SX_SCR_PACK, (size_t)(Kp + 8 * Kp + 32));
@@ -181,16 +186,21 @@ static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t 
         int cols = N - p * 16 < 16 ? (int)(N - p * 16) : 16;
         if (cols < 0) cols = 0;
         if (cols < 16) memset(d, 0, sizeof *d * (size_t)(16 * kp));
-        if (!W->trans) {
+        if (!W->trans && tk.pack16 && cols == 16 && kn == Kp) { /* straight from the codes */
+            const void *rows[16];
+            for (int n = 0; n < 16; n++)
+                rows[n] = (const char *)W->data + (size_t)(c0 + n) * rb + koff;
+            tk.pack16(d, rows, Kp);
+        } else if (!W->trans) {
             for (int n = 0; n < cols; n++) {
-                const char *src = (const char *)W->data + (size_t)(c0 + n) * rb;
+                const char *src = (const char *)W->data + (size_t)(c0 + n) * rb + koff;
                 const float *row = (const float *)src;
                 if (W->type != SX_F32 || ((uintptr_t)src & 3)) {
-                    to_f32(f, src, K);
+                    to_f32(f, src, kn);
                     row = f;
                 }
-                round_row(h + n * Kp, row, K);
-                memset(h + n * Kp + K, 0, sizeof *h * (size_t)(Kp - K));
+                round_row(h + n * Kp, row, kn);
+                memset(h + n * Kp + kn, 0, sizeof *h * (size_t)(Kp - kn));
             }
             /* pairs of row n -> column n of the panel, 16 pairs of each row
              * at a time: reads and writes stay in L1 (a whole row at a time
@@ -211,13 +221,15 @@ static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t 
             }
         } else {
             uint16_t *dh = (uint16_t *)d;
-            if (cols < 16 || K & 1) memset(d, 0, sizeof *d * (size_t)(16 * kp));
-            for (int64_t k = 0; k < K && cols > 0; k++) {
-                to_f32(f, (const char *)W->data + (size_t)k * rb + sx_type_nbytes(W->type, c0), cols);
+            if (cols < 16 || kn & 1) memset(d, 0, sizeof *d * (size_t)(16 * kp));
+            for (int64_t k = 0; k < kn && cols > 0; k++) {
+                to_f32(f,
+                       (const char *)W->data + (size_t)(kv0 + k) * rb + sx_type_nbytes(W->type, c0),
+                       cols);
                 round_row(h, f, cols);
                 for (int n = 0; n < cols; n++) dh[(k / 2) * 32 + 2 * n + (k & 1)] = h[n];
             }
-            for (int64_t k = K; k < Kp; k++)
+            for (int64_t k = kn; k < Kp; k++)
                 for (int n = 0; n < 16; n++) dh[(k / 2) * 32 + 2 * n + (k & 1)] = 0;
         }
     }
@@ -225,7 +237,7 @@ static int pack_b_panels(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t 
 }
 
 int sx_bf16_pack_b(uint16_t *dst, const sx_weight *W, int64_t n0, int64_t N, int64_t K) {
-    return pack_b_panels(dst, W, n0, N, K, 0, npad(N) / 16);
+    return pack_b_panels(dst, W, n0, N, 0, sx_bf16_kpad(K) / 2, 0, npad(N) / 16);
 }
 
 typedef struct {
@@ -238,7 +250,8 @@ typedef struct {
 static void bpack_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
     bpack_job *J = ctx;
-    if (pack_b_panels(J->dst, J->W, J->n0, J->N, J->K, b, e) != 0) J->failed = 1;
+    if (pack_b_panels(J->dst, J->W, J->n0, J->N, 0, sx_bf16_kpad(J->K) / 2, b, e) != 0)
+        J->failed = 1;
 }
 
 /* ---- weights packed once ------------------------------------------------ */
@@ -298,8 +311,9 @@ void sx_weight_unpack(sx_weight *w) {
  *      summing into a float32 block that the epilogue then writes to Y.
  *      W in the tile layout: packed at load, or packed per call (quantized
  *      weights): then a task is a block of BF16_QNC columns for all rows,
- *      which packs its own columns first (into the thread's scratch), so
- *      the call has no wait between packing and multiplying.
+ *      which packs its own columns one K slice at a time (into the thread's
+ *      scratch, in L2) and multiplies all rows by the slice, so the call
+ *      has no wait between packing and multiplying.
  * Each output is summed over k in the same order whatever the thread count
  * or the blocking. */
 #define BF16_A_MAX ((size_t)64 << 20) /* bytes of rounded X per slab */
@@ -325,6 +339,24 @@ typedef struct {
     float *c;     /* single-thread callers: the C block (NULL: per-thread scratch) */
     _Atomic int failed;
 } bf16_job;
+
+/* One micro-tile: C[rows, cols] at c (row stride ldc) = (load_c ? C : 0) +
+ * A.B over kc pairs. The kernel writes all mr rows and 32 columns: straight
+ * into c unless c is Y (direct) and the tile is partial, then through tile. */
+static inline void micro_tile(const sx_bf16_kernels *kk, int64_t kc, const void *ap, int64_t lda,
+                              int rows, int cols, const uint16_t *bp, int64_t bstride, float *c,
+                              int64_t ldc, int load_c, int direct, float *tile) {
+    int mr = kk->mr;
+    if (!direct || (rows == mr && cols == 32)) {
+        kk->ukr(kc, ap, lda, rows, bp, bstride, c, ldc, load_c);
+        return;
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < 32; j++)
+            tile[i * 32 + j] = load_c && i < rows && j < cols ? c[i * ldc + j] : 0.0f;
+    kk->ukr(kc, ap, lda, rows, bp, bstride, tile, 32, 1);
+    for (int i = 0; i < rows; i++) memcpy(c + i * ldc, tile + i * 32, sizeof(float) * (size_t)cols);
+}
 
 static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
     (void)tid;
@@ -363,17 +395,8 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
                     else
                         ap = (const char *)J->a + ((m0 + m) * J->Kp + 2 * k0 * mr) * ael;
                     int rows = mc - m < mr ? (int)(mc - m) : mr;
-                    float *c = Cb + m * ldc + n;
-                    if (!direct || (rows == mr && cols == 32)) {
-                        kk->ukr(kc, ap, J->Kp, rows, bp, bstride, c, ldc, k0 > 0);
-                        continue;
-                    }
-                    for (int i = 0; i < mr; i++)
-                        for (int j = 0; j < 32; j++)
-                            tile[i * 32 + j] = k0 > 0 && i < rows && j < cols ? c[i * ldc + j] : 0.0f;
-                    kk->ukr(kc, ap, J->Kp, rows, bp, bstride, tile, 32, 1);
-                    for (int i = 0; i < rows; i++)
-                        memcpy(c + i * ldc, tile + i * 32, sizeof(float) * (size_t)cols);
+                    micro_tile(kk, kc, ap, J->Kp, rows, cols, bp, bstride, Cb + m * ldc + n, ldc,
+                               k0 > 0, direct, tile);
                 }
             }
         }
@@ -384,35 +407,63 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
 }
 
 /* weights packed per call: task t = columns [t * nc, (t + 1) * nc) of
- * J->job (every row), packed from J->W first */
+ * J->job, every row. For each K slice the task packs that slice of its
+ * columns (nc x kc pairs: 0.5 MB at 128 x 1024, in L2) and multiplies all
+ * rows by it, mr rows at a time; the sums carry from slice to slice in Y
+ * (or in the C block, M x nc, before the epilogue). Each output adds its
+ * slices in k order, as bf16_task: the same bits. */
 typedef struct {
-    bf16_job job; /* b unused: each task's own packed columns */
+    bf16_job job; /* b, mc, nc unused */
     const sx_weight *W;
-    int64_t nc; /* columns per task */
+    int64_t nc;  /* columns per task */
+    int64_t kcs; /* k pairs per slice (a multiple of 16 and of half W's block) */
     _Atomic int failed;
 } bf16_cols_job;
 
 static void bf16_cols_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
     bf16_cols_job *Q = ctx;
     const bf16_job *J = &Q->job;
+    const sx_bf16_kernels *kk = J->kk;
+    int mr = kk->mr;
+    int64_t kpt = J->Kp / 2, M = J->M;
+    size_t ael = kk->a_layout == SX_BF16_A_PANELS_F32 ? 4 : 2;
+    int direct = !J->act && !J->accumulate;
+    uint16_t *bs = (uint16_t *)sx_scratch(SX_SCR_BF16_B, (size_t)Q->nc * (size_t)Q->kcs);
+    float *C = direct ? NULL : sx_scratch(SX_SCR_BF16_C, (size_t)(mpad(kk, M) * Q->nc));
+    _Alignas(64) float tile[32 * 32]; /* an edge micro-tile (mr <= 32) */
+    if (!bs || (!direct && !C)) {
+        Q->failed = 1;
+        return;
+    }
     for (int64_t t = b; t < e; t++) {
         int64_t n0 = t * Q->nc, ncnt = J->N - n0 < Q->nc ? J->N - n0 : Q->nc;
-        uint16_t *bp =
-            (uint16_t *)sx_scratch(SX_SCR_BF16_B, (size_t)npad(ncnt) * (size_t)J->Kp / 2);
-        if (!bp || pack_b_panels(bp, Q->W, n0, ncnt, Q->W->K, 0, npad(ncnt) / 16) != 0) {
-            Q->failed = 1;
-            return;
+        float *Cb = direct ? J->Y + n0 : C;
+        int64_t ldc = direct ? J->ldy : npad(ncnt);
+        for (int64_t k0 = 0; k0 < kpt; k0 += Q->kcs) {
+            int64_t kc = kpt - k0 < Q->kcs ? kpt - k0 : Q->kcs;
+            /* [ncnt, kc pairs] -> 16-column panels of 2 kc values, 32 kc apart */
+            if (pack_b_panels(bs, Q->W, n0, ncnt, k0, kc, 0, npad(ncnt) / 16) != 0) {
+                Q->failed = 1;
+                return;
+            }
+            for (int64_t m = 0; m < M; m += mr) {
+                const char *ap;
+                if (kk->a_layout == SX_BF16_A_ROWS)
+                    ap = (const char *)J->a + (m * J->Kp + 2 * k0) * ael;
+                else
+                    ap = (const char *)J->a + (m * J->Kp + 2 * k0 * mr) * ael;
+                int rows = M - m < mr ? (int)(M - m) : mr;
+                for (int64_t n = 0; n < ncnt; n += 32) {
+                    int cols = ncnt - n < 32 ? (int)(ncnt - n) : 32;
+                    micro_tile(kk, kc, ap, J->Kp, rows, cols, bs + n / 16 * 32 * kc, 32 * kc,
+                               Cb + m * ldc + n, ldc, k0 > 0, direct, tile);
+                }
+            }
         }
-        bf16_job L = *J;
-        L.Y = J->Y + n0;
-        L.b = bp;
-        L.N = ncnt;
-        L.nc = npad(ncnt);
-        L.n_nblk = 1;
-        L.bias = J->bias ? J->bias + n0 : NULL;
-        L.failed = 0;
-        bf16_task(&L, 0, (L.M + L.mc - 1) / L.mc, tid);
-        if (L.failed) Q->failed = 1;
+        if (!direct || J->bias)
+            sx_gemm_epilogue(J->Y + n0, J->ldy, Cb, ldc, M, ncnt, J->bias ? J->bias + n0 : NULL,
+                             J->act, J->accumulate);
     }
 }
 
@@ -459,7 +510,12 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
                       .act = ep->act,
                       .accumulate = ep->accumulate};
         if (!pk) { /* column tasks, each packing its columns */
-            bf16_cols_job Q = {.job = J, .W = W, .nc = BF16_QNC};
+            /* K slices as bf16_task's, multiples of the block's pairs too */
+            int64_t g = 16, blk = sx_wtype_of(W->type)->block, kpt = Kp / 2;
+            if (blk > 2 * g) g = (blk / 2 + 15) / 16 * 16;
+            int64_t nsl = (kpt + kk->kc - 1) / kk->kc;
+            bf16_cols_job Q = {
+                .job = J, .W = W, .nc = BF16_QNC, .kcs = ((kpt + nsl - 1) / nsl + g - 1) / g * g};
             while (Q.nc > 32 && (N + Q.nc - 1) / Q.nc < BF16_QTASKS * sx_threads_count())
                 Q.nc -= 32;
             sx_parallel_for((N + Q.nc - 1) / Q.nc, 1, bf16_cols_task, &Q);

@@ -285,7 +285,7 @@ enum {
     SX_SCR_EPI,      /* matmul sums awaiting an accumulating epilogue */
     SX_SCR_QPREP,    /* quantized GEMV: activations rearranged for the kernel */
     SX_SCR_BF16_A,   /* activations rounded to the BF16 kernel's A layout */
-    SX_SCR_BF16_B,   /* a weight slab packed per call in the tile layout */
+    SX_SCR_BF16_B,   /* a K slice of a column task's weights, packed per call */
     SX_SCR_BF16_C,   /* a task's float32 sums before the epilogue */
     SX_SCR_WIDE,     /* one F16/BF16 weight micro-panel widened to float32 */
     SX_SCR_N

@@ -10,11 +10,13 @@
 #include <string.h>
 
 #include "half.h"
+#include "ops_avx512.h"
 #include "ops_impl.h"
 #include "quant_x86.h"
 #include "simd.h"
 
 #define VNNI __attribute__((target("avx512vnni")))
+#define BF16I __attribute__((target("avx512bf16")))
 
 /* two ymm -> one zmm */
 static inline __m512i cat256(__m256i lo, __m256i hi) {
@@ -63,6 +65,102 @@ void sx_q4_k_to_f32_avx512(float *y, const void *x, int64_t n) {
         }
     }
 }
+
+/* ---- the BF16 GEMM's B panels straight from the codes (wtype.h: pack16) ----
+ * Per block of 32 values and each of the 16 rows: dequantize into two zmm
+ * (the arithmetic of the to_f32 kernels above), round to bfloat16, pair the
+ * halves into 16 words of k pairs; then the 16 rows' words are transposed
+ * into the panel. Bit-identical to to_f32 + sx_f32_to_bf16 + the transpose,
+ * without the float row and the bfloat16 rows in between. The rounding is
+ * vcvtne2ps2bf16 when the BF16 kernel in use has BF16 instructions: it
+ * treats denormal inputs as zero, which dequantized values never are (each
+ * is zero or an integer multiple of 2^-24); otherwise integer steps (a
+ * third of the time went there). */
+static inline __m512i bf16_round16(__m512 x) { /* in the low half of each lane */
+    __m512i u = _mm512_castps_si512(x), hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                             _mm512_and_si512(hi, _mm512_set1_epi32(1)))),
+        16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+/* values 0..15 (a) and 16..31 (b) -> word j = bf16(v[2j]) | bf16(v[2j+1]) << 16 */
+static inline __m512i bf16_pairs_int(__m512 a, __m512 b) {
+    const __m512i even =
+        _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
+                         24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_epi16(bf16_round16(a), even, bf16_round16(b));
+}
+BF16I static inline __m512i bf16_pairs_bf16(__m512 a, __m512 b) {
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
+}
+
+/* the 32 values of block j (Q8_0, Q4_0) or sub-block j (Q4_K) of a row */
+static inline __attribute__((always_inline)) void q8_0_vals(const uint8_t *row, int64_t j,
+                                                            __m512 *a, __m512 *b) {
+    const uint8_t *p = row + j * SX_Q8_0_BYTES;
+    __m512 d = _mm512_set1_ps(f16at(p));
+    __m128i lo = _mm_loadu_si128((const __m128i *)(p + 2)),
+            hi = _mm_loadu_si128((const __m128i *)(p + 18));
+    *a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
+    *b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
+}
+static inline __attribute__((always_inline)) void q4_0_vals(const uint8_t *row, int64_t j,
+                                                            __m512 *a, __m512 *b) {
+    const uint8_t *p = row + j * SX_Q4_0_BYTES;
+    __m512 d = _mm512_set1_ps(f16at(p));
+    __m128i q = _mm_loadu_si128((const __m128i *)(p + 2)), lo4 = _mm_set1_epi8(15);
+    __m512i e = _mm512_set1_epi32(8);
+    __m512i lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, lo4)), e);
+    __m512i hi =
+        _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), lo4)), e);
+    *a = _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d);
+    *b = _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d);
+}
+static inline __attribute__((always_inline)) void q4_k_vals(const uint8_t *row, int64_t j,
+                                                            __m512 *a, __m512 *b) {
+    const uint8_t *p = row + (j / 8) * SX_Q4_K_BYTES;
+    int sb = (int)(j % 8), sc, m;
+    sx_q4_k_scale_min(p + 4, sb, &sc, &m);
+    __m512 dl = _mm512_set1_ps(f16at(p) * (float)sc), ml = _mm512_set1_ps(f16at(p + 2) * (float)m);
+    __m128i lo4 = _mm_set1_epi8(15);
+    const uint8_t *q = p + 16 + 32 * (sb / 2);
+    __m128i q0 = _mm_loadu_si128((const __m128i *)q),
+            q1 = _mm_loadu_si128((const __m128i *)(q + 16));
+    if (sb & 1) q0 = _mm_srli_epi16(q0, 4), q1 = _mm_srli_epi16(q1, 4);
+    __m512 c0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q0, lo4)));
+    __m512 c1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q1, lo4)));
+    *a = _mm512_sub_ps(_mm512_mul_ps(dl, c0), ml);
+    *b = _mm512_sub_ps(_mm512_mul_ps(dl, c1), ml);
+}
+
+/* d[16 j + n] = word j of row n, j < K / 2: 16 words of each row per step */
+#define PACK16(fname, VALS, PAIRS, ATTR)                                                           \
+    ATTR static void fname(uint32_t *d, const void *const *rows, int64_t K) {                      \
+        for (int64_t j = 0; j < K / 32; j++, d += 256) {                                           \
+            __m512i r[16];                                                                         \
+            _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) {                                \
+                __m512 a, b;                                                                       \
+                VALS((const uint8_t *)rows[n], j, &a, &b);                                         \
+                r[n] = PAIRS(a, b);                                                                \
+            }                                                                                      \
+            transpose16_u32(r);                                                                    \
+            _Pragma("GCC unroll 16") for (int w = 0; w < 16; w++)                                  \
+                _mm512_storeu_si512(d + 16 * w, r[w]);                                             \
+        }                                                                                          \
+    }
+#define PACK16_ENTRY(name, VALS)                                                                   \
+    PACK16(VALS##_pack_int, VALS, bf16_pairs_int, )                                                \
+    PACK16(VALS##_pack_bf16, VALS, bf16_pairs_bf16, BF16I)                                         \
+    void name(uint32_t *d, const void *const *rows, int64_t K) {                                   \
+        (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? VALS##_pack_bf16              \
+                                                                   : VALS##_pack_int)(d, rows, K); \
+    }
+PACK16_ENTRY(sx_q8_0_pack16_avx512, q8_0_vals)
+PACK16_ENTRY(sx_q4_0_pack16_avx512, q4_0_vals)
+PACK16_ENTRY(sx_q4_k_pack16_avx512, q4_k_vals)
 
 /* ---- activation quantizers (bit-identical to quant.c) ---- */
 /* roundf of values below 2^22 in magnitude: trunc(v + copysign(0.49999997, v)) */

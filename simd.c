@@ -225,7 +225,9 @@ int sx_simd_supported(int level) {
 
 int sx_simd_has_avx512bf16(void) {
 #if defined(__x86_64__)
-    return x86_avx512bf16();
+    static _Atomic int has = -1; /* cpuid is slow in a virtual machine: ask once */
+    if (has < 0) has = x86_avx512bf16();
+    return has;
 #else
     return 0;
 #endif

@@ -8,7 +8,9 @@
  *   gemv    - y = x . W^T for a few rows of x (decode),
  *   from_f32 - float32 -> this type (activations for the integer GEMV),
  *   rows    - the gemv for any number of rows of x (prefill with quantized
- *             weights), optional per path.
+ *             weights), optional per path;
+ *   pack16  - 16 weight rows straight into a panel of the BF16 GEMM,
+ *             optional per path (without it: to_f32, rounding, transpose).
  * Adding a type is one entry here plus its kernels; the container reader
  * (gguf.c), the kernel layer (ops*.c) and the model files need no change.
  *
@@ -58,11 +60,17 @@ typedef void (*sx_gemv_fn)(float *y, int64_t ldy, const void *x, size_t ldx, int
  * weight row's codes once for several rows of x (e.g. tiles of 4 weight rows
  * x 4 activation rows). A path without one gets sx_qrows_by_gemv: gemv on
  * groups of SX_GEMV_MAX_M rows. */
+/* The BF16 GEMM's B panel (ops_bf16.c) from 16 weight rows of K elements
+ * (K a multiple of the block and of 32): d[16 j + n] = bf16(v_n[2j]) |
+ * bf16(v_n[2j+1]) << 16 for j < K/2, v_n the values of rows[n] (to_f32),
+ * rounded as sx_f32_to_bf16. Bit-identical to that composition. */
+typedef void (*sx_pack16_fn)(uint32_t *d, const void *const *rows, int64_t K);
 typedef struct sx_wtype_kernels {
     sx_to_f32_fn to_f32;
     sx_from_f32_fn from_f32;
     sx_gemv_fn gemv;
-    sx_gemv_fn rows; /* NULL: gemv on groups of rows (never mixed across paths) */
+    sx_gemv_fn rows;     /* NULL: gemv on groups of rows (never mixed across paths) */
+    sx_pack16_fn pack16; /* NULL: to_f32 + rounding + transpose */
 } sx_wtype_kernels;
 
 typedef struct sx_wtype {

@@ -210,8 +210,8 @@ static void test_shapes(void) {
     for (size_t a = 0; a < 3; a++)
         for (size_t b = 0; b < 6; b++)
             for (size_t c = 0; c < 8; c++) run_case(Ms[a], Ns[b], Ks[c], SX_F32, 0, 0, 0, &plain, amx_off);
-    /* K over several slices of every kernel (kc <= 256 pairs), odd */
-    run_case(40, 70, 1101, SX_F32, 0, 0, 0, &plain, amx_off);
+    /* K over several slices of every kernel (kc <= 1024 pairs), odd */
+    run_case(40, 70, 2345, SX_F32, 0, 0, 0, &plain, amx_off);
 }
 
 static void test_strides_trans_epilogue(void) {
@@ -240,6 +240,16 @@ static void test_types(void) {
     /* a weight packed per call by column tasks of 128 (ops_bf16.c), the
      * last task and its last panel partial */
     run_case(20, 2100, 256, SX_Q4_0, 0, 0, 0, &plain, amx_off);
+    /* several K slices in a column task (kc <= 1024 pairs; Q4_K's slices
+     * whole super-blocks), the sums carried from slice to slice in Y and in
+     * the C block of an accumulating epilogue; transposed weights, odd K */
+    sx_epilogue ep = {.bias = (const float *)1, .act = SX_ACT_GELU, .accumulate = 1};
+    const int qt[3] = {SX_Q8_0, SX_Q4_0, SX_Q4_K};
+    for (int i = 0; i < 3; i++) {
+        run_case(20, 80, 2304, qt[i], 0, 3, 2, &plain, amx_off);
+        run_case(20, 80, 2304, qt[i], 0, 0, 0, &ep, amx_off);
+    }
+    run_case(20, 40, 2345, SX_F32, 1, 0, 0, &ep, amx_off);
 }
 
 /* AMX: say how often its order gave other bits than the reference */
