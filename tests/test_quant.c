@@ -296,14 +296,38 @@ static void test_rows_paths(void) {
     CHECKF(checked >= 6 * nM * n_levels, "only %d cases", checked);
 }
 
+/* For m = 1..M rows of x: the scalar path's W x = the exact sum (in double)
+ * with the weights' values wf, and every path gives the scalar bits. */
+static void check_exact(const char *tn, const sx_weight *W, const float *wf, const float *x,
+                        int64_t N, int64_t K, int64_t M) {
+    float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    for (int64_t m = 1; m <= M; m++) {
+        sx_simd_set(SX_SIMD_SCALAR);
+        CHECK_OK(sx_matmul(ref, x, W, NULL, m));
+        double worst = 0;
+        for (int64_t r = 0; r < m; r++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) s += (double)x[r * K + k] * wf[n * K + k];
+                worst = fmax(worst, fabs(s - ref[r * N + n]));
+            }
+        CHECKF(worst == 0, "%s scalar: off the exact integer by %g", tn, worst);
+        FOR_PATHS({
+            CHECK_OK(sx_matmul(got, x, W, NULL, m));
+            CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s %s M=%lld: not bit-identical",
+                   path, tn, (long long)m);
+        })
+    }
+    free(ref), free(got);
+}
+
 /* With block scales of exactly 1 (weights: integers whose block maximum is
  * 127 for Q8_0, -8 for Q4_0; activations: integers with block maximum 127)
  * every product and sum is an exact integer: every path, bit-identical. */
 static void test_gemv_integer_exact(void) {
     const int64_t N = 37, K = 1024, M = 3;
     float *w8 = malloc(sizeof(float) * N * K), *w4 = malloc(sizeof(float) * N * K);
-    float *x = malloc(sizeof(float) * M * K), *ref = malloc(sizeof(float) * M * N);
-    float *got = malloc(sizeof(float) * M * N), *u = malloc(sizeof(float) * N * K);
+    float *x = malloc(sizeof(float) * M * K), *u = malloc(sizeof(float) * N * K);
     sx_rand_uniform(u, N * K, 70, 0, 1);
     for (int64_t i = 0; i < N * K; i++) {
         w8[i] = i % 32 == 5 ? 127.0f : floorf(u[i] * 255.0f) - 127.0f;
@@ -317,28 +341,10 @@ static void test_gemv_integer_exact(void) {
         void *q = malloc(sx_type_nbytes(ty, N * K));
         CHECK_OK(sx_quantize(ty, q, i ? w4 : w8, N * K));
         sx_weight W = sx_weight_typed(q, ty, N, K);
-        for (int64_t m = 1; m <= M; m++) {
-            sx_simd_set(SX_SIMD_SCALAR);
-            CHECK_OK(sx_matmul(ref, x, &W, NULL, m));
-            /* the exact value, in double */
-            const float *wf = i ? w4 : w8;
-            double worst = 0;
-            for (int64_t r = 0; r < m; r++)
-                for (int64_t n = 0; n < N; n++) {
-                    double s = 0;
-                    for (int64_t k = 0; k < K; k++) s += (double)x[r * K + k] * wf[n * K + k];
-                    worst = fmax(worst, fabs(s - ref[r * N + n]));
-                }
-            CHECKF(worst == 0, "%s scalar: off the exact integer by %g", sx_type_name(ty), worst);
-            FOR_PATHS({
-                CHECK_OK(sx_matmul(got, x, &W, NULL, m));
-                CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s %s M=%lld: not bit-identical",
-                       path, sx_type_name(ty), (long long)m);
-            })
-        }
+        check_exact(sx_type_name(ty), &W, i ? w4 : w8, x, N, K, M);
         free(q);
     }
-    free(w8), free(w4), free(x), free(ref), free(got), free(u);
+    free(w8), free(w4), free(x), free(u);
 }
 
 /* Q4_K the same way, with blocks written by hand: d = dmin = 1, sub-block
@@ -349,7 +355,6 @@ static void test_gemv_integer_exact_q4_k(void) {
     const int64_t N = 37, K = 1024, M = 3, nb = K / SX_QKK;
     uint8_t *q = malloc(SX_Q4_K_BYTES * N * nb);
     float *wf = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
-    float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
     float *u = malloc(sizeof(float) * (N * K + 16 * N * nb));
     sx_rand_uniform(u, N * K + 16 * N * nb, 72, 0, 1);
     for (int64_t bi = 0; bi < N * nb; bi++) {
@@ -379,24 +384,8 @@ static void test_gemv_integer_exact_q4_k(void) {
     for (int64_t i = 0; i < M * K; i++)
         x[i] = i % SX_QKK == 77 ? -127.0f : floorf(u[i] * 255.0f) - 127.0f;
     sx_weight W = sx_weight_typed(q, SX_Q4_K, N, K);
-    for (int64_t m = 1; m <= M; m++) {
-        sx_simd_set(SX_SIMD_SCALAR);
-        CHECK_OK(sx_matmul(ref, x, &W, NULL, m));
-        double worst = 0;
-        for (int64_t r = 0; r < m; r++)
-            for (int64_t n = 0; n < N; n++) {
-                double s = 0;
-                for (int64_t k = 0; k < K; k++) s += (double)x[r * K + k] * wf[n * K + k];
-                worst = fmax(worst, fabs(s - ref[r * N + n]));
-            }
-        CHECKF(worst == 0, "Q4_K scalar: off the exact integer by %g", worst);
-        FOR_PATHS({
-            CHECK_OK(sx_matmul(got, x, &W, NULL, m));
-            CHECKF(!memcmp(got, ref, sizeof(float) * m * N), "%s Q4_K M=%lld: not bit-identical",
-                   path, (long long)m);
-        })
-    }
-    free(q), free(wf), free(x), free(ref), free(got), free(u);
+    check_exact("Q4_K", &W, wf, x, N, K, M);
+    free(q), free(wf), free(x), free(u);
 }
 
 /* 1 and 2 threads: the same bytes (GEMV and GEMM) */
