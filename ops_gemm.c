@@ -452,19 +452,18 @@ int sx_set_quant_rows_max(int64_t m) {
     return 0;
 }
 
-/* The default rule, from the crossovers in CPU time measured with
- * `bench_quant --prefill-mm` (README, "Quantized weights"): against the F32
- * GEMM the AVX-512 tiles (a `rows` kernel) win or tie at every M up to 600,
- * the GEMV on groups of 4 rows (paths without one) up to M = 64; against
- * the BF16 kernel (2x the F32 GEMM), since its per-call packing stays in
- * the cache, the tiles win or tie up to M = 32, the GEMV groups up to 16
- * (one thread, [5120 x 5120], AMD Zen 4). */
+/* The default rule, from the crossovers measured with `bench_quant
+ * --prefill-mm` (README, "Quantized weights"): against the F32 GEMM the
+ * AVX-512 tiles (a `rows` kernel) win or tie at every M up to 600, the GEMV
+ * on groups of 4 rows (paths without one) up to M = 64; against the BF16
+ * kernel (2x the F32 GEMM), converting per call in K slices, up to the
+ * type's bf16_rows_max (Q8_0 10, Q4_0 and Q4_K 16: AMD Zen 4, 1 and 2
+ * threads, [5120 x 5120] and [13824 x 5120]). */
 static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
     if (!wt->quantized || M > INT_MAX) return 0;
     if (quant_rows_max >= 0) return M <= quant_rows_max;
-    int tiles = sx_wtype_kernels_of(wt).rows != NULL;
-    if (mode == SX_COMPUTE_BF16) return M <= (tiles ? 32 : 16);
-    return tiles || M <= 64;
+    if (mode == SX_COMPUTE_BF16) return M <= wt->bf16_rows_max;
+    return sx_wtype_kernels_of(wt).rows != NULL || M <= 64;
 }
 
 /* GEMV: each task streams a range of weight rows once for up to

@@ -82,6 +82,11 @@ typedef struct sx_wtype {
     int act_type;       /* what gemv takes x as: SX_F32, or the type the
                          * activations are quantized to (Q8_0, Q8_K) */
     int storage;        /* 1: may appear in a model file */
+    /* quantized types, under BF16 compute: products with up to this many
+     * rows of X run the integer kernels, more rows the BF16 GEMM on tiles
+     * converted per call (the crossover measured with the AVX-512 kernels;
+     * ops_gemm.c) */
+    int bf16_rows_max;
     /* per SIMD path; NULL entries fall back to the scalar reference
      * (k[SX_SIMD_SCALAR] is always complete) */
     sx_wtype_kernels k[SX_SIMD_N];
