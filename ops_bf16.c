@@ -340,6 +340,22 @@ typedef struct {
     _Atomic int failed;
 } bf16_job;
 
+/* K pairs per slice: at most about kk->kc, balanced (a short last slice
+ * costs a C round trip for little work), a multiple of g pairs (16: an AMX
+ * tile; more for weights converted per call, whose slices start on a block) */
+static int64_t kslice(const sx_bf16_kernels *kk, int64_t kpt, int64_t g) {
+    int64_t nsl = (kpt + kk->kc - 1) / kk->kc;
+    return ((kpt + nsl - 1) / nsl + g - 1) / g * g;
+}
+
+/* the A layout's mr-row panel at row m (a multiple of mr), k pair k0 */
+static inline const char *a_panel(const bf16_job *J, int64_t m, int64_t k0) {
+    size_t ael = J->kk->a_layout == SX_BF16_A_PANELS_F32 ? 4 : 2;
+    int64_t off =
+        J->kk->a_layout == SX_BF16_A_ROWS ? m * J->Kp + 2 * k0 : m * J->Kp + 2 * k0 * J->kk->mr;
+    return (const char *)J->a + off * (int64_t)ael;
+}
+
 /* One micro-tile: C[rows, cols] at c (row stride ldc) = (load_c ? C : 0) +
  * A.B over kc pairs. The kernel writes all mr rows and 32 columns: straight
  * into c unless c is Y (direct) and the tile is partial, then through tile. */
@@ -363,14 +379,10 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
     bf16_job *J = ctx;
     const sx_bf16_kernels *kk = J->kk;
     int mr = kk->mr;
-    int64_t kpt = J->Kp / 2, bstride = 16 * J->Kp;
-    size_t ael = kk->a_layout == SX_BF16_A_PANELS_F32 ? 4 : 2;
+    int64_t kpt = J->Kp / 2, bstride = 16 * J->Kp, kcs = kslice(kk, kpt, 16);
     /* without activation or accumulation the sums go straight to Y (bias
      * added at the end); else to a float32 block the epilogue finishes */
     int direct = !J->act && !J->accumulate;
-    /* the K slices, balanced (a short last slice costs a C round trip for
-     * little work), multiples of 16 pairs (an AMX tile) */
-    int64_t nsl = (kpt + kk->kc - 1) / kk->kc, kcs = ((kpt + nsl - 1) / nsl + 15) / 16 * 16;
     float *C = direct ? NULL : J->c ? J->c : sx_scratch(SX_SCR_BF16_C, (size_t)(J->mc * J->nc));
     _Alignas(64) float tile[32 * 32]; /* an edge micro-tile (mr <= 32) */
     if (!direct && !C) {
@@ -389,14 +401,9 @@ static void bf16_task(void *ctx, int64_t b, int64_t e, int tid) {
                 const uint16_t *bp = J->b + (n0 + n) / 16 * bstride + k0 * 32;
                 int cols = nc - n < 32 ? (int)(nc - n) : 32;
                 for (int64_t m = 0; m < mc; m += mr) {
-                    const char *ap;
-                    if (kk->a_layout == SX_BF16_A_ROWS)
-                        ap = (const char *)J->a + ((m0 + m) * J->Kp + 2 * k0) * ael;
-                    else
-                        ap = (const char *)J->a + ((m0 + m) * J->Kp + 2 * k0 * mr) * ael;
                     int rows = mc - m < mr ? (int)(mc - m) : mr;
-                    micro_tile(kk, kc, ap, J->Kp, rows, cols, bp, bstride, Cb + m * ldc + n, ldc,
-                               k0 > 0, direct, tile);
+                    micro_tile(kk, kc, a_panel(J, m0 + m, k0), J->Kp, rows, cols, bp, bstride,
+                               Cb + m * ldc + n, ldc, k0 > 0, direct, tile);
                 }
             }
         }
@@ -427,7 +434,6 @@ static void bf16_cols_task(void *ctx, int64_t b, int64_t e, int tid) {
     const sx_bf16_kernels *kk = J->kk;
     int mr = kk->mr;
     int64_t kpt = J->Kp / 2, M = J->M;
-    size_t ael = kk->a_layout == SX_BF16_A_PANELS_F32 ? 4 : 2;
     int direct = !J->act && !J->accumulate;
     uint16_t *bs = (uint16_t *)sx_scratch(SX_SCR_BF16_B, (size_t)Q->nc * (size_t)Q->kcs);
     float *C = direct ? NULL : sx_scratch(SX_SCR_BF16_C, (size_t)(mpad(kk, M) * Q->nc));
@@ -448,11 +454,7 @@ static void bf16_cols_task(void *ctx, int64_t b, int64_t e, int tid) {
                 return;
             }
             for (int64_t m = 0; m < M; m += mr) {
-                const char *ap;
-                if (kk->a_layout == SX_BF16_A_ROWS)
-                    ap = (const char *)J->a + (m * J->Kp + 2 * k0) * ael;
-                else
-                    ap = (const char *)J->a + (m * J->Kp + 2 * k0 * mr) * ael;
+                const char *ap = a_panel(J, m, k0);
                 int rows = M - m < mr ? (int)(M - m) : mr;
                 for (int64_t n = 0; n < ncnt; n += 32) {
                     int cols = ncnt - n < 32 ? (int)(ncnt - n) : 32;
@@ -510,12 +512,10 @@ int sx_matmul_bf16(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_
                       .act = ep->act,
                       .accumulate = ep->accumulate};
         if (!pk) { /* column tasks, each packing its columns */
-            /* K slices as bf16_task's, multiples of the block's pairs too */
-            int64_t g = 16, blk = sx_wtype_of(W->type)->block, kpt = Kp / 2;
+            /* K slices as bf16_task's, whole blocks of the type too */
+            int64_t g = 16, blk = sx_wtype_of(W->type)->block;
             if (blk > 2 * g) g = (blk / 2 + 15) / 16 * 16;
-            int64_t nsl = (kpt + kk->kc - 1) / kk->kc;
-            bf16_cols_job Q = {
-                .job = J, .W = W, .nc = BF16_QNC, .kcs = ((kpt + nsl - 1) / nsl + g - 1) / g * g};
+            bf16_cols_job Q = {.job = J, .W = W, .nc = BF16_QNC, .kcs = kslice(kk, Kp / 2, g)};
             while (Q.nc > 32 && (N + Q.nc - 1) / Q.nc < BF16_QTASKS * sx_threads_count())
                 Q.nc -= 32;
             sx_parallel_for((N + Q.nc - 1) / Q.nc, 1, bf16_cols_task, &Q);

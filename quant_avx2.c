@@ -343,9 +343,7 @@ q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const u
             const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;
             const uint8_t *ap =
                 (const uint8_t *)x + (size_t)ai[i] * ldx + (size_t)b * SX_Q8_K_BYTES;
-            prefetch_l2(wp);
-            prefetch_l2(wp + 64);
-            prefetch_l2(wp + 128);
+            prefetch_q4_k(wp);
             uint64_t scb, mb;
             sx_q4_k_scales_mins(wp + 4, &scb, &mb);
             __m256i sc16 =

@@ -23,81 +23,9 @@ static inline __m512i cat256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* ---- dequantization (bit-identical to quant.c) ---- */
-static inline void i8x32_to_f32(float *y, __m256i q, __m512 d) {
-    __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
-    __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
-    _mm512_storeu_ps(y, _mm512_mul_ps(a, d));
-    _mm512_storeu_ps(y + 16, _mm512_mul_ps(b, d));
-}
-
-void sx_q8_0_to_f32_avx512(float *y, const void *x, int64_t n) {
-    const uint8_t *p = x;
-    for (int64_t b = 0; b < n / SX_QK; b++, p += SX_Q8_0_BYTES, y += SX_QK)
-        i8x32_to_f32(y, _mm256_loadu_si256((const __m256i *)(p + 2)), _mm512_set1_ps(f16at(p)));
-}
-
-void sx_q4_0_to_f32_avx512(float *y, const void *x, int64_t n) {
-    const uint8_t *p = x;
-    for (int64_t b = 0; b < n / SX_QK; b++, p += SX_Q4_0_BYTES, y += SX_QK)
-        i8x32_to_f32(y, _mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)),
-                     _mm512_set1_ps(f16at(p)));
-}
-
-void sx_q4_k_to_f32_avx512(float *y, const void *x, int64_t n) {
-    const uint8_t *p = x;
-    for (int64_t b = 0; b < n / SX_QKK; b++, p += SX_Q4_K_BYTES, y += SX_QKK) {
-        float d = f16at(p), dmin = f16at(p + 2);
-        for (int c = 0; c < 4; c++) {
-            __m256i nib[2];
-            q4k_chunk(p, c, nib);
-            for (int h = 0; h < 2; h++) {
-                int sc, m;
-                sx_q4_k_scale_min(p + 4, 2 * c + h, &sc, &m);
-                __m512 dl = _mm512_set1_ps(d * (float)sc), ml = _mm512_set1_ps(dmin * (float)m);
-                __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(nib[h])));
-                __m512 bb =
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(nib[h], 1)));
-                float *o = y + 64 * c + 32 * h;
-                _mm512_storeu_ps(o, _mm512_sub_ps(_mm512_mul_ps(dl, a), ml));
-                _mm512_storeu_ps(o + 16, _mm512_sub_ps(_mm512_mul_ps(dl, bb), ml));
-            }
-        }
-    }
-}
-
-/* ---- the BF16 GEMM's B panels straight from the codes (wtype.h: pack16) ----
- * Per block of 32 values and each of the 16 rows: dequantize into two zmm
- * (the arithmetic of the to_f32 kernels above), round to bfloat16, pair the
- * halves into 16 words of k pairs; then the 16 rows' words are transposed
- * into the panel. Bit-identical to to_f32 + sx_f32_to_bf16 + the transpose,
- * without the float row and the bfloat16 rows in between. The rounding is
- * vcvtne2ps2bf16 when the BF16 kernel in use has BF16 instructions: it
- * treats denormal inputs as zero, which dequantized values never are (each
- * is zero or an integer multiple of 2^-24); otherwise integer steps, as
- * sx_bf16_from_f32_avx512 (about 40% more packing time). */
-static inline __m512i bf16_round16(__m512 x) { /* in the low half of each lane */
-    __m512i u = _mm512_castps_si512(x), hi = _mm512_srli_epi32(u, 16);
-    __m512i r = _mm512_srli_epi32(
-        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                             _mm512_and_si512(hi, _mm512_set1_epi32(1)))),
-        16);
-    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
-}
-/* values 0..15 (a) and 16..31 (b) -> word j = bf16(v[2j]) | bf16(v[2j+1]) << 16 */
-static inline __m512i bf16_pairs_int(__m512 a, __m512 b) {
-    const __m512i even =
-        _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
-                         24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_epi16(bf16_round16(a), even, bf16_round16(b));
-}
-BF16I static inline __m512i bf16_pairs_bf16(__m512 a, __m512 b) {
-    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
-}
-
-/* the 32 values of block j (Q8_0, Q4_0) or sub-block j (Q4_K) of a row */
+/* ---- dequantization (bit-identical to quant.c) ----
+ * the 32 values of block j (Q8_0, Q4_0) or sub-block j (Q4_K) of a row, as
+ * two zmm (used by to_f32 and pack16) */
 static inline __attribute__((always_inline)) void q8_0_vals(const uint8_t *row, int64_t j,
                                                             __m512 *a, __m512 *b) {
     const uint8_t *p = row + j * SX_Q8_0_BYTES;
@@ -134,6 +62,51 @@ static inline __attribute__((always_inline)) void q4_k_vals(const uint8_t *row, 
     __m512 c1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(q1, lo4)));
     *a = _mm512_sub_ps(_mm512_mul_ps(dl, c0), ml);
     *b = _mm512_sub_ps(_mm512_mul_ps(dl, c1), ml);
+}
+
+/* n values (a multiple of the block) as floats, 32 at a time */
+#define TO_F32(name, VALS)                                                                         \
+    void name(float *y, const void *x, int64_t n) {                                                \
+        for (int64_t j = 0; j < n / 32; j++, y += 32) {                                            \
+            __m512 a, b;                                                                           \
+            VALS((const uint8_t *)x, j, &a, &b);                                                   \
+            _mm512_storeu_ps(y, a);                                                                \
+            _mm512_storeu_ps(y + 16, b);                                                           \
+        }                                                                                          \
+    }
+TO_F32(sx_q8_0_to_f32_avx512, q8_0_vals)
+TO_F32(sx_q4_0_to_f32_avx512, q4_0_vals)
+TO_F32(sx_q4_k_to_f32_avx512, q4_k_vals)
+
+/* ---- the BF16 GEMM's B panels straight from the codes (wtype.h: pack16) ----
+ * Per block of 32 values and each of the 16 rows: dequantize into two zmm
+ * (the to_f32 kernels' helpers above), round to bfloat16, pair the
+ * halves into 16 words of k pairs; then the 16 rows' words are transposed
+ * into the panel. Bit-identical to to_f32 + sx_f32_to_bf16 + the transpose,
+ * without the float row and the bfloat16 rows in between. The rounding is
+ * vcvtne2ps2bf16 when the BF16 kernel in use has BF16 instructions: it
+ * treats denormal inputs as zero, which dequantized values never are (each
+ * is zero or an integer multiple of 2^-24); otherwise integer steps, as
+ * sx_bf16_from_f32_avx512 (about 40% more packing time). */
+static inline __m512i bf16_round16(__m512 x) { /* in the low half of each lane */
+    __m512i u = _mm512_castps_si512(x), hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                             _mm512_and_si512(hi, _mm512_set1_epi32(1)))),
+        16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+}
+/* values 0..15 (a) and 16..31 (b) -> word j = bf16(v[2j]) | bf16(v[2j+1]) << 16 */
+static inline __m512i bf16_pairs_int(__m512 a, __m512 b) {
+    const __m512i even =
+        _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
+                         24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_epi16(bf16_round16(a), even, bf16_round16(b));
+}
+BF16I static inline __m512i bf16_pairs_bf16(__m512 a, __m512 b) {
+    return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
 /* d[16 j + n] = word j of row n, j < K / 2: 16 words of each row per step */
@@ -818,8 +791,7 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
  * accumulators (one FMA each, no horizontal sum per super-block); the lanes
  * are summed once per pass. A float order of its own, like the Q8_0/Q4_0
  * kernels (bounded against quant.c in the tests). The weights are
- * prefetched QPF_BYTES ahead, 3 lines per super-block (144 bytes span at
- * most 4 lines; the 4th is the next block's first). */
+ * prefetched QPF_BYTES ahead (prefetch_q4_k). */
 #define GEMV_Q4K(fname, MADD, ATTR)                                                                \
     Q4K_SUPER(fname, MADD, ATTR)                                                                   \
     ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
@@ -835,9 +807,7 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
                 const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
                 const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
-                prefetch_l2(wp);                                                                   \
-                prefetch_l2(wp + 64);                                                              \
-                prefetch_l2(wp + 128);                                                             \
+                prefetch_q4_k(wp);                                                                 \
                 __m128i mv;                                                                        \
                 __m512i e = fname##_super(wp, ap, &mv);                                            \
                 int32_t f; /* (d, dmin) */                                                         \

@@ -83,6 +83,14 @@ static inline __attribute__((always_inline)) void prefetch_l2(const void *p) {
     _mm_prefetch((const char *)p + QPF_BYTES, _MM_HINT_T1);
 }
 
+/* the lines of one Q4_K super-block at p (144 bytes), QPF_BYTES ahead: a
+ * 4th line it may touch is the next block's first */
+static inline __attribute__((always_inline)) void prefetch_q4_k(const uint8_t *p) {
+    prefetch_l2(p);
+    prefetch_l2(p + 64);
+    prefetch_l2(p + 128);
+}
+
 /* The pairs of one GEMV pass: weight row n against each of the m activation
  * rows. Fills the rows, activation indices and output columns; returns the
  * count (m). One weight row per pass, also for m == 1: the rows of W are
