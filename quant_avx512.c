@@ -586,7 +586,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         const int NW, const int NA, const int Q4, float *y, int64_t ldy, const void *x,            \
         size_t ldx, const uint8_t *const *wr, const int64_t n, int64_t nb, int64_t ng,             \
         const float *const *ws, const float *const *da, const int16_t *const *cs,                  \
-        const int8_t *const *ac, const int8_t *const *ah, const float *bias) {                     \
+        const int8_t *const *ac, const int8_t *const *ah, const float *bias, size_t pfd) {         \
         const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;                                      \
         const __m512i idx0 =                                                                       \
             Q4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)                 \
@@ -599,6 +599,9 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         float sv[MAXR * MAXR][16] __attribute__((aligned(64)));                                    \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
+            if (pfd) /* the same window of the next tile's rows, from memory into L2 */            \
+                _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                               \
+                    prefetch_window(wr[i] + (size_t)b0 * wb + pfd, Q4);                            \
             _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                   \
                 _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++)                               \
                     _mm512_store_ps(sv[i * NA + r], _mm512_mul_ps(_mm512_loadu_ps(ws[i] + b0),     \
@@ -687,12 +690,19 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
             float *yr = y + (int64_t)r0 * ldy;                                                     \
             for (int64_t n = n0; n < n1;) {                                                        \
                 int nw = n1 - n >= MAXR ? MAXR : 1;                                                \
+                /* first group of activation rows (the weights come from memory): prefetch the     \
+                 * next tile's rows while multiplying these (later groups find them in L2) */      \
+                size_t pfd = r0 == 0 && n + 2 * MAXR <= n1 ? (size_t)nw * ldw : 0;                 \
                 const uint8_t *wr[MAXR];                                                           \
                 for (int i = 0; i < nw; i++) {                                                     \
                     wr[i] = (const uint8_t *)w + (size_t)(n + i) * ldw;                            \
-                    for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr[i] + (size_t)b * wb, 2);     \
+                    /* the block scales as floats: full windows by whole-vector loads */           \
+                    int64_t bf = nb / 16 * 16;                                                     \
+                    for (int64_t b = 0; b < bf; b += 16)                                           \
+                        _mm512_storeu_ps(wsw[i] + b, win_scales(wr[i] + (size_t)b * wb, Q4));      \
+                    for (int64_t b = bf; b < nb; b++) memcpy(&h[b], wr[i] + (size_t)b * wb, 2);    \
                     for (int64_t b = nb; b < nbp; b++) h[b] = 0;                                   \
-                    for (int64_t b = 0; b < nbp; b += 16)                                          \
+                    for (int64_t b = bf; b < nbp; b += 16)                                         \
                         _mm512_storeu_ps(wsw[i] + b, _mm512_cvtph_ps(_mm256_loadu_si256(           \
                                                          (const __m256i *)(h + b))));              \
                 }                                                                                  \
@@ -705,7 +715,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         }                                                                                          \
     }
 #define QT_CALL(fname, NW, NA, Q)                                                                  \
-    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, cs, ac, ah, bias)
+    fname##_tile(NW, NA, Q, yr, ldy, xr0, ldx, wr, n, nb, ng, ws, da, cs, ac, ah, bias, pfd)
 #define QT_CASES(fname, NW, base)                                                                  \
     case base + 0: QT_CALL(fname, NW, 1, 0); break;                                                \
     case base + 1: QT_CALL(fname, NW, 1, 1); break;                                                \
