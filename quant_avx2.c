@@ -185,7 +185,8 @@ static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
     }
 }
 
-/* block scales of weight row wr times the activations', into s[nbp] */
+/* block scales of weight row wr times the activations', into s[nbp] (Q4_0; the
+ * Q8_0 pass forms each block's product where it multiplies the block) */
 static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t wb, int64_t nb,
                               int64_t nbp, const float *da) {
     for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
@@ -196,10 +197,17 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
                                        _mm256_loadu_ps(da + b)));
 }
 
-/* NR (weight row, activation row) pairs; NR and Q4 are constants at each call */
+/* NR (weight row, activation row) pairs; NR and Q4 are constants at each call.
+ * Q4_0 takes the scale products from sc (row_scales); Q8_0 forms each block's
+ * (weight scale x activation scale, the same float product) where it multiplies
+ * the block: copying a row's scales out in a pass of their own was the row's
+ * first touch, a stall on memory per line (AMD Zen 4, K = 13824: half the Q8_0
+ * GEMV's time; Q4_0, two blocks per step, was slower with the products formed
+ * in the pass). */
 static inline __attribute__((always_inline)) void
 q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,
          const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, float *const *sc,
+         const float *const *da,
          const int8_t *const *ac, const int8_t *const *al, const int8_t *const *ah,
          const int32_t *const *cc, const float *bias) {
     const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;
@@ -242,10 +250,11 @@ q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_
         for (; b < nb; b++) {
             prefetch_l2(wr[0] + (size_t)b * wb);
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
-                __m256i d = dot32(_mm256_loadu_si256((const __m256i *)(wr[i] + (size_t)b * wb + 2)),
+                const uint8_t *wp = wr[i] + (size_t)b * wb;
+                __m256i d = dot32(_mm256_loadu_si256((const __m256i *)(wp + 2)),
                                   _mm256_loadu_si256((const __m256i *)(ac[ai[i]] + b * 32)));
-                acc[i] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_broadcast_ss(sc[i] + b), acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d),
+                                         _mm256_set1_ps(f16at(wp) * da[ai[i]][b]), acc[i]);
             }
         }
     }
@@ -285,10 +294,10 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
     uint16_t *h = (uint16_t *)(scr + rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp));
     for (int64_t n = n0; n < n1; n++) {
         const uint8_t *wr[MAXR];
-        int ai[MAXR];
+        int ai[MAXR] = {0};
         int64_t col[MAXR];
         int nr = q_pairs(m, n, w, ldw, wr, ai, col);
-        for (int i = 0; i < nr; i++) {
+        for (int i = 0; i < nr && Q4; i++) {
             if (i == 0) {
                 row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);
             } else { /* the same weight row: the scales of activation row i */
@@ -299,7 +308,7 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
                                       _mm256_loadu_ps(da[i] + b)));
             }
         }
-#define PASS(NR, Q) q32_pass(NR, Q, y, ldy, x, ldx, wr, ai, col, nb, sc, ac, al, ah, cc, bias)
+#define PASS(NR, Q) q32_pass(NR, Q, y, ldy, x, ldx, wr, ai, col, nb, sc, da, ac, al, ah, cc, bias)
         switch (nr * 2 + (Q4 != 0)) {
         case 8: PASS(4, 0); break;
         case 9: PASS(4, 1); break;
