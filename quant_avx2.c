@@ -207,9 +207,8 @@ static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t w
 static inline __attribute__((always_inline)) void
 q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,
          const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, float *const *sc,
-         const float *const *da,
-         const int8_t *const *ac, const int8_t *const *al, const int8_t *const *ah,
-         const int32_t *const *cc, const float *bias) {
+         const float *const *da, const int8_t *const *ac, const int8_t *const *al,
+         const int8_t *const *ah, const int32_t *const *cc, const float *bias) {
     const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;
     const __m256i idx2 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256 acc[MAXR];

@@ -599,7 +599,7 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
         float sv[MAXR * MAXR][16] __attribute__((aligned(64)));                                    \
         for (int64_t b0 = 0; b0 < nb; b0 += 16) {                                                  \
             int cnt = nb - b0 < 16 ? (int)(nb - b0) : 16;                                          \
-            if (pfd) /* the next tile's rows into L2 (this window's lines there, + QPF_BYTES) */ \
+            if (pfd) /* the next tile's rows into L2 (this window's lines there, + QPF_BYTES) */   \
                 _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                               \
                     prefetch_window(wr[i] + (size_t)b0 * wb + pfd, Q4);                            \
             _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)                                   \
