@@ -457,7 +457,7 @@ int sx_set_quant_rows_max(int64_t m) {
  * AVX-512 tiles (a `rows` kernel) win or tie at every M up to 600, the GEMV
  * on groups of 4 rows (paths without one) up to M = 64; against the BF16
  * kernel (2x the F32 GEMM), converting per call in K slices, up to the
- * type's bf16_rows_max (Q8_0 10, Q4_0 20, Q4_K 16: AMD Zen 4, 1 and 2
+ * type's bf16_rows_max (Q8_0 10, Q4_0 20, Q4_K 24: AMD Zen 4, 1 and 2
  * threads, [5120 x 5120] and [13824 x 5120]). */
 static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
     if (!wt->quantized || M > INT_MAX) return 0;

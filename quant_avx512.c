@@ -763,51 +763,59 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
     }
 }
 
-/* The integer parts of one super-block (weights wp, prepared activations
- * ap): the int32 lanes whose sum is isum, and the 4 of msum. The four
- * products of a super-block go to two accumulators (no long chain). */
-#define Q4K_SUPER(fname, MADD, ATTR)                                                               \
+/* The integer parts of one super-block: q4k_dec splits the weights wp into
+ * the codes of the four zmm chunks and their sub-blocks' scales (int16 lanes)
+ * and mins, once per weight row and super-block; fname##_dot meets them with
+ * one prepared activation row ap: the int32 lanes whose sum is isum (return)
+ * and the 4 of msum. The four products of a super-block go to two
+ * accumulators (no long chain). */
+typedef struct {
+    __m512i q[4], s[4]; /* chunk k's codes; its sub-blocks' scales per int16 lane */
+    __m128i m16;        /* the 8 mins */
+} q4k_dec_t;
+static inline __attribute__((always_inline)) void q4k_dec(const uint8_t *wp, q4k_dec_t *d) {
+    const __m512i lo4 = _mm512_set1_epi8(15);
+    /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */
+    const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));
+    const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));
+    const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));
+    const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));
+    uint64_t scb, mb;
+    sx_q4_k_scales_mins(wp + 4, &scb, &mb);
+    __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));
+    d->m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));
+    __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);
+    d->q[0] = _mm512_and_si512(v0, lo4);
+    d->q[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);
+    d->q[2] = _mm512_and_si512(v1, lo4);
+    d->q[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);
+    d->s[0] = _mm512_permutexvar_epi16(sel0, sc16);
+    d->s[1] = _mm512_permutexvar_epi16(sel1, sc16);
+    d->s[2] = _mm512_permutexvar_epi16(sel2, sc16);
+    d->s[3] = _mm512_permutexvar_epi16(sel3, sc16);
+}
+#define Q4K_DOT(fname, MADD, ATTR)                                                                 \
     ATTR static inline __attribute__((always_inline))                                              \
-    __m512i fname##_super(const uint8_t *wp, const uint8_t *ap, __m128i *msum) {                   \
-        const __m512i lo4 = _mm512_set1_epi8(15);                                                  \
-        /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */         \
-        const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));                   \
-        const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));                   \
-        const __m512i sel2 = cat256(_mm256_set1_epi16(4), _mm256_set1_epi16(6));                   \
-        const __m512i sel3 = cat256(_mm256_set1_epi16(5), _mm256_set1_epi16(7));                   \
-        uint64_t scb, mb;                                                                          \
-        sx_q4_k_scales_mins(wp + 4, &scb, &mb);                                                    \
-        __m512i sc16 =                                                                             \
-            _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));          \
-        __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));                         \
-        __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);                \
-        __m512i q0 = _mm512_and_si512(v0, lo4);                                                    \
-        __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);                              \
-        __m512i q2 = _mm512_and_si512(v1, lo4);                                                    \
-        __m512i q3 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);                              \
-        __m512i e0 =                                                                               \
-            MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q0, _mm512_loadu_si512(ap)),         \
-                 _mm512_permutexvar_epi16(sel0, sc16));                                            \
-        __m512i e1 =                                                                               \
-            MADD(_mm512_setzero_si512(), _mm512_maddubs_epi16(q1, _mm512_loadu_si512(ap + 64)),    \
-                 _mm512_permutexvar_epi16(sel1, sc16));                                            \
-        e0 = MADD(e0, _mm512_maddubs_epi16(q2, _mm512_loadu_si512(ap + 128)),                      \
-                  _mm512_permutexvar_epi16(sel2, sc16));                                           \
-        e1 = MADD(e1, _mm512_maddubs_epi16(q3, _mm512_loadu_si512(ap + 192)),                      \
-                  _mm512_permutexvar_epi16(sel3, sc16));                                           \
-        *msum = _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)(ap + 256)));                 \
+    __m512i fname##_dot(const q4k_dec_t *d, const uint8_t *ap, __m128i *msum) {                    \
+        __m512i e0 = MADD(_mm512_setzero_si512(),                                                  \
+                          _mm512_maddubs_epi16(d->q[0], _mm512_loadu_si512(ap)), d->s[0]);         \
+        __m512i e1 = MADD(_mm512_setzero_si512(),                                                  \
+                          _mm512_maddubs_epi16(d->q[1], _mm512_loadu_si512(ap + 64)), d->s[1]);    \
+        e0 = MADD(e0, _mm512_maddubs_epi16(d->q[2], _mm512_loadu_si512(ap + 128)), d->s[2]);       \
+        e1 = MADD(e1, _mm512_maddubs_epi16(d->q[3], _mm512_loadu_si512(ap + 192)), d->s[3]);       \
+        *msum = _mm_madd_epi16(d->m16, _mm_loadu_si128((const __m128i *)(ap + 256)));              \
         return _mm512_add_epi32(e0, e1);                                                           \
     }
 
 /* One pass of NR pairs (one weight row against NR activation rows), as the
- * Q8_0/Q4_0 passes. Per super-block the int32 lanes of isum and msum become
+ * Q8_0/Q4_0 passes; the weight row's super-blocks decoded once for the NR. Per super-block the int32 lanes of isum and msum become
  * floats and are multiplied by da * d and da * dmin into two vector
  * accumulators (one FMA each, no horizontal sum per super-block); the lanes
  * are summed once per pass. A float order of its own, like the Q8_0/Q4_0
  * kernels (bounded against quant.c in the tests). The weights are
  * prefetched QPF_BYTES ahead (prefetch_q4_k). */
 #define GEMV_Q4K(fname, MADD, ATTR)                                                                \
-    Q4K_SUPER(fname, MADD, ATTR)                                                                   \
+    Q4K_DOT(fname, MADD, ATTR)                                                                     \
     ATTR static inline __attribute__((always_inline)) void fname##_pass(                           \
         const int NR, float *y, int64_t ldy, const uint8_t *const *wr, const uint8_t *const *ar,   \
         const int *ai, const int64_t *col, int64_t nb, const float *bias) {                        \
@@ -818,14 +826,17 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
             accm[i] = _mm_setzero_ps();                                                            \
         }                                                                                          \
         for (int64_t b = 0; b < nb; b++) {                                                         \
+            /* the pairs share one weight row (q_pairs): decoded once */                           \
+            const uint8_t *wp = wr[0] + (size_t)b * SX_Q4_K_BYTES;                                 \
+            prefetch_q4_k(wp);                                                                     \
+            q4k_dec_t dec;                                                                         \
+            q4k_dec(wp, &dec);                                                                     \
+            int32_t f; /* (d, dmin) */                                                             \
+            memcpy(&f, wp, 4);                                                                     \
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {                                 \
-                const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;                             \
                 const uint8_t *ap = ar[NR == 1 ? 0 : ai[i]] + (size_t)b * Q4K_PREP;                \
-                prefetch_q4_k(wp);                                                                 \
                 __m128i mv;                                                                        \
-                __m512i e = fname##_super(wp, ap, &mv);                                            \
-                int32_t f; /* (d, dmin) */                                                         \
-                memcpy(&f, wp, 4);                                                                 \
+                __m512i e = fname##_dot(&dec, ap, &mv);                                            \
                 __m128 dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(f)),                         \
                                        _mm_broadcast_ss((const float *)(ap + 272)));               \
                 acc[i] =                                                                           \

@@ -125,7 +125,7 @@ static const sx_wtype table[] = {
      .quantized = 1,
      .act_type = SX_Q8_K,
      .storage = 1,
-     .bf16_rows_max = 16,
+     .bf16_rows_max = 24,
      .k = {[SX_SIMD_SCALAR] = {sx_q4_k_to_f32, sx_q4_k_from_f32, sx_gemv_q4_k_scalar, NULL},
            [SX_SIMD_AVX2] = {X86(sx_q4_k_to_f32_avx2), NULL, X86(sx_gemv_q4_k_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_q4_k_to_f32_avx512), NULL, X86(sx_gemv_q4_k_avx512), NULL,
