@@ -339,7 +339,7 @@ void sx_gemv_q4_0_avx2(float *y, int64_t ldy, const void *x, size_t ldx, int m, 
  * are multiplied by da * d and da * dmin into two vector accumulators,
  * summed once per pass (a float order of its own, bounded against quant.c
  * in the tests). Weights prefetched as in the AVX-512 kernel. One weight row
- * per pass (q_pairs). */
+ * per pass (q_pairs), its super-blocks' scales unpacked once for the NR pairs. */
 static inline __attribute__((always_inline)) void
 q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const uint8_t *const *wr,
          const int *ai, const int64_t *col, int64_t nb, const float *bias) {
@@ -347,18 +347,22 @@ q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const u
     __m256 acc[MAXR], accm[MAXR];
     _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) acc[i] = accm[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
+        /* the pairs share one weight row (q_pairs): its scales and mins unpacked once */
+        const uint8_t *wp = wr[0] + (size_t)b * SX_Q4_K_BYTES;
+        prefetch_q4_k(wp);
+        uint64_t scb, mb;
+        sx_q4_k_scales_mins(wp + 4, &scb, &mb);
+        const __m256i sc16 =
+            _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));
+        const __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));
+        const __m256i mexp =
+            _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+        int32_t f; /* (d, dmin) */
+        memcpy(&f, wp, 4);
+        const __m128 dmw = _mm_cvtph_ps(_mm_cvtsi32_si128(f));
         _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
-            const uint8_t *wp = wr[i] + (size_t)b * SX_Q4_K_BYTES;
             const uint8_t *ap =
                 (const uint8_t *)x + (size_t)ai[i] * ldx + (size_t)b * SX_Q8_K_BYTES;
-            prefetch_q4_k(wp);
-            uint64_t scb, mb;
-            sx_q4_k_scales_mins(wp + 4, &scb, &mb);
-            __m256i sc16 =
-                _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));
-            __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));
-            __m256i mexp =
-                _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
             __m256i e0 = _mm256_setzero_si256(), e1 = _mm256_setzero_si256();
             for (int c = 0; c < 4; c++) {
                 __m256i qv = _mm256_loadu_si256((const __m256i *)(wp + 16 + 32 * c));
@@ -380,10 +384,7 @@ q4k_pass(const int NR, float *y, int64_t ldy, const void *x, size_t ldx, const u
                             sh));
             }
             __m256i bs = _mm256_loadu_si256((const __m256i *)(ap + 4 + SX_QKK));
-            int32_t f; /* (d, dmin) */
-            memcpy(&f, wp, 4);
-            __m128 dm =
-                _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(f)), _mm_broadcast_ss((const float *)ap));
+            __m128 dm = _mm_mul_ps(dmw, _mm_broadcast_ss((const float *)ap));
             acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(e0, e1)),
                                      _mm256_broadcastss_ps(dm), acc[i]);
             accm[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mexp)),
