@@ -808,10 +808,11 @@ static inline __attribute__((always_inline)) void q4k_dec(const uint8_t *wp, q4k
     }
 
 /* One pass of NR pairs (one weight row against NR activation rows), as the
- * Q8_0/Q4_0 passes; the weight row's super-blocks decoded once for the NR. Per super-block the int32 lanes of isum and msum become
- * floats and are multiplied by da * d and da * dmin into two vector
- * accumulators (one FMA each, no horizontal sum per super-block); the lanes
- * are summed once per pass. A float order of its own, like the Q8_0/Q4_0
+ * Q8_0/Q4_0 passes; the weight row's super-blocks are decoded once for the
+ * NR. Per super-block the int32 lanes of isum and msum become floats and are
+ * multiplied by da * d and da * dmin into two vector accumulators (one FMA
+ * each, no horizontal sum per super-block); the lanes are summed once per
+ * pass. A float order of its own, like the Q8_0/Q4_0
  * kernels (bounded against quant.c in the tests). The weights are
  * prefetched QPF_BYTES ahead (prefetch_q4_k). */
 #define GEMV_Q4K(fname, MADD, ATTR)                                                                \
