@@ -248,12 +248,12 @@ q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_
     } else {
         for (; b < nb; b++) {
             prefetch_l2(wr[0] + (size_t)b * wb);
+            const float ws = f16at(wr[0] + (size_t)b * wb); /* (one weight row: q_pairs) */
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
-                const uint8_t *wp = wr[i] + (size_t)b * wb;
-                __m256i d = dot32(_mm256_loadu_si256((const __m256i *)(wp + 2)),
+                __m256i d = dot32(_mm256_loadu_si256((const __m256i *)(wr[i] + (size_t)b * wb + 2)),
                                   _mm256_loadu_si256((const __m256i *)(ac[ai[i]] + b * 32)));
-                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d),
-                                         _mm256_set1_ps(f16at(wp) * da[ai[i]][b]), acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(ws * da[ai[i]][b]),
+                                         acc[i]);
             }
         }
     }
@@ -296,7 +296,7 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
         int ai[MAXR] = {0};
         int64_t col[MAXR];
         int nr = q_pairs(m, n, w, ldw, wr, ai, col);
-        for (int i = 0; i < nr && Q4; i++) {
+        for (int i = 0; i < (Q4 ? nr : 0); i++) { /* Q4_0's scale products (row_scales) */
             if (i == 0) {
                 row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);
             } else { /* the same weight row: the scales of activation row i */
