@@ -177,4 +177,44 @@ static void layernorm_row(float *y, const float *x, const float *w, const float 
     }
 }
 
+/* Attention's weighted sum of value rows for one query (sx_kernels.values_row):
+ * VALUES_VB vectors of o at a time stay in registers while all n rows stream
+ * past (one multiply and one add per element and row, in key order: the
+ * scalar loop's bytes); dims past the last whole vector column by column. */
+#define VALUES_VB 8
+static inline __attribute__((always_inline)) void
+values_cols(float *o, const float *p, int64_t n, const float *v, int64_t ldv, const int nv) {
+    V acc[VALUES_VB];
+#pragma GCC unroll 8
+    for (int c = 0; c < nv; c++) acc[c] = V_SET1(0.0f);
+    for (int64_t j = 0; j < n; j++) {
+        const V pj = V_SET1(p[j]);
+        const float *vj = v + j * ldv;
+#pragma GCC unroll 8
+        for (int c = 0; c < nv; c++) acc[c] = V_ADD(acc[c], V_MUL(pj, V_LOAD(vj + VL * c)));
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < nv; c++) V_STORE(o + VL * c, acc[c]);
+}
+static void values_row(float *o, const float *p, int64_t n, const float *v, int64_t ldv, int D) {
+    int d0 = 0;
+    for (; D - d0 >= VALUES_VB * VL; d0 += VALUES_VB * VL)
+        values_cols(o + d0, p, n, v + d0, ldv, VALUES_VB);
+    switch ((D - d0) / VL) { /* constant vector counts: the accumulators stay in registers */
+    case 7: values_cols(o + d0, p, n, v + d0, ldv, 7); break;
+    case 6: values_cols(o + d0, p, n, v + d0, ldv, 6); break;
+    case 5: values_cols(o + d0, p, n, v + d0, ldv, 5); break;
+    case 4: values_cols(o + d0, p, n, v + d0, ldv, 4); break;
+    case 3: values_cols(o + d0, p, n, v + d0, ldv, 3); break;
+    case 2: values_cols(o + d0, p, n, v + d0, ldv, 2); break;
+    case 1: values_cols(o + d0, p, n, v + d0, ldv, 1); break;
+    default: break;
+    }
+    for (int d = d0 + (D - d0) / VL * VL; d < D; d++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < n; j++) s = s + p[j] * v[j * ldv + d];
+        o[d] = s;
+    }
+}
+
 #endif

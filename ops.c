@@ -148,6 +148,16 @@ static void layernorm_row_scalar(float *y, const float *x, const float *w, const
     }
 }
 
+static void values_row_scalar(float *o, const float *p, int64_t n, const float *v, int64_t ldv,
+                              int D) {
+    for (int d = 0; d < D; d++) o[d] = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        const float *vj = v + j * ldv;
+        float pj = p[j];
+        for (int d = 0; d < D; d++) o[d] = o[d] + pj * vj[d];
+    }
+}
+
 const sx_kernels sx_kernels_scalar = {.name = "scalar",
                                       .layernorm_row = layernorm_row_scalar,
                                       .act_row = act_row_scalar,
@@ -157,7 +167,8 @@ const sx_kernels sx_kernels_scalar = {.name = "scalar",
                                       .mr = SC_MR,
                                       .nr = SC_NR,
                                       .ukr = ukr_scalar,
-                                      .softmax_row = softmax_row_scalar};
+                                      .softmax_row = softmax_row_scalar,
+                                      .values_row = values_row_scalar};
 
 /* Vector conversions of aligned F16/BF16 arrays (the current path's). */
 void sx_f16_to_f32_n(float *y, const uint16_t *x, int64_t n) {

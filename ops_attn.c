@@ -209,26 +209,15 @@ static void attn_tile_task(void *ctx, int64_t b, int64_t e, int tid) {
 
 /* ---- the direct path for a few queries ---- */
 /* o[i] = sum_j p[i][j] v[j] for i < nq over the nk value rows (ldv apart),
- * summed in key order: each value row is read once, in place, for all
- * queries (a matrix product with the values as a transposed weight would
- * copy them into panels first). One row at a time, whole, in address order
- * (rows of one head are adjacent in the LLM's KV cache: one stream); runs
- * of 16 dims in a fixed-length loop that the compiler vectorizes. */
-static inline void axpy16(float *restrict o, const float *restrict v, float p) {
-    for (int d = 0; d < 16; d++) o[d] = o[d] + p * v[d];
-}
+ * summed in key order: each value row is read in place (a matrix product
+ * with the values as a transposed weight would copy them into panels
+ * first), the rows of one head in address order (adjacent in the LLM's KV
+ * cache: one stream); the row kernel of the current set, query by query
+ * (a head's values stay in L2 for the next query). */
 static void values_direct(float *o, int64_t ldo, const float *p, int64_t nq, int64_t nk,
                           const float *v, int64_t ldv, int D) {
-    int D16 = D / 16 * 16;
-    for (int64_t i = 0; i < nq; i++) memset(o + i * ldo, 0, sizeof(float) * (size_t)D);
-    for (int64_t j = 0; j < nk; j++) {
-        const float *vj = v + j * ldv;
-        for (int64_t i = 0; i < nq; i++) {
-            float *oi = o + i * ldo, pj = p[i * nk + j];
-            for (int d0 = 0; d0 < D16; d0 += 16) axpy16(oi + d0, vj + d0, pj);
-            for (int d = D16; d < D; d++) oi[d] = oi[d] + pj * vj[d];
-        }
-    }
+    const sx_kernels *kk = sx_kernels_cur();
+    for (int64_t i = 0; i < nq; i++) kk->values_row(o + i * ldo, p + i * nk, nk, v, ldv, D);
 }
 
 static void attn_direct_task(void *ctx, int64_t b, int64_t e, int tid) {

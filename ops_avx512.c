@@ -279,7 +279,8 @@ const sx_kernels sx_kernels_avx512 = {.name = "avx512",
                                       .act_row = act_row,
                                       .epilogue_row = epilogue_row,
                                       .pack_a = pack_a,
-                                      .layernorm_row = layernorm_row};
+                                      .layernorm_row = layernorm_row,
+                                      .values_row = values_row};
 
 /* ---- BF16 GEMM on float32 FMAs (AVX-512 CPUs without AVX512_BF16) ----
  * A in float32 panels (a[j][r][2], widened bfloat16), B in the tile layout:

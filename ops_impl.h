@@ -55,6 +55,11 @@ typedef struct sx_kernels {
      * row of sx_layernorm (statistics in double) */
     void (*layernorm_row)(float *y, const float *x, const float *w, const float *b, int64_t dim,
                           float eps);
+    /* o[d] = sum_j p[j] v[j * ldv + d] for d < D over the n value rows, in
+     * key order, each product then added (0 + p[0] v[0] + p[1] v[1] ...):
+     * the weighted sum of one query in attention's direct path, every value
+     * row read once, in place; the bytes of the scalar loop on every set */
+    void (*values_row)(float *o, const float *p, int64_t n, const float *v, int64_t ldv, int D);
 } sx_kernels;
 
 /* ---- the BF16 GEMM (compute type BF16: matmul inputs rounded to

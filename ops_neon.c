@@ -423,4 +423,5 @@ const sx_kernels sx_kernels_neon = {.name = "neon",
                                     .act_row = act_row,
                                     .epilogue_row = epilogue_row,
                                     .pack_a = pack_a,
-                                    .layernorm_row = layernorm_row};
+                                    .layernorm_row = layernorm_row,
+                                    .values_row = values_row};

@@ -2,6 +2,7 @@
  * (tests/fixtures/ops/ops.gguf, made by scripts/fixtures_ops.py), every SIMD
  * path against the scalar reference, and thread-count determinism. */
 #include "test.h"
+#include "ops_impl.h"
 
 static sx_gguf *G;
 static int levels[4], n_levels;
@@ -209,6 +210,43 @@ static void test_attention_flash(void) {
         free(q), free(k), free(v), free(ref), free(o1), free(o2);
     }
     sx_threads_init(nt);
+}
+
+/* The direct path's weighted sum of value rows (sx_kernels.values_row): on
+ * every SIMD path the same bytes as the scalar loop, for head_dims around the
+ * register blocks (whole, partial and no vectors), one to 600 rows with a
+ * stride wider than the row, and against a double-precision sum. */
+static void test_values_row(void) {
+    static const int Ds[] = {1, 5, 16, 25, 64, 104, 128, 136, 200, 512};
+    static const int64_t ns[] = {1, 3, 600};
+    const int64_t ldv = 520;
+    float *v = malloc(sizeof(float) * 600 * ldv), *p = malloc(sizeof(float) * 600);
+    float o_s[512], o_v[512];
+    sx_rand_uniform(v, 600 * ldv, 71, -1, 1);
+    sx_rand_uniform(p, 600, 72, 0, 1);
+    for (size_t di = 0; di < sizeof Ds / sizeof Ds[0]; di++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            int D = Ds[di];
+            int64_t n = ns[ni];
+            sx_simd_set(SX_SIMD_SCALAR);
+            sx_kernels_cur()->values_row(o_s, p, n, v + 3, ldv, D);
+            double worst = 0;
+            for (int d = 0; d < D; d++) {
+                double r = 0;
+                for (int64_t j = 0; j < n; j++) r += (double)p[j] * v[3 + j * ldv + d];
+                double e = fabs(o_s[d] - r) / (fabs(r) + 1e-3);
+                if (e > worst) worst = e;
+            }
+            CHECKF(worst < 1e-4, "values_row scalar D=%d n=%lld vs double: %.3g", D, (long long)n,
+                   worst);
+            FOR_LEVELS({
+                memset(o_v, 0xff, sizeof o_v);
+                sx_kernels_cur()->values_row(o_v, p, n, v + 3, ldv, D);
+                CHECKF(!memcmp(o_v, o_s, sizeof(float) * D), "values_row %s D=%d n=%lld vs scalar",
+                       lvl, D, (long long)n);
+            })
+        }
+    free(v), free(p);
 }
 
 static void test_norms_vs_torch(void) {
@@ -886,6 +924,7 @@ int main(void) {
     RUN(test_matmul_transposed);
     RUN(test_attention_vs_torch);
     RUN(test_attention_flash);
+    RUN(test_values_row);
     RUN(test_norms_vs_torch);
     RUN(test_activations_vs_torch);
     RUN(test_activations_simd);
