@@ -155,15 +155,15 @@ void sx_q8_k_from_f32_avx2(void *yv, const float *x, int64_t n) {
 /* ---- GEMV ----
  * As in quant_avx512.c: each activation row is rearranged once per call into
  * per-thread scratch (float block scales; for Q4_0 the codes of two blocks
- * in the nibbles' order and, per 4-byte lane, -8 * the sum of its codes),
- * the block scales of each weight row are multiplied by the activations'
- * 16 at a time before the row is streamed, and each weight row serves all
- * the activation rows of the call (q_pairs: the matrix is one stream). */
+ * in the nibbles' order and, per 4-byte lane and per block, -8 * the sum of
+ * its codes), and each weight row serves all the activation rows of the call
+ * (q_pairs: the matrix is one stream). */
 /* Q8_0 activation row -> da[nbp] (zero-padded), codes [nb*32]; for Q4_0
  * weights also pairs of blocks p: lo[p] = values 0..15 of blocks 2p, 2p+1,
- * hi[p] = values 16..31, corrections [8] (-8 * (lo + hi lane sums)) */
+ * hi[p] = values 16..31, corrections [8] (-8 * (lo + hi lane sums)), and the
+ * corrections of whole blocks cb[b] (-8 * the block's sum) */
 static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8_t *a, int8_t *lo,
-                      int8_t *hi, int32_t *c, int Q4) {
+                      int8_t *hi, int32_t *c, int32_t *cb, int Q4) {
     for (int64_t b = 0; b < nbp; b++) da[b] = b < nb ? f16at(x + b * SX_Q8_0_BYTES) : 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *q = x + b * SX_Q8_0_BYTES + 2;
@@ -181,34 +181,73 @@ static void prep_q8_0(const uint8_t *x, int64_t nb, int64_t nbp, float *da, int8
             __m256i sum = _mm256_add_epi32(lane_sums(l), lane_sums(h));
             _mm256_storeu_si256((__m256i *)(c + p * 8),
                                 _mm256_mullo_epi32(sum, _mm256_set1_epi32(-8)));
+            for (int k = 0; k < 2; k++)
+                cb[2 * p + k] = c[p * 8 + 4 * k] + c[p * 8 + 4 * k + 1] + c[p * 8 + 4 * k + 2] +
+                                c[p * 8 + 4 * k + 3];
         }
     }
 }
 
-/* block scales of weight row wr times the activations', into s[nbp] (Q4_0; the
- * Q8_0 pass forms each block's product where it multiplies the block) */
+/* block scales of weight row wr times the activations', into s[b] for the
+ * blocks past the last 8 (Q4_0; q32_pass forms the others' products) */
 static inline void row_scales(float *s, uint16_t *h, const uint8_t *wr, size_t wb, int64_t nb,
                               int64_t nbp, const float *da) {
-    for (int64_t b = 0; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
+    for (int64_t b = nb / 8 * 8; b < nb; b++) memcpy(&h[b], wr + (size_t)b * wb, 2);
     for (int64_t b = nb; b < nbp; b++) h[b] = 0;
-    for (int64_t b = 0; b < nbp; b += 8)
+    for (int64_t b = nb / 8 * 8; b < nbp; b += 8)
         _mm256_storeu_ps(s + b,
                          _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + b))),
                                        _mm256_loadu_ps(da + b)));
 }
 
+/* The 8 lane sums (4 per block, no offset) of the Q4_0 blocks at wp and
+ * wp + 18 (their codes) with the activation halves lo, hi */
+static inline __m256i q4_0_pair_lanes(const uint8_t *wp, const int8_t *lo, const int8_t *hi) {
+    __m256i v =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)wp)),
+                                _mm_loadu_si128((const __m128i *)(wp + SX_Q4_0_BYTES)), 1);
+    __m256i l = _mm256_and_si256(v, _mm256_set1_epi8(15));
+    __m256i h = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
+    __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(l, _mm256_loadu_si256((const __m256i *)lo)),
+                                 _mm256_maddubs_epi16(h, _mm256_loadu_si256((const __m256i *)hi)));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+/* The f16 scales of the 8 Q4_0 blocks at p as floats: one gather of the
+ * first 4 bytes of each block (scale and two codes), the scales kept */
+static inline __m256 win8_scales(const uint8_t *p) {
+    __m256i g = _mm256_i32gather_epi32((const int *)p,
+                                       _mm256_setr_epi32(0, 18, 36, 54, 72, 90, 108, 126), 1);
+    g = _mm256_and_si256(g, _mm256_set1_epi32(0xffff));
+    g = _mm256_permute4x64_epi64(_mm256_packus_epi32(g, g), 0x08);
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(g));
+}
+/* The integer sums of 8 Q4_0 blocks (4 pairs, lane sums d0..d3), one int32
+ * per block in block order: packssdw + pmaddwd by ones twice (exact: a lane
+ * is at most 8 * 15 * 127 = 15240, a sum of two 30480) leave element 4L + k
+ * = block 2k + L; one permute puts block b at element b. */
+static inline __m256i q4_0_win8_sums(__m256i d0, __m256i d1, __m256i d2, __m256i d3) {
+    const __m256i one = _mm256_set1_epi16(1);
+    __m256i a = _mm256_madd_epi16(_mm256_packs_epi32(d0, d1), one);
+    __m256i b = _mm256_madd_epi16(_mm256_packs_epi32(d2, d3), one);
+    return _mm256_permutevar8x32_epi32(_mm256_madd_epi16(_mm256_packs_epi32(a, b), one),
+                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 /* NR (weight row, activation row) pairs; NR and Q4 are constants at each call.
- * Q4_0 takes the scale products from sc (row_scales); Q8_0 forms each block's
- * (weight scale x activation scale, the same float product) where it multiplies
- * the block: copying a row's scales out in a pass of their own was the row's
- * first touch, a stall on memory per line (AMD Zen 4, K = 13824: half the Q8_0
- * GEMV's time; Q4_0, two blocks per step, was slower with the products formed
- * in the pass). */
+ * Both types form each block's scale product (weight scale x activation
+ * scale, the same float product) where they multiply the block: copying a
+ * row's scales out in a pass of their own was the row's first touch, a stall
+ * on memory per line (AMD Zen 4, K = 13824: half the Q8_0 GEMV's time) or, in
+ * L2, a quarter of Q4_0's time in a scalar loop. Q4_0 takes 8 blocks per step
+ * (their scales by one gather, win8_scales; two blocks per step with the
+ * products formed in the pass were slower); the pairs past the last 8 blocks
+ * take theirs from sc (row_scales). */
 static inline __attribute__((always_inline)) void
 q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_t ldx,
          const uint8_t *const *wr, const int *ai, const int64_t *col, int64_t nb, float *const *sc,
          const float *const *da, const int8_t *const *ac, const int8_t *const *al,
-         const int8_t *const *ah, const int32_t *const *cc, const float *bias) {
+         const int8_t *const *ah, const int32_t *const *cc, const int32_t *const *cb,
+         const float *bias) {
     const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;
     const __m256i idx2 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
     __m256 acc[MAXR];
@@ -217,20 +256,37 @@ q32_pass(const int NR, const int Q4, float *y, int64_t ldy, const void *x, size_
                                                          tail[i] = 0.0f;
     int64_t b = 0;
     if (Q4) {
-        for (; b + 2 <= nb; b += 2) {
-            prefetch_l2(wr[0] + (size_t)b * wb); /* (the pairs share one weight row, q_pairs) */
+        /* 8 blocks at a time: one int32 and one FMA per block (q4_0_win8_sums) */
+        for (; b + 8 <= nb; b += 8) {
+            /* (the pairs share one weight row, q_pairs) */
+            _Pragma("GCC unroll 3") for (int l = 0; l < 3; l++)
+                prefetch_l2(wr[0] + (size_t)b * wb + 64 * l);
+            /* the weight scales formed here (a scalar copy of them before the row was a
+             * quarter of the kernel's time); with several pairs once for their one weight
+             * row, alone after the pair's dots (gcc then schedules the gather later: 1.09x
+             * in L2 on Zen 4; hoisted, as for NR > 1, it ran at the old speed) */
+            const __m256 ws = NR > 1 ? win8_scales(wr[0] + (size_t)b * wb) : _mm256_setzero_ps();
             _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
                 const uint8_t *wp = wr[i] + (size_t)b * wb + 2;
-                __m256i v = _mm256_inserti128_si256(
-                    _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)wp)),
-                    _mm_loadu_si128((const __m128i *)(wp + wb)), 1);
-                __m256i l = _mm256_and_si256(v, _mm256_set1_epi8(15));
-                __m256i h = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
                 int r = ai[i];
-                __m256i p = _mm256_add_epi16(
-                    _mm256_maddubs_epi16(l, _mm256_loadu_si256((const __m256i *)(al[r] + b * 16))),
-                    _mm256_maddubs_epi16(h, _mm256_loadu_si256((const __m256i *)(ah[r] + b * 16))));
-                __m256i d = _mm256_add_epi32(_mm256_madd_epi16(p, _mm256_set1_epi16(1)),
+                const int8_t *lo = al[r] + b * 16, *hi = ah[r] + b * 16;
+                __m256i t = q4_0_win8_sums(q4_0_pair_lanes(wp, lo, hi),
+                                           q4_0_pair_lanes(wp + 2 * wb, lo + 32, hi + 32),
+                                           q4_0_pair_lanes(wp + 4 * wb, lo + 64, hi + 64),
+                                           q4_0_pair_lanes(wp + 6 * wb, lo + 96, hi + 96));
+                t = _mm256_add_epi32(t, _mm256_loadu_si256((const __m256i *)(cb[r] + b)));
+                acc[i] = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(t),
+                    _mm256_mul_ps(NR > 1 ? ws : win8_scales(wp - 2), _mm256_loadu_ps(da[r] + b)),
+                    acc[i]);
+            }
+        }
+        for (; b + 2 <= nb; b += 2) { /* pairs past the last 8 blocks: 4 lanes per block */
+            prefetch_l2(wr[0] + (size_t)b * wb);
+            _Pragma("GCC unroll 4") for (int i = 0; i < NR; i++) {
+                const uint8_t *wp = wr[i] + (size_t)b * wb + 2;
+                int r = ai[i];
+                __m256i d = _mm256_add_epi32(q4_0_pair_lanes(wp, al[r] + b * 16, ah[r] + b * 16),
                                              _mm256_loadu_si256((const __m256i *)(cc[r] + b * 4)));
                 __m256 s2 =
                     _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadl_pi(
@@ -266,9 +322,11 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
                      size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias, int Q4) {
     const int64_t nb = K / SX_QK, nbp = (nb + 15) / 16 * 16;
     const size_t wb = Q4 ? SX_Q4_0_BYTES : SX_Q8_0_BYTES;
-    /* per activation row: da [nbp] | codes or lo+hi [nb*32] | corrections [nb*4]; then
-     * the scale products of MAXR pairs [nbp] and one row's f16 scales [nbp] */
-    size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(16 * (size_t)nb);
+    /* per activation row: da [nbp] | codes or lo+hi [nb*32] | corrections [nb*4] | block
+     * corrections [nbp]; then the scale products of MAXR pairs [nbp] and one row's f16
+     * scales [nbp] */
+    size_t rowb = al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(16 * (size_t)nb) +
+                  al64(4 * (size_t)nbp);
     size_t need = rowb * (size_t)m + MAXR * al64(4 * (size_t)nbp) + al64(2 * (size_t)nbp);
     uint8_t *scr = (uint8_t *)sx_scratch(SX_SCR_QPREP, (need + 3) / 4);
     if (!scr) { /* out of memory: the scalar reference needs no scratch */
@@ -278,14 +336,16 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
     }
     const float *da[MAXR];
     const int8_t *ac[MAXR], *al[MAXR], *ah[MAXR];
-    const int32_t *cc[MAXR];
+    const int32_t *cc[MAXR], *cb[MAXR];
     for (int r = 0; r < m; r++) {
         uint8_t *p = scr + (size_t)r * rowb;
         float *d = (float *)p;
         int8_t *a = (int8_t *)(p + al64(4 * (size_t)nbp));
         int32_t *c = (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb));
-        prep_q8_0((const uint8_t *)x + (size_t)r * ldx, nb, nbp, d, a, a, a + 16 * nb, c, Q4);
-        da[r] = d, ac[r] = a, al[r] = a, ah[r] = a + 16 * nb, cc[r] = c;
+        int32_t *k =
+            (int32_t *)(p + al64(4 * (size_t)nbp) + al64(32 * (size_t)nb) + al64(16 * (size_t)nb));
+        prep_q8_0((const uint8_t *)x + (size_t)r * ldx, nb, nbp, d, a, a, a + 16 * nb, c, k, Q4);
+        da[r] = d, ac[r] = a, al[r] = a, ah[r] = a + 16 * nb, cc[r] = c, cb[r] = k;
     }
     float *sc[MAXR];
     for (int i = 0; i < MAXR; i++)
@@ -300,14 +360,15 @@ static void gemv_q32(float *y, int64_t ldy, const void *x, size_t ldx, int m, co
             if (i == 0) {
                 row_scales(sc[i], h, wr[i], wb, nb, nbp, da[ai[i]]);
             } else { /* the same weight row: the scales of activation row i */
-                for (int64_t b = 0; b < nbp; b += 8)
+                for (int64_t b = nb / 8 * 8; b < nbp; b += 8)
                     _mm256_storeu_ps(
                         sc[i] + b,
                         _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + b))),
                                       _mm256_loadu_ps(da[i] + b)));
             }
         }
-#define PASS(NR, Q) q32_pass(NR, Q, y, ldy, x, ldx, wr, ai, col, nb, sc, da, ac, al, ah, cc, bias)
+#define PASS(NR, Q)                                                                                \
+    q32_pass(NR, Q, y, ldy, x, ldx, wr, ai, col, nb, sc, da, ac, al, ah, cc, cb, bias)
         switch (nr * 2 + (Q4 != 0)) {
         case 8: PASS(4, 0); break;
         case 9: PASS(4, 1); break;
