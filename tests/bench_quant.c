@@ -25,7 +25,11 @@
  *                  thread count (the host is shared: a pass that was slowed
  *                  down says nothing about the memory), and the summary at
  *                  the end recomputes every decode row's % roof with the
- *                  best pass of the whole run;
+ *                  best pass of the whole run and adds "% paired": the
+ *                  median over the steps of each step against the one pass
+ *                  just before it (the memory rate of this host moves by 2x
+ *                  between phases of seconds to minutes: the best pass of
+ *                  the run can come from another phase than a type's steps);
  *   prefill      = 40 x (one layer, 600 tokens) + lm_head (last row), 2 threads;
  *   --parts:     the decode step's matrix-vector products and attention
  *                  one at a time (bench_parts), 2 threads;
@@ -525,7 +529,7 @@ int main(int argc, char **argv) {
     struct {
         const char *type;
         int th;
-        double bytes, dec;
+        double bytes, dec, paired;
     } done[16];
     int n_done = 0;
     for (int ti = 0; ti < n_types; ti++) {
@@ -578,19 +582,21 @@ int main(int argc, char **argv) {
             for (int64_t t0 = 0; t0 < CTX; t0 += 200)
                 if (sx_llama_forward_embeds(c, x + t0 * D, 200, SX_LLAMA_LOGITS_NONE, NULL, NULL))
                     return fprintf(stderr, "%s\n", sx_errmsg()), 1;
-            double bw = 0, ts[32];
+            double bw = 0, ts[32], pr[32];
             int nr = reps < 32 ? reps : 32;
             for (int s = 0; s < nr; s++) { /* interleaved: both see the same load */
-                read_bw(bwbuf, bw_words, 1, &bw);
+                double bw_s = read_bw(bwbuf, bw_words, 1, &bw);
                 double t0 = sx_time();
                 sx_llama_forward_embeds(c, x + (int64_t)s * D, 1, SX_LLAMA_LOGITS_NONE, NULL, NULL);
                 double tl = sx_time() - t0;
                 t0 = sx_time();
                 sx_matmul(lg, x + (int64_t)s * D, &lm, NULL, 1);
                 ts[s] = (double)NL / L * tl + (sx_time() - t0);
+                pr[s] = tok_bytes / (bw_s * 1e9) / ts[s]; /* against the pass just before */
             }
             qsort(ts, (size_t)nr, sizeof *ts, cmp_d);
-            double dec = ts[0], roof = tok_bytes / (bw * 1e9);
+            qsort(pr, (size_t)nr, sizeof *pr, cmp_d);
+            double dec = ts[0], roof = tok_bytes / (bw * 1e9), paired = pr[nr / 2];
             double pre = 0, pre9 = 0;
             if (!quick && th == 2) { /* prefill: CTX tokens through one layer, x40 */
                 sx_llama m1 = m;
@@ -614,6 +620,7 @@ int main(int argc, char **argv) {
                 done[n_done].type = wt->name;
                 done[n_done].th = th;
                 done[n_done].bytes = tok_bytes;
+                done[n_done].paired = paired;
                 done[n_done++].dec = dec;
             }
             printf("%-5s %3d %3d %9.2f %11.2f %12.0f %8.2f %12.0f %9.1f %7.0f%% ", wt->name, th, L,
@@ -643,12 +650,15 @@ int main(int argc, char **argv) {
            CTX);
     printf("\nagainst the best read rate of the run (%.1f GB/s with 1 thread, %.1f with 2):\n",
            bw_best[1], bw_best[2]);
-    printf("%-5s %3s %12s %12s %8s\n", "type", "thr", "decode ms", "roofline ms", "% roof");
+    printf("%-5s %3s %12s %12s %8s %9s\n", "type", "thr", "decode ms", "roofline ms", "% roof",
+           "% paired");
     for (int i = 0; i < n_done; i++) {
         double roof = done[i].bytes / (bw_best[done[i].th] * 1e9);
-        printf("%-5s %3d %12.0f %12.0f %7.0f%%\n", done[i].type, done[i].th, done[i].dec * 1e3,
-               roof * 1e3, 100.0 * roof / done[i].dec);
+        printf("%-5s %3d %12.0f %12.0f %7.0f%% %8.0f%%\n", done[i].type, done[i].th,
+               done[i].dec * 1e3, roof * 1e3, 100.0 * roof / done[i].dec, 100.0 * done[i].paired);
     }
+    printf("(%% paired: the median over the steps of each step against the read pass just before "
+           "it)\n");
     for (int i = 0; i < 7; i++) free(w32[i]);
     free(head32), free(n1), free(n2), free(x), free(lg), free(bwbuf);
     return 0;
