@@ -1,6 +1,7 @@
 /* act_f32.h - the row kernels of the SIMD kernel sets around the GEMM
- * (sx_kernels.act_row, .epilogue_row, .pack_a, .layernorm_row):
- * activations, the fused epilogue, the packing of X's row panels, LayerNorm.
+ * (sx_kernels.act_row, .epilogue_row, .pack_a, .layernorm_row, .values_row):
+ * activations, the fused epilogue, the packing of X's row panels, LayerNorm,
+ * attention's weighted sum of value rows (decode).
  * Written once over the vector macros the including file defines (and its
  * transpose_scaled, unless it has its own pack_a: ACT_F32_OWN_PACK_A): V, VL,
  * V_LOAD, V_STORE, V_SET1, V_ADD, V_SUB, V_MUL, V_DIV, V_FMA(a, b, c) =

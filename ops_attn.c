@@ -5,8 +5,9 @@
  * Tq x Tk matrix is ever stored. The tile and block sizes depend only on the
  * kernel set, never on the thread count: every output element is computed by
  * one thread in one fixed order. A few queries (decode steps) take the
- * direct path: per head, matrix-vector scores, a softmax row, matrix-vector
- * values, reading the keys and values in place. */
+ * direct path: per head, matrix-vector scores, a softmax row, the weighted
+ * sum of the value rows (sx_kernels.values_row), reading the keys and values
+ * in place. */
 #include <math.h>
 #include <string.h>
 
