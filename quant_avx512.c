@@ -384,7 +384,8 @@ static inline __m512 win_scales_q4_0_ord(const uint8_t *p) {
     const __m512i v2 = _mm512_permutex2var_epi16(z2_, ix2_, z3_);                                  \
     const __m512i v3 = _mm512_permutex2var_epi16(z3_, _mm512_add_epi16(ix2_, four_), z4_);
 
-/* The codes of the 4 Q4_0 blocks from wp (at their first code byte) */
+/* The codes of the 4 Q4_0 blocks from wp (at their first code byte), by
+ * 128-bit inserts (immediates: no loop, which -O1 would not unroll) */
 static inline __attribute__((always_inline)) __m512i q4_0_group_codes(const uint8_t *wp) {
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));
     v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + SX_Q4_0_BYTES)), 1);
@@ -500,12 +501,8 @@ static inline __m512i q4_0_win_corr(const int16_t *cs, int64_t b0) {
             for (; j < full; j += 4) {                                                             \
                 int64_t g = (b0 + j) / 4;                                                          \
                 const uint8_t *wp = p + (size_t)j * wb + 2;                                        \
-                __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));          \
-                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + wb)), 1);         \
-                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);     \
-                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);     \
-                __m512i d =                                                                        \
-                    DOT4(v, ac + g * 64, ah + g * 64, CORR(1, idx, cw, _mm512_setzero_si512()));   \
+                __m512i d = DOT4(q4_0_group_codes(wp), ac + g * 64, ah + g * 64,                   \
+                                 CORR(1, idx, cw, _mm512_setzero_si512()));                        \
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_permutexvar_ps(idx, sv), acc); \
                 idx = _mm512_add_epi32(idx, _mm512_set1_epi32(4));                                 \
             }                                                                                      \
@@ -704,19 +701,9 @@ Q32_ENTRY(sx_gemv_q4_0_avx512, gemv_q32_plain, gemv_q32_vnni, 1)
                 __m512i v[MAXR];                                                                   \
                 _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {                             \
                     const uint8_t *wp = wr[i] + (size_t)(b0 + j) * wb + 2;                         \
-                    if (Q4) {                                                                      \
-                        v[i] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)wp));       \
-                        /* (immediates: no loop, which -O1 would not unroll) */                    \
-                        v[i] = _mm512_inserti32x4(v[i],                                            \
-                                                  _mm_loadu_si128((const __m128i *)(wp + wb)), 1); \
-                        v[i] = _mm512_inserti32x4(                                                 \
-                            v[i], _mm_loadu_si128((const __m128i *)(wp + 2 * wb)), 2);             \
-                        v[i] = _mm512_inserti32x4(                                                 \
-                            v[i], _mm_loadu_si128((const __m128i *)(wp + 3 * wb)), 3);             \
-                    } else {                                                                       \
-                        v[i] = cat256(_mm256_loadu_si256((const __m256i *)wp),                     \
-                                      _mm256_loadu_si256((const __m256i *)(wp + wb)));             \
-                    }                                                                              \
+                    v[i] = Q4 ? q4_0_group_codes(wp)                                               \
+                              : cat256(_mm256_loadu_si256((const __m256i *)wp),                    \
+                                       _mm256_loadu_si256((const __m256i *)(wp + wb)));            \
                 }                                                                                  \
                 _Pragma("GCC unroll 4") for (int r = 0; r < NA; r++) {                             \
                     __m512i a =                                                                    \
