@@ -132,8 +132,97 @@ BF16I static inline __m512i bf16_pairs_bf16(__m512 a, __m512 b) {
                                                                    : VALS##_pack_int)(d, rows, K); \
     }
 PACK16_ENTRY(sx_q8_0_pack16_avx512, q8_0_vals)
-PACK16_ENTRY(sx_q4_0_pack16_avx512, q4_0_vals)
-PACK16_ENTRY(sx_q4_k_pack16_avx512, q4_k_vals)
+
+/* The 4-bit types by table: a block's (Q4_0) or sub-block's (Q4_K) 32
+ * values take at most 16 distinct values, one per code, so each row's 16
+ * values are dequantized as floats (the same multiply, and subtract, as
+ * q4_0_vals / q4_k_vals), rounded to bfloat16 and its 32 codes look them up
+ * with one word permute (vpermw reads the low 5 bits of each index word).
+ * The same bits as the per-value path above; one thread, [5120 x 13824]:
+ * see the README ("Prefill: the 4-bit types by table"). */
+static inline __m256i bf16_table_int(__m512 t) { /* 16 floats -> 16 bfloat16 */
+    return _mm512_cvtepi32_epi16(bf16_round16(t));
+}
+BF16I static inline __m256i bf16_table_bf16(__m512 t) {
+    return (__m256i)_mm512_cvtneps_pbh(t);
+}
+/* Q4_0 block j of row p: value i < 16 is code (byte i & 15), i >= 16 code
+ * (byte i - 16 >> 4); table[c] = (c - 8) * d */
+#define Q4_0_LUT(TABLE)                                                                            \
+    static inline __attribute__((always_inline))                                                   \
+    __m512i q4_0_lut_##TABLE(const uint8_t *row, int64_t j) {                                      \
+        const uint8_t *p = row + j * SX_Q4_0_BYTES;                                                \
+        const __m512 c8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);  \
+        __m512i tab = _mm512_castsi256_si512(TABLE(_mm512_mul_ps(c8, _mm512_set1_ps(f16at(p)))));  \
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + 2));                                     \
+        __m512i c = _mm512_cvtepu8_epi16(                                                          \
+            _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1));          \
+        return _mm512_permutexvar_epi16(_mm512_and_si512(c, _mm512_set1_epi16(15)), tab);          \
+    }
+Q4_0_LUT(bf16_table_int)
+BF16I Q4_0_LUT(bf16_table_bf16)
+#define PACK16_Q4_0(fname, TABLE, ATTR)                                                            \
+    ATTR static void fname(uint32_t *d, const void *const *rows, int64_t K) {                      \
+        for (int64_t j = 0; j < K / 32; j++, d += 256) {                                           \
+            __m512i r[16];                                                                         \
+            _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) r[n] =                           \
+                q4_0_lut_##TABLE((const uint8_t *)rows[n], j);                                     \
+            transpose16_u32(r);                                                                    \
+            _Pragma("GCC unroll 16") for (int w = 0; w < 16; w++)                                  \
+                _mm512_storeu_si512(d + 16 * w, r[w]);                                             \
+        }                                                                                          \
+    }
+    PACK16_Q4_0(q4_0_pack_lut_int, bf16_table_int, )
+        PACK16_Q4_0(q4_0_pack_lut_bf16, bf16_table_bf16,
+                    BF16I) void sx_q4_0_pack16_avx512(uint32_t *d, const void *const *rows,
+                                                      int64_t K) {
+    (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? q4_0_pack_lut_bf16
+                                                               : q4_0_pack_lut_int)(d, rows, K);
+}
+
+/* Q4_K: per row and super-block the 8 sub-blocks' d * scale and dmin * min
+ * (as q4_k_vals: f16 times the integer as float); sub-block s of the row
+ * then has table[c] = dl[s] * c - ml[s], its codes the low (s even) or high
+ * (s odd) nibbles of 32 bytes */
+static inline __attribute__((always_inline)) void q4_k_factors(const uint8_t *p, float *dl,
+                                                               float *ml) {
+    uint64_t scb, mb;
+    sx_q4_k_scales_mins(p + 4, &scb, &mb);
+    __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scb)));
+    __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mb)));
+    _mm256_storeu_ps(dl, _mm256_mul_ps(_mm256_set1_ps(f16at(p)), sc));
+    _mm256_storeu_ps(ml, _mm256_mul_ps(_mm256_set1_ps(f16at(p + 2)), m));
+}
+#define PACK16_Q4_K(fname, TABLE, ATTR)                                                            \
+    ATTR static void fname(uint32_t *d, const void *const *rows, int64_t K) {                      \
+        const __m512 c16 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);   \
+        float dl[16][8], ml[16][8];                                                                \
+        for (int64_t j = 0; j < K / 32; j++, d += 256) {                                           \
+            int64_t off = (j / 8) * SX_Q4_K_BYTES;                                                 \
+            int sb = (int)(j % 8);                                                                 \
+            if (sb == 0)                                                                           \
+                for (int n = 0; n < 16; n++)                                                       \
+                    q4_k_factors((const uint8_t *)rows[n] + off, dl[n], ml[n]);                    \
+            __m512i r[16];                                                                         \
+            _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) {                                \
+                const uint8_t *q = (const uint8_t *)rows[n] + off + 16 + 32 * (sb / 2);            \
+                __m512 t = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl[n][sb]), c16),            \
+                                         _mm512_set1_ps(ml[n][sb]));                               \
+                __m512i c = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)q));          \
+                c = sb & 1 ? _mm512_srli_epi16(c, 4) : _mm512_and_si512(c, _mm512_set1_epi16(15)); \
+                r[n] = _mm512_permutexvar_epi16(c, _mm512_castsi256_si512(TABLE(t)));              \
+            }                                                                                      \
+            transpose16_u32(r);                                                                    \
+            _Pragma("GCC unroll 16") for (int w = 0; w < 16; w++)                                  \
+                _mm512_storeu_si512(d + 16 * w, r[w]);                                             \
+        }                                                                                          \
+    }
+PACK16_Q4_K(q4_k_pack_lut_int, bf16_table_int, )
+PACK16_Q4_K(q4_k_pack_lut_bf16, bf16_table_bf16, BF16I)
+void sx_q4_k_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K) {
+    (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? q4_k_pack_lut_bf16
+                                                               : q4_k_pack_lut_int)(d, rows, K);
+}
 
 /* ---- activation quantizers (bit-identical to quant.c) ---- */
 /* roundf of values below 2^22 in magnitude: trunc(v + copysign(0.49999997, v)) */
