@@ -458,11 +458,13 @@ int sx_set_quant_rows_max(int64_t m) {
  * on groups of 4 rows (paths without one) up to M = 64; against the BF16
  * kernel (2x the F32 GEMM), converting per call in K slices, up to the
  * type's bf16_rows_max (Q8_0 10, Q4_0 20, Q4_K 24: AMD Zen 4, 1 and 2
- * threads, [5120 x 5120] and [13824 x 5120]). */
-static int quant_rows(const sx_wtype *wt, int64_t M, int mode) {
+ * threads, [5120 x 5120] and [13824 x 5120]); against the int8 GEMM (i8:
+ * the path has it) up to i8_rows_max (Q8_0 5, Q4_0 8, same machine and
+ * shapes; README, "Prefill: the int8 GEMM"). */
+static int quant_rows(const sx_wtype *wt, int64_t M, int mode, int i8) {
     if (!wt->quantized || M > INT_MAX) return 0;
     if (quant_rows_max >= 0) return M <= quant_rows_max;
-    if (mode == SX_COMPUTE_BF16) return M <= wt->bf16_rows_max;
+    if (mode == SX_COMPUTE_BF16) return M <= (i8 ? wt->i8_rows_max : wt->bf16_rows_max);
     return sx_wtype_kernels_of(wt).rows != NULL || M <= 64;
 }
 
@@ -535,6 +537,169 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
     return 0;
 }
 
+/* ---- quantized weights, many rows, BF16 compute: the int8 GEMM ----
+ * (quant.h: the arithmetic, the panels and the micro-kernel.) The rows of X
+ * are quantized to Q8_0 once per call; column tasks as the BF16 GEMM's with
+ * weights converted per call: each packs a K slice of its columns into int8
+ * panels (I8_KBLK blocks: 8 panels x 64 x 640 bytes = 320 KB, in L2) and
+ * multiplies every row by them, SX_I8_MR rows at a time; the sums carry
+ * from slice to slice in Y (or in the task's C block before an epilogue).
+ * Each output is computed by one task in block order: the same bits for
+ * any thread count. */
+static int i8gemm_mode = 1;
+
+int sx_set_i8gemm(int mode) {
+    if (mode < 0 || mode > 2) return sx_err("sx_set_i8gemm: mode %d (0, 1 or 2)", mode);
+    i8gemm_mode = mode;
+    return 0;
+}
+
+#define I8_NC    128 /* columns per task (fewer when that leaves a thread under 8 tasks) */
+#define I8_KBLK  64  /* blocks per K slice */
+#define I8_TASKS 8
+
+typedef struct {
+    float *Y;
+    int64_t ldy;
+    const uint8_t *au; /* [M][K]: activation codes + 128 */
+    const float *da;   /* [M][nb]: their block scales */
+    const sx_weight *W;
+    sx_i8pack_fn pack;
+    sx_i8_ukr_fn ukr;
+    const sx_epilogue *ep;
+    int64_t M, N, K, nb, nc;
+    _Atomic int failed;
+} i8_job;
+
+static void i8_task(void *ctx, int64_t t0, int64_t t1, int tid) {
+    (void)tid;
+    i8_job *J = ctx;
+    const int64_t M = J->M, nb = J->nb;
+    int post = J->ep->act || J->ep->accumulate;
+    size_t rb = row_bytes(J->W), pbytes = (size_t)I8_KBLK * SX_I8_PANEL_BYTES;
+    uint8_t *bs = (uint8_t *)sx_scratch(SX_SCR_BF16_B, (size_t)(J->nc / 16) * pbytes / 4);
+    float *C = post ? sx_scratch(SX_SCR_BF16_C, (size_t)(M * J->nc)) : NULL;
+    if (!bs || (post && !C)) {
+        J->failed = 1;
+        return;
+    }
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t n0 = t * J->nc, ncnt = J->N - n0 < J->nc ? J->N - n0 : J->nc;
+        int np = (int)((ncnt + 15) / 16);
+        float *out = post ? C : J->Y + n0;
+        int64_t ldo = post ? J->nc : J->ldy;
+        for (int64_t k0 = 0; k0 < nb; k0 += I8_KBLK) {
+            int64_t kb = nb - k0 < I8_KBLK ? nb - k0 : I8_KBLK;
+            for (int p = 0; p < np; p++) { /* 16 weight rows -> a panel of kb blocks */
+                const void *rows[16];
+                int nr = ncnt - 16 * p < 16 ? (int)(ncnt - 16 * p) : 16;
+                for (int n = 0; n < nr; n++)
+                    rows[n] = (const char *)J->W->data + (size_t)(n0 + 16 * p + n) * rb;
+                J->pack(bs + (size_t)p * (size_t)kb * SX_I8_PANEL_BYTES, rows, nr, k0, kb);
+            }
+            for (int64_t m = 0; m < M; m += SX_I8_MR) {
+                const uint8_t *ar[SX_I8_MR];
+                const float *dr[SX_I8_MR];
+                int rows = M - m < SX_I8_MR ? (int)(M - m) : SX_I8_MR;
+                for (int r = 0; r < rows; r++) {
+                    ar[r] = J->au + (size_t)(m + r) * (size_t)J->K + (size_t)k0 * 32;
+                    dr[r] = J->da + (m + r) * nb + k0;
+                }
+                for (int p = 0; p < np; p += 2) {
+                    int cols = ncnt - 16 * p < 32 ? (int)(ncnt - 16 * p) : 32;
+                    const uint8_t *b0 = bs + (size_t)p * (size_t)kb * SX_I8_PANEL_BYTES;
+                    const uint8_t *b1 = p + 1 < np ? b0 + (size_t)kb * SX_I8_PANEL_BYTES : b0;
+                    J->ukr(kb, ar, dr, rows, b0, b1, cols, out + m * ldo + 16 * p, ldo, k0 > 0);
+                }
+            }
+        }
+        if (post || J->ep->bias)
+            sx_gemm_epilogue(J->Y + n0, J->ldy, out, ldo, M, ncnt,
+                             J->ep->bias ? J->ep->bias + n0 : NULL, J->ep->act, J->ep->accumulate);
+    }
+}
+
+/* rows of X -> Q8_0 -> codes + 128 and float block scales */
+typedef struct {
+    const float *X;
+    int64_t ldx, K, nb;
+    sx_from_f32_fn quant;
+    uint8_t *au;
+    float *da;
+} i8_prep_job;
+
+static void i8_prep_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    i8_prep_job *P = ctx;
+    uint8_t q[SX_Q8_0_BYTES * 64];
+    for (int64_t m = b; m < e; m++)
+        for (int64_t k0 = 0; k0 < P->nb; k0 += 64) { /* 64 blocks at a time */
+            int64_t n = P->nb - k0 < 64 ? P->nb - k0 : 64;
+            P->quant(q, P->X + m * P->ldx + k0 * 32, n * 32);
+            for (int64_t j = 0; j < n; j++) {
+                const uint8_t *blk = q + j * SX_Q8_0_BYTES;
+                uint8_t *dst = P->au + (size_t)m * (size_t)P->K + (size_t)(k0 + j) * 32;
+                uint16_t h;
+                memcpy(&h, blk, 2);
+                P->da[m * P->nb + k0 + j] = sx_f16_to_f32(h);
+                for (int k = 0; k < 32; k++) dst[k] = (uint8_t)(blk[2 + k] ^ 0x80);
+            }
+        }
+}
+
+/* the int8 GEMM's kernels for this weight and call, or 0 */
+static int i8_kernels(const sx_wtype *wt, int mode, sx_i8pack_fn *pack, sx_i8_ukr_fn *ukr) {
+    if (!wt->quantized || wt->act_type != SX_Q8_0 || !i8gemm_mode) return 0;
+    if (i8gemm_mode == 2) {
+        *pack = wt->k[SX_SIMD_SCALAR].i8pack;
+        *ukr = sx_i8_ukr_scalar;
+        return *pack != NULL;
+    }
+#if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
+    sx_wtype_kernels kt = sx_wtype_kernels_of(wt);
+    if (mode == SX_COMPUTE_BF16 && sx_simd_vec_level() == SX_SIMD_AVX512 && sx_simd_vnni() &&
+        kt.i8pack) {
+        *pack = kt.i8pack;
+        *ukr = sx_i8_ukr_avx512;
+        return 1;
+    }
+#else
+    (void)mode;
+#endif
+    return 0;
+}
+
+static int matmul_i8(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                     const sx_epilogue *ep, int64_t M, sx_i8pack_fn pack, sx_i8_ukr_fn ukr) {
+    const char *nm = W->name ? W->name : "?";
+    int64_t K = W->K, nb = K / 32;
+    sx_from_f32_fn q = sx_wtype_kernels_of(sx_wtype_of(SX_Q8_0)).from_f32;
+    uint8_t *au = (uint8_t *)sx_scratch(SX_SCR_ACT, ((size_t)M * (size_t)K + 3) / 4);
+    float *da = sx_scratch(SX_SCR_QPREP, (size_t)(M * nb));
+    if (!au || !da)
+        return sx_err("sx_matmul: out of memory quantizing activations for '%s' (M=%lld K=%lld)",
+                      nm, (long long)M, (long long)K);
+    i8_prep_job P = {X, ldx, K, nb, q, au, da};
+    sx_parallel_for(M, 8, i8_prep_task, &P);
+    i8_job J = {.Y = Y,
+                .ldy = ldy,
+                .au = au,
+                .da = da,
+                .W = W,
+                .pack = pack,
+                .ukr = ukr,
+                .ep = ep,
+                .M = M,
+                .N = W->N,
+                .K = K,
+                .nb = nb,
+                .nc = I8_NC};
+    while (J.nc > 32 && (J.N + J.nc - 1) / J.nc < I8_TASKS * sx_threads_count()) J.nc -= 32;
+    sx_parallel_for((J.N + J.nc - 1) / J.nc, 1, i8_task, &J);
+    if (J.failed) return sx_err("sx_matmul: out of memory converting '%s'", nm);
+    return 0;
+}
+
 int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
                  const sx_epilogue *ep, int64_t M) {
     static const sx_epilogue none;
@@ -560,7 +725,12 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
         return sx_err("sx_matmul: weight '%s': unknown compute type %d", W->name ? W->name : "?",
                       mode);
     /* quantized weights: the integer kernels (activations quantized once) */
-    if (quant_rows(wt, M, mode)) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
+    sx_i8pack_fn i8pack = NULL;
+    sx_i8_ukr_fn i8ukr = NULL;
+    int i8 = i8_kernels(wt, mode, &i8pack, &i8ukr);
+    if (quant_rows(wt, M, mode, i8)) return matmul_gemv(Y, ldy, X, ldx, W, ep, M);
+    /* more rows under BF16 compute: the int8 GEMM where the path has one */
+    if (i8) return matmul_i8(Y, ldy, X, ldx, W, ep, M, i8pack, i8ukr);
     /* BF16: the tile kernels, for any M when the weight is packed (they
      * stream the packed matrix once, as the GEMV streams the stored one);
      * unpacked weights keep the float32 GEMV for few rows (decode) */

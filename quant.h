@@ -68,6 +68,34 @@ void sx_qrows_by_gemv(sx_gemv_fn gemv, float *y, int64_t ldy, const void *x, siz
                       const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,
                       const float *bias);
 
+/* ---- the int8 GEMM (prefill with Q8_0 / Q4_0 weights; ops_gemm.c) ----
+ * Y[M, N] = X . W^T with X quantized to Q8_0 per row (as for the GEMV) and
+ * the weights' codes as int8: output (m, n) adds, block by block in k order,
+ *     acc = fma((float)isum_b, ws_b * da_b, acc)
+ * with isum_b the exact integer sum over the block of the activation codes
+ * times the weight values' codes (Q8_0: q; Q4_0: q - 8), ws_b / da_b the
+ * weight / activation block scales as floats; acc starts at 0. Every path
+ * computes these steps, so the outputs are the same bits on each.
+ * B panel (sx_i8pack_fn): per 16 weight rows and block, SX_I8_PANEL_BYTES:
+ * 8 groups of 64 bytes (group g: the int8 values 4g..4g+3 of rows 0..15, 4
+ * bytes per row), 16 floats ws, 16 int32 128 * (sum of the row's 32
+ * values) (the kernel takes the activations as u8 = code + 128).
+ * A rows (prepared per call): the K activation codes + 128 as u8, and the
+ * K / 32 block scales as floats.
+ * The micro-kernel: SX_I8_MR rows x 32 columns (two panels) over nblk
+ * blocks; c[r * ldc + j] for r < rows, j < cols: stored (load: added to
+ * what c holds). */
+#define SX_I8_MR          6
+#define SX_I8_PANEL_BYTES 640
+typedef void (*sx_i8_ukr_fn)(int64_t nblk, const uint8_t *const *a, const float *const *da,
+                             int rows, const uint8_t *b0, const uint8_t *b1, int cols, float *c,
+                             int64_t ldc, int load);
+void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
+                      const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
+                      int load);
+void sx_q8_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk);
+void sx_q4_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk);
+
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
 SX_QGEMV_DECL(avx2)
 SX_QGEMV_DECL(avx512)
@@ -81,6 +109,13 @@ void sx_q4_k_to_f32_avx2(float *y, const void *x, int64_t n);
 void sx_q8_0_from_f32_avx2(void *y, const float *x, int64_t n);
 void sx_q8_k_from_f32_avx2(void *y, const float *x, int64_t n);
 void sx_q8_0_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K);
+void sx_q8_0_i8pack_avx512(uint8_t *d, const void *const *rows, int nrows, int64_t b0,
+                           int64_t nblk);
+void sx_q4_0_i8pack_avx512(uint8_t *d, const void *const *rows, int nrows, int64_t b0,
+                           int64_t nblk);
+void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
+                      const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
+                      int load);
 void sx_q4_0_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K);
 void sx_q4_k_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K);
 void sx_q8_0_to_f32_avx512(float *y, const void *x, int64_t n);

@@ -1098,3 +1098,131 @@ void sx_gemv_q4_k_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
                          size_t ldw, int64_t n0, int64_t n1, int64_t K, const float *bias) {
     (sx_simd_vnni() ? gemv_q4k_vnni : gemv_q4k_plain)(y, ldy, x, ldx, m, w, ldw, n0, n1, K, bias);
 }
+
+/* ---- the int8 GEMM (quant.h): panels and micro-kernel ----
+ * A block of 16 rows x 32 int8 values (one ymm per row) becomes the 8 groups
+ * of the panel: rows n and n + 8 share a zmm, and both 256-bit halves go
+ * through an 8 x 8 transpose of dwords at once (unpack 32, unpack 64, then
+ * 128-bit lanes by permutes). The row sums (x 128) by vpdpbusd with ones. */
+VNNI static inline __attribute__((always_inline)) void i8pack_regs(uint8_t *d, const __m256i v[16],
+                                                                   const uint16_t *h) {
+    __m512i z[8], t[8], u[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(v[i]), v[i + 8], 1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
+    }
+    /* rows 0-3 (t0..t3) and 4-7 (t4..t7): u[k] (k < 4) rows 0-3, u[4 + k] rows
+     * 4-7 of dword 4 * (lane & 1) + k of the lane's half */
+#pragma GCC unroll 2
+    for (int q = 0; q < 8; q += 4) {
+        u[q + 0] = _mm512_unpacklo_epi64(t[q + 0], t[q + 2]);
+        u[q + 1] = _mm512_unpackhi_epi64(t[q + 0], t[q + 2]);
+        u[q + 2] = _mm512_unpacklo_epi64(t[q + 1], t[q + 3]);
+        u[q + 3] = _mm512_unpackhi_epi64(t[q + 1], t[q + 3]);
+    }
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i sum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512i g0 = _mm512_permutex2var_epi64(u[k], lo, u[4 + k]);
+        __m512i g1 = _mm512_permutex2var_epi64(u[k], hi, u[4 + k]);
+        sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(sum, ones, g0), ones, g1);
+        _mm512_store_si512(d + 64 * k, g0);
+        _mm512_store_si512(d + 64 * (k + 4), g1);
+    }
+    _mm512_store_ps(d + 512, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
+    _mm512_store_si512(d + 576, _mm512_slli_epi32(sum, 7));
+}
+#define I8PACK(fname, TYPE_BYTES, ROWVALS)                                                         \
+    VNNI void fname(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {    \
+        for (int64_t b = b0; b < b0 + nblk; b++, d += SX_I8_PANEL_BYTES) {                         \
+            __m256i v[16];                                                                         \
+            uint16_t h[16];                                                                        \
+            for (int n = 0; n < 16; n++) {                                                         \
+                if (n >= nrows) {                                                                  \
+                    v[n] = _mm256_setzero_si256(), h[n] = 0;                                       \
+                    continue;                                                                      \
+                }                                                                                  \
+                const uint8_t *p = (const uint8_t *)rows[n] + b * TYPE_BYTES;                      \
+                memcpy(&h[n], p, 2);                                                               \
+                v[n] = ROWVALS(p + 2);                                                             \
+            }                                                                                      \
+            i8pack_regs(d, v, h);                                                                  \
+        }                                                                                          \
+    }
+static inline __m256i q8_0_i8vals(const uint8_t *q) {
+    return _mm256_loadu_si256((const __m256i *)q);
+}
+/* Q4_0: value j < 16 low nibble of byte j, j >= 16 high nibble of byte j - 16, minus 8 */
+static inline __m256i q4_0_i8vals(const uint8_t *q) {
+    __m128i x = _mm_loadu_si128((const __m128i *)q), m = _mm_set1_epi8(15);
+    __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(x, m)),
+                                        _mm_and_si128(_mm_srli_epi16(x, 4), m), 1);
+    return _mm256_sub_epi8(c, _mm256_set1_epi8(8));
+}
+I8PACK(sx_q8_0_i8pack_avx512, SX_Q8_0_BYTES, q8_0_i8vals)
+I8PACK(sx_q4_0_i8pack_avx512, SX_Q4_0_BYTES, q4_0_i8vals)
+
+/* SX_I8_MR rows x 32 columns: per block, 8 groups of one vpdpbusd per row
+ * and panel (u8 activations broadcast, int8 weights); then per row and
+ * panel the correction, the float conversion and one FMA with ws * da. */
+VNNI void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
+                           const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
+                           int load) {
+    enum { MR = SX_I8_MR };
+    const uint8_t *ar[MR];
+    const float *dr[MR];
+    for (int r = 0; r < MR; r++) { /* rows past `rows`: row 0 again, not stored */
+        ar[r] = a[r < rows ? r : 0];
+        dr[r] = da[r < rows ? r : 0];
+    }
+    __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    __mmask16 m1 = cols >= 32 ? 0xffff : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
+    __m512 f[MR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+        f[r][0] = load && r < rows ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_setzero_ps();
+        f[r][1] =
+            load && r < rows ? _mm512_maskz_loadu_ps(m1, c + r * ldc + 16) : _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nblk; b++, b0 += SX_I8_PANEL_BYTES, b1 += SX_I8_PANEL_BYTES) {
+        __m512i s[MR][2];
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) s[r][0] = s[r][1] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m512i w0 = _mm512_load_si512(b0 + 64 * g), w1 = _mm512_load_si512(b1 + 64 * g);
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++) {
+                int32_t q;
+                memcpy(&q, ar[r] + b * 32 + 4 * g, 4);
+                __m512i av = _mm512_set1_epi32(q);
+                s[r][0] = _mm512_dpbusd_epi32(s[r][0], av, w0);
+                s[r][1] = _mm512_dpbusd_epi32(s[r][1], av, w1);
+            }
+        }
+        __m512 ws0 = _mm512_load_ps((const float *)(b0 + 512));
+        __m512 ws1 = _mm512_load_ps((const float *)(b1 + 512));
+        __m512i c0 = _mm512_load_si512(b0 + 576), c1 = _mm512_load_si512(b1 + 576);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512 d = _mm512_set1_ps(dr[r][b]);
+            f[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[r][0], c0)),
+                                      _mm512_mul_ps(ws0, d), f[r][0]);
+            f[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[r][1], c1)),
+                                      _mm512_mul_ps(ws1, d), f[r][1]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+        if (r < rows) {
+            _mm512_mask_storeu_ps(c + r * ldc, m0, f[r][0]);
+            _mm512_mask_storeu_ps(c + r * ldc + 16, m1, f[r][1]);
+        }
+}

@@ -98,12 +98,14 @@ static const sx_wtype table[] = {
      .act_type = SX_Q8_0,
      .storage = 1,
      .bf16_rows_max = 10,
-     .k = {[SX_SIMD_SCALAR] = {sx_q8_0_to_f32, sx_q8_0_from_f32, sx_gemv_q8_0_scalar, NULL},
+     .i8_rows_max = 5,
+     .k = {[SX_SIMD_SCALAR] = {sx_q8_0_to_f32, sx_q8_0_from_f32, sx_gemv_q8_0_scalar, NULL, NULL,
+                               sx_q8_0_i8pack},
            [SX_SIMD_AVX2] = {X86(sx_q8_0_to_f32_avx2), X86(sx_q8_0_from_f32_avx2),
                              X86(sx_gemv_q8_0_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_q8_0_to_f32_avx512), X86(sx_q8_0_from_f32_avx512),
                                X86(sx_gemv_q8_0_avx512), X86(sx_qrows_q8_0_avx512),
-                               X86(sx_q8_0_pack16_avx512)},
+                               X86(sx_q8_0_pack16_avx512), X86(sx_q8_0_i8pack_avx512)},
            [SX_SIMD_NEON] = {NULL, NULL, ARM(sx_gemv_q8_0_neon), NULL}}},
     {.type = SX_Q4_0,
      .name = "Q4_0",
@@ -113,10 +115,13 @@ static const sx_wtype table[] = {
      .act_type = SX_Q8_0,
      .storage = 1,
      .bf16_rows_max = 20,
-     .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar, NULL},
+     .i8_rows_max = 8,
+     .k = {[SX_SIMD_SCALAR] = {sx_q4_0_to_f32, sx_q4_0_from_f32, sx_gemv_q4_0_scalar, NULL, NULL,
+                               sx_q4_0_i8pack},
            [SX_SIMD_AVX2] = {X86(sx_q4_0_to_f32_avx2), NULL, X86(sx_gemv_q4_0_avx2), NULL},
            [SX_SIMD_AVX512] = {X86(sx_q4_0_to_f32_avx512), NULL, X86(sx_gemv_q4_0_avx512),
-                               X86(sx_qrows_q4_0_avx512), X86(sx_q4_0_pack16_avx512)},
+                               X86(sx_qrows_q4_0_avx512), X86(sx_q4_0_pack16_avx512),
+                               X86(sx_q4_0_i8pack_avx512)},
            [SX_SIMD_NEON] = {NULL, NULL, ARM(sx_gemv_q4_0_neon), NULL}}},
     {.type = SX_Q4_K,
      .name = "Q4_K",
@@ -185,6 +190,7 @@ sx_wtype_kernels sx_wtype_kernels_of(const sx_wtype *t) {
     if (s.gemv) k.gemv = s.gemv;
     k.rows = s.rows; /* only with this path's own gemv: bit-identical to it */
     k.pack16 = s.pack16;
+    k.i8pack = s.i8pack;
     return k;
 }
 

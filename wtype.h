@@ -65,12 +65,18 @@ typedef void (*sx_gemv_fn)(float *y, int64_t ldy, const void *x, size_t ldx, int
  * bf16(v_n[2j+1]) << 16 for j < K/2, v_n the values of rows[n] (to_f32),
  * rounded as sx_f32_to_bf16. Bit-identical to that composition. */
 typedef void (*sx_pack16_fn)(uint32_t *d, const void *const *rows, int64_t K);
+/* The int8 GEMM's B panel (quant.h) of blocks [b0, b0 + nblk) of nrows <= 16
+ * weight rows (rows[n]: the start of row n; rows past nrows: zeros). */
+typedef void (*sx_i8pack_fn)(uint8_t *d, const void *const *rows, int nrows, int64_t b0,
+                             int64_t nblk);
 typedef struct sx_wtype_kernels {
     sx_to_f32_fn to_f32;
     sx_from_f32_fn from_f32;
     sx_gemv_fn gemv;
     sx_gemv_fn rows;     /* NULL: gemv on groups of rows (never mixed across paths) */
     sx_pack16_fn pack16; /* NULL: to_f32 + rounding + transpose */
+    sx_i8pack_fn i8pack; /* int8 GEMM panels (Q8_0, Q4_0): the scalar entry is the
+                          * reference; a path's own one means the path runs that GEMM */
 } sx_wtype_kernels;
 
 typedef struct sx_wtype {
@@ -87,6 +93,9 @@ typedef struct sx_wtype {
      * converted per call (the crossover measured with the AVX-512 kernels;
      * ops_gemm.c) */
     int bf16_rows_max;
+    /* the same where the path has the int8 GEMM (Q8_0, Q4_0: AVX-512 with
+     * VNNI), against that GEMM instead (ops_gemm.c) */
+    int i8_rows_max;
     /* per SIMD path; NULL entries fall back to the scalar reference
      * (k[SX_SIMD_SCALAR] is always complete) */
     sx_wtype_kernels k[SX_SIMD_N];
@@ -112,6 +121,11 @@ double sx_type_bpw(int type);
  * GEMM's panels. m = -1 restores the default rule (ops_gemm.c). Results of
  * the integer path do not depend on M's grouping or the thread count. */
 int sx_set_quant_rows_max(int64_t m);
+/* Under BF16 compute, more rows than that go through the int8 GEMM (quant.h)
+ * where the path has one (AVX-512 with VNNI), else the BF16 GEMM on panels
+ * converted per call. mode: 1 (default) as said, 0 never, 2 always through
+ * the scalar reference of the int8 GEMM (tests). */
+int sx_set_i8gemm(int mode);
 
 /* The kernels of a type for the current SIMD path, with the scalar
  * reference filling any kernel the path does not have. */

@@ -521,8 +521,9 @@ static void test_prepacked_api(void) {
 int main(void) {
     TEST_INIT();
     /* quantized weights with more than 8 rows through the BF16 kernels, not
-     * the integer ones (tests/test_quant.c tests those) */
+     * the integer ones or the int8 GEMM (tests/test_quant.c tests those) */
     sx_set_quant_rows_max(2 * SX_GEMV_MAX_M);
+    sx_set_i8gemm(0);
     find_kernels();
     printf("bf16 kernels:");
     for (int i = 0; i < n_kern; i++) printf(" %s", kern[i]->name);

@@ -18,7 +18,9 @@
  *     logits near F32 compute's;
  *   - bad containers are refused with the tensor's name. */
 #include "test.h"
+#include "half.h"
 #include "llama.h"
+#include "ops_impl.h"
 #include "quant.h"
 #include "seedx.h"
 
@@ -414,6 +416,117 @@ static void test_threads(void) {
     free(w), free(x), free(a), free(b);
 }
 
+/* ---- the int8 GEMM (quant.h; Q8_0 / Q4_0 weights, many rows, BF16 compute) ----
+ * Its outputs computed here from the stored blocks, independently of the
+ * panels: X quantized to Q8_0, then per output and block in k order
+ * acc = fmaf((float)isum, ws * da, acc), + bias. The scalar reference and
+ * (with VNNI) the AVX-512 kernels must give these bits for any thread
+ * count; and all of them stay near the float32 product. */
+static void i8_expected(int type, const uint8_t *w, const float *x, int64_t M, int64_t N, int64_t K,
+                        const float *bias, float *y) {
+    int64_t nb = K / 32;
+    size_t rb = sx_type_nbytes(type, K), xb = sx_type_nbytes(SX_Q8_0, K);
+    uint8_t *xq = malloc(xb);
+    for (int64_t m = 0; m < M; m++) {
+        sx_quantize(SX_Q8_0, xq, x + m * K, K);
+        for (int64_t n = 0; n < N; n++) {
+            float acc = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *wb = w + (size_t)n * rb + (size_t)b * sx_type_nbytes(type, 32);
+                const uint8_t *ab = xq + (size_t)b * SX_Q8_0_BYTES;
+                int32_t isum = 0;
+                for (int k = 0; k < 32; k++) {
+                    int q = type == SX_Q8_0 ? (int8_t)wb[2 + k]
+                                            : (k < 16 ? wb[2 + k] & 15 : wb[2 + k - 16] >> 4) - 8;
+                    isum += q * (int8_t)ab[2 + k];
+                }
+                uint16_t hw, ha;
+                memcpy(&hw, wb, 2);
+                memcpy(&ha, ab, 2);
+                acc = fmaf((float)isum, sx_f16_to_f32(hw) * sx_f16_to_f32(ha), acc);
+            }
+            y[m * N + n] = acc + bias[n];
+        }
+    }
+    free(xq);
+}
+
+static void test_i8gemm(void) {
+    const int64_t shapes[][3] = {{7, 40, 64}, {13, 130, 2368}, {25, 16, 32}, {6, 33, 96}};
+    int simd = sx_simd_vec_level() == SX_SIMD_AVX512 && sx_simd_vnni();
+    int nt = sx_threads_count();
+    sx_epilogue ep = {.compute = SX_COMPUTE_BF16};
+    sx_epilogue epa = {.compute = SX_COMPUTE_BF16, .act = SX_ACT_GELU, .accumulate = 1};
+    CHECK_OK(sx_set_quant_rows_max(0)); /* every M through the GEMM */
+    for (int t = 0; t < 2; t++) {
+        int type = t ? SX_Q4_0 : SX_Q8_0;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            float *wf = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
+            float *bias = malloc(sizeof(float) * N), *exp_ = malloc(sizeof(float) * M * N);
+            float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+            float *f32 = malloc(sizeof(float) * M * N), *y0 = malloc(sizeof(float) * M * N);
+            uint8_t *w = malloc(sx_type_nbytes(type, N * K));
+            sx_rand_uniform(wf, N * K, 90 + (uint64_t)s, -0.5f, 0.5f);
+            for (int64_t i = 0; i < N * K; i += 97) wf[i] *= 8.0f; /* outliers */
+            sx_rand_uniform(x, M * K, 95 + (uint64_t)s, -1.0f, 1.0f);
+            sx_rand_uniform(bias, N, 99, -1.0f, 1.0f);
+            sx_rand_uniform(y0, M * N, 98, -1.0f, 1.0f);
+            sx_quantize(type, w, wf, N * K);
+            sx_dequantize(type, wf, w, N * K);
+            sx_weight W = sx_weight_typed(w, type, N, K);
+            sx_weight Wf = sx_weight_f32(wf, N, K);
+            ep.bias = bias;
+            i8_expected(type, w, x, M, N, K, bias, exp_);
+            const char *tn = sx_type_name(type);
+            /* the scalar reference, then the path's kernels with 1 and 2 threads */
+            CHECK_OK(sx_set_i8gemm(2));
+            CHECK_OK(sx_matmul_ep(ref, N, x, K, &W, &ep, M));
+            CHECKF(!memcmp(ref, exp_, sizeof(float) * M * N), "%s %lldx%lldx%lld: scalar int8 GEMM",
+                   tn, (long long)M, (long long)N, (long long)K);
+            CHECK_OK(sx_set_i8gemm(1));
+            for (int th = 1; th <= 2; th++) {
+                sx_threads_init(th);
+                memset(got, 0, sizeof(float) * M * N);
+                CHECK_OK(sx_matmul_ep(got, N, x, K, &W, &ep, M));
+                if (simd)
+                    CHECKF(!memcmp(got, exp_, sizeof(float) * M * N),
+                           "%s %lldx%lldx%lld, %d threads: AVX-512 int8 GEMM", tn, (long long)M,
+                           (long long)N, (long long)K, th);
+            }
+            /* an accumulating GELU epilogue: the same sums, finished as the float GEMM does */
+            epa.bias = bias;
+            memcpy(ref, y0, sizeof(float) * M * N);
+            memcpy(got, y0, sizeof(float) * M * N);
+            sx_gemm_epilogue(ref, N, exp_, N, M, N, NULL, SX_ACT_GELU, 1);
+            CHECK_OK(sx_matmul_ep(got, N, x, K, &W, &epa, M));
+            if (simd)
+                CHECKF(!memcmp(got, ref, sizeof(float) * M * N), "%s %lldx%lldx%lld: epilogue", tn,
+                       (long long)M, (long long)N, (long long)K);
+            /* near the float32 product of the dequantized weights */
+            sx_epilogue e32 = {.bias = bias, .compute = SX_COMPUTE_F32};
+            CHECK_OK(sx_matmul_ep(f32, N, x, K, &Wf, &e32, M));
+            double mx = 0, ss = 0;
+            for (int64_t i = 0; i < M * N; i++) {
+                mx = fmax(mx, fabs((double)exp_[i] - f32[i]));
+                ss += (double)f32[i] * f32[i];
+            }
+            double rms = sqrt(ss / (double)(M * N));
+            CHECKF(mx > 0 && mx < 0.03 * rms, "%s %lldx%lldx%lld: max error %.3g, rms %.3g", tn,
+                   (long long)M, (long long)N, (long long)K, mx, rms);
+            if (s == 1)
+                printf(
+                    "    %s int8 GEMM %lldx%lldx%lld: max |error| vs float32 %.3g (rms %.3g)%s\n",
+                    tn, (long long)M, (long long)N, (long long)K, mx, rms,
+                    simd ? "; AVX-512 VNNI = scalar, 1 and 2 threads" : "");
+            free(wf), free(x), free(bias), free(exp_), free(ref), free(got), free(f32), free(y0),
+                free(w);
+        }
+    }
+    sx_threads_init(nt);
+    sx_set_quant_rows_max(-1);
+}
+
 /* ---- tiny Llama: converter bytes, error against F32 ---- */
 typedef struct {
     double max_rel, kl_mean, kl_max;
@@ -592,20 +705,30 @@ static void test_bf16_compute(void) {
                   mbf->layers[1].up.type == qtypes[i] && !mbf->layers[1].up.packed &&
                   mbf->lm_head.type == SX_Q8_0 && !mbf->lm_head.packed);
             /* the 50-row products through the BF16 kernel (dequantized
-             * tiles), not the integer kernels the default rule picks */
+             * tiles), then (Q8_0, Q4_0 where the path has it) the int8
+             * GEMM, not the integer kernels the default rule picks */
+            float *li8 = malloc(sizeof(float) * S * V);
+            int32_t gi8[40];
             CHECK_OK(sx_set_quant_rows_max(2 * SX_GEMV_MAX_M));
+            CHECK_OK(sx_set_i8gemm(0));
             CHECK_OK(run_tiny(mbf, seq, P, S, lbf, gbf));
+            CHECK_OK(sx_set_i8gemm(1));
+            CHECK_OK(run_tiny(mbf, seq, P, S, li8, gi8));
             sx_set_quant_rows_max(-1);
             sx_set_compute(SX_COMPUTE_F32);
             CHECK_OK(run_tiny(m32, seq, P, S, l32, g32));
-            t_err te = t_compare(lbf, l32, S * V);
-            int same = 0;
-            while (same < S && gbf[same] == g32[same]) same++;
-            printf("    %s: BF16 compute vs F32 compute logits max-rel %.3g; greedy ids equal for "
-                   "%d/%lld steps\n",
-                   sx_type_name(qtypes[i]), te.max_rel, same, (long long)S);
-            CHECKF(te.max_rel < 0.05 && te.max_rel > 0, "%s: BF16 compute logits max-rel %.3g",
-                   sx_type_name(qtypes[i]), te.max_rel);
+            for (int v = 0; v < 2; v++) {
+                t_err te = t_compare(v ? li8 : lbf, l32, S * V);
+                int same = 0;
+                while (same < S && (v ? gi8 : gbf)[same] == g32[same]) same++;
+                printf("    %s: BF16 compute (%s) vs F32 compute logits max-rel %.3g; greedy ids "
+                       "equal for %d/%lld steps\n",
+                       sx_type_name(qtypes[i]), v ? "default: int8 GEMM if any" : "BF16 tiles",
+                       te.max_rel, same, (long long)S);
+                CHECKF(te.max_rel < 0.05 && te.max_rel > 0, "%s: BF16 compute logits max-rel %.3g",
+                       sx_type_name(qtypes[i]), te.max_rel);
+            }
+            free(li8);
         }
         sx_set_compute(SX_COMPUTE_F32);
         sx_llama_free(m32);
@@ -893,6 +1016,7 @@ int main(void) {
     RUN(test_gemv_integer_exact_q4_k);
     RUN(test_rows_paths);
     RUN(test_threads);
+    RUN(test_i8gemm);
     RUN(test_tiny_llama);
     RUN(test_bf16_compute);
     RUN(test_seedx_comprehension);
