@@ -459,8 +459,8 @@ int sx_set_quant_rows_max(int64_t m) {
  * kernel (2x the F32 GEMM), converting per call in K slices, up to the
  * type's bf16_rows_max (Q8_0 10, Q4_0 20, Q4_K 24: AMD Zen 4, 1 and 2
  * threads, [5120 x 5120] and [13824 x 5120]); against the int8 GEMM (i8:
- * the path has it) up to i8_rows_max (Q8_0 5, Q4_0 8, same machine and
- * shapes; README, "Prefill: the int8 GEMM"). */
+ * the path has it) up to i8_rows_max (Q8_0 5, Q4_0 8, Q4_K 20: same
+ * machine and shapes; README, "Prefill: the int8 GEMM"). */
 static int quant_rows(const sx_wtype *wt, int64_t M, int mode, int i8) {
     if (!wt->quantized || M > INT_MAX) return 0;
     if (quant_rows_max >= 0) return M <= quant_rows_max;
@@ -541,7 +541,7 @@ static int matmul_gemv(float *Y, int64_t ldy, const float *X, int64_t ldx, const
  * (quant.h: the arithmetic, the panels and the micro-kernel.) The rows of X
  * are quantized to Q8_0 once per call; column tasks as the BF16 GEMM's with
  * weights converted per call: each packs a K slice of its columns into int8
- * panels (I8_KBLK blocks: 8 panels x 64 x 640 bytes = 320 KB, in L2) and
+ * panels (I8_KBLK blocks: 8 panels x 64 x 704 bytes = 352 KB, in L2) and
  * multiplies every row by them, SX_I8_MR rows at a time; the sums carry
  * from slice to slice in Y (or in the task's C block before an epilogue).
  * Each output is computed by one task in block order: the same bits for
@@ -563,6 +563,7 @@ typedef struct {
     int64_t ldy;
     const uint8_t *au; /* [M][K]: activation codes + 128 */
     const float *da;   /* [M][nb]: their block scales */
+    const float *dsa;  /* [M][nb]: da * the block's code sum (types with mins), or NULL */
     const sx_weight *W;
     sx_i8pack_fn pack;
     sx_i8_ukr_fn ukr;
@@ -599,17 +600,19 @@ static void i8_task(void *ctx, int64_t t0, int64_t t1, int tid) {
             }
             for (int64_t m = 0; m < M; m += SX_I8_MR) {
                 const uint8_t *ar[SX_I8_MR];
-                const float *dr[SX_I8_MR];
+                const float *dr[SX_I8_MR], *sr[SX_I8_MR];
                 int rows = M - m < SX_I8_MR ? (int)(M - m) : SX_I8_MR;
                 for (int r = 0; r < rows; r++) {
                     ar[r] = J->au + (size_t)(m + r) * (size_t)J->K + (size_t)k0 * 32;
                     dr[r] = J->da + (m + r) * nb + k0;
+                    sr[r] = J->dsa ? J->dsa + (m + r) * nb + k0 : NULL;
                 }
                 for (int p = 0; p < np; p += 2) {
                     int cols = ncnt - 16 * p < 32 ? (int)(ncnt - 16 * p) : 32;
                     const uint8_t *b0 = bs + (size_t)p * (size_t)kb * SX_I8_PANEL_BYTES;
                     const uint8_t *b1 = p + 1 < np ? b0 + (size_t)kb * SX_I8_PANEL_BYTES : b0;
-                    J->ukr(kb, ar, dr, rows, b0, b1, cols, out + m * ldo + 16 * p, ldo, k0 > 0);
+                    J->ukr(kb, ar, dr, J->dsa ? sr : NULL, rows, b0, b1, cols,
+                           out + m * ldo + 16 * p, ldo, k0 > 0);
                 }
             }
         }
@@ -619,13 +622,13 @@ static void i8_task(void *ctx, int64_t t0, int64_t t1, int tid) {
     }
 }
 
-/* rows of X -> Q8_0 -> codes + 128 and float block scales */
+/* rows of X -> Q8_0 -> codes + 128, float block scales (and dsa) */
 typedef struct {
     const float *X;
     int64_t ldx, K, nb;
     sx_from_f32_fn quant;
     uint8_t *au;
-    float *da;
+    float *da, *dsa;
 } i8_prep_job;
 
 static void i8_prep_task(void *ctx, int64_t b, int64_t e, int tid) {
@@ -640,16 +643,22 @@ static void i8_prep_task(void *ctx, int64_t b, int64_t e, int tid) {
                 const uint8_t *blk = q + j * SX_Q8_0_BYTES;
                 uint8_t *dst = P->au + (size_t)m * (size_t)P->K + (size_t)(k0 + j) * 32;
                 uint16_t h;
+                int32_t sum = 0;
                 memcpy(&h, blk, 2);
-                P->da[m * P->nb + k0 + j] = sx_f16_to_f32(h);
-                for (int k = 0; k < 32; k++) dst[k] = (uint8_t)(blk[2 + k] ^ 0x80);
+                float d = sx_f16_to_f32(h);
+                P->da[m * P->nb + k0 + j] = d;
+                for (int k = 0; k < 32; k++) {
+                    dst[k] = (uint8_t)(blk[2 + k] ^ 0x80);
+                    sum += (int8_t)blk[2 + k];
+                }
+                if (P->dsa) P->dsa[m * P->nb + k0 + j] = d * (float)sum;
             }
         }
 }
 
 /* the int8 GEMM's kernels for this weight and call, or 0 */
 static int i8_kernels(const sx_wtype *wt, int mode, sx_i8pack_fn *pack, sx_i8_ukr_fn *ukr) {
-    if (!wt->quantized || wt->act_type != SX_Q8_0 || !i8gemm_mode) return 0;
+    if (!wt->quantized || !i8gemm_mode) return 0;
     if (i8gemm_mode == 2) {
         *pack = wt->k[SX_SIMD_SCALAR].i8pack;
         *ukr = sx_i8_ukr_scalar;
@@ -675,16 +684,18 @@ static int matmul_i8(float *Y, int64_t ldy, const float *X, int64_t ldx, const s
     int64_t K = W->K, nb = K / 32;
     sx_from_f32_fn q = sx_wtype_kernels_of(sx_wtype_of(SX_Q8_0)).from_f32;
     uint8_t *au = (uint8_t *)sx_scratch(SX_SCR_ACT, ((size_t)M * (size_t)K + 3) / 4);
-    float *da = sx_scratch(SX_SCR_QPREP, (size_t)(M * nb));
+    int mins = sx_wtype_of(W->type)->i8_mins;
+    float *da = sx_scratch(SX_SCR_QPREP, (size_t)(M * nb) * (mins ? 2 : 1));
     if (!au || !da)
         return sx_err("sx_matmul: out of memory quantizing activations for '%s' (M=%lld K=%lld)",
                       nm, (long long)M, (long long)K);
-    i8_prep_job P = {X, ldx, K, nb, q, au, da};
+    i8_prep_job P = {X, ldx, K, nb, q, au, da, mins ? da + M * nb : NULL};
     sx_parallel_for(M, 8, i8_prep_task, &P);
     i8_job J = {.Y = Y,
                 .ldy = ldy,
                 .au = au,
                 .da = da,
+                .dsa = P.dsa,
                 .W = W,
                 .pack = pack,
                 .ukr = ukr,

@@ -412,9 +412,8 @@ int sx_quant_type_for(const char *name, int ndim, const int64_t *shape, int want
 }
 
 /* ---- the int8 GEMM's scalar reference (quant.h) ---- */
-static void i8pack_block(uint8_t *d, const int8_t *const *v, const uint16_t *h, int nrows) {
-    float *ws = (float *)(d + 512);
-    int32_t *cs = (int32_t *)(d + 576);
+static void i8pack_block(uint8_t *d, const int8_t *const *v, const float *ws, const float *ml,
+                         int nrows) {
     for (int n = 0; n < 16; n++) {
         int32_t sum = 0;
         for (int k = 0; k < 32; k++) {
@@ -422,44 +421,65 @@ static void i8pack_block(uint8_t *d, const int8_t *const *v, const uint16_t *h, 
             d[(k / 4) * 64 + n * 4 + k % 4] = (uint8_t)q;
             sum += q;
         }
-        float w = n < nrows ? sx_f16_to_f32(h[n]) : 0.0f;
-        memcpy(ws + n, &w, 4);
+        float w = n < nrows ? ws[n] : 0.0f, m = n < nrows && ml ? ml[n] : 0.0f;
         int32_t c = 128 * sum;
-        memcpy(cs + n, &c, 4);
+        memcpy(d + 512 + 4 * n, &w, 4);
+        memcpy(d + 576 + 4 * n, &c, 4);
+        memcpy(d + 640 + 4 * n, &m, 4);
     }
 }
 void sx_q8_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {
     for (int64_t b = b0; b < b0 + nblk; b++, d += SX_I8_PANEL_BYTES) {
         const int8_t *v[16];
-        uint16_t h[16];
+        float ws[16];
         for (int n = 0; n < nrows; n++) {
             const uint8_t *p = (const uint8_t *)rows[n] + b * SX_Q8_0_BYTES;
-            memcpy(&h[n], p, 2);
+            ws[n] = ld_f16(p);
             v[n] = (const int8_t *)(p + 2);
         }
-        i8pack_block(d, v, h, nrows);
+        i8pack_block(d, v, ws, NULL, nrows);
     }
 }
 void sx_q4_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {
     for (int64_t b = b0; b < b0 + nblk; b++, d += SX_I8_PANEL_BYTES) {
         int8_t vals[16][32];
         const int8_t *v[16];
-        uint16_t h[16];
+        float ws[16];
         for (int n = 0; n < nrows; n++) {
             const uint8_t *p = (const uint8_t *)rows[n] + b * SX_Q4_0_BYTES;
-            memcpy(&h[n], p, 2);
+            ws[n] = ld_f16(p);
             for (int j = 0; j < 16; j++) {
                 vals[n][j] = (int8_t)((p[2 + j] & 15) - 8);
                 vals[n][j + 16] = (int8_t)((p[2 + j] >> 4) - 8);
             }
             v[n] = vals[n];
         }
-        i8pack_block(d, v, h, nrows);
+        i8pack_block(d, v, ws, NULL, nrows);
     }
 }
-void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
-                      const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
-                      int load) {
+/* block b = sub-block b % 8 of super-block b / 8 */
+void sx_q4_k_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {
+    for (int64_t b = b0; b < b0 + nblk; b++, d += SX_I8_PANEL_BYTES) {
+        int8_t vals[16][32];
+        const int8_t *v[16];
+        float ws[16], ml[16];
+        int j = (int)(b % 8);
+        for (int n = 0; n < nrows; n++) {
+            const uint8_t *p = (const uint8_t *)rows[n] + (b / 8) * SX_Q4_K_BYTES;
+            int sc, m;
+            sx_q4_k_scale_min(p + 4, j, &sc, &m);
+            ws[n] = ld_f16(p) * (float)sc;
+            ml[n] = ld_f16(p + 2) * (float)m;
+            const uint8_t *q = p + 16 + 32 * (j / 2);
+            for (int k = 0; k < 32; k++) vals[n][k] = (int8_t)(j & 1 ? q[k] >> 4 : q[k] & 15);
+            v[n] = vals[n];
+        }
+        i8pack_block(d, v, ws, ml, nrows);
+    }
+}
+void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const *da,
+                      const float *const *dsa, int rows, const uint8_t *b0, const uint8_t *b1,
+                      int cols, float *c, int64_t ldc, int load) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) {
             const uint8_t *bp = j < 16 ? b0 : b1;
@@ -467,12 +487,14 @@ void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const 
             float acc = load ? c[r * ldc + j] : 0.0f;
             for (int64_t b = 0; b < nblk; b++, bp += SX_I8_PANEL_BYTES) {
                 int32_t isum = 0, corr;
+                float ws, ml;
                 for (int k = 0; k < 32; k++)
                     isum += (int32_t)a[r][b * 32 + k] * (int8_t)bp[(k / 4) * 64 + n * 4 + k % 4];
                 memcpy(&corr, bp + 576 + 4 * n, 4);
-                float ws;
                 memcpy(&ws, bp + 512 + 4 * n, 4);
+                memcpy(&ml, bp + 640 + 4 * n, 4);
                 acc = fmaf((float)(isum - corr), ws * da[r][b], acc);
+                if (dsa) acc = fmaf(-ml, dsa[r][b], acc);
             }
             c[r * ldc + j] = acc;
         }

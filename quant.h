@@ -68,33 +68,38 @@ void sx_qrows_by_gemv(sx_gemv_fn gemv, float *y, int64_t ldy, const void *x, siz
                       const void *w, size_t ldw, int64_t n0, int64_t n1, int64_t K,
                       const float *bias);
 
-/* ---- the int8 GEMM (prefill with Q8_0 / Q4_0 weights; ops_gemm.c) ----
- * Y[M, N] = X . W^T with X quantized to Q8_0 per row (as for the GEMV) and
- * the weights' codes as int8: output (m, n) adds, block by block in k order,
+/* ---- the int8 GEMM (prefill with quantized weights; ops_gemm.c) ----
+ * Y[M, N] = X . W^T with X quantized to Q8_0 per row (blocks of 32) and the
+ * weights' codes as int8: output (m, n) adds, block by block in k order,
  *     acc = fma((float)isum_b, ws_b * da_b, acc)
+ *     acc = fma(-ml_b, dsa_b, acc)                      (Q4_K only)
  * with isum_b the exact integer sum over the block of the activation codes
- * times the weight values' codes (Q8_0: q; Q4_0: q - 8), ws_b / da_b the
- * weight / activation block scales as floats; acc starts at 0. Every path
+ * times the weight codes (Q8_0: q; Q4_0: q - 8; Q4_K: q of the sub-block),
+ * ws_b the weight block's scale as a float (Q4_K: d * sc, as dequantizing
+ * computes it), ml_b Q4_K's dmin * m, da_b the activation block's scale and
+ * dsa_b = da_b * (float)(the sum of its codes); acc starts at 0. Every path
  * computes these steps, so the outputs are the same bits on each.
  * B panel (sx_i8pack_fn): per 16 weight rows and block, SX_I8_PANEL_BYTES:
- * 8 groups of 64 bytes (group g: the int8 values 4g..4g+3 of rows 0..15, 4
+ * 8 groups of 64 bytes (group g: the int8 codes 4g..4g+3 of rows 0..15, 4
  * bytes per row), 16 floats ws, 16 int32 128 * (sum of the row's 32
- * values) (the kernel takes the activations as u8 = code + 128).
- * A rows (prepared per call): the K activation codes + 128 as u8, and the
- * K / 32 block scales as floats.
+ * codes) (the kernel takes the activations as u8 = code + 128), 16 floats
+ * ml (zeros but for Q4_K).
+ * A rows (prepared per call): the K activation codes + 128 as u8, the
+ * K / 32 block scales as floats (and dsa, for Q4_K).
  * The micro-kernel: SX_I8_MR rows x 32 columns (two panels) over nblk
- * blocks; c[r * ldc + j] for r < rows, j < cols: stored (load: added to
- * what c holds). */
+ * blocks, dsa NULL for types without mins; c[r * ldc + j] for r < rows,
+ * j < cols: stored (load: the sums continue from what c holds). */
 #define SX_I8_MR          6
-#define SX_I8_PANEL_BYTES 640
+#define SX_I8_PANEL_BYTES 704
 typedef void (*sx_i8_ukr_fn)(int64_t nblk, const uint8_t *const *a, const float *const *da,
-                             int rows, const uint8_t *b0, const uint8_t *b1, int cols, float *c,
-                             int64_t ldc, int load);
-void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
-                      const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
-                      int load);
+                             const float *const *dsa, int rows, const uint8_t *b0,
+                             const uint8_t *b1, int cols, float *c, int64_t ldc, int load);
+void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const *da,
+                      const float *const *dsa, int rows, const uint8_t *b0, const uint8_t *b1,
+                      int cols, float *c, int64_t ldc, int load);
 void sx_q8_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk);
 void sx_q4_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk);
+void sx_q4_k_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk);
 
 #if defined(__x86_64__) && !defined(SX_NO_SIMD_FILES)
 SX_QGEMV_DECL(avx2)
@@ -113,9 +118,11 @@ void sx_q8_0_i8pack_avx512(uint8_t *d, const void *const *rows, int nrows, int64
                            int64_t nblk);
 void sx_q4_0_i8pack_avx512(uint8_t *d, const void *const *rows, int nrows, int64_t b0,
                            int64_t nblk);
-void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
-                      const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
-                      int load);
+void sx_q4_k_i8pack_avx512(uint8_t *d, const void *const *rows, int nrows, int64_t b0,
+                           int64_t nblk);
+void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *const *da,
+                      const float *const *dsa, int rows, const uint8_t *b0, const uint8_t *b1,
+                      int cols, float *c, int64_t ldc, int load);
 void sx_q4_0_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K);
 void sx_q4_k_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K);
 void sx_q8_0_to_f32_avx512(float *y, const void *x, int64_t n);

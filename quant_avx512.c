@@ -1100,12 +1100,12 @@ void sx_gemv_q4_k_avx512(float *y, int64_t ldy, const void *x, size_t ldx, int m
 }
 
 /* ---- the int8 GEMM (quant.h): panels and micro-kernel ----
- * A block of 16 rows x 32 int8 values (one ymm per row) becomes the 8 groups
+ * A block of 16 rows x 32 int8 codes (one ymm per row) becomes the 8 groups
  * of the panel: rows n and n + 8 share a zmm, and both 256-bit halves go
  * through an 8 x 8 transpose of dwords at once (unpack 32, unpack 64, then
  * 128-bit lanes by permutes). The row sums (x 128) by vpdpbusd with ones. */
 VNNI static inline __attribute__((always_inline)) void i8pack_regs(uint8_t *d, const __m256i v[16],
-                                                                   const uint16_t *h) {
+                                                                   __m512 ws, __m512 ml) {
     __m512i z[8], t[8], u[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++)
@@ -1136,8 +1136,9 @@ VNNI static inline __attribute__((always_inline)) void i8pack_regs(uint8_t *d, c
         _mm512_store_si512(d + 64 * k, g0);
         _mm512_store_si512(d + 64 * (k + 4), g1);
     }
-    _mm512_store_ps(d + 512, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)));
+    _mm512_store_ps(d + 512, ws);
     _mm512_store_si512(d + 576, _mm512_slli_epi32(sum, 7));
+    _mm512_store_ps(d + 640, ml);
 }
 #define I8PACK(fname, TYPE_BYTES, ROWVALS)                                                         \
     VNNI void fname(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {    \
@@ -1153,7 +1154,8 @@ VNNI static inline __attribute__((always_inline)) void i8pack_regs(uint8_t *d, c
                 memcpy(&h[n], p, 2);                                                               \
                 v[n] = ROWVALS(p + 2);                                                             \
             }                                                                                      \
-            i8pack_regs(d, v, h);                                                                  \
+            i8pack_regs(d, v, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)),             \
+                        _mm512_setzero_ps());                                                      \
         }                                                                                          \
     }
 static inline __m256i q8_0_i8vals(const uint8_t *q) {
@@ -1168,19 +1170,50 @@ static inline __m256i q4_0_i8vals(const uint8_t *q) {
 }
 I8PACK(sx_q8_0_i8pack_avx512, SX_Q8_0_BYTES, q8_0_i8vals)
 I8PACK(sx_q4_0_i8pack_avx512, SX_Q4_0_BYTES, q4_0_i8vals)
+/* Q4_K: block b = sub-block b % 8 of super-block b / 8; ws and ml from
+ * q4_k_factors (once per row and super-block) */
+VNNI void sx_q4_k_i8pack_avx512(uint8_t *d, const void *const *rows, int nrows, int64_t b0,
+                                int64_t nblk) {
+    float dl[16][8], ml[16][8], wsb[16], mlb[16];
+    const __m256i m15 = _mm256_set1_epi8(15);
+    for (int n = nrows; n < 16; n++)
+        for (int j = 0; j < 8; j++) dl[n][j] = ml[n][j] = 0.0f;
+    for (int64_t b = b0; b < b0 + nblk; b++, d += SX_I8_PANEL_BYTES) {
+        int j = (int)(b % 8);
+        int64_t off = (b / 8) * SX_Q4_K_BYTES;
+        if (j == 0 || b == b0)
+            for (int n = 0; n < nrows; n++)
+                q4_k_factors((const uint8_t *)rows[n] + off, dl[n], ml[n]);
+        __m256i v[16];
+        for (int n = 0; n < 16; n++) {
+            wsb[n] = dl[n][j], mlb[n] = ml[n][j];
+            if (n >= nrows) {
+                v[n] = _mm256_setzero_si256();
+                continue;
+            }
+            __m256i q = _mm256_loadu_si256(
+                (const __m256i *)((const uint8_t *)rows[n] + off + 16 + 32 * (j / 2)));
+            v[n] = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(q, 4) : q, m15);
+        }
+        i8pack_regs(d, v, _mm512_loadu_ps(wsb), _mm512_loadu_ps(mlb));
+    }
+}
 
 /* SX_I8_MR rows x 32 columns: per block, 8 groups of one vpdpbusd per row
  * and panel (u8 activations broadcast, int8 weights); then per row and
- * panel the correction, the float conversion and one FMA with ws * da. */
-VNNI void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *const *da, int rows,
-                           const uint8_t *b0, const uint8_t *b1, int cols, float *c, int64_t ldc,
-                           int load) {
+ * panel the correction, the float conversion and one FMA with ws * da (and
+ * for MINS one more with -ml and dsa). */
+VNNI static inline __attribute__((always_inline)) void
+i8_ukr(const int MINS, int64_t nblk, const uint8_t *const *a, const float *const *da,
+       const float *const *dsa, int rows, const uint8_t *b0, const uint8_t *b1, int cols, float *c,
+       int64_t ldc, int load) {
     enum { MR = SX_I8_MR };
     const uint8_t *ar[MR];
-    const float *dr[MR];
+    const float *dr[MR], *sr[MR];
     for (int r = 0; r < MR; r++) { /* rows past `rows`: row 0 again, not stored */
         ar[r] = a[r < rows ? r : 0];
         dr[r] = da[r < rows ? r : 0];
+        sr[r] = MINS ? dsa[r < rows ? r : 0] : NULL;
     }
     __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
     __mmask16 m1 = cols >= 32 ? 0xffff : cols > 16 ? (__mmask16)((1u << (cols - 16)) - 1) : 0;
@@ -1218,6 +1251,16 @@ VNNI void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *c
             f[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[r][1], c1)),
                                       _mm512_mul_ps(ws1, d), f[r][1]);
         }
+        if (MINS) {
+            __m512 ml0 = _mm512_load_ps((const float *)(b0 + 640));
+            __m512 ml1 = _mm512_load_ps((const float *)(b1 + 640));
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; r++) {
+                __m512 e = _mm512_set1_ps(sr[r][b]);
+                f[r][0] = _mm512_fnmadd_ps(ml0, e, f[r][0]);
+                f[r][1] = _mm512_fnmadd_ps(ml1, e, f[r][1]);
+            }
+        }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
@@ -1225,4 +1268,12 @@ VNNI void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *c
             _mm512_mask_storeu_ps(c + r * ldc, m0, f[r][0]);
             _mm512_mask_storeu_ps(c + r * ldc + 16, m1, f[r][1]);
         }
+}
+VNNI void sx_i8_ukr_avx512(int64_t nblk, const uint8_t *const *a, const float *const *da,
+                           const float *const *dsa, int rows, const uint8_t *b0, const uint8_t *b1,
+                           int cols, float *c, int64_t ldc, int load) {
+    if (dsa)
+        i8_ukr(1, nblk, a, da, dsa, rows, b0, b1, cols, c, ldc, load);
+    else
+        i8_ukr(0, nblk, a, da, dsa, rows, b0, b1, cols, c, ldc, load);
 }

@@ -75,7 +75,7 @@ typedef struct sx_wtype_kernels {
     sx_gemv_fn gemv;
     sx_gemv_fn rows;     /* NULL: gemv on groups of rows (never mixed across paths) */
     sx_pack16_fn pack16; /* NULL: to_f32 + rounding + transpose */
-    sx_i8pack_fn i8pack; /* int8 GEMM panels (Q8_0, Q4_0): the scalar entry is the
+    sx_i8pack_fn i8pack; /* int8 GEMM panels (quant.h): the scalar entry is the
                           * reference; a path's own one means the path runs that GEMM */
 } sx_wtype_kernels;
 
@@ -93,9 +93,10 @@ typedef struct sx_wtype {
      * converted per call (the crossover measured with the AVX-512 kernels;
      * ops_gemm.c) */
     int bf16_rows_max;
-    /* the same where the path has the int8 GEMM (Q8_0, Q4_0: AVX-512 with
+    /* the same where the path has the int8 GEMM (AVX-512 with
      * VNNI), against that GEMM instead (ops_gemm.c) */
     int i8_rows_max;
+    int i8_mins; /* 1: the int8 GEMM adds each block's min term (Q4_K) */
     /* per SIMD path; NULL entries fall back to the scalar reference
      * (k[SX_SIMD_SCALAR] is always complete) */
     sx_wtype_kernels k[SX_SIMD_N];

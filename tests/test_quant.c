@@ -416,12 +416,13 @@ static void test_threads(void) {
     free(w), free(x), free(a), free(b);
 }
 
-/* ---- the int8 GEMM (quant.h; Q8_0 / Q4_0 weights, many rows, BF16 compute) ----
+/* ---- the int8 GEMM (quant.h; quantized weights, many rows, BF16 compute) ----
  * Its outputs computed here from the stored blocks, independently of the
- * panels: X quantized to Q8_0, then per output and block in k order
- * acc = fmaf((float)isum, ws * da, acc), + bias. The scalar reference and
- * (with VNNI) the AVX-512 kernels must give these bits for any thread
- * count; and all of them stay near the float32 product. */
+ * panels: X quantized to Q8_0, then per output and block of 32 in k order
+ * acc = fmaf((float)isum, ws * da, acc) (Q4_K: then fmaf(-ml, da * sum of
+ * the activation codes, acc)), + bias. The scalar reference and (with VNNI)
+ * the AVX-512 kernels must give these bits for any thread count; and all of
+ * them stay near the float32 product. */
 static void i8_expected(int type, const uint8_t *w, const float *x, int64_t M, int64_t N, int64_t K,
                         const float *bias, float *y) {
     int64_t nb = K / 32;
@@ -432,18 +433,39 @@ static void i8_expected(int type, const uint8_t *w, const float *x, int64_t M, i
         for (int64_t n = 0; n < N; n++) {
             float acc = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *wb = w + (size_t)n * rb + (size_t)b * sx_type_nbytes(type, 32);
-                const uint8_t *ab = xq + (size_t)b * SX_Q8_0_BYTES;
-                int32_t isum = 0;
-                for (int k = 0; k < 32; k++) {
-                    int q = type == SX_Q8_0 ? (int8_t)wb[2 + k]
-                                            : (k < 16 ? wb[2 + k] & 15 : wb[2 + k - 16] >> 4) - 8;
-                    isum += q * (int8_t)ab[2 + k];
+                const uint8_t *ab = xq + (size_t)b * SX_Q8_0_BYTES, *wb;
+                float ws, ml = 0.0f;
+                int32_t isum = 0, sa = 0;
+                uint16_t h;
+                if (type == SX_Q4_K) {
+                    wb = w + (size_t)n * rb + (size_t)(b / 8) * SX_Q4_K_BYTES;
+                    int j = (int)(b % 8), sc, mn;
+                    sx_q4_k_scale_min(wb + 4, j, &sc, &mn);
+                    memcpy(&h, wb, 2);
+                    ws = sx_f16_to_f32(h) * (float)sc;
+                    memcpy(&h, wb + 2, 2);
+                    ml = sx_f16_to_f32(h) * (float)mn;
+                } else {
+                    wb = w + (size_t)n * rb + (size_t)b * sx_type_nbytes(type, 32);
+                    memcpy(&h, wb, 2);
+                    ws = sx_f16_to_f32(h);
                 }
-                uint16_t hw, ha;
-                memcpy(&hw, wb, 2);
-                memcpy(&ha, ab, 2);
-                acc = fmaf((float)isum, sx_f16_to_f32(hw) * sx_f16_to_f32(ha), acc);
+                for (int k = 0; k < 32; k++) {
+                    int q;
+                    if (type == SX_Q8_0)
+                        q = (int8_t)wb[2 + k];
+                    else if (type == SX_Q4_0)
+                        q = (k < 16 ? wb[2 + k] & 15 : wb[2 + k - 16] >> 4) - 8;
+                    else
+                        q = (b % 2 ? wb[16 + 32 * (b % 8 / 2) + k] >> 4
+                                   : wb[16 + 32 * (b % 8 / 2) + k] & 15);
+                    isum += q * (int8_t)ab[2 + k];
+                    sa += (int8_t)ab[2 + k];
+                }
+                memcpy(&h, ab, 2);
+                float da = sx_f16_to_f32(h);
+                acc = fmaf((float)isum, ws * da, acc);
+                if (type == SX_Q4_K) acc = fmaf(-ml, da * (float)sa, acc);
             }
             y[m * N + n] = acc + bias[n];
         }
@@ -452,16 +474,19 @@ static void i8_expected(int type, const uint8_t *w, const float *x, int64_t M, i
 }
 
 static void test_i8gemm(void) {
+    /* K: one or several slices of 64 blocks (Q4_K: whole super-blocks) */
     const int64_t shapes[][3] = {{7, 40, 64}, {13, 130, 2368}, {25, 16, 32}, {6, 33, 96}};
+    const int64_t shapes_k[][3] = {{7, 40, 256}, {13, 130, 2304}, {25, 16, 512}, {6, 33, 768}};
     int simd = sx_simd_vec_level() == SX_SIMD_AVX512 && sx_simd_vnni();
     int nt = sx_threads_count();
     sx_epilogue ep = {.compute = SX_COMPUTE_BF16};
     sx_epilogue epa = {.compute = SX_COMPUTE_BF16, .act = SX_ACT_GELU, .accumulate = 1};
     CHECK_OK(sx_set_quant_rows_max(0)); /* every M through the GEMM */
-    for (int t = 0; t < 2; t++) {
-        int type = t ? SX_Q4_0 : SX_Q8_0;
+    for (int t = 0; t < 3; t++) {
+        int type = qtypes[t];
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            const int64_t *sh = type == SX_Q4_K ? shapes_k[s] : shapes[s];
+            int64_t M = sh[0], N = sh[1], K = sh[2];
             float *wf = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K);
             float *bias = malloc(sizeof(float) * N), *exp_ = malloc(sizeof(float) * M * N);
             float *ref = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
@@ -525,6 +550,31 @@ static void test_i8gemm(void) {
     }
     sx_threads_init(nt);
     sx_set_quant_rows_max(-1);
+    /* the panels alone: the path's packer = the scalar one, from any block
+     * (Q4_K: mid super-block too) and with fewer than 16 rows */
+    for (int t = 0; t < 3 && simd; t++) {
+        const sx_wtype *wt = sx_wtype_of(qtypes[t]);
+        sx_i8pack_fn simd_pack = sx_wtype_kernels_of(wt).i8pack;
+        const int64_t K = 1024, nblk = 9;
+        float *wf = malloc(sizeof(float) * 16 * K);
+        uint8_t *w = malloc(sx_type_nbytes(wt->type, 16 * K));
+        uint8_t *pa = aligned_alloc(64, nblk * SX_I8_PANEL_BYTES);
+        uint8_t *pb = aligned_alloc(64, nblk * SX_I8_PANEL_BYTES);
+        sx_rand_uniform(wf, 16 * K, 97, -1.0f, 1.0f);
+        sx_quantize(wt->type, w, wf, 16 * K);
+        const void *rows[16];
+        for (int n = 0; n < 16; n++) rows[n] = w + (size_t)n * sx_type_nbytes(wt->type, K);
+        for (int nr = 16; nr >= 5; nr -= 11)
+            for (int64_t b0 = 0; b0 <= 3; b0 += 3) {
+                memset(pa, 0xa5, nblk * SX_I8_PANEL_BYTES);
+                memset(pb, 0x5a, nblk * SX_I8_PANEL_BYTES);
+                wt->k[SX_SIMD_SCALAR].i8pack(pa, rows, nr, b0, nblk);
+                simd_pack(pb, rows, nr, b0, nblk);
+                CHECKF(!memcmp(pa, pb, nblk * SX_I8_PANEL_BYTES),
+                       "%s panels, %d rows from block %lld", wt->name, nr, (long long)b0);
+            }
+        free(wf), free(w), free(pa), free(pb);
+    }
 }
 
 /* ---- tiny Llama: converter bytes, error against F32 ---- */
