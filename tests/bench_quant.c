@@ -176,8 +176,10 @@ static double cpu_time(void) {
 }
 
 /* Prefill products: [M, K] x [N, K]^T for the four 13B shapes, each type
- * through the integer kernels (sx_set_quant_rows_max: all M) and through
- * the dequantizing GEMM (none), F16 beside them; best of reps of wall ms
+ * through the integer kernels (sx_set_quant_rows_max: all M), through the
+ * int8 GEMM (none; under BF16 compute where the path has it: AVX-512 with
+ * VNNI) and through the dequantizing GEMM (sx_set_i8gemm(0)), F16 beside
+ * them; best of reps of wall ms
  * and of CPU ms (process CPU time: the host is shared, so a vCPU taken away
  * shows in wall time but not in CPU time). 2 threads. */
 static int bench_prefill_mm(const int *types, int n_types, int reps) {
@@ -212,11 +214,16 @@ static int bench_prefill_mm(const int *types, int n_types, int reps) {
             if (!d) return -1;
             sx_weight w = sx_weight_typed(d, ty, N, K);
             if (sx_weight_pack(&w) != 0) return -1; /* float types, under --compute bf16 */
-            for (int path = 0; path < (wt->quantized ? 2 : 1); path++) {
+            int i8 = sx_compute() == SX_COMPUTE_BF16 && sx_simd_vec_level() == SX_SIMD_AVX512 &&
+                     sx_simd_vnni();
+            for (int path = 0; path < (wt->quantized ? 3 : 1); path++) {
+                if (path == 1 && !i8) continue;
                 sx_set_quant_rows_max(path == 0 ? INT64_MAX : 0);
+                sx_set_i8gemm(path == 2 ? 0 : 1);
                 printf("%-13s %-14s %-5s %-7s", shapes[s].what, shape, wt->name,
                        !wt->quantized ? "float"
                        : path == 0    ? "integer"
+                       : path == 1    ? "int8"
                                       : "dequant");
                 for (int i = 0; i < nM; i++) {
                     double bw = 1e30, bc = 1e30;
@@ -233,6 +240,7 @@ static int bench_prefill_mm(const int *types, int n_types, int reps) {
                 printf("\n");
             }
             sx_set_quant_rows_max(-1);
+            sx_set_i8gemm(1);
             sx_weight_unpack(&w);
             free(d);
         }
