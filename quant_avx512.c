@@ -930,12 +930,20 @@ static void prep_q8_k(const uint8_t *x, int64_t nb, uint8_t *p) {
  * one prepared activation row ap: the int32 lanes whose sum is isum (return)
  * and the 4 of msum. The four products of a super-block go to two
  * accumulators (no long chain). */
+/* the codes of a super-block's four chunks (sub-blocks a and a + 2 each) */
+static inline __attribute__((always_inline)) void q4k_codes(const uint8_t *wp, __m512i q[4]) {
+    const __m512i lo4 = _mm512_set1_epi8(15);
+    __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);
+    q[0] = _mm512_and_si512(v0, lo4);
+    q[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);
+    q[2] = _mm512_and_si512(v1, lo4);
+    q[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);
+}
 typedef struct {
     __m512i q[4], s[4]; /* chunk k's codes; its sub-blocks' scales per int16 lane */
     __m128i m16;        /* the 8 mins */
 } q4k_dec_t;
 static inline __attribute__((always_inline)) void q4k_dec(const uint8_t *wp, q4k_dec_t *d) {
-    const __m512i lo4 = _mm512_set1_epi8(15);
     /* zmm k holds sub-blocks a(k) and a(k)+2, a = 0, 1, 4, 5: int16 lane selectors */
     const __m512i sel0 = cat256(_mm256_set1_epi16(0), _mm256_set1_epi16(2));
     const __m512i sel1 = cat256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));
@@ -945,11 +953,7 @@ static inline __attribute__((always_inline)) void q4k_dec(const uint8_t *wp, q4k
     sx_q4_k_scales_mins(wp + 4, &scb, &mb);
     __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)scb)));
     d->m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));
-    __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);
-    d->q[0] = _mm512_and_si512(v0, lo4);
-    d->q[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);
-    d->q[2] = _mm512_and_si512(v1, lo4);
-    d->q[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);
+    q4k_codes(wp, d->q);
     d->s[0] = _mm512_permutexvar_epi16(sel0, sc16);
     d->s[1] = _mm512_permutexvar_epi16(sel1, sc16);
     d->s[2] = _mm512_permutexvar_epi16(sel2, sc16);
@@ -982,7 +986,6 @@ typedef struct {
     __m128i m16;      /* the 8 mins */
 } q4k_decv_t;
 static inline __attribute__((always_inline)) void q4k_decv(const uint8_t *wp, q4k_decv_t *d) {
-    const __m512i lo4 = _mm512_set1_epi8(15);
     /* word i of 128-bit lane L: byte (i < 4 ? b0 : b1) of the scales, zero-extended */
 #define Q4KV_SEL(b0, b1)                                                                           \
     _mm_setr_epi8(b0, -1, b0, -1, b0, -1, b0, -1, b1, -1, b1, -1, b1, -1, b1, -1)
@@ -997,11 +1000,7 @@ static inline __attribute__((always_inline)) void q4k_decv(const uint8_t *wp, q4
     sx_q4_k_scales_mins(wp + 4, &scb, &mb);
     __m512i sc8 = _mm512_set1_epi64((long long)scb);
     d->m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mb));
-    __m512i v0 = _mm512_loadu_si512(wp + 16), v1 = _mm512_loadu_si512(wp + 80);
-    d->q[0] = _mm512_and_si512(v0, lo4);
-    d->q[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), lo4);
-    d->q[2] = _mm512_and_si512(v1, lo4);
-    d->q[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), lo4);
+    q4k_codes(wp, d->q);
     d->s01 = _mm512_shuffle_epi8(sc8, sel01);
     d->s45 = _mm512_shuffle_epi8(sc8, sel45);
 }
