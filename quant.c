@@ -423,9 +423,9 @@ static void i8pack_block(uint8_t *d, const int8_t *const *v, const float *ws, co
         }
         float w = n < nrows ? ws[n] : 0.0f, m = n < nrows && ml ? ml[n] : 0.0f;
         int32_t c = 128 * sum;
-        memcpy(d + 512 + 4 * n, &w, 4);
-        memcpy(d + 576 + 4 * n, &c, 4);
-        memcpy(d + 640 + 4 * n, &m, 4);
+        memcpy(d + SX_I8_WS + 4 * n, &w, 4);
+        memcpy(d + SX_I8_CORR + 4 * n, &c, 4);
+        memcpy(d + SX_I8_ML + 4 * n, &m, 4);
     }
 }
 void sx_q8_0_i8pack(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {
@@ -490,9 +490,9 @@ void sx_i8_ukr_scalar(int64_t nblk, const uint8_t *const *a, const float *const 
                 float ws, ml;
                 for (int k = 0; k < 32; k++)
                     isum += (int32_t)a[r][b * 32 + k] * (int8_t)bp[(k / 4) * 64 + n * 4 + k % 4];
-                memcpy(&corr, bp + 576 + 4 * n, 4);
-                memcpy(&ws, bp + 512 + 4 * n, 4);
-                memcpy(&ml, bp + 640 + 4 * n, 4);
+                memcpy(&corr, bp + SX_I8_CORR + 4 * n, 4);
+                memcpy(&ws, bp + SX_I8_WS + 4 * n, 4);
+                memcpy(&ml, bp + SX_I8_ML + 4 * n, 4);
                 acc = fmaf((float)(isum - corr), ws * da[r][b], acc);
                 if (dsa) acc = fmaf(-ml, dsa[r][b], acc);
             }

@@ -91,6 +91,9 @@ void sx_qrows_by_gemv(sx_gemv_fn gemv, float *y, int64_t ldy, const void *x, siz
  * j < cols: stored (load: the sums continue from what c holds). */
 #define SX_I8_MR          6
 #define SX_I8_PANEL_BYTES 704
+#define SX_I8_WS          512 /* offsets in a panel block: the weight scales, */
+#define SX_I8_CORR        576 /* the 128 x code sums */
+#define SX_I8_ML          640 /* and Q4_K's dmin * m */
 typedef void (*sx_i8_ukr_fn)(int64_t nblk, const uint8_t *const *a, const float *const *da,
                              const float *const *dsa, int rows, const uint8_t *b0,
                              const uint8_t *b1, int cols, float *c, int64_t ldc, int load);

@@ -109,29 +109,41 @@ BF16I static inline __m512i bf16_pairs_bf16(__m512 a, __m512 b) {
     return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
-/* d[16 j + n] = word j of row n, j < K / 2: 16 words of each row per step */
-#define PACK16(fname, VALS, PAIRS, ATTR)                                                           \
+/* the 16 rows' next 16 words r[n] -> the panel at d: d[16 w + n] = word w of row n */
+static inline __attribute__((always_inline)) void panel_store16(uint32_t *d, __m512i r[16]) {
+    transpose16_u32(r);
+#pragma GCC unroll 16
+    for (int w = 0; w < 16; w++) _mm512_storeu_si512(d + 16 * w, r[w]);
+}
+/* d[16 j + n] = word j of row n, j < K / 2: ROW(row, block j) gives the 16
+ * words of block j of a row */
+#define PACK16(fname, ROW, ATTR)                                                                   \
     ATTR static void fname(uint32_t *d, const void *const *rows, int64_t K) {                      \
         for (int64_t j = 0; j < K / 32; j++, d += 256) {                                           \
             __m512i r[16];                                                                         \
-            _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) {                                \
-                __m512 a, b;                                                                       \
-                VALS((const uint8_t *)rows[n], j, &a, &b);                                         \
-                r[n] = PAIRS(a, b);                                                                \
-            }                                                                                      \
-            transpose16_u32(r);                                                                    \
-            _Pragma("GCC unroll 16") for (int w = 0; w < 16; w++)                                  \
-                _mm512_storeu_si512(d + 16 * w, r[w]);                                             \
+            _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) r[n] =                           \
+                ROW((const uint8_t *)rows[n], j);                                                  \
+            panel_store16(d, r);                                                                   \
         }                                                                                          \
     }
-#define PACK16_ENTRY(name, VALS)                                                                   \
-    PACK16(VALS##_pack_int, VALS, bf16_pairs_int, )                                                \
-    PACK16(VALS##_pack_bf16, VALS, bf16_pairs_bf16, BF16I)                                         \
+/* the exported kernel: the rounding the BF16 kernel in use needs */
+#define PACK16_PICK(name, f_int, f_bf16)                                                           \
     void name(uint32_t *d, const void *const *rows, int64_t K) {                                   \
-        (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? VALS##_pack_bf16              \
-                                                                   : VALS##_pack_int)(d, rows, K); \
+        (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? f_bf16 : f_int)(d, rows, K);  \
     }
-PACK16_ENTRY(sx_q8_0_pack16_avx512, q8_0_vals)
+/* Q8_0: dequantized per value, rounded, paired */
+#define Q8_0_ROW(name, PAIRS, ATTR)                                                                \
+    ATTR static inline __attribute__((always_inline)) __m512i name(const uint8_t *row,             \
+                                                                   int64_t j) {                    \
+        __m512 a, b;                                                                               \
+        q8_0_vals(row, j, &a, &b);                                                                 \
+        return PAIRS(a, b);                                                                        \
+    }
+Q8_0_ROW(q8_0_row_int, bf16_pairs_int, )
+Q8_0_ROW(q8_0_row_bf16, bf16_pairs_bf16, BF16I)
+PACK16(q8_0_pack_int, q8_0_row_int, )
+PACK16(q8_0_pack_bf16, q8_0_row_bf16, BF16I)
+PACK16_PICK(sx_q8_0_pack16_avx512, q8_0_pack_int, q8_0_pack_bf16)
 
 /* The 4-bit types by table: a block's (Q4_0) or sub-block's (Q4_K) 32
  * values take at most 16 distinct values, one per code, so each row's 16
@@ -148,9 +160,9 @@ BF16I static inline __m256i bf16_table_bf16(__m512 t) {
 }
 /* Q4_0 block j of row p: value i < 16 is code (byte i & 15), i >= 16 code
  * (byte i - 16 >> 4); table[c] = (c - 8) * d */
-#define Q4_0_LUT(TABLE)                                                                            \
-    static inline __attribute__((always_inline))                                                   \
-    __m512i q4_0_lut_##TABLE(const uint8_t *row, int64_t j) {                                      \
+#define Q4_0_LUT(name, TABLE, ATTR)                                                                \
+    ATTR static inline __attribute__((always_inline)) __m512i name(const uint8_t *row,             \
+                                                                   int64_t j) {                    \
         const uint8_t *p = row + j * SX_Q4_0_BYTES;                                                \
         const __m512 c8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);  \
         __m512i tab = _mm512_castsi256_si512(TABLE(_mm512_mul_ps(c8, _mm512_set1_ps(f16at(p)))));  \
@@ -159,26 +171,11 @@ BF16I static inline __m256i bf16_table_bf16(__m512 t) {
             _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1));          \
         return _mm512_permutexvar_epi16(_mm512_and_si512(c, _mm512_set1_epi16(15)), tab);          \
     }
-Q4_0_LUT(bf16_table_int)
-BF16I Q4_0_LUT(bf16_table_bf16)
-#define PACK16_Q4_0(fname, TABLE, ATTR)                                                            \
-    ATTR static void fname(uint32_t *d, const void *const *rows, int64_t K) {                      \
-        for (int64_t j = 0; j < K / 32; j++, d += 256) {                                           \
-            __m512i r[16];                                                                         \
-            _Pragma("GCC unroll 16") for (int n = 0; n < 16; n++) r[n] =                           \
-                q4_0_lut_##TABLE((const uint8_t *)rows[n], j);                                     \
-            transpose16_u32(r);                                                                    \
-            _Pragma("GCC unroll 16") for (int w = 0; w < 16; w++)                                  \
-                _mm512_storeu_si512(d + 16 * w, r[w]);                                             \
-        }                                                                                          \
-    }
-    PACK16_Q4_0(q4_0_pack_lut_int, bf16_table_int, )
-        PACK16_Q4_0(q4_0_pack_lut_bf16, bf16_table_bf16,
-                    BF16I) void sx_q4_0_pack16_avx512(uint32_t *d, const void *const *rows,
-                                                      int64_t K) {
-    (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? q4_0_pack_lut_bf16
-                                                               : q4_0_pack_lut_int)(d, rows, K);
-}
+Q4_0_LUT(q4_0_row_int, bf16_table_int, )
+Q4_0_LUT(q4_0_row_bf16, bf16_table_bf16, BF16I)
+PACK16(q4_0_pack_int, q4_0_row_int, )
+PACK16(q4_0_pack_bf16, q4_0_row_bf16, BF16I)
+PACK16_PICK(sx_q4_0_pack16_avx512, q4_0_pack_int, q4_0_pack_bf16)
 
 /* Q4_K: per row and super-block the 8 sub-blocks' d * scale and dmin * min
  * (as q4_k_vals: f16 times the integer as float); sub-block s of the row
@@ -212,17 +209,12 @@ static inline __attribute__((always_inline)) void q4_k_factors(const uint8_t *p,
                 c = sb & 1 ? _mm512_srli_epi16(c, 4) : _mm512_and_si512(c, _mm512_set1_epi16(15)); \
                 r[n] = _mm512_permutexvar_epi16(c, _mm512_castsi256_si512(TABLE(t)));              \
             }                                                                                      \
-            transpose16_u32(r);                                                                    \
-            _Pragma("GCC unroll 16") for (int w = 0; w < 16; w++)                                  \
-                _mm512_storeu_si512(d + 16 * w, r[w]);                                             \
+            panel_store16(d, r);                                                                   \
         }                                                                                          \
     }
-PACK16_Q4_K(q4_k_pack_lut_int, bf16_table_int, )
-PACK16_Q4_K(q4_k_pack_lut_bf16, bf16_table_bf16, BF16I)
-void sx_q4_k_pack16_avx512(uint32_t *d, const void *const *rows, int64_t K) {
-    (sx_bf16_kernels_cur()->native && sx_simd_has_avx512bf16() ? q4_k_pack_lut_bf16
-                                                               : q4_k_pack_lut_int)(d, rows, K);
-}
+PACK16_Q4_K(q4_k_pack_int, bf16_table_int, )
+PACK16_Q4_K(q4_k_pack_bf16, bf16_table_bf16, BF16I)
+PACK16_PICK(sx_q4_k_pack16_avx512, q4_k_pack_int, q4_k_pack_bf16)
 
 /* ---- activation quantizers (bit-identical to quant.c) ---- */
 /* roundf of values below 2^22 in magnitude: trunc(v + copysign(0.49999997, v)) */
@@ -1135,9 +1127,9 @@ VNNI static inline __attribute__((always_inline)) void i8pack_regs(uint8_t *d, c
         _mm512_store_si512(d + 64 * k, g0);
         _mm512_store_si512(d + 64 * (k + 4), g1);
     }
-    _mm512_store_ps(d + 512, ws);
-    _mm512_store_si512(d + 576, _mm512_slli_epi32(sum, 7));
-    _mm512_store_ps(d + 640, ml);
+    _mm512_store_ps(d + SX_I8_WS, ws);
+    _mm512_store_si512(d + SX_I8_CORR, _mm512_slli_epi32(sum, 7));
+    _mm512_store_ps(d + SX_I8_ML, ml);
 }
 #define I8PACK(fname, TYPE_BYTES, ROWVALS)                                                         \
     VNNI void fname(uint8_t *d, const void *const *rows, int nrows, int64_t b0, int64_t nblk) {    \
@@ -1239,9 +1231,9 @@ i8_ukr(const int MINS, int64_t nblk, const uint8_t *const *a, const float *const
                 s[r][1] = _mm512_dpbusd_epi32(s[r][1], av, w1);
             }
         }
-        __m512 ws0 = _mm512_load_ps((const float *)(b0 + 512));
-        __m512 ws1 = _mm512_load_ps((const float *)(b1 + 512));
-        __m512i c0 = _mm512_load_si512(b0 + 576), c1 = _mm512_load_si512(b1 + 576);
+        __m512 ws0 = _mm512_load_ps((const float *)(b0 + SX_I8_WS));
+        __m512 ws1 = _mm512_load_ps((const float *)(b1 + SX_I8_WS));
+        __m512i c0 = _mm512_load_si512(b0 + SX_I8_CORR), c1 = _mm512_load_si512(b1 + SX_I8_CORR);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             __m512 d = _mm512_set1_ps(dr[r][b]);
@@ -1251,8 +1243,8 @@ i8_ukr(const int MINS, int64_t nblk, const uint8_t *const *a, const float *const
                                       _mm512_mul_ps(ws1, d), f[r][1]);
         }
         if (MINS) {
-            __m512 ml0 = _mm512_load_ps((const float *)(b0 + 640));
-            __m512 ml1 = _mm512_load_ps((const float *)(b1 + 640));
+            __m512 ml0 = _mm512_load_ps((const float *)(b0 + SX_I8_ML));
+            __m512 ml1 = _mm512_load_ps((const float *)(b1 + SX_I8_ML));
 #pragma GCC unroll 8
             for (int r = 0; r < MR; r++) {
                 __m512 e = _mm512_set1_ps(sr[r][b]);
