@@ -109,6 +109,11 @@ typedef struct sx_epilogue {
 } sx_epilogue;
 int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
                  const sx_epilogue *ep, int64_t M);
+/* F32 GEMMs whose weight fits the last-level cache (at most 8 MB as
+ * float32, e.g. the UNet's 640-column projections) run as blocks of a few
+ * rows of X that pack their own rows (ops_gemm.c, matmul_cached_w): on 1
+ * (default), 0 off (tests compare it with the general path: same bytes). */
+int sx_set_gemm_cached_w(int on);
 
 /* ---- attention ----
  * Scaled dot-product attention over heads. q/k/v/o are float32 with a

@@ -158,7 +158,6 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
     return r;
 }
 
-
 /* ======================================================================
  * GEMM: Y[M,N] = X[M,K] W^T + bias
  *   1. pack X into mr-row panels [M/mr][K][mr] and W into nr-row panels
@@ -170,6 +169,12 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
  *   Each output element is summed over k in the same order whatever the
  *   thread count. W is processed in column slabs so the packed copy stays
  *   below GEMM_B_MAX floats; X in row slabs likewise.
+ *   A W of at most GEMM_CACHED_W bytes as float32 (the UNet's 640-column
+ *   projections, its 1280 x 1280 ones) goes another way (matmul_cached_w):
+ *   the tasks are blocks of a few rows of X, each packing its rows of one k
+ *   slice into an L2-sized buffer right before it uses them, and all of W
+ *   (float32, F16/BF16 panels widened once per call) is read from the
+ *   last-level cache.
  * ====================================================================== */
 #ifndef GEMM_KC
 #define GEMM_KC 2048
@@ -182,6 +187,20 @@ sx_weight sx_weight_rows(const sx_weight *w, int64_t n0, int64_t n) {
  * it; 32 MB slabs of weights converted per call went to DRAM and back) */
 #define GEMM_B_MAX ((int64_t)1 << 19)
 #define GEMM_A_MAX ((int64_t)8 << 20)
+/* matmul_cached_w: W up to this many bytes as float32 (a quarter of a 32 MB
+ * L3); a task's packed rows of one k slice take up to GEMM_XT_BYTES (in L2
+ * beside the sums and the W panel being read; 64-256 KB measured alike).
+ * 4096 x 640 x 2560, F16 weights packed at load, AMD Zen 4, 1 thread:
+ * 103-105 -> 110-111 GFLOP/s per CPU-second on AVX2 and AVX-512 (before, the
+ * up-front packing wrote and re-read 4096 x 2560 floats through DRAM, 5% of
+ * the time, and the kernel ran at ~90% of the peak on them); weights of
+ * 13-54 MB this way ran 5-25% slower. README, "Benchmarks". */
+#ifndef GEMM_CACHED_W
+#define GEMM_CACHED_W ((int64_t)8 << 20)
+#endif
+#ifndef GEMM_XT_BYTES
+#define GEMM_XT_BYTES ((int64_t)128 << 10)
+#endif
 
 typedef struct {
     float *Y;
@@ -195,6 +214,8 @@ typedef struct {
     int act, accumulate; /* epilogue (bias is above) */
     _Atomic int failed;
     int btype; /* SX_F32, or F16/BF16 panels packed at load (ukr_x) */
+    const float *X; /* matmul_cached_w: X itself (ap unused), packed by the tasks */
+    int64_t ldx;
 } gemm_job;
 
 /* The epilogue on a block of finished sums c[rows][cols] (row stride ldc):
@@ -385,7 +406,9 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
     int widen = J->btype != SX_F32 && J->mc > mr;
     float *wide = widen ? sx_scratch(SX_SCR_WIDE, (size_t)(GEMM_KC * nr)) : NULL;
     sx_to_f32_fn to32 = widen ? sx_wtype_kernels_of(sx_wtype_of(J->btype)).to_f32 : NULL;
-    if ((J->accumulate && !blk) || (widen && !wide)) {
+    /* matmul_cached_w: the task's rows of one k slice, panels [mc/mr][kc][mr] */
+    float *xt = J->X ? sx_scratch(SX_SCR_GEMM_XT, (size_t)(J->mc * GEMM_KC)) : NULL;
+    if ((J->accumulate && !blk) || (widen && !wide) || (J->X && !xt)) {
         J->failed = 1;
         return;
     }
@@ -402,6 +425,10 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
         int64_t nsl = (J->K + GEMM_KC - 1) / GEMM_KC, kcs = (J->K + nsl - 1) / nsl;
         for (int64_t k0 = 0; k0 < J->K; k0 += kcs) {
             int64_t kc = J->K - k0 < kcs ? J->K - k0 : kcs;
+            if (xt)
+                for (int64_t ip = 0; ip < mc; ip += mr)
+                    kk->pack_a(xt + ip * kc, J->X + (m0 + ip) * J->ldx + k0, J->ldx,
+                               (int)(mc - ip < mr ? mc - ip : mr), mr, kc);
             for (int64_t jp = 0; jp < nc; jp += nr) {
                 const void *bpan =
                     (const char *)J->bp + ((n0 + jp) * (J->bK ? J->bK : J->K) + k0 * nr) * es;
@@ -411,7 +438,7 @@ static void gemm_task(void *ctx, int64_t b, int64_t e, int tid) {
                     bpan = wide, bt = SX_F32;
                 }
                 for (int64_t ip = 0; ip < mc; ip += mr) {
-                    const float *apan = J->ap + (m0 + ip) * J->K + k0 * mr;
+                    const float *apan = xt ? xt + ip * kc : J->ap + (m0 + ip) * J->K + k0 * mr;
                     float *c = C + ip * ldc + jp;
                     int rows = (int)(mc - ip < mr ? mc - ip : mr);
                     int cols = (int)(nc - jp < nr ? nc - jp : nr);
@@ -711,6 +738,84 @@ static int matmul_i8(float *Y, int64_t ldy, const float *X, int64_t ldx, const s
     return 0;
 }
 
+static int cached_w_on = 1;
+
+int sx_set_gemm_cached_w(int on) {
+    if (on != 0 && on != 1) return sx_err("sx_set_gemm_cached_w: %d (0 or 1)", on);
+    cached_w_on = on;
+    return 0;
+}
+
+/* F16/BF16 panels [b, e) of nr x K elements -> float32 (matmul_cached_w) */
+typedef struct {
+    float *dst;
+    const uint16_t *src;
+    int type;
+    int64_t per; /* elements per panel */
+} widen_job;
+
+static void widen_task(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    widen_job *J = ctx;
+    sx_wtype_kernels_of(sx_wtype_of(J->type))
+        .to_f32(J->dst + b * J->per, J->src + b * J->per, (e - b) * J->per);
+}
+
+/* The GEMM for a W that stays in the last-level cache (see the top of this
+ * section): tasks of mc rows of X, mc from GEMM_XT_BYTES (at least 4 tasks
+ * per thread), all N columns each; W as float32 panels: packed at load
+ * (F16/BF16 ones widened here, once), or packed now. Same sums, same order
+ * as the general path. */
+static int matmul_cached_w(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
+                           const sx_epilogue *ep, int64_t M, const sx_kernels *kk,
+                           const sx_packed *pk) {
+    int mr = kk->mr, nr = kk->nr;
+    int64_t K = W->K, np = (W->N + nr - 1) / nr; /* panels */
+    const void *b = NULL;
+    if (pk && pk->type == SX_F32) {
+        b = (const float *)pk->data + W->packed_n0 * K;
+    } else {
+        float *bp = sx_scratch(SX_SCR_GEMM_B, (size_t)(np * nr) * (size_t)K);
+        if (!bp)
+            return sx_err("sx_matmul: out of memory packing '%s' (N=%lld K=%lld)",
+                          W->name ? W->name : "?", (long long)W->N, (long long)K);
+        if (pk) {
+            widen_job WJ = {bp, (const uint16_t *)pk->data + W->packed_n0 * K, pk->type, nr * K};
+            sx_parallel_for(np, 1, widen_task, &WJ);
+        } else {
+            pack_job PB = {bp, NULL, 0, 0, K, W, 0, W->N, nr, kk, 0};
+            sx_parallel_for(np, 2, pack_b_task, &PB);
+            if (PB.failed)
+                return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
+        }
+        b = bp;
+    }
+    int64_t nsl = (K + GEMM_KC - 1) / GEMM_KC, kcs = (K + nsl - 1) / nsl;
+    int64_t mc = GEMM_XT_BYTES / (int64_t)sizeof(float) / kcs / mr * mr;
+    if (mc < mr) mc = mr;
+    while (mc > mr && (M + mc - 1) / mc < 4 * sx_threads_count()) mc -= mr;
+    gemm_job J = {.Y = Y,
+                  .ldy = ldy,
+                  .bp = b,
+                  .bias = ep->bias,
+                  .M = M,
+                  .N = W->N,
+                  .K = K,
+                  .mc = mc,
+                  .nc = np * nr,
+                  .n_mblk = (M + mc - 1) / mc,
+                  .n_nblk = 1,
+                  .k = kk,
+                  .act = ep->act,
+                  .accumulate = ep->accumulate,
+                  .btype = SX_F32,
+                  .X = X,
+                  .ldx = ldx};
+    sx_parallel_for(J.n_mblk, 1, gemm_task, &J);
+    if (J.failed) return sx_err("sx_matmul: out of memory for '%s'", W->name ? W->name : "?");
+    return 0;
+}
+
 int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_weight *W,
                  const sx_epilogue *ep, int64_t M) {
     static const sx_epilogue none;
@@ -755,6 +860,9 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
     int mr = kk->mr, nr = kk->nr;
     int64_t K = W->K;
     const sx_packed *pk = packed_panels(W, kk);
+    if (cached_w_on && M >= 8 * mr &&
+        (W->N + nr - 1) / nr * nr * K * (int64_t)sizeof(float) <= GEMM_CACHED_W)
+        return matmul_cached_w(Y, ldy, X, ldx, W, ep, M, kk, pk);
     /* slabs: rows of X and columns of W whose packed copies fit the caps */
     int64_t ms = (GEMM_A_MAX / K) / mr * mr, ns = (GEMM_B_MAX / K) / nr * nr;
     if (pk) ns = W->N; /* packed at load: one slab */
@@ -841,6 +949,19 @@ void sx_gemm_prepacked(float *y, int64_t ldy, const float *x, int64_t ldx, int64
     const sx_kernels *kk = sx_kernels_cur();
     pack_job PA = {ap, x, ldx, M, K, NULL, 0, 0, kk->mr, kk, 0};
     pack_a_task(&PA, 0, (M + kk->mr - 1) / kk->mr, 0);
-    gemm_job G = {y, ldy, ap, bp, NULL, M, N, K, M, N, 1, 1, kk, bK, 0, 0, 0, SX_F32};
+    gemm_job G = {.Y = y,
+                  .ldy = ldy,
+                  .ap = ap,
+                  .bp = bp,
+                  .M = M,
+                  .N = N,
+                  .K = K,
+                  .mc = M,
+                  .nc = N,
+                  .n_mblk = 1,
+                  .n_nblk = 1,
+                  .k = kk,
+                  .bK = bK,
+                  .btype = SX_F32};
     gemm_task(&G, 0, 1, 0);
 }

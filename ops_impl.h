@@ -280,6 +280,7 @@ void sx_groupnorm_stats(const float *x, int64_t n, float eps, float *mean, float
  * the small GEMMs inside attention. One slot per use: */
 enum {
     SX_SCR_GEMM_A,   /* packed X panels */
+    SX_SCR_GEMM_XT,  /* a GEMM task's rows of X, packed per k slice (cached weights) */
     SX_SCR_GEMM_B,   /* packed W panels */
     SX_SCR_ATTN_S,   /* attention scores */
     SX_SCR_CONV_COL, /* conv input bands and tile lists */

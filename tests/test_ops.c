@@ -834,6 +834,90 @@ static void test_matmul_epilogue(void) {
     free(x), free(w), free(res), free(a), free(b);
 }
 
+/* The GEMM for weights that fit the last-level cache (tasks of a few rows
+ * that pack their own rows of X) gives the general path's bytes on every
+ * path, with 1 and 2 threads: F32 rows, F32 and F16 panels packed at load,
+ * a row view of packed panels, Q8_0 (converted per call), a transposed F32
+ * matrix; two k slices, edge rows and columns, the fused epilogue. */
+static void test_matmul_cached_w(void) {
+    const int64_t M = 133, N = 100, NA = 164, K = 2112; /* K > 2048: two k slices */
+    float *x = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * NA * K);
+    float *wt = malloc(sizeof(float) * K * N), *bias = malloc(sizeof(float) * NA);
+    float *res = malloc(sizeof(float) * M * N), *ref = malloc(sizeof(float) * M * N);
+    float *got = malloc(sizeof(float) * M * N), *exact = malloc(sizeof(float) * M * N);
+    uint16_t *wh = malloc(sizeof(uint16_t) * NA * K);
+    void *wq = malloc(sx_type_nbytes(SX_Q8_0, NA * K));
+    sx_rand_uniform(x, M * K, 41, -1, 1);
+    sx_rand_uniform(w, NA * K, 42, -0.1f, 0.1f);
+    sx_rand_uniform(bias, NA, 43, -1, 1);
+    sx_rand_uniform(res, M * N, 44, -1, 1);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) wt[k * N + n] = w[n * K + k];
+    CHECK_OK(sx_quantize(SX_F16, wh, w, NA * K));
+    CHECK_OK(sx_quantize(SX_Q8_0, wq, w, NA * K));
+    /* float32 rows: the product in double, for one loose check per path */
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)x[m * K + k] * w[n * K + k];
+            exact[m * N + n] = (float)s;
+        }
+    static const char *kinds[] = {
+        "f32 rows", "f32 panels", "f16 panels", "f16 panels, rows 32..", "q8_0", "f32 transposed"};
+    int nt = sx_threads_count(), bad = 0;
+    CHECK_OK(sx_set_quant_rows_max(0)); /* Q8_0 through the float GEMM (converted per call) */
+    for (int li = 0; li < n_levels; li++)
+        for (int kind = 0; kind < 6; kind++) {
+            sx_threads_init(1); /* (re-initialises the SIMD path: set it after) */
+            sx_simd_set(levels[li]);
+            sx_weight full = sx_weight_f32(w, NA, K), W;
+            if (kind == 2 || kind == 3) full = sx_weight_typed(wh, SX_F16, NA, K);
+            if (kind == 4) full = sx_weight_typed(wq, SX_Q8_0, NA, K);
+            if (kind == 1 || kind == 2 || kind == 3) CHECK_OK(sx_weight_pack(&full));
+            W = kind == 3 ? sx_weight_rows(&full, 32, N) : sx_weight_rows(&full, 0, N);
+            if (kind == 5) {
+                W = sx_weight_f32(wt, N, K);
+                W.trans = 1, W.ld = N;
+            }
+            for (int e = 0; e < 2; e++) {
+                sx_epilogue ep = {.bias = e ? bias + (kind == 3 ? 32 : 0) : NULL,
+                                  .act = e ? SX_ACT_GELU : SX_ACT_NONE,
+                                  .accumulate = e};
+                memcpy(ref, res, sizeof(float) * M * N);
+                CHECK_OK(sx_set_gemm_cached_w(0));
+                CHECK_OK(sx_matmul_ep(ref, N, x, K, &W, &ep, M));
+                for (int t = 1; t <= 2; t++) {
+                    sx_threads_init(t);
+                    sx_simd_set(levels[li]);
+                    memcpy(got, res, sizeof(float) * M * N);
+                    CHECK_OK(sx_set_gemm_cached_w(1));
+                    CHECK_OK(sx_matmul_ep(got, N, x, K, &W, &ep, M));
+                    if (memcmp(got, ref, sizeof(float) * M * N)) {
+                        bad++;
+                        fprintf(stderr, "  %s %s, epilogue %d, %d threads: differs\n",
+                                sx_simd_name(levels[li]), kinds[kind], e, t);
+                    }
+                }
+                if (e == 0 && kind != 3) { /* weights rounded to f16 / q8_0: looser */
+                    char nm[96];
+                    snprintf(nm, sizeof nm, "%s %s vs double", sx_simd_name(levels[li]),
+                             kinds[kind]);
+                    CHECK_CLOSE(nm, got, exact, M * N,
+                                kind == 0 || kind == 1 || kind == 5 ? 1e-4 : 5e-2);
+                }
+            }
+            sx_weight_unpack(&full);
+        }
+    CHECK_OK(sx_set_quant_rows_max(-1));
+    CHECK_OK(sx_set_gemm_cached_w(1));
+    CHECK(sx_set_gemm_cached_w(2) != 0);
+    CHECK(bad == 0);
+    sx_threads_init(nt);
+    sx_simd_init();
+    free(x), free(w), free(wt), free(bias), free(res), free(ref), free(got), free(exact), free(wh),
+        free(wq);
+}
+
 /* Same bytes with 1 and 2 threads: matmul (gemm and gemv), attention, conv. */
 static void test_thread_determinism(void) {
     const int64_t M = 130, N = 257, K = 300, Mv = 3;
@@ -937,6 +1021,7 @@ int main(void) {
     RUN(test_simd_vs_scalar);
     RUN(test_type_table);
     RUN(test_matmul_epilogue);
+    RUN(test_matmul_cached_w);
     RUN(test_thread_determinism);
     RUN(test_bad_arguments);
     RUN(test_rand_matches_python);
