@@ -746,6 +746,16 @@ int sx_set_gemm_cached_w(int on) {
     return 0;
 }
 
+/* W's columns [n0, n0 + ncnt) -> float32 panels at bp, per call (threads over panels) */
+static int pack_b_cols(float *bp, const sx_weight *W, int64_t n0, int64_t ncnt,
+                       const sx_kernels *kk) {
+    pack_job PB = {bp, NULL, 0, 0, W->K, W, n0, ncnt, kk->nr, kk, 0};
+    sx_parallel_for((ncnt + kk->nr - 1) / kk->nr, 2, pack_b_task, &PB);
+    if (PB.failed)
+        return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
+    return 0;
+}
+
 /* F16/BF16 panels [b, e) of nr x K elements -> float32 (matmul_cached_w) */
 typedef struct {
     float *dst;
@@ -783,10 +793,7 @@ static int matmul_cached_w(float *Y, int64_t ldy, const float *X, int64_t ldx, c
             widen_job WJ = {bp, (const uint16_t *)pk->data + W->packed_n0 * K, pk->type, nr * K};
             sx_parallel_for(np, 1, widen_task, &WJ);
         } else {
-            pack_job PB = {bp, NULL, 0, 0, K, W, 0, W->N, nr, kk, 0};
-            sx_parallel_for(np, 2, pack_b_task, &PB);
-            if (PB.failed)
-                return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
+            if (pack_b_cols(bp, W, 0, W->N, kk)) return -1;
         }
         b = bp;
     }
@@ -887,10 +894,7 @@ int sx_matmul_ep(float *Y, int64_t ldy, const float *X, int64_t ldx, const sx_we
                 btype = pk->type;
                 b = (const char *)pk->data + (size_t)(W->packed_n0 * K) * (btype == SX_F32 ? 4 : 2);
             } else {
-                pack_job PB = {bp, NULL, 0, 0, K, W, n0, ncnt, nr, kk, 0};
-                sx_parallel_for((ncnt + nr - 1) / nr, 2, pack_b_task, &PB);
-                if (PB.failed)
-                    return sx_err("sx_matmul: out of memory converting '%s'", W->name ? W->name : "?");
+                if (pack_b_cols(bp, W, n0, ncnt, kk)) return -1;
             }
             gemm_job J = {.Y = Y + m0 * ldy + n0,
                           .ldy = ldy,
